@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs/fs.h — the daemon's state shared by main.c and ops.c.
+ */
+#ifndef HMMFS_FS_FS_H
+#define HMMFS_FS_FS_H
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+#include <sys/types.h>
+
+#include "fs/inode.h"
+#include "fs/options.h"
+
+/**
+ * struct hmmfs - one mounted file system.
+ * @opts:     the parsed options; read-only after start.
+ * @itab:     node ids <-> backing objects.
+ * @se:       the libfuse session.
+ * @uid, @gid: the daemon's own effective ids; callers with other ids get
+ *            new files made under their own (see ops.c, creds_*).
+ * @ngroups, @groups: the daemon's supplementary groups, restored after
+ *            creating a file for another user.
+ */
+struct hmmfs {
+	const struct hmmfs_opts *opts;
+	struct itab itab;
+	struct fuse_session *se;
+	uid_t uid;
+	gid_t gid;
+	int ngroups;
+	gid_t groups[64];
+};
+
+/* The operations table, in ops.c. */
+extern const struct fuse_lowlevel_ops hmmfs_ops;
+
+#endif

@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs/inode.c — the inode table (see inode.h for the contract).
+ *
+ * A chained hash table under one mutex.  Lookups and forgets are short
+ * (a hash, a chain walk of about one element, a counter update), so one
+ * mutex has not shown up in profiles; the file-data path never takes it,
+ * because node ids are inode addresses.  The table doubles when the load
+ * factor passes 1, under the same mutex.
+ *
+ * Why forget cannot race with use: the kernel sends FORGET for a node id
+ * only after dropping its own inode, and it holds that inode for every
+ * request in flight on it, so no request can name a node id whose count
+ * reached zero.  A lookup racing with the forget of the same object either
+ * finds the inode before the count drops (and raises it again) or after it
+ * was unlinked from the table (and makes a fresh one): both under t->lock.
+ */
+#include "fs/inode.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define ITAB_MIN_BUCKETS 1024
+
+static size_t itab_hash(dev_t dev, ino_t ino, size_t nbuckets)
+{
+	uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull ^ (uint64_t)dev;
+
+	h ^= h >> 29;
+	return (size_t)(h & (nbuckets - 1));
+}
+
+/* Held by someone, at least; trylock has no side effect when it fails. */
+#define itab_assert_locked(t) assert(pthread_mutex_trylock(&(t)->lock) == EBUSY)
+
+int itab_init(struct itab *t, int root_fd, const struct stat *st)
+{
+	t->buckets = calloc(ITAB_MIN_BUCKETS, sizeof(*t->buckets));
+	if (!t->buckets)
+		return -ENOMEM;
+	t->nbuckets = ITAB_MIN_BUCKETS;
+	t->count = 0;
+	pthread_mutex_init(&t->lock, NULL);
+	t->root = (struct hmm_inode){
+		.fd = root_fd, .dev = st->st_dev, .ino = st->st_ino,
+		.type = st->st_mode & S_IFMT, .nlookup = 2,
+	};
+	pthread_mutex_init(&t->root.lock, NULL);
+	return 0;
+}
+
+static void inode_free(struct hmm_inode *inode)
+{
+	close(inode->fd);
+	pthread_mutex_destroy(&inode->lock);
+	free(inode);
+}
+
+void itab_destroy(struct itab *t)
+{
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		struct hmm_inode *in = t->buckets[i], *next;
+
+		for (; in; in = next) {
+			next = in->next;
+			inode_free(in);
+		}
+	}
+	free(t->buckets);
+	t->buckets = NULL;
+	close(t->root.fd);
+	pthread_mutex_destroy(&t->root.lock);
+	pthread_mutex_destroy(&t->lock);
+}
+
+/* Double the bucket array; on ENOMEM keep the old one (only slower). */
+static void itab_grow_locked(struct itab *t)
+{
+	size_t n = t->nbuckets * 2;
+	struct hmm_inode **b = calloc(n, sizeof(*b));
+
+	itab_assert_locked(t);
+	if (!b)
+		return;
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		struct hmm_inode *in = t->buckets[i], *next;
+
+		for (; in; in = next) {
+			size_t h = itab_hash(in->dev, in->ino, n);
+
+			next = in->next;
+			in->next = b[h];
+			b[h] = in;
+		}
+	}
+	free(t->buckets);
+	t->buckets = b;
+	t->nbuckets = n;
+}
+
+static struct hmm_inode *itab_find_locked(struct itab *t, dev_t dev, ino_t ino)
+{
+	struct hmm_inode *in;
+
+	itab_assert_locked(t);
+	if (dev == t->root.dev && ino == t->root.ino)
+		return &t->root;
+	in = t->buckets[itab_hash(dev, ino, t->nbuckets)];
+	for (; in; in = in->next)
+		if (in->dev == dev && in->ino == ino)
+			return in;
+	return NULL;
+}
+
+static struct hmm_inode *inode_new(int fd, const struct stat *st)
+{
+	struct hmm_inode *in = calloc(1, sizeof(*in));
+
+	if (!in)
+		return NULL;
+	in->fd = fd;
+	in->dev = st->st_dev;
+	in->ino = st->st_ino;
+	in->type = st->st_mode & S_IFMT;
+	pthread_mutex_init(&in->lock, NULL);
+	return in;
+}
+
+int itab_lookup_insert(struct itab *t, int fd, const struct stat *st,
+		       struct hmm_inode **out)
+{
+	struct hmm_inode *in;
+	size_t h;
+
+	pthread_mutex_lock(&t->lock);
+	in = itab_find_locked(t, st->st_dev, st->st_ino);
+	if (in) {
+		in->nlookup++;
+		pthread_mutex_unlock(&t->lock);
+		close(fd);
+		*out = in;
+		return 0;
+	}
+	in = inode_new(fd, st);
+	if (!in) {
+		pthread_mutex_unlock(&t->lock);
+		close(fd);
+		return -ENOMEM;
+	}
+	in->nlookup = 1;
+	if (t->count >= t->nbuckets)
+		itab_grow_locked(t);
+	h = itab_hash(in->dev, in->ino, t->nbuckets);
+	in->next = t->buckets[h];
+	t->buckets[h] = in;
+	t->count++;
+	pthread_mutex_unlock(&t->lock);
+	*out = in;
+	return 0;
+}
+
+static void itab_unlink_locked(struct itab *t, struct hmm_inode *inode)
+{
+	struct hmm_inode **pp = &t->buckets[itab_hash(inode->dev, inode->ino,
+						      t->nbuckets)];
+
+	itab_assert_locked(t);
+	for (; *pp; pp = &(*pp)->next) {
+		if (*pp == inode) {
+			*pp = inode->next;
+			t->count--;
+			return;
+		}
+	}
+}
+
+void itab_forget(struct itab *t, struct hmm_inode *inode, uint64_t n)
+{
+	if (inode == &t->root)
+		return;
+	pthread_mutex_lock(&t->lock);
+	if (n > inode->nlookup) {
+		fprintf(stderr, "hmmfs: forget of %llu lookups on an inode with %llu\n",
+			(unsigned long long)n, (unsigned long long)inode->nlookup);
+		n = inode->nlookup;
+	}
+	inode->nlookup -= n;
+	if (inode->nlookup) {
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
+	itab_unlink_locked(t, inode);
+	pthread_mutex_unlock(&t->lock);
+	inode_free(inode);
+}
+
+size_t itab_count(struct itab *t)
+{
+	size_t n;
+
+	pthread_mutex_lock(&t->lock);
+	n = t->count;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}

@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs/inode.h — the inode table: FUSE node ids <-> backing objects.
+ *
+ * Every object the kernel knows by a node id is a struct hmm_inode, keyed by
+ * the backing (st_dev, st_ino) and holding an O_PATH descriptor of it, never
+ * a path.  The node id handed to the kernel is the inode's address (the root
+ * is FUSE_ROOT_ID); it stays valid until the kernel's lookup count drops to
+ * zero through forget, which is exact: every reply that hands out an entry
+ * adds one (itab_lookup_insert), every forget subtracts what it names.
+ *
+ * Locking: one mutex, itab->lock, guards the hash chains and every
+ * ->nlookup.  Inode fields other than those are set before the inode is
+ * published and never change, except ->cache_*, which ->lock guards.
+ * Lock order: itab->lock, then hmm_inode->lock (never the other way round).
+ */
+#ifndef HMMFS_FS_INODE_H
+#define HMMFS_FS_INODE_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+
+/**
+ * struct hmm_inode - one backing object the kernel holds a node id for.
+ * @fd:        O_PATH|O_NOFOLLOW descriptor of the backing object; immutable.
+ * @dev, @ino: the backing identity, the table key; immutable.
+ * @type:      S_IFMT bits of the backing object; immutable.
+ * @nlookup:   kernel lookup count; itab->lock.
+ * @next:      hash chain; itab->lock.
+ * @lock:      guards the cache_* fields.
+ * @cache_mtime, @cache_size, @cache_valid: backing mtime and size when the
+ *             file was last closed, to decide whether the kernel's page cache
+ *             of it is still good at the next open (close-to-open).
+ */
+struct hmm_inode {
+	int fd;
+	dev_t dev;
+	ino_t ino;
+	mode_t type;
+	uint64_t nlookup;
+	struct hmm_inode *next;
+	pthread_mutex_t lock;
+	struct timespec cache_mtime;
+	off_t cache_size;
+	int cache_valid;
+};
+
+/**
+ * struct itab - the table.
+ * @lock:    guards @buckets, @nbuckets, @count and every inode's
+ *           ->nlookup and ->next.
+ * @buckets: hash chains, keyed by (dev, ino).
+ * @count:   inodes in the table, the root excluded.
+ * @root:    the root inode: never in a chain, never freed by forget.
+ */
+struct itab {
+	pthread_mutex_t lock;
+	struct hmm_inode **buckets;
+	size_t nbuckets;
+	size_t count;
+	struct hmm_inode root;
+};
+
+/* Take ownership of @root_fd (an O_PATH fd of BACKING). Return 0 or -errno. */
+int itab_init(struct itab *t, int root_fd, const struct stat *st);
+
+/* Close every descriptor and free every inode. */
+void itab_destroy(struct itab *t);
+
+/**
+ * itab_lookup_insert() - find or add the inode for @st, and count a lookup.
+ * @t:   the table.
+ * @fd:  an O_PATH descriptor of the object; always consumed (kept by a new
+ *       inode, closed when the object was already known).
+ * @st:  its attributes (dev, ino, mode).
+ * @out: the inode, with ->nlookup raised by one.
+ *
+ * Context: takes and releases t->lock.
+ * Return: 0, or -ENOMEM (and @fd is closed).
+ */
+int itab_lookup_insert(struct itab *t, int fd, const struct stat *st,
+		       struct hmm_inode **out);
+
+/**
+ * itab_forget() - drop @n kernel lookups; free the inode at zero.
+ * Context: takes and releases t->lock.  Forgetting more than was looked up
+ * is a kernel bug; it is logged and the count clamps at zero.
+ */
+void itab_forget(struct itab *t, struct hmm_inode *inode, uint64_t n);
+
+/* Number of inodes other than the root (for tests and statistics). */
+size_t itab_count(struct itab *t);
+
+#endif

@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs/main.c — the hmmfs daemon: check the start, mount, serve, unmount.
+ *
+ * Order matters for clear errors: options, BACKING, MOUNTPOINT and
+ * /dev/fuse are all checked before anything is mounted, and the daemon
+ * forks into the background only after the mount succeeded, so every
+ * start-up failure reaches the user's terminal with a non-zero exit.
+ * SIGTERM, SIGINT and SIGHUP end the session loop (libfuse's handlers);
+ * an umount ends it too.  Either way the loop returns, the mount goes, and
+ * the inode table is torn down.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs/fs.h"
+#include "fs/guard.h"
+
+static int check_backing(const char *backing, char real[PATH_MAX])
+{
+	struct stat st;
+
+	if (stat(backing, &st) < 0) {
+		fprintf(stderr, "hmmfs: BACKING '%s': %s\n", backing, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "hmmfs: BACKING '%s' is not a directory\n", backing);
+		return -1;
+	}
+	if (!realpath(backing, real)) {
+		fprintf(stderr, "hmmfs: BACKING '%s': %s\n", backing, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int check_mountpoint(const char *mnt)
+{
+	char real[PATH_MAX];
+	struct stat st;
+	int ret;
+
+	if (stat(mnt, &st) < 0) {
+		if (errno == ENOTCONN)
+			fprintf(stderr, "hmmfs: MOUNTPOINT '%s' is a dead FUSE mount; "
+				"run: fusermount3 -u '%s'\n", mnt, mnt);
+		else
+			fprintf(stderr, "hmmfs: MOUNTPOINT '%s': %s\n", mnt,
+				strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "hmmfs: MOUNTPOINT '%s' is not a directory\n", mnt);
+		return -1;
+	}
+	if (!realpath(mnt, real)) {
+		fprintf(stderr, "hmmfs: MOUNTPOINT '%s': %s\n", mnt, strerror(errno));
+		return -1;
+	}
+	ret = guard_is_mountpoint(real);
+	if (ret < 0) {
+		fprintf(stderr, "hmmfs: cannot read /proc/self/mountinfo: %s\n",
+			strerror(-ret));
+		return -1;
+	}
+	if (ret) {
+		fprintf(stderr, "hmmfs: MOUNTPOINT '%s' is already a mount point\n", mnt);
+		return -1;
+	}
+	return 0;
+}
+
+static int check_fuse_device(void)
+{
+	char msg[256];
+
+	if (guard_fuse_device("/dev/fuse", msg, sizeof(msg)) < 0) {
+		fprintf(stderr, "hmmfs: %s\n", msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int fs_init(struct hmmfs *fs, const struct hmmfs_opts *o,
+		   const char *backing)
+{
+	struct stat st;
+	int fd, ret;
+
+	memset(fs, 0, sizeof(*fs));
+	fs->opts = o;
+	fs->uid = geteuid();
+	fs->gid = getegid();
+	fs->ngroups = getgroups(64, fs->groups);
+	if (fs->ngroups < 0)
+		fs->ngroups = 0;
+	fd = open(backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		fprintf(stderr, "hmmfs: BACKING '%s': %s\n", backing, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	ret = itab_init(&fs->itab, fd, &st);
+	if (ret) {
+		fprintf(stderr, "hmmfs: %s\n", strerror(-ret));
+		close(fd);
+		return -1;
+	}
+	return 0;
+}
+
+static int serve(struct hmmfs *fs, const struct hmmfs_opts *o)
+{
+	struct fuse_loop_config *cfg;
+	int ret;
+
+	if (o->singlethread)
+		return fuse_session_loop(fs->se);
+	cfg = fuse_loop_cfg_create();
+	if (!cfg)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(cfg, (unsigned int)o->clone_fd);
+	fuse_loop_cfg_set_max_threads(cfg, o->max_threads);
+	ret = fuse_session_loop_mt(fs->se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	return ret;
+}
+
+/* Mount, serve until unmounted or signalled, unmount.  Return exit code. */
+static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
+{
+	struct opts_fuse_argv fa;
+	struct fuse_args args;
+	int ret = 1;
+
+	if (opts_fuse_argv(o, fsname, &fa)) {
+		fprintf(stderr, "hmmfs: out of memory\n");
+		return 1;
+	}
+	args = (struct fuse_args)FUSE_ARGS_INIT(fa.argc, fa.argv);
+	fs->se = fuse_session_new(&args, &hmmfs_ops, sizeof(hmmfs_ops), fs);
+	if (!fs->se)
+		goto out_free_argv;
+	if (fuse_set_signal_handlers(fs->se))
+		goto out_destroy;
+	if (fuse_session_mount(fs->se, o->mountpoint)) {
+		fprintf(stderr, "hmmfs: cannot mount on '%s'\n", o->mountpoint);
+		goto out_signals;
+	}
+	if (fuse_daemonize(o->foreground))
+		goto out_unmount;
+	ret = serve(fs, o) ? 1 : 0;
+out_unmount:
+	fuse_session_unmount(fs->se);
+out_signals:
+	fuse_remove_signal_handlers(fs->se);
+out_destroy:
+	fuse_session_destroy(fs->se);
+out_free_argv:
+	opts_fuse_argv_free(&fa);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	struct hmmfs_opts o;
+	struct hmmfs fs;
+	char err[512], backing[PATH_MAX];
+	int ret;
+
+	ret = opts_parse(argc, argv, &o, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "hmmfs: %s\n", ret == -ENOMEM ? "out of memory" : err);
+		opts_free(&o);
+		return 1;
+	}
+	if (o.show_help || o.show_version) {
+		if (o.show_help)
+			opts_print_help(argv[0]);
+		else
+			printf("hmmfs %s (libfuse %s)\n", HMMFS_VERSION, fuse_pkgversion());
+		opts_free(&o);
+		return 0;
+	}
+	/* modes arrive with the caller's umask applied; do not apply ours */
+	umask(0);
+	if (check_backing(o.backing, backing) || check_mountpoint(o.mountpoint) ||
+	    check_fuse_device() || fs_init(&fs, &o, backing)) {
+		opts_free(&o);
+		return 1;
+	}
+	ret = run(&fs, &o, backing);
+	itab_destroy(&fs.itab);
+	opts_free(&o);
+	return ret;
+}

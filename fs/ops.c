@@ -1,0 +1,1036 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs/ops.c — the FUSE low-level operations: hmmfs as a passthrough.
+ *
+ * Every request names objects by node id (struct hmm_inode, see inode.h)
+ * and reaches the backing object through the inode's O_PATH descriptor:
+ * *at() calls relative to it, or "/proc/self/fd/N" where a call has no *at
+ * form that works on O_PATH descriptors (open, chmod, truncate, xattrs).
+ * No path strings are stored, so a rename anywhere in BACKING never leaves
+ * a stale name behind, and no request can name anything outside BACKING
+ * (guard.c).  Each handler ends in exactly one fuse_reply_*() call; helpers
+ * return 0 or -errno and only the handlers turn that into a reply.
+ *
+ * Ownership of new objects: the daemon normally runs as root.  When the
+ * caller is someone else, mknod/mkdir/symlink/create run with the caller's
+ * fsuid, fsgid and supplementary groups on the calling thread only
+ * (creds_become/creds_restore), so the backing file system applies its own
+ * rules: owner, set-gid directories, clearing S_ISGID.  These are raw
+ * syscalls: glibc's setgroups() would change every thread.
+ *
+ * Locks: POSIX record locks are left to the kernel, which keeps them per
+ * mount with the right owner semantics (all backing I/O comes from this one
+ * process, so fcntl locks on backing files would merge every owner into
+ * one).  flock() is per open file description and is passed to the backing
+ * file, so it also excludes other users of BACKING.
+ *
+ * Concurrency: handlers run on many threads at once.  Shared state is the
+ * inode table (its own lock) and each inode's cache_* fields (inode->lock);
+ * open file and directory handles are used by one request at a time, as
+ * the kernel serialises readdir on a handle and read/write use pread/pwrite.
+ */
+#include "fs/fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs/guard.h"
+
+#define MAX_IO (1u << 20)	/* max_read / max_write */
+
+static struct hmmfs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct hmm_inode *inode_of(fuse_req_t req, fuse_ino_t ino)
+{
+	if (ino == FUSE_ROOT_ID)
+		return &fs_of(req)->itab.root;
+	return (struct hmm_inode *)(uintptr_t)ino;
+}
+
+static fuse_ino_t node_id(struct hmmfs *fs, struct hmm_inode *inode)
+{
+	return inode == &fs->itab.root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)inode;
+}
+
+/* "/proc/self/fd/N": the backing object of an O_PATH descriptor. */
+static void fd_path(char buf[64], int fd)
+{
+	snprintf(buf, 64, "/proc/self/fd/%d", fd);
+}
+
+static int inode_stat(struct hmm_inode *inode, struct stat *st)
+{
+	if (fstatat(inode->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
+/* ---- credentials of the caller, for creating objects ---------------- */
+
+struct creds {
+	int switched;
+};
+
+static int creds_become(struct hmmfs *fs, fuse_req_t req, struct creds *c)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	gid_t groups[64];
+	int n;
+
+	c->switched = 0;
+	if (fs->uid != 0 || (ctx->uid == fs->uid && ctx->gid == fs->gid))
+		return 0;
+	n = fuse_req_getgroups(req, 64, groups);
+	if (n < 0)
+		n = 0;	/* kernel without the groups file: primary gid only */
+	if (n > 64)
+		n = 64;
+	if (syscall(SYS_setgroups, n, groups) < 0)
+		return -errno;
+	syscall(SYS_setfsgid, ctx->gid);
+	syscall(SYS_setfsuid, ctx->uid);
+	c->switched = 1;
+	return 0;
+}
+
+static void creds_restore(struct hmmfs *fs, struct creds *c)
+{
+	if (!c->switched)
+		return;
+	syscall(SYS_setfsuid, fs->uid);
+	syscall(SYS_setfsgid, fs->gid);
+	syscall(SYS_setgroups, fs->ngroups, fs->groups);
+}
+
+/* ---- lookup and forget ---------------------------------------------- */
+
+static void entry_init(struct hmmfs *fs, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->attr_timeout = fs->opts->attr_timeout;
+	e->entry_timeout = fs->opts->entry_timeout;
+}
+
+/* Look @name up below @dir, add a kernel lookup on success. */
+static int do_lookup(struct hmmfs *fs, struct hmm_inode *dir, const char *name,
+		     struct fuse_entry_param *e)
+{
+	struct hmm_inode *inode;
+	int fd, ret;
+
+	entry_init(fs, e);
+	ret = guard_name(name);
+	if (ret)
+		return ret;
+	if (dir == &fs->itab.root && strcmp(name, "..") == 0)
+		name = ".";	/* nothing above the root is reachable */
+	fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	ret = itab_lookup_insert(&fs->itab, fd, &e->attr, &inode);
+	if (ret)
+		return ret;
+	e->ino = node_id(fs, inode);
+	return 0;
+}
+
+static void hmmfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct hmmfs *fs = fs_of(req);
+	struct fuse_entry_param e;
+	int ret = do_lookup(fs, inode_of(req, parent), name, &e);
+
+	if (ret == -ENOENT && fs->opts->negative_timeout > 0) {
+		entry_init(fs, &e);
+		e.entry_timeout = fs->opts->negative_timeout;
+		fuse_reply_entry(req, &e);	/* ino 0: a cacheable miss */
+		return;
+	}
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void hmmfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	itab_forget(&fs_of(req)->itab, inode_of(req, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void hmmfs_forget_multi(fuse_req_t req, size_t count,
+			       struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		itab_forget(&fs_of(req)->itab, inode_of(req, forgets[i].ino),
+			    forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+/* ---- attributes ----------------------------------------------------- */
+
+static void reply_attr(fuse_req_t req, struct hmm_inode *inode,
+		       struct fuse_file_info *fi)
+{
+	struct stat st;
+	int ret;
+
+	if (fi)
+		ret = fstat((int)fi->fh, &st) < 0 ? -errno : 0;
+	else
+		ret = inode_stat(inode, &st);
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_attr(req, &st, fs_of(req)->opts->attr_timeout);
+}
+
+static void hmmfs_getattr(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	reply_attr(req, inode_of(req, ino), fi);
+}
+
+static int set_mode(struct hmm_inode *inode, struct fuse_file_info *fi,
+		    mode_t mode)
+{
+	char path[64];
+
+	if (fi)
+		return fchmod((int)fi->fh, mode) < 0 ? -errno : 0;
+	if (inode->type == S_IFLNK)
+		return -EOPNOTSUPP;	/* Linux symlinks have no mode */
+	fd_path(path, inode->fd);
+	return chmod(path, mode) < 0 ? -errno : 0;
+}
+
+static int set_owner(struct hmm_inode *inode, int valid, struct stat *attr)
+{
+	uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+	gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+
+	if (fchownat(inode->fd, "", uid, gid,
+		     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
+static int set_size(struct hmm_inode *inode, struct fuse_file_info *fi,
+		    off_t size)
+{
+	char path[64];
+
+	if (fi)
+		return ftruncate((int)fi->fh, size) < 0 ? -errno : 0;
+	fd_path(path, inode->fd);
+	return truncate(path, size) < 0 ? -errno : 0;
+}
+
+static struct timespec time_arg(int valid, int set_bit, int now_bit,
+				const struct timespec *t)
+{
+	if (valid & now_bit)
+		return (struct timespec){ .tv_nsec = UTIME_NOW };
+	if (valid & set_bit)
+		return *t;
+	return (struct timespec){ .tv_nsec = UTIME_OMIT };
+}
+
+static int set_times(struct hmm_inode *inode, struct fuse_file_info *fi,
+		     int valid, struct stat *attr)
+{
+	struct timespec tv[2] = {
+		time_arg(valid, FUSE_SET_ATTR_ATIME, FUSE_SET_ATTR_ATIME_NOW,
+			 &attr->st_atim),
+		time_arg(valid, FUSE_SET_ATTR_MTIME, FUSE_SET_ATTR_MTIME_NOW,
+			 &attr->st_mtim),
+	};
+	char path[64];
+
+	if (fi)
+		return futimens((int)fi->fh, tv) < 0 ? -errno : 0;
+	if (utimensat(inode->fd, "", tv, AT_EMPTY_PATH) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOENT)
+		return -errno;
+	fd_path(path, inode->fd);	/* kernels without AT_EMPTY_PATH here */
+	return utimensat(AT_FDCWD, path, tv, 0) < 0 ? -errno : 0;
+}
+
+static void hmmfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			  int valid, struct fuse_file_info *fi)
+{
+	struct hmm_inode *inode = inode_of(req, ino);
+	int ret = 0;
+
+	if (valid & FUSE_SET_ATTR_MODE)
+		ret = set_mode(inode, fi, attr->st_mode);
+	if (!ret && (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+		ret = set_owner(inode, valid, attr);
+	if (!ret && (valid & FUSE_SET_ATTR_SIZE))
+		ret = set_size(inode, fi, attr->st_size);
+	if (!ret && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+			      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
+		ret = set_times(inode, fi, valid, attr);
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		reply_attr(req, inode, fi);
+}
+
+static void hmmfs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[PATH_MAX + 1];
+	ssize_t n = readlinkat(inode_of(req, ino)->fd, "", buf, sizeof(buf));
+
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else if ((size_t)n >= sizeof(buf))
+		fuse_reply_err(req, ENAMETOOLONG);
+	else {
+		buf[n] = '\0';
+		fuse_reply_readlink(req, buf);
+	}
+}
+
+/* ---- creating and removing names ------------------------------------ */
+
+enum make_kind { MAKE_NODE, MAKE_DIR, MAKE_SYMLINK };
+
+static int make_object(struct hmmfs *fs, fuse_req_t req, struct hmm_inode *dir,
+		       const char *name, enum make_kind kind, mode_t mode,
+		       dev_t rdev, const char *target)
+{
+	struct creds c;
+	int ret = guard_name(name);
+
+	if (ret)
+		return ret;
+	ret = creds_become(fs, req, &c);
+	if (ret)
+		return ret;
+	if (kind == MAKE_DIR)
+		ret = mkdirat(dir->fd, name, mode);
+	else if (kind == MAKE_SYMLINK)
+		ret = symlinkat(target, dir->fd, name);
+	else
+		ret = mknodat(dir->fd, name, mode, rdev);
+	ret = ret < 0 ? -errno : 0;
+	creds_restore(fs, &c);
+	return ret;
+}
+
+static void reply_made(fuse_req_t req, struct hmm_inode *dir, const char *name,
+		       int ret)
+{
+	struct fuse_entry_param e;
+
+	if (!ret)
+		ret = do_lookup(fs_of(req), dir, name, &e);
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void hmmfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+			mode_t mode, dev_t rdev)
+{
+	struct hmm_inode *dir = inode_of(req, parent);
+
+	reply_made(req, dir, name, make_object(fs_of(req), req, dir, name,
+					       MAKE_NODE, mode, rdev, NULL));
+}
+
+static void hmmfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+			mode_t mode)
+{
+	struct hmm_inode *dir = inode_of(req, parent);
+
+	reply_made(req, dir, name, make_object(fs_of(req), req, dir, name,
+					       MAKE_DIR, mode, 0, NULL));
+}
+
+static void hmmfs_symlink(fuse_req_t req, const char *target,
+			  fuse_ino_t parent, const char *name)
+{
+	struct hmm_inode *dir = inode_of(req, parent);
+
+	reply_made(req, dir, name, make_object(fs_of(req), req, dir, name,
+					       MAKE_SYMLINK, 0, 0, target));
+}
+
+static void hmmfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		       const char *newname)
+{
+	struct hmm_inode *inode = inode_of(req, ino);
+	struct hmm_inode *dir = inode_of(req, newparent);
+	char path[64];
+	int ret = guard_name(newname);
+
+	if (!ret && linkat(inode->fd, "", dir->fd, newname, AT_EMPTY_PATH) < 0) {
+		ret = -errno;
+		if (ret == -ENOENT || ret == -EPERM) {
+			/* no CAP_DAC_READ_SEARCH: go through /proc */
+			fd_path(path, inode->fd);
+			ret = linkat(AT_FDCWD, path, dir->fd, newname,
+				     AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+		}
+	}
+	reply_made(req, dir, newname, ret);
+}
+
+static void reply_status(fuse_req_t req, int ret)
+{
+	fuse_reply_err(req, ret < 0 ? -ret : 0);
+}
+
+static void hmmfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	int ret = guard_name(name);
+
+	if (!ret && unlinkat(inode_of(req, parent)->fd, name, 0) < 0)
+		ret = -errno;
+	reply_status(req, ret);
+}
+
+static void hmmfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	int ret = guard_name(name);
+
+	if (!ret && unlinkat(inode_of(req, parent)->fd, name, AT_REMOVEDIR) < 0)
+		ret = -errno;
+	reply_status(req, ret);
+}
+
+static void hmmfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 fuse_ino_t newparent, const char *newname,
+			 unsigned int flags)
+{
+	int ret = guard_name(name);
+
+	if (!ret)
+		ret = guard_name(newname);
+	if (!ret && flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		ret = -EINVAL;	/* RENAME_WHITEOUT is for overlayfs only */
+	if (!ret && renameat2(inode_of(req, parent)->fd, name,
+			      inode_of(req, newparent)->fd, newname, flags) < 0)
+		ret = -errno;
+	reply_status(req, ret);
+}
+
+/* ---- open files ----------------------------------------------------- */
+
+/* Backing open flags for kernel open flags @flags. */
+static int backing_flags(struct hmmfs *fs, int flags)
+{
+	flags &= ~O_NOFOLLOW;
+	if (fs->opts->writeback_cache) {
+		/* the kernel reads to fill partial pages, and appends itself */
+		if ((flags & O_ACCMODE) == O_WRONLY)
+			flags = (flags & ~O_ACCMODE) | O_RDWR;
+		flags &= ~O_APPEND;
+	}
+	return flags | O_CLOEXEC;
+}
+
+/* Did the backing file change since it was last closed through us? */
+static int cache_still_good(struct hmm_inode *inode, int fd)
+{
+	struct stat st;
+	int good;
+
+	if (fstat(fd, &st) < 0)
+		return 0;
+	pthread_mutex_lock(&inode->lock);
+	good = inode->cache_valid && inode->cache_size == st.st_size &&
+	       inode->cache_mtime.tv_sec == st.st_mtim.tv_sec &&
+	       inode->cache_mtime.tv_nsec == st.st_mtim.tv_nsec;
+	pthread_mutex_unlock(&inode->lock);
+	return good;
+}
+
+static void cache_remember(struct hmm_inode *inode, int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return;
+	pthread_mutex_lock(&inode->lock);
+	inode->cache_valid = 1;
+	inode->cache_size = st.st_size;
+	inode->cache_mtime = st.st_mtim;
+	pthread_mutex_unlock(&inode->lock);
+}
+
+static void file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
+			   struct fuse_file_info *fi, int fd)
+{
+	fi->fh = (uint64_t)fd;
+	fi->direct_io = fs->opts->direct_io;
+	fi->keep_cache = !fs->opts->direct_io &&
+			 (fs->opts->kernel_cache || cache_still_good(inode, fd));
+}
+
+/* open(2) of /proc/self/fd/N, retrying without O_DIRECT where unsupported. */
+static int open_backing(int dirfd, const char *name, int flags, mode_t mode)
+{
+	int fd = openat(dirfd, name, flags, mode);
+
+	if (fd < 0 && errno == EINVAL && (flags & O_DIRECT))
+		fd = openat(dirfd, name, flags & ~O_DIRECT, mode);
+	return fd < 0 ? -errno : fd;
+}
+
+static void hmmfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct hmmfs *fs = fs_of(req);
+	struct hmm_inode *inode = inode_of(req, ino);
+	char path[64];
+	int fd;
+
+	fd_path(path, inode->fd);
+	fd = open_backing(AT_FDCWD, path, backing_flags(fs, fi->flags), 0);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	file_info_fill(fs, inode, fi, fd);
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		close(fd);	/* the opener was interrupted */
+}
+
+static void hmmfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 mode_t mode, struct fuse_file_info *fi)
+{
+	struct hmmfs *fs = fs_of(req);
+	struct hmm_inode *dir = inode_of(req, parent);
+	struct fuse_entry_param e;
+	struct creds c;
+	int fd = guard_name(name), ret;
+
+	if (!fd)
+		fd = creds_become(fs, req, &c);
+	if (!fd) {
+		fd = open_backing(dir->fd, name,
+				  backing_flags(fs, fi->flags) | O_CREAT | O_NOFOLLOW,
+				  mode);
+		creds_restore(fs, &c);
+	}
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	ret = do_lookup(fs, dir, name, &e);
+	if (ret) {
+		close(fd);
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	file_info_fill(fs, inode_of(req, e.ino), fi, fd);
+	if (fuse_reply_create(req, &e, fi) == -ENOENT)
+		close(fd);
+}
+
+static void hmmfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	(void)ino;
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = (int)fi->fh;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void hmmfs_write_buf(fuse_req_t req, fuse_ino_t ino,
+			    struct fuse_bufvec *in, off_t off,
+			    struct fuse_file_info *fi)
+{
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+	ssize_t n;
+
+	(void)ino;
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY;
+	out.buf[0].fd = (int)fi->fh;
+	out.buf[0].pos = off;
+	n = fuse_buf_copy(&out, in, 0);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void hmmfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	/* close() of a duplicate reports deferred write errors (NFS-style) */
+	int fd = dup((int)fi->fh);
+	int ret = fd < 0 ? -errno : 0;
+
+	(void)ino;
+	if (!ret && close(fd) < 0)
+		ret = -errno;
+	reply_status(req, ret);
+}
+
+static void hmmfs_release(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	cache_remember(inode_of(req, ino), (int)fi->fh);
+	close((int)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void hmmfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	int fd = (int)fi->fh;
+
+	(void)ino;
+	reply_status(req, (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? -errno : 0);
+}
+
+static void hmmfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
+			    off_t off, off_t len, struct fuse_file_info *fi)
+{
+	(void)ino;
+	reply_status(req, fallocate((int)fi->fh, mode, off, len) < 0 ? -errno : 0);
+}
+
+static void hmmfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
+				  off_t off_in, struct fuse_file_info *fi_in,
+				  fuse_ino_t ino_out, off_t off_out,
+				  struct fuse_file_info *fi_out, size_t len,
+				  int flags)
+{
+	ssize_t n;
+
+	(void)ino_in;
+	(void)ino_out;
+	n = copy_file_range((int)fi_in->fh, &off_in, (int)fi_out->fh, &off_out,
+			    len, (unsigned int)flags);
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void hmmfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+			struct fuse_file_info *fi)
+{
+	off_t res = lseek((int)fi->fh, off, whence);
+
+	(void)ino;
+	if (res < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_lseek(req, res);
+}
+
+/*
+ * A blocking flock() would hold this worker thread with no way to give up
+ * when the caller is interrupted, so waits poll the lock with LOCK_NB and
+ * a growing nap (1 ms to 50 ms), checking for an interrupt in between.
+ */
+static void hmmfs_flock(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi, int op)
+{
+	long nap_ns = 1000000;
+
+	(void)ino;
+	for (;;) {
+		if (flock((int)fi->fh, op | LOCK_NB) == 0) {
+			fuse_reply_err(req, 0);
+			return;
+		}
+		if (errno != EWOULDBLOCK || (op & LOCK_NB)) {
+			fuse_reply_err(req, errno);
+			return;
+		}
+		if (fuse_req_interrupted(req)) {
+			fuse_reply_err(req, EINTR);
+			return;
+		}
+		nanosleep(&(struct timespec){ .tv_nsec = nap_ns }, NULL);
+		if (nap_ns < 50000000)
+			nap_ns *= 2;
+	}
+}
+
+/* ---- directories ---------------------------------------------------- */
+
+/**
+ * struct hmm_dir - an open directory.
+ * @dp:     the backing stream.
+ * @offset: the kernel's offset @entry belongs to.
+ * @entry:  an entry read but not yet returned (it did not fit).
+ */
+struct hmm_dir {
+	DIR *dp;
+	off_t offset;
+	struct dirent *entry;
+};
+
+static struct hmm_dir *dir_of(struct fuse_file_info *fi)
+{
+	return (struct hmm_dir *)(uintptr_t)fi->fh;
+}
+
+static void hmmfs_opendir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	struct hmm_dir *d = calloc(1, sizeof(*d));
+	int fd, err;
+
+	if (!d) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fd = openat(inode_of(req, ino)->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		goto out_err;
+	d->dp = fdopendir(fd);
+	if (!d->dp) {
+		err = errno;
+		close(fd);
+		errno = err;
+		goto out_err;
+	}
+	fi->fh = (uint64_t)(uintptr_t)d;
+	if (fs_of(req)->opts->kernel_cache)
+		fi->keep_cache = 1;
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		closedir(d->dp);
+		free(d);
+	}
+	return;
+
+out_err:
+	err = errno;
+	free(d);
+	fuse_reply_err(req, err);
+}
+
+/*
+ * Add one entry to @buf; for readdirplus, also look it up.
+ * Return: the space the entry needs (more than @rem: it did not fit and
+ * nothing was added), or -errno when the lookup failed.
+ */
+static ssize_t dir_add(fuse_req_t req, struct hmm_inode *dir,
+		       struct dirent *de, off_t next, char *buf, size_t rem,
+		       int plus)
+{
+	struct hmmfs *fs = fs_of(req);
+	struct fuse_entry_param e;
+	size_t n;
+	int ret;
+
+	if (!plus || guard_is_dot(de->d_name)) {
+		/* "." and ".." carry no lookup: the kernel ignores them */
+		entry_init(fs, &e);
+		e.attr.st_ino = de->d_ino;
+		e.attr.st_mode = (mode_t)de->d_type << 12;
+		if (!plus)
+			return (ssize_t)fuse_add_direntry(req, buf, rem, de->d_name,
+							  &e.attr, next);
+		return (ssize_t)fuse_add_direntry_plus(req, buf, rem, de->d_name,
+						       &e, next);
+	}
+	ret = do_lookup(fs, dir, de->d_name, &e);
+	if (ret)
+		return ret;
+	n = fuse_add_direntry_plus(req, buf, rem, de->d_name, &e, next);
+	if (n > rem)	/* did not fit: the kernel will not see this lookup */
+		itab_forget(&fs->itab, inode_of(req, e.ino), 1);
+	return (ssize_t)n;
+}
+
+/* Position @d at the kernel's offset @off. */
+static void dir_seek(struct hmm_dir *d, off_t off)
+{
+	if (off == d->offset)
+		return;
+	seekdir(d->dp, off);
+	d->entry = NULL;
+	d->offset = off;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, int plus)
+{
+	struct hmm_dir *d = dir_of(fi);
+	struct hmm_inode *dir = inode_of(req, ino);
+	char *buf = malloc(size);
+	size_t used = 0;
+	ssize_t n = 0;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	dir_seek(d, off);
+	for (;;) {
+		off_t next;
+
+		if (!d->entry) {
+			errno = 0;
+			d->entry = readdir(d->dp);
+			if (!d->entry) {
+				n = -errno;	/* 0 at the end */
+				break;
+			}
+		}
+		next = telldir(d->dp);
+		n = dir_add(req, dir, d->entry, next, buf + used, size - used, plus);
+		if (n == -ENOENT)	/* unlinked since readdir: skip it */
+			n = 0;
+		else if (n < 0 || (size_t)n > size - used)
+			break;
+		used += (size_t)n;
+		d->entry = NULL;
+		d->offset = next;
+	}
+	/* entries already gathered go out; an error shows on the next call */
+	if (n < 0 && used == 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void hmmfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+			  off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, 0);
+}
+
+static void hmmfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			      off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, 1);
+}
+
+static void hmmfs_releasedir(fuse_req_t req, fuse_ino_t ino,
+			     struct fuse_file_info *fi)
+{
+	struct hmm_dir *d = dir_of(fi);
+
+	(void)ino;
+	closedir(d->dp);
+	free(d);
+	fuse_reply_err(req, 0);
+}
+
+static void hmmfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			   struct fuse_file_info *fi)
+{
+	int fd = dirfd(dir_of(fi)->dp);
+
+	(void)ino;
+	reply_status(req, (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? -errno : 0);
+}
+
+static void hmmfs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+
+	if (fstatvfs(inode_of(req, ino)->fd, &sv) < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+/* ---- extended attributes --------------------------------------------- */
+
+/*
+ * xattr calls have no form that works on an O_PATH descriptor, so they
+ * use /proc/self/fd/N.  That magic link resolves to the object the
+ * descriptor holds and stops there, also for a symlink (its own xattrs,
+ * not its target's), so the non-l variants are the right ones.
+ */
+static void xattr_path(struct hmm_inode *inode, char path[64])
+{
+	fd_path(path, inode->fd);
+}
+
+static void reply_xattr_size(fuse_req_t req, size_t size, ssize_t n,
+			     const char *buf)
+{
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+}
+
+static void hmmfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			   size_t size)
+{
+	char path[64], *buf = NULL;
+	ssize_t n;
+
+	xattr_path(inode_of(req, ino), path);
+	if (size && !(buf = malloc(size))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = getxattr(path, name, buf, size);
+	reply_xattr_size(req, size, n, buf);
+	free(buf);
+}
+
+static void hmmfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char path[64], *buf = NULL;
+	ssize_t n;
+
+	xattr_path(inode_of(req, ino), path);
+	if (size && !(buf = malloc(size))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = listxattr(path, buf, size);
+	reply_xattr_size(req, size, n, buf);
+	free(buf);
+}
+
+static void hmmfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			   const char *value, size_t size, int flags)
+{
+	char path[64];
+
+	xattr_path(inode_of(req, ino), path);
+	reply_status(req, setxattr(path, name, value, size, flags) < 0 ? -errno : 0);
+}
+
+static void hmmfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	char path[64];
+
+	xattr_path(inode_of(req, ino), path);
+	reply_status(req, removexattr(path, name) < 0 ? -errno : 0);
+}
+
+/* ---- access ---------------------------------------------------------- */
+
+static int in_groups(fuse_req_t req, gid_t gid)
+{
+	gid_t groups[64];
+	int n = fuse_req_getgroups(req, 64, groups);
+
+	for (int i = 0; i < n && i < 64; i++)
+		if (groups[i] == gid)
+			return 1;
+	return 0;
+}
+
+/*
+ * access(2) from the mode bits, with the caller's ids; only asked when
+ * the kernel does not check permissions itself (no default_permissions).
+ */
+static void hmmfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct stat st;
+	mode_t bits;
+	int ret = inode_stat(inode_of(req, ino), &st);
+
+	if (ret || mask == F_OK) {
+		reply_status(req, ret);
+		return;
+	}
+	if (ctx->uid == 0) {
+		/* root may execute only what someone may execute */
+		ret = (mask & X_OK) && !S_ISDIR(st.st_mode) &&
+		      !(st.st_mode & 0111) ? -EACCES : 0;
+		reply_status(req, ret);
+		return;
+	}
+	if (ctx->uid == st.st_uid)
+		bits = (st.st_mode >> 6) & 7;
+	else if (ctx->gid == st.st_gid || in_groups(req, st.st_gid))
+		bits = (st.st_mode >> 3) & 7;
+	else
+		bits = st.st_mode & 7;
+	reply_status(req, ((mode_t)mask & ~bits & 7) ? -EACCES : 0);
+}
+
+/* ---- session -------------------------------------------------------- */
+
+static void hmmfs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct hmmfs *fs = userdata;
+
+	if (fs->opts->splice && (conn->capable & FUSE_CAP_SPLICE_WRITE))
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	else
+		conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE |
+				FUSE_CAP_SPLICE_READ);
+	if (fs->opts->writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	if (conn->max_write > MAX_IO)
+		conn->max_write = MAX_IO;
+	conn->time_gran = 1;
+}
+
+const struct fuse_lowlevel_ops hmmfs_ops = {
+	.init		 = hmmfs_init,
+	.lookup		 = hmmfs_lookup,
+	.forget		 = hmmfs_forget,
+	.forget_multi	 = hmmfs_forget_multi,
+	.getattr	 = hmmfs_getattr,
+	.setattr	 = hmmfs_setattr,
+	.readlink	 = hmmfs_readlink,
+	.mknod		 = hmmfs_mknod,
+	.mkdir		 = hmmfs_mkdir,
+	.unlink		 = hmmfs_unlink,
+	.rmdir		 = hmmfs_rmdir,
+	.symlink	 = hmmfs_symlink,
+	.rename		 = hmmfs_rename,
+	.link		 = hmmfs_link,
+	.open		 = hmmfs_open,
+	.read		 = hmmfs_read,
+	.write_buf	 = hmmfs_write_buf,
+	.flush		 = hmmfs_flush,
+	.release	 = hmmfs_release,
+	.fsync		 = hmmfs_fsync,
+	.opendir	 = hmmfs_opendir,
+	.readdir	 = hmmfs_readdir,
+	.readdirplus	 = hmmfs_readdirplus,
+	.releasedir	 = hmmfs_releasedir,
+	.fsyncdir	 = hmmfs_fsyncdir,
+	.statfs		 = hmmfs_statfs,
+	.setxattr	 = hmmfs_setxattr,
+	.getxattr	 = hmmfs_getxattr,
+	.listxattr	 = hmmfs_listxattr,
+	.removexattr	 = hmmfs_removexattr,
+	.access		 = hmmfs_access,
+	.create		 = hmmfs_create,
+	.flock		 = hmmfs_flock,
+	.fallocate	 = hmmfs_fallocate,
+	.copy_file_range = hmmfs_copy_file_range,
+	.lseek		 = hmmfs_lseek,
+};

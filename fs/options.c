@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs/options.c — command line and -o option parsing.
+ *
+ * One table, opt_table[], lists every -o option hmmfs accepts and what to do
+ * with it: set a field of struct hmmfs_opts (flags, seconds, counts), pass it
+ * to libfuse unchanged (mount options the kernel or libfuse understand), or
+ * drop it (words mount(8) and fstab add that mean nothing to a FUSE daemon).
+ * Values are checked in full: "attr_timeout=1x" or "threads=0" is an error,
+ * never a silent default.  The parser does not touch the file system; main.c
+ * checks BACKING and MOUNTPOINT.  No locking: runs once, before any thread.
+ */
+#include "fs/options.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum opt_kind {
+	OPT_FLAG,	/* name        -> int field = 1 */
+	OPT_SECONDS,	/* name=double -> double field, 0..1e6 */
+	OPT_UINT,	/* name=N      -> unsigned field, min..max */
+	OPT_PASS,	/* name        -> to libfuse, no value allowed */
+	OPT_PASS_VALUE,	/* name=value  -> to libfuse, value required */
+	OPT_DROP,	/* name[=value]-> accepted and ignored */
+};
+
+struct opt_desc {
+	const char *name;
+	enum opt_kind kind;
+	size_t offset;		/* field in struct hmmfs_opts, or 0 */
+	unsigned long min, max;	/* OPT_UINT bounds */
+	const char *help;	/* NULL: not listed by --help */
+};
+
+#define FIELD(f) offsetof(struct hmmfs_opts, f)
+#define NO_FIELD ((size_t)-1)
+
+static const struct opt_desc opt_table[] = {
+	/* hmmfs's own */
+	{ "direct_io", OPT_FLAG, FIELD(direct_io), 0, 0,
+	  "every read and write reaches the daemon (no kernel page cache)" },
+	{ "kernel_cache", OPT_FLAG, FIELD(kernel_cache), 0, 0,
+	  "keep kernel page cache across opens even if BACKING changed" },
+	{ "writeback_cache", OPT_FLAG, FIELD(writeback_cache), 0, 0,
+	  "let the kernel batch small writes (FUSE writeback cache)" },
+	{ "nosplice", OPT_FLAG, FIELD(splice), 0, 0,
+	  "copy file data instead of moving it with splice(2)" },
+	{ "attr_timeout", OPT_SECONDS, FIELD(attr_timeout), 0, 0,
+	  "=SECS   kernel caches attributes this long (default 1.0)" },
+	{ "entry_timeout", OPT_SECONDS, FIELD(entry_timeout), 0, 0,
+	  "=SECS   kernel caches name lookups this long (default 1.0)" },
+	{ "negative_timeout", OPT_SECONDS, FIELD(negative_timeout), 0, 0,
+	  "=SECS   kernel caches failed lookups this long (default 0)" },
+	{ "threads", OPT_UINT, FIELD(max_threads), 1, 1024,
+	  "=N      at most N worker threads (default 16)" },
+	{ "clone_fd", OPT_FLAG, FIELD(clone_fd), 0, 0,
+	  "one /dev/fuse descriptor per worker thread" },
+	/* mount options handed to libfuse and the kernel */
+	{ "allow_other", OPT_PASS, FIELD(allow_other), 0, 0,
+	  "other users may use the mount (implies default_permissions)" },
+	{ "default_permissions", OPT_PASS, FIELD(default_permissions), 0, 0,
+	  "the kernel checks permissions from mode bits" },
+	{ "debug", OPT_PASS, FIELD(debug), 0, 0, NULL },
+	{ "fsname", OPT_PASS_VALUE, NO_FIELD, 0, 0,
+	  "=NAME   source shown in mount tables (default BACKING)" },
+	{ "subtype", OPT_PASS_VALUE, NO_FIELD, 0, 0,
+	  "=NAME   type shown as fuse.NAME (default hmmfs)" },
+	{ "max_read", OPT_PASS_VALUE, NO_FIELD, 0, 0, NULL },
+	{ "blksize", OPT_PASS_VALUE, NO_FIELD, 0, 0, NULL },
+	{ "context", OPT_PASS_VALUE, NO_FIELD, 0, 0, NULL },
+	{ "fscontext", OPT_PASS_VALUE, NO_FIELD, 0, 0, NULL },
+	{ "defcontext", OPT_PASS_VALUE, NO_FIELD, 0, 0, NULL },
+	{ "rootcontext", OPT_PASS_VALUE, NO_FIELD, 0, 0, NULL },
+	{ "auto_unmount", OPT_PASS, NO_FIELD, 0, 0,
+	  "unmount when the daemon dies" },
+	{ "ro", OPT_PASS, NO_FIELD, 0, 0, "read-only mount" },
+	{ "rw", OPT_PASS, NO_FIELD, 0, 0, NULL },
+	{ "suid", OPT_PASS, NO_FIELD, 0, 0, NULL },
+	{ "nosuid", OPT_PASS, NO_FIELD, 0, 0, NULL },
+	{ "dev", OPT_PASS, NO_FIELD, 0, 0, NULL },
+	{ "nodev", OPT_PASS, NO_FIELD, 0, 0, NULL },
+	{ "exec", OPT_PASS, NO_FIELD, 0, 0, NULL },
+	{ "noexec", OPT_PASS, NO_FIELD, 0, 0, NULL },
+	{ "async", OPT_PASS, NO_FIELD, 0, 0, NULL },
+	{ "sync", OPT_PASS, NO_FIELD, 0, 0, NULL },
+	{ "dirsync", OPT_PASS, NO_FIELD, 0, 0, NULL },
+	{ "atime", OPT_PASS, NO_FIELD, 0, 0, NULL },
+	{ "noatime", OPT_PASS, NO_FIELD, 0, 0, NULL },
+	/* mount(8) and fstab words with no meaning for the daemon */
+	{ "defaults", OPT_DROP, NO_FIELD, 0, 0, NULL },
+	{ "auto", OPT_DROP, NO_FIELD, 0, 0, NULL },
+	{ "noauto", OPT_DROP, NO_FIELD, 0, 0, NULL },
+	{ "user", OPT_DROP, NO_FIELD, 0, 0, NULL },
+	{ "users", OPT_DROP, NO_FIELD, 0, 0, NULL },
+	{ "nouser", OPT_DROP, NO_FIELD, 0, 0, NULL },
+	{ "nofail", OPT_DROP, NO_FIELD, 0, 0, NULL },
+	{ "_netdev", OPT_DROP, NO_FIELD, 0, 0, NULL },
+	{ "relatime", OPT_DROP, NO_FIELD, 0, 0, NULL },
+	{ "norelatime", OPT_DROP, NO_FIELD, 0, 0, NULL },
+	{ "strictatime", OPT_DROP, NO_FIELD, 0, 0, NULL },
+	{ "lazytime", OPT_DROP, NO_FIELD, 0, 0, NULL },
+	{ "nolazytime", OPT_DROP, NO_FIELD, 0, 0, NULL },
+	{ "diratime", OPT_DROP, NO_FIELD, 0, 0, NULL },
+	{ "nodiratime", OPT_DROP, NO_FIELD, 0, 0, NULL },
+	{ "comment", OPT_DROP, NO_FIELD, 0, 0, NULL },
+};
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static void opts_set_defaults(struct hmmfs_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->splice = 1;
+	o->attr_timeout = 1.0;
+	o->entry_timeout = 1.0;
+	o->negative_timeout = 0.0;
+	o->max_threads = 16;
+}
+
+static const struct opt_desc *opt_find(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof(opt_table) / sizeof(opt_table[0]); i++) {
+		if (strlen(opt_table[i].name) == len &&
+		    memcmp(opt_table[i].name, name, len) == 0)
+			return &opt_table[i];
+	}
+	return NULL;
+}
+
+static int parse_seconds(const char *val, double *out)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(val, &end);
+	if (errno || end == val || *end || !isfinite(d) || d < 0 || d > 1e6)
+		return -EINVAL;
+	*out = d;
+	return 0;
+}
+
+static int parse_uint(const char *val, unsigned long min, unsigned long max,
+		      unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (*val < '0' || *val > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(val, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* Append one option to o->fuse_opts, comma-separated. */
+static int fuse_opts_append(struct hmmfs_opts *o, const char *opt)
+{
+	size_t old = o->fuse_opts ? strlen(o->fuse_opts) : 0;
+	char *s = realloc(o->fuse_opts, old + strlen(opt) + 2);
+
+	if (!s)
+		return -ENOMEM;
+	if (old)
+		s[old++] = ',';
+	strcpy(s + old, opt);
+	o->fuse_opts = s;
+	return 0;
+}
+
+static int opt_apply(struct hmmfs_opts *o, const struct opt_desc *d,
+		     const char *opt, const char *val, char *err, size_t errlen)
+{
+	char *field = (char *)o + (d->offset == NO_FIELD ? 0 : d->offset);
+	unsigned long u;
+
+	switch (d->kind) {
+	case OPT_FLAG:
+	case OPT_PASS:
+		if (val)
+			return fail(err, errlen, "option '%s' takes no value",
+				    d->name);
+		if (d->offset != NO_FIELD)
+			*(int *)field = 1;
+		if (d->kind == OPT_FLAG && strcmp(d->name, "nosplice") == 0)
+			o->splice = 0;
+		return d->kind == OPT_PASS ? fuse_opts_append(o, opt) : 0;
+	case OPT_PASS_VALUE:
+		if (!val || !*val)
+			return fail(err, errlen, "option '%s' needs a value (%s=...)",
+				    d->name, d->name);
+		if (strcmp(d->name, "fsname") == 0)
+			o->fsname_set = 1;
+		if (strcmp(d->name, "subtype") == 0)
+			o->subtype_set = 1;
+		return fuse_opts_append(o, opt);
+	case OPT_SECONDS:
+		if (!val || parse_seconds(val, (double *)field))
+			return fail(err, errlen,
+				    "option '%s' needs seconds from 0 to 1000000, got '%s'",
+				    d->name, val ? val : "");
+		return 0;
+	case OPT_UINT:
+		if (!val || parse_uint(val, d->min, d->max, &u))
+			return fail(err, errlen,
+				    "option '%s' needs a whole number from %lu to %lu, got '%s'",
+				    d->name, d->min, d->max, val ? val : "");
+		*(unsigned int *)field = (unsigned int)u;
+		return 0;
+	case OPT_DROP:
+		return 0;
+	}
+	return fail(err, errlen, "internal error on option '%s'", d->name);
+}
+
+/* One element of a -o list: "name" or "name=value". */
+static int opt_parse_one(struct hmmfs_opts *o, const char *opt,
+			 char *err, size_t errlen)
+{
+	const char *eq = strchr(opt, '=');
+	size_t len = eq ? (size_t)(eq - opt) : strlen(opt);
+	const struct opt_desc *d;
+
+	if (len == 0)
+		return *opt ? fail(err, errlen, "empty option name in '%s'", opt) : 0;
+	if (strncmp(opt, "x-", 2) == 0)	/* fstab x-systemd.* and friends */
+		return 0;
+	d = opt_find(opt, len);
+	if (!d)
+		return fail(err, errlen, "unknown option '%.*s' (see hmmfs --help)",
+			    (int)len, opt);
+	return opt_apply(o, d, opt, eq ? eq + 1 : NULL, err, errlen);
+}
+
+/* A -o argument: a comma-separated list. */
+static int opt_parse_list(struct hmmfs_opts *o, const char *list,
+			  char *err, size_t errlen)
+{
+	char *copy = strdup(list), *save = NULL, *tok;
+	int ret = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (tok = strtok_r(copy, ",", &save); tok && !ret;
+	     tok = strtok_r(NULL, ",", &save))
+		ret = opt_parse_one(o, tok, err, errlen);
+	free(copy);
+	return ret;
+}
+
+static int opt_positional(struct hmmfs_opts *o, const char *arg,
+			  char *err, size_t errlen)
+{
+	if (!o->backing)
+		o->backing = arg;
+	else if (!o->mountpoint)
+		o->mountpoint = arg;
+	else
+		return fail(err, errlen, "unexpected argument '%s'", arg);
+	return 0;
+}
+
+static int opt_parse_arg(struct hmmfs_opts *o, int argc, char **argv, int *i,
+			 char *err, size_t errlen)
+{
+	const char *a = argv[*i];
+
+	if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+		o->show_help = 1;
+	else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0)
+		o->show_version = 1;
+	else if (strcmp(a, "-f") == 0)
+		o->foreground = 1;
+	else if (strcmp(a, "-s") == 0)
+		o->singlethread = 1;
+	else if (strcmp(a, "-d") == 0)
+		return opt_parse_one(o, "debug", err, errlen);
+	else if (strcmp(a, "-o") == 0) {
+		if (*i + 1 >= argc)
+			return fail(err, errlen, "-o needs an option list");
+		return opt_parse_list(o, argv[++*i], err, errlen);
+	} else if (strncmp(a, "-o", 2) == 0)
+		return opt_parse_list(o, a + 2, err, errlen);
+	else if (a[0] == '-' && a[1])
+		return fail(err, errlen, "unknown flag '%s' (see hmmfs --help)", a);
+	else
+		return opt_positional(o, a, err, errlen);
+	return 0;
+}
+
+int opts_parse(int argc, char **argv, struct hmmfs_opts *o,
+	       char *err, size_t errlen)
+{
+	int ret;
+
+	opts_set_defaults(o);
+	err[0] = '\0';
+	for (int i = 1; i < argc; i++) {
+		ret = opt_parse_arg(o, argc, argv, &i, err, errlen);
+		if (ret)
+			return ret;
+	}
+	if (o->debug)
+		o->foreground = 1;
+	if (o->allow_other && !o->default_permissions) {
+		/* Other users' access must be checked, and we run as root. */
+		ret = fuse_opts_append(o, "default_permissions");
+		if (ret)
+			return ret;
+		o->default_permissions = 1;
+	}
+	if (o->show_help || o->show_version)
+		return 0;
+	if (!o->backing || !o->mountpoint)
+		return fail(err, errlen, "usage: hmmfs BACKING MOUNTPOINT [-o opt,...] [-f] [-d]");
+	return 0;
+}
+
+void opts_free(struct hmmfs_opts *o)
+{
+	free(o->fuse_opts);
+	o->fuse_opts = NULL;
+}
+
+/* fsname= value with libfuse's escapes for ',' and '\'. */
+static char *fsname_escape(const char *name)
+{
+	char *out = malloc(2 * strlen(name) + 1), *p = out;
+
+	if (!out)
+		return NULL;
+	for (; *name; name++) {
+		if (*name == ',' || *name == '\\')
+			*p++ = '\\';
+		*p++ = *name;
+	}
+	*p = '\0';
+	return out;
+}
+
+static int fuse_opt_add_default(char **s, int present, const char *opt,
+				const char *val)
+{
+	size_t len;
+	char *n;
+
+	if (present)
+		return 0;
+	len = (*s ? strlen(*s) + 1 : 0) + strlen(opt) + (val ? strlen(val) : 0) + 1;
+	n = malloc(len);
+	if (!n)
+		return -ENOMEM;
+	snprintf(n, len, "%s%s%s%s", *s ? *s : "", *s ? "," : "", opt,
+		 val ? val : "");
+	free(*s);
+	*s = n;
+	return 0;
+}
+
+int opts_fuse_argv(const struct hmmfs_opts *o, const char *fsname,
+		   struct opts_fuse_argv *fa)
+{
+	char *s = o->fuse_opts ? strdup(o->fuse_opts) : NULL;
+	char *esc = fsname_escape(fsname);
+	int ret = (o->fuse_opts && !s) || !esc ? -ENOMEM : 0;
+
+	if (!ret)
+		ret = fuse_opt_add_default(&s, o->fsname_set, "fsname=", esc);
+	if (!ret)
+		ret = fuse_opt_add_default(&s, o->subtype_set, "subtype=hmmfs", NULL);
+	free(esc);
+	if (ret) {
+		free(s);
+		return ret;
+	}
+	fa->optstr = s;
+	fa->argc = 3;
+	fa->argv[0] = "hmmfs";
+	fa->argv[1] = "-o";
+	fa->argv[2] = s;
+	fa->argv[3] = NULL;
+	return 0;
+}
+
+void opts_fuse_argv_free(struct opts_fuse_argv *fa)
+{
+	free(fa->optstr);
+	fa->optstr = NULL;
+}
+
+void opts_print_help(const char *progname)
+{
+	printf("usage: %s BACKING MOUNTPOINT [-o opt,...] [-f] [-d] [-s]\n"
+	       "\n"
+	       "Mirror the directory BACKING at MOUNTPOINT through hmmfs.\n"
+	       "\n"
+	       "  -f              stay in the foreground\n"
+	       "  -d              debug output (implies -f)\n"
+	       "  -s              single-threaded\n"
+	       "  -h, --help      this help\n"
+	       "  -V, --version   print the version\n"
+	       "\n"
+	       "Options (-o):\n", progname);
+	for (size_t i = 0; i < sizeof(opt_table) / sizeof(opt_table[0]); i++) {
+		const struct opt_desc *d = &opt_table[i];
+
+		if (!d->help)
+			continue;
+		if (d->help[0] == '=')
+			printf("  %s%s\n", d->name, d->help);
+		else
+			printf("  %-22s%s\n", d->name, d->help);
+	}
+	printf("\nStandard mount options (ro, rw, nosuid, nodev, noexec, noatime, ...)\n"
+	       "are passed to the kernel.\n");
+}

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs/options.h — hmmfs command line and mount options.
+ *
+ * opts_parse() turns argv into a struct hmmfs_opts plus the argument vector
+ * handed to libfuse (fuse_session_new).  Every -o option is either ours
+ * (parsed and checked here), a mount option libfuse knows (checked here by
+ * name, passed through), or mount(8)/fstab noise that is accepted and
+ * dropped.  Anything else is an error with a message, so a typo never turns
+ * into a silently ignored option.
+ */
+#ifndef HMMFS_FS_OPTIONS_H
+#define HMMFS_FS_OPTIONS_H
+
+#include <stddef.h>
+
+/**
+ * struct hmmfs_opts - what the user asked for.
+ * @backing:          BACKING as given (checked and resolved by main.c).
+ * @mountpoint:       MOUNTPOINT as given.
+ * @foreground:       -f: do not daemonize.
+ * @debug:            -d: libfuse debug output (implies -f).
+ * @singlethread:     -s: one request at a time.
+ * @show_help:        -h/--help.
+ * @show_version:     -V/--version.
+ * @direct_io:        every read and write reaches the daemon (no kernel
+ *                    page cache for file data).
+ * @kernel_cache:     keep the kernel page cache across opens even if the
+ *                    backing file changed (default: dropped when the
+ *                    backing mtime or size changed since the last close).
+ * @writeback_cache:  let the kernel batch writes (FUSE writeback cache).
+ * @splice:           move file data with splice(2) where it helps.
+ * @allow_other:      other users may use the mount (implies
+ *                    default_permissions: the kernel checks permissions).
+ * @default_permissions: the kernel checks permissions from the mode bits.
+ * @attr_timeout:     seconds the kernel may cache attributes.
+ * @entry_timeout:    seconds the kernel may cache name lookups.
+ * @negative_timeout: seconds the kernel may cache "no such name".
+ * @max_threads:      upper bound on worker threads.
+ * @clone_fd:         one /dev/fuse fd per worker thread.
+ * @fuse_opts:        comma-joined mount options for libfuse (malloc'd).
+ * @fsname_set:       the user gave fsname= (else it defaults to BACKING).
+ * @subtype_set:      the user gave subtype= (else "hmmfs").
+ */
+struct hmmfs_opts {
+	const char *backing;
+	const char *mountpoint;
+	int foreground;
+	int debug;
+	int singlethread;
+	int show_help;
+	int show_version;
+	int direct_io;
+	int kernel_cache;
+	int writeback_cache;
+	int splice;
+	int allow_other;
+	int default_permissions;
+	double attr_timeout;
+	double entry_timeout;
+	double negative_timeout;
+	unsigned int max_threads;
+	int clone_fd;
+	char *fuse_opts;
+	int fsname_set;
+	int subtype_set;
+};
+
+/* An argument vector for libfuse's fuse_session_new(). */
+struct opts_fuse_argv {
+	int argc;
+	char *argv[4];
+	char *optstr;	/* owned: the string behind argv[2] */
+};
+
+/**
+ * opts_parse() - parse the command line.
+ * @argc, @argv: as given to main().
+ * @o:           filled with defaults, then with what argv asks for; release
+ *               with opts_free().
+ * @err, @errlen: on failure, a one-line message for the user.
+ *
+ * Return: 0, or -EINVAL (bad usage or option) / -ENOMEM.
+ */
+int opts_parse(int argc, char **argv, struct hmmfs_opts *o,
+	       char *err, size_t errlen);
+
+void opts_free(struct hmmfs_opts *o);
+
+/**
+ * opts_fuse_argv() - build libfuse's argument vector.
+ * @o:      parsed options.
+ * @fsname: the default fsname (the resolved BACKING path).
+ * @fa:     filled; release with opts_fuse_argv_free().
+ *
+ * Adds fsname=, subtype=hmmfs and default_permissions (with allow_other)
+ * unless given.  Return: 0 or -ENOMEM.
+ */
+int opts_fuse_argv(const struct hmmfs_opts *o, const char *fsname,
+		   struct opts_fuse_argv *fa);
+
+void opts_fuse_argv_free(struct opts_fuse_argv *fa);
+
+/* Print the option list (for --help). */
+void opts_print_help(const char *progname);
+
+#endif

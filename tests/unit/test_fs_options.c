@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/unit/test_fs_options.c — fs/options.c: defaults, every kind of
+ * option, the errors a user gets, and the vector handed to libfuse.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "fs/options.h"
+#include "tests/unit/unit.h"
+
+static char err[512];
+
+#define PARSE(o, ...)                                                        \
+	({                                                                   \
+		char *argv_[] = { "hmmfs", __VA_ARGS__, NULL };              \
+		opts_parse((int)(sizeof(argv_) / sizeof(argv_[0])) - 1,      \
+			   argv_, (o), err, sizeof(err));                    \
+	})
+
+static void test_defaults(void)
+{
+	struct hmmfs_opts o;
+
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m"), 0);
+	CU_ASSERT_STRING_EQUAL(o.backing, "/b");
+	CU_ASSERT_STRING_EQUAL(o.mountpoint, "/m");
+	CU_ASSERT_EQUAL(o.foreground, 0);
+	CU_ASSERT_EQUAL(o.direct_io, 0);
+	CU_ASSERT_EQUAL(o.splice, 1);
+	CU_ASSERT_EQUAL(o.max_threads, 16);
+	CU_ASSERT_DOUBLE_EQUAL(o.attr_timeout, 1.0, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(o.entry_timeout, 1.0, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(o.negative_timeout, 0.0, 1e-9);
+	CU_ASSERT_PTR_NULL(o.fuse_opts);
+	opts_free(&o);
+}
+
+static void test_flags_and_values(void)
+{
+	struct hmmfs_opts o;
+
+	CU_ASSERT_EQUAL(PARSE(&o, "-f", "/b", "-o", "direct_io,attr_timeout=2.5",
+			      "/m", "-othreads=4,nosplice"), 0);
+	CU_ASSERT_EQUAL(o.foreground, 1);
+	CU_ASSERT_EQUAL(o.direct_io, 1);
+	CU_ASSERT_DOUBLE_EQUAL(o.attr_timeout, 2.5, 1e-9);
+	CU_ASSERT_EQUAL(o.max_threads, 4);
+	CU_ASSERT_EQUAL(o.splice, 0);
+	opts_free(&o);
+}
+
+static void test_debug_implies_foreground(void)
+{
+	struct hmmfs_opts o;
+
+	CU_ASSERT_EQUAL(PARSE(&o, "-d", "/b", "/m"), 0);
+	CU_ASSERT_EQUAL(o.debug, 1);
+	CU_ASSERT_EQUAL(o.foreground, 1);
+	CU_ASSERT_STRING_EQUAL(o.fuse_opts, "debug");
+	opts_free(&o);
+}
+
+static void test_unknown_option(void)
+{
+	struct hmmfs_opts o;
+
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "ro,bogus"), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown option 'bogus'"));
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "--frobnicate"), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "--frobnicate"));
+	opts_free(&o);
+}
+
+static void test_malformed_values(void)
+{
+	struct hmmfs_opts o;
+
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "attr_timeout=abc"), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "attr_timeout"));
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "attr_timeout=-1"), -EINVAL);
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "attr_timeout=1e9"), -EINVAL);
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "attr_timeout=nan"), -EINVAL);
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "threads=0"), -EINVAL);
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "threads=4x"), -EINVAL);
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "threads=-3"), -EINVAL);
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "threads=99999999999999999999"),
+			-EINVAL);
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "direct_io=1"), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "takes no value"));
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "fsname="), -EINVAL);
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o"), -EINVAL);
+	opts_free(&o);
+}
+
+static void test_positionals(void)
+{
+	struct hmmfs_opts o;
+
+	CU_ASSERT_EQUAL(PARSE(&o, "/b"), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "usage"));
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "/x"), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "'/x'"));
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "--help"), 0);
+	CU_ASSERT_EQUAL(o.show_help, 1);
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "-V"), 0);
+	CU_ASSERT_EQUAL(o.show_version, 1);
+	opts_free(&o);
+}
+
+static void test_mount_words(void)
+{
+	struct hmmfs_opts o;
+
+	/* what mount(8) and fstab hand over */
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o",
+			      "rw,nosuid,nodev,relatime,defaults,nofail,_netdev,x-systemd.automount,noatime"),
+			0);
+	CU_ASSERT_STRING_EQUAL(o.fuse_opts, "rw,nosuid,nodev,noatime");
+	opts_free(&o);
+}
+
+static void test_allow_other_implies_permissions(void)
+{
+	struct hmmfs_opts o;
+
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "allow_other"), 0);
+	CU_ASSERT_EQUAL(o.allow_other, 1);
+	CU_ASSERT_EQUAL(o.default_permissions, 1);
+	CU_ASSERT_STRING_EQUAL(o.fuse_opts, "allow_other,default_permissions");
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o",
+			      "default_permissions,allow_other"), 0);
+	CU_ASSERT_STRING_EQUAL(o.fuse_opts, "default_permissions,allow_other");
+	opts_free(&o);
+}
+
+static void test_fuse_argv(void)
+{
+	struct hmmfs_opts o;
+	struct opts_fuse_argv fa;
+
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "ro"), 0);
+	CU_ASSERT_EQUAL(opts_fuse_argv(&o, "/back,ing\\x", &fa), 0);
+	CU_ASSERT_EQUAL(fa.argc, 3);
+	CU_ASSERT_STRING_EQUAL(fa.argv[1], "-o");
+	CU_ASSERT_STRING_EQUAL(fa.argv[2],
+			       "ro,fsname=/back\\,ing\\\\x,subtype=hmmfs");
+	CU_ASSERT_PTR_NULL(fa.argv[3]);
+	opts_fuse_argv_free(&fa);
+	opts_free(&o);
+
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "fsname=tag,subtype=x"), 0);
+	CU_ASSERT_EQUAL(opts_fuse_argv(&o, "/b", &fa), 0);
+	CU_ASSERT_STRING_EQUAL(fa.argv[2], "fsname=tag,subtype=x");
+	opts_fuse_argv_free(&fa);
+	opts_free(&o);
+}
+
+int register_fs_options(void)
+{
+	static const CU_TestInfo tests[] = {
+		{ "defaults", test_defaults },
+		{ "flags and values", test_flags_and_values },
+		{ "-d implies -f", test_debug_implies_foreground },
+		{ "unknown option", test_unknown_option },
+		{ "malformed values", test_malformed_values },
+		{ "positionals", test_positionals },
+		{ "mount(8) words", test_mount_words },
+		{ "allow_other implies default_permissions",
+		  test_allow_other_implies_permissions },
+		{ "libfuse argv", test_fuse_argv },
+		CU_TEST_INFO_NULL,
+	};
+
+	return unit_add_suite("fs_options", tests);
+}

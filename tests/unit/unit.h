@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/unit/unit.h — CUnit suites, one per source file.  Each
+ * tests/unit/test_<layer>_<file>.c defines one register function, listed
+ * in main.c.
+ */
+#ifndef HMMFS_TESTS_UNIT_H
+#define HMMFS_TESTS_UNIT_H
+
+#include <CUnit/CUnit.h>
+
+int register_fs_guard(void);
+int register_fs_inode(void);
+int register_fs_options(void);
+
+/* Add @tests (NULL-name terminated) as suite @name; 0 or a CUnit error. */
+int unit_add_suite(const char *name, const CU_TestInfo *tests);
+
+#endif
