@@ -1,6 +1,7 @@
 # hmmfs — top-level Makefile.
 #
 #   make                     build build/hmmfs and build/hmmfsctl
+#   make demo                mount a demo directory and show it working
 #   make check               build and run every test suite (unit, integration, fsx)
 #   make check SANITIZE=address,undefined   the same under ASan+UBSan (build-san-*/)
 #   make check SANITIZE=thread              the same under TSan
@@ -66,13 +67,17 @@ UNIT_BIN   := $(B)/tests/unit_tests
 IT_BIN     := $(B)/tests/integration_tests
 FSX_BIN    := $(B)/tests/hmmfsx
 
-.PHONY: all deps check check-unit check-integration check-fsx install uninstall clean
+.PHONY: all demo deps check check-unit check-integration check-fsx install uninstall clean
 .DEFAULT_GOAL := all
 
 all: deps $(HMMFS) $(HMMFSCTL)
 
 deps:
 	$(Q)scripts/deps.sh
+
+# The main job: mount a demo directory with default options and show it.
+demo: all
+	$(Q)HMMFS=$(abspath $(HMMFS)) scripts/demo.sh
 
 $(B)/obj/%.o: %.c
 	$(quiet) CC $@
