@@ -134,8 +134,10 @@ static void *race_thread(void *p)
 			a->errors++;
 			continue;
 		}
+		pthread_mutex_lock(&a->t->lock);	/* nlookup is itab->lock's */
 		if (in->ino != st.st_ino || in->nlookup == 0)
 			a->errors++;
+		pthread_mutex_unlock(&a->t->lock);
 		itab_forget(a->t, in, 1);
 	}
 	return NULL;
