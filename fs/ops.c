@@ -442,10 +442,15 @@ static void hmmfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 /* ---- open files ----------------------------------------------------- */
 
-/* Backing open flags for kernel open flags @flags. */
+/*
+ * Backing open flags for kernel open flags @flags.  O_DIRECT is dropped:
+ * the kernel already sends O_DIRECT I/O straight to us, bypassing its
+ * cache of the mount, but the request buffers libfuse hands us are not
+ * aligned as O_DIRECT on the backing file would need.
+ */
 static int backing_flags(struct hmmfs *fs, int flags)
 {
-	flags &= ~O_NOFOLLOW;
+	flags &= ~(O_NOFOLLOW | O_DIRECT);
 	if (fs->opts->writeback_cache) {
 		/* the kernel reads to fill partial pages, and appends itself */
 		if ((flags & O_ACCMODE) == O_WRONLY)
@@ -493,13 +498,10 @@ static void file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
 			 (fs->opts->kernel_cache || cache_still_good(inode, fd));
 }
 
-/* open(2) of /proc/self/fd/N, retrying without O_DIRECT where unsupported. */
 static int open_backing(int dirfd, const char *name, int flags, mode_t mode)
 {
 	int fd = openat(dirfd, name, flags, mode);
 
-	if (fd < 0 && errno == EINVAL && (flags & O_DIRECT))
-		fd = openat(dirfd, name, flags & ~O_DIRECT, mode);
 	return fd < 0 ? -errno : fd;
 }
 
