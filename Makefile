@@ -23,13 +23,13 @@ SANITIZE   ?=
 
 VERSION    := 0.1.0
 
-PKGS       := fuse3
+PKGS       := fuse3 liburing
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
 		   -DHMMFS_VERSION='"$(VERSION)"' -MMD -MP -I. $(PKG_CFLAGS)
-override LDLIBS += $(PKG_LIBS) -lpthread
+override LDLIBS += $(PKG_LIBS) -laio -lpthread
 
 comma := ,
 ifeq ($(SANITIZE),)
@@ -49,7 +49,8 @@ endif
 
 # Sources, sorted.  fs/main.c is the daemon's entry point; everything else
 # in FS_SRCS is linked into the unit tests too.
-FS_SRCS    := fs/guard.c fs/inode.c fs/ops.c fs/options.c
+FS_SRCS    := fs/guard.c fs/inode.c fs/ops.c fs/options.c \
+	      $(sort $(wildcard bounce/*.c cache/*.c device/*.c wp/*.c))
 DAEMON_SRC := fs/main.c
 CTL_SRCS   := ctl/hmmfsctl.c
 UNIT_SRCS  := $(sort $(wildcard tests/unit/*.c))
