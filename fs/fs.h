@@ -9,6 +9,8 @@
 #include <fuse_lowlevel.h>
 #include <sys/types.h>
 
+struct cache;
+
 #include "fs/inode.h"
 #include "fs/options.h"
 
@@ -17,6 +19,7 @@
  * @opts:     the parsed options; read-only after start.
  * @itab:     node ids <-> backing objects.
  * @se:       the libfuse session.
+ * @cache:    the page cache, or NULL with host_cache=0 (passthrough).
  * @uid, @gid: the daemon's own effective ids; callers with other ids get
  *            new files made under their own (see ops.c, creds_*).
  * @ngroups, @groups: the daemon's supplementary groups, restored after
@@ -26,6 +29,7 @@ struct hmmfs {
 	const struct hmmfs_opts *opts;
 	struct itab itab;
 	struct fuse_session *se;
+	struct cache *cache;
 	uid_t uid;
 	gid_t gid;
 	int ngroups;
@@ -34,5 +38,8 @@ struct hmmfs {
 
 /* The operations table, in ops.c. */
 extern const struct fuse_lowlevel_ops hmmfs_ops;
+
+/* itab->release: drop an inode's cache state (writing it back). */
+void hmmfs_inode_release(void *arg, struct hmm_inode *inode);
 
 #endif

@@ -43,6 +43,8 @@ int itab_init(struct itab *t, int root_fd, const struct stat *st)
 		return -ENOMEM;
 	t->nbuckets = ITAB_MIN_BUCKETS;
 	t->count = 0;
+	t->release = NULL;
+	t->release_arg = NULL;
 	pthread_mutex_init(&t->lock, NULL);
 	t->root = (struct hmm_inode){
 		.fd = root_fd, .dev = st->st_dev, .ino = st->st_ino,
@@ -52,8 +54,10 @@ int itab_init(struct itab *t, int root_fd, const struct stat *st)
 	return 0;
 }
 
-static void inode_free(struct hmm_inode *inode)
+static void inode_free(struct itab *t, struct hmm_inode *inode)
 {
+	if (t->release)
+		t->release(t->release_arg, inode);
 	close(inode->fd);
 	pthread_mutex_destroy(&inode->lock);
 	free(inode);
@@ -66,11 +70,13 @@ void itab_destroy(struct itab *t)
 
 		for (; in; in = next) {
 			next = in->next;
-			inode_free(in);
+			inode_free(t, in);
 		}
 	}
 	free(t->buckets);
 	t->buckets = NULL;
+	if (t->release)
+		t->release(t->release_arg, &t->root);
 	close(t->root.fd);
 	pthread_mutex_destroy(&t->root.lock);
 	pthread_mutex_destroy(&t->lock);
@@ -194,7 +200,7 @@ void itab_forget(struct itab *t, struct hmm_inode *inode, uint64_t n)
 	}
 	itab_unlink_locked(t, inode);
 	pthread_mutex_unlock(&t->lock);
-	inode_free(inode);
+	inode_free(t, inode);
 }
 
 size_t itab_count(struct itab *t)

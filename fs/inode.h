@@ -18,6 +18,7 @@
 #define HMMFS_FS_INODE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -33,7 +34,11 @@
  * @lock:      guards the cache_* fields.
  * @cache_mtime, @cache_size, @cache_valid: backing mtime and size when the
  *             file was last closed, to decide whether the kernel's page cache
- *             of it is still good at the next open (close-to-open).
+ *             of it is still good at the next open (close-to-open); used
+ *             when hmmfs runs without its own cache.
+ * @cfile:     the page cache's state for this file (struct cfile), set once
+ *             under @lock at the first open, freed with the inode through
+ *             itab->release.  Load with acquire.
  */
 struct hmm_inode {
 	int fd;
@@ -46,6 +51,7 @@ struct hmm_inode {
 	struct timespec cache_mtime;
 	off_t cache_size;
 	int cache_valid;
+	void *_Atomic cfile;
 };
 
 /**
@@ -55,6 +61,8 @@ struct hmm_inode {
  * @buckets: hash chains, keyed by (dev, ino).
  * @count:   inodes in the table, the root excluded.
  * @root:    the root inode: never in a chain, never freed by forget.
+ * @release: called for an inode about to be freed (before its fd closes),
+ *           with @release_arg; may be NULL.
  */
 struct itab {
 	pthread_mutex_t lock;
@@ -62,6 +70,8 @@ struct itab {
 	size_t nbuckets;
 	size_t count;
 	struct hmm_inode root;
+	void (*release)(void *arg, struct hmm_inode *inode);
+	void *release_arg;
 };
 
 /* Take ownership of @root_fd (an O_PATH fd of BACKING). Return 0 or -errno. */

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cache/cache.h"
 #include "fs/fs.h"
 #include "fs/guard.h"
 
@@ -117,6 +118,52 @@ static int fs_init(struct hmmfs *fs, const struct hmmfs_opts *o,
 	return 0;
 }
 
+/* One line at mount when BACKING cannot do O_DIRECT (data cached twice). */
+static void notice_direct_io(const char *backing)
+{
+	int fd = open(backing, O_TMPFILE | O_RDWR | O_DIRECT | O_CLOEXEC, 0600);
+
+	if (fd >= 0) {
+		close(fd);
+		return;
+	}
+	if (errno != EINVAL)
+		return;	/* cannot tell (no O_TMPFILE, read-only, ...) */
+	fd = open(backing, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	close(fd);
+	fprintf(stderr, "hmmfs: notice: BACKING does not support O_DIRECT; "
+		"backing files use buffered I/O\n");
+}
+
+static int cache_setup(struct hmmfs *fs, const struct hmmfs_opts *o,
+		       const char *backing)
+{
+	struct cache_config cfg = {
+		.page_size = o->page_size,
+		.host_cache = o->host_cache,
+		.dirty_background = opts_dirty_background(o),
+		.dirty_limit = opts_dirty_limit(o),
+		.dirty_expire_ms = o->dirty_expire_ms,
+		.io_engine = o->io_engine,
+	};
+	char err[256];
+	int ret;
+
+	if (!o->host_cache)
+		return 0;	/* no cache: a plain passthrough */
+	ret = cache_create(&cfg, &fs->cache, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "hmmfs: %s\n", err);
+		return -1;
+	}
+	fs->itab.release = hmmfs_inode_release;
+	fs->itab.release_arg = fs;
+	notice_direct_io(backing);
+	return 0;
+}
+
 static int serve(struct hmmfs *fs, const struct hmmfs_opts *o)
 {
 	struct fuse_loop_config *cfg;
@@ -157,6 +204,10 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 	}
 	if (fuse_daemonize(o->foreground))
 		goto out_unmount;
+	if (fs->cache && cache_start(fs->cache)) {
+		fprintf(stderr, "hmmfs: cannot start the cache's flusher thread\n");
+		goto out_unmount;
+	}
 	ret = serve(fs, o) ? 1 : 0;
 out_unmount:
 	fuse_session_unmount(fs->se);
@@ -197,8 +248,15 @@ int main(int argc, char **argv)
 		opts_free(&o);
 		return 1;
 	}
+	if (cache_setup(&fs, &o, backing)) {
+		itab_destroy(&fs.itab);
+		opts_free(&o);
+		return 1;
+	}
 	ret = run(&fs, &o, backing);
-	itab_destroy(&fs.itab);
+	itab_destroy(&fs.itab);	/* writes back and drops every file */
+	if (fs.cache)
+		cache_destroy(fs.cache);	/* then whatever is left, and syncs */
 	opts_free(&o);
 	return ret;
 }

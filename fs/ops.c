@@ -47,9 +47,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache/cache.h"
 #include "fs/guard.h"
+#include "fs/hmmfs_ioctl.h"
 
 #define MAX_IO (1u << 20)	/* max_read / max_write */
+#define OFF_MAX ((off_t)INT64_MAX)
 
 static struct hmmfs *fs_of(fuse_req_t req)
 {
@@ -74,10 +77,40 @@ static void fd_path(char buf[64], int fd)
 	snprintf(buf, 64, "/proc/self/fd/%d", fd);
 }
 
+/**
+ * struct hmm_file - an open regular file.
+ * @fd: the backing file, opened with the caller's flags (less O_DIRECT).
+ * @ra: the cache's readahead state for this open file.
+ */
+struct hmm_file {
+	int fd;
+	struct cache_ra ra;
+};
+
+static struct hmm_file *file_of(struct fuse_file_info *fi)
+{
+	return (struct hmm_file *)(uintptr_t)fi->fh;
+}
+
+static int fh_fd(struct fuse_file_info *fi)
+{
+	return file_of(fi)->fd;
+}
+
+/* The page cache's state of @inode, or NULL (no cache, or not opened yet). */
+static struct cfile *inode_cfile(struct hmm_inode *inode)
+{
+	return atomic_load_explicit(&inode->cfile, memory_order_acquire);
+}
+
 static int inode_stat(struct hmm_inode *inode, struct stat *st)
 {
+	struct cfile *cf = inode_cfile(inode);
+
 	if (fstatat(inode->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
+	if (cf)
+		cache_file_fix_attr(cf, st);
 	return 0;
 }
 
@@ -151,6 +184,8 @@ static int do_lookup(struct hmmfs *fs, struct hmm_inode *dir, const char *name,
 	ret = itab_lookup_insert(&fs->itab, fd, &e->attr, &inode);
 	if (ret)
 		return ret;
+	if (inode_cfile(inode))
+		cache_file_fix_attr(inode_cfile(inode), &e->attr);
 	e->ino = node_id(fs, inode);
 	return 0;
 }
@@ -196,10 +231,8 @@ static void reply_attr(fuse_req_t req, struct hmm_inode *inode,
 	struct stat st;
 	int ret;
 
-	if (fi)
-		ret = fstat((int)fi->fh, &st) < 0 ? -errno : 0;
-	else
-		ret = inode_stat(inode, &st);
+	ret = inode_stat(inode, &st);
+	(void)fi;	/* the O_PATH fd sees the same object */
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
@@ -217,8 +250,8 @@ static int set_mode(struct hmm_inode *inode, struct fuse_file_info *fi,
 {
 	char path[64];
 
-	if (fi)
-		return fchmod((int)fi->fh, mode) < 0 ? -errno : 0;
+	if (fi && inode->type == S_IFREG)
+		return fchmod(fh_fd(fi), mode) < 0 ? -errno : 0;
 	if (inode->type == S_IFLNK)
 		return -EOPNOTSUPP;	/* Linux symlinks have no mode */
 	fd_path(path, inode->fd);
@@ -239,10 +272,13 @@ static int set_owner(struct hmm_inode *inode, int valid, struct stat *attr)
 static int set_size(struct hmm_inode *inode, struct fuse_file_info *fi,
 		    off_t size)
 {
+	struct cfile *cf = inode_cfile(inode);
 	char path[64];
 
-	if (fi)
-		return ftruncate((int)fi->fh, size) < 0 ? -errno : 0;
+	if (cf)
+		return cache_truncate(cf, size);
+	if (fi && inode->type == S_IFREG)
+		return ftruncate(fh_fd(fi), size) < 0 ? -errno : 0;
 	fd_path(path, inode->fd);
 	return truncate(path, size) < 0 ? -errno : 0;
 }
@@ -266,16 +302,30 @@ static int set_times(struct hmm_inode *inode, struct fuse_file_info *fi,
 		time_arg(valid, FUSE_SET_ATTR_MTIME, FUSE_SET_ATTR_MTIME_NOW,
 			 &attr->st_mtim),
 	};
+	struct cfile *cf = inode_cfile(inode);
 	char path[64];
+	int ret;
 
-	if (fi)
-		return futimens((int)fi->fh, tv) < 0 ? -errno : 0;
-	if (utimensat(inode->fd, "", tv, AT_EMPTY_PATH) == 0)
-		return 0;
-	if (errno != EINVAL && errno != ENOENT)
-		return -errno;
-	fd_path(path, inode->fd);	/* kernels without AT_EMPTY_PATH here */
-	return utimensat(AT_FDCWD, path, tv, 0) < 0 ? -errno : 0;
+	if (cf) {
+		/* later writeback must not move the times set here */
+		ret = cache_writeback_range(cf, 0, OFF_MAX, false);
+		if (ret)
+			return ret;
+		cache_file_times_set(cf);
+	}
+	if (fi && inode->type == S_IFREG)
+		ret = futimens(fh_fd(fi), tv) < 0 ? -errno : 0;
+	else if (utimensat(inode->fd, "", tv, AT_EMPTY_PATH) == 0)
+		ret = 0;
+	else if (errno != EINVAL && errno != ENOENT)
+		ret = -errno;
+	else {
+		fd_path(path, inode->fd);	/* kernels without AT_EMPTY_PATH here */
+		ret = utimensat(AT_FDCWD, path, tv, 0) < 0 ? -errno : 0;
+	}
+	if (!ret && cf)
+		cache_file_note_backing(cf);
+	return ret;
 }
 
 static void hmmfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
@@ -446,11 +496,15 @@ static void hmmfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
  * Backing open flags for kernel open flags @flags.  O_DIRECT is dropped:
  * the kernel already sends O_DIRECT I/O straight to us, bypassing its
  * cache of the mount, but the request buffers libfuse hands us are not
- * aligned as O_DIRECT on the backing file would need.
+ * aligned as O_DIRECT on the backing file would need.  With the cache,
+ * O_TRUNC is dropped too: the cache truncates (open_truncate), so its
+ * pages and size change together with BACKING.
  */
 static int backing_flags(struct hmmfs *fs, int flags)
 {
 	flags &= ~(O_NOFOLLOW | O_DIRECT);
+	if (fs->cache)
+		flags &= ~O_TRUNC;	/* done through the cache: open_truncate() */
 	if (fs->opts->writeback_cache) {
 		/* the kernel reads to fill partial pages, and appends itself */
 		if ((flags & O_ACCMODE) == O_WRONLY)
@@ -489,13 +543,94 @@ static void cache_remember(struct hmm_inode *inode, int fd)
 	pthread_mutex_unlock(&inode->lock);
 }
 
-static void file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
-			   struct fuse_file_info *fi, int fd)
+/*
+ * The cache's state for @inode, made at its first open.  Return: 0 (with
+ * *@out NULL when the mount has no cache or @inode is not a regular file)
+ * or -errno.
+ */
+static int inode_cfile_get(struct hmmfs *fs, struct hmm_inode *inode,
+			   struct cfile **out)
 {
-	fi->fh = (uint64_t)fd;
+	struct cfile *cf = inode_cfile(inode);
+	int ret = 0;
+
+	*out = NULL;
+	if (!fs->cache || inode->type != S_IFREG)
+		return 0;
+	if (cf) {
+		*out = cf;
+		return 0;
+	}
+	pthread_mutex_lock(&inode->lock);
+	cf = inode_cfile(inode);
+	if (!cf) {
+		ret = cache_file_open(fs->cache, inode->fd, &cf);
+		if (!ret)	/* pairs with the load-acquire in inode_cfile() */
+			atomic_store_explicit(&inode->cfile, cf, memory_order_release);
+	}
+	pthread_mutex_unlock(&inode->lock);
+	*out = ret ? NULL : cf;
+	return ret;
+}
+
+/* Called by the inode table for an inode about to be freed. */
+void hmmfs_inode_release(void *arg, struct hmm_inode *inode)
+{
+	struct cfile *cf = inode_cfile(inode);
+
+	(void)arg;
+	if (cf) {
+		atomic_store(&inode->cfile, NULL);
+		cache_file_close(cf);	/* writes back what is dirty */
+	}
+}
+
+/*
+ * Fill @fi for an open of @inode on backing descriptor @fd.  The kernel may
+ * keep its own page cache of the file unless BACKING changed since we last
+ * saw it (close-to-open), as judged by our cache if there is one.
+ */
+static int file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
+			  struct fuse_file_info *fi, int fd)
+{
+	struct hmm_file *hf = calloc(1, sizeof(*hf));
+	struct cfile *cf;
+	int ret, fresh;
+
+	if (!hf)
+		return -ENOMEM;
+	ret = inode_cfile_get(fs, inode, &cf);
+	if (ret) {
+		free(hf);
+		return ret;
+	}
+	hf->fd = fd;
+	fresh = cf ? !cache_file_revalidate(cf) : cache_still_good(inode, fd);
+	fi->fh = (uint64_t)(uintptr_t)hf;
 	fi->direct_io = fs->opts->direct_io;
-	fi->keep_cache = !fs->opts->direct_io &&
-			 (fs->opts->kernel_cache || cache_still_good(inode, fd));
+	fi->keep_cache = !fs->opts->direct_io && (fs->opts->kernel_cache || fresh);
+	return 0;
+}
+
+/*
+ * O_TRUNC already emptied the backing file; the cache must forget the
+ * file's pages, dirty ones included, and its size.
+ */
+static int open_truncate(struct hmm_inode *inode, struct fuse_file_info *fi)
+{
+	struct cfile *cf = inode_cfile(inode);
+
+	if (!cf || !(fi->flags & O_TRUNC))
+		return 0;
+	return cache_truncate(cf, 0);
+}
+
+static void file_info_free(struct fuse_file_info *fi)
+{
+	struct hmm_file *hf = file_of(fi);
+
+	close(hf->fd);
+	free(hf);
 }
 
 static int open_backing(int dirfd, const char *name, int flags, mode_t mode)
@@ -510,7 +645,7 @@ static void hmmfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct hmmfs *fs = fs_of(req);
 	struct hmm_inode *inode = inode_of(req, ino);
 	char path[64];
-	int fd;
+	int fd, ret;
 
 	fd_path(path, inode->fd);
 	fd = open_backing(AT_FDCWD, path, backing_flags(fs, fi->flags), 0);
@@ -518,9 +653,20 @@ static void hmmfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	file_info_fill(fs, inode, fi, fd);
+	ret = file_info_fill(fs, inode, fi, fd);
+	if (ret) {
+		close(fd);
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	ret = open_truncate(inode, fi);
+	if (ret) {
+		file_info_free(fi);
+		fuse_reply_err(req, -ret);
+		return;
+	}
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		close(fd);	/* the opener was interrupted */
+		file_info_free(fi);	/* the opener was interrupted */
 }
 
 static void hmmfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -545,38 +691,106 @@ static void hmmfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	ret = do_lookup(fs, dir, name, &e);
+	if (!ret) {
+		ret = file_info_fill(fs, inode_of(req, e.ino), fi, fd);
+		if (!ret) {
+			ret = open_truncate(inode_of(req, e.ino), fi);
+			if (ret) {
+				file_info_free(fi);
+				fd = -1;
+			}
+		}
+		if (ret)
+			itab_forget(&fs->itab, inode_of(req, e.ino), 1);
+	}
 	if (ret) {
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		fuse_reply_err(req, -ret);
 		return;
 	}
-	file_info_fill(fs, inode_of(req, e.ino), fi, fd);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT)
-		close(fd);
+		file_info_free(fi);
 }
+
+/* Per-thread buffer for cached reads: no allocation per request. */
+static _Thread_local char *read_buf;
 
 static void hmmfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
+	struct cfile *cf = inode_cfile(inode_of(req, ino));
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	ssize_t n;
 
-	(void)ino;
+	if (cf) {
+		if (!read_buf && !(read_buf = malloc(MAX_IO))) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		if (size > MAX_IO)
+			size = MAX_IO;
+		n = cache_read(cf, read_buf, size, off, &file_of(fi)->ra);
+		if (n < 0)
+			fuse_reply_err(req, (int)-n);
+		else
+			fuse_reply_buf(req, read_buf, (size_t)n);
+		return;
+	}
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = (int)fi->fh;
+	buf.buf[0].fd = fh_fd(fi);
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+/* Write through the cache: the data must be in memory. */
+static void write_cached(fuse_req_t req, struct cfile *cf,
+			 struct fuse_bufvec *in, off_t off)
+{
+	size_t len = fuse_buf_size(in);
+	struct fuse_bufvec tmp = FUSE_BUFVEC_INIT(len);
+	const void *data;
+	ssize_t n;
+
+	if (in->count == 1 && !(in->buf[0].flags & FUSE_BUF_IS_FD)) {
+		data = in->buf[0].mem;
+	} else {
+		tmp.buf[0].mem = malloc(len);
+		if (!tmp.buf[0].mem) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		n = fuse_buf_copy(&tmp, in, 0);
+		if (n < 0) {
+			free(tmp.buf[0].mem);
+			fuse_reply_err(req, (int)-n);
+			return;
+		}
+		len = (size_t)n;
+		data = tmp.buf[0].mem;
+	}
+	n = cache_write(cf, data, len, off);
+	free(tmp.buf[0].mem);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
 }
 
 static void hmmfs_write_buf(fuse_req_t req, fuse_ino_t ino,
 			    struct fuse_bufvec *in, off_t off,
 			    struct fuse_file_info *fi)
 {
+	struct cfile *cf = inode_cfile(inode_of(req, ino));
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
 	ssize_t n;
 
-	(void)ino;
+	if (cf) {
+		write_cached(req, cf, in, off);
+		return;
+	}
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY;
-	out.buf[0].fd = (int)fi->fh;
+	out.buf[0].fd = fh_fd(fi);
 	out.buf[0].pos = off;
 	n = fuse_buf_copy(&out, in, 0);
 	if (n < 0)
@@ -588,37 +802,64 @@ static void hmmfs_write_buf(fuse_req_t req, fuse_ino_t ino,
 static void hmmfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	/* close() of a duplicate reports deferred write errors (NFS-style) */
-	int fd = dup((int)fi->fh);
+	struct cfile *cf = inode_cfile(inode_of(req, ino));
+	int fd = dup(fh_fd(fi));
 	int ret = fd < 0 ? -errno : 0;
 
-	(void)ino;
 	if (!ret && close(fd) < 0)
 		ret = -errno;
+	if (cf) {	/* a writeback error of the cache, once */
+		int err = cache_file_check_error(cf);
+
+		if (!ret)
+			ret = err;
+	}
 	reply_status(req, ret);
 }
 
 static void hmmfs_release(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
-	cache_remember(inode_of(req, ino), (int)fi->fh);
-	close((int)fi->fh);
+	struct hmm_inode *inode = inode_of(req, ino);
+
+	if (!inode_cfile(inode))
+		cache_remember(inode, fh_fd(fi));
+	file_info_free(fi);
 	fuse_reply_err(req, 0);
 }
 
 static void hmmfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 			struct fuse_file_info *fi)
 {
-	int fd = (int)fi->fh;
+	struct cfile *cf = inode_cfile(inode_of(req, ino));
+	int fd = fh_fd(fi);
 
-	(void)ino;
+	if (cf) {
+		reply_status(req, cache_fsync(cf, datasync));
+		return;
+	}
 	reply_status(req, (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? -errno : 0);
 }
 
 static void hmmfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 			    off_t off, off_t len, struct fuse_file_info *fi)
 {
-	(void)ino;
-	reply_status(req, fallocate((int)fi->fh, mode, off, len) < 0 ? -errno : 0);
+	struct cfile *cf = inode_cfile(inode_of(req, ino));
+	int ret = 0;
+
+	/* modes that change data: BACKING first gets, and we drop, the range */
+	if (cf && (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE |
+			   FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)))
+		ret = cache_writeback_range(cf, off, (mode & (FALLOC_FL_COLLAPSE_RANGE |
+							      FALLOC_FL_INSERT_RANGE)) ?
+					    OFF_MAX : off + len, true);
+	if (!ret && fallocate(fh_fd(fi), mode, off, len) < 0)
+		ret = -errno;
+	if (!ret && cf && !(mode & FALLOC_FL_KEEP_SIZE))
+		cache_file_extend(cf, off + len);
+	else if (!ret && cf)
+		cache_file_note_backing(cf);
+	reply_status(req, ret);
 }
 
 static void hmmfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
@@ -627,24 +868,49 @@ static void hmmfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
 				  struct fuse_file_info *fi_out, size_t len,
 				  int flags)
 {
+	struct cfile *cf_in = inode_cfile(inode_of(req, ino_in));
+	struct cfile *cf_out = inode_cfile(inode_of(req, ino_out));
+	off_t end_in = len > (size_t)(OFF_MAX - off_in) ? OFF_MAX : off_in + (off_t)len;
+	off_t end_out = len > (size_t)(OFF_MAX - off_out) ? OFF_MAX : off_out + (off_t)len;
 	ssize_t n;
+	int ret = 0;
 
-	(void)ino_in;
-	(void)ino_out;
-	n = copy_file_range((int)fi_in->fh, &off_in, (int)fi_out->fh, &off_out,
+	/* the copy runs in BACKING: it must see our data, and we its result */
+	if (cf_in)
+		ret = cache_writeback_range(cf_in, off_in, end_in, false);
+	if (!ret && cf_out)
+		ret = cache_writeback_range(cf_out, off_out, end_out, true);
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	n = copy_file_range(fh_fd(fi_in), &off_in, fh_fd(fi_out), &off_out,
 			    len, (unsigned int)flags);
-	if (n < 0)
+	if (n < 0) {
 		fuse_reply_err(req, errno);
-	else
-		fuse_reply_write(req, (size_t)n);
+		return;
+	}
+	if (cf_out)
+		cache_file_extend(cf_out, off_out);	/* advanced by the copy */
+	fuse_reply_write(req, (size_t)n);
 }
 
 static void hmmfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 			struct fuse_file_info *fi)
 {
-	off_t res = lseek((int)fi->fh, off, whence);
+	struct cfile *cf = inode_cfile(inode_of(req, ino));
+	off_t res;
+	int ret;
 
-	(void)ino;
+	if (cf && (whence == SEEK_DATA || whence == SEEK_HOLE)) {
+		/* BACKING's map of data and holes must include our dirty pages */
+		ret = cache_writeback_range(cf, 0, OFF_MAX, false);
+		if (ret) {
+			fuse_reply_err(req, -ret);
+			return;
+		}
+	}
+	res = lseek(fh_fd(fi), off, whence);
 	if (res < 0)
 		fuse_reply_err(req, errno);
 	else
@@ -663,7 +929,7 @@ static void hmmfs_flock(fuse_req_t req, fuse_ino_t ino,
 
 	(void)ino;
 	for (;;) {
-		if (flock((int)fi->fh, op | LOCK_NB) == 0) {
+		if (flock(fh_fd(fi), op | LOCK_NB) == 0) {
 			fuse_reply_err(req, 0);
 			return;
 		}
@@ -980,6 +1246,98 @@ static void hmmfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	reply_status(req, ((mode_t)mask & ~bits & 7) ? -EACCES : 0);
 }
 
+/* ---- control ioctls (fs/hmmfs_ioctl.h) ------------------------------- */
+
+static void ioctl_stats(fuse_req_t req, size_t out_bufsz)
+{
+	struct hmmfs *fs = fs_of(req);
+	struct hmmfs_ioc_stats st = { .version = HMMFS_IOC_VERSION };
+	struct cache_stats cs;
+
+	if (out_bufsz < sizeof(st)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (fs->cache) {
+		cache_get_stats(fs->cache, &cs);
+		st.cache_on = 1;
+		snprintf(st.io_engine, sizeof(st.io_engine), "%s",
+			 cache_io_engine_name(fs->cache));
+		st.page_size = cache_page_size(fs->cache);
+		st.host_cache = fs->opts->host_cache;
+		st.host_pages = cs.host_pages;
+		st.dirty_pages = cs.dirty_pages;
+		st.writeback_pages = cs.writeback_pages;
+		st.hits = cs.hits;
+		st.misses = cs.misses;
+		st.readahead_pages = cs.readahead_pages;
+		st.evictions = cs.evictions;
+		st.writeback_bytes = cs.writeback_bytes;
+		st.backing_reads = cs.backing_reads;
+		st.backing_writes = cs.backing_writes;
+		st.throttled = cs.throttled;
+	} else {
+		snprintf(st.io_engine, sizeof(st.io_engine), "none");
+	}
+	fuse_reply_ioctl(req, 0, &st, sizeof(st));
+}
+
+/* Write back one file, or everything from the root; then sync BACKING. */
+static int ioctl_sync(fuse_req_t req, struct hmm_inode *inode,
+		      struct fuse_file_info *fi)
+{
+	struct hmmfs *fs = fs_of(req);
+	struct cfile *cf = inode_cfile(inode);
+	int ret = 0, fd;
+
+	if (inode == &fs->itab.root) {
+		if (fs->cache)
+			ret = cache_sync_all(fs->cache);
+		fd = openat(inode->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return ret ? ret : -errno;
+		if (syncfs(fd) < 0 && !ret)
+			ret = -errno;
+		close(fd);
+		return ret;
+	}
+	if (cf)
+		return cache_fsync(cf, false);
+	if (inode->type == S_IFREG && fi)
+		return fsync(fh_fd(fi)) < 0 ? -errno : 0;
+	return 0;	/* nothing of ours to write back */
+}
+
+static void hmmfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
+			void *arg, struct fuse_file_info *fi, unsigned int flags,
+			const void *in_buf, size_t in_bufsz, size_t out_bufsz)
+{
+	int ret;
+
+	(void)arg;
+	(void)in_buf;
+	(void)in_bufsz;
+	if (flags & FUSE_IOCTL_COMPAT) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	switch (cmd) {
+	case HMMFS_IOC_STATS:
+		ioctl_stats(req, out_bufsz);
+		return;
+	case HMMFS_IOC_SYNC:
+		ret = ioctl_sync(req, inode_of(req, ino),
+				 (flags & FUSE_IOCTL_DIR) ? NULL : fi);
+		if (ret)
+			fuse_reply_err(req, -ret);
+		else
+			fuse_reply_ioctl(req, 0, NULL, 0);
+		return;
+	default:
+		fuse_reply_err(req, ENOTTY);
+	}
+}
+
 /* ---- session -------------------------------------------------------- */
 
 static void hmmfs_init(void *userdata, struct fuse_conn_info *conn)
@@ -993,6 +1351,8 @@ static void hmmfs_init(void *userdata, struct fuse_conn_info *conn)
 				FUSE_CAP_SPLICE_READ);
 	if (fs->opts->writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	if (conn->capable & FUSE_CAP_IOCTL_DIR)
+		conn->want |= FUSE_CAP_IOCTL_DIR;	/* hmmfsctl on the mount root */
 	if (conn->max_write > MAX_IO)
 		conn->max_write = MAX_IO;
 	conn->time_gran = 1;
@@ -1035,4 +1395,5 @@ const struct fuse_lowlevel_ops hmmfs_ops = {
 	.fallocate	 = hmmfs_fallocate,
 	.copy_file_range = hmmfs_copy_file_range,
 	.lseek		 = hmmfs_lseek,
+	.ioctl		 = hmmfs_ioctl,
 };

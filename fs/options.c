@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum opt_kind {
 	OPT_FLAG,	/* name        -> int field = 1 */
@@ -26,6 +27,9 @@ enum opt_kind {
 	OPT_PASS,	/* name        -> to libfuse, no value allowed */
 	OPT_PASS_VALUE,	/* name=value  -> to libfuse, value required */
 	OPT_DROP,	/* name[=value]-> accepted and ignored */
+	OPT_SIZE,	/* name=SIZE   -> size_t field, min..max bytes */
+	OPT_DIRTY,	/* name=SIZE or N% -> size_t field, or the pct after it */
+	OPT_ENGINE,	/* name=uring|aio|psync */
 };
 
 struct opt_desc {
@@ -59,6 +63,18 @@ static const struct opt_desc opt_table[] = {
 	  "=N      at most N worker threads (default 16)" },
 	{ "clone_fd", OPT_FLAG, FIELD(clone_fd), 0, 0,
 	  "one /dev/fuse descriptor per worker thread" },
+	{ "host_cache", OPT_SIZE, FIELD(host_cache), 0, (unsigned long)-1,
+	  "=SIZE   host page cache budget; 0: no cache (default RAM/8)" },
+	{ "page_size", OPT_SIZE, FIELD(page_size), 4096, 65536,
+	  "=SIZE   cache page size, power of two, 4K..64K (default 4K)" },
+	{ "dirty_expire_ms", OPT_UINT, FIELD(dirty_expire_ms), 1, 86400000,
+	  "=MS     write back pages dirty this long (default 30000)" },
+	{ "dirty_background", OPT_DIRTY, FIELD(dirty_background), 0, 0,
+	  "=SIZE|N%   start writeback above this much dirty (default 10%)" },
+	{ "dirty_limit", OPT_DIRTY, FIELD(dirty_limit), 0, 0,
+	  "=SIZE|N%   writers wait above this much dirty (default 20%)" },
+	{ "io_engine", OPT_ENGINE, FIELD(io_engine), 0, 0,
+	  "=uring|aio|psync   backing I/O engine (default uring)" },
 	/* mount options handed to libfuse and the kernel */
 	{ "allow_other", OPT_PASS, FIELD(allow_other), 0, 0,
 	  "other users may use the mount (implies default_permissions)" },
@@ -122,9 +138,25 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 	return -EINVAL;
 }
 
+/* Default host_cache: an eighth of the machine's memory. */
+static size_t default_host_cache(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+
+	if (pages <= 0 || psz <= 0)
+		return (size_t)256 << 20;
+	return (size_t)pages * (size_t)psz / 8;
+}
+
 static void opts_set_defaults(struct hmmfs_opts *o)
 {
 	memset(o, 0, sizeof(*o));
+	o->page_size = 4096;
+	o->host_cache = default_host_cache();
+	o->dirty_expire_ms = 30000;
+	o->dirty_background_pct = 10;
+	o->dirty_limit_pct = 20;
+	strcpy(o->io_engine, "uring");
 	o->splice = 1;
 	o->attr_timeout = 1.0;
 	o->entry_timeout = 1.0;
@@ -168,6 +200,79 @@ static int parse_uint(const char *val, unsigned long min, unsigned long max,
 	if (errno || *end || v < min || v > max)
 		return -EINVAL;
 	*out = v;
+	return 0;
+}
+
+int opts_parse_size(const char *s, size_t *out)
+{
+	static const char units[] = "KMGTP";
+	char *end;
+	double v;
+	const char *u;
+	double mult = 1;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || !isfinite(v))
+		return -EINVAL;
+	if (*end) {
+		u = strchr(units, end[0] & ~0x20);
+		if (!u || !end[0])
+			return -EINVAL;
+		mult = (double)(1ull << (10 * (u - units + 1)));
+		end++;
+		if (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0 ||
+		    strcmp(end, "b") == 0)
+			end += strlen(end);
+		if (*end)
+			return -EINVAL;
+	}
+	v *= mult;
+	if (v >= 18446744073709551616.0)
+		return -ERANGE;
+	*out = (size_t)v;
+	return 0;
+}
+
+static size_t dirty_bytes(const struct hmmfs_opts *o, size_t bytes,
+			  unsigned int pct)
+{
+	return bytes ? bytes : o->host_cache / 100 * pct;
+}
+
+size_t opts_dirty_background(const struct hmmfs_opts *o)
+{
+	return dirty_bytes(o, o->dirty_background, o->dirty_background_pct);
+}
+
+size_t opts_dirty_limit(const struct hmmfs_opts *o)
+{
+	return dirty_bytes(o, o->dirty_limit, o->dirty_limit_pct);
+}
+
+/* SIZE or "N%" for the dirty thresholds. */
+static int parse_dirty(const char *val, size_t *bytes, unsigned int *pct)
+{
+	size_t len = strlen(val);
+	unsigned long p;
+
+	if (len > 1 && val[len - 1] == '%') {
+		char num[16];
+
+		if (len > sizeof(num))
+			return -EINVAL;
+		memcpy(num, val, len - 1);
+		num[len - 1] = '\0';
+		if (parse_uint(num, 1, 100, &p))
+			return -EINVAL;
+		*pct = (unsigned int)p;
+		*bytes = 0;
+		return 0;
+	}
+	if (opts_parse_size(val, bytes) || *bytes == 0)
+		return -EINVAL;
 	return 0;
 }
 
@@ -226,6 +331,36 @@ static int opt_apply(struct hmmfs_opts *o, const struct opt_desc *d,
 		*(unsigned int *)field = (unsigned int)u;
 		return 0;
 	case OPT_DROP:
+		return 0;
+	case OPT_SIZE: {
+		size_t v;
+
+		if (!val || opts_parse_size(val, &v) || v < d->min || v > d->max ||
+		    (d->offset == FIELD(page_size) && (v & (v - 1))))
+			return fail(err, errlen,
+				    "option '%s' needs a size%s (e.g. 64M), got '%s'",
+				    d->name, d->offset == FIELD(page_size) ?
+				    ": a power of two from 4K to 64K" : "",
+				    val ? val : "");
+		*(size_t *)field = v;
+		return 0;
+	}
+	case OPT_DIRTY:
+		/* the percentage field follows the bytes field by name */
+		if (!val || parse_dirty(val, (size_t *)field,
+					d->offset == FIELD(dirty_limit) ?
+					&o->dirty_limit_pct : &o->dirty_background_pct))
+			return fail(err, errlen,
+				    "option '%s' needs a size or a percentage (e.g. 64M or 10%%), got '%s'",
+				    d->name, val ? val : "");
+		return 0;
+	case OPT_ENGINE:
+		if (!val || (strcmp(val, "uring") && strcmp(val, "aio") &&
+			     strcmp(val, "psync")))
+			return fail(err, errlen,
+				    "option '%s' must be uring, aio or psync, got '%s'",
+				    d->name, val ? val : "");
+		strcpy(field, val);
 		return 0;
 	}
 	return fail(err, errlen, "internal error on option '%s'", d->name);
@@ -424,10 +559,18 @@ void opts_print_help(const char *progname)
 
 		if (!d->help)
 			continue;
-		if (d->help[0] == '=')
-			printf("  %s%s\n", d->name, d->help);
-		else
-			printf("  %-22s%s\n", d->name, d->help);
+		char left[64];
+		const char *desc = d->help;
+
+		if (d->help[0] == '=') {	/* "=ARG   description" */
+			size_t arg = strcspn(d->help, " ");
+
+			snprintf(left, sizeof(left), "%s%.*s", d->name, (int)arg, d->help);
+			desc = d->help + arg + strspn(d->help + arg, " ");
+		} else {
+			snprintf(left, sizeof(left), "%s", d->name);
+		}
+		printf("  %-26s%s\n", left, desc);
 	}
 	printf("\nStandard mount options (ro, rw, nosuid, nodev, noexec, noatime, ...)\n"
 	       "are passed to the kernel.\n");

@@ -38,6 +38,15 @@
  * @negative_timeout: seconds the kernel may cache "no such name".
  * @max_threads:      upper bound on worker threads.
  * @clone_fd:         one /dev/fuse fd per worker thread.
+ * @page_size:        cache page size in bytes (4K..64K, power of two).
+ * @host_cache:       host page cache budget in bytes; 0 turns the cache
+ *                    off (plain passthrough).
+ * @dirty_expire_ms:  a page dirty this long is written back.
+ * @dirty_background: dirty bytes above which writeback starts.
+ * @dirty_limit:      dirty bytes above which writers wait.
+ * @dirty_background_pct, @dirty_limit_pct: the same given as a percentage
+ *                    of host_cache (used when the byte value is 0).
+ * @io_engine:        backing I/O engine: "uring", "aio" or "psync".
  * @fuse_opts:        comma-joined mount options for libfuse (malloc'd).
  * @fsname_set:       the user gave fsname= (else it defaults to BACKING).
  * @subtype_set:      the user gave subtype= (else "hmmfs").
@@ -61,6 +70,14 @@ struct hmmfs_opts {
 	double negative_timeout;
 	unsigned int max_threads;
 	int clone_fd;
+	size_t page_size;
+	size_t host_cache;
+	unsigned int dirty_expire_ms;
+	size_t dirty_background;
+	size_t dirty_limit;
+	unsigned int dirty_background_pct;
+	unsigned int dirty_limit_pct;
+	char io_engine[8];
 	char *fuse_opts;
 	int fsname_set;
 	int subtype_set;
@@ -100,6 +117,16 @@ int opts_fuse_argv(const struct hmmfs_opts *o, const char *fsname,
 		   struct opts_fuse_argv *fa);
 
 void opts_fuse_argv_free(struct opts_fuse_argv *fa);
+
+/**
+ * opts_parse_size() - "4096", "64K", "1.5G", "2MiB" -> bytes.
+ * Return: 0, or -EINVAL (malformed) / -ERANGE (does not fit).
+ */
+int opts_parse_size(const char *s, size_t *out);
+
+/* The dirty thresholds in bytes, from bytes or percentages of host_cache. */
+size_t opts_dirty_background(const struct hmmfs_opts *o);
+size_t opts_dirty_limit(const struct hmmfs_opts *o);
 
 /* Print the option list (for --help). */
 void opts_print_help(const char *progname);

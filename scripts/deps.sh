@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="build-essential pkg-config fuse3 libfuse3-dev liburing-dev libaio-dev \
-libxxhash-dev libcunit1-dev fio attr acl util-linux e2fsprogs"
+libxxhash-dev libcunit1-dev liburcu-dev fio attr acl util-linux e2fsprogs"
 
 missing=""
 for p in $PKGS; do

@@ -171,6 +171,77 @@ static void test_fuse_argv(void)
 	opts_free(&o);
 }
 
+static void test_sizes(void)
+{
+	size_t v;
+
+	CU_ASSERT_EQUAL(opts_parse_size("4096", &v), 0);
+	CU_ASSERT_EQUAL(v, 4096);
+	CU_ASSERT_EQUAL(opts_parse_size("64K", &v), 0);
+	CU_ASSERT_EQUAL(v, 65536);
+	CU_ASSERT_EQUAL(opts_parse_size("1.5G", &v), 0);
+	CU_ASSERT_EQUAL(v, (size_t)3 << 29);
+	CU_ASSERT_EQUAL(opts_parse_size("2MiB", &v), 0);
+	CU_ASSERT_EQUAL(v, (size_t)2 << 20);
+	CU_ASSERT_EQUAL(opts_parse_size("8m", &v), 0);
+	CU_ASSERT_EQUAL(v, (size_t)8 << 20);
+	CU_ASSERT_EQUAL(opts_parse_size("0", &v), 0);
+	CU_ASSERT_EQUAL(v, 0);
+	CU_ASSERT_EQUAL(opts_parse_size("", &v), -EINVAL);
+	CU_ASSERT_EQUAL(opts_parse_size("-1", &v), -EINVAL);
+	CU_ASSERT_EQUAL(opts_parse_size("12Q", &v), -EINVAL);
+	CU_ASSERT_EQUAL(opts_parse_size("12Kx", &v), -EINVAL);
+	CU_ASSERT_EQUAL(opts_parse_size("K", &v), -EINVAL);
+	CU_ASSERT_EQUAL(opts_parse_size("99999999P", &v), -ERANGE);
+}
+
+static void test_cache_options(void)
+{
+	struct hmmfs_opts o;
+
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m"), 0);
+	CU_ASSERT_EQUAL(o.page_size, 4096);
+	CU_ASSERT(o.host_cache > 0);
+	CU_ASSERT_STRING_EQUAL(o.io_engine, "uring");
+	CU_ASSERT_EQUAL(opts_dirty_limit(&o), o.host_cache / 100 * 20);
+	CU_ASSERT_EQUAL(opts_dirty_background(&o), o.host_cache / 100 * 10);
+	opts_free(&o);
+
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o",
+			      "host_cache=64M,page_size=64K,io_engine=psync,"
+			      "dirty_limit=50%,dirty_background=1M,dirty_expire_ms=250"), 0);
+	CU_ASSERT_EQUAL(o.host_cache, (size_t)64 << 20);
+	CU_ASSERT_EQUAL(o.page_size, 65536);
+	CU_ASSERT_STRING_EQUAL(o.io_engine, "psync");
+	CU_ASSERT_EQUAL(opts_dirty_limit(&o), ((size_t)64 << 20) / 100 * 50);
+	CU_ASSERT_EQUAL(opts_dirty_background(&o), (size_t)1 << 20);
+	CU_ASSERT_EQUAL(o.dirty_expire_ms, 250);
+	opts_free(&o);
+
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "host_cache=0"), 0);
+	CU_ASSERT_EQUAL(o.host_cache, 0);
+	opts_free(&o);
+}
+
+static void test_cache_option_errors(void)
+{
+	static const char *const bad[] = {
+		"page_size=3000", "page_size=128K", "page_size=2K", "page_size=x",
+		"host_cache=lots", "host_cache=", "io_engine=spdk", "io_engine",
+		"dirty_limit=0", "dirty_limit=101%", "dirty_limit=%",
+		"dirty_background=5x", "dirty_expire_ms=0", "dirty_expire_ms=1e3",
+	};
+	struct hmmfs_opts o;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *argv[] = { "hmmfs", "/b", "/m", "-o", (char *)bad[i], NULL };
+
+		CU_ASSERT_EQUAL(opts_parse(5, argv, &o, err, sizeof(err)), -EINVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "option '"));
+		opts_free(&o);
+	}
+}
+
 int register_fs_options(void)
 {
 	static const CU_TestInfo tests[] = {
@@ -184,6 +255,9 @@ int register_fs_options(void)
 		{ "allow_other implies default_permissions",
 		  test_allow_other_implies_permissions },
 		{ "libfuse argv", test_fuse_argv },
+		{ "sizes", test_sizes },
+		{ "cache options", test_cache_options },
+		{ "cache option errors", test_cache_option_errors },
 		CU_TEST_INFO_NULL,
 	};
 

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cache/cache.c — building and tearing down the cache; statistics.
+ *
+ * cache_create() checks the configuration, reserves the frame arena and
+ * opens the I/O engine; cache_start() starts the flusher thread (after the
+ * daemon forked into the background: threads do not survive fork).  cache_destroy() is the
+ * clean-unmount path: every dirty page is written back and synced before
+ * anything is freed.  Files are closed by their owners (fs/ closes a
+ * file's cache state when the kernel forgets the inode) before this runs.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/cache_int.h"
+#include "cache/rcu.h"
+
+#if defined(__SANITIZE_THREAD__)
+char cache_rcu_token;
+#endif
+
+static int cache_check_config(const struct cache_config *cfg, char *err,
+			      size_t errlen)
+{
+	size_t ps = cfg->page_size;
+
+	if (ps < 4096 || ps > 65536 || (ps & (ps - 1))) {
+		snprintf(err, errlen, "page_size must be a power of two from 4K to 64K");
+		return -EINVAL;
+	}
+	if (cfg->host_cache / ps < 16) {
+		snprintf(err, errlen, "host_cache must hold at least 16 pages (%zu bytes)",
+			 16 * ps);
+		return -EINVAL;
+	}
+	if (cfg->host_cache / ps > UINT32_MAX) {
+		snprintf(err, errlen, "host_cache is too large");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Dirty thresholds in pages, at least one, at most half the cache. */
+static size_t dirty_pages_of(size_t bytes, size_t ps, size_t max_pages)
+{
+	size_t n = bytes / ps;
+
+	if (n < 1)
+		n = 1;
+	if (n > max_pages / 2)
+		n = max_pages / 2;
+	return n;
+}
+
+int cache_create(const struct cache_config *cfg, struct cache **out,
+		 char *err, size_t errlen)
+{
+	struct cache *c;
+	size_t max_pages;
+	int ret;
+
+	ret = cache_check_config(cfg, err, errlen);
+	if (ret)
+		return ret;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->cfg = *cfg;
+	c->page_shift = (unsigned int)__builtin_ctzl(cfg->page_size);
+	max_pages = cfg->host_cache / cfg->page_size;
+	c->limit_pages = dirty_pages_of(cfg->dirty_limit, cfg->page_size, max_pages);
+	c->bg_pages = dirty_pages_of(cfg->dirty_background, cfg->page_size, max_pages);
+	if (c->bg_pages > c->limit_pages)
+		c->bg_pages = c->limit_pages;
+	ret = frame_pool_init(&c->frames, cfg->page_size, max_pages);
+	if (ret) {
+		snprintf(err, errlen, "cannot reserve %zu bytes for host_cache: %s",
+			 cfg->host_cache, strerror(-ret));
+		goto out_free;
+	}
+	ret = io_engine_open(cfg->io_engine, 64, &c->io);
+	if (ret) {
+		snprintf(err, errlen, "io_engine=%s: %s", cfg->io_engine, strerror(-ret));
+		goto out_frames;
+	}
+	pthread_mutex_init(&c->lru_lock, NULL);
+	pthread_mutex_init(&c->dirty_lock, NULL);
+	pthread_cond_init(&c->flush_cond, NULL);
+	pthread_cond_init(&c->clean_cond, NULL);
+	clist_init(&c->active);
+	clist_init(&c->inactive);
+	clist_init(&c->dirty_files);
+	*out = c;
+	return 0;
+
+out_frames:
+	frame_pool_destroy(&c->frames);
+out_free:
+	free(c);
+	return ret;
+}
+
+int cache_start(struct cache *c)
+{
+	int ret = cache_flusher_start(c);
+
+	if (!ret)
+		c->started = 1;
+	return ret;
+}
+
+void cache_destroy(struct cache *c)
+{
+	int ret = cache_sync_all(c);
+
+	if (ret)
+		fprintf(stderr, "hmmfs: writeback at unmount failed: %s\n",
+			strerror(-ret));
+	if (c->started)
+		cache_flusher_stop(c);
+	rcu_barrier();	/* every deferred page free has run */
+	io_engine_close(c->io);
+	frame_pool_destroy(&c->frames);
+	pthread_cond_destroy(&c->flush_cond);
+	pthread_cond_destroy(&c->clean_cond);
+	pthread_mutex_destroy(&c->lru_lock);
+	pthread_mutex_destroy(&c->dirty_lock);
+	free(c);
+}
+
+const char *cache_io_engine_name(const struct cache *c)
+{
+	return io_engine_name(c->io);
+}
+
+size_t cache_page_size(const struct cache *c)
+{
+	return c->cfg.page_size;
+}
+
+#define ctr_read(c, name) atomic_load_explicit(&(c)->ctr.name, memory_order_relaxed)
+
+void cache_get_stats(struct cache *c, struct cache_stats *st)
+{
+	st->host_pages = atomic_load(&c->nr_pages);
+	st->dirty_pages = atomic_load(&c->nr_dirty);
+	st->writeback_pages = atomic_load(&c->nr_writeback);
+	st->hits = ctr_read(c, hits);
+	st->misses = ctr_read(c, misses);
+	st->readahead_pages = ctr_read(c, readahead_pages);
+	st->evictions = ctr_read(c, evictions);
+	st->writeback_bytes = ctr_read(c, writeback_bytes);
+	st->backing_reads = ctr_read(c, backing_reads);
+	st->backing_writes = ctr_read(c, backing_writes);
+	st->throttled = ctr_read(c, throttled);
+}

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cache/cache.h — the hmmfs page cache: the one public header of cache/.
+ *
+ * hmmfs keeps file data in its own cache of fixed-size pages.  fs/ calls
+ * the functions below for every read and write of file data and for the
+ * operations that change data or size behind them (truncate, fallocate,
+ * copy_file_range, fsync).  Pages are written back to BACKING later, by a
+ * flusher thread, by fsync, or before their frames are reused.
+ *
+ * Lock order (outermost first; see docs/ARCHITECTURE.md):
+ *   1. page lock          (PG_locked in the page's state word; one at a
+ *                          time, except a reader's batch of new pages)
+ *   2. cfile->lock        (a file's size, dirty bookkeeping, latched error)
+ *   3. cache->lru_lock    (active/inactive lists)
+ *   4. cache->dirty_lock  (the list of files with dirty pages)
+ *   5. frame pool lock
+ * Eviction holds lru_lock and only *tries* page locks, so it never waits
+ * against this order.  The page index is read under RCU without locks.
+ *
+ * Every function returns 0 (or a count) on success and -errno on failure.
+ */
+#ifndef HMMFS_CACHE_CACHE_H
+#define HMMFS_CACHE_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+struct cache;
+struct cfile;
+
+/**
+ * struct cache_config - what the cache is built with.
+ * @page_size:       bytes per page, a power of two, 4 KiB to 64 KiB.
+ * @host_cache:      byte budget for page frames in host memory.
+ * @dirty_background: dirty bytes above which the flusher starts.
+ * @dirty_limit:     dirty bytes above which writers are throttled.
+ * @dirty_expire_ms: a page dirty this long is written back.
+ * @io_engine:       "uring", "aio" or "psync".
+ */
+struct cache_config {
+	size_t page_size;
+	size_t host_cache;
+	size_t dirty_background;
+	size_t dirty_limit;
+	unsigned int dirty_expire_ms;
+	const char *io_engine;
+};
+
+/**
+ * struct cache_stats - counters, named as hmmfsctl stats prints them.
+ * @host_pages:      pages with a host frame now.
+ * @dirty_pages:     pages newer than BACKING now.
+ * @writeback_pages: pages being written to BACKING now.
+ * @hits:            page lookups served from the cache.
+ * @misses:          page lookups that had to read BACKING.
+ * @readahead_pages: pages read ahead of a sequential reader.
+ * @evictions:       pages dropped to make room.
+ * @writeback_bytes: bytes written back to BACKING.
+ * @backing_reads:   read requests issued to BACKING.
+ * @backing_writes:  write requests issued to BACKING.
+ * @throttled:       times a writer waited for the dirty limit.
+ */
+struct cache_stats {
+	uint64_t host_pages;
+	uint64_t dirty_pages;
+	uint64_t writeback_pages;
+	uint64_t hits;
+	uint64_t misses;
+	uint64_t readahead_pages;
+	uint64_t evictions;
+	uint64_t writeback_bytes;
+	uint64_t backing_reads;
+	uint64_t backing_writes;
+	uint64_t throttled;
+};
+
+/**
+ * struct cache_ra - sequential readahead state of one open file.
+ * @next:   the offset a sequential reader asks for next.
+ * @window: pages to read ahead (0: not sequential yet).
+ */
+struct cache_ra {
+	off_t next;
+	unsigned int window;
+};
+
+/* Build the cache.  @err gets a message on failure. */
+int cache_create(const struct cache_config *cfg, struct cache **out,
+		 char *err, size_t errlen);
+
+/*
+ * Start the flusher thread.  Call after any fork (daemonizing): threads do
+ * not survive fork.  Without it, writeback happens only in fsync, when
+ * frames are needed, and at cache_destroy().
+ */
+int cache_start(struct cache *c);
+
+/* Write back everything, stop the flusher, free everything. */
+void cache_destroy(struct cache *c);
+
+const char *cache_io_engine_name(const struct cache *c);
+size_t cache_page_size(const struct cache *c);
+void cache_get_stats(struct cache *c, struct cache_stats *st);
+
+/**
+ * cache_file_open() - the cache's state for one backing regular file.
+ * @path_fd: an O_PATH descriptor of the file (not kept).
+ * @out:     the file; release with cache_file_close().
+ *
+ * Opens its own descriptor for backing I/O (O_DIRECT where the backing
+ * file system supports it).
+ */
+int cache_file_open(struct cache *c, int path_fd, struct cfile **out);
+
+/* Write back and drop every page of @f, then free it. */
+void cache_file_close(struct cfile *f);
+
+/* The file size as the cache sees it (writes not yet written back count). */
+off_t cache_file_size(struct cfile *f);
+
+/*
+ * Close-to-open check, at open: if BACKING's size or mtime differ from
+ * what the cache last saw and no page is dirty, drop the cached pages.
+ * Return: true if the cache was dropped (the kernel's copy should go too).
+ */
+bool cache_file_revalidate(struct cfile *f);
+
+/* Put the cache's size (and mtime, if newer) into BACKING's attributes. */
+void cache_file_fix_attr(struct cfile *f, struct stat *st);
+
+/*
+ * Times were set explicitly (utimensat): the cache's own mtime must no
+ * longer override them.  Call after writing the file back.
+ */
+void cache_file_times_set(struct cfile *f);
+
+/* Read up to @len bytes at @off into @buf.  Return: bytes read (0 at EOF). */
+ssize_t cache_read(struct cfile *f, void *buf, size_t len, off_t off,
+		   struct cache_ra *ra);
+
+/* Write @len bytes at @off into the cache.  Return: @len or -errno. */
+ssize_t cache_write(struct cfile *f, const void *buf, size_t len, off_t off);
+
+/* Change the file size in the cache and in BACKING. */
+int cache_truncate(struct cfile *f, off_t size);
+
+/*
+ * Write back the dirty pages in [@start, @end) and wait for them; with
+ * @drop, also drop the range's pages from the cache afterwards.
+ */
+int cache_writeback_range(struct cfile *f, off_t start, off_t end, bool drop);
+
+/*
+ * BACKING was extended to @end behind the cache (fallocate,
+ * copy_file_range): the cache's size grows to match.  Not read back from
+ * BACKING, whose size is briefly a whole page longer while the flusher
+ * writes a partial last page.
+ */
+void cache_file_extend(struct cfile *f, off_t end);
+
+/*
+ * hmmfs itself changed BACKING behind the cache (fallocate, setting
+ * times): remember its new state so the next open does not take the
+ * change for someone else's and drop the cache.
+ */
+void cache_file_note_backing(struct cfile *f);
+
+/* fsync: write back, wait, sync BACKING; report a latched error. */
+int cache_fsync(struct cfile *f, bool datasync);
+
+/* close: report (and clear) a writeback error latched since the last one. */
+int cache_file_check_error(struct cfile *f);
+
+/* Write back every dirty page of every file and sync them. */
+int cache_sync_all(struct cache *c);
+
+#endif

@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cache/cache_int.h — structures shared by the files of cache/.
+ */
+#ifndef HMMFS_CACHE_CACHE_INT_H
+#define HMMFS_CACHE_CACHE_INT_H
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <urcu-bp.h>
+#include <urcu/rculfhash.h>
+
+#include "bounce/io.h"
+#include "cache/cache.h"
+#include "cache/page.h"
+
+/* A doubly linked list node (lists are circular with a head node). */
+struct clist {
+	struct clist *prev, *next;
+};
+
+static inline void clist_init(struct clist *h)
+{
+	h->prev = h->next = h;
+}
+
+static inline bool clist_empty(const struct clist *h)
+{
+	return h->next == h;
+}
+
+static inline void clist_del(struct clist *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->prev = n->next = n;
+}
+
+static inline void clist_add_head(struct clist *h, struct clist *n)
+{
+	n->next = h->next;
+	n->prev = h;
+	h->next->prev = n;
+	h->next = n;
+}
+
+#define clist_entry(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+/**
+ * struct cpage - one cached page.
+ * @ps:       state word (page.h): lock, uptodate, dirty, writeback, ...
+ * @ref:      references: 1 held by the file's index while the page is in
+ *            it, 1 per user.  Removal freezes it from 1 to 0.
+ * @index:    page number in the file; immutable.
+ * @file:     the file; immutable.
+ * @frame:    the host frame; immutable while in the index.
+ * @dirtied_ms: when the page last turned dirty (monotonic ms); page lock.
+ * @node:     the file's index (RCU hash table).
+ * @lru:      the active or inactive list; cache->lru_lock.
+ * @rcu:      deferred free after removal.
+ */
+struct cpage {
+	struct page_state ps;
+	_Atomic int ref;
+	uint64_t index;
+	struct cfile *file;
+	void *frame;
+	uint64_t dirtied_ms;
+	struct cds_lfht_node node;
+	struct clist lru;
+	struct rcu_head rcu;
+};
+
+/**
+ * struct cfile - the cache's state for one backing file.
+ * @cache:   the cache.
+ * @pages:   index -> struct cpage, an RCU hash table.
+ * @fd:      descriptor for backing I/O; immutable.
+ * @direct:  @fd is O_DIRECT.
+ * @lock:    guards everything below.
+ * @size:    the file size as the cache sees it.
+ * @mtime:   when the cache last changed data (for getattr).
+ * @seen_size, @seen_mtime: BACKING's size and mtime the last time the
+ *           cache wrote it or looked (close-to-open checks).
+ * @nr_dirty: dirty pages of this file.
+ * @nr_writeback: pages of this file taken for writeback whose write and
+ *           follow-up (size cut, seen_*) are not done yet.
+ * @oldest_dirty_ms: when the oldest of them turned dirty.
+ * @wb_err:  a writeback error not yet reported (fsync or close).
+ * @dirty_link: on cache->dirty_files while @nr_dirty > 0; dirty_lock.
+ * @users:   the flusher's references (it works on a file without its
+ *           lock); cache_file_close() waits for them.
+ */
+struct cfile {
+	struct cache *cache;
+	struct cds_lfht *pages;
+	int fd;
+	int direct;
+	pthread_mutex_t lock;
+	off_t size;
+	struct timespec mtime;
+	off_t seen_size;
+	struct timespec seen_mtime;
+	uint64_t nr_dirty;
+	uint64_t nr_writeback;
+	_Atomic uint64_t oldest_dirty_ms;
+	int wb_err;
+	struct clist dirty_link;
+	_Atomic int users;
+};
+
+/**
+ * struct frame_pool - host page frames, carved from one arena.
+ * @base:    the arena, max_frames * page_size bytes, mapped lazily.
+ * @lock:    guards @free and @nfree and @bump.
+ * @free:    stack of free frame numbers.
+ * @bump:    frames never handed out yet start here (untouched memory
+ *           costs no RSS).
+ */
+struct frame_pool {
+	char *base;
+	size_t page_size;
+	size_t max_frames;
+	pthread_mutex_t lock;
+	uint32_t *free;
+	size_t nfree;
+	size_t bump;
+};
+
+/* Counters; relaxed atomics, read by cache_get_stats(). */
+struct cache_counters {
+	_Atomic uint64_t hits, misses, readahead_pages, evictions;
+	_Atomic uint64_t writeback_bytes, backing_reads, backing_writes;
+	_Atomic uint64_t throttled;
+};
+
+/**
+ * struct cache - the page cache.
+ * @cfg:         the configuration (sizes already checked).
+ * @page_shift:  log2(page_size).
+ * @frames:      host frames.
+ * @io:          the backing I/O engine.
+ * @lru_lock:    guards @active, @inactive, @nr_active and every page's ->lru.
+ * @active, @inactive: eviction lists (see lru.c).
+ * @nr_pages:    pages in the cache (atomic).
+ * @dirty_lock:  guards @dirty_files, @stop, and pairs with @flush_cond and
+ *               @clean_cond.
+ * @nr_dirty, @nr_writeback: pages (atomic).
+ * @dirty_files: files with dirty pages.
+ * @flusher:     the flusher thread; @flush_cond wakes it, @clean_cond wakes
+ *               throttled writers.
+ * @last_wb_err: error of the flusher's last pass that made no progress (a
+ *               writer over the limit gets it instead of waiting forever).
+ */
+struct cache {
+	struct cache_config cfg;
+	unsigned int page_shift;
+	size_t bg_pages, limit_pages;
+	struct frame_pool frames;
+	struct io_engine *io;
+	pthread_mutex_t lru_lock;
+	struct clist active, inactive;
+	size_t nr_active;
+	_Atomic size_t nr_pages;
+	pthread_mutex_t dirty_lock;
+	_Atomic size_t nr_dirty, nr_writeback;
+	struct clist dirty_files;
+	pthread_t flusher;
+	pthread_cond_t flush_cond, clean_cond;
+	int stop;
+	int started;
+	int last_wb_err;
+	struct cache_counters ctr;
+};
+
+static inline uint64_t cache_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+#define ctr_inc(c, name, n) \
+	atomic_fetch_add_explicit(&(c)->ctr.name, (n), memory_order_relaxed)
+
+/* frame.c */
+int frame_pool_init(struct frame_pool *fp, size_t page_size, size_t max_frames);
+void frame_pool_destroy(struct frame_pool *fp);
+void *frame_alloc(struct frame_pool *fp);
+void frame_free(struct frame_pool *fp, void *frame);
+
+/* lru.c */
+void lru_add(struct cache *c, struct cpage *p);
+void lru_del_locked(struct cache *c, struct cpage *p);
+size_t lru_evict(struct cache *c, size_t want);
+
+/* file.c */
+struct cpage *page_lookup_get(struct cfile *f, uint64_t index);
+void page_put(struct cpage *p);
+int page_remove_locked(struct cpage *p);
+void page_free_deferred(struct cpage *p);
+int file_collect_pages(struct cfile *f, uint64_t first, uint64_t last,
+		       uint32_t need_flags, struct cpage ***out, size_t *count);
+void pages_sort(struct cpage **v, size_t n);
+void file_drop_range(struct cfile *f, uint64_t first, uint64_t last,
+		     bool discard);
+
+/* writeback.c */
+int cache_flusher_start(struct cache *c);
+void cache_flusher_stop(struct cache *c);
+void page_mark_dirty_locked(struct cpage *p);
+void page_cancel_dirty_locked(struct cpage *p);
+int file_writeback(struct cfile *f, uint64_t first, uint64_t last, bool wait);
+int cache_throttle(struct cache *c);
+int cache_reclaim_dirty(struct cache *c);
+void file_wait_unused(struct cfile *f);
+
+#endif

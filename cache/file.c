@@ -1,0 +1,794 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cache/file.c — a file's pages: index, read path, write path, truncate.
+ *
+ * Index.  Each file's pages sit in an RCU hash table (liburcu's lfht),
+ * keyed by page number.  A lookup takes no lock: it finds the node under
+ * rcu_read_lock() and takes a reference only if the count is not zero
+ * (page_get_unless_zero), since zero means the page is being removed.  We
+ * chose the RCU table over a radix tree under a per-file rwlock because
+ * the read path of a hot file is hit by many threads at once, and even a
+ * read-locked rwlock bounces one cache line between all of them; lookups
+ * here touch only the page's own reference count.  The table resizes
+ * itself.  Pages are freed after a grace period (call_rcu).
+ *
+ * Misses.  The thread that misses inserts a new page *locked* and not
+ * uptodate (cds_lfht_add_unique); a second thread missing on the same page
+ * finds that page, sleeps on its lock and, when woken, finds it uptodate:
+ * concurrent misses share one backing read.  Misses of a sequential reader
+ * also read ahead: the window starts at 8 pages and doubles per sequential
+ * read up to 256 pages (1 MiB of 4 KiB pages); a random read resets it.
+ * Pages are read in one batch of requests to the I/O engine.
+ *
+ * Writes.  A write locks each page in turn, waits for writeback of it to
+ * end (stable pages: BACKING must get the bytes as they were when
+ * writeback took them), reads the page first only if the write covers it
+ * partly and it is not uptodate (and lies below EOF), copies the bytes,
+ * and marks it dirty.  Writers never hold two page locks at once.
+ *
+ * Removal.  A page is removed locked and with its reference count frozen
+ * from 1 (the index's own) to 0, so nobody else holds it: a remover that
+ * finds other users backs off (-EAGAIN) and retries later.
+ *
+ * Locking: see cache.h for the order.  cfile->lock guards size, mtime and
+ * dirty bookkeeping and is taken inside page locks, never around them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/cache_int.h"
+#include "cache/rcu.h"
+
+#define RA_MIN_PAGES 8
+#define RA_MAX_BYTES (1u << 20)
+
+static unsigned long index_hash(uint64_t index)
+{
+	uint64_t h = index * 0x9e3779b97f4a7c15ull;
+
+	return (unsigned long)(h ^ (h >> 32));
+}
+
+static int index_match(struct cds_lfht_node *node, const void *key)
+{
+	const struct cpage *p = caa_container_of(node, struct cpage, node);
+
+	return p->index == *(const uint64_t *)key;
+}
+
+static bool page_get_unless_zero(struct cpage *p)
+{
+	int r = atomic_load_explicit(&p->ref, memory_order_relaxed);
+
+	while (r > 0)
+		if (atomic_compare_exchange_weak_explicit(&p->ref, &r, r + 1,
+							  memory_order_acquire,
+							  memory_order_relaxed))
+			return true;
+	return false;
+}
+
+struct cpage *page_lookup_get(struct cfile *f, uint64_t index)
+{
+	struct cds_lfht_iter iter;
+	struct cds_lfht_node *node;
+	struct cpage *p = NULL;
+
+	rcu_read_lock();
+	cds_lfht_lookup(f->pages, index_hash(index), index_match, &index, &iter);
+	node = cds_lfht_iter_get_node(&iter);
+	if (node) {
+		p = caa_container_of(node, struct cpage, node);
+		cache_rcu_found(p);
+		if (!page_get_unless_zero(p))
+			p = NULL;
+	}
+	cache_rcu_read_unlock();
+	return p;
+}
+
+void page_put(struct cpage *p)
+{
+	/* Never reaches zero here: the index holds one until removal. */
+	atomic_fetch_sub_explicit(&p->ref, 1, memory_order_release);
+}
+
+static void page_free_rcu(struct rcu_head *head)
+{
+	cache_rcu_reclaim();
+	free(caa_container_of(head, struct cpage, rcu));
+}
+
+/*
+ * page_remove_locked() - take a locked page out of its file and the cache.
+ * Context: page locked; the caller holds no reference of its own.
+ * Return: 0, and the page is gone (not to be unlocked; the caller takes
+ * it off the LRU list and calls page_free_deferred()), or -EAGAIN if
+ * someone else holds a reference.
+ */
+int page_remove_locked(struct cpage *p)
+{
+	struct cache *c = p->file->cache;
+	int one = 1;
+
+	assert(page_test_locked(&p->ps));
+	if (!atomic_compare_exchange_strong_explicit(&p->ref, &one, 0,
+						     memory_order_acquire,
+						     memory_order_relaxed))
+		return -EAGAIN;
+	/* No turning back from here: nobody can take a reference now. */
+	rcu_read_lock();
+	cds_lfht_del(p->file->pages, &p->node);
+	cache_rcu_read_unlock();
+	frame_free(&c->frames, p->frame);
+	atomic_fetch_sub(&c->nr_pages, 1);
+	return 0;
+}
+
+void page_free_deferred(struct cpage *p)
+{
+	cache_rcu_defer();
+	call_rcu(&p->rcu, page_free_rcu);
+}
+
+/* A frame for a new page, evicting or writing back to make room. */
+static void *cache_frame_get(struct cache *c, bool may_wait)
+{
+	for (int tries = 0;; tries++) {
+		void *frame = frame_alloc(&c->frames);
+
+		if (frame)
+			return frame;
+		if (lru_evict(c, 16))
+			continue;
+		if (!may_wait)
+			return NULL;
+		if (cache_reclaim_dirty(c) > 0)
+			continue;
+		if (tries > 20000)	/* ~20 s with every page pinned */
+			return NULL;
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	}
+}
+
+/*
+ * Find page @index of @f, or insert a new one.  A new page is returned
+ * locked and not uptodate with *@created set; an existing one unlocked.
+ * Both with a reference.  Without @may_wait, return NULL rather than wait
+ * for a frame (readahead).
+ */
+static struct cpage *page_find_or_create(struct cfile *f, uint64_t index,
+					 bool *created, bool may_wait)
+{
+	struct cache *c = f->cache;
+
+	for (;;) {
+		struct cpage *p = page_lookup_get(f, index), *np;
+		struct cds_lfht_node *node;
+		void *frame;
+
+		*created = false;
+		if (p)
+			return p;
+		frame = cache_frame_get(c, may_wait);
+		if (!frame)
+			return NULL;
+		np = calloc(1, sizeof(*np));
+		if (!np) {
+			frame_free(&c->frames, frame);
+			return NULL;
+		}
+		atomic_init(&np->ps.state, PG_BIT(PG_locked));
+		atomic_init(&np->ref, 2);	/* the index's and ours */
+		np->index = index;
+		np->file = f;
+		np->frame = frame;
+		clist_init(&np->lru);
+		cache_rcu_publish(np);
+		rcu_read_lock();
+		node = cds_lfht_add_unique(f->pages, index_hash(index), index_match,
+					   &index, &np->node);
+		if (node == &np->node) {
+			cache_rcu_read_unlock();
+			atomic_fetch_add(&c->nr_pages, 1);
+			lru_add(c, np);
+			*created = true;
+			return np;
+		}
+		/* lost the race: use the winner's page */
+		p = caa_container_of(node, struct cpage, node);
+		cache_rcu_found(p);
+		if (!page_get_unless_zero(p))
+			p = NULL;
+		cache_rcu_read_unlock();
+		frame_free(&c->frames, frame);
+		free(np);
+		if (p)
+			return p;
+	}
+}
+
+/* Read the pages in @pp from BACKING (all locked, not uptodate). */
+static int pages_read(struct cfile *f, struct cpage **pp, size_t n)
+{
+	struct cache *c = f->cache;
+	size_t ps = c->cfg.page_size;
+	struct io_req *reqs;
+	int ret = 0;
+
+	if (!n)
+		return 0;
+	reqs = calloc(n, sizeof(*reqs));
+	if (!reqs)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		reqs[i] = (struct io_req){ .fd = f->fd, .op = IO_READ,
+					   .buf = pp[i]->frame, .len = ps,
+					   .off = (off_t)(pp[i]->index * ps) };
+	ret = io_submit_wait(c->io, reqs, (unsigned int)n);
+	ctr_inc(c, backing_reads, n);
+	for (size_t i = 0; i < n && !ret; i++) {
+		if (reqs[i].res < 0) {
+			ret = (int)reqs[i].res;
+			break;
+		}
+		memset((char *)pp[i]->frame + reqs[i].res, 0, ps - (size_t)reqs[i].res);
+	}
+	free(reqs);
+	return ret;
+}
+
+/* Finish pages read by pages_read(): uptodate (or not), unlocked. */
+static void pages_read_done(struct cpage **pp, size_t n, int ret)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!ret)
+			page_set_uptodate(&pp[i]->ps);	/* pairs: page_test_uptodate */
+		cache_page_unlock(&pp[i]->ps);
+	}
+}
+
+/* Make an existing page uptodate if it is not (a failed or raced read). */
+static int page_make_uptodate(struct cfile *f, struct cpage *p)
+{
+	int ret;
+
+	if (page_test_uptodate(&p->ps))
+		return 0;
+	cache_page_lock(&p->ps);
+	if (page_test_uptodate(&p->ps)) {
+		cache_page_unlock(&p->ps);
+		return 0;
+	}
+	ret = pages_read(f, &p, 1);
+	pages_read_done(&p, 1, ret);
+	return ret;
+}
+
+off_t cache_file_size(struct cfile *f)
+{
+	off_t size;
+
+	pthread_mutex_lock(&f->lock);
+	size = f->size;
+	pthread_mutex_unlock(&f->lock);
+	return size;
+}
+
+/* Grow the readahead window of a sequential reader; reset it otherwise. */
+static unsigned int ra_update(struct cache *c, struct cache_ra *ra, off_t off,
+			      size_t len)
+{
+	unsigned int max = (unsigned int)(RA_MAX_BYTES >> c->page_shift);
+
+	if (!ra)
+		return 0;
+	if (off == ra->next && off != 0)
+		ra->window = ra->window ? ra->window * 2 : RA_MIN_PAGES;
+	else if (off != ra->next)
+		ra->window = 0;
+	if (ra->window > max)
+		ra->window = max ? max : 1;
+	ra->next = off + (off_t)len;
+	return ra->window;
+}
+
+/*
+ * Bring pages [@first, @last] in, plus readahead up to @ra_last; copy the
+ * requested bytes to @buf.  At most @chunk pages are held at once.
+ */
+struct read_batch {
+	struct cpage **pages;	/* the requested pages, referenced */
+	struct cpage **fresh;	/* new pages to read, locked */
+	size_t npages, nfresh;
+};
+
+/*
+ * Gather pages [@first, @last] and readahead up to @ra_last.  Only the
+ * first page may wait for a frame: a reader never waits while it holds
+ * locked pages, or readers sharing a tiny cache could pin every frame and
+ * wait for each other.  Return: 0 (b->npages may be short of the range:
+ * the caller copies what it got), or -ENOMEM when not even the first page
+ * could be had.
+ */
+static int read_gather(struct cfile *f, struct read_batch *b, uint64_t first,
+		       uint64_t last, uint64_t ra_last)
+{
+	struct cache *c = f->cache;
+	bool created;
+
+	for (uint64_t i = first; i <= ra_last; i++) {
+		bool ra = i > last;
+		struct cpage *p = page_find_or_create(f, i, &created, i == first);
+
+		if (!p)
+			return i == first ? -ENOMEM : 0;
+		if (created) {
+			b->fresh[b->nfresh++] = p;
+			if (ra)
+				ctr_inc(c, readahead_pages, 1);
+			else
+				ctr_inc(c, misses, 1);
+		} else if (!ra) {
+			ctr_inc(c, hits, 1);
+			if (!page_test_referenced(&p->ps))
+				page_set_referenced(&p->ps);
+		}
+		if (ra)
+			page_put(p);	/* the lock (if new) keeps it until read */
+		else
+			b->pages[b->npages++] = p;
+		if (ra && !created)
+			break;	/* already cached beyond: readahead is done */
+	}
+	return 0;
+}
+
+/* Copy from the gathered pages; return the bytes copied. */
+static size_t read_copy(struct cfile *f, struct read_batch *b, char *buf,
+			off_t off, size_t len)
+{
+	size_t ps = f->cache->cfg.page_size, done = 0;
+
+	for (size_t i = 0; i < b->npages && done < len; i++) {
+		off_t pstart = (off_t)(b->pages[i]->index * ps);
+		off_t at = off + (off_t)done;
+		size_t from = at > pstart ? (size_t)(at - pstart) : 0;
+		size_t n = ps - from;
+
+		if (n > len - done)
+			n = len - done;
+		memcpy(buf + done, (char *)b->pages[i]->frame + from, n);
+		done += n;
+	}
+	return done;
+}
+
+/* Return: bytes read into @buf (maybe fewer than @len), or -errno. */
+static ssize_t read_chunk(struct cfile *f, char *buf, off_t off, size_t len,
+			  uint64_t ra_last)
+{
+	unsigned int shift = f->cache->page_shift;
+	uint64_t first = (uint64_t)off >> shift;
+	uint64_t last = (uint64_t)(off + (off_t)len - 1) >> shift;
+	size_t n = (size_t)(last - first + 1) + (size_t)(ra_last - last);
+	struct read_batch b = { 0 };
+	ssize_t ret = -ENOMEM;
+
+	b.pages = calloc(n, sizeof(*b.pages));
+	b.fresh = calloc(n, sizeof(*b.fresh));
+	if (!b.pages || !b.fresh)
+		goto out_free;
+	ret = read_gather(f, &b, first, last, ra_last);
+	if (b.nfresh) {
+		int r = pages_read(f, b.fresh, b.nfresh);
+
+		pages_read_done(b.fresh, b.nfresh, r);
+		if (!ret)
+			ret = r;
+	}
+	for (size_t i = 0; i < b.npages && !ret; i++)
+		ret = page_make_uptodate(f, b.pages[i]);
+	if (!ret)
+		ret = (ssize_t)read_copy(f, &b, buf, off, len);
+	for (size_t i = 0; i < b.npages; i++)
+		page_put(b.pages[i]);
+out_free:
+	free(b.pages);
+	free(b.fresh);
+	return ret;
+}
+
+ssize_t cache_read(struct cfile *f, void *buf, size_t len, off_t off,
+		   struct cache_ra *ra)
+{
+	struct cache *c = f->cache;
+	size_t ps = c->cfg.page_size, chunk, done = 0;
+	off_t size = cache_file_size(f);
+	unsigned int window;
+	uint64_t last_page;
+
+	if (off < 0)
+		return -EINVAL;
+	if (off >= size || !len)
+		return 0;
+	if ((off_t)len > size - off)
+		len = (size_t)(size - off);
+	window = ra_update(c, ra, off, len);
+	last_page = (uint64_t)(size - 1) >> c->page_shift;
+	/* hold at most a quarter of the cache at once */
+	chunk = (c->frames.max_frames / 4 + 1) * ps;
+	while (done < len) {
+		off_t o = off + (off_t)done;
+		size_t n = len - done < chunk ? len - done : chunk - (size_t)(o % (off_t)ps);
+		uint64_t end = (uint64_t)(o + (off_t)n - 1) >> c->page_shift;
+		uint64_t ra_last = end;
+		ssize_t got;
+
+		if (done + n >= len && window) {
+			ra_last = end + window;
+			if (ra_last > last_page)
+				ra_last = last_page;
+		}
+		got = read_chunk(f, (char *)buf + done, o, n, ra_last);
+		if (got < 0)
+			return done ? (ssize_t)done : got;
+		done += (size_t)got;
+	}
+	return (ssize_t)done;
+}
+
+/* Write into one page: [from, to) of page @index from @src. */
+static int write_page(struct cfile *f, uint64_t index, size_t from, size_t to,
+		      const char *src, off_t size)
+{
+	size_t ps = f->cache->cfg.page_size;
+	bool created;
+	struct cpage *p = page_find_or_create(f, index, &created, true);
+	int ret = 0;
+
+	if (!p)
+		return -ENOMEM;
+	if (!created)
+		cache_page_lock(&p->ps);
+	cache_page_wait_writeback(&p->ps);	/* stable pages */
+	if (!page_test_uptodate(&p->ps) && (from || to < ps)) {
+		if ((off_t)(index * ps) >= size)
+			memset(p->frame, 0, ps);	/* wholly past EOF */
+		else
+			ret = pages_read(f, &p, 1);
+	}
+	if (!ret) {
+		off_t end = (off_t)(index * ps + to);
+
+		memcpy((char *)p->frame + from, src, to - from);
+		page_set_uptodate(&p->ps);
+		/*
+		 * The size grows before the page can be written back: the
+		 * flusher cuts BACKING to the cache's size after each run.
+		 */
+		pthread_mutex_lock(&f->lock);
+		if (end > f->size)
+			f->size = end;
+		clock_gettime(CLOCK_REALTIME, &f->mtime);
+		pthread_mutex_unlock(&f->lock);
+		page_mark_dirty_locked(p);
+	}
+	cache_page_unlock(&p->ps);
+	page_put(p);
+	return ret;
+}
+
+ssize_t cache_write(struct cfile *f, const void *buf, size_t len, off_t off)
+{
+	struct cache *c = f->cache;
+	size_t ps = c->cfg.page_size, done = 0;
+	off_t size = cache_file_size(f);
+	int ret;
+
+	if (off < 0 || (off_t)len < 0 || off + (off_t)len < off)
+		return -EINVAL;
+	ret = cache_throttle(c);
+	if (ret)
+		return ret;
+	while (done < len) {
+		off_t o = off + (off_t)done;
+		uint64_t index = (uint64_t)o >> c->page_shift;
+		size_t from = (size_t)(o & (off_t)(ps - 1));
+		size_t to = from + (len - done) < ps ? from + (len - done) : ps;
+
+		ret = write_page(f, index, from, to, (const char *)buf + done, size);
+		if (ret)
+			break;
+		done += to - from;
+	}
+	return done ? (ssize_t)done : ret;
+}
+
+/* Collect referenced pages of @f with index in [first, last]. */
+int file_collect_pages(struct cfile *f, uint64_t first, uint64_t last,
+		       uint32_t need_flags, struct cpage ***out, size_t *count)
+{
+	struct cds_lfht_iter iter;
+	struct cds_lfht_node *node;
+	struct cpage *p, **v = NULL;
+	size_t n = 0, cap = 0;
+
+	rcu_read_lock();
+	/* not cds_lfht_for_each_entry: it forms container_of(NULL) at the end */
+	for (cds_lfht_first(f->pages, &iter);
+	     (node = cds_lfht_iter_get_node(&iter)) != NULL;
+	     cds_lfht_next(f->pages, &iter)) {
+		p = caa_container_of(node, struct cpage, node);
+		cache_rcu_found(p);
+		if (p->index < first || p->index > last)
+			continue;
+		if (need_flags && !(page_flags(&p->ps) & need_flags))
+			continue;
+		if (n == cap) {
+			struct cpage **nv = realloc(v, (cap ? cap * 2 : 64) * sizeof(*v));
+
+			if (!nv)
+				break;
+			v = nv;
+			cap = cap ? cap * 2 : 64;
+		}
+		if (page_get_unless_zero(p))
+			v[n++] = p;
+	}
+	cache_rcu_read_unlock();
+	*out = v;
+	*count = n;
+	return 0;
+}
+
+/*
+ * Drop page @p (referenced by the caller), discarding dirty data when
+ * @discard.  Retries while others hold it; they hold pages briefly.
+ */
+static void page_drop(struct cpage *p, bool discard)
+{
+	struct cache *c = p->file->cache;
+
+	for (;;) {
+		cache_page_lock(&p->ps);
+		cache_page_wait_writeback(&p->ps);
+		if (page_test_dirty(&p->ps)) {
+			if (!discard) {
+				cache_page_unlock(&p->ps);
+				page_put(p);
+				return;	/* keep data we could not write */
+			}
+			page_cancel_dirty_locked(p);
+		}
+		page_put(p);
+		if (page_remove_locked(p) == 0)
+			break;
+		if (!page_get_unless_zero(p)) {	/* cannot happen: we hold the lock */
+			cache_page_unlock(&p->ps);
+			return;
+		}
+		cache_page_unlock(&p->ps);
+		nanosleep(&(struct timespec){ .tv_nsec = 100000 }, NULL);
+	}
+	pthread_mutex_lock(&c->lru_lock);
+	lru_del_locked(c, p);
+	pthread_mutex_unlock(&c->lru_lock);
+	page_free_deferred(p);
+}
+
+static int index_cmp(const void *a, const void *b)
+{
+	uint64_t x = (*(struct cpage *const *)a)->index;
+	uint64_t y = (*(struct cpage *const *)b)->index;
+
+	return x < y ? -1 : x > y;
+}
+
+void pages_sort(struct cpage **v, size_t n)
+{
+	if (n > 1)
+		qsort(v, n, sizeof(*v), index_cmp);
+}
+
+/* Drop the pages in [first, last]; dirty ones too when @discard. */
+void file_drop_range(struct cfile *f, uint64_t first, uint64_t last,
+		     bool discard)
+{
+	struct cpage **v;
+	size_t n;
+
+	file_collect_pages(f, first, last, 0, &v, &n);
+	for (size_t i = 0; i < n; i++)
+		page_drop(v[i], discard);
+	free(v);
+}
+
+int cache_truncate(struct cfile *f, off_t size)
+{
+	struct cache *c = f->cache;
+	size_t ps = c->cfg.page_size;
+	uint64_t keep = ((uint64_t)size + ps - 1) >> c->page_shift;
+	struct stat st;
+	int ret;
+
+	if (size < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&f->lock);
+	f->size = size;
+	clock_gettime(CLOCK_REALTIME, &f->mtime);
+	pthread_mutex_unlock(&f->lock);
+	file_drop_range(f, keep, UINT64_MAX, true);
+	if (size % (off_t)ps) {
+		/* bytes past the new EOF must read as zero if it grows again */
+		struct cpage *p = page_lookup_get(f, (uint64_t)size >> c->page_shift);
+
+		if (p) {
+			cache_page_lock(&p->ps);
+			cache_page_wait_writeback(&p->ps);
+			if (page_test_uptodate(&p->ps))
+				memset((char *)p->frame + size % (off_t)ps, 0,
+				       ps - (size_t)(size % (off_t)ps));
+			cache_page_unlock(&p->ps);
+			page_put(p);
+		}
+	}
+	ret = ftruncate(f->fd, size) < 0 ? -errno : 0;
+	if (!ret && fstat(f->fd, &st) == 0) {
+		pthread_mutex_lock(&f->lock);
+		f->seen_size = st.st_size;
+		f->seen_mtime = st.st_mtim;
+		pthread_mutex_unlock(&f->lock);
+	}
+	return ret;
+}
+
+int cache_writeback_range(struct cfile *f, off_t start, off_t end, bool drop)
+{
+	unsigned int shift = f->cache->page_shift;
+	uint64_t first, last;
+	int ret;
+
+	if (start < 0 || end <= start)
+		return 0;
+	first = (uint64_t)start >> shift;
+	last = (uint64_t)(end - 1) >> shift;
+	ret = file_writeback(f, first, last, true);
+	if (drop)
+		file_drop_range(f, first, last, false);
+	return ret;
+}
+
+void cache_file_extend(struct cfile *f, off_t end)
+{
+	pthread_mutex_lock(&f->lock);
+	if (end > f->size)
+		f->size = end;
+	pthread_mutex_unlock(&f->lock);
+	cache_file_note_backing(f);
+}
+
+void cache_file_note_backing(struct cfile *f)
+{
+	struct stat st;
+
+	if (fstat(f->fd, &st) < 0)
+		return;
+	pthread_mutex_lock(&f->lock);
+	f->seen_size = st.st_size;
+	f->seen_mtime = st.st_mtim;
+	pthread_mutex_unlock(&f->lock);
+}
+
+void cache_file_fix_attr(struct cfile *f, struct stat *st)
+{
+	pthread_mutex_lock(&f->lock);
+	st->st_size = f->size;
+	if (f->mtime.tv_sec > st->st_mtim.tv_sec ||
+	    (f->mtime.tv_sec == st->st_mtim.tv_sec &&
+	     f->mtime.tv_nsec > st->st_mtim.tv_nsec)) {
+		st->st_mtim = f->mtime;
+		st->st_ctim = f->mtime;
+	}
+	pthread_mutex_unlock(&f->lock);
+}
+
+void cache_file_times_set(struct cfile *f)
+{
+	pthread_mutex_lock(&f->lock);
+	f->mtime = (struct timespec){ 0 };
+	pthread_mutex_unlock(&f->lock);
+}
+
+bool cache_file_revalidate(struct cfile *f)
+{
+	struct stat st;
+	bool changed;
+
+	if (fstat(f->fd, &st) < 0)
+		return false;
+	pthread_mutex_lock(&f->lock);
+	/*
+	 * Only a newer mtime or another size is someone else's change: the
+	 * kernel may hand out a fine-grained mtime to our fstat and a coarser,
+	 * earlier one to the inode later (multigrain timestamps).
+	 */
+	changed = f->nr_dirty == 0 && f->nr_writeback == 0 &&
+		  (st.st_size != f->seen_size ||
+		   st.st_mtim.tv_sec > f->seen_mtime.tv_sec ||
+		   (st.st_mtim.tv_sec == f->seen_mtime.tv_sec &&
+		    st.st_mtim.tv_nsec > f->seen_mtime.tv_nsec));
+	if (changed) {
+		f->size = st.st_size;
+		f->seen_size = st.st_size;
+		f->seen_mtime = st.st_mtim;
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (changed)
+		file_drop_range(f, 0, UINT64_MAX, false);
+	return changed;
+}
+
+int cache_file_open(struct cache *c, int path_fd, struct cfile **out)
+{
+	struct cfile *f = calloc(1, sizeof(*f));
+	char path[64];
+	struct stat st;
+	int ret;
+
+	if (!f)
+		return -ENOMEM;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", path_fd);
+	ret = io_open_backing(AT_FDCWD, path, O_RDWR | O_CLOEXEC, 0, &f->direct);
+	if (ret == -EACCES || ret == -EROFS || ret == -ETXTBSY || ret == -EPERM)
+		ret = io_open_backing(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0,
+				      &f->direct);
+	if (ret < 0)
+		goto out_free;
+	f->fd = ret;
+	if (fstat(f->fd, &st) < 0) {
+		ret = -errno;
+		goto out_close;
+	}
+	f->pages = cds_lfht_new(8, 8, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+				NULL);
+	if (!f->pages) {
+		ret = -ENOMEM;
+		goto out_close;
+	}
+	f->cache = c;
+	pthread_mutex_init(&f->lock, NULL);
+	f->size = st.st_size;
+	f->seen_size = st.st_size;
+	f->seen_mtime = st.st_mtim;
+	clist_init(&f->dirty_link);
+	*out = f;
+	return 0;
+
+out_close:
+	close(f->fd);
+out_free:
+	free(f);
+	return ret;
+}
+
+void cache_file_close(struct cfile *f)
+{
+	int ret = file_writeback(f, 0, UINT64_MAX, true);
+
+	if (ret)
+		fprintf(stderr, "hmmfs: writeback failed while dropping a file "
+			"from the cache: %s; its unwritten data is lost\n",
+			strerror(-ret));
+	file_drop_range(f, 0, UINT64_MAX, true);
+	file_wait_unused(f);
+	cds_lfht_destroy(f->pages, NULL);
+	close(f->fd);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}

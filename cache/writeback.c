@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cache/writeback.c — dirty pages: accounting, writeback, the flusher.
+ *
+ * Dirty limits follow Linux's: above dirty_background bytes the flusher
+ * thread starts writing back; above dirty_limit bytes writers wait
+ * (cache_throttle) until it has brought the total down, and are never
+ * failed for it, except when BACKING itself keeps failing (then the writer
+ * gets that error instead of waiting forever).  A page dirty for longer
+ * than dirty_expire_ms is written back by the flusher's periodic pass.
+ *
+ * Writing back a range of a file (file_writeback): collect its dirty
+ * pages, sort them by index, and for each one take the page lock, clear
+ * PG_dirty and set PG_writeback (like clear_page_dirty_for_io), drop the
+ * lock, and queue a write of the frame; runs of up to 64 pages go to the
+ * I/O engine in one batch, so contiguous dirty ranges become one burst of
+ * sequential writes.  A writer that wants a page under writeback waits for
+ * it to end (stable pages), so the bytes BACKING gets are the bytes that
+ * were there when the page was cleaned.  When a write fails the page is
+ * dirtied again, so nothing is lost and a later pass retries, and the
+ * error is latched on the file for the next fsync or close.
+ *
+ * Whole pages are written, so after a run that ends past EOF BACKING is
+ * truncated back to the cache's size: sizes in BACKING stay exact.
+ *
+ * Locking: dirty accounting takes cfile->lock, then dirty_lock (for the
+ * list of dirty files), inside the page lock.  The flusher holds a
+ * reference on a file (cfile->users) while it works on it unlocked.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache/cache_int.h"
+
+#define WB_BATCH 64
+
+/* Context: page locked. */
+void page_mark_dirty_locked(struct cpage *p)
+{
+	struct cfile *f = p->file;
+	struct cache *c = f->cache;
+	uint64_t now;
+	size_t dirty;
+
+	if (page_test_set_dirty(&p->ps))
+		return;
+	now = cache_now_ms();
+	p->dirtied_ms = now;
+	pthread_mutex_lock(&f->lock);
+	if (f->nr_dirty++ == 0) {
+		f->oldest_dirty_ms = now;
+		pthread_mutex_lock(&c->dirty_lock);
+		clist_add_head(&c->dirty_files, &f->dirty_link);
+		pthread_mutex_unlock(&c->dirty_lock);
+	}
+	pthread_mutex_unlock(&f->lock);
+	dirty = atomic_fetch_add(&c->nr_dirty, 1) + 1;
+	if (dirty > c->bg_pages)
+		pthread_cond_signal(&c->flush_cond);
+}
+
+/*
+ * One dirty page of @f is no longer dirty: discarded, or (@to_writeback)
+ * about to be written, which counts until file_after_writeback().
+ */
+static void file_dirty_dec(struct cfile *f, bool to_writeback)
+{
+	struct cache *c = f->cache;
+
+	pthread_mutex_lock(&f->lock);
+	if (to_writeback)
+		f->nr_writeback++;
+	if (--f->nr_dirty == 0) {
+		pthread_mutex_lock(&c->dirty_lock);
+		clist_del(&f->dirty_link);
+		pthread_mutex_unlock(&c->dirty_lock);
+	}
+	pthread_mutex_unlock(&f->lock);
+	atomic_fetch_sub(&c->nr_dirty, 1);
+}
+
+/* Context: page locked; discards the page's dirty state (truncate). */
+void page_cancel_dirty_locked(struct cpage *p)
+{
+	if (page_test_clear_dirty(&p->ps)) {
+		file_dirty_dec(p->file, false);
+		pthread_cond_broadcast(&p->file->cache->clean_cond);
+	}
+}
+
+/*
+ * Take @p for writeback: lock, clean, mark under writeback, unlock.
+ * Return: true if it is now ours to write.
+ */
+static bool page_start_writeback(struct cpage *p, bool wait)
+{
+	struct cache *c = p->file->cache;
+
+	if (wait)
+		cache_page_lock(&p->ps);
+	else if (!cache_page_trylock(&p->ps))
+		return false;
+	if (wait)
+		cache_page_wait_writeback(&p->ps);
+	if (page_test_writeback(&p->ps) || !page_test_dirty(&p->ps)) {
+		cache_page_unlock(&p->ps);
+		return false;
+	}
+	page_test_clear_dirty(&p->ps);
+	page_test_set_writeback(&p->ps);
+	atomic_fetch_add(&c->nr_writeback, 1);
+	file_dirty_dec(p->file, true);
+	cache_page_unlock(&p->ps);
+	return true;
+}
+
+/* The write of @p finished with @res (bytes or -errno). */
+static int page_end_io(struct cpage *p, ssize_t res)
+{
+	struct cfile *f = p->file;
+	struct cache *c = f->cache;
+	size_t ps = c->cfg.page_size;
+	int err = 0;
+
+	if (res != (ssize_t)ps) {
+		err = res < 0 ? (int)res : -EIO;
+		cache_page_lock(&p->ps);
+		page_set_error(&p->ps);
+		page_mark_dirty_locked(p);	/* keep the data for a retry */
+		cache_page_unlock(&p->ps);
+		pthread_mutex_lock(&f->lock);
+		f->wb_err = err;
+		pthread_mutex_unlock(&f->lock);
+	} else {
+		page_clear_error(&p->ps);
+		ctr_inc(c, writeback_bytes, ps);
+	}
+	atomic_fetch_sub(&c->nr_writeback, 1);
+	page_end_writeback(&p->ps);
+	pthread_cond_broadcast(&c->clean_cond);
+	return err;
+}
+
+/*
+ * BACKING got @n whole pages ending at @end: cut it back to the cache's
+ * size and note its state, so that the change is not taken for someone
+ * else's (cache_file_revalidate).
+ */
+static void file_after_writeback(struct cfile *f, off_t end, size_t n)
+{
+	struct stat st;
+
+	pthread_mutex_lock(&f->lock);
+	f->nr_writeback -= n;
+	if (end > f->size && ftruncate(f->fd, f->size) < 0 && !f->wb_err)
+		f->wb_err = -errno;
+	if (fstat(f->fd, &st) == 0) {
+		f->seen_size = st.st_size;
+		f->seen_mtime = st.st_mtim;
+	}
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* Write the pages in @v (under writeback) in one batch. */
+static int write_batch(struct cfile *f, struct cpage **v, size_t n)
+{
+	struct cache *c = f->cache;
+	size_t ps = c->cfg.page_size;
+	struct io_req reqs[WB_BATCH];
+	off_t end = 0;
+	int ret, err = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		reqs[i] = (struct io_req){ .fd = f->fd, .op = IO_WRITE,
+					   .buf = v[i]->frame, .len = ps,
+					   .off = (off_t)(v[i]->index * ps) };
+		if (reqs[i].off + (off_t)ps > end)
+			end = reqs[i].off + (off_t)ps;
+	}
+	ret = io_submit_wait(c->io, reqs, (unsigned int)n);
+	ctr_inc(c, backing_writes, n);
+	for (size_t i = 0; i < n; i++) {
+		int e = page_end_io(v[i], ret ? ret : reqs[i].res);
+
+		if (e && !err)
+			err = e;
+	}
+	file_after_writeback(f, end, n);
+	return err;
+}
+
+int file_writeback(struct cfile *f, uint64_t first, uint64_t last, bool wait)
+{
+	struct cpage **v, *batch[WB_BATCH];
+	size_t n, nb = 0;
+	int err = 0, e;
+
+	file_collect_pages(f, first, last, PG_BIT(PG_dirty), &v, &n);
+	pages_sort(v, n);
+	for (size_t i = 0; i < n; i++) {
+		if (page_start_writeback(v[i], wait))
+			batch[nb++] = v[i];
+		else
+			page_put(v[i]);
+		if (nb == WB_BATCH || (nb && i + 1 == n)) {
+			e = write_batch(f, batch, nb);
+			if (e && !err)
+				err = e;
+			for (size_t j = 0; j < nb; j++)
+				page_put(batch[j]);
+			nb = 0;
+		}
+	}
+	free(v);
+	if (wait) {
+		/* writeback others started (the flusher) must end too */
+		file_collect_pages(f, first, last, PG_BIT(PG_writeback), &v, &n);
+		for (size_t i = 0; i < n; i++) {
+			cache_page_wait_writeback(&v[i]->ps);
+			page_put(v[i]);
+		}
+		free(v);
+	}
+	return err;
+}
+
+int cache_file_check_error(struct cfile *f)
+{
+	int err;
+
+	pthread_mutex_lock(&f->lock);
+	err = f->wb_err;
+	f->wb_err = 0;
+	pthread_mutex_unlock(&f->lock);
+	return err;
+}
+
+int cache_fsync(struct cfile *f, bool datasync)
+{
+	int ret = file_writeback(f, 0, UINT64_MAX, true);
+	int latched = cache_file_check_error(f);
+
+	if (ret || latched)
+		return ret ? ret : latched;
+	if ((datasync ? fdatasync(f->fd) : fsync(f->fd)) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Pick a file with dirty pages and hold it.  Context: dirty_lock held. */
+static struct cfile *dirty_file_pick_locked(struct cache *c, uint64_t older_than,
+					    bool any)
+{
+	struct clist *pos;
+
+	for (pos = c->dirty_files.prev; pos != &c->dirty_files; pos = pos->prev) {
+		struct cfile *f = clist_entry(pos, struct cfile, dirty_link);
+
+		/* written under cfile->lock; a stale read only delays */
+		if (any || atomic_load_explicit(&f->oldest_dirty_ms,
+						memory_order_relaxed) <= older_than) {
+			atomic_fetch_add(&f->users, 1);
+			/* rotate, so the next pick starts with another file */
+			clist_del(pos);
+			clist_add_head(&c->dirty_files, pos);
+			return f;
+		}
+	}
+	return NULL;
+}
+
+void file_wait_unused(struct cfile *f)
+{
+	while (atomic_load(&f->users))
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+}
+
+/* Write back one file's dirty pages. Return: pages made clean, or -errno. */
+static int flush_one_file(struct cache *c, bool any, uint64_t older_than,
+			  bool wait)
+{
+	struct cfile *f;
+	size_t before = atomic_load(&c->nr_dirty), after;
+	int err;
+
+	pthread_mutex_lock(&c->dirty_lock);
+	f = dirty_file_pick_locked(c, older_than, any);
+	pthread_mutex_unlock(&c->dirty_lock);
+	if (!f)
+		return 0;
+	err = file_writeback(f, 0, UINT64_MAX, wait);
+	pthread_mutex_lock(&f->lock);
+	f->oldest_dirty_ms = f->nr_dirty ? cache_now_ms() : 0;
+	pthread_mutex_unlock(&f->lock);
+	atomic_fetch_sub(&f->users, 1);
+	after = atomic_load(&c->nr_dirty);
+	if (err && after >= before)
+		return err;
+	return before > after ? (int)(before - after) : 1;
+}
+
+int cache_reclaim_dirty(struct cache *c)
+{
+	return flush_one_file(c, true, 0, false);
+}
+
+/* One flusher pass: expired files, and everything while over background. */
+static void flusher_pass(struct cache *c)
+{
+	uint64_t expire = cache_now_ms() - c->cfg.dirty_expire_ms;
+	size_t files = 0;
+	int r;
+
+	for (;;) {
+		bool over = atomic_load(&c->nr_dirty) > c->bg_pages;
+
+		r = flush_one_file(c, over, expire, true);
+		if (r == 0)
+			break;
+		pthread_mutex_lock(&c->dirty_lock);
+		c->last_wb_err = r < 0 ? r : 0;
+		pthread_mutex_unlock(&c->dirty_lock);
+		if (r < 0 || ++files > 4096)
+			break;	/* failing, or a pass long enough */
+	}
+}
+
+static void *flusher_main(void *arg)
+{
+	struct cache *c = arg;
+	unsigned int period = c->cfg.dirty_expire_ms / 4;
+
+	if (period < 20)
+		period = 20;
+	if (period > 1000)
+		period = 1000;
+	pthread_mutex_lock(&c->dirty_lock);
+	while (!c->stop) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)(period % 1000) * 1000000;
+		ts.tv_sec += period / 1000 + ts.tv_nsec / 1000000000;
+		ts.tv_nsec %= 1000000000;
+		if (atomic_load(&c->nr_dirty) <= c->bg_pages)
+			pthread_cond_timedwait(&c->flush_cond, &c->dirty_lock, &ts);
+		if (c->stop)
+			break;
+		pthread_mutex_unlock(&c->dirty_lock);
+		flusher_pass(c);
+		pthread_cond_broadcast(&c->clean_cond);
+		pthread_mutex_lock(&c->dirty_lock);
+	}
+	pthread_mutex_unlock(&c->dirty_lock);
+	return NULL;
+}
+
+int cache_flusher_start(struct cache *c)
+{
+	return -pthread_create(&c->flusher, NULL, flusher_main, c);
+}
+
+void cache_flusher_stop(struct cache *c)
+{
+	pthread_mutex_lock(&c->dirty_lock);
+	c->stop = 1;
+	pthread_cond_broadcast(&c->flush_cond);
+	pthread_mutex_unlock(&c->dirty_lock);
+	pthread_join(c->flusher, NULL);
+}
+
+int cache_throttle(struct cache *c)
+{
+	bool counted = false;
+	int err = 0;
+
+	pthread_mutex_lock(&c->dirty_lock);
+	while (atomic_load(&c->nr_dirty) >= c->limit_pages && !c->stop) {
+		struct timespec ts;
+
+		if (c->last_wb_err) {	/* BACKING keeps failing: say so */
+			err = c->last_wb_err;
+			break;
+		}
+		if (!counted) {
+			ctr_inc(c, throttled, 1);
+			counted = true;
+		}
+		pthread_cond_signal(&c->flush_cond);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50000000;
+		ts.tv_sec += ts.tv_nsec / 1000000000;
+		ts.tv_nsec %= 1000000000;
+		pthread_cond_timedwait(&c->clean_cond, &c->dirty_lock, &ts);
+	}
+	pthread_mutex_unlock(&c->dirty_lock);
+	return err;
+}
+
+int cache_sync_all(struct cache *c)
+{
+	int err = 0, r;
+	size_t guard = 1u << 20;
+
+	while (atomic_load(&c->nr_dirty) && guard--) {
+		r = flush_one_file(c, true, 0, true);
+		if (r == 0)
+			break;
+		if (r < 0) {
+			err = r;
+			break;
+		}
+	}
+	return err;
+}
