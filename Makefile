@@ -110,7 +110,9 @@ $(FSX_BIN): $(FSX_SRCS:%.c=$(B)/obj/%.o)
 
 # Each suite reports its own summary; tests/run.sh runs them in order,
 # prints one closing line and fails if any suite failed.
-TEST_ENV = HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) BUILD=$(abspath $(B))
+TEST_ENV = HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) BUILD=$(abspath $(B)) \
+	   TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) $(TSAN_OPTIONS)" \
+	   ASAN_OPTIONS="abort_on_error=0 $(ASAN_OPTIONS)" UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1 $(UBSAN_OPTIONS)"
 
 check: all $(UNIT_BIN) $(IT_BIN) $(FSX_BIN)
 	$(Q)$(TEST_ENV) tests/run.sh $(abspath $(UNIT_BIN)) $(abspath $(IT_BIN)) $(abspath $(FSX_BIN))

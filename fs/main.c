@@ -194,6 +194,7 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 	}
 	args = (struct fuse_args)FUSE_ARGS_INIT(fa.argc, fa.argv);
 	fs->se = fuse_session_new(&args, &hmmfs_ops, sizeof(hmmfs_ops), fs);
+	fuse_opt_free_args(&args);	/* libfuse made its own copy */
 	if (!fs->se)
 		goto out_free_argv;
 	if (fuse_set_signal_handlers(fs->se))
