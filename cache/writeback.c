@@ -37,7 +37,11 @@
 
 #define WB_BATCH 64
 
-/* Context: page locked. */
+/*
+ * Context: page locked, or (page_end_io) the page under writeback by the
+ * caller: the end of writeback must not take the page lock, since the
+ * holders of page locks wait for writeback to end.
+ */
 void page_mark_dirty_locked(struct cpage *p)
 {
 	struct cfile *f = p->file;
@@ -127,10 +131,8 @@ static int page_end_io(struct cpage *p, ssize_t res)
 
 	if (res != (ssize_t)ps) {
 		err = res < 0 ? (int)res : -EIO;
-		cache_page_lock(&p->ps);
 		page_set_error(&p->ps);
 		page_mark_dirty_locked(p);	/* keep the data for a retry */
-		cache_page_unlock(&p->ps);
 		pthread_mutex_lock(&f->lock);
 		f->wb_err = err;
 		pthread_mutex_unlock(&f->lock);

@@ -33,6 +33,12 @@ if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/fuse ]; then
 	echo "tests: the mount tests need root and /dev/fuse (uid $(id -u))" >&2
 fi
 
+# The data checker on every cache shape the issue names: a tiny cache
+# (dirty pages evicted constantly), 64 KiB pages, each I/O engine, and the
+# plain passthrough; the default (uring, large cache) and direct_io always.
+: "${HMMFSX_CONFIGS=host_cache=64K page_size=64K io_engine=aio io_engine=psync host_cache=0}"
+export HMMFSX_CONFIGS
+
 run_suite unit "$unit"
 run_suite integration "$integ"
 run_suite fsx "$(dirname "$0")/fsx/run.sh" "$fsx"
