@@ -23,7 +23,7 @@ SANITIZE   ?=
 
 VERSION    := 0.1.0
 
-PKGS       := fuse3 liburing liburcu-bp liburcu-cds
+PKGS       := fuse3 liburing liburcu-bp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -21,6 +21,20 @@
 char cache_rcu_token;
 #endif
 
+/*
+ * liburcu must be told about fork(): the daemon forks into the background
+ * (fuse_daemonize) after the cache exists, and without these handlers the
+ * child's grace periods never end, so the page index never resizes and
+ * every lookup walks one long chain.
+ */
+static pthread_once_t cache_atfork_once = PTHREAD_ONCE_INIT;
+
+static void cache_atfork_register(void)
+{
+	pthread_atfork(urcu_bp_before_fork, urcu_bp_after_fork_parent,
+		       urcu_bp_after_fork_child);
+}
+
 static int cache_check_config(const struct cache_config *cfg, char *err,
 			      size_t errlen)
 {
@@ -64,6 +78,7 @@ int cache_create(const struct cache_config *cfg, struct cache **out,
 	ret = cache_check_config(cfg, err, errlen);
 	if (ret)
 		return ret;
+	pthread_once(&cache_atfork_once, cache_atfork_register);
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;

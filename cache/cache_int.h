@@ -9,7 +9,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <urcu-bp.h>
-#include <urcu/rculfhash.h>
 
 #include "bounce/io.h"
 #include "cache/cache.h"
@@ -57,7 +56,6 @@ static inline void clist_add_head(struct clist *h, struct clist *n)
  * @file:     the file; immutable.
  * @frame:    the host frame; immutable while in the index.
  * @dirtied_ms: when the page last turned dirty (monotonic ms); page lock.
- * @node:     the file's index (RCU hash table).
  * @lru:      the active or inactive list; cache->lru_lock.
  * @rcu:      deferred free after removal.
  */
@@ -68,7 +66,6 @@ struct cpage {
 	struct cfile *file;
 	void *frame;
 	uint64_t dirtied_ms;
-	struct cds_lfht_node node;
 	struct clist lru;
 	struct rcu_head rcu;
 };
@@ -76,7 +73,7 @@ struct cpage {
 /**
  * struct cfile - the cache's state for one backing file.
  * @cache:   the cache.
- * @pages:   index -> struct cpage, an RCU hash table.
+ * @root:    the page index: a radix tree of struct rnode (index.c).
  * @fd:      descriptor for backing I/O; immutable.
  * @direct:  @fd is O_DIRECT.
  * @lock:    guards everything below.
@@ -95,7 +92,7 @@ struct cpage {
  */
 struct cfile {
 	struct cache *cache;
-	struct cds_lfht *pages;
+	_Atomic(void *) root;
 	int fd;
 	int direct;
 	pthread_mutex_t lock;
@@ -197,6 +194,14 @@ void lru_add(struct cache *c, struct cpage *p);
 void lru_del_locked(struct cache *c, struct cpage *p);
 size_t lru_evict(struct cache *c, size_t want);
 
+/* index.c */
+struct cpage *index_lookup(struct cfile *f, uint64_t index);
+struct cpage *index_insert(struct cfile *f, struct cpage *p);
+void index_remove(struct cfile *f, struct cpage *p);
+int index_for_each(struct cfile *f, uint64_t first, uint64_t last,
+		   int (*fn)(struct cpage *p, void *arg), void *arg);
+void index_destroy(struct cfile *f);
+
 /* file.c */
 struct cpage *page_lookup_get(struct cfile *f, uint64_t index);
 void page_put(struct cpage *p);
@@ -204,7 +209,6 @@ int page_remove_locked(struct cpage *p);
 void page_free_deferred(struct cpage *p);
 int file_collect_pages(struct cfile *f, uint64_t first, uint64_t last,
 		       uint32_t need_flags, struct cpage ***out, size_t *count);
-void pages_sort(struct cpage **v, size_t n);
 void file_drop_range(struct cfile *f, uint64_t first, uint64_t last,
 		     bool discard);
 

@@ -2,18 +2,17 @@
 /*
  * cache/file.c — a file's pages: index, read path, write path, truncate.
  *
- * Index.  Each file's pages sit in an RCU hash table (liburcu's lfht),
- * keyed by page number.  A lookup takes no lock: it finds the node under
- * rcu_read_lock() and takes a reference only if the count is not zero
- * (page_get_unless_zero), since zero means the page is being removed.  We
- * chose the RCU table over a radix tree under a per-file rwlock because
- * the read path of a hot file is hit by many threads at once, and even a
- * read-locked rwlock bounces one cache line between all of them; lookups
- * here touch only the page's own reference count.  The table resizes
- * itself.  Pages are freed after a grace period (call_rcu).
+ * Index.  Each file's pages sit in a lock-free radix tree (index.c).  A
+ * lookup takes no lock: it finds the page under rcu_read_lock() and takes
+ * a reference only if the count is not zero (page_get_unless_zero), since
+ * zero means the page is being removed.  Lock-free because the read path
+ * of a hot file is hit by many threads at once, and even a read-locked
+ * rwlock bounces one cache line between all of them; lookups here touch
+ * only the page's own reference count.  Pages are freed after an RCU grace
+ * period (call_rcu), so a reader never touches freed memory.
  *
  * Misses.  The thread that misses inserts a new page *locked* and not
- * uptodate (cds_lfht_add_unique); a second thread missing on the same page
+ * uptodate (index_insert, a compare-and-swap); a second thread missing on the same page
  * finds that page, sleeps on its lock and, when woken, finds it uptodate:
  * concurrent misses share one backing read.  Misses of a sequential reader
  * also read ahead: the window starts at 8 pages and doubles per sequential
@@ -47,20 +46,6 @@
 #define RA_MIN_PAGES 8
 #define RA_MAX_BYTES (1u << 20)
 
-static unsigned long index_hash(uint64_t index)
-{
-	uint64_t h = index * 0x9e3779b97f4a7c15ull;
-
-	return (unsigned long)(h ^ (h >> 32));
-}
-
-static int index_match(struct cds_lfht_node *node, const void *key)
-{
-	const struct cpage *p = caa_container_of(node, struct cpage, node);
-
-	return p->index == *(const uint64_t *)key;
-}
-
 static bool page_get_unless_zero(struct cpage *p)
 {
 	int r = atomic_load_explicit(&p->ref, memory_order_relaxed);
@@ -75,15 +60,11 @@ static bool page_get_unless_zero(struct cpage *p)
 
 struct cpage *page_lookup_get(struct cfile *f, uint64_t index)
 {
-	struct cds_lfht_iter iter;
-	struct cds_lfht_node *node;
-	struct cpage *p = NULL;
+	struct cpage *p;
 
 	rcu_read_lock();
-	cds_lfht_lookup(f->pages, index_hash(index), index_match, &index, &iter);
-	node = cds_lfht_iter_get_node(&iter);
-	if (node) {
-		p = caa_container_of(node, struct cpage, node);
+	p = index_lookup(f, index);
+	if (p) {
 		cache_rcu_found(p);
 		if (!page_get_unless_zero(p))
 			p = NULL;
@@ -101,7 +82,7 @@ void page_put(struct cpage *p)
 static void page_free_rcu(struct rcu_head *head)
 {
 	cache_rcu_reclaim();
-	free(caa_container_of(head, struct cpage, rcu));
+	free((char *)head - offsetof(struct cpage, rcu));
 }
 
 /*
@@ -122,9 +103,7 @@ int page_remove_locked(struct cpage *p)
 						     memory_order_relaxed))
 		return -EAGAIN;
 	/* No turning back from here: nobody can take a reference now. */
-	rcu_read_lock();
-	cds_lfht_del(p->file->pages, &p->node);
-	cache_rcu_read_unlock();
+	index_remove(p->file, p);
 	frame_free(&c->frames, p->frame);
 	atomic_fetch_sub(&c->nr_pages, 1);
 	return 0;
@@ -169,7 +148,6 @@ static struct cpage *page_find_or_create(struct cfile *f, uint64_t index,
 
 	for (;;) {
 		struct cpage *p = page_lookup_get(f, index), *np;
-		struct cds_lfht_node *node;
 		void *frame;
 
 		*created = false;
@@ -191,24 +169,26 @@ static struct cpage *page_find_or_create(struct cfile *f, uint64_t index,
 		clist_init(&np->lru);
 		cache_rcu_publish(np);
 		rcu_read_lock();
-		node = cds_lfht_add_unique(f->pages, index_hash(index), index_match,
-					   &index, &np->node);
-		if (node == &np->node) {
+		p = index_insert(f, np);
+		if (p == np) {
 			cache_rcu_read_unlock();
 			atomic_fetch_add(&c->nr_pages, 1);
 			lru_add(c, np);
 			*created = true;
 			return np;
 		}
-		/* lost the race: use the winner's page */
-		p = caa_container_of(node, struct cpage, node);
-		cache_rcu_found(p);
-		if (!page_get_unless_zero(p))
-			p = NULL;
+		/* lost the race: use the winner's page (unless it is going) */
+		if (p) {
+			cache_rcu_found(p);
+			if (!page_get_unless_zero(p))
+				p = (struct cpage *)-1;	/* retry */
+		}
 		cache_rcu_read_unlock();
 		frame_free(&c->frames, frame);
 		free(np);
-		if (p)
+		if (!p)
+			return NULL;	/* no memory for index nodes */
+		if (p != (struct cpage *)-1)
 			return p;
 	}
 }
@@ -510,41 +490,50 @@ ssize_t cache_write(struct cfile *f, const void *buf, size_t len, off_t off)
 	return done ? (ssize_t)done : ret;
 }
 
-/* Collect referenced pages of @f with index in [first, last]. */
+struct collect {
+	uint32_t need_flags;
+	struct cpage **v;
+	size_t n, cap;
+};
+
+static int collect_one(struct cpage *p, void *arg)
+{
+	struct collect *c = arg;
+
+	cache_rcu_found(p);
+	if (c->need_flags && !(page_flags(&p->ps) & c->need_flags))
+		return 0;
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		struct cpage **nv = realloc(c->v, cap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		c->v = nv;
+		c->cap = cap;
+	}
+	if (page_get_unless_zero(p))
+		c->v[c->n++] = p;
+	return 0;
+}
+
+/*
+ * Collect referenced pages of @f with index in [first, last] that have any
+ * of @need_flags (0: all), in index order.  Release each with page_put()
+ * and the array with free().
+ */
 int file_collect_pages(struct cfile *f, uint64_t first, uint64_t last,
 		       uint32_t need_flags, struct cpage ***out, size_t *count)
 {
-	struct cds_lfht_iter iter;
-	struct cds_lfht_node *node;
-	struct cpage *p, **v = NULL;
-	size_t n = 0, cap = 0;
+	struct collect c = { .need_flags = need_flags };
+	int ret;
 
 	rcu_read_lock();
-	/* not cds_lfht_for_each_entry: it forms container_of(NULL) at the end */
-	for (cds_lfht_first(f->pages, &iter);
-	     (node = cds_lfht_iter_get_node(&iter)) != NULL;
-	     cds_lfht_next(f->pages, &iter)) {
-		p = caa_container_of(node, struct cpage, node);
-		cache_rcu_found(p);
-		if (p->index < first || p->index > last)
-			continue;
-		if (need_flags && !(page_flags(&p->ps) & need_flags))
-			continue;
-		if (n == cap) {
-			struct cpage **nv = realloc(v, (cap ? cap * 2 : 64) * sizeof(*v));
-
-			if (!nv)
-				break;
-			v = nv;
-			cap = cap ? cap * 2 : 64;
-		}
-		if (page_get_unless_zero(p))
-			v[n++] = p;
-	}
+	ret = index_for_each(f, first, last, collect_one, &c);
 	cache_rcu_read_unlock();
-	*out = v;
-	*count = n;
-	return 0;
+	*out = c.v;
+	*count = c.n;
+	return ret;
 }
 
 /*
@@ -580,20 +569,6 @@ static void page_drop(struct cpage *p, bool discard)
 	lru_del_locked(c, p);
 	pthread_mutex_unlock(&c->lru_lock);
 	page_free_deferred(p);
-}
-
-static int index_cmp(const void *a, const void *b)
-{
-	uint64_t x = (*(struct cpage *const *)a)->index;
-	uint64_t y = (*(struct cpage *const *)b)->index;
-
-	return x < y ? -1 : x > y;
-}
-
-void pages_sort(struct cpage **v, size_t n)
-{
-	if (n > 1)
-		qsort(v, n, sizeof(*v), index_cmp);
 }
 
 /* Drop the pages in [first, last]; dirty ones too when @discard. */
@@ -755,12 +730,7 @@ int cache_file_open(struct cache *c, int path_fd, struct cfile **out)
 		ret = -errno;
 		goto out_close;
 	}
-	f->pages = cds_lfht_new(8, 8, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
-				NULL);
-	if (!f->pages) {
-		ret = -ENOMEM;
-		goto out_close;
-	}
+	atomic_init(&f->root, NULL);
 	f->cache = c;
 	pthread_mutex_init(&f->lock, NULL);
 	f->size = st.st_size;
@@ -787,7 +757,8 @@ void cache_file_close(struct cfile *f)
 			strerror(-ret));
 	file_drop_range(f, 0, UINT64_MAX, true);
 	file_wait_unused(f);
-	cds_lfht_destroy(f->pages, NULL);
+	synchronize_rcu();	/* no lookup can still walk the tree */
+	index_destroy(f);
 	close(f->fd);
 	pthread_mutex_destroy(&f->lock);
 	free(f);

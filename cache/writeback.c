@@ -200,8 +200,7 @@ int file_writeback(struct cfile *f, uint64_t first, uint64_t last, bool wait)
 	size_t n, nb = 0;
 	int err = 0, e;
 
-	file_collect_pages(f, first, last, PG_BIT(PG_dirty), &v, &n);
-	pages_sort(v, n);
+	file_collect_pages(f, first, last, PG_BIT(PG_dirty), &v, &n);	/* in order */
 	for (size_t i = 0; i < n; i++) {
 		if (page_start_writeback(v[i], wait))
 			batch[nb++] = v[i];
