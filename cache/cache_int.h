@@ -194,6 +194,31 @@ void lru_add(struct cache *c, struct cpage *p);
 void lru_del_locked(struct cache *c, struct cpage *p);
 size_t lru_evict(struct cache *c, size_t want);
 
+/*
+ * Contiguous pages go to BACKING as one vectored request of at most this
+ * many pages (1 MiB of 4 KiB pages): O_DIRECT I/O one page at a time is
+ * bound by the device's request rate.
+ */
+#define CACHE_MAX_RUN 256
+
+/**
+ * struct page_runs - pages cut into runs of consecutive indexes.
+ * @reqs:  one request per run; ->priv is the run's first position in the
+ *         page array, ->iovcnt (or 1) its length.
+ * @iovs:  one iovec per page.
+ */
+struct page_runs {
+	struct io_req *reqs;
+	struct iovec *iovs;
+	size_t nreqs;
+};
+
+/* file.c */
+int page_runs_build(struct cfile *f, struct cpage **pp, size_t n, int op,
+		    struct page_runs *r);
+void page_runs_free(struct page_runs *r);
+size_t page_run_len(const struct io_req *req);
+
 /* index.c */
 struct cpage *index_lookup(struct cfile *f, uint64_t index);
 struct cpage *index_insert(struct cfile *f, struct cpage *p);

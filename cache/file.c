@@ -193,33 +193,89 @@ static struct cpage *page_find_or_create(struct cfile *f, uint64_t index,
 	}
 }
 
-/* Read the pages in @pp from BACKING (all locked, not uptodate). */
+/*
+ * Cut @pp (in index order) into runs of consecutive pages, one request
+ * each: a single page as a plain buffer, longer runs as a vector.
+ */
+int page_runs_build(struct cfile *f, struct cpage **pp, size_t n, int op,
+		    struct page_runs *r)
+{
+	size_t ps = f->cache->cfg.page_size;
+
+	r->nreqs = 0;
+	r->reqs = calloc(n ? n : 1, sizeof(*r->reqs));
+	r->iovs = calloc(n ? n : 1, sizeof(*r->iovs));
+	if (!r->reqs || !r->iovs) {
+		page_runs_free(r);
+		return -ENOMEM;
+	}
+	for (size_t i = 0, j; i < n; i = j + 1) {
+		struct io_req *q = &r->reqs[r->nreqs++];
+
+		for (j = i; j + 1 < n && pp[j + 1]->index == pp[j]->index + 1 &&
+			    j + 1 - i < CACHE_MAX_RUN; j++)
+			;
+		for (size_t k = i; k <= j; k++)
+			r->iovs[k] = (struct iovec){ pp[k]->frame, ps };
+		*q = (struct io_req){ .fd = f->fd, .op = op,
+				      .off = (off_t)(pp[i]->index * ps),
+				      .priv = (void *)(uintptr_t)i };
+		if (j == i) {
+			q->buf = pp[i]->frame;
+			q->len = ps;
+		} else {
+			q->iov = &r->iovs[i];
+			q->iovcnt = (unsigned int)(j - i + 1);
+		}
+	}
+	return 0;
+}
+
+void page_runs_free(struct page_runs *r)
+{
+	free(r->reqs);
+	free(r->iovs);
+	r->reqs = NULL;
+	r->iovs = NULL;
+}
+
+size_t page_run_len(const struct io_req *req)
+{
+	return req->iovcnt ? req->iovcnt : 1;
+}
+
+/* Read the pages in @pp (locked, not uptodate, in index order). */
 static int pages_read(struct cfile *f, struct cpage **pp, size_t n)
 {
 	struct cache *c = f->cache;
 	size_t ps = c->cfg.page_size;
-	struct io_req *reqs;
-	int ret = 0;
+	struct page_runs r;
+	int ret;
 
 	if (!n)
 		return 0;
-	reqs = calloc(n, sizeof(*reqs));
-	if (!reqs)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		reqs[i] = (struct io_req){ .fd = f->fd, .op = IO_READ,
-					   .buf = pp[i]->frame, .len = ps,
-					   .off = (off_t)(pp[i]->index * ps) };
-	ret = io_submit_wait(c->io, reqs, (unsigned int)n);
-	ctr_inc(c, backing_reads, n);
-	for (size_t i = 0; i < n && !ret; i++) {
-		if (reqs[i].res < 0) {
-			ret = (int)reqs[i].res;
+	ret = page_runs_build(f, pp, n, IO_READ, &r);
+	if (ret)
+		return ret;
+	ret = io_submit_wait(c->io, r.reqs, (unsigned int)r.nreqs);
+	ctr_inc(c, backing_reads, r.nreqs);
+	for (size_t q = 0; q < r.nreqs && !ret; q++) {
+		size_t first = (uintptr_t)r.reqs[q].priv, len = page_run_len(&r.reqs[q]);
+		ssize_t got = r.reqs[q].res;
+
+		if (got < 0) {
+			ret = (int)got;
 			break;
 		}
-		memset((char *)pp[i]->frame + reqs[i].res, 0, ps - (size_t)reqs[i].res);
+		/* past a short read is EOF: zeros */
+		for (size_t k = 0; k < len; k++) {
+			size_t have = (size_t)got > k * ps ? (size_t)got - k * ps : 0;
+
+			if (have < ps)
+				memset((char *)pp[first + k]->frame + have, 0, ps - have);
+		}
 	}
-	free(reqs);
+	page_runs_free(&r);
 	return ret;
 }
 

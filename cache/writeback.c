@@ -35,7 +35,7 @@
 
 #include "cache/cache_int.h"
 
-#define WB_BATCH 64
+#define WB_BATCH CACHE_MAX_RUN
 
 /*
  * Context: page locked, or (page_end_io) the page under writeback by the
@@ -166,30 +166,37 @@ static void file_after_writeback(struct cfile *f, off_t end, size_t n)
 	pthread_mutex_unlock(&f->lock);
 }
 
-/* Write the pages in @v (under writeback) in one batch. */
+/* Write the pages in @v (under writeback, in index order) in one batch. */
 static int write_batch(struct cfile *f, struct cpage **v, size_t n)
 {
 	struct cache *c = f->cache;
 	size_t ps = c->cfg.page_size;
-	struct io_req reqs[WB_BATCH];
-	off_t end = 0;
+	struct page_runs r;
+	off_t end = (off_t)((v[n - 1]->index + 1) * ps);
 	int ret, err = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		reqs[i] = (struct io_req){ .fd = f->fd, .op = IO_WRITE,
-					   .buf = v[i]->frame, .len = ps,
-					   .off = (off_t)(v[i]->index * ps) };
-		if (reqs[i].off + (off_t)ps > end)
-			end = reqs[i].off + (off_t)ps;
+	ret = page_runs_build(f, v, n, IO_WRITE, &r);
+	if (!ret) {
+		ret = io_submit_wait(c->io, r.reqs, (unsigned int)r.nreqs);
+		ctr_inc(c, backing_writes, r.nreqs);
 	}
-	ret = io_submit_wait(c->io, reqs, (unsigned int)n);
-	ctr_inc(c, backing_writes, n);
-	for (size_t i = 0; i < n; i++) {
-		int e = page_end_io(v[i], ret ? ret : reqs[i].res);
+	for (size_t q = 0; q < (ret ? 1 : r.nreqs); q++) {
+		size_t first = ret ? 0 : (uintptr_t)r.reqs[q].priv;
+		size_t len = ret ? n : page_run_len(&r.reqs[q]);
+		ssize_t got = ret ? ret : r.reqs[q].res;
 
-		if (e && !err)
-			err = e;
+		for (size_t k = 0; k < len; k++) {
+			/* a short write: the pages it did not cover failed */
+			ssize_t res = got < 0 ? got :
+				      (size_t)got >= (k + 1) * ps ? (ssize_t)ps : -EIO;
+			int e = page_end_io(v[first + k], res);
+
+			if (e && !err)
+				err = e;
+		}
 	}
+	if (!ret)
+		page_runs_free(&r);
 	file_after_writeback(f, end, n);
 	return err;
 }

@@ -238,8 +238,9 @@ static void test_readahead(void)
 	CU_ASSERT(stats(&x).readahead_pages > 0);
 	/* 64 pages read, far fewer backing misses than pages */
 	CU_ASSERT(stats(&x).misses < 16);
-	CU_ASSERT_EQUAL(stats(&x).backing_reads,
-			stats(&x).misses + stats(&x).readahead_pages);
+	/* contiguous pages went to BACKING as runs, not page by page */
+	CU_ASSERT(stats(&x).backing_reads * 4 <=
+		  stats(&x).misses + stats(&x).readahead_pages);
 	fixture_close(&x);
 }
 
