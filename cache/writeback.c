@@ -206,7 +206,13 @@ int file_writeback(struct cfile *f, uint64_t first, uint64_t last, bool wait)
 	struct cpage **v, *batch[WB_BATCH];
 	size_t n, nb = 0;
 	int err = 0, e;
+	bool idle;
 
+	pthread_mutex_lock(&f->lock);
+	idle = !f->nr_dirty && !f->nr_writeback;
+	pthread_mutex_unlock(&f->lock);
+	if (idle)
+		return 0;	/* the common close of a clean file: no walk */
 	file_collect_pages(f, first, last, PG_BIT(PG_dirty), &v, &n);	/* in order */
 	for (size_t i = 0; i < n; i++) {
 		if (page_start_writeback(v[i], wait))

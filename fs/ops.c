@@ -808,11 +808,17 @@ static void hmmfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 
 	if (!ret && close(fd) < 0)
 		ret = -errno;
-	if (cf) {	/* a writeback error of the cache, once */
-		int err = cache_file_check_error(cf);
+	if (cf) {
+		/*
+		 * close-to-open, as NFS does it: what was written through
+		 * this file reaches BACKING by close, and a writeback error
+		 * (now or latched earlier) is reported here, once.
+		 */
+		int err = cache_writeback_range(cf, 0, OFF_MAX, false);
+		int latched = cache_file_check_error(cf);
 
 		if (!ret)
-			ret = err;
+			ret = err ? err : latched;
 	}
 	reply_status(req, ret);
 }
