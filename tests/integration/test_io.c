@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/integration/test_io.c — open, create, read, write, flush, fsync,
+ * O_DIRECT, O_TMPFILE, a 64 MiB file, copy_file_range and SEEK_DATA/
+ * SEEK_HOLE.
+ *
+ * Data is a position-dependent pattern (it_pattern), so a misplaced or
+ * stale block shows up as the first wrong offset.  Every write made
+ * through the mount is read back through the mount and from BACKING.  The
+ * rw_* tests also run on a direct_io mount (test_direct_io.c).
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/integration/harness.h"
+#include "tests/integration/rw_tests.h"
+
+#define KiB 1024
+#define MiB (1024 * 1024)
+
+static void expect_size(const char *path, off_t size)
+{
+	struct stat st;
+
+	if (IT_OK(stat(path, &st)) == 0)
+		IT_TRUE(st.st_size == size, "%s: size %lld, expected %lld", path,
+			(long long)st.st_size, (long long)size);
+}
+
+static void expect_size_both(const char *rel, off_t size)
+{
+	expect_size(MNT(rel), size);
+	expect_size(BACK(rel), size);
+}
+
+static void expect_pattern_file(const char *path, off_t off, size_t len,
+				uint32_t seed)
+{
+	off_t bad = it_file_check(path, off, len, seed);
+
+	IT_TRUE(bad < 0, "%s: wrong or missing data at offset %lld", path,
+		(long long)bad);
+}
+
+static void create_excl(void)
+{
+	struct stat st;
+	int fd;
+
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_CREAT | O_EXCL | O_WRONLY, 0640));
+	IT_OK(close(fd));
+	IT_ERRNO(open(MNT("f"), O_CREAT | O_EXCL | O_WRONLY, 0640), EEXIST);
+	IT_OK(stat(BACK("f"), &st));
+	IT_EQ_OCT(st.st_mode, S_IFREG | 0640);
+	IT_OK(stat(MNT("f"), &st));
+	IT_EQ_OCT(st.st_mode, S_IFREG | 0640);
+	IT_EQ(st.st_size, 0);
+}
+
+static void create_excl_on_symlink(void)
+{
+	IT_REQUIRE_OK(symlink("nowhere", MNT("l")));
+	IT_ERRNO(open(MNT("l"), O_CREAT | O_EXCL | O_WRONLY, 0644), EEXIST);
+	IT_GONE_BOTH("nowhere");
+}
+
+void rw_open_trunc(void)
+{
+	char data[100];
+	int fd;
+
+	memset(data, 'z', sizeof(data));
+	IT_REQUIRE_OK(it_put(MNT("f"), data, sizeof(data)));
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_WRONLY | O_TRUNC));
+	IT_OK(close(fd));
+	expect_size_both("f", 0);
+	IT_CONTENT_BOTH("f", "", 0);
+}
+
+void rw_open_append(void)
+{
+	int fd;
+
+	IT_REQUIRE_OK(it_put_str(MNT("f"), "abc"));
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_WRONLY | O_APPEND));
+	IT_EQ(lseek(fd, 0, SEEK_SET), 0);
+	IT_EQ(write(fd, "def", 3), 3);
+	IT_EQ(write(fd, "gh", 2), 2);
+	IT_OK(close(fd));
+	IT_CONTENT_BOTH_STR("f", "abcdefgh");
+}
+
+/* Writes of odd sizes at odd offsets, read back with other odd sizes. */
+void rw_read_write_contents(void)
+{
+	static const size_t write_chunks[] = { 4096, 1000, 65543, 1, 131072 };
+	static const size_t read_chunks[] = { 7, 4096, 100000 };
+	const size_t total = 300 * KiB;
+	size_t i;
+	int fd;
+
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_CREAT | O_RDWR | O_TRUNC, 0644));
+	for (i = 0; i < 5; i++) {
+		size_t chunk = write_chunks[i];
+		off_t start = (off_t)(i * total / 5);
+
+		IT_EQ(it_pwrite_pattern(fd, start, total / 5, chunk, 11), 0);
+	}
+	for (i = 0; i < 3; i++)
+		IT_EQ(it_pread_check(fd, 0, total, read_chunks[i], 11), -1);
+	IT_OK(close(fd));
+	expect_size_both("f", (off_t)total);
+	expect_pattern_file(MNT("f"), 0, total, 11);
+	expect_pattern_file(BACK("f"), 0, total, 11);
+}
+
+void rw_read_backing_written(void)
+{
+	const size_t len = 200 * KiB + 17;
+	int fd;
+
+	fd = IT_REQUIRE_OK(open(BACK("f"), O_CREAT | O_WRONLY, 0644));
+	IT_EQ(it_pwrite_pattern(fd, 0, len, 64 * KiB, 12), 0);
+	IT_OK(close(fd));
+	expect_size(MNT("f"), (off_t)len);
+	expect_pattern_file(MNT("f"), 0, len, 12);
+}
+
+void rw_write_past_eof_hole(void)
+{
+	char expect[100010];
+	int fd;
+
+	memset(expect, 0, sizeof(expect));
+	memcpy(expect + 100000, "0123456789", 10);
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_CREAT | O_RDWR, 0644));
+	IT_EQ(pwrite(fd, "0123456789", 10, 100000), 10);
+	IT_OK(close(fd));
+	expect_size_both("f", 100010);
+	IT_CONTENT_BOTH("f", expect, sizeof(expect));
+}
+
+void rw_read_at_eof(void)
+{
+	char buf[64];
+	int fd;
+
+	IT_REQUIRE_OK(it_put_str(MNT("f"), "0123456789"));
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_RDONLY));
+	IT_EQ(pread(fd, buf, sizeof(buf), 6), 4);
+	IT_MEM_EQ(buf, "6789", 4);
+	IT_EQ(pread(fd, buf, sizeof(buf), 10), 0);
+	IT_EQ(pread(fd, buf, sizeof(buf), 5000), 0);
+	IT_OK(close(fd));
+}
+
+static void read_write_one_fd(void)
+{
+	char buf[16] = { 0 };
+	int fd;
+
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_CREAT | O_RDWR, 0644));
+	IT_EQ(write(fd, "hello world", 11), 11);
+	IT_EQ(lseek(fd, 6, SEEK_SET), 6);
+	IT_EQ(read(fd, buf, sizeof(buf)), 5);
+	IT_MEM_EQ(buf, "world", 5);
+	IT_EQ(lseek(fd, 0, SEEK_CUR), 11);
+	IT_EQ(lseek(fd, 0, SEEK_END), 11);
+	IT_OK(close(fd));
+	IT_CONTENT_BOTH_STR("f", "hello world");
+}
+
+/* Each close of a duplicated descriptor flushes; the last one releases. */
+static void close_dup_flush(void)
+{
+	int fd, dupfd;
+
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_CREAT | O_WRONLY, 0644));
+	dupfd = IT_REQUIRE_OK(dup(fd));
+	IT_EQ(write(fd, "one ", 4), 4);
+	IT_OK(close(fd));
+	IT_CONTENT_BOTH_STR("f", "one ");
+	IT_EQ(write(dupfd, "two", 3), 3);
+	IT_OK(close(dupfd));
+	IT_CONTENT_BOTH_STR("f", "one two");
+}
+
+static void sync_test(bool datasync)
+{
+	char data[8192];
+	int fd;
+
+	it_pattern(data, sizeof(data), 13, 0);
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_CREAT | O_RDWR, 0644));
+	IT_EQ(write(fd, data, sizeof(data)), sizeof(data));
+	if (datasync)
+		IT_OK(fdatasync(fd));
+	else
+		IT_OK(fsync(fd));
+	IT_CONTENT(BACK("f"), data, sizeof(data));
+	IT_OK(close(fd));
+}
+
+void rw_fsync(void)
+{
+	sync_test(false);
+}
+
+void rw_fdatasync(void)
+{
+	sync_test(true);
+}
+
+/* 4096-aligned O_DIRECT I/O: 16 KiB at offset 4096 after a 4 KiB hole. */
+void rw_o_direct(void)
+{
+	const size_t len = 16 * KiB;
+	unsigned char *wbuf = NULL, *rbuf = NULL;
+	unsigned char *expect = calloc(1, len + 4096);
+	int fd;
+
+	IT_REQUIRE(expect && posix_memalign((void **)&wbuf, 4096, len) == 0 &&
+		   posix_memalign((void **)&rbuf, 4096, len + 4096) == 0,
+		   "out of memory");
+	it_pattern(wbuf, len, 14, 4096);
+	memcpy(expect + 4096, wbuf, len);
+	fd = (int)IT_OK(open(MNT("f"), O_CREAT | O_RDWR | O_DIRECT, 0644));
+	if (fd >= 0) {
+		IT_EQ(pwrite(fd, wbuf, len, 4096), len);
+		IT_EQ(pread(fd, rbuf, len + 4096, 0), len + 4096);
+		IT_MEM_EQ(rbuf, expect, len + 4096);
+		IT_OK(close(fd));
+	}
+	IT_CONTENT(BACK("f"), expect, len + 4096);
+	IT_CONTENT(MNT("f"), expect, len + 4096);
+	free(wbuf);
+	free(rbuf);
+	free(expect);
+}
+
+static void tmpfile_link_works(int fd)
+{
+	char path[64];
+
+	IT_EQ(write(fd, "anonymous", 9), 9);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	IT_OK(linkat(AT_FDCWD, path, AT_FDCWD, MNT("named"), AT_SYMLINK_FOLLOW));
+	IT_OK(close(fd));
+	IT_CONTENT_BOTH_STR("named", "anonymous");
+}
+
+/* libfuse 3.14 has no tmpfile operation: EOPNOTSUPP is the one accepted
+ * failure; success must give a file that linkat() can name. */
+static void o_tmpfile(void)
+{
+	int fd = open(MNT(""), O_TMPFILE | O_RDWR, 0600);
+	int err = errno;
+
+	if (fd < 0) {
+		printf("[O_TMPFILE: %s%s] ", it_errname(err),
+		       err == EOPNOTSUPP ? ", the accepted answer" : "");
+		IT_TRUE(err == EOPNOTSUPP, "open(O_TMPFILE): %s, expected success "
+			"or EOPNOTSUPP", it_errname(err));
+		return;
+	}
+	printf("[O_TMPFILE: supported, checking linkat] ");
+	tmpfile_link_works(fd);
+}
+
+/* 64 MiB in 1 MiB writes, read back in 1 MiB reads. */
+void rw_large_file(void)
+{
+	const size_t len = 64 * MiB;
+	int fd;
+
+	fd = IT_REQUIRE_OK(open(MNT("big"), O_CREAT | O_RDWR | O_TRUNC, 0644));
+	IT_EQ(it_pwrite_pattern(fd, 0, len, MiB, 15), 0);
+	IT_EQ(it_pread_check(fd, 0, len, MiB, 15), -1);
+	IT_OK(close(fd));
+	expect_size_both("big", (off_t)len);
+	expect_pattern_file(BACK("big"), 0, len, 15);
+	expect_pattern_file(MNT("big"), 0, len, 15);
+}
+
+/*
+ * 100000 bytes from offset 4096 of a 200000-byte source to offset 10000
+ * of a destination holding 5000 bytes of 'x': the destination becomes
+ * 5000 'x', 5000 zeros, then the copied bytes.
+ */
+void rw_copy_file_range(void)
+{
+	const size_t src_len = 200000, len = 100000, dst_off = 10000;
+	unsigned char *expect = calloc(1, dst_off + len);
+	loff_t off_in = 4096, off_out = (loff_t)dst_off;
+	int in, out;
+
+	IT_REQUIRE(expect != NULL, "out of memory");
+	memset(expect, 'x', 5000);
+	it_pattern(expect + dst_off, len, 16, 4096);
+	in = (int)IT_OK(open(MNT("src"), O_CREAT | O_RDWR, 0644));
+	out = (int)IT_OK(open(MNT("dst"), O_CREAT | O_RDWR, 0644));
+	if (in >= 0 && out >= 0) {
+		IT_EQ(it_pwrite_pattern(in, 0, src_len, 65536, 16), 0);
+		IT_EQ(write(out, expect, 5000), 5000);
+		IT_EQ(copy_file_range(in, &off_in, out, &off_out, len, 0), len);
+		IT_EQ(off_in, 4096 + len);
+		IT_EQ(off_out, dst_off + len);
+		IT_EQ(lseek(out, 0, SEEK_CUR), 5000);
+	}
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	IT_CONTENT_BOTH("dst", expect, dst_off + len);
+	expect_pattern_file(BACK("src"), 0, src_len, 16);
+	free(expect);
+}
+
+/* Asking for more than the source has left copies what is there. */
+static void copy_file_range_short_at_eof(void)
+{
+	loff_t off_in = 190000, off_out = 0;
+	int in, out;
+
+	in = IT_REQUIRE_OK(open(MNT("src"), O_CREAT | O_RDWR, 0644));
+	out = (int)IT_OK(open(MNT("dst"), O_CREAT | O_RDWR, 0644));
+	IT_EQ(it_pwrite_pattern(in, 0, 200000, 65536, 17), 0);
+	if (out >= 0) {
+		IT_EQ(copy_file_range(in, &off_in, out, &off_out, 100000, 0), 10000);
+		IT_EQ(copy_file_range(in, &off_in, out, &off_out, 100000, 0), 0);
+		close(out);
+	}
+	close(in);
+	expect_size(BACK("dst"), 10000);
+	expect_size(MNT("dst"), 10000);
+}
+
+/* Data at [0, 4K) and [1M, 1M+4K), a hole between. */
+static int make_sparse(const char *path)
+{
+	char block[4096];
+	int fd = open(path, O_CREAT | O_RDWR, 0644);
+
+	if (fd < 0)
+		return -1;
+	memset(block, 'D', sizeof(block));
+	if (pwrite(fd, block, sizeof(block), 0) != (ssize_t)sizeof(block) ||
+	    pwrite(fd, block, sizeof(block), MiB) != (ssize_t)sizeof(block)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void expect_seek_map(int fd, const char *what)
+{
+	IT_TRUE(lseek(fd, 0, SEEK_DATA) == 0, "%s: SEEK_DATA 0", what);
+	IT_TRUE(lseek(fd, 0, SEEK_HOLE) == 4096, "%s: SEEK_HOLE 0 -> %lld", what,
+		(long long)lseek(fd, 0, SEEK_HOLE));
+	IT_TRUE(lseek(fd, 4096, SEEK_DATA) == MiB, "%s: SEEK_DATA 4096 -> %lld",
+		what, (long long)lseek(fd, 4096, SEEK_DATA));
+	IT_TRUE(lseek(fd, 100, SEEK_DATA) == 100, "%s: SEEK_DATA 100", what);
+	IT_TRUE(lseek(fd, MiB, SEEK_HOLE) == MiB + 4096, "%s: SEEK_HOLE 1M -> %lld",
+		what, (long long)lseek(fd, MiB, SEEK_HOLE));
+	IT_ERRNO(lseek(fd, MiB + 4096, SEEK_DATA), ENXIO);
+	IT_ERRNO(lseek(fd, MiB + 4096, SEEK_HOLE), ENXIO);
+}
+
+static void seek_data_hole(void)
+{
+	int fd = make_sparse(MNT("sparse"));
+
+	IT_REQUIRE(fd >= 0, "cannot make the sparse file: %s", it_errname(errno));
+	expect_seek_map(fd, "mount");
+	IT_OK(close(fd));
+	fd = IT_REQUIRE_OK(open(BACK("sparse"), O_RDONLY));
+	expect_seek_map(fd, "backing");
+	IT_OK(close(fd));
+	fd = IT_REQUIRE_OK(open(MNT("sparse"), O_RDONLY));
+	expect_seek_map(fd, "mount, reopened");
+	IT_OK(close(fd));
+}
+
+static const struct it_test tests[] = {
+	{ "create_excl", create_excl, 0, NULL },
+	{ "create_excl_on_symlink", create_excl_on_symlink, 0, NULL },
+	{ "open_trunc", rw_open_trunc, 0, NULL },
+	{ "open_append", rw_open_append, 0, NULL },
+	{ "read_write_contents", rw_read_write_contents, 0, NULL },
+	{ "read_backing_written", rw_read_backing_written, 0, NULL },
+	{ "write_past_eof_hole", rw_write_past_eof_hole, 0, NULL },
+	{ "read_at_eof", rw_read_at_eof, 0, NULL },
+	{ "read_write_one_fd", read_write_one_fd, 0, NULL },
+	{ "close_dup_flush", close_dup_flush, 0, NULL },
+	{ "fsync", rw_fsync, 0, NULL },
+	{ "fdatasync", rw_fdatasync, 0, NULL },
+	{ "o_direct", rw_o_direct, 0, NULL },
+	{ "o_tmpfile", o_tmpfile, 0, NULL },
+	{ "large_file_64m", rw_large_file, 0, NULL },
+	{ "copy_file_range", rw_copy_file_range, 0, NULL },
+	{ "copy_file_range_short_at_eof", copy_file_range_short_at_eof, 0, NULL },
+	{ "seek_data_hole", seek_data_hole, 0, NULL },
+	{ NULL, NULL, 0, NULL },
+};
+
+const struct it_suite it_suite_io = { "io", NULL, 0, tests };

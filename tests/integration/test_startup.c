@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/integration/test_startup.c — the daemon's command line and life.
+ *
+ * Each start-up error runs "$HMMFS ... -f" with stdout and stderr captured
+ * through pipes: BACKING missing or a regular file, MOUNTPOINT missing, a
+ * regular file or already a mount point (a first hmmfs is mounted there),
+ * an unknown or malformed -o option, no arguments, and /dev/fuse unusable
+ * (in a private mount namespace /dev/null is bind-mounted over /dev/fuse
+ * before exec).  Each must exit non-zero with a message naming the
+ * culprit, and leave nothing mounted.  --help and --version exit 0 with
+ * usage and a version.  SIGTERM and SIGINT to a -f daemon, and umount,
+ * end it with exit status 0, unmounted, data in BACKING.  Without -f the
+ * command returns 0 once mounted, and the background daemon goes away on
+ * umount.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <regex.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/integration/harness.h"
+
+#define ERROR_TIMEOUT_MS 5000
+
+static struct it_proc proc;
+
+/* Run hmmfs with up to 6 arguments after the program name. */
+static void run_hmmfs(void (*pre_exec)(void), const char *a1, const char *a2,
+		      const char *a3, const char *a4, const char *a5)
+{
+	char *argv[] = { (char *)it.hmmfs, (char *)a1, (char *)a2, (char *)a3,
+			 (char *)a4, (char *)a5, NULL };
+
+	it_spawn(argv, pre_exec, ERROR_TIMEOUT_MS, &proc);
+}
+
+static void expect_failure_naming(const char *needle)
+{
+	IT_TRUE(!proc.timed_out, "hmmfs did not exit within %d ms (stderr: %s)",
+		ERROR_TIMEOUT_MS, proc.err);
+	IT_TRUE(proc.status != -1 && WIFEXITED(proc.status) &&
+		WEXITSTATUS(proc.status) != 0,
+		"hmmfs should fail; wait status 0x%x, stderr: \"%s\"",
+		(unsigned int)proc.status, proc.err);
+	IT_HAS(proc.err, needle);
+}
+
+static void expect_nothing_mounted(void)
+{
+	IT_EQ(it_mount_count(it.mnt, NULL, NULL, 0), 0);
+	IT_EQ(it_mounts_below(it.root), 0);
+}
+
+static void backing_missing(void)
+{
+	const char *missing = it_path(it.outside, "no-such-dir");
+
+	run_hmmfs(NULL, missing, it.mnt, "-f", NULL, NULL);
+	expect_failure_naming(missing);
+	expect_nothing_mounted();
+}
+
+static void backing_is_file(void)
+{
+	const char *file = it_path(it.outside, "plain-file");
+
+	IT_REQUIRE_OK(it_put_str(file, "x"));
+	run_hmmfs(NULL, file, it.mnt, "-f", NULL, NULL);
+	expect_failure_naming(file);
+	IT_HAS(proc.err, "directory");
+	expect_nothing_mounted();
+}
+
+static void mountpoint_missing(void)
+{
+	const char *missing = it_path(it.mnt_parent, "no-such-mnt");
+
+	run_hmmfs(NULL, it.backing, missing, "-f", NULL, NULL);
+	expect_failure_naming(missing);
+	expect_nothing_mounted();
+}
+
+static void mountpoint_is_file(void)
+{
+	const char *file = it_path(it.mnt_parent, "plain-file");
+
+	IT_REQUIRE_OK(it_put_str(file, "x"));
+	run_hmmfs(NULL, it.backing, file, "-f", NULL, NULL);
+	expect_failure_naming(file);
+	IT_HAS(proc.err, "directory");
+	expect_nothing_mounted();
+}
+
+static void mountpoint_already_mounted(void)
+{
+	it_mount_default(NULL, false);
+	IT_REQUIRE_OK(it_put_str(MNT("f"), "first mount"));
+	run_hmmfs(NULL, it.backing, it.mnt, "-f", NULL, NULL);
+	expect_failure_naming(it.mnt);
+	IT_HAS(proc.err, "mount");
+	IT_EQ(it_mount_count(it.mnt, NULL, NULL, 0), 1);
+	IT_STR_EQ(it_get_str(MNT("f")), "first mount");
+}
+
+static void option_unknown(void)
+{
+	run_hmmfs(NULL, it.backing, it.mnt, "-f", "-o", "bogus");
+	expect_failure_naming("bogus");
+	expect_nothing_mounted();
+}
+
+static void option_malformed_attr_timeout(void)
+{
+	run_hmmfs(NULL, it.backing, it.mnt, "-f", "-o", "attr_timeout=abc");
+	expect_failure_naming("attr_timeout");
+	expect_nothing_mounted();
+}
+
+static void option_malformed_entry_timeout(void)
+{
+	run_hmmfs(NULL, it.backing, it.mnt, "-f", "-o", "entry_timeout=1x");
+	expect_failure_naming("entry_timeout");
+	expect_nothing_mounted();
+}
+
+static void option_empty_value(void)
+{
+	run_hmmfs(NULL, it.backing, it.mnt, "-f", "-o", "attr_timeout=");
+	expect_failure_naming("attr_timeout");
+	expect_nothing_mounted();
+}
+
+static void no_arguments(void)
+{
+	run_hmmfs(NULL, NULL, NULL, NULL, NULL, NULL);
+	IT_TRUE(proc.status != -1 && WIFEXITED(proc.status) &&
+		WEXITSTATUS(proc.status) != 0,
+		"hmmfs with no arguments: wait status 0x%x", (unsigned int)proc.status);
+	IT_TRUE(proc.err[0] != '\0', "no message on stderr");
+}
+
+static void expect_exit_0(void)
+{
+	IT_TRUE(proc.status != -1 && WIFEXITED(proc.status) &&
+		WEXITSTATUS(proc.status) == 0,
+		"wait status 0x%x, stderr: \"%s\"", (unsigned int)proc.status,
+		proc.err);
+}
+
+static void help(void)
+{
+	char all[sizeof(proc.out) + sizeof(proc.err)];
+
+	run_hmmfs(NULL, "--help", NULL, NULL, NULL, NULL);
+	expect_exit_0();
+	snprintf(all, sizeof(all), "%s%s", proc.out, proc.err);
+	IT_HAS(all, "usage");
+	IT_HAS(all, "BACKING");
+	expect_nothing_mounted();
+}
+
+static void version(void)
+{
+	char all[sizeof(proc.out) + sizeof(proc.err)];
+	regex_t re;
+
+	run_hmmfs(NULL, "--version", NULL, NULL, NULL, NULL);
+	expect_exit_0();
+	snprintf(all, sizeof(all), "%s%s", proc.out, proc.err);
+	IT_HAS(all, "hmmfs");
+	IT_REQUIRE_EQ(regcomp(&re, "[0-9]+\\.[0-9]+", REG_EXTENDED | REG_NOSUB), 0);
+	IT_TRUE(regexec(&re, all, 0, NULL, 0) == 0, "no version number in \"%s\"",
+		all);
+	regfree(&re);
+}
+
+/* In the child: a private mount namespace where /dev/fuse is /dev/null. */
+static void hide_dev_fuse(void)
+{
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("/dev/null", "/dev/fuse", NULL, MS_BIND, NULL) < 0) {
+		dprintf(2, "test setup: cannot hide /dev/fuse: %s\n", strerror(errno));
+		_exit(126);
+	}
+}
+
+static void dev_fuse_unusable(void)
+{
+	run_hmmfs(hide_dev_fuse, it.backing, it.mnt, "-f", NULL, NULL);
+	IT_REQUIRE(!WIFEXITED(proc.status) || WEXITSTATUS(proc.status) != 126,
+		   "%s", proc.err);
+	expect_failure_naming("/dev/fuse");
+	expect_nothing_mounted();
+}
+
+/* A -f daemon gets @sig: exit 0, unmounted, data in BACKING. */
+static void signal_unmounts(int sig)
+{
+	int status = -1, fd;
+
+	it_mount_default(NULL, false);
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_CREAT | O_WRONLY, 0644));
+	IT_EQ(write(fd, "written before the signal", 25), 25);
+	IT_OK(close(fd));
+	IT_REQUIRE_OK(kill(it.mount.pid, sig));
+	IT_TRUE(it_wait_pid(it.mount.pid, 10000, &status) == 0,
+		"daemon still running 10 s after signal %d", sig);
+	if (status != -1) {
+		it.mount.pid = 0;
+		IT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			"daemon wait status 0x%x after signal %d; log: %s",
+			(unsigned int)status, sig, it_log_tail(1000));
+	}
+	IT_EQ(it_mount_count(it.mnt, NULL, NULL, 0), 0);
+	IT_CONTENT_STR(BACK("f"), "written before the signal");
+	if (status != -1 && it_mount_count(it.mnt, NULL, NULL, 0) == 0)
+		it.mount.live = false;
+}
+
+static void sigterm_unmounts(void)
+{
+	signal_unmounts(SIGTERM);
+}
+
+static void sigint_unmounts(void)
+{
+	signal_unmounts(SIGINT);
+}
+
+static void umount_ends_daemon(void)
+{
+	int status = -1;
+
+	it_mount_default(NULL, false);
+	IT_REQUIRE_OK(it_put_str(MNT("f"), "data"));
+	IT_REQUIRE_OK(umount2(it.mnt, 0));
+	IT_TRUE(it_wait_pid(it.mount.pid, 10000, &status) == 0,
+		"daemon still running 10 s after umount");
+	if (status != -1) {
+		it.mount.pid = 0;
+		it.mount.live = false;
+		IT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			"daemon wait status 0x%x after umount", (unsigned int)status);
+	}
+	IT_CONTENT_STR(BACK("f"), "data");
+}
+
+/* Pid of a process whose command line mentions @mnt, or 0. */
+static pid_t find_daemon_for(const char *mnt)
+{
+	char path[300], cmd[4096];
+	struct dirent *e;
+	DIR *d = opendir("/proc");
+	pid_t found = 0;
+	ssize_t n, i;
+
+	while (d && !found && (e = readdir(d))) {
+		int fd;
+
+		if (atoi(e->d_name) <= 0 || atoi(e->d_name) == getpid())
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, cmd, sizeof(cmd) - 1);
+		close(fd);
+		for (i = 0; i < n; i++)
+			if (cmd[i] == '\0')
+				cmd[i] = ' ';
+		if (n > 0 && (cmd[n] = '\0', strstr(cmd, mnt)))
+			found = atoi(e->d_name);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static bool wait_daemon_gone(const char *mnt, int ms)
+{
+	struct timespec nap = { 0, 10000000 };
+	int i;
+
+	for (i = 0; i < ms / 10; i++) {
+		if (!find_daemon_for(mnt))
+			return true;
+		nanosleep(&nap, NULL);
+	}
+	return false;
+}
+
+static void daemonizes_without_f(void)
+{
+	pid_t daemon;
+
+	run_hmmfs(NULL, it.backing, it.mnt, NULL, NULL, NULL);
+	expect_exit_0();
+	IT_REQUIRE_EQ(it_mount_count(it.mnt, NULL, NULL, 0), 1);
+	daemon = find_daemon_for(it.mnt);
+	IT_TRUE(daemon > 0, "no background daemon process found");
+	IT_OK(it_put_str(MNT("f"), "background"));
+	IT_CONTENT_STR(BACK("f"), "background");
+	IT_OK(umount2(it.mnt, 0));
+	IT_TRUE(wait_daemon_gone(it.mnt, 5000),
+		"background daemon (pid %d) still running 5 s after umount",
+		(int)find_daemon_for(it.mnt));
+	if (find_daemon_for(it.mnt) > 0)
+		kill(find_daemon_for(it.mnt), SIGKILL);
+}
+
+static const struct it_test tests[] = {
+	{ "backing_missing", backing_missing, 0, NULL },
+	{ "backing_is_file", backing_is_file, 0, NULL },
+	{ "mountpoint_missing", mountpoint_missing, 0, NULL },
+	{ "mountpoint_is_file", mountpoint_is_file, 0, NULL },
+	{ "mountpoint_already_mounted", mountpoint_already_mounted, 0, NULL },
+	{ "option_unknown", option_unknown, 0, NULL },
+	{ "option_malformed_attr_timeout", option_malformed_attr_timeout, 0, NULL },
+	{ "option_malformed_entry_timeout", option_malformed_entry_timeout, 0, NULL },
+	{ "option_empty_value", option_empty_value, 0, NULL },
+	{ "no_arguments", no_arguments, 0, NULL },
+	{ "help", help, 0, NULL },
+	{ "version", version, 0, NULL },
+	{ "dev_fuse_unusable", dev_fuse_unusable, 0, NULL },
+	{ "sigterm_unmounts", sigterm_unmounts, 0, NULL },
+	{ "sigint_unmounts", sigint_unmounts, 0, NULL },
+	{ "umount_ends_daemon", umount_ends_daemon, 0, NULL },
+	{ "daemonizes_without_f", daemonizes_without_f, 0, NULL },
+	{ NULL, NULL, 0, NULL },
+};
+
+const struct it_suite it_suite_startup = { "startup", NULL, IT_NO_MOUNT, tests };
