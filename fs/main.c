@@ -209,7 +209,8 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 		fprintf(stderr, "hmmfs: cannot start the cache's flusher thread\n");
 		goto out_unmount;
 	}
-	ret = serve(fs, o) ? 1 : 0;
+	/* libfuse returns the signal number after SIGTERM/SIGINT: clean */
+	ret = serve(fs, o) < 0 ? 1 : 0;
 out_unmount:
 	fuse_session_unmount(fs->se);
 out_signals:

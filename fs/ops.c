@@ -18,11 +18,12 @@
  * rules: owner, set-gid directories, clearing S_ISGID.  These are raw
  * syscalls: glibc's setgroups() would change every thread.
  *
- * Locks: POSIX record locks are left to the kernel, which keeps them per
- * mount with the right owner semantics (all backing I/O comes from this one
- * process, so fcntl locks on backing files would merge every owner into
- * one).  flock() is per open file description and is passed to the backing
- * file, so it also excludes other users of BACKING.
+ * Locks: POSIX record locks and flock() locks are left to the kernel,
+ * which keeps them per mount with the right owners and lifetimes.  All
+ * backing I/O comes from this one process, so fcntl locks on backing files
+ * would merge every owner into one; and a forwarded flock() would outlive
+ * close(), since the kernel sends no unlock at close and releases the
+ * file (closing our backing descriptor) only later, asynchronously.
  *
  * Concurrency: handlers run on many threads at once.  Shared state is the
  * inode table (its own lock) and each inode's cache_* fields (inode->lock);
@@ -39,7 +40,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -923,36 +923,6 @@ static void hmmfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		fuse_reply_lseek(req, res);
 }
 
-/*
- * A blocking flock() would hold this worker thread with no way to give up
- * when the caller is interrupted, so waits poll the lock with LOCK_NB and
- * a growing nap (1 ms to 50 ms), checking for an interrupt in between.
- */
-static void hmmfs_flock(fuse_req_t req, fuse_ino_t ino,
-			struct fuse_file_info *fi, int op)
-{
-	long nap_ns = 1000000;
-
-	(void)ino;
-	for (;;) {
-		if (flock(fh_fd(fi), op | LOCK_NB) == 0) {
-			fuse_reply_err(req, 0);
-			return;
-		}
-		if (errno != EWOULDBLOCK || (op & LOCK_NB)) {
-			fuse_reply_err(req, errno);
-			return;
-		}
-		if (fuse_req_interrupted(req)) {
-			fuse_reply_err(req, EINTR);
-			return;
-		}
-		nanosleep(&(struct timespec){ .tv_nsec = nap_ns }, NULL);
-		if (nap_ns < 50000000)
-			nap_ns *= 2;
-	}
-}
-
 /* ---- directories ---------------------------------------------------- */
 
 /**
@@ -1397,7 +1367,6 @@ const struct fuse_lowlevel_ops hmmfs_ops = {
 	.removexattr	 = hmmfs_removexattr,
 	.access		 = hmmfs_access,
 	.create		 = hmmfs_create,
-	.flock		 = hmmfs_flock,
 	.fallocate	 = hmmfs_fallocate,
 	.copy_file_range = hmmfs_copy_file_range,
 	.lseek		 = hmmfs_lseek,

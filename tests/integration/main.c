@@ -33,6 +33,7 @@ static const struct it_suite *const all_suites[] = {
 	&it_suite_mmap, &it_suite_dir, &it_suite_xattr, &it_suite_access,
 	&it_suite_locks, &it_suite_concurrency, &it_suite_escape,
 	&it_suite_startup, &it_suite_options, &it_suite_direct_io,
+	&it_suite_cache,
 };
 #define N_SUITES (sizeof(all_suites) / sizeof(all_suites[0]))
 

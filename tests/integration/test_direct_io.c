@@ -44,7 +44,7 @@ static const struct it_test tests[] = {
 	{ "copy_file_range", rw_copy_file_range, 0, NULL },
 	{ "append_two_threads", rw_append_two_threads, 0, NULL },
 	{ "threads64", rw_threads64, 0, NULL },
-	{ "reads_reach_backing", reads_reach_backing, 0, NULL },
+	{ "reads_reach_backing", reads_reach_backing, 0, "direct_io,host_cache=0" },
 	{ NULL, NULL, 0, NULL },
 };
 

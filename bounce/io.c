@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bounce/io.c — the engine front end: per-thread contexts, faults, counts.
+ *
+ * Engine contexts (an io_uring ring, an AIO context) are not thread-safe,
+ * and a lock around one shared context would serialise every worker of
+ * the daemon on backing I/O.  So each thread gets its own context of each
+ * open engine, made on first use and found through a small thread-local
+ * table keyed by the engine's unique id (not its address, which a later
+ * engine may reuse).  The engine keeps every context it made on a list,
+ * under ->lock, and frees them all at close; the daemon's threads live as
+ * long as the mount, so contexts are not freed per thread.
+ *
+ * io_submit_wait() runs the fault hook (tests), hands the batch to the
+ * engine in pieces of at most ->depth requests, and finishes short writes
+ * with pwritev: a write is complete or failed when it returns.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bounce/io.h"
+
+struct io_ctx_link {
+	void *ctx;
+	struct io_ctx_link *next;
+};
+
+/**
+ * struct io_engine - an open engine.
+ * @ops:    the engine.
+ * @id:     unique among engines ever opened (thread-local lookups).
+ * @depth:  requests per submission.
+ * @lock:   guards @ctxs.
+ * @ctxs:   every context made, freed at close.
+ * @fault:  the test hook and its argument (atomic: set while I/O runs).
+ * @retired: hooks replaced while requests may still use them; ->lock.
+ */
+struct io_fault {
+	int (*before)(struct io_req *req, void *arg);
+	void *arg;
+	struct io_fault *retired;	/* replaced hooks, freed at close */
+};
+
+struct io_engine {
+	const struct io_engine_ops *ops;
+	uint64_t id;
+	unsigned int depth;
+	pthread_mutex_t lock;
+	struct io_ctx_link *ctxs;
+	_Atomic(struct io_fault *) fault;
+	struct io_fault *retired;
+	_Atomic uint64_t reads, writes, bytes_read, bytes_written;
+};
+
+#define TL_SLOTS 8
+
+static _Atomic uint64_t engine_ids = 1;
+static _Thread_local struct { uint64_t id; void *ctx; } tl_ctx[TL_SLOTS];
+
+static const struct io_engine_ops *const engines[] = {
+	&io_engine_uring, &io_engine_aio, &io_engine_psync,
+};
+
+int io_engine_open(const char *name, unsigned int depth, struct io_engine **out)
+{
+	const struct io_engine_ops *ops = NULL;
+	struct io_engine *e;
+	void *probe;
+
+	for (size_t i = 0; i < sizeof(engines) / sizeof(engines[0]); i++)
+		if (strcmp(engines[i]->name, name) == 0)
+			ops = engines[i];
+	if (!ops)
+		return -EINVAL;
+	/* make (and drop) one context now, so "cannot run here" shows at mount */
+	probe = ops->ctx_new(depth);
+	if (!probe)
+		return errno ? -errno : -ENOSYS;
+	ops->ctx_free(probe);
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->ops = ops;
+	e->id = atomic_fetch_add(&engine_ids, 1);
+	e->depth = depth ? depth : 64;
+	pthread_mutex_init(&e->lock, NULL);
+	*out = e;
+	return 0;
+}
+
+void io_engine_close(struct io_engine *e)
+{
+	struct io_ctx_link *l = e->ctxs, *next;
+
+	for (; l; l = next) {
+		next = l->next;
+		e->ops->ctx_free(l->ctx);
+		free(l);
+	}
+	free(atomic_load(&e->fault));
+	while (e->retired) {
+		struct io_fault *f = e->retired;
+
+		e->retired = f->retired;
+		free(f);
+	}
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+}
+
+const char *io_engine_name(const struct io_engine *e)
+{
+	return e->ops->name;
+}
+
+/* This thread's context of @e, made on first use. */
+static void *io_ctx_get(struct io_engine *e)
+{
+	struct io_ctx_link *l;
+	int free_slot = -1;
+
+	for (int i = 0; i < TL_SLOTS; i++) {
+		if (tl_ctx[i].id == e->id)
+			return tl_ctx[i].ctx;
+		if (free_slot < 0 && !tl_ctx[i].ctx)
+			free_slot = i;
+	}
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	l->ctx = e->ops->ctx_new(e->depth);
+	if (!l->ctx) {
+		free(l);
+		return NULL;
+	}
+	pthread_mutex_lock(&e->lock);
+	l->next = e->ctxs;
+	e->ctxs = l;
+	pthread_mutex_unlock(&e->lock);
+	if (free_slot < 0)
+		free_slot = (int)(e->id % TL_SLOTS);	/* evict: stays on the list */
+	tl_ctx[free_slot].id = e->id;
+	tl_ctx[free_slot].ctx = l->ctx;
+	return l->ctx;
+}
+
+void io_engine_set_fault(struct io_engine *e,
+			 int (*before)(struct io_req *req, void *arg), void *arg)
+{
+	struct io_fault *f = NULL, *old;
+
+	if (before) {
+		f = malloc(sizeof(*f));
+		if (!f)
+			return;
+		f->before = before;
+		f->arg = arg;
+		f->retired = NULL;
+	}
+	old = atomic_exchange(&e->fault, f);
+	if (old) {	/* a request may still be using it: free at close */
+		pthread_mutex_lock(&e->lock);
+		old->retired = e->retired;
+		e->retired = old;
+		pthread_mutex_unlock(&e->lock);
+	}
+}
+
+static size_t req_bytes(const struct io_req *r)
+{
+	size_t n = r->len;
+
+	if (r->iovcnt) {
+		n = 0;
+		for (unsigned int i = 0; i < r->iovcnt; i++)
+			n += r->iov[i].iov_len;
+	}
+	return n;
+}
+
+/* Finish a short write with pwritev from where the engine stopped. */
+static void write_finish(struct io_req *r, size_t total)
+{
+	struct iovec one = { r->buf, r->len }, iov[1024];
+	const struct iovec *src = r->iovcnt ? r->iov : &one;
+	unsigned int cnt = r->iovcnt ? r->iovcnt : 1;
+
+	while (r->res >= 0 && (size_t)r->res < total) {
+		size_t skip = (size_t)r->res;
+		unsigned int n = 0;
+		ssize_t w;
+
+		for (unsigned int i = 0; i < cnt && n < 1024; i++) {
+			if (skip >= src[i].iov_len) {
+				skip -= src[i].iov_len;
+				continue;
+			}
+			iov[n].iov_base = (char *)src[i].iov_base + skip;
+			iov[n++].iov_len = src[i].iov_len - skip;
+			skip = 0;
+		}
+		w = pwritev(r->fd, iov, (int)n, r->off + r->res);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			r->res = w < 0 ? -errno : -EIO;
+			return;
+		}
+		r->res += w;
+	}
+}
+
+/* Run the test hook on @r.  Return: true if @r is done (failed). */
+static bool fault_before(struct io_engine *e, struct io_req *r, size_t *total)
+{
+	struct io_fault *f = atomic_load_explicit(&e->fault, memory_order_acquire);
+	int ret;
+
+	if (!f)
+		return false;
+	ret = f->before(r, f->arg);
+	if (ret < 0) {
+		r->res = ret;
+		return true;
+	}
+	if (ret > 0 && (size_t)ret < *total && !r->iovcnt) {
+		r->len = (size_t)ret;	/* a short request */
+		*total = (size_t)ret;
+	}
+	return false;
+}
+
+static void count(struct io_engine *e, const struct io_req *r)
+{
+	if (r->res <= 0)
+		return;
+	if (r->op == IO_READ) {
+		atomic_fetch_add_explicit(&e->reads, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&e->bytes_read, (uint64_t)r->res,
+					  memory_order_relaxed);
+	} else if (r->op == IO_WRITE) {
+		atomic_fetch_add_explicit(&e->writes, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&e->bytes_written, (uint64_t)r->res,
+					  memory_order_relaxed);
+	}
+}
+
+int io_submit_wait(struct io_engine *e, struct io_req *reqs, unsigned int n)
+{
+	struct io_req *batch[256];
+	size_t totals[256];
+	void *ctx = io_ctx_get(e);
+	unsigned int i = 0;
+
+	if (!ctx)
+		return errno ? -errno : -ENOMEM;
+	while (i < n) {
+		unsigned int nb = 0;
+		int ret;
+
+		for (; i < n && nb < e->depth && nb < 256; i++) {
+			size_t total = req_bytes(&reqs[i]);
+
+			if (fault_before(e, &reqs[i], &total))
+				continue;
+			totals[nb] = total;
+			batch[nb++] = &reqs[i];
+		}
+		if (!nb)
+			continue;
+		ret = e->ops->submit_wait(ctx, batch, nb);
+		for (unsigned int k = 0; k < nb; k++) {
+			if (ret)
+				batch[k]->res = ret;
+			else if (batch[k]->op == IO_WRITE)
+				write_finish(batch[k], totals[k]);
+			count(e, batch[k]);
+		}
+	}
+	return 0;
+}
+
+void io_engine_stats(struct io_engine *e, struct io_engine_stats *st)
+{
+	st->reads = atomic_load(&e->reads);
+	st->writes = atomic_load(&e->writes);
+	st->bytes_read = atomic_load(&e->bytes_read);
+	st->bytes_written = atomic_load(&e->bytes_written);
+}
+
+int io_open_backing(int dirfd, const char *path, int flags, mode_t mode,
+		    int *direct)
+{
+	int fd = openat(dirfd, path, flags | O_DIRECT, mode);
+
+	*direct = fd >= 0;
+	if (fd < 0 && errno == EINVAL)	/* the file system refuses O_DIRECT */
+		fd = openat(dirfd, path, flags & ~O_DIRECT, mode);
+	return fd < 0 ? -errno : fd;
+}

@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/integration/test_cache.c — the page cache through real mounts.
+ *
+ * Durability: bytes acknowledged by fsync survive SIGKILL of the daemon
+ * (remount, compare BACKING and the mount); SIGTERM with a file still open
+ * and dirty writes it back before the daemon exits; close writes back
+ * (close-to-open).  Errors: on a BACKING that fills up (a 2 MiB tmpfs) the
+ * writer gets ENOSPC from write, fsync or close, the daemon keeps serving,
+ * and other files stay intact.  Coherence: a change made directly in
+ * BACKING is seen through the mount after the file is opened again.
+ * Control: hmmfsctl stats --json reports the counters and they move (a
+ * re-read is a hit, not a backing read); hmmfsctl sync writes back a file
+ * that is still open; host_cache=0 says the cache is off.
+ *
+ * The mounts use direct_io so that every read and write reaches the
+ * daemon's cache instead of stopping in the kernel's page cache.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs/hmmfs_ioctl.h"
+#include "tests/integration/harness.h"
+
+#define MiB (1024 * 1024)
+
+/* Run hmmfsctl with up to 4 arguments; stdout in p->out. */
+static int ctl(struct it_proc *p, const char *a1, const char *a2,
+	       const char *a3, const char *a4)
+{
+	char *argv[] = { (char *)it.hmmfsctl, (char *)a1, (char *)a2,
+			 (char *)a3, (char *)a4, NULL };
+
+	IT_REQUIRE(it.hmmfsctl != NULL, "HMMFSCTL is not set");
+	it_spawn(argv, NULL, 10000, p);
+	return p->status != -1 && WIFEXITED(p->status) ? WEXITSTATUS(p->status) : -1;
+}
+
+/* A number after "key": in hmmfsctl's JSON; -1 if absent. */
+static long long json_num(const char *json, const char *key)
+{
+	char pat[64];
+	const char *at;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	at = strstr(json, pat);
+	return at ? strtoll(at + strlen(pat), NULL, 10) : -1;
+}
+
+/*
+ * A counter, by ioctl from this process: running hmmfsctl would fork, and
+ * the child's copy of an open descriptor closing at exec is a close of the
+ * file (FUSE flush), which writes the file back.
+ */
+static long long stat_of(const char *key)
+{
+	struct hmmfs_ioc_stats st = { 0 };
+	int fd = open(it.mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	IT_REQUIRE(fd >= 0, "open %s: %s", it.mnt, it_errname(errno));
+	IT_OK(ioctl(fd, HMMFS_IOC_STATS, &st));
+	close(fd);
+	if (strcmp(key, "dirty_pages") == 0)
+		return (long long)st.dirty_pages;
+	if (strcmp(key, "hits") == 0)
+		return (long long)st.hits;
+	if (strcmp(key, "backing_reads") == 0)
+		return (long long)st.backing_reads;
+	if (strcmp(key, "page_size") == 0)
+		return (long long)st.page_size;
+	IT_TRUE(false, "stat_of: unknown key %s", key);
+	return -1;
+}
+
+/*
+ * A child process that writes @len pattern bytes (seed @seed) to @rel and
+ * keeps the file open until told to close it: dirty pages with an open
+ * writer, which nothing in this process can flush by accident.
+ */
+struct holder {
+	pid_t pid;
+	int go;		/* write a byte: the child closes and exits */
+};
+
+static void holder_start(struct holder *h, const char *rel, size_t len,
+			 uint32_t seed)
+{
+	int ready[2], go[2];
+	char c;
+
+	IT_REQUIRE_OK(pipe(ready));
+	IT_REQUIRE_OK(pipe(go));
+	h->pid = fork();
+	IT_REQUIRE(h->pid >= 0, "fork: %s", it_errname(errno));
+	if (h->pid == 0) {
+		int fd = open(MNT(rel), O_CREAT | O_WRONLY, 0644);
+
+		c = fd >= 0 && it_pwrite_pattern(fd, 0, len, 64 * 1024, seed) == 0;
+		if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) < 0)
+			_exit(2);
+		_exit(close(fd) == 0 ? 0 : 1);
+	}
+	close(ready[1]);
+	close(go[0]);
+	h->go = go[1];
+	IT_REQUIRE(read(ready[0], &c, 1) == 1 && c == 1,
+		   "the writer child could not write %s", rel);
+	close(ready[0]);
+}
+
+static void holder_stop(struct holder *h)
+{
+	int status;
+
+	IT_EQ(write(h->go, "x", 1), 1);
+	close(h->go);
+	IT_EQ(it_wait_pid(h->pid, 10000, &status), 0);
+}
+
+static void fsynced_data_survives_sigkill(void)
+{
+	struct it_mount *m = &it.mount;
+	int fd, status;
+
+	fd = IT_REQUIRE_OK(open(MNT("crash"), O_CREAT | O_WRONLY, 0644));
+	IT_REQUIRE_OK(it_pwrite_pattern(fd, 0, 8 * MiB, 256 * 1024, 7));
+	IT_REQUIRE_OK(fsync(fd));
+	/* more, never synced: may or may not survive, must not corrupt */
+	IT_OK(it_pwrite_pattern(fd, 8 * MiB, MiB, 4096, 7));
+	IT_REQUIRE_OK(kill(m->pid, SIGKILL));
+	IT_OK(it_wait_pid(m->pid, 5000, &status));
+	close(fd);	/* ENOTCONN is fine: the daemon is gone */
+	IT_OK(umount2(it.mnt, MNT_DETACH));
+	m->live = false;
+	m->pid = 0;
+	IT_EQ(it_file_check(BACK("crash"), 0, 8 * MiB, 7), -1);
+	it_mount_default("direct_io", false);
+	IT_EQ(it_file_check(MNT("crash"), 0, 8 * MiB, 7), -1);
+}
+
+static void sigterm_flushes_open_dirty_file(void)
+{
+	struct it_mount *m = &it.mount;
+	struct holder h;
+	int status;
+
+	holder_start(&h, "open", 4 * MiB, 9);
+	IT_TRUE(stat_of("dirty_pages") > 0, "the writes should still be dirty");
+	IT_REQUIRE_OK(kill(m->pid, SIGTERM));
+	/* the daemon unmounts itself and exits 0 after writing back */
+	IT_EQ(it_wait_pid(m->pid, 20000, &status), 0);
+	IT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		"daemon wait status 0x%x", (unsigned int)status);
+	holder_stop(&h);
+	m->live = it_mount_count(it.mnt, NULL, NULL, 0) > 0;
+	m->pid = 0;
+	IT_EQ(it_file_check(BACK("open"), 0, 4 * MiB, 9), -1);
+}
+
+static void close_writes_back(void)
+{
+	char buf[5000];
+	int fd;
+
+	memset(buf, 'c', sizeof(buf));
+	fd = IT_REQUIRE_OK(open(MNT("closed"), O_CREAT | O_WRONLY, 0644));
+	IT_EQ(write(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	IT_OK(close(fd));
+	IT_CONTENT_BOTH("closed", buf, sizeof(buf));
+	IT_EQ(stat_of("dirty_pages"), 0);
+}
+
+/* Mount a 2 MiB tmpfs as BACKING, then hmmfs over it. */
+static void mount_small_backing(void)
+{
+	IT_REQUIRE_OK(mount("tmpfs", it.backing, "tmpfs", 0, "size=2m"));
+	it_mount_default("direct_io,host_cache=64M", false);
+}
+
+static void enospc_reaches_the_writer(void)
+{
+	char buf[64 * 1024];
+	int fd, err = 0;
+	ssize_t n = 0;
+
+	mount_small_backing();
+	IT_REQUIRE_OK(it_put_str(MNT("other"), "intact"));
+	memset(buf, 'x', sizeof(buf));
+	fd = IT_REQUIRE_OK(open(MNT("fill"), O_CREAT | O_WRONLY, 0644));
+	for (int i = 0; i < 128 && n >= 0; i++) {	/* 8 MiB into 2 MiB */
+		n = write(fd, buf, sizeof(buf));
+		if (n < 0)
+			err = errno;
+	}
+	if (!err && fsync(fd) < 0)
+		err = errno;
+	if (close(fd) < 0 && !err)
+		err = errno;
+	IT_TRUE(err == ENOSPC, "the writer should see ENOSPC from write, fsync "
+		"or close; saw %s", err ? it_errname(err) : "no error");
+	IT_CONTENT_STR(MNT("other"), "intact");
+	IT_CONTENT_STR(BACK("other"), "intact");
+	IT_OK(unlink(MNT("fill")));
+	/*
+	 * The space comes back when the kernel forgets the unlinked inode
+	 * and hmmfs closes its backing file; that FORGET is asynchronous.
+	 */
+	for (int i = 0; i < 100 && it_put_str(MNT("after"), "room again") < 0; i++)
+		nanosleep(&(struct timespec){ .tv_nsec = 50000000 }, NULL);
+	IT_CONTENT_BOTH_STR("after", "room again");
+	it_test_cleanup();	/* unmount hmmfs before the tmpfs under it */
+	umount2(it.backing, MNT_DETACH);	/* if the cleanup left it */
+}
+
+static void outside_change_seen_after_reopen(void)
+{
+	struct timespec later[2];
+	struct stat st;
+
+	IT_REQUIRE_OK(it_put_str(MNT("ext"), "through hmmfs"));
+	IT_CONTENT_STR(MNT("ext"), "through hmmfs");	/* now cached */
+	IT_REQUIRE_OK(it_put_str(BACK("ext"), "changed below"));
+	IT_REQUIRE_OK(stat(BACK("ext"), &st));
+	later[0] = st.st_atim;
+	later[1] = (struct timespec){ st.st_mtim.tv_sec + 2, 0 };
+	IT_OK(utimensat(AT_FDCWD, BACK("ext"), later, 0));
+	IT_CONTENT_STR(MNT("ext"), "changed below");
+}
+
+static void stats_count_hits_and_misses(void)
+{
+	struct it_proc p;
+	char buf[64 * 1024];
+	long long hits, reads;
+	int fd;
+
+	IT_EQ(ctl(&p, "stats", it.mnt, "--json", NULL), 0);
+	for (const char *const *k = (const char *const[]){
+		     "host_pages", "dirty_pages", "writeback_pages", "hits",
+		     "misses", "readahead_pages", "evictions", "writeback_bytes",
+		     "backing_reads", "backing_writes", NULL }; *k; k++)
+		IT_TRUE(json_num(p.out, *k) >= 0, "stats --json lacks \"%s\": %s",
+			*k, p.out);
+	IT_HAS(p.out, "\"io_engine\":\"");
+	IT_REQUIRE_OK(it_put(BACK("data"), buf, sizeof(buf)));
+	fd = IT_REQUIRE_OK(open(MNT("data"), O_RDONLY));
+	IT_EQ(pread(fd, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	hits = stat_of("hits");
+	reads = stat_of("backing_reads");
+	IT_EQ(pread(fd, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	IT_EQ(stat_of("hits"), hits + 16);	/* 16 pages, all cached */
+	IT_EQ(stat_of("backing_reads"), reads);
+	close(fd);
+	IT_EQ(ctl(&p, "stats", it.mnt, NULL, NULL), 0);
+	IT_HAS(p.out, "hits");
+}
+
+static void sync_writes_back_an_open_file(void)
+{
+	struct it_proc p;
+	struct holder h;
+
+	holder_start(&h, "s", 8192, 4);
+	IT_TRUE(stat_of("dirty_pages") >= 2, "two pages should be dirty");
+	IT_EQ(ctl(&p, "sync", MNT("s"), NULL, NULL), 0);
+	IT_EQ(stat_of("dirty_pages"), 0);
+	IT_EQ(it_file_check(BACK("s"), 0, 8192, 4), -1);	/* still open */
+	holder_stop(&h);
+	holder_start(&h, "t", 4096, 5);
+	IT_EQ(ctl(&p, "sync", it.mnt, NULL, NULL), 0);	/* everything */
+	IT_EQ(stat_of("dirty_pages"), 0);
+	IT_EQ(it_file_check(BACK("t"), 0, 4096, 5), -1);
+	holder_stop(&h);
+	IT_TRUE(ctl(&p, "sync", it_path(it.outside, "nope"), NULL, NULL) == 1,
+		"sync of a missing path should fail with 1");
+}
+
+static void no_cache_says_so(void)
+{
+	struct it_proc p;
+
+	IT_EQ(ctl(&p, "stats", it.mnt, "--json", NULL), 0);
+	IT_HAS(p.out, "\"cache\":false");
+	IT_REQUIRE_OK(it_put_str(MNT("plain"), "passthrough"));
+	IT_CONTENT_BOTH_STR("plain", "passthrough");
+}
+
+static void page_size_64k_round_trip(void)
+{
+	int fd = IT_REQUIRE_OK(open(MNT("big"), O_CREAT | O_RDWR, 0644));
+
+	IT_OK(it_pwrite_pattern(fd, 1000, 3 * MiB, 33333, 3));
+	IT_EQ(it_pread_check(fd, 1000, 3 * MiB, 65536, 3), -1);
+	IT_OK(close(fd));
+	IT_EQ(it_file_check(BACK("big"), 1000, 3 * MiB, 3), -1);
+	IT_EQ(stat_of("page_size"), 65536);
+}
+
+static const struct it_test tests[] = {
+	{ "fsync'd data survives SIGKILL", fsynced_data_survives_sigkill, 0, NULL },
+	{ "SIGTERM writes back an open dirty file",
+	  sigterm_flushes_open_dirty_file, 0, NULL },
+	{ "close writes back", close_writes_back, 0, NULL },
+	{ "ENOSPC reaches the writer", enospc_reaches_the_writer, IT_NO_MOUNT, NULL },
+	{ "outside change seen after reopen", outside_change_seen_after_reopen,
+	  0, NULL },
+	{ "stats count hits and misses", stats_count_hits_and_misses, 0, NULL },
+	{ "sync writes back an open file", sync_writes_back_an_open_file, 0, NULL },
+	{ "host_cache=0 is a plain passthrough", no_cache_says_so, 0,
+	  "direct_io,host_cache=0" },
+	{ "64 KiB pages", page_size_64k_round_trip, 0, "direct_io,page_size=64K" },
+	{ NULL, NULL, 0, NULL },
+};
+
+const struct it_suite it_suite_cache = { "cache", "direct_io", 0, tests };
