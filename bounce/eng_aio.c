@@ -86,29 +86,32 @@ static void aio_prep(struct iocb *cb, struct io_req *r)
 static int aio_submit_wait(void *p, struct io_req **reqs, unsigned int n)
 {
 	struct aio_ctx *a = p;
-	unsigned int done = 0;
+	unsigned int done = 0, failed = 0;
 	long submitted = 0;
 
 	for (unsigned int i = 0; i < n; i++) {
 		aio_prep(&a->iocbs[i], reqs[i]);
 		a->ptrs[i] = &a->iocbs[i];
 	}
+	/*
+	 * io_submit() stops at an iocb it refuses (a bad descriptor): that
+	 * request fails on its own and the rest are submitted after it.
+	 */
 	while (submitted < n) {
 		int r = io_submit(a->ctx, (long)(n - submitted), a->ptrs + submitted);
 
 		if (r == -EINTR || r == -EAGAIN)
 			continue;
 		if (r < 0) {
-			if (submitted == 0)
-				return r;
-			/* the rest fail; the submitted ones still complete */
-			for (unsigned int i = (unsigned int)submitted; i < n; i++)
-				reqs[i]->res = r;
-			n = (unsigned int)submitted;
-			break;
+			reqs[submitted]->res = r;
+			a->ptrs[submitted] = NULL;	/* never completes */
+			submitted++;
+			failed++;
+			continue;
 		}
 		submitted += r;
 	}
+	n -= failed;
 	while (done < n) {
 		int got = io_getevents(a->ctx, 1, (long)(n - done), a->events, NULL);
 

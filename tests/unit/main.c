@@ -24,6 +24,7 @@ int unit_add_suite(const char *name, const CU_TestInfo *tests)
 int main(int argc, char **argv)
 {
 	int (*const registers[])(void) = {
+		register_bounce_io,
 		register_cache_file,
 		register_cache_page,
 		register_fs_guard,

@@ -9,6 +9,7 @@
 
 #include <CUnit/CUnit.h>
 
+int register_bounce_io(void);
 int register_cache_file(void);
 int register_cache_page(void);
 int register_fs_guard(void);
