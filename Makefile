@@ -78,7 +78,7 @@ deps:
 
 # The main job: mount a demo directory with default options and show it.
 demo: all
-	$(Q)HMMFS=$(abspath $(HMMFS)) scripts/demo.sh
+	$(Q)HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) scripts/demo.sh
 
 $(B)/obj/%.o: %.c
 	$(quiet) CC $@

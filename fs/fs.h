@@ -7,12 +7,18 @@
 
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
+#include <pthread.h>
 #include <sys/types.h>
 
 struct cache;
 
 #include "fs/inode.h"
 #include "fs/options.h"
+
+/* A doubly linked list node (ops.c's open files). */
+struct hmm_file_link {
+	struct hmm_file_link *prev, *next;
+};
 
 /**
  * struct hmmfs - one mounted file system.
@@ -24,6 +30,8 @@ struct cache;
  *            new files made under their own (see ops.c, creds_*).
  * @ngroups, @groups: the daemon's supplementary groups, restored after
  *            creating a file for another user.
+ * @files_lock: guards @open_files.
+ * @open_files: every open regular file (ops.c, struct hmm_file).
  */
 struct hmmfs {
 	const struct hmmfs_opts *opts;
@@ -34,10 +42,15 @@ struct hmmfs {
 	gid_t gid;
 	int ngroups;
 	gid_t groups[64];
+	pthread_mutex_t files_lock;
+	struct hmm_file_link open_files;
 };
 
 /* The operations table, in ops.c. */
 extern const struct fuse_lowlevel_ops hmmfs_ops;
+
+/* Close the files still open when the session ended. */
+void hmmfs_open_files_free(struct hmmfs *fs);
 
 /* itab->release: drop an inode's cache state (writing it back). */
 void hmmfs_inode_release(void *arg, struct hmm_inode *inode);

@@ -97,6 +97,8 @@ static int fs_init(struct hmmfs *fs, const struct hmmfs_opts *o,
 
 	memset(fs, 0, sizeof(*fs));
 	fs->opts = o;
+	pthread_mutex_init(&fs->files_lock, NULL);
+	fs->open_files.prev = fs->open_files.next = &fs->open_files;
 	fs->uid = geteuid();
 	fs->gid = getegid();
 	fs->ngroups = getgroups(64, fs->groups);
@@ -256,6 +258,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ret = run(&fs, &o, backing);
+	hmmfs_open_files_free(&fs);	/* no RELEASE comes after the end */
 	itab_destroy(&fs.itab);	/* writes back and drops every file */
 	if (fs.cache)
 		cache_destroy(fs.cache);	/* then whatever is left, and syncs */

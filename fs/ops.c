@@ -81,10 +81,13 @@ static void fd_path(char buf[64], int fd)
  * struct hmm_file - an open regular file.
  * @fd: the backing file, opened with the caller's flags (less O_DIRECT).
  * @ra: the cache's readahead state for this open file.
+ * @link: on fs->open_files (fs->files_lock), so that files still open when
+ *      the daemon ends (no RELEASE will come) are closed and freed.
  */
 struct hmm_file {
 	int fd;
 	struct cache_ra ra;
+	struct hmm_file_link link;
 };
 
 static struct hmm_file *file_of(struct fuse_file_info *fi)
@@ -585,6 +588,16 @@ void hmmfs_inode_release(void *arg, struct hmm_inode *inode)
 	}
 }
 
+static void open_files_add(struct hmmfs *fs, struct hmm_file_link *l)
+{
+	pthread_mutex_lock(&fs->files_lock);
+	l->prev = &fs->open_files;
+	l->next = fs->open_files.next;
+	l->next->prev = l;
+	fs->open_files.next = l;
+	pthread_mutex_unlock(&fs->files_lock);
+}
+
 /*
  * Fill @fi for an open of @inode on backing descriptor @fd.  The kernel may
  * keep its own page cache of the file unless BACKING changed since we last
@@ -605,6 +618,7 @@ static int file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
 		return ret;
 	}
 	hf->fd = fd;
+	open_files_add(fs, &hf->link);
 	fresh = cf ? !cache_file_revalidate(cf) : cache_still_good(inode, fd);
 	fi->fh = (uint64_t)(uintptr_t)hf;
 	fi->direct_io = fs->opts->direct_io;
@@ -625,12 +639,37 @@ static int open_truncate(struct hmm_inode *inode, struct fuse_file_info *fi)
 	return cache_truncate(cf, 0);
 }
 
-static void file_info_free(struct fuse_file_info *fi)
+static void open_files_del(struct hmmfs *fs, struct hmm_file_link *l)
+{
+	pthread_mutex_lock(&fs->files_lock);
+	l->prev->next = l->next;
+	l->next->prev = l->prev;
+	pthread_mutex_unlock(&fs->files_lock);
+}
+
+static void hmm_file_free(struct hmm_file *hf)
+{
+	close(hf->fd);
+	free(hf);
+}
+
+static void file_info_free(fuse_req_t req, struct fuse_file_info *fi)
 {
 	struct hmm_file *hf = file_of(fi);
 
-	close(hf->fd);
-	free(hf);
+	open_files_del(fs_of(req), &hf->link);
+	hmm_file_free(hf);
+}
+
+void hmmfs_open_files_free(struct hmmfs *fs)
+{
+	while (fs->open_files.next != &fs->open_files) {
+		struct hmm_file_link *l = fs->open_files.next;
+
+		open_files_del(fs, l);
+		hmm_file_free((struct hmm_file *)((char *)l -
+						  offsetof(struct hmm_file, link)));
+	}
 }
 
 static int open_backing(int dirfd, const char *name, int flags, mode_t mode)
@@ -661,12 +700,12 @@ static void hmmfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	ret = open_truncate(inode, fi);
 	if (ret) {
-		file_info_free(fi);
+		file_info_free(req, fi);
 		fuse_reply_err(req, -ret);
 		return;
 	}
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		file_info_free(fi);	/* the opener was interrupted */
+		file_info_free(req, fi);	/* the opener was interrupted */
 }
 
 static void hmmfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -696,7 +735,7 @@ static void hmmfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		if (!ret) {
 			ret = open_truncate(inode_of(req, e.ino), fi);
 			if (ret) {
-				file_info_free(fi);
+				file_info_free(req, fi);
 				fd = -1;
 			}
 		}
@@ -710,11 +749,36 @@ static void hmmfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	if (fuse_reply_create(req, &e, fi) == -ENOENT)
-		file_info_free(fi);
+		file_info_free(req, fi);
 }
 
-/* Per-thread buffer for cached reads: no allocation per request. */
-static _Thread_local char *read_buf;
+/*
+ * Per-thread buffer for cached reads, so a read allocates nothing; freed
+ * when the worker thread exits (libfuse ends idle workers).
+ */
+static pthread_key_t read_buf_key;
+static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
+
+static void read_buf_key_make(void)
+{
+	pthread_key_create(&read_buf_key, free);
+}
+
+static char *read_buf_get(void)
+{
+	char *buf;
+
+	pthread_once(&read_buf_once, read_buf_key_make);
+	buf = pthread_getspecific(read_buf_key);
+	if (!buf) {
+		buf = malloc(MAX_IO);
+		if (buf && pthread_setspecific(read_buf_key, buf)) {
+			free(buf);
+			buf = NULL;
+		}
+	}
+	return buf;
+}
 
 static void hmmfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
@@ -724,7 +788,9 @@ static void hmmfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	ssize_t n;
 
 	if (cf) {
-		if (!read_buf && !(read_buf = malloc(MAX_IO))) {
+		char *read_buf = read_buf_get();
+
+		if (!read_buf) {
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
@@ -830,7 +896,7 @@ static void hmmfs_release(fuse_req_t req, fuse_ino_t ino,
 
 	if (!inode_cfile(inode))
 		cache_remember(inode, fh_fd(fi));
-	file_info_free(fi);
+	file_info_free(req, fi);
 	fuse_reply_err(req, 0);
 }
 

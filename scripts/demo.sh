@@ -37,6 +37,7 @@ step "echo 'written through hmmfs' > '$mnt/new.txt' && cat '$backing/new.txt'"
 step "cmp '$mnt/random.bin' '$backing/random.bin' && echo 'random.bin: same bytes through the mount'"
 step "dd if='$mnt/random.bin' of=/dev/null bs=1M 2>&1 | tail -n 1"
 step "df -h '$mnt'"
+step "'${HMMFSCTL:-$top/build/hmmfsctl}' stats '$mnt'"
 
 cat <<MSG
 

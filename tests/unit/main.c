@@ -26,6 +26,7 @@ int main(int argc, char **argv)
 	int (*const registers[])(void) = {
 		register_bounce_io,
 		register_cache_file,
+		register_cache_index,
 		register_cache_page,
 		register_fs_guard,
 		register_fs_inode,

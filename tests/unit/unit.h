@@ -11,6 +11,7 @@
 
 int register_bounce_io(void);
 int register_cache_file(void);
+int register_cache_index(void);
 int register_cache_page(void);
 int register_fs_guard(void);
 int register_fs_inode(void);
