@@ -739,21 +739,26 @@ void cache_file_times_set(struct cfile *f)
 bool cache_file_revalidate(struct cfile *f)
 {
 	struct stat st;
-	bool changed;
+	bool changed, older, newer;
 
 	if (fstat(f->fd, &st) < 0)
 		return false;
 	pthread_mutex_lock(&f->lock);
 	/*
-	 * Only a newer mtime or another size is someone else's change: the
-	 * kernel may hand out a fine-grained mtime to our fstat and a coarser,
-	 * earlier one to the inode later (multigrain timestamps).
+	 * Someone else's change moves mtime past what we last saw, or at
+	 * least not before it.  An older mtime is our own: the kernel may
+	 * give a fine-grained mtime to one fstat and a coarser, earlier one
+	 * later (multigrain timestamps), and an O_DIRECT write that extends
+	 * the file sets mtime when it starts but the size when it ends.
 	 */
+	older = st.st_mtim.tv_sec < f->seen_mtime.tv_sec ||
+		(st.st_mtim.tv_sec == f->seen_mtime.tv_sec &&
+		 st.st_mtim.tv_nsec < f->seen_mtime.tv_nsec);
+	newer = st.st_mtim.tv_sec > f->seen_mtime.tv_sec ||
+		(st.st_mtim.tv_sec == f->seen_mtime.tv_sec &&
+		 st.st_mtim.tv_nsec > f->seen_mtime.tv_nsec);
 	changed = f->nr_dirty == 0 && f->nr_writeback == 0 &&
-		  (st.st_size != f->seen_size ||
-		   st.st_mtim.tv_sec > f->seen_mtime.tv_sec ||
-		   (st.st_mtim.tv_sec == f->seen_mtime.tv_sec &&
-		    st.st_mtim.tv_nsec > f->seen_mtime.tv_nsec));
+		  (newer || (st.st_size != f->seen_size && !older));
 	if (changed) {
 		f->size = st.st_size;
 		f->seen_size = st.st_size;

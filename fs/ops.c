@@ -919,14 +919,22 @@ static void hmmfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 	struct cfile *cf = inode_cfile(inode_of(req, ino));
 	int ret = 0;
 
-	/* modes that change data: BACKING first gets, and we drop, the range */
-	if (cf && (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE |
-			   FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)))
-		ret = cache_writeback_range(cf, off, (mode & (FALLOC_FL_COLLAPSE_RANGE |
-							      FALLOC_FL_INSERT_RANGE)) ?
-					    OFF_MAX : off + len, true);
+	bool changes_data = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE |
+				    FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE);
+	off_t end = (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) ?
+		    OFF_MAX : off + len;
+
+	/*
+	 * Modes that change data: BACKING first gets our dirty pages of the
+	 * range, and the range is dropped before and again after, since the
+	 * kernel's readahead may read old bytes into the cache meanwhile.
+	 */
+	if (cf && changes_data)
+		ret = cache_writeback_range(cf, off, end, true);
 	if (!ret && fallocate(fh_fd(fi), mode, off, len) < 0)
 		ret = -errno;
+	if (cf && changes_data)
+		cache_writeback_range(cf, off, end, true);
 	if (!ret && cf && !(mode & FALLOC_FL_KEEP_SIZE))
 		cache_file_extend(cf, off + len);
 	else if (!ret && cf)
@@ -944,8 +952,9 @@ static void hmmfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
 	struct cfile *cf_out = inode_cfile(inode_of(req, ino_out));
 	off_t end_in = len > (size_t)(OFF_MAX - off_in) ? OFF_MAX : off_in + (off_t)len;
 	off_t end_out = len > (size_t)(OFF_MAX - off_out) ? OFF_MAX : off_out + (off_t)len;
+	off_t out_start;
 	ssize_t n;
-	int ret = 0;
+	int ret = 0, err;
 
 	/* the copy runs in BACKING: it must see our data, and we its result */
 	if (cf_in)
@@ -956,10 +965,14 @@ static void hmmfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
 		fuse_reply_err(req, -ret);
 		return;
 	}
+	out_start = off_out;
 	n = copy_file_range(fh_fd(fi_in), &off_in, fh_fd(fi_out), &off_out,
 			    len, (unsigned int)flags);
+	err = errno;
+	if (cf_out)	/* again: readahead may have cached old bytes meanwhile */
+		cache_writeback_range(cf_out, out_start, end_out, true);
 	if (n < 0) {
-		fuse_reply_err(req, errno);
+		fuse_reply_err(req, err);
 		return;
 	}
 	if (cf_out)
