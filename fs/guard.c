@@ -149,6 +149,36 @@ int guard_is_mountpoint(const char *path)
 	return ret;
 }
 
+int guard_mount_options(const char *path, char *buf, size_t len)
+{
+	char *info = read_whole("/proc/self/mountinfo"), *line, *save = NULL;
+	char mp[PATH_MAX];
+	int ret = -ENOENT;
+
+	if (!info)
+		return -errno;
+	/* the last matching line is the mount on top */
+	for (line = strtok_r(info, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		const char *p = line;
+
+		if (mountinfo_mountpoint(line, strlen(line), mp, sizeof(mp)) ||
+		    strcmp(mp, path))
+			continue;
+		for (int field = 0; field < 5 && p; field++) {
+			p = strchr(p, ' ');
+			if (p)
+				p++;
+		}
+		if (p) {
+			snprintf(buf, len, "%.*s", (int)strcspn(p, " "), p);
+			ret = 0;
+		}
+	}
+	free(info);
+	return ret;
+}
+
 int guard_fuse_device(const char *dev, char *msg, size_t msglen)
 {
 	struct stat st;

@@ -32,6 +32,13 @@ int guard_mountinfo_has(const char *mountinfo, const char *path);
 int guard_is_mountpoint(const char *path);
 
 /**
+ * guard_mount_options() - the per-mount options of the mount at @path
+ * (mountinfo's 6th field, e.g. "rw,nosuid,nodev,relatime") into @buf.
+ * Return: 0, -ENOENT (no mount there) or -errno.
+ */
+int guard_mount_options(const char *path, char *buf, size_t len);
+
+/**
  * guard_fuse_device() - can /dev/fuse (or @dev) be used?
  * @msg, @msglen: why not, for the user.
  * Return: 0, or -errno (-ENODEV when it is not the FUSE character device).

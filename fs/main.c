@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -166,6 +167,41 @@ static int cache_setup(struct hmmfs *fs, const struct hmmfs_opts *o,
 	return 0;
 }
 
+/*
+ * relatime, strictatime, nodiratime and their opposites are per-mount
+ * flags libfuse 3.14 does not take: set them on the new mount with a bind
+ * remount, keeping the flags it has.  Those are read from mountinfo, not
+ * statvfs(), which would ask this daemon before it serves requests.
+ */
+static int apply_vfs_flags(const char *mnt, const struct hmmfs_opts *o)
+{
+	static const struct { const char *name; unsigned long ms; } keep[] = {
+		{ "ro", MS_RDONLY }, { "nosuid", MS_NOSUID }, { "nodev", MS_NODEV },
+		{ "noexec", MS_NOEXEC }, { "noatime", MS_NOATIME },
+		{ "nodiratime", MS_NODIRATIME }, { "relatime", MS_RELATIME },
+	};
+	char real[PATH_MAX], opts[512];
+	unsigned long flags = 0;
+	int ret;
+
+	if (!o->vfs_set && !o->vfs_clear)
+		return 0;
+	if (!realpath(mnt, real))
+		return -errno;
+	ret = guard_mount_options(real, opts, sizeof(opts));
+	if (ret)
+		return ret;
+	for (char *save = NULL, *t = strtok_r(opts, ",", &save); t;
+	     t = strtok_r(NULL, ",", &save))
+		for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+			if (strcmp(t, keep[i].name) == 0)
+				flags |= keep[i].ms;
+	flags = (flags & ~o->vfs_clear) | o->vfs_set;
+	if (mount(NULL, mnt, NULL, MS_REMOUNT | MS_BIND | flags, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
 static int serve(struct hmmfs *fs, const struct hmmfs_opts *o)
 {
 	struct fuse_loop_config *cfg;
@@ -205,6 +241,14 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 		fprintf(stderr, "hmmfs: cannot mount on '%s'\n", o->mountpoint);
 		goto out_signals;
 	}
+	ret = apply_vfs_flags(o->mountpoint, o);
+	if (ret) {
+		fprintf(stderr, "hmmfs: cannot set atime options on '%s': %s\n",
+			o->mountpoint, strerror(-ret));
+		ret = 1;
+		goto out_unmount;
+	}
+	ret = 1;
 	if (fuse_daemonize(o->foreground))
 		goto out_unmount;
 	if (fs->cache && cache_start(fs->cache)) {

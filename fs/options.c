@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 enum opt_kind {
@@ -30,6 +31,7 @@ enum opt_kind {
 	OPT_SIZE,	/* name=SIZE   -> size_t field, min..max bytes */
 	OPT_DIRTY,	/* name=SIZE or N% -> size_t field, or the pct after it */
 	OPT_ENGINE,	/* name=uring|aio|psync */
+	OPT_VFS,	/* per-mount flag libfuse lacks: min = set, max = clear */
 };
 
 struct opt_desc {
@@ -115,13 +117,16 @@ static const struct opt_desc opt_table[] = {
 	{ "nouser", OPT_DROP, NO_FIELD, 0, 0, NULL },
 	{ "nofail", OPT_DROP, NO_FIELD, 0, 0, NULL },
 	{ "_netdev", OPT_DROP, NO_FIELD, 0, 0, NULL },
-	{ "relatime", OPT_DROP, NO_FIELD, 0, 0, NULL },
-	{ "norelatime", OPT_DROP, NO_FIELD, 0, 0, NULL },
-	{ "strictatime", OPT_DROP, NO_FIELD, 0, 0, NULL },
 	{ "lazytime", OPT_DROP, NO_FIELD, 0, 0, NULL },
 	{ "nolazytime", OPT_DROP, NO_FIELD, 0, 0, NULL },
-	{ "diratime", OPT_DROP, NO_FIELD, 0, 0, NULL },
-	{ "nodiratime", OPT_DROP, NO_FIELD, 0, 0, NULL },
+	/* per-mount atime flags: set on the mount after it is made */
+	{ "relatime", OPT_VFS, NO_FIELD, MS_RELATIME, MS_NOATIME | MS_STRICTATIME, NULL },
+	{ "norelatime", OPT_VFS, NO_FIELD, 0, MS_RELATIME, NULL },
+	{ "strictatime", OPT_VFS, NO_FIELD, MS_STRICTATIME, MS_NOATIME | MS_RELATIME,
+	  "update atime on every access" },
+	{ "nostrictatime", OPT_VFS, NO_FIELD, 0, MS_STRICTATIME, NULL },
+	{ "diratime", OPT_VFS, NO_FIELD, 0, MS_NODIRATIME, NULL },
+	{ "nodiratime", OPT_VFS, NO_FIELD, MS_NODIRATIME, 0, NULL },
 	{ "comment", OPT_DROP, NO_FIELD, 0, 0, NULL },
 };
 
@@ -353,6 +358,12 @@ static int opt_apply(struct hmmfs_opts *o, const struct opt_desc *d,
 			return fail(err, errlen,
 				    "option '%s' needs a size or a percentage (e.g. 64M or 10%%), got '%s'",
 				    d->name, val ? val : "");
+		return 0;
+	case OPT_VFS:
+		if (val)
+			return fail(err, errlen, "option '%s' takes no value", d->name);
+		o->vfs_set = (o->vfs_set & ~d->max) | d->min;
+		o->vfs_clear = (o->vfs_clear & ~d->min) | d->max;
 		return 0;
 	case OPT_ENGINE:
 		if (!val || (strcmp(val, "uring") && strcmp(val, "aio") &&

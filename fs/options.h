@@ -47,6 +47,10 @@
  * @dirty_background_pct, @dirty_limit_pct: the same given as a percentage
  *                    of host_cache (used when the byte value is 0).
  * @io_engine:        backing I/O engine: "uring", "aio" or "psync".
+ * @vfs_set, @vfs_clear: MS_* per-mount atime flags (relatime,
+ *                    strictatime, nodiratime and their opposites) that
+ *                    libfuse does not take; main.c applies them to the
+ *                    mount with a bind remount.
  * @fuse_opts:        comma-joined mount options for libfuse (malloc'd).
  * @fsname_set:       the user gave fsname= (else it defaults to BACKING).
  * @subtype_set:      the user gave subtype= (else "hmmfs").
@@ -78,6 +82,8 @@ struct hmmfs_opts {
 	unsigned int dirty_background_pct;
 	unsigned int dirty_limit_pct;
 	char io_engine[8];
+	unsigned long vfs_set;
+	unsigned long vfs_clear;
 	char *fuse_opts;
 	int fsname_set;
 	int subtype_set;

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/mount.h>
 
 #include "fs/options.h"
 #include "tests/unit/unit.h"
@@ -242,6 +243,19 @@ static void test_cache_option_errors(void)
 	}
 }
 
+static void test_atime_flags(void)
+{
+	struct hmmfs_opts o;
+
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "relatime,strictatime,nodiratime"), 0);
+	CU_ASSERT_EQUAL(o.vfs_set, MS_STRICTATIME | MS_NODIRATIME);
+	CU_ASSERT_EQUAL(o.vfs_clear & (MS_RELATIME | MS_NOATIME), MS_RELATIME | MS_NOATIME);
+	CU_ASSERT_PTR_NULL(o.fuse_opts);	/* not for libfuse */
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "strictatime=1"), -EINVAL);
+	opts_free(&o);
+}
+
 int register_fs_options(void)
 {
 	static const CU_TestInfo tests[] = {
@@ -258,6 +272,7 @@ int register_fs_options(void)
 		{ "sizes", test_sizes },
 		{ "cache options", test_cache_options },
 		{ "cache option errors", test_cache_option_errors },
+		{ "atime flags for the mount", test_atime_flags },
 		CU_TEST_INFO_NULL,
 	};
 
