@@ -23,6 +23,7 @@
 #ifndef HMMFS_CACHE_CACHE_H
 #define HMMFS_CACHE_CACHE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -82,10 +83,14 @@ struct cache_stats {
  * struct cache_ra - sequential readahead state of one open file.
  * @next:   the offset a sequential reader asks for next.
  * @window: pages to read ahead (0: not sequential yet).
+ *
+ * The kernel may send reads on one open file at once (its own readahead),
+ * so both are atomics, updated relaxed: a lost update only misjudges one
+ * read's pattern.
  */
 struct cache_ra {
-	off_t next;
-	unsigned int window;
+	_Atomic off_t next;
+	_Atomic unsigned int window;
 };
 
 /* Build the cache.  @err gets a message on failure. */

@@ -321,17 +321,22 @@ static unsigned int ra_update(struct cache *c, struct cache_ra *ra, off_t off,
 			      size_t len)
 {
 	unsigned int max = (unsigned int)(RA_MAX_BYTES >> c->page_shift);
+	off_t next;
+	unsigned int window;
 
 	if (!ra)
 		return 0;
-	if (off == ra->next && off != 0)
-		ra->window = ra->window ? ra->window * 2 : RA_MIN_PAGES;
-	else if (off != ra->next)
-		ra->window = 0;
-	if (ra->window > max)
-		ra->window = max ? max : 1;
-	ra->next = off + (off_t)len;
-	return ra->window;
+	next = atomic_load_explicit(&ra->next, memory_order_relaxed);
+	window = atomic_load_explicit(&ra->window, memory_order_relaxed);
+	if (off == next && off != 0)
+		window = window ? window * 2 : RA_MIN_PAGES;
+	else if (off != next)
+		window = 0;
+	if (window > max)
+		window = max ? max : 1;
+	atomic_store_explicit(&ra->window, window, memory_order_relaxed);
+	atomic_store_explicit(&ra->next, off + (off_t)len, memory_order_relaxed);
+	return window;
 }
 
 /*

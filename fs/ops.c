@@ -95,29 +95,9 @@ static struct hmm_file *file_of(struct fuse_file_info *fi)
 	return (struct hmm_file *)(uintptr_t)fi->fh;
 }
 
-/*
- * The kernel sends RELEASE only after replying to every request on the
- * handle, an order ThreadSanitizer cannot see through /dev/fuse.  Each use
- * of a handle ends with a release on it, and freeing it starts with an
- * acquire, which tells TSan that order.  Nothing in other builds.
- */
-#if defined(__SANITIZE_THREAD__)
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-#define handle_used(hf) __tsan_release(hf)
-#define handle_freeing(hf) __tsan_acquire(hf)
-#else
-#define handle_used(hf) do { (void)(hf); } while (0)
-#define handle_freeing(hf) do { (void)(hf); } while (0)
-#endif
-
 static int fh_fd(struct fuse_file_info *fi)
 {
-	struct hmm_file *hf = file_of(fi);
-	int fd = hf->fd;
-
-	handle_used(hf);
-	return fd;
+	return file_of(fi)->fd;
 }
 
 /* The page cache's state of @inode, or NULL (no cache, or not opened yet). */
@@ -669,7 +649,6 @@ static void open_files_del(struct hmmfs *fs, struct hmm_file_link *l)
 
 static void hmm_file_free(struct hmm_file *hf)
 {
-	handle_freeing(hf);
 	close(hf->fd);
 	free(hf);
 }
@@ -818,7 +797,6 @@ static void hmmfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (size > MAX_IO)
 			size = MAX_IO;
 		n = cache_read(cf, read_buf, size, off, &file_of(fi)->ra);
-		handle_used(file_of(fi));
 		if (n < 0)
 			fuse_reply_err(req, (int)-n);
 		else
@@ -926,13 +904,14 @@ static void hmmfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 			struct fuse_file_info *fi)
 {
 	struct cfile *cf = inode_cfile(inode_of(req, ino));
-	int fd = fh_fd(fi);
+	int fd = fh_fd(fi), ret;
 
 	if (cf) {
 		reply_status(req, cache_fsync(cf, datasync));
 		return;
 	}
-	reply_status(req, (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? -errno : 0);
+	ret = (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? -errno : 0;
+	reply_status(req, ret);
 }
 
 static void hmmfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
