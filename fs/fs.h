@@ -30,8 +30,9 @@ struct hmm_file_link {
  *            new files made under their own (see ops.c, creds_*).
  * @ngroups, @groups: the daemon's supplementary groups, restored after
  *            creating a file for another user.
- * @files_lock: guards @open_files.
+ * @files_lock: guards @open_files and @open_dirs.
  * @open_files: every open regular file (ops.c, struct hmm_file).
+ * @open_dirs: every open directory (ops.c, struct hmm_dir).
  */
 struct hmmfs {
 	const struct hmmfs_opts *opts;
@@ -44,12 +45,13 @@ struct hmmfs {
 	gid_t groups[64];
 	pthread_mutex_t files_lock;
 	struct hmm_file_link open_files;
+	struct hmm_file_link open_dirs;
 };
 
 /* The operations table, in ops.c. */
 extern const struct fuse_lowlevel_ops hmmfs_ops;
 
-/* Close the files still open when the session ended. */
+/* Close the files and directories still open when the session ended. */
 void hmmfs_open_files_free(struct hmmfs *fs);
 
 /* itab->release: drop an inode's cache state (writing it back). */

@@ -100,6 +100,7 @@ static int fs_init(struct hmmfs *fs, const struct hmmfs_opts *o,
 	fs->opts = o;
 	pthread_mutex_init(&fs->files_lock, NULL);
 	fs->open_files.prev = fs->open_files.next = &fs->open_files;
+	fs->open_dirs.prev = fs->open_dirs.next = &fs->open_dirs;
 	fs->uid = geteuid();
 	fs->gid = getegid();
 	fs->ngroups = getgroups(64, fs->groups);

@@ -588,13 +588,14 @@ void hmmfs_inode_release(void *arg, struct hmm_inode *inode)
 	}
 }
 
-static void open_files_add(struct hmmfs *fs, struct hmm_file_link *l)
+static void open_list_add(struct hmmfs *fs, struct hmm_file_link *head,
+			  struct hmm_file_link *l)
 {
 	pthread_mutex_lock(&fs->files_lock);
-	l->prev = &fs->open_files;
-	l->next = fs->open_files.next;
+	l->prev = head;
+	l->next = head->next;
 	l->next->prev = l;
-	fs->open_files.next = l;
+	head->next = l;
 	pthread_mutex_unlock(&fs->files_lock);
 }
 
@@ -618,7 +619,7 @@ static int file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
 		return ret;
 	}
 	hf->fd = fd;
-	open_files_add(fs, &hf->link);
+	open_list_add(fs, &fs->open_files, &hf->link);
 	fresh = cf ? !cache_file_revalidate(cf) : cache_still_good(inode, fd);
 	fi->fh = (uint64_t)(uintptr_t)hf;
 	fi->direct_io = fs->opts->direct_io;
@@ -661,16 +662,6 @@ static void file_info_free(fuse_req_t req, struct fuse_file_info *fi)
 	hmm_file_free(hf);
 }
 
-void hmmfs_open_files_free(struct hmmfs *fs)
-{
-	while (fs->open_files.next != &fs->open_files) {
-		struct hmm_file_link *l = fs->open_files.next;
-
-		open_files_del(fs, l);
-		hmm_file_free((struct hmm_file *)((char *)l -
-						  offsetof(struct hmm_file, link)));
-	}
-}
 
 static int open_backing(int dirfd, const char *name, int flags, mode_t mode)
 {
@@ -1015,7 +1006,15 @@ struct hmm_dir {
 	DIR *dp;
 	off_t offset;
 	struct dirent *entry;
+	struct hmm_file_link link;	/* on fs->open_dirs (files_lock) */
 };
+
+static void dir_free(struct hmmfs *fs, struct hmm_dir *d)
+{
+	open_files_del(fs, &d->link);
+	closedir(d->dp);
+	free(d);
+}
 
 static struct hmm_dir *dir_of(struct fuse_file_info *fi)
 {
@@ -1045,10 +1044,9 @@ static void hmmfs_opendir(fuse_req_t req, fuse_ino_t ino,
 	fi->fh = (uint64_t)(uintptr_t)d;
 	if (fs_of(req)->opts->kernel_cache)
 		fi->keep_cache = 1;
-	if (fuse_reply_open(req, fi) == -ENOENT) {
-		closedir(d->dp);
-		free(d);
-	}
+	open_list_add(fs_of(req), &fs_of(req)->open_dirs, &d->link);
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		dir_free(fs_of(req), d);
 	return;
 
 out_err:
@@ -1159,11 +1157,8 @@ static void hmmfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 static void hmmfs_releasedir(fuse_req_t req, fuse_ino_t ino,
 			     struct fuse_file_info *fi)
 {
-	struct hmm_dir *d = dir_of(fi);
-
 	(void)ino;
-	closedir(d->dp);
-	free(d);
+	dir_free(fs_of(req), dir_of(fi));
 	fuse_reply_err(req, 0);
 }
 
@@ -1452,3 +1447,18 @@ const struct fuse_lowlevel_ops hmmfs_ops = {
 	.lseek		 = hmmfs_lseek,
 	.ioctl		 = hmmfs_ioctl,
 };
+
+/* At the end of the session: no RELEASE or RELEASEDIR will come. */
+void hmmfs_open_files_free(struct hmmfs *fs)
+{
+	while (fs->open_dirs.next != &fs->open_dirs)
+		dir_free(fs, (struct hmm_dir *)((char *)fs->open_dirs.next -
+						offsetof(struct hmm_dir, link)));
+	while (fs->open_files.next != &fs->open_files) {
+		struct hmm_file_link *l = fs->open_files.next;
+
+		open_files_del(fs, l);
+		hmm_file_free((struct hmm_file *)((char *)l -
+						  offsetof(struct hmm_file, link)));
+	}
+}
