@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * device/device.c — what every backend shares: frames, the device page
+ * table, argument checks.
+ *
+ * Frames.  The backend allocates device memory once (ops->open); this
+ * file carves it into frames of the cache's page size, like the host
+ * frame pool: a stack of freed frame numbers, reused first, and a "bump"
+ * index for frames never handed out.  A mutex guards both; it is held for
+ * a few instructions per frame.
+ *
+ * The device page table.  One bit per frame in an array of atomic words:
+ * set while the device maps the frame read-write.  Frames start read-only.
+ * dev_compute(), the only device-side write, checks every frame of its
+ * range and returns -EFAULT (the device write fault) without queueing
+ * anything if one is read-only; the cache's fault handler marks the page
+ * dirty, maps it read-write with dev_protect() and retries.  The bit is
+ * read and written with relaxed atomics: the cache orders dev_protect()
+ * against dev_compute() of the same frame with the page lock, so the bit
+ * never has to carry ordering of its own.
+ *
+ * Checks.  Every address and length is checked against the allocation
+ * here, so a backend never sees an out-of-range request.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "device/device.h"
+
+static const struct dev_ops *dev_backends[] = {
+	&dev_hostsim_ops,
+};
+
+static const struct dev_ops *dev_backend_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(dev_backends) / sizeof(dev_backends[0]); i++)
+		if (!strcmp(dev_backends[i]->name, name))
+			return dev_backends[i];
+	return NULL;
+}
+
+int dev_open(const struct device_config *cfg, struct device **out,
+	     char *err, size_t errlen)
+{
+	const struct dev_ops *ops = dev_backend_find(cfg->backend);
+	size_t fs = cfg->frame_size, words;
+	struct device *d;
+	int ret;
+
+	if (!ops) {
+		snprintf(err, errlen, "unknown device backend '%s' (hostsim, cuda or none)",
+			 cfg->backend);
+		return -EINVAL;
+	}
+	if (ops->version != DEV_OPS_VERSION) {
+		snprintf(err, errlen, "device backend %s: version %d, want %d",
+			 ops->name, ops->version, DEV_OPS_VERSION);
+		return -EINVAL;
+	}
+	if (!fs || (fs & (fs - 1)) || cfg->mem_bytes / fs < 1 ||
+	    cfg->mem_bytes / fs > UINT32_MAX) {
+		snprintf(err, errlen, "device_cache must hold 1 to 2^32 pages");
+		return -EINVAL;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->ops = ops;
+	d->cfg = *cfg;
+	d->nframes = cfg->mem_bytes / fs;
+	d->cfg.mem_bytes = d->nframes * fs;
+	words = (d->nframes + 63) / 64;
+	d->free = calloc(d->nframes, sizeof(*d->free));
+	d->writable = calloc(words, sizeof(*d->writable));
+	if (!d->free || !d->writable) {
+		ret = -ENOMEM;
+		snprintf(err, errlen, "no memory for the device frame table");
+		goto out_free;
+	}
+	pthread_mutex_init(&d->lock, NULL);
+	ret = ops->open(d, &d->cfg, err, errlen);
+	if (ret)
+		goto out_mutex;
+	*out = d;
+	return 0;
+
+out_mutex:
+	pthread_mutex_destroy(&d->lock);
+out_free:
+	free(d->free);
+	free(d->writable);
+	free(d);
+	return ret;
+}
+
+void dev_close(struct device *d)
+{
+	if (!d)
+		return;
+	d->ops->close(d);
+	pthread_mutex_destroy(&d->lock);
+	free(d->free);
+	free(d->writable);
+	free(d);
+}
+
+const char *dev_name(const struct device *d)
+{
+	return d->ops->name;
+}
+
+size_t dev_frames_total(const struct device *d)
+{
+	return d->nframes;
+}
+
+size_t dev_frames_used(const struct device *d)
+{
+	return atomic_load_explicit(&((struct device *)d)->used,
+				    memory_order_relaxed);
+}
+
+static size_t dev_frame_no(const struct device *d, dev_addr_t a)
+{
+	return (size_t)(a / d->cfg.frame_size);
+}
+
+int dev_frame_alloc(struct device *d, dev_addr_t *out)
+{
+	size_t n = SIZE_MAX;
+
+	pthread_mutex_lock(&d->lock);
+	if (d->nfree)
+		n = d->free[--d->nfree];
+	else if (d->bump < d->nframes)
+		n = d->bump++;
+	pthread_mutex_unlock(&d->lock);
+	if (n == SIZE_MAX)
+		return -ENOSPC;
+	dev_protect(d, (dev_addr_t)n * d->cfg.frame_size, false);
+	atomic_fetch_add_explicit(&d->used, 1, memory_order_relaxed);
+	*out = (dev_addr_t)n * d->cfg.frame_size;
+	return 0;
+}
+
+void dev_frame_free(struct device *d, dev_addr_t a)
+{
+	size_t n = dev_frame_no(d, a);
+
+	dev_protect(d, a, false);
+	pthread_mutex_lock(&d->lock);
+	d->free[d->nfree++] = (uint32_t)n;
+	pthread_mutex_unlock(&d->lock);
+	atomic_fetch_sub_explicit(&d->used, 1, memory_order_relaxed);
+}
+
+void dev_protect(struct device *d, dev_addr_t a, bool rw)
+{
+	size_t n = dev_frame_no(d, a);
+	uint64_t bit = 1ull << (n % 64);
+
+	if (rw)
+		atomic_fetch_or_explicit(&d->writable[n / 64], bit, memory_order_relaxed);
+	else
+		atomic_fetch_and_explicit(&d->writable[n / 64], ~bit, memory_order_relaxed);
+}
+
+bool dev_writable(struct device *d, dev_addr_t a)
+{
+	size_t n = dev_frame_no(d, a);
+
+	return atomic_load_explicit(&d->writable[n / 64], memory_order_relaxed) &
+	       (1ull << (n % 64));
+}
+
+/* Is [a, a + len) inside device memory? */
+static bool dev_range_ok(const struct device *d, dev_addr_t a, size_t len)
+{
+	return len && a < d->cfg.mem_bytes && len <= d->cfg.mem_bytes - a;
+}
+
+static int dev_lost_err(struct device *d)
+{
+	return atomic_load_explicit(&d->lost, memory_order_relaxed) ? -ENODEV : 0;
+}
+
+int dev_host_register(struct device *d, void *p, size_t len)
+{
+	return d->ops->host_register ? d->ops->host_register(d, p, len) : 0;
+}
+
+void dev_host_unregister(struct device *d, void *p)
+{
+	if (d->ops->host_unregister)
+		d->ops->host_unregister(d, p);
+}
+
+static int dev_queue_copy(struct device *d, const struct dev_copy *cp,
+			  struct dev_fence *f)
+{
+	int ret = dev_lost_err(d);
+
+	return ret ? ret : d->ops->copy(d, cp, f);
+}
+
+int dev_copy_to_device(struct device *d, dev_addr_t dst, const void *src,
+		       size_t len, struct dev_fence *f)
+{
+	struct dev_copy cp = { .dir = DEV_H2D, .host = (void *)src, .dst = dst,
+			       .len = len };
+
+	if (!dev_range_ok(d, dst, len) || !src)
+		return -EINVAL;
+	return dev_queue_copy(d, &cp, f);
+}
+
+int dev_copy_to_host(struct device *d, void *dst, dev_addr_t src, size_t len,
+		     struct dev_fence *f)
+{
+	struct dev_copy cp = { .dir = DEV_D2H, .host = dst, .src = src, .len = len };
+
+	if (!dev_range_ok(d, src, len) || !dst)
+		return -EINVAL;
+	return dev_queue_copy(d, &cp, f);
+}
+
+int dev_copy_on_device(struct device *d, dev_addr_t dst, dev_addr_t src,
+		       size_t len, struct dev_fence *f)
+{
+	struct dev_copy cp = { .dir = DEV_D2D, .dst = dst, .src = src, .len = len };
+
+	if (!dev_range_ok(d, dst, len) || !dev_range_ok(d, src, len))
+		return -EINVAL;
+	return dev_queue_copy(d, &cp, f);
+}
+
+int dev_fill(struct device *d, dev_addr_t dst, uint8_t byte, size_t len,
+	     struct dev_fence *f)
+{
+	int ret;
+
+	if (!dev_range_ok(d, dst, len))
+		return -EINVAL;
+	ret = dev_lost_err(d);
+	return ret ? ret : d->ops->compute(d, DEV_OP_FILL, dst, len, byte, f);
+}
+
+int dev_compute(struct device *d, enum dev_op_kind op, dev_addr_t dst,
+		size_t len, uint64_t value, struct dev_fence *f)
+{
+	size_t fs = d->cfg.frame_size;
+	int ret;
+
+	if ((unsigned int)op >= DEV_OP_NR || !dev_range_ok(d, dst, len))
+		return -EINVAL;
+	for (dev_addr_t a = dst - dst % fs; a < dst + len; a += fs)
+		if (!dev_writable(d, a))
+			return -EFAULT;	/* the device write fault */
+	ret = dev_lost_err(d);
+	return ret ? ret : d->ops->compute(d, op, dst, len, value, f);
+}
+
+/* Compare through two host copies, for backends without ->compare. */
+static int dev_compare_on_host(struct device *d, dev_addr_t a, dev_addr_t b,
+			       size_t len, struct dev_fence *f)
+{
+	struct dev_fence local = DEV_FENCE_INIT;
+	char *x = malloc(len), *y = malloc(len);
+	int ret = -ENOMEM;
+
+	if (x && y) {
+		ret = d->ops->copy(d, &(struct dev_copy){ .dir = DEV_D2H, .host = x,
+				   .src = a, .len = len }, &local);
+		if (!ret)
+			ret = d->ops->copy(d, &(struct dev_copy){ .dir = DEV_D2H,
+					   .host = y, .src = b, .len = len }, &local);
+		if (!ret)
+			ret = d->ops->fence_wait(d, &local);
+		if (!ret && memcmp(x, y, len))
+			atomic_store(&f->result, 1);
+	}
+	free(x);
+	free(y);
+	return ret;
+}
+
+int dev_compare(struct device *d, dev_addr_t a, dev_addr_t b, size_t len,
+		struct dev_fence *f)
+{
+	int ret;
+
+	if (!dev_range_ok(d, a, len) || !dev_range_ok(d, b, len))
+		return -EINVAL;
+	ret = dev_lost_err(d);
+	if (ret)
+		return ret;
+	if (!d->ops->compare)
+		return dev_compare_on_host(d, a, b, len, f);
+	return d->ops->compare(d, a, b, len, f);
+}
+
+int dev_fence_wait(struct device *d, struct dev_fence *f)
+{
+	int ret = d->ops->fence_wait(d, f);
+
+	if (ret == -ENODEV && !atomic_exchange(&d->lost, 1))
+		fprintf(stderr, "hmmfs: device %s lost\n", d->ops->name);
+	return ret;
+}

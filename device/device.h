@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * device/device.h — device memory behind one ops table.
+ *
+ * Device memory is memory the CPU cannot address: a GPU's, or the hostsim
+ * backend's private arena.  Code outside a backend names it only by a
+ * device address (dev_addr_t), an integer offset into the device's one
+ * big allocation, never a pointer, so nothing but the backend can touch
+ * it.  Everything that moves bytes is asynchronous, like a DMA engine:
+ * a copy is queued against a fence and the caller waits on the fence once
+ * for a whole batch.
+ *
+ * This file has two halves:
+ *   - struct dev_ops, what a backend provides (hostsim.c, cuda.c);
+ *   - the dev_* functions the cache calls (device.c).  device.c carves the
+ *     backend's one allocation into frames and keeps the device page table:
+ *     one bit per frame saying whether the device maps it read-write.  A
+ *     device-side write (dev_compute) to a frame mapped read-only does not
+ *     run: it returns -EFAULT, the device write fault, which the cache
+ *     handles like page_mkwrite and then retries.
+ *
+ * Every function returns 0 or -errno.
+ */
+#ifndef HMMFS_DEVICE_DEVICE_H
+#define HMMFS_DEVICE_DEVICE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A byte address in device memory: an offset, never a CPU pointer. */
+typedef uint64_t dev_addr_t;
+
+#define DEV_ADDR_NONE UINT64_MAX
+
+struct device;
+
+/**
+ * struct device_config - what to open.
+ * @backend:    "hostsim" or "cuda" ("none" is handled by the caller).
+ * @mem_bytes:  device memory to allocate (the device_cache budget).
+ * @frame_size: bytes per frame (the cache's page size).
+ * @bw:         hostsim: copy bandwidth model in bytes/s (0: unlimited).
+ * @lat_ns:     hostsim: latency added to each queued operation.
+ * @gpu:        cuda: the GPU ordinal.
+ */
+struct device_config {
+	const char *backend;
+	size_t mem_bytes;
+	size_t frame_size;
+	uint64_t bw;
+	uint64_t lat_ns;
+	int gpu;
+};
+
+/**
+ * struct dev_fence - completion of a batch of queued operations.
+ * @pending: operations queued against the fence and not finished.
+ * @error:   the first error of any of them (0 if none).
+ * @result:  dev_compare: 0 if the ranges were equal, else non-zero.
+ * @priv:    the backend's own (e.g. a CUDA event); zero-initialise.
+ *
+ * Initialise with DEV_FENCE_INIT, queue any number of operations, then
+ * dev_fence_wait() once; the fence may then be reused.
+ */
+struct dev_fence {
+	_Atomic uint32_t pending;
+	_Atomic int error;
+	_Atomic int result;
+	void *priv;
+};
+
+#define DEV_FENCE_INIT { 0 }
+
+/* Device-side operations over a range (hmmfsctl devop). */
+enum dev_op_kind {
+	DEV_OP_FILL,	/* every byte = value (low 8 bits) */
+	DEV_OP_XOR,	/* every byte ^= value (low 8 bits) */
+	DEV_OP_ADD,	/* every byte += value (low 8 bits), modulo 256 */
+	DEV_OP_NR
+};
+
+/* Which way a copy goes. */
+enum dev_copy_dir {
+	DEV_H2D,
+	DEV_D2H,
+	DEV_D2D
+};
+
+/**
+ * struct dev_copy - one queued copy.
+ * @dir:  direction.
+ * @host: host side (H2D: source, D2H: destination); unused for D2D.
+ * @dst, @src: device side; for H2D only @dst is used, for D2H only @src.
+ * @len:  bytes.
+ */
+struct dev_copy {
+	enum dev_copy_dir dir;
+	void *host;
+	dev_addr_t dst;
+	dev_addr_t src;
+	size_t len;
+};
+
+/**
+ * struct dev_ops - a device-memory backend.
+ *
+ * Queued operations may run in any order relative to each other, except
+ * that all operations queued by one thread on one fence are complete when
+ * fence_wait() returns.  Host memory given to copies is either inside a
+ * range passed to host_register() (pinned: full speed) or any other host
+ * memory (the backend may stage it).
+ */
+struct dev_ops {
+	const char *name;
+	int version;	/* DEV_OPS_VERSION */
+
+	/*
+	 * Open the device and allocate @cfg->mem_bytes of device memory as
+	 * one allocation whose addresses run from 0.  Store backend state
+	 * in d->priv.  Required.  Return: 0, or -errno with a message for
+	 * the user in @err.
+	 */
+	int (*open)(struct device *d, const struct device_config *cfg,
+		    char *err, size_t errlen);
+	/* Wait for everything queued, free it all.  Required. */
+	void (*close)(struct device *d);
+	/*
+	 * Pin [@p, @p + @len) of host memory for fast copies (the frame
+	 * arena, the bounce pool).  Not required.
+	 */
+	int (*host_register)(struct device *d, void *p, size_t len);
+	void (*host_unregister)(struct device *d, void *p);
+	/* Queue a copy.  Required.  Return: 0 if queued, or -errno. */
+	int (*copy)(struct device *d, const struct dev_copy *cp,
+		    struct dev_fence *f);
+	/*
+	 * Queue @op with @value over [@dst, @dst + @len) of device memory
+	 * (DEV_OP_FILL also serves dev_fill()).  Required.
+	 */
+	int (*compute)(struct device *d, enum dev_op_kind op, dev_addr_t dst,
+		       size_t len, uint64_t value, struct dev_fence *f);
+	/*
+	 * Queue a comparison of [@a, @a + @len) with [@b, @b + @len); the
+	 * fence's result becomes non-zero if they differ (it is never reset
+	 * to zero by a later equal comparison).  Not required: without it
+	 * device.c compares through host copies.
+	 */
+	int (*compare)(struct device *d, dev_addr_t a, dev_addr_t b,
+		       size_t len, struct dev_fence *f);
+	/*
+	 * Wait for every operation queued on @f.  Required.  Return: the
+	 * fence's first error (a lost device: -ENODEV; a bad address: -EFAULT
+	 * must never happen, since device.c checks addresses).
+	 */
+	int (*fence_wait)(struct device *d, struct dev_fence *f);
+};
+
+#define DEV_OPS_VERSION 1
+
+/**
+ * struct device - an open device.
+ * @ops:       its backend.
+ * @priv:      the backend's state.
+ * @cfg:       what it was opened with.
+ * @nframes:   frames in device memory.
+ * @lock:      guards @free and @nfree.
+ * @free:      stack of free frame numbers; frames from @bump up were
+ *             never handed out.
+ * @writable:  the device page table: one bit per frame, set while the
+ *             device maps it read-write.  Atomic words; see dev_protect().
+ * @lost:      set once the backend reported the device gone.
+ * @used:      frames handed out.
+ */
+struct device {
+	const struct dev_ops *ops;
+	void *priv;
+	struct device_config cfg;
+	size_t nframes;
+	pthread_mutex_t lock;
+	uint32_t *free;
+	size_t nfree, bump;
+	_Atomic uint64_t *writable;
+	_Atomic int lost;
+	_Atomic size_t used;
+};
+
+extern const struct dev_ops dev_hostsim_ops;
+
+/* Open the backend @cfg->backend.  @err gets a message on failure. */
+int dev_open(const struct device_config *cfg, struct device **out,
+	     char *err, size_t errlen);
+void dev_close(struct device *d);
+const char *dev_name(const struct device *d);
+
+/* A free frame (mapped read-only).  Return: 0, or -ENOSPC when full. */
+int dev_frame_alloc(struct device *d, dev_addr_t *out);
+void dev_frame_free(struct device *d, dev_addr_t a);
+size_t dev_frames_total(const struct device *d);
+size_t dev_frames_used(const struct device *d);
+
+int dev_host_register(struct device *d, void *p, size_t len);
+void dev_host_unregister(struct device *d, void *p);
+
+/* Queue copies; wait with dev_fence_wait(). */
+int dev_copy_to_device(struct device *d, dev_addr_t dst, const void *src,
+		       size_t len, struct dev_fence *f);
+int dev_copy_to_host(struct device *d, void *dst, dev_addr_t src, size_t len,
+		     struct dev_fence *f);
+int dev_copy_on_device(struct device *d, dev_addr_t dst, dev_addr_t src,
+		       size_t len, struct dev_fence *f);
+/* Driver-side fill (not a device write: ignores the page table). */
+int dev_fill(struct device *d, dev_addr_t dst, uint8_t byte, size_t len,
+	     struct dev_fence *f);
+
+/*
+ * dev_compute() - a device-side write: @op over [@dst, @dst + @len).
+ * Return: 0 if queued; -EFAULT, the device write fault, if a frame of the
+ * range is mapped read-only (nothing was queued).
+ */
+int dev_compute(struct device *d, enum dev_op_kind op, dev_addr_t dst,
+		size_t len, uint64_t value, struct dev_fence *f);
+
+/* Queue a compare of two device ranges (result in the fence). */
+int dev_compare(struct device *d, dev_addr_t a, dev_addr_t b, size_t len,
+		struct dev_fence *f);
+
+int dev_fence_wait(struct device *d, struct dev_fence *f);
+
+/*
+ * The device page table.  dev_protect() maps frame @a read-write (@rw) or
+ * read-only.  Making a frame read-only is ordered before any later
+ * dev_compute() by the caller's own locking (the cache holds the page
+ * lock around both).
+ */
+void dev_protect(struct device *d, dev_addr_t a, bool rw);
+bool dev_writable(struct device *d, dev_addr_t a);
+
+#endif

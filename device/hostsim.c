@@ -1,0 +1,309 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * device/hostsim.c — a simulated device: private memory, a copy engine.
+ *
+ * Device memory is an anonymous mapping (MAP_NORESERVE: untouched memory
+ * costs nothing) that only this file's copy-engine thread touches; the
+ * rest of hmmfs holds integer addresses into it, so the CPU paths really
+ * must go through copies, as with a GPU.
+ *
+ * Queue.  Operations go into a bounded ring under one mutex; the engine
+ * thread takes every queued operation at once, runs them in order, and
+ * completes each: it stores the first error in its fence and decrements
+ * the fence's pending count, waking the fence's waiter (a futex on that
+ * count) when it reaches zero.  Submitters wait while the ring is full.
+ *
+ * Model.  With device_bw or device_lat set, an operation of len bytes
+ * queued at time t finishes no earlier than t + lat and no earlier than
+ * len / bw after the previous one finished: latency overlaps between
+ * queued operations (as on a DMA engine with several in flight), the
+ * bandwidth is shared.  The engine sleeps until then.  Without a model,
+ * operations run as fast as memcpy.
+ *
+ * Locking: q_lock guards the ring, @stop and @busy_until.  The fence
+ * protocol is lock-free: see hostsim_complete() and hostsim_fence_wait().
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "device/device.h"
+
+#define HS_RING 4096
+
+enum hs_kind { HS_COPY, HS_COMPUTE, HS_COMPARE };
+
+struct hs_op {
+	enum hs_kind kind;
+	struct dev_copy cp;		/* HS_COPY */
+	enum dev_op_kind op;		/* HS_COMPUTE */
+	dev_addr_t a, b;		/* HS_COMPUTE: a; HS_COMPARE: a, b */
+	size_t len;
+	uint64_t value;
+	uint64_t queued_ns;
+	struct dev_fence *fence;
+};
+
+/**
+ * struct hostsim - the simulated device.
+ * @mem:        device memory; touched only by @engine.
+ * @q_lock:     guards @ring, @head, @count, @stop, @busy_until.
+ * @q_cond:     wakes the engine; @space_cond wakes full-ring submitters.
+ * @busy_until: when the modelled copy engine is next free (ns).
+ */
+struct hostsim {
+	char *mem;
+	size_t mem_bytes;
+	uint64_t bw, lat_ns;
+	pthread_t engine;
+	pthread_mutex_t q_lock;
+	pthread_cond_t q_cond, space_cond;
+	struct hs_op ring[HS_RING];
+	size_t head, count;
+	int stop;
+	uint64_t busy_until;
+};
+
+static uint64_t hs_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void hs_sleep_until(uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull),
+			       .tv_nsec = (long)(ns % 1000000000ull) };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+/*
+ * Finish one operation of @f.  The error is stored before the count drops
+ * (release), so a waiter that sees zero (acquire) sees the error.
+ */
+static void hostsim_complete(struct dev_fence *f, int err)
+{
+	int none = 0;
+
+	if (err)
+		atomic_compare_exchange_strong(&f->error, &none, err);
+	if (atomic_fetch_sub_explicit(&f->pending, 1, memory_order_acq_rel) == 1)
+		syscall(SYS_futex, &f->pending, FUTEX_WAKE_PRIVATE, INT_MAX,
+			NULL, NULL, 0);
+}
+
+static void hs_compute(char *p, enum dev_op_kind op, size_t len, uint8_t v)
+{
+	switch (op) {
+	case DEV_OP_FILL:
+		memset(p, v, len);
+		break;
+	case DEV_OP_XOR:
+		for (size_t i = 0; i < len; i++)
+			p[i] = (char)(p[i] ^ v);
+		break;
+	case DEV_OP_ADD:
+		for (size_t i = 0; i < len; i++)
+			p[i] = (char)(p[i] + v);
+		break;
+	default:
+		break;
+	}
+}
+
+static void hs_run(struct hostsim *hs, const struct hs_op *o)
+{
+	switch (o->kind) {
+	case HS_COPY:
+		if (o->cp.dir == DEV_H2D)
+			memcpy(hs->mem + o->cp.dst, o->cp.host, o->cp.len);
+		else if (o->cp.dir == DEV_D2H)
+			memcpy(o->cp.host, hs->mem + o->cp.src, o->cp.len);
+		else
+			memmove(hs->mem + o->cp.dst, hs->mem + o->cp.src, o->cp.len);
+		break;
+	case HS_COMPUTE:
+		hs_compute(hs->mem + o->a, o->op, o->len, (uint8_t)o->value);
+		break;
+	case HS_COMPARE:
+		if (memcmp(hs->mem + o->a, hs->mem + o->b, o->len))
+			atomic_store(&o->fence->result, 1);
+		break;
+	}
+}
+
+/* When the model lets @o finish.  Context: q_lock held. */
+static uint64_t hs_model_locked(struct hostsim *hs, const struct hs_op *o)
+{
+	uint64_t now = hs_now_ns(), start, done;
+
+	if (!hs->bw && !hs->lat_ns)
+		return 0;
+	start = hs->busy_until > now ? hs->busy_until : now;
+	done = start + (hs->bw ? (uint64_t)((double)o->len * 1e9 / (double)hs->bw) : 0);
+	hs->busy_until = done;
+	if (done < o->queued_ns + hs->lat_ns)
+		done = o->queued_ns + hs->lat_ns;
+	return done;
+}
+
+static void *hostsim_engine(void *arg)
+{
+	struct hostsim *hs = arg;
+	struct hs_op batch[64];
+
+	pthread_mutex_lock(&hs->q_lock);
+	for (;;) {
+		size_t n = 0;
+		uint64_t when[64];
+
+		while (!hs->count && !hs->stop)
+			pthread_cond_wait(&hs->q_cond, &hs->q_lock);
+		if (!hs->count && hs->stop)
+			break;
+		while (hs->count && n < 64) {
+			batch[n] = hs->ring[hs->head];
+			when[n] = hs_model_locked(hs, &batch[n]);
+			hs->head = (hs->head + 1) % HS_RING;
+			hs->count--;
+			n++;
+		}
+		pthread_cond_broadcast(&hs->space_cond);
+		pthread_mutex_unlock(&hs->q_lock);
+		for (size_t i = 0; i < n; i++) {
+			if (when[i])
+				hs_sleep_until(when[i]);
+			hs_run(hs, &batch[i]);
+			hostsim_complete(batch[i].fence, 0);
+		}
+		pthread_mutex_lock(&hs->q_lock);
+	}
+	pthread_mutex_unlock(&hs->q_lock);
+	return NULL;
+}
+
+static int hostsim_queue(struct device *d, struct hs_op *o)
+{
+	struct hostsim *hs = d->priv;
+
+	o->queued_ns = hs->lat_ns ? hs_now_ns() : 0;
+	atomic_fetch_add_explicit(&o->fence->pending, 1, memory_order_relaxed);
+	pthread_mutex_lock(&hs->q_lock);
+	while (hs->count == HS_RING)
+		pthread_cond_wait(&hs->space_cond, &hs->q_lock);
+	hs->ring[(hs->head + hs->count) % HS_RING] = *o;
+	if (hs->count++ == 0)
+		pthread_cond_signal(&hs->q_cond);
+	pthread_mutex_unlock(&hs->q_lock);
+	return 0;
+}
+
+static int hostsim_open(struct device *d, const struct device_config *cfg,
+			char *err, size_t errlen)
+{
+	struct hostsim *hs = calloc(1, sizeof(*hs));
+	int ret;
+
+	if (!hs)
+		return -ENOMEM;
+	hs->mem_bytes = cfg->mem_bytes;
+	hs->bw = cfg->bw;
+	hs->lat_ns = cfg->lat_ns;
+	hs->mem = mmap(NULL, hs->mem_bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (hs->mem == MAP_FAILED) {
+		ret = -errno;
+		snprintf(err, errlen, "hostsim: cannot map %zu bytes of device memory: %s",
+			 hs->mem_bytes, strerror(errno));
+		free(hs);
+		return ret;
+	}
+	pthread_mutex_init(&hs->q_lock, NULL);
+	pthread_cond_init(&hs->q_cond, NULL);
+	pthread_cond_init(&hs->space_cond, NULL);
+	ret = -pthread_create(&hs->engine, NULL, hostsim_engine, hs);
+	if (ret) {
+		snprintf(err, errlen, "hostsim: cannot start the copy engine: %s",
+			 strerror(-ret));
+		munmap(hs->mem, hs->mem_bytes);
+		free(hs);
+		return ret;
+	}
+	d->priv = hs;
+	return 0;
+}
+
+static void hostsim_close(struct device *d)
+{
+	struct hostsim *hs = d->priv;
+
+	pthread_mutex_lock(&hs->q_lock);
+	hs->stop = 1;
+	pthread_cond_signal(&hs->q_cond);
+	pthread_mutex_unlock(&hs->q_lock);
+	pthread_join(hs->engine, NULL);
+	munmap(hs->mem, hs->mem_bytes);
+	pthread_mutex_destroy(&hs->q_lock);
+	pthread_cond_destroy(&hs->q_cond);
+	pthread_cond_destroy(&hs->space_cond);
+	free(hs);
+}
+
+static int hostsim_copy(struct device *d, const struct dev_copy *cp,
+			struct dev_fence *f)
+{
+	struct hs_op o = { .kind = HS_COPY, .cp = *cp, .len = cp->len, .fence = f };
+
+	return hostsim_queue(d, &o);
+}
+
+static int hostsim_compute(struct device *d, enum dev_op_kind op, dev_addr_t dst,
+			   size_t len, uint64_t value, struct dev_fence *f)
+{
+	struct hs_op o = { .kind = HS_COMPUTE, .op = op, .a = dst, .len = len,
+			   .value = value, .fence = f };
+
+	return hostsim_queue(d, &o);
+}
+
+static int hostsim_compare(struct device *d, dev_addr_t a, dev_addr_t b,
+			   size_t len, struct dev_fence *f)
+{
+	struct hs_op o = { .kind = HS_COMPARE, .a = a, .b = b, .len = len,
+			   .fence = f };
+
+	return hostsim_queue(d, &o);
+}
+
+/* Sleep until every operation of @f is done; pairs with hostsim_complete(). */
+static int hostsim_fence_wait(struct device *d, struct dev_fence *f)
+{
+	uint32_t v;
+
+	(void)d;
+	while ((v = atomic_load_explicit(&f->pending, memory_order_acquire)))
+		syscall(SYS_futex, &f->pending, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0);
+	return atomic_exchange(&f->error, 0);
+}
+
+const struct dev_ops dev_hostsim_ops = {
+	.name		= "hostsim",
+	.version	= DEV_OPS_VERSION,
+	.open		= hostsim_open,
+	.close		= hostsim_close,
+	.copy		= hostsim_copy,
+	.compute	= hostsim_compute,
+	.compare	= hostsim_compare,
+	.fence_wait	= hostsim_fence_wait,
+};
