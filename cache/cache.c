@@ -2,8 +2,10 @@
 /*
  * cache/cache.c — building and tearing down the cache; statistics.
  *
- * cache_create() checks the configuration, reserves the frame arena and
- * opens the I/O engine; cache_start() starts the flusher thread (after the
+ * cache_create() checks the configuration, reserves the frame arena,
+ * opens the I/O engine and, with a device tier, the device and the bounce
+ * pool (both host regions are registered with the device, so a GPU
+ * backend can pin them); cache_start() starts the flusher thread (after the
  * daemon forked into the background: threads do not survive fork).  cache_destroy() is the
  * clean-unmount path: every dirty page is written back and synced before
  * anything is freed.  Files are closed by their owners (fs/ closes a
@@ -35,10 +37,38 @@ static void cache_atfork_register(void)
 		       urcu_bp_after_fork_child);
 }
 
+static int cache_parse_policy(const char *s, enum migrate_policy *out)
+{
+	if (!s || !strcmp(s, "adaptive"))
+		*out = MIGRATE_ADAPTIVE;
+	else if (!strcmp(s, "bounce"))
+		*out = MIGRATE_BOUNCE;
+	else if (!strcmp(s, "promote"))
+		*out = MIGRATE_PROMOTE;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static bool cache_has_device(const struct cache_config *cfg)
+{
+	return cfg->device && *cfg->device && strcmp(cfg->device, "none");
+}
+
 static int cache_check_config(const struct cache_config *cfg, char *err,
 			      size_t errlen)
 {
 	size_t ps = cfg->page_size;
+	enum migrate_policy pol;
+
+	if (cache_parse_policy(cfg->migrate, &pol)) {
+		snprintf(err, errlen, "migrate must be bounce, promote or adaptive");
+		return -EINVAL;
+	}
+	if (cache_has_device(cfg) && cfg->bounce_buffers < 1) {
+		snprintf(err, errlen, "bounce_buffers must be at least 1");
+		return -EINVAL;
+	}
 
 	if (ps < 4096 || ps > 65536 || (ps & (ps - 1))) {
 		snprintf(err, errlen, "page_size must be a power of two from 4K to 64K");
@@ -68,6 +98,67 @@ static size_t dirty_pages_of(size_t bytes, size_t ps, size_t max_pages)
 	return n;
 }
 
+/* Open the device tier: the device, the bounce pool, pinned regions. */
+static int cache_device_open(struct cache *c, char *err, size_t errlen)
+{
+	const struct cache_config *cfg = &c->cfg;
+	struct device_config dc = {
+		.backend = cfg->device, .mem_bytes = cfg->device_cache,
+		.frame_size = cfg->page_size, .bw = cfg->device_bw,
+		.lat_ns = cfg->device_lat_ns, .gpu = cfg->gpu,
+	};
+	size_t len;
+	void *region;
+	int ret;
+
+	ret = dev_open(&dc, &c->dev, err, errlen);
+	if (ret)
+		return ret;
+	ret = bounce_pool_create(cfg->bounce_buffers, cfg->page_size, &c->bounce);
+	if (ret) {
+		snprintf(err, errlen, "cannot allocate %zu bounce buffers: %s",
+			 cfg->bounce_buffers, strerror(-ret));
+		goto out_close;
+	}
+	ret = dev_host_register(c->dev, c->frames.base,
+				c->frames.max_frames * cfg->page_size);
+	if (ret) {
+		snprintf(err, errlen, "device %s: cannot pin the host cache: %s",
+			 cfg->device, strerror(-ret));
+		goto out_pool;
+	}
+	region = bounce_pool_region(c->bounce, &len);
+	ret = dev_host_register(c->dev, region, len);
+	if (ret) {
+		snprintf(err, errlen, "device %s: cannot pin the bounce buffers: %s",
+			 cfg->device, strerror(-ret));
+		goto out_unregister;
+	}
+	return 0;
+
+out_unregister:
+	dev_host_unregister(c->dev, c->frames.base);
+out_pool:
+	bounce_pool_destroy(c->bounce);
+	c->bounce = NULL;
+out_close:
+	dev_close(c->dev);
+	c->dev = NULL;
+	return ret;
+}
+
+static void cache_device_close(struct cache *c)
+{
+	size_t len;
+
+	if (!c->dev)
+		return;
+	dev_host_unregister(c->dev, bounce_pool_region(c->bounce, &len));
+	dev_host_unregister(c->dev, c->frames.base);
+	dev_close(c->dev);
+	bounce_pool_destroy(c->bounce);
+}
+
 int cache_create(const struct cache_config *cfg, struct cache **out,
 		 char *err, size_t errlen)
 {
@@ -83,6 +174,7 @@ int cache_create(const struct cache_config *cfg, struct cache **out,
 	if (!c)
 		return -ENOMEM;
 	c->cfg = *cfg;
+	cache_parse_policy(cfg->migrate, &c->policy);
 	c->page_shift = (unsigned int)__builtin_ctzl(cfg->page_size);
 	max_pages = cfg->host_cache / cfg->page_size;
 	c->limit_pages = dirty_pages_of(cfg->dirty_limit, cfg->page_size, max_pages);
@@ -107,6 +199,7 @@ int cache_create(const struct cache_config *cfg, struct cache **out,
 	clist_init(&c->active);
 	clist_init(&c->inactive);
 	clist_init(&c->dirty_files);
+	clist_init(&c->dev_lru);
 	*out = c;
 	return 0;
 
@@ -117,13 +210,23 @@ out_free:
 	return ret;
 }
 
-int cache_start(struct cache *c)
+int cache_start(struct cache *c, char *err, size_t errlen)
 {
-	int ret = cache_flusher_start(c);
+	int ret;
 
-	if (!ret)
-		c->started = 1;
-	return ret;
+	if (cache_has_device(&c->cfg)) {
+		ret = cache_device_open(c, err, errlen);
+		if (ret)
+			return ret;
+	}
+	ret = cache_flusher_start(c);
+	if (ret) {
+		snprintf(err, errlen, "cannot start the flusher thread: %s",
+			 strerror(-ret));
+		return ret;
+	}
+	c->started = 1;
+	return 0;
 }
 
 void cache_destroy(struct cache *c)
@@ -136,6 +239,7 @@ void cache_destroy(struct cache *c)
 	if (c->started)
 		cache_flusher_stop(c);
 	rcu_barrier();	/* every deferred page free has run */
+	cache_device_close(c);
 	io_engine_close(c->io);
 	frame_pool_destroy(&c->frames);
 	pthread_cond_destroy(&c->flush_cond);
@@ -148,6 +252,11 @@ void cache_destroy(struct cache *c)
 const char *cache_io_engine_name(const struct cache *c)
 {
 	return io_engine_name(c->io);
+}
+
+const char *cache_device_name(const struct cache *c)
+{
+	return c->dev ? dev_name(c->dev) : NULL;
 }
 
 size_t cache_page_size(const struct cache *c)
@@ -170,4 +279,14 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 	st->backing_reads = ctr_read(c, backing_reads);
 	st->backing_writes = ctr_read(c, backing_writes);
 	st->throttled = ctr_read(c, throttled);
+	st->device_pages = atomic_load(&c->nr_dev_pages);
+	st->device_frames = c->dev ? dev_frames_total(c->dev) : 0;
+	st->migrations_to_device = ctr_read(c, migrations_to_device);
+	st->migrations_to_host = ctr_read(c, migrations_to_host);
+	st->bounce_reads = ctr_read(c, bounce_reads);
+	st->bounce_writes = ctr_read(c, bounce_writes);
+	st->bounce_waits = c->bounce ? bounce_waits(c->bounce) : 0;
+	st->device_faults = ctr_read(c, device_faults);
+	st->device_evictions = ctr_read(c, device_evictions);
+	st->thrash_holds = ctr_read(c, thrash_holds);
 }

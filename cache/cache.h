@@ -41,6 +41,19 @@ struct cfile;
  * @dirty_limit:     dirty bytes above which writers are throttled.
  * @dirty_expire_ms: a page dirty this long is written back.
  * @io_engine:       "uring", "aio" or "psync".
+ * @device:          device tier backend ("hostsim", "cuda"), or NULL or
+ *                   "none" for no device tier.
+ * @device_cache:    device memory budget in bytes.
+ * @device_bw, @device_lat_ns, @gpu: passed to the backend (device.h).
+ * @migrate:         "bounce", "promote" or "adaptive" (NULL: adaptive).
+ * @bounce_buffers:  bounce buffers, one page each.
+ * @inval:           called when pages of a file move to the device, so
+ *                   the kernel's copy of [@off, @off + @len) can be
+ *                   dropped (CPU access must come back to hmmfs).  Called
+ *                   with page locks held: it must only queue the work.
+ *                   @owner is what cache_file_set_owner() gave.  May be
+ *                   NULL.
+ * @inval_arg:       its first argument.
  */
 struct cache_config {
 	size_t page_size;
@@ -49,6 +62,15 @@ struct cache_config {
 	size_t dirty_limit;
 	unsigned int dirty_expire_ms;
 	const char *io_engine;
+	const char *device;
+	size_t device_cache;
+	uint64_t device_bw;
+	uint64_t device_lat_ns;
+	int gpu;
+	const char *migrate;
+	size_t bounce_buffers;
+	void (*inval)(void *arg, uint64_t owner, off_t off, off_t len);
+	void *inval_arg;
 };
 
 /**
@@ -64,6 +86,17 @@ struct cache_config {
  * @backing_reads:   read requests issued to BACKING.
  * @backing_writes:  write requests issued to BACKING.
  * @throttled:       times a writer waited for the dirty limit.
+ * @device_pages:    pages on the device now.
+ * @device_frames:   device frames in all (the device_cache budget).
+ * @migrations_to_device, @migrations_to_host: pages moved between tiers.
+ * @bounce_reads:    page reads by the CPU served through a bounce buffer.
+ * @bounce_writes:   CPU writes into device pages through a bounce buffer.
+ * @bounce_waits:    times a user of bounce buffers waited for one.
+ * @device_faults:   device writes to read-only pages (made dirty, mapped
+ *                   read-write).
+ * @device_evictions: device pages dropped to make room.
+ * @thrash_holds:    automatic migrations refused because the page moved
+ *                   too often lately (anti-thrash).
  */
 struct cache_stats {
 	uint64_t host_pages;
@@ -77,6 +110,40 @@ struct cache_stats {
 	uint64_t backing_reads;
 	uint64_t backing_writes;
 	uint64_t throttled;
+	uint64_t device_pages;
+	uint64_t device_frames;
+	uint64_t migrations_to_device;
+	uint64_t migrations_to_host;
+	uint64_t bounce_reads;
+	uint64_t bounce_writes;
+	uint64_t bounce_waits;
+	uint64_t device_faults;
+	uint64_t device_evictions;
+	uint64_t thrash_holds;
+};
+
+/* Residency of a run of pages (cache_residency). */
+enum {
+	CACHE_RES_HOST = 1u << 0,	/* in a host frame */
+	CACHE_RES_DEVICE = 1u << 1,	/* in device memory */
+	CACHE_RES_DIRTY = 1u << 2,	/* newer than BACKING */
+	CACHE_RES_WRITEBACK = 1u << 3,	/* being written to BACKING */
+	CACHE_RES_SHARED = 1u << 4,	/* frame shared with other pages */
+};
+
+/**
+ * struct cache_extent - consecutive cached pages with the same flags.
+ * @first: first page number.  @count: pages.  @flags: CACHE_RES_*.
+ */
+struct cache_extent {
+	uint64_t first;
+	uint64_t count;
+	uint32_t flags;
+};
+
+/* Page counts of a residency query. */
+struct cache_res_counts {
+	uint64_t pages, host, device, dirty, writeback, shared;
 };
 
 /**
@@ -98,11 +165,13 @@ int cache_create(const struct cache_config *cfg, struct cache **out,
 		 char *err, size_t errlen);
 
 /*
- * Start the flusher thread.  Call after any fork (daemonizing): threads do
- * not survive fork.  Without it, writeback happens only in fsync, when
- * frames are needed, and at cache_destroy().
+ * Open the device tier and start the flusher thread.  Call after any fork
+ * (daemonizing): threads and GPU contexts do not survive fork.  Without
+ * it there is no device tier, and writeback happens only in fsync, when
+ * frames are needed, and at cache_destroy().  @err gets a message on
+ * failure.
  */
-int cache_start(struct cache *c);
+int cache_start(struct cache *c, char *err, size_t errlen);
 
 /* Write back everything, stop the flusher, free everything. */
 void cache_destroy(struct cache *c);
@@ -182,5 +251,51 @@ int cache_file_check_error(struct cfile *f);
 
 /* Write back every dirty page of every file and sync them. */
 int cache_sync_all(struct cache *c);
+
+/* The device backend's name, or NULL without a device tier. */
+const char *cache_device_name(const struct cache *c);
+
+/* The fs layer's name for @f, given to the invalidation hook. */
+void cache_file_set_owner(struct cfile *f, uint64_t owner);
+
+/**
+ * cache_migrate() - move the cached pages of [@off, @off + @len) to the
+ * device (@to_device; pages not cached yet are read first) or back to
+ * host memory.
+ * @moved: pages moved.
+ * Return: 0; -ENODEV without a device tier; -ENOSPC if the device (or
+ * the host cache) filled up before the whole range moved; -errno.
+ */
+int cache_migrate(struct cfile *f, off_t off, off_t len, bool to_device,
+		  uint64_t *moved);
+
+/* Device-side operations on file data (cache_devop). */
+enum cache_devop_kind {
+	CACHE_DEVOP_FILL,	/* every byte = value */
+	CACHE_DEVOP_XOR,	/* every byte ^= value */
+	CACHE_DEVOP_ADD,	/* every byte += value, modulo 256 */
+};
+
+/**
+ * cache_devop() - a device-side operation over [@off, @off + @len) of
+ * the file, clipped to its size: the pages are moved to the device
+ * first, and the writes go through the device write fault.
+ * @op:    enum cache_devop_kind; @value: 0..255.
+ * @pages: pages written.
+ * Return: 0, -ENODEV without a device tier, -EINVAL, -errno.
+ */
+int cache_devop(struct cfile *f, off_t off, off_t len,
+		enum cache_devop_kind op, uint64_t value, uint64_t *pages);
+
+/**
+ * cache_residency() - where the cached pages of [@off, @off + @len) are.
+ * @ext, @max: up to @max extents of cached pages (gaps are not cached).
+ * @n:     extents stored.
+ * @next:  where to continue (@off + @len when all fitted).
+ * @cnt:   page counts of the part covered.
+ */
+int cache_residency(struct cfile *f, off_t off, off_t len,
+		    struct cache_extent *ext, size_t max, size_t *n,
+		    off_t *next, struct cache_res_counts *cnt);
 
 #endif

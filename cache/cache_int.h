@@ -11,6 +11,8 @@
 #include <urcu-bp.h>
 
 #include "bounce/io.h"
+#include "bounce/pool.h"
+#include "device/device.h"
 #include "cache/cache.h"
 #include "cache/page.h"
 
@@ -54,9 +56,18 @@ static inline void clist_add_head(struct clist *h, struct clist *n)
  *            it, 1 per user.  Removal freezes it from 1 to 0.
  * @index:    page number in the file; immutable.
  * @file:     the file; immutable.
- * @frame:    the host frame; immutable while in the index.
+ * @frame:    the host frame while host-resident (NULL on the device).
+ * @daddr:    the device frame while PG_device (else DEV_ADDR_NONE).
+ *            Both change only under the page lock, during a migration;
+ *            a reader without the lock reads them inside an RCU read-side
+ *            section after checking PG_device (see migrate.c).
  * @dirtied_ms: when the page last turned dirty (monotonic ms); page lock.
- * @lru:      the active or inactive list; cache->lru_lock.
+ * @migrated_ms: when it last changed tier; page lock.
+ * @migrations: tier changes in the current thrash window; page lock.
+ * @cpu_reads: CPU reads served by bounce since it reached the device
+ *            (adaptive promotion); relaxed atomic.
+ * @lru:      the host active or inactive list, or the device list;
+ *            cache->lru_lock.
  * @rcu:      deferred free after removal.
  */
 struct cpage {
@@ -64,11 +75,29 @@ struct cpage {
 	_Atomic int ref;
 	uint64_t index;
 	struct cfile *file;
-	void *frame;
+	_Atomic(void *) frame;
+	_Atomic dev_addr_t daddr;
 	uint64_t dirtied_ms;
+	uint64_t migrated_ms;
+	unsigned int migrations;
+	_Atomic unsigned int cpu_reads;
 	struct clist lru;
 	struct rcu_head rcu;
 };
+
+/*
+ * A page's frame and device address: relaxed loads, since PG_device
+ * (set and cleared with release, tested with acquire) orders them.
+ */
+static inline void *page_frame(const struct cpage *p)
+{
+	return atomic_load_explicit(&((struct cpage *)p)->frame, memory_order_relaxed);
+}
+
+static inline dev_addr_t page_daddr(const struct cpage *p)
+{
+	return atomic_load_explicit(&((struct cpage *)p)->daddr, memory_order_relaxed);
+}
 
 /**
  * struct cfile - the cache's state for one backing file.
@@ -89,6 +118,8 @@ struct cpage {
  * @dirty_link: on cache->dirty_files while @nr_dirty > 0; dirty_lock.
  * @users:   the flusher's references (it works on a file without its
  *           lock); cache_file_close() waits for them.
+ * @owner:   the fs layer's name for the file (its inode number), handed
+ *           to the invalidation hook; set once after open.
  */
 struct cfile {
 	struct cache *cache;
@@ -106,6 +137,7 @@ struct cfile {
 	int wb_err;
 	struct clist dirty_link;
 	_Atomic int users;
+	uint64_t owner;
 };
 
 /**
@@ -131,6 +163,16 @@ struct cache_counters {
 	_Atomic uint64_t hits, misses, readahead_pages, evictions;
 	_Atomic uint64_t writeback_bytes, backing_reads, backing_writes;
 	_Atomic uint64_t throttled;
+	_Atomic uint64_t migrations_to_device, migrations_to_host;
+	_Atomic uint64_t bounce_reads, bounce_writes, device_faults;
+	_Atomic uint64_t device_evictions, thrash_holds;
+};
+
+/* What CPU access to a device-resident page does (-o migrate=). */
+enum migrate_policy {
+	MIGRATE_BOUNCE,		/* serve it through a bounce buffer, always */
+	MIGRATE_PROMOTE,	/* move it back to the host first */
+	MIGRATE_ADAPTIVE,	/* bounce, but promote pages the CPU reads often */
 };
 
 /**
@@ -150,6 +192,11 @@ struct cache_counters {
  *               throttled writers.
  * @last_wb_err: error of the flusher's last pass that made no progress (a
  *               writer over the limit gets it instead of waiting forever).
+ * @dev:         the device tier, or NULL (device=none).
+ * @bounce:      bounce buffers (with @dev only).
+ * @policy:      -o migrate=.
+ * @dev_lru:     device-resident pages, coldest at the tail; lru_lock.
+ * @nr_dev_pages: pages on the device (atomic).
  */
 struct cache {
 	struct cache_config cfg;
@@ -169,6 +216,11 @@ struct cache {
 	int stop;
 	int started;
 	int last_wb_err;
+	struct device *dev;
+	struct bounce_pool *bounce;
+	enum migrate_policy policy;
+	struct clist dev_lru;
+	_Atomic size_t nr_dev_pages;
 	struct cache_counters ctr;
 };
 
@@ -214,8 +266,8 @@ struct page_runs {
 };
 
 /* file.c */
-int page_runs_build(struct cfile *f, struct cpage **pp, size_t n, int op,
-		    struct page_runs *r);
+int page_runs_build(struct cfile *f, struct cpage **pp, void *const *data,
+		    size_t n, int op, struct page_runs *r);
 void page_runs_free(struct page_runs *r);
 size_t page_run_len(const struct io_req *req);
 
@@ -236,6 +288,23 @@ int file_collect_pages(struct cfile *f, uint64_t first, uint64_t last,
 		       uint32_t need_flags, struct cpage ***out, size_t *count);
 void file_drop_range(struct cfile *f, uint64_t first, uint64_t last,
 		     bool discard);
+bool page_get_unless_zero(struct cpage *p);
+void *cache_frame_get(struct cache *c, bool may_wait);
+int file_populate(struct cfile *f, uint64_t first, uint64_t last,
+		  struct cpage ***out, size_t *count);
+void file_touch_mtime(struct cfile *f);
+
+/* migrate.c */
+int pages_to_device_locked(struct cache *c, struct cpage **pp, size_t n,
+			   bool automatic);
+int pages_to_host_locked(struct cache *c, struct cpage **pp, size_t n,
+			 bool automatic);
+size_t lru_demote(struct cache *c, size_t want);
+size_t dev_lru_evict(struct cache *c, size_t want);
+int page_dev_write_fault_locked(struct cpage *p);
+bool page_thrash_hold(struct cache *c, struct cpage *p);
+void pages_promote_hot(struct cache *c, struct cpage **pp, size_t n);
+void cache_inval(struct cache *c, struct cfile *f, uint64_t first, uint64_t n);
 
 /* writeback.c */
 int cache_flusher_start(struct cache *c);

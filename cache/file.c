@@ -46,7 +46,7 @@
 #define RA_MIN_PAGES 8
 #define RA_MAX_BYTES (1u << 20)
 
-static bool page_get_unless_zero(struct cpage *p)
+bool page_get_unless_zero(struct cpage *p)
 {
 	int r = atomic_load_explicit(&p->ref, memory_order_relaxed);
 
@@ -104,8 +104,13 @@ int page_remove_locked(struct cpage *p)
 		return -EAGAIN;
 	/* No turning back from here: nobody can take a reference now. */
 	index_remove(p->file, p);
-	frame_free(&c->frames, p->frame);
-	atomic_fetch_sub(&c->nr_pages, 1);
+	if (page_test_device(&p->ps)) {
+		dev_frame_free(c->dev, page_daddr(p));
+		atomic_fetch_sub(&c->nr_dev_pages, 1);
+	} else {
+		frame_free(&c->frames, page_frame(p));
+		atomic_fetch_sub(&c->nr_pages, 1);
+	}
 	return 0;
 }
 
@@ -115,14 +120,21 @@ void page_free_deferred(struct cpage *p)
 	call_rcu(&p->rcu, page_free_rcu);
 }
 
-/* A frame for a new page, evicting or writing back to make room. */
-static void *cache_frame_get(struct cache *c, bool may_wait)
+/*
+ * A frame for a new page.  When host memory is full, cold pages move to
+ * the device tier (clean or dirty); without one, or when it is full of
+ * dirty pages too, clean pages are dropped, and last dirty ones written
+ * back.
+ */
+void *cache_frame_get(struct cache *c, bool may_wait)
 {
 	for (int tries = 0;; tries++) {
 		void *frame = frame_alloc(&c->frames);
 
 		if (frame)
 			return frame;
+		if (c->dev && lru_demote(c, 64))
+			continue;
 		if (lru_evict(c, 16))
 			continue;
 		if (!may_wait)
@@ -165,7 +177,8 @@ static struct cpage *page_find_or_create(struct cfile *f, uint64_t index,
 		atomic_init(&np->ref, 2);	/* the index's and ours */
 		np->index = index;
 		np->file = f;
-		np->frame = frame;
+		atomic_init(&np->frame, frame);
+		atomic_init(&np->daddr, DEV_ADDR_NONE);
 		clist_init(&np->lru);
 		cache_rcu_publish(np);
 		rcu_read_lock();
@@ -195,10 +208,11 @@ static struct cpage *page_find_or_create(struct cfile *f, uint64_t index,
 
 /*
  * Cut @pp (in index order) into runs of consecutive pages, one request
- * each: a single page as a plain buffer, longer runs as a vector.
+ * each: a single page as a plain buffer, longer runs as a vector.  The
+ * bytes of page @pp[k] are at @data[k] (its frame, or a bounce buffer).
  */
-int page_runs_build(struct cfile *f, struct cpage **pp, size_t n, int op,
-		    struct page_runs *r)
+int page_runs_build(struct cfile *f, struct cpage **pp, void *const *data,
+		    size_t n, int op, struct page_runs *r)
 {
 	size_t ps = f->cache->cfg.page_size;
 
@@ -216,12 +230,12 @@ int page_runs_build(struct cfile *f, struct cpage **pp, size_t n, int op,
 			    j + 1 - i < CACHE_MAX_RUN; j++)
 			;
 		for (size_t k = i; k <= j; k++)
-			r->iovs[k] = (struct iovec){ pp[k]->frame, ps };
+			r->iovs[k] = (struct iovec){ data[k], ps };
 		*q = (struct io_req){ .fd = f->fd, .op = op,
 				      .off = (off_t)(pp[i]->index * ps),
 				      .priv = (void *)(uintptr_t)i };
 		if (j == i) {
-			q->buf = pp[i]->frame;
+			q->buf = data[i];
 			q->len = ps;
 		} else {
 			q->iov = &r->iovs[i];
@@ -250,13 +264,21 @@ static int pages_read(struct cfile *f, struct cpage **pp, size_t n)
 	struct cache *c = f->cache;
 	size_t ps = c->cfg.page_size;
 	struct page_runs r;
+	void **data;
 	int ret;
 
 	if (!n)
 		return 0;
-	ret = page_runs_build(f, pp, n, IO_READ, &r);
-	if (ret)
+	data = malloc(n * sizeof(*data));
+	if (!data)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		data[i] = page_frame(pp[i]);	/* new pages: always on the host */
+	ret = page_runs_build(f, pp, data, n, IO_READ, &r);
+	if (ret) {
+		free(data);
 		return ret;
+	}
 	ret = io_submit_wait(c->io, r.reqs, (unsigned int)r.nreqs);
 	ctr_inc(c, backing_reads, r.nreqs);
 	for (size_t q = 0; q < r.nreqs && !ret; q++) {
@@ -272,10 +294,11 @@ static int pages_read(struct cfile *f, struct cpage **pp, size_t n)
 			size_t have = (size_t)got > k * ps ? (size_t)got - k * ps : 0;
 
 			if (have < ps)
-				memset((char *)pp[first + k]->frame + have, 0, ps - have);
+				memset((char *)data[first + k] + have, 0, ps - have);
 		}
 	}
 	page_runs_free(&r);
+	free(data);
 	return ret;
 }
 
@@ -390,24 +413,99 @@ static int read_gather(struct cfile *f, struct read_batch *b, uint64_t first,
 	return 0;
 }
 
-/* Copy from the gathered pages; return the bytes copied. */
-static size_t read_copy(struct cfile *f, struct read_batch *b, char *buf,
-			off_t off, size_t len)
+#define READ_ROUND 64	/* pages per RCU section and bounce batch */
+
+/* The part of page @p that a read of [@at, @at + @left) wants. */
+static void read_span(size_t ps, const struct cpage *p, off_t at, size_t left,
+		      size_t *from, size_t *n)
 {
-	size_t ps = f->cache->cfg.page_size, done = 0;
+	off_t pstart = (off_t)(p->index * ps);
 
-	for (size_t i = 0; i < b->npages && done < len; i++) {
-		off_t pstart = (off_t)(b->pages[i]->index * ps);
-		off_t at = off + (off_t)done;
-		size_t from = at > pstart ? (size_t)(at - pstart) : 0;
-		size_t n = ps - from;
+	*from = at > pstart ? (size_t)(at - pstart) : 0;
+	*n = ps - *from;
+	if (*n > left)
+		*n = left;
+}
 
-		if (n > len - done)
-			n = len - done;
-		memcpy(buf + done, (char *)b->pages[i]->frame + from, n);
-		done += n;
+/*
+ * Copy pages @b->pages[@i...] (at most READ_ROUND) to @buf + *@done.
+ * Host pages are copied from their frames; device pages through bounce
+ * buffers: their device-to-host copies are queued together on one fence
+ * first.  All of it runs in one RCU read-side section: a migration moving
+ * a page meanwhile frees the old frame only after the section ends
+ * (migrate.c), so readers never wait for a migration.
+ * Return: the index after the last page copied, or -errno.
+ */
+static ssize_t read_copy_round(struct cfile *f, struct read_batch *b, size_t i,
+			       char *buf, off_t off, size_t len, size_t *done)
+{
+	struct cache *c = f->cache;
+	size_t ps = c->cfg.page_size, ndev = 0, nb = 0, used = 0, end, at;
+	struct dev_fence fence = DEV_FENCE_INIT;
+	void *bufs[READ_ROUND];
+	const char *src[READ_ROUND];
+	ssize_t ret = 0;
+
+	for (size_t k = i; k < b->npages && k - i < READ_ROUND; k++)
+		ndev += page_test_device(&b->pages[k]->ps);
+	if (ndev)	/* taken before the section: no waiting inside it */
+		nb = bounce_get(c->bounce, bufs, ndev, true);
+	rcu_read_lock();
+	for (end = i, at = *done; end < b->npages && end - i < READ_ROUND &&
+				  at < len; end++) {
+		struct cpage *p = b->pages[end];
+		size_t from, n;
+
+		read_span(ps, p, off + (off_t)at, len - at, &from, &n);
+		cache_rcu_found(p);
+		if (page_test_device(&p->ps)) {	/* pairs: migrate.c release */
+			if (used == nb)
+				break;	/* moved there since: next round */
+			ret = dev_copy_to_host(c->dev, bufs[used], page_daddr(p) + from,
+					       n, &fence);
+			if (ret)
+				break;
+			src[end - i] = bufs[used++];
+		} else {
+			src[end - i] = (char *)page_frame(p) + from;
+		}
+		at += n;
 	}
-	return done;
+	if (used) {
+		int r = dev_fence_wait(c->dev, &fence);
+
+		ret = ret ? ret : r;
+		ctr_inc(c, bounce_reads, used);
+	}
+	for (size_t k = i; k < end && !ret; k++) {
+		size_t from, n;
+
+		read_span(ps, b->pages[k], off + (off_t)*done, len - *done, &from, &n);
+		memcpy(buf + *done, src[k - i], n);
+		*done += n;
+	}
+	cache_rcu_read_unlock();
+	bounce_put(c->bounce, bufs, nb);
+	if (ret)
+		return ret == -ENODEV ? -EIO : ret;
+	if (used)
+		pages_promote_hot(c, b->pages + i, end - i);
+	return (ssize_t)end;
+}
+
+/* Copy from the gathered pages.  Return: bytes copied, or -errno. */
+static ssize_t read_copy(struct cfile *f, struct read_batch *b, char *buf,
+			 off_t off, size_t len)
+{
+	size_t done = 0;
+	ssize_t i = 0;
+
+	while ((size_t)i < b->npages && done < len) {
+		i = read_copy_round(f, b, (size_t)i, buf, off, len, &done);
+		if (i < 0)
+			return done ? (ssize_t)done : i;
+	}
+	return (ssize_t)done;
 }
 
 /* Return: bytes read into @buf (maybe fewer than @len), or -errno. */
@@ -436,7 +534,7 @@ static ssize_t read_chunk(struct cfile *f, char *buf, off_t off, size_t len,
 	for (size_t i = 0; i < b.npages && !ret; i++)
 		ret = page_make_uptodate(f, b.pages[i]);
 	if (!ret)
-		ret = (ssize_t)read_copy(f, &b, buf, off, len);
+		ret = read_copy(f, &b, buf, off, len);
 	for (size_t i = 0; i < b.npages; i++)
 		page_put(b.pages[i]);
 out_free:
@@ -484,11 +582,73 @@ ssize_t cache_read(struct cfile *f, void *buf, size_t len, off_t off,
 	return (ssize_t)done;
 }
 
+/*
+ * The CPU writes [@from, @to) of a device-resident page: the device
+ * mapping goes read-only for the update (a device write meanwhile would
+ * fault and wait for the page lock), the bytes go through a bounce buffer
+ * into the page's device frame, and the page stays on the device.  Only
+ * the written bytes are copied: the device frame already holds the rest.
+ * Context: page locked, not under writeback.
+ */
+static int write_device_page_locked(struct cpage *p, size_t from, size_t to,
+				    const char *src)
+{
+	struct cache *c = p->file->cache;
+	struct dev_fence fence = DEV_FENCE_INIT;
+	void *bb;
+	int ret;
+
+	page_clear_dev_rw(&p->ps);
+	dev_protect(c->dev, page_daddr(p), false);
+	bounce_get(c->bounce, &bb, 1, true);
+	memcpy((char *)bb + from, src, to - from);
+	ret = dev_copy_to_device(c->dev, page_daddr(p) + from, (char *)bb + from,
+				 to - from, &fence);
+	if (!ret)
+		ret = dev_fence_wait(c->dev, &fence);
+	bounce_put(c->bounce, &bb, 1);
+	if (ret)
+		return ret == -ENODEV ? -EIO : ret;
+	ctr_inc(c, bounce_writes, 1);
+	return 0;
+}
+
+/* Should a CPU write bring device page @p back to the host first? */
+static bool write_wants_host(struct cache *c, struct cpage *p)
+{
+	if (c->policy == MIGRATE_BOUNCE || page_thrash_hold(c, p))
+		return false;
+	return c->policy == MIGRATE_PROMOTE ||
+	       atomic_load_explicit(&p->cpu_reads, memory_order_relaxed) >= 3;
+}
+
+/* Write into a host-resident page.  Context: page locked. */
+static int write_host_page_locked(struct cfile *f, struct cpage *p,
+				  size_t from, size_t to, const char *src,
+				  off_t size)
+{
+	size_t ps = f->cache->cfg.page_size;
+	int ret = 0;
+
+	if (!page_test_uptodate(&p->ps) && (from || to < ps)) {
+		if ((off_t)(p->index * ps) >= size)
+			memset(page_frame(p), 0, ps);	/* wholly past EOF */
+		else
+			ret = pages_read(f, &p, 1);
+	}
+	if (!ret) {
+		memcpy((char *)page_frame(p) + from, src, to - from);
+		page_set_uptodate(&p->ps);
+	}
+	return ret;
+}
+
 /* Write into one page: [from, to) of page @index from @src. */
 static int write_page(struct cfile *f, uint64_t index, size_t from, size_t to,
 		      const char *src, off_t size)
 {
-	size_t ps = f->cache->cfg.page_size;
+	struct cache *c = f->cache;
+	size_t ps = c->cfg.page_size;
 	bool created;
 	struct cpage *p = page_find_or_create(f, index, &created, true);
 	int ret = 0;
@@ -498,17 +658,15 @@ static int write_page(struct cfile *f, uint64_t index, size_t from, size_t to,
 	if (!created)
 		cache_page_lock(&p->ps);
 	cache_page_wait_writeback(&p->ps);	/* stable pages */
-	if (!page_test_uptodate(&p->ps) && (from || to < ps)) {
-		if ((off_t)(index * ps) >= size)
-			memset(p->frame, 0, ps);	/* wholly past EOF */
-		else
-			ret = pages_read(f, &p, 1);
-	}
+	if (page_test_device(&p->ps) && write_wants_host(c, p))
+		pages_to_host_locked(c, &p, 1, true);	/* else: stays there */
+	if (page_test_device(&p->ps))
+		ret = write_device_page_locked(p, from, to, src);
+	else
+		ret = write_host_page_locked(f, p, from, to, src, size);
 	if (!ret) {
 		off_t end = (off_t)(index * ps + to);
 
-		memcpy((char *)p->frame + from, src, to - from);
-		page_set_uptodate(&p->ps);
 		/*
 		 * The size grows before the page can be written back: the
 		 * flusher cuts BACKING to the cache's size after each run.
@@ -549,6 +707,61 @@ ssize_t cache_write(struct cfile *f, const void *buf, size_t len, off_t off)
 		done += to - from;
 	}
 	return done ? (ssize_t)done : ret;
+}
+
+/*
+ * Bring pages [@first, @last] into the cache (reading those not cached)
+ * and return them referenced and uptodate, in index order: at most the
+ * frames the cache could give, so *@count may be short of the range.
+ * Release each with page_put() and the array with free().
+ */
+int file_populate(struct cfile *f, uint64_t first, uint64_t last,
+		  struct cpage ***out, size_t *count)
+{
+	size_t n = (size_t)(last - first + 1);
+	struct read_batch b = { 0 };
+	int ret = -ENOMEM;
+
+	*out = NULL;
+	*count = 0;
+	b.pages = calloc(n, sizeof(*b.pages));
+	b.fresh = calloc(n, sizeof(*b.fresh));
+	if (!b.pages || !b.fresh)
+		goto out_free;
+	ret = read_gather(f, &b, first, last, last);
+	if (b.nfresh) {
+		int r = pages_read(f, b.fresh, b.nfresh);
+
+		pages_read_done(b.fresh, b.nfresh, r);
+		if (!ret)
+			ret = r;
+	}
+	for (size_t i = 0; i < b.npages && !ret; i++)
+		ret = page_make_uptodate(f, b.pages[i]);
+	if (ret) {
+		for (size_t i = 0; i < b.npages; i++)
+			page_put(b.pages[i]);
+		goto out_free;
+	}
+	*out = b.pages;
+	*count = b.npages;
+	b.pages = NULL;
+out_free:
+	free(b.pages);
+	free(b.fresh);
+	return ret;
+}
+
+void file_touch_mtime(struct cfile *f)
+{
+	pthread_mutex_lock(&f->lock);
+	clock_gettime(CLOCK_REALTIME, &f->mtime);
+	pthread_mutex_unlock(&f->lock);
+}
+
+void cache_file_set_owner(struct cfile *f, uint64_t owner)
+{
+	f->owner = owner;
 }
 
 struct collect {
@@ -645,6 +858,17 @@ void file_drop_range(struct cfile *f, uint64_t first, uint64_t last,
 	free(v);
 }
 
+/* Zero a device page from @from to its end.  Context: page locked. */
+static void page_zero_device_tail_locked(struct cpage *p, size_t from)
+{
+	struct cache *c = p->file->cache;
+	struct dev_fence fence = DEV_FENCE_INIT;
+
+	if (!dev_fill(c->dev, page_daddr(p) + from, 0, c->cfg.page_size - from,
+		      &fence))
+		dev_fence_wait(c->dev, &fence);
+}
+
 int cache_truncate(struct cfile *f, off_t size)
 {
 	struct cache *c = f->cache;
@@ -667,8 +891,10 @@ int cache_truncate(struct cfile *f, off_t size)
 		if (p) {
 			cache_page_lock(&p->ps);
 			cache_page_wait_writeback(&p->ps);
-			if (page_test_uptodate(&p->ps))
-				memset((char *)p->frame + size % (off_t)ps, 0,
+			if (page_test_device(&p->ps))
+				page_zero_device_tail_locked(p, (size_t)(size % (off_t)ps));
+			else if (page_test_uptodate(&p->ps))
+				memset((char *)page_frame(p) + size % (off_t)ps, 0,
 				       ps - (size_t)(size % (off_t)ps));
 			cache_page_unlock(&p->ps);
 			page_put(p);

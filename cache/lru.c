@@ -20,7 +20,14 @@
  * and is evicted in turn, while the hot working set, used more than once,
  * sits on the active list that the pass never reaches.
  *
- * Locking: cache->lru_lock guards both lists and each page's ->lru.
+ * With a device tier, host memory running out first demotes the inactive
+ * tail to the device (lru_demote: the same walk, but the pages are
+ * isolated, locked, and moved by migrate.c instead of dropped), and the
+ * device has its own list, coldest at the tail, from which clean pages
+ * are dropped when device memory runs out (dev_lru_evict).  A device page
+ * read by the CPU gets PG_referenced and one more round.
+ *
+ * Locking: cache->lru_lock guards the lists and each page's ->lru.
  * Eviction holds it and only *tries* page locks, since page lock holders
  * take lru_lock (lru_add) — the order is page lock, then lru_lock.
  */
@@ -109,5 +116,104 @@ size_t lru_evict(struct cache *c, size_t want)
 			lru_balance_locked(c);
 	}
 	pthread_mutex_unlock(&c->lru_lock);
+	return done;
+}
+
+#define DEMOTE_MAX 64
+
+/*
+ * Isolate up to @want pages from the inactive tail for demotion: locked,
+ * referenced and off the lists.  Context: lru_lock held.
+ */
+static size_t lru_isolate_locked(struct cache *c, struct cpage **out,
+				 size_t want)
+{
+	size_t n = 0, scan = 2 * atomic_load(&c->nr_pages) + 2;
+
+	lru_balance_locked(c);
+	while (n < want && scan-- && !clist_empty(&c->inactive)) {
+		struct cpage *p = clist_entry(c->inactive.prev, struct cpage, lru);
+		uint32_t s;
+
+		if (page_test_clear_referenced(&p->ps)) {
+			page_set_active(&p->ps);
+			c->nr_active++;
+			lru_move_head(&c->active, p);
+			continue;
+		}
+		if (!cache_page_trylock(&p->ps)) {
+			lru_move_head(&c->inactive, p);
+			continue;
+		}
+		s = page_flags(&p->ps);
+		if ((s & PG_BIT(PG_writeback)) || !(s & PG_BIT(PG_uptodate)) ||
+		    page_thrash_hold(c, p) || !page_get_unless_zero(p)) {
+			cache_page_unlock(&p->ps);
+			lru_move_head(&c->inactive, p);
+			continue;
+		}
+		clist_del(&p->lru);
+		out[n++] = p;
+		if (clist_empty(&c->inactive))
+			lru_balance_locked(c);
+	}
+	return n;
+}
+
+size_t lru_demote(struct cache *c, size_t want)
+{
+	struct cpage *v[DEMOTE_MAX];
+	size_t n;
+	int moved;
+
+	if (want > DEMOTE_MAX)
+		want = DEMOTE_MAX;
+	pthread_mutex_lock(&c->lru_lock);
+	n = lru_isolate_locked(c, v, want);
+	pthread_mutex_unlock(&c->lru_lock);
+	if (!n)
+		return 0;
+	moved = pages_to_device_locked(c, v, n, true);
+	pthread_mutex_lock(&c->lru_lock);
+	for (size_t i = 0; i < n; i++)
+		if (!page_test_device(&v[i]->ps))	/* not moved: back it goes */
+			clist_add_head(&c->inactive, &v[i]->lru);
+	pthread_mutex_unlock(&c->lru_lock);
+	for (size_t i = 0; i < n; i++) {
+		cache_page_unlock(&v[i]->ps);
+		page_put(v[i]);
+	}
+	return moved > 0 ? (size_t)moved : 0;
+}
+
+size_t dev_lru_evict(struct cache *c, size_t want)
+{
+	size_t done = 0, scan;
+	bool dirty = false;
+
+	pthread_mutex_lock(&c->lru_lock);
+	scan = 2 * atomic_load(&c->nr_dev_pages) + 2;
+	while (done < want && scan-- && !clist_empty(&c->dev_lru)) {
+		struct cpage *p = clist_entry(c->dev_lru.prev, struct cpage, lru);
+
+		if (page_test_clear_referenced(&p->ps) || !cache_page_trylock(&p->ps)) {
+			lru_move_head(&c->dev_lru, p);
+			continue;
+		}
+		if (page_flags(&p->ps) & (PG_BIT(PG_dirty) | PG_BIT(PG_writeback)) ||
+		    page_remove_locked(p)) {
+			dirty |= page_test_dirty(&p->ps);
+			cache_page_unlock(&p->ps);
+			lru_move_head(&c->dev_lru, p);
+			continue;
+		}
+		clist_del(&p->lru);
+		page_free_deferred(p);
+		ctr_inc(c, device_evictions, 1);
+		done++;
+	}
+	pthread_mutex_unlock(&c->lru_lock);
+	if (dirty)	/* dirty device pages are the flusher's to clean first */
+		pthread_cond_signal(&c->flush_cond);
 	return done;
 }

@@ -23,6 +23,15 @@
  * Whole pages are written, so after a run that ends past EOF BACKING is
  * truncated back to the cache's size: sizes in BACKING stay exact.
  *
+ * Device-resident pages are written back while they stay on the device:
+ * taking one for writeback also maps it read-only on the device (so a
+ * device write meanwhile faults and waits, like a CPU write), and its
+ * bytes are copied device-to-bounce before the batch goes to BACKING.
+ * The bounce buffer is taken after the page is marked under writeback;
+ * when none is free, the batch gathered so far is written first (which
+ * returns its buffers), and only then does writeback wait for one, never
+ * holding buffers while it waits (see bounce/pool.c).
+ *
  * Locking: dirty accounting takes cfile->lock, then dirty_lock (for the
  * list of dirty files), inside the page lock.  The flusher holds a
  * reference on a file (cfile->users) while it works on it unlocked.
@@ -115,6 +124,10 @@ static bool page_start_writeback(struct cpage *p, bool wait)
 	}
 	page_test_clear_dirty(&p->ps);
 	page_test_set_writeback(&p->ps);
+	if (page_test_device(&p->ps)) {	/* like clear_page_dirty_for_io */
+		page_clear_dev_rw(&p->ps);
+		dev_protect(c->dev, page_daddr(p), false);
+	}
 	atomic_fetch_add(&c->nr_writeback, 1);
 	file_dirty_dec(p->file, true);
 	cache_page_unlock(&p->ps);
@@ -166,16 +179,51 @@ static void file_after_writeback(struct cfile *f, off_t end, size_t n)
 	pthread_mutex_unlock(&f->lock);
 }
 
-/* Write the pages in @v (under writeback, in index order) in one batch. */
-static int write_batch(struct cfile *f, struct cpage **v, size_t n)
+/*
+ * A batch of pages under writeback, in index order, and where each one's
+ * bytes are: its frame, or (device pages) a bounce buffer.
+ */
+struct wb_batch {
+	struct cpage *v[WB_BATCH];
+	void *data[WB_BATCH];
+	void *bufs[WB_BATCH];
+	size_t n, nbufs;
+};
+
+/* Copy the batch's device pages into their bounce buffers. */
+static int wb_fetch_device_pages(struct cache *c, struct wb_batch *b)
+{
+	struct dev_fence fence = DEV_FENCE_INIT;
+	int ret = 0;
+
+	if (!b->nbufs)
+		return 0;
+	for (size_t i = 0; i < b->n && !ret; i++)
+		if (page_test_device(&b->v[i]->ps))
+			ret = dev_copy_to_host(c->dev, b->data[i], page_daddr(b->v[i]),
+					       c->cfg.page_size, &fence);
+	{
+		int r = dev_fence_wait(c->dev, &fence);
+
+		if (r && !ret)
+			ret = r;
+	}
+	return ret == -ENODEV ? -EIO : ret;
+}
+
+/* Write the pages of @b (under writeback, in index order) in one batch. */
+static int write_batch(struct cfile *f, struct wb_batch *b)
 {
 	struct cache *c = f->cache;
-	size_t ps = c->cfg.page_size;
+	size_t ps = c->cfg.page_size, n = b->n;
+	struct cpage **v = b->v;
 	struct page_runs r;
 	off_t end = (off_t)((v[n - 1]->index + 1) * ps);
 	int ret, err = 0;
 
-	ret = page_runs_build(f, v, n, IO_WRITE, &r);
+	ret = wb_fetch_device_pages(c, b);
+	if (!ret)
+		ret = page_runs_build(f, v, b->data, n, IO_WRITE, &r);
 	if (!ret) {
 		ret = io_submit_wait(c->io, r.reqs, (unsigned int)r.nreqs);
 		ctr_inc(c, backing_writes, r.nreqs);
@@ -198,13 +246,53 @@ static int write_batch(struct cfile *f, struct cpage **v, size_t n)
 	if (!ret)
 		page_runs_free(&r);
 	file_after_writeback(f, end, n);
+	if (b->nbufs)
+		bounce_put(c->bounce, b->bufs, b->nbufs);
+	b->nbufs = 0;
+	return err;
+}
+
+/* Write the batch, release its pages, start a new one. */
+static int wb_flush(struct cfile *f, struct wb_batch *b)
+{
+	int err = b->n ? write_batch(f, b) : 0;
+
+	for (size_t j = 0; j < b->n; j++)
+		page_put(b->v[j]);
+	b->n = 0;
+	return err;
+}
+
+/*
+ * Add @p (just taken for writeback) to the batch.  A device page needs a
+ * bounce buffer: without a free one, write the batch so far first.
+ */
+static int wb_add(struct cfile *f, struct wb_batch *b, struct cpage *p)
+{
+	struct cache *c = f->cache;
+	int err = 0;
+
+	if (page_test_device(&p->ps)) {	/* stable: we hold it under writeback */
+		void *bb;
+
+		if (!bounce_get(c->bounce, &bb, 1, false)) {
+			err = wb_flush(f, b);
+			bounce_get(c->bounce, &bb, 1, true);
+		}
+		b->bufs[b->nbufs++] = bb;
+		b->data[b->n] = bb;
+	} else {
+		b->data[b->n] = page_frame(p);
+	}
+	b->v[b->n++] = p;
 	return err;
 }
 
 int file_writeback(struct cfile *f, uint64_t first, uint64_t last, bool wait)
 {
-	struct cpage **v, *batch[WB_BATCH];
-	size_t n, nb = 0;
+	struct wb_batch *b;
+	struct cpage **v;
+	size_t n;
 	int err = 0, e;
 	bool idle;
 
@@ -213,21 +301,26 @@ int file_writeback(struct cfile *f, uint64_t first, uint64_t last, bool wait)
 	pthread_mutex_unlock(&f->lock);
 	if (idle)
 		return 0;	/* the common close of a clean file: no walk */
+	b = malloc(sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->n = b->nbufs = 0;
 	file_collect_pages(f, first, last, PG_BIT(PG_dirty), &v, &n);	/* in order */
 	for (size_t i = 0; i < n; i++) {
+		e = 0;
 		if (page_start_writeback(v[i], wait))
-			batch[nb++] = v[i];
+			e = wb_add(f, b, v[i]);
 		else
 			page_put(v[i]);
-		if (nb == WB_BATCH || (nb && i + 1 == n)) {
-			e = write_batch(f, batch, nb);
-			if (e && !err)
-				err = e;
-			for (size_t j = 0; j < nb; j++)
-				page_put(batch[j]);
-			nb = 0;
-		}
+		if (!e && (b->n == WB_BATCH || (b->n && i + 1 == n)))
+			e = wb_flush(f, b);
+		if (e && !err)
+			err = e;
 	}
+	e = wb_flush(f, b);	/* nothing left normally */
+	if (e && !err)
+		err = e;
+	free(b);
 	free(v);
 	if (wait) {
 		/* writeback others started (the flusher) must end too */

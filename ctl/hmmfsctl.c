@@ -6,13 +6,19 @@
  * Each command opens a file or directory of the mount and issues one of
  * the ioctls of fs/hmmfs_ioctl.h; FUSE forwards it to the daemon.  Errors
  * are printed with what was being done and exit with 1; bad usage exits 2.
- * The device-tier and dedupe commands (migrate, residency, devop, ksm)
- * arrive with those layers.
+ * Range commands (migrate, devop, residency) take --offset and --length
+ * in bytes with K/M/G suffixes; a migration of more than one step
+ * (MIGRATE_STEP) is issued step by step, with a progress bar when stderr
+ * is a terminal.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -61,56 +67,51 @@ static int ioctl_failed(const char *what, const char *path)
 	return 1;
 }
 
+#define STAT(name) { #name, offsetof(struct hmmfs_ioc_stats, name) }
+
+/* The counters, in the order they are printed. */
+static const struct {
+	const char *name;
+	size_t off;
+} stat_fields[] = {
+	STAT(page_size), STAT(host_cache), STAT(host_pages), STAT(dirty_pages),
+	STAT(writeback_pages), STAT(hits), STAT(misses), STAT(readahead_pages),
+	STAT(evictions), STAT(writeback_bytes), STAT(backing_reads),
+	STAT(backing_writes), STAT(throttled), STAT(device_cache),
+	STAT(device_frames), STAT(device_pages), STAT(migrations_to_device),
+	STAT(migrations_to_host), STAT(bounce_reads), STAT(bounce_writes),
+	STAT(bounce_waits), STAT(device_faults), STAT(device_evictions),
+	STAT(thrash_holds),
+};
+
+static unsigned long long stat_value(const struct hmmfs_ioc_stats *s, size_t i)
+{
+	uint64_t v;
+
+	memcpy(&v, (const char *)s + stat_fields[i].off, sizeof(v));
+	return (unsigned long long)v;
+}
+
 static void stats_print_json(const struct hmmfs_ioc_stats *s)
 {
-	printf("{\"io_engine\":\"%s\",\"cache\":%s,\"page_size\":%llu,"
-	       "\"host_cache\":%llu,\"host_pages\":%llu,\"dirty_pages\":%llu,"
-	       "\"writeback_pages\":%llu,\"hits\":%llu,\"misses\":%llu,"
-	       "\"readahead_pages\":%llu,\"evictions\":%llu,"
-	       "\"writeback_bytes\":%llu,\"backing_reads\":%llu,"
-	       "\"backing_writes\":%llu,\"throttled\":%llu}\n",
-	       s->io_engine, s->cache_on ? "true" : "false",
-	       (unsigned long long)s->page_size, (unsigned long long)s->host_cache,
-	       (unsigned long long)s->host_pages, (unsigned long long)s->dirty_pages,
-	       (unsigned long long)s->writeback_pages, (unsigned long long)s->hits,
-	       (unsigned long long)s->misses, (unsigned long long)s->readahead_pages,
-	       (unsigned long long)s->evictions,
-	       (unsigned long long)s->writeback_bytes,
-	       (unsigned long long)s->backing_reads,
-	       (unsigned long long)s->backing_writes,
-	       (unsigned long long)s->throttled);
+	printf("{\"io_engine\":\"%s\",\"cache\":%s,\"device\":\"%s\","
+	       "\"migrate\":\"%s\"", s->io_engine, s->cache_on ? "true" : "false",
+	       s->device, s->migrate);
+	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++)
+		printf(",\"%s\":%llu", stat_fields[i].name, stat_value(s, i));
+	printf("}\n");
 }
 
 static void stats_print_text(const struct hmmfs_ioc_stats *s)
 {
 	if (!s->cache_on) {
-		printf("cache            off (host_cache=0)\n");
+		printf("cache                 off (host_cache=0)\n");
 		return;
 	}
-	printf("io_engine        %s\n"
-	       "page_size        %llu\n"
-	       "host_cache       %llu bytes\n"
-	       "host_pages       %llu\n"
-	       "dirty_pages      %llu\n"
-	       "writeback_pages  %llu\n"
-	       "hits             %llu\n"
-	       "misses           %llu\n"
-	       "readahead_pages  %llu\n"
-	       "evictions        %llu\n"
-	       "writeback_bytes  %llu\n"
-	       "backing_reads    %llu\n"
-	       "backing_writes   %llu\n"
-	       "throttled        %llu\n",
-	       s->io_engine, (unsigned long long)s->page_size,
-	       (unsigned long long)s->host_cache, (unsigned long long)s->host_pages,
-	       (unsigned long long)s->dirty_pages,
-	       (unsigned long long)s->writeback_pages, (unsigned long long)s->hits,
-	       (unsigned long long)s->misses, (unsigned long long)s->readahead_pages,
-	       (unsigned long long)s->evictions,
-	       (unsigned long long)s->writeback_bytes,
-	       (unsigned long long)s->backing_reads,
-	       (unsigned long long)s->backing_writes,
-	       (unsigned long long)s->throttled);
+	printf("%-21s %s\n%-21s %s\n%-21s %s\n", "io_engine", s->io_engine,
+	       "device", s->device, "migrate", s->migrate);
+	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++)
+		printf("%-21s %llu\n", stat_fields[i].name, stat_value(s, i));
 }
 
 static int cmd_stats(int argc, char **argv)
@@ -150,6 +151,8 @@ static int cmd_stats(int argc, char **argv)
 		return 1;
 	}
 	s.io_engine[sizeof(s.io_engine) - 1] = '\0';
+	s.device[sizeof(s.device) - 1] = '\0';
+	s.migrate[sizeof(s.migrate) - 1] = '\0';
 	if (json)
 		stats_print_json(&s);
 	else
@@ -174,11 +177,318 @@ static int cmd_sync(int argc, char **argv)
 	return ret;
 }
 
+/* "4096", "64K", "1M", "2G" -> bytes.  Return: 0, or -1 if malformed. */
+static int parse_bytes(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned int shift = 0;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno)
+		return -1;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	}
+	if (*end || (shift && v > (UINT64_MAX >> shift)))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+/* Options shared by the range commands. */
+struct range_args {
+	const char *path;
+	uint64_t offset, length;	/* length 0: to EOF */
+	const char *to, *op;
+	uint64_t value;
+	int have_value, json;
+};
+
+/* Parse PATH and --offset/--length/--to/--op/--value/--json. */
+static int range_args_parse(int argc, char **argv, struct range_args *a,
+			    const char *usage_line)
+{
+	memset(a, 0, sizeof(*a));
+	for (int i = 1; i < argc; i++) {
+		const char *o = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		int bad = 0;
+
+		if (!strcmp(o, "--json")) {
+			a->json = 1;
+			continue;
+		}
+		if (o[0] != '-') {
+			if (a->path)
+				goto out_usage;
+			a->path = o;
+			continue;
+		}
+		if (!v)
+			goto out_usage;
+		if (!strcmp(o, "--offset"))
+			bad = parse_bytes(v, &a->offset);
+		else if (!strcmp(o, "--length"))
+			bad = parse_bytes(v, &a->length);
+		else if (!strcmp(o, "--to"))
+			a->to = v;
+		else if (!strcmp(o, "--op"))
+			a->op = v;
+		else if (!strcmp(o, "--value"))
+			bad = parse_bytes(v, &a->value), a->have_value = 1;
+		else
+			goto out_usage;
+		if (bad) {
+			fprintf(stderr, "hmmfsctl: %s: not a size or number: '%s'\n", o, v);
+			return 2;
+		}
+		i++;
+	}
+	if (!a->path)
+		goto out_usage;
+	if (a->offset > INT64_MAX || a->length > INT64_MAX) {
+		fprintf(stderr, "hmmfsctl: offset or length too large\n");
+		return 2;
+	}
+	return 0;
+
+out_usage:
+	fprintf(stderr, "usage: hmmfsctl %s\n", usage_line);
+	return 2;
+}
+
+/* Open a regular file of the mount with @flags. */
+static int open_file(const char *path, int flags)
+{
+	struct stat st;
+	int fd = open(path, flags | O_CLOEXEC);
+
+	if (fd < 0) {
+		fprintf(stderr, "hmmfsctl: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		fprintf(stderr, "hmmfsctl: %s: not a regular file\n", path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+#define MIGRATE_STEP (64ull << 20)
+
+static void progress(const char *what, uint64_t done, uint64_t total)
+{
+	int width = 40, fill = total ? (int)(done * (uint64_t)width / total) : width;
+
+	fprintf(stderr, "\r%s [%.*s%*s] %3d%% %llu/%llu MiB", what, fill,
+		"########################################", width - fill, "",
+		total ? (int)(done * 100 / total) : 100,
+		(unsigned long long)(done >> 20), (unsigned long long)(total >> 20));
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+	static const char use[] = "migrate --to device|host PATH [--offset N] [--length N]";
+	struct range_args a;
+	struct hmmfs_ioc_migrate m = { .version = HMMFS_IOC_VERSION };
+	uint64_t end, moved = 0;
+	struct stat st;
+	int fd, ret = 0, bar;
+
+	ret = range_args_parse(argc, argv, &a, use);
+	if (ret)
+		return ret;
+	if (!a.to || (strcmp(a.to, "device") && strcmp(a.to, "host"))) {
+		fprintf(stderr, "usage: hmmfsctl %s\n", use);
+		return 2;
+	}
+	fd = open_file(a.path, O_RDONLY);
+	if (fd < 0)
+		return 1;
+	fstat(fd, &st);
+	end = a.length ? a.offset + a.length : (uint64_t)st.st_size;
+	if (end > (uint64_t)st.st_size)
+		end = (uint64_t)st.st_size;
+	if (a.offset > (uint64_t)st.st_size) {
+		fprintf(stderr, "hmmfsctl: migrate: %s: offset %llu is past the end "
+			"of the file (%lld bytes)\n", a.path,
+			(unsigned long long)a.offset, (long long)st.st_size);
+		close(fd);
+		return 1;
+	}
+	bar = isatty(STDERR_FILENO) && end - a.offset > MIGRATE_STEP;
+	m.to = strcmp(a.to, "device") ? HMMFS_TO_HOST : HMMFS_TO_DEVICE;
+	for (uint64_t off = a.offset; off < end || off == a.offset; off += MIGRATE_STEP) {
+		m.offset = off;
+		m.length = end - off < MIGRATE_STEP ? end - off : MIGRATE_STEP;
+		if (!m.length)
+			break;
+		if (ioctl(fd, HMMFS_IOC_MIGRATE, &m) < 0) {
+			if (bar)
+				fputc('\n', stderr);
+			ret = ioctl_failed("migrate", a.path);
+			break;
+		}
+		moved += m.moved;
+		if (bar)
+			progress("migrating", off + m.length - a.offset, end - a.offset);
+	}
+	if (bar && !ret)
+		fputc('\n', stderr);
+	close(fd);
+	if (a.json)
+		printf("{\"moved\":%llu}\n", (unsigned long long)moved);
+	else
+		printf("%llu pages moved to the %s\n", (unsigned long long)moved, a.to);
+	return ret;
+}
+
+static int cmd_devop(int argc, char **argv)
+{
+	static const char use[] = "devop PATH --op fill|xor|add --value N "
+				  "[--offset N] [--length N]";
+	static const char *const ops[] = { [HMMFS_DEVOP_FILL] = "fill",
+					   [HMMFS_DEVOP_XOR] = "xor",
+					   [HMMFS_DEVOP_ADD] = "add" };
+	struct hmmfs_ioc_devop d = { .version = HMMFS_IOC_VERSION, .op = UINT32_MAX };
+	struct range_args a;
+	int fd, ret;
+
+	ret = range_args_parse(argc, argv, &a, use);
+	if (ret)
+		return ret;
+	for (uint32_t i = 0; a.op && i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (!strcmp(a.op, ops[i]))
+			d.op = i;
+	if (d.op == UINT32_MAX || !a.have_value) {
+		fprintf(stderr, "usage: hmmfsctl %s\n", use);
+		return 2;
+	}
+	if (a.value > 255) {
+		fprintf(stderr, "hmmfsctl: devop: --value must be 0..255 (a byte)\n");
+		return 2;
+	}
+	fd = open_file(a.path, O_RDWR);
+	if (fd < 0)
+		return 1;
+	d.value = a.value;
+	d.offset = a.offset;
+	d.length = a.length;
+	ret = 0;
+	if (ioctl(fd, HMMFS_IOC_DEVOP, &d) < 0)
+		ret = ioctl_failed("devop", a.path);
+	close(fd);
+	if (ret)
+		return ret;
+	if (a.json)
+		printf("{\"pages\":%llu}\n", (unsigned long long)d.pages);
+	else
+		printf("%llu pages written on the device\n", (unsigned long long)d.pages);
+	return 0;
+}
+
+static const char *res_flags_text(uint32_t f, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%s%s", (f & HMMFS_RES_DEVICE) ? "device" : "host",
+		 (f & HMMFS_RES_DIRTY) ? ",dirty" : "",
+		 (f & HMMFS_RES_WRITEBACK) ? ",writeback" : "",
+		 (f & HMMFS_RES_SHARED) ? ",shared" : "");
+	return buf;
+}
+
+static int cmd_residency(int argc, char **argv)
+{
+	static const char use[] = "residency PATH [--offset N] [--length N] [--json]";
+	struct hmmfs_ioc_residency *r = calloc(1, sizeof(*r));
+	uint64_t tot[6] = { 0 }, end;
+	struct range_args a;
+	struct stat st;
+	int fd, ret, first = 1;
+
+	if (!r)
+		return 1;
+	ret = range_args_parse(argc, argv, &a, use);
+	if (ret)
+		goto out_free;
+	ret = 1;
+	fd = open_file(a.path, O_RDONLY);
+	if (fd < 0)
+		goto out_free;
+	fstat(fd, &st);
+	end = a.length ? a.offset + a.length : (uint64_t)st.st_size;
+	if (a.json)
+		printf("{\"extents\":[");
+	for (uint64_t off = a.offset;;) {
+		*r = (struct hmmfs_ioc_residency){ .version = HMMFS_IOC_VERSION,
+						   .offset = off,
+						   .length = end > off ? end - off : 0 };
+		if (!r->length && off != a.offset)
+			break;
+		if (ioctl(fd, HMMFS_IOC_RESIDENCY, r) < 0) {
+			ret = ioctl_failed("residency", a.path);
+			goto out_close;
+		}
+		for (uint32_t i = 0; i < r->n_ext && i < HMMFS_RES_MAX_EXTENTS; i++) {
+			const struct hmmfs_ioc_extent *e = &r->ext[i];
+			char fl[64];
+
+			res_flags_text(e->flags, fl, sizeof(fl));
+			if (a.json)
+				printf("%s{\"offset\":%llu,\"length\":%llu,\"flags\":\"%s\"}",
+				       first ? "" : ",",
+				       (unsigned long long)(e->first * r->page_size),
+				       (unsigned long long)(e->count * r->page_size), fl);
+			else
+				printf("%12llu %12llu  %s\n",
+				       (unsigned long long)(e->first * r->page_size),
+				       (unsigned long long)(e->count * r->page_size), fl);
+			first = 0;
+		}
+		tot[0] += r->pages, tot[1] += r->host, tot[2] += r->device;
+		tot[3] += r->dirty, tot[4] += r->writeback, tot[5] += r->shared;
+		if (r->next <= off || r->next >= end)
+			break;
+		off = r->next;
+	}
+	if (a.json)
+		printf("],\"pages\":%llu,\"host\":%llu,\"device\":%llu,\"dirty\":%llu,"
+		       "\"writeback\":%llu,\"shared\":%llu}\n",
+		       (unsigned long long)tot[0], (unsigned long long)tot[1],
+		       (unsigned long long)tot[2], (unsigned long long)tot[3],
+		       (unsigned long long)tot[4], (unsigned long long)tot[5]);
+	else
+		printf("pages %llu: host %llu, device %llu, dirty %llu, "
+		       "writeback %llu, shared %llu\n",
+		       (unsigned long long)tot[0], (unsigned long long)tot[1],
+		       (unsigned long long)tot[2], (unsigned long long)tot[3],
+		       (unsigned long long)tot[4], (unsigned long long)tot[5]);
+	ret = 0;
+out_close:
+	close(fd);
+out_free:
+	free(r);
+	return ret;
+}
+
 static const struct ctl_cmd cmd_table[] = {
 	{ "stats", "stats MOUNTPOINT [--json]", "show the cache's counters",
 	  cmd_stats },
 	{ "sync", "sync PATH", "write back a file, or everything at the mount point",
 	  cmd_sync },
+	{ "migrate", "migrate --to device|host PATH [--offset N] [--length N]",
+	  "move a file range between host memory and the device", cmd_migrate },
+	{ "devop", "devop PATH --op fill|xor|add --value N [--offset N] [--length N]",
+	  "run a device-side operation on a file range", cmd_devop },
+	{ "residency", "residency PATH [--offset N] [--length N] [--json]",
+	  "show where a file's cached pages are", cmd_residency },
 	{ NULL, NULL, NULL, NULL },
 };
 

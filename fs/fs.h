@@ -8,9 +8,11 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct cache;
+struct notifier;
 
 #include "fs/inode.h"
 #include "fs/options.h"
@@ -33,6 +35,8 @@ struct hmm_file_link {
  * @files_lock: guards @open_files and @open_dirs.
  * @open_files: every open regular file (ops.c, struct hmm_file).
  * @open_dirs: every open directory (ops.c, struct hmm_dir).
+ * @notifier: sends kernel cache invalidations (notify.c); NULL before the
+ *            session serves and after it ended.
  */
 struct hmmfs {
 	const struct hmmfs_opts *opts;
@@ -46,7 +50,16 @@ struct hmmfs {
 	pthread_mutex_t files_lock;
 	struct hmm_file_link open_files;
 	struct hmm_file_link open_dirs;
+	struct notifier *_Atomic notifier;
 };
+
+/* notify.c: kernel cache invalidations, sent by their own thread. */
+int notify_start(struct hmmfs *fs);
+void notify_stop(struct hmmfs *fs);
+/* The cache's inval hook (@arg is the struct hmmfs): queue only. */
+void notify_inval(void *arg, uint64_t ino, off_t off, off_t len);
+/* Wait until what was queued so far was sent.  Return: 0 or -ETIMEDOUT. */
+int notify_flush(struct hmmfs *fs, unsigned int timeout_ms);
 
 /* The operations table, in ops.c. */
 extern const struct fuse_lowlevel_ops hmmfs_ops;

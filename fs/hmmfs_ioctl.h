@@ -14,12 +14,14 @@
 #include <stdint.h>
 
 #define HMMFS_IOC_MAGIC 0xb7
-#define HMMFS_IOC_VERSION 1
+#define HMMFS_IOC_VERSION 2
 
 /**
  * struct hmmfs_ioc_stats - cache counters (hmmfsctl stats).
  * The counters are documented in cache/cache.h, struct cache_stats.
  * @cache_on: 0 when the mount runs without a cache (host_cache=0).
+ * @device:   the device tier's backend, or "none".
+ * @migrate:  the migration policy (-o migrate=).
  */
 struct hmmfs_ioc_stats {
 	uint32_t version;
@@ -38,6 +40,19 @@ struct hmmfs_ioc_stats {
 	uint64_t backing_reads;
 	uint64_t backing_writes;
 	uint64_t throttled;
+	char device[16];
+	char migrate[16];
+	uint64_t device_cache;
+	uint64_t device_frames;
+	uint64_t device_pages;
+	uint64_t migrations_to_device;
+	uint64_t migrations_to_host;
+	uint64_t bounce_reads;
+	uint64_t bounce_writes;
+	uint64_t bounce_waits;
+	uint64_t device_faults;
+	uint64_t device_evictions;
+	uint64_t thrash_holds;
 };
 
 /* Counters of the whole mount, from any file or directory of it. */
@@ -48,5 +63,91 @@ struct hmmfs_ioc_stats {
  * mount's root directory.  Then sync BACKING.
  */
 #define HMMFS_IOC_SYNC _IO(HMMFS_IOC_MAGIC, 2)
+
+/*
+ * Ranges: @offset and @length in bytes, both at most INT64_MAX; @length 0
+ * means to the end of the file; a range running past the end is cut
+ * there, one starting past it is refused with ERANGE.
+ */
+
+enum { HMMFS_TO_HOST = 0, HMMFS_TO_DEVICE = 1 };
+
+/**
+ * struct hmmfs_ioc_migrate - move a file range between the tiers.
+ * @to:    HMMFS_TO_DEVICE (pages not cached are read first) or
+ *         HMMFS_TO_HOST.
+ * @moved: out: pages moved.
+ * Needs the file open for reading.  ENOSPC: the target tier is full.
+ */
+struct hmmfs_ioc_migrate {
+	uint32_t version;
+	uint32_t to;
+	uint64_t offset;
+	uint64_t length;
+	uint64_t moved;
+};
+
+#define HMMFS_IOC_MIGRATE _IOWR(HMMFS_IOC_MAGIC, 3, struct hmmfs_ioc_migrate)
+
+enum { HMMFS_DEVOP_FILL = 0, HMMFS_DEVOP_XOR = 1, HMMFS_DEVOP_ADD = 2 };
+
+/**
+ * struct hmmfs_ioc_devop - a device-side operation on a file range.
+ * @op:    HMMFS_DEVOP_FILL (byte = value), _XOR (byte ^= value) or _ADD
+ *         (byte += value, modulo 256); only value's low 8 bits count,
+ *         and value must be below 256.
+ * @pages: out: pages written.
+ * Needs the file open for writing.
+ */
+struct hmmfs_ioc_devop {
+	uint32_t version;
+	uint32_t op;
+	uint64_t value;
+	uint64_t offset;
+	uint64_t length;
+	uint64_t pages;
+};
+
+#define HMMFS_IOC_DEVOP _IOWR(HMMFS_IOC_MAGIC, 4, struct hmmfs_ioc_devop)
+
+/* Residency flags of an extent. */
+enum {
+	HMMFS_RES_HOST = 1u << 0,
+	HMMFS_RES_DEVICE = 1u << 1,
+	HMMFS_RES_DIRTY = 1u << 2,
+	HMMFS_RES_WRITEBACK = 1u << 3,
+	HMMFS_RES_SHARED = 1u << 4,
+};
+
+struct hmmfs_ioc_extent {
+	uint64_t first;		/* first page */
+	uint64_t count;		/* pages */
+	uint32_t flags;		/* HMMFS_RES_* */
+	uint32_t pad;
+};
+
+#define HMMFS_RES_MAX_EXTENTS 256
+
+/**
+ * struct hmmfs_ioc_residency - where a file range's cached pages are.
+ * @n_ext:   out: extents in @ext (runs of cached pages with equal flags;
+ *           pages not cached are not listed).
+ * @next:    out: the offset to ask from for the rest (offset + length
+ *           when everything fitted).
+ * @page_size, @pages .. @shared: out: page counts of the part covered.
+ * Needs the file open for reading.
+ */
+struct hmmfs_ioc_residency {
+	uint32_t version;
+	uint32_t n_ext;
+	uint64_t offset;
+	uint64_t length;
+	uint64_t next;
+	uint64_t page_size;
+	uint64_t pages, host, device, dirty, writeback, shared;
+	struct hmmfs_ioc_extent ext[HMMFS_RES_MAX_EXTENTS];
+};
+
+#define HMMFS_IOC_RESIDENCY _IOWR(HMMFS_IOC_MAGIC, 5, struct hmmfs_ioc_residency)
 
 #endif

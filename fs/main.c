@@ -4,8 +4,10 @@
  *
  * Order matters for clear errors: options, BACKING, MOUNTPOINT and
  * /dev/fuse are all checked before anything is mounted, and the daemon
- * forks into the background only after the mount succeeded, so every
- * start-up failure reaches the user's terminal with a non-zero exit.
+ * forks into the background only after the mount succeeded; the parent
+ * then waits until the child has opened the device tier and started its
+ * threads (which cannot cross a fork) before it exits, so every start-up
+ * failure reaches the user's terminal with a non-zero exit.
  * SIGTERM, SIGINT and SIGHUP end the session loop (libfuse's handlers);
  * an umount ends it too.  Either way the loop returns, the mount goes, and
  * the inode table is torn down.
@@ -13,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +154,15 @@ static int cache_setup(struct hmmfs *fs, const struct hmmfs_opts *o,
 		.dirty_limit = opts_dirty_limit(o),
 		.dirty_expire_ms = o->dirty_expire_ms,
 		.io_engine = o->io_engine,
+		.device = o->device,
+		.device_cache = o->device_cache,
+		.device_bw = o->device_bw,
+		.device_lat_ns = o->device_lat_us * 1000,
+		.gpu = (int)o->gpu,
+		.migrate = o->migrate,
+		.bounce_buffers = o->bounce_buffers,
+		.inval = notify_inval,
+		.inval_arg = fs,
 	};
 	char err[256];
 	int ret;
@@ -203,6 +215,82 @@ static int apply_vfs_flags(const char *mnt, const struct hmmfs_opts *o)
 	return 0;
 }
 
+/*
+ * Go to the background as fuse_daemonize() does (fork, setsid, chdir /),
+ * but the parent exits only when the child reports with daemon_ready(),
+ * with the child's status, and the child's stderr stays on the terminal
+ * until then.  Return: in the child (or in the foreground), 0 with
+ * *@report_fd to report on (-1 in the foreground); -errno.
+ */
+static int daemon_fork(bool foreground, int *report_fd)
+{
+	int p[2];
+	pid_t pid;
+	char status;
+
+	*report_fd = -1;
+	if (foreground)
+		return 0;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(p[1]);
+		if (read(p[0], &status, 1) != 1)
+			status = 1;	/* the child died before it was ready */
+		_exit(status);
+	}
+	close(p[0]);
+	if (setsid() < 0 || chdir("/") < 0) {
+		close(p[1]);
+		return -errno;
+	}
+	*report_fd = p[1];
+	return 0;
+}
+
+/* Tell the waiting parent how the start went; detach from the terminal. */
+static void daemon_ready(int report_fd, int status)
+{
+	char s = (char)status;
+	int nul;
+
+	if (report_fd < 0)
+		return;
+	if (!status && (nul = open("/dev/null", O_RDWR)) >= 0) {
+		dup2(nul, STDIN_FILENO);
+		dup2(nul, STDOUT_FILENO);
+		dup2(nul, STDERR_FILENO);
+		if (nul > STDERR_FILENO)
+			close(nul);
+	}
+	if (write(report_fd, &s, 1) != 1)
+		status = 1;
+	close(report_fd);
+}
+
+/* After the fork: the cache's device tier and threads, the notifier. */
+static int start_threads(struct hmmfs *fs)
+{
+	char err[256];
+	int ret;
+
+	if (!fs->cache)
+		return 0;
+	ret = cache_start(fs->cache, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "hmmfs: %s\n", err);
+		return ret;
+	}
+	ret = notify_start(fs);
+	if (ret)
+		fprintf(stderr, "hmmfs: cannot start the notifier thread: %s\n",
+			strerror(-ret));
+	return ret;
+}
+
 static int serve(struct hmmfs *fs, const struct hmmfs_opts *o)
 {
 	struct fuse_loop_config *cfg;
@@ -225,7 +313,7 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 {
 	struct opts_fuse_argv fa;
 	struct fuse_args args;
-	int ret = 1;
+	int ret = 1, report_fd;
 
 	if (opts_fuse_argv(o, fsname, &fa)) {
 		fprintf(stderr, "hmmfs: out of memory\n");
@@ -249,15 +337,23 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 		ret = 1;
 		goto out_unmount;
 	}
-	ret = 1;
-	if (fuse_daemonize(o->foreground))
-		goto out_unmount;
-	if (fs->cache && cache_start(fs->cache)) {
-		fprintf(stderr, "hmmfs: cannot start the cache's flusher thread\n");
+	ret = daemon_fork(o->foreground, &report_fd);
+	if (ret) {
+		fprintf(stderr, "hmmfs: cannot go to the background: %s\n",
+			strerror(-ret));
+		ret = 1;
 		goto out_unmount;
 	}
+	if (start_threads(fs)) {
+		daemon_ready(report_fd, 1);
+		ret = 1;
+		goto out_notify;
+	}
+	daemon_ready(report_fd, 0);
 	/* libfuse returns the signal number after SIGTERM/SIGINT: clean */
 	ret = serve(fs, o) < 0 ? 1 : 0;
+out_notify:
+	notify_stop(fs);	/* no request runs now: nothing queues more */
 out_unmount:
 	fuse_session_unmount(fs->se);
 out_signals:

@@ -86,6 +86,7 @@ static void fd_path(char buf[64], int fd)
  */
 struct hmm_file {
 	int fd;
+	int accmode;	/* O_RDONLY, O_WRONLY or O_RDWR, from open */
 	struct cache_ra ra;
 	struct hmm_file_link link;
 };
@@ -568,8 +569,11 @@ static int inode_cfile_get(struct hmmfs *fs, struct hmm_inode *inode,
 	cf = inode_cfile(inode);
 	if (!cf) {
 		ret = cache_file_open(fs->cache, inode->fd, &cf);
-		if (!ret)	/* pairs with the load-acquire in inode_cfile() */
+		if (!ret) {
+			cache_file_set_owner(cf, node_id(fs, inode));
+			/* pairs with the load-acquire in inode_cfile() */
 			atomic_store_explicit(&inode->cfile, cf, memory_order_release);
+		}
 	}
 	pthread_mutex_unlock(&inode->lock);
 	*out = ret ? NULL : cf;
@@ -619,6 +623,7 @@ static int file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
 		return ret;
 	}
 	hf->fd = fd;
+	hf->accmode = fi->flags & O_ACCMODE;
 	open_list_add(fs, &fs->open_files, &hf->link);
 	fresh = cf ? !cache_file_revalidate(cf) : cache_still_good(inode, fd);
 	fi->fh = (uint64_t)(uintptr_t)hf;
@@ -1299,6 +1304,26 @@ static void hmmfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 
 /* ---- control ioctls (fs/hmmfs_ioctl.h) ------------------------------- */
 
+static void stats_fill_device(struct hmmfs *fs, const struct cache_stats *cs,
+			      struct hmmfs_ioc_stats *st)
+{
+	const char *dev = cache_device_name(fs->cache);
+
+	snprintf(st->device, sizeof(st->device), "%s", dev ? dev : "none");
+	snprintf(st->migrate, sizeof(st->migrate), "%s", fs->opts->migrate);
+	st->device_cache = dev ? fs->opts->device_cache : 0;
+	st->device_frames = cs->device_frames;
+	st->device_pages = cs->device_pages;
+	st->migrations_to_device = cs->migrations_to_device;
+	st->migrations_to_host = cs->migrations_to_host;
+	st->bounce_reads = cs->bounce_reads;
+	st->bounce_writes = cs->bounce_writes;
+	st->bounce_waits = cs->bounce_waits;
+	st->device_faults = cs->device_faults;
+	st->device_evictions = cs->device_evictions;
+	st->thrash_holds = cs->thrash_holds;
+}
+
 static void ioctl_stats(fuse_req_t req, size_t out_bufsz)
 {
 	struct hmmfs *fs = fs_of(req);
@@ -1327,8 +1352,10 @@ static void ioctl_stats(fuse_req_t req, size_t out_bufsz)
 		st.backing_reads = cs.backing_reads;
 		st.backing_writes = cs.backing_writes;
 		st.throttled = cs.throttled;
+		stats_fill_device(fs, &cs, &st);
 	} else {
 		snprintf(st.io_engine, sizeof(st.io_engine), "none");
+		snprintf(st.device, sizeof(st.device), "none");
 	}
 	fuse_reply_ioctl(req, 0, &st, sizeof(st));
 }
@@ -1359,6 +1386,156 @@ static int ioctl_sync(fuse_req_t req, struct hmm_inode *inode,
 	return 0;	/* nothing of ours to write back */
 }
 
+/*
+ * The file an ioctl on a range works on: a regular file of the mount
+ * opened with @need access (O_RDONLY: readable, O_WRONLY: writable), with
+ * cache state.  Return: 0 or -errno.
+ */
+static int ioctl_file(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		      unsigned int flags, int need, struct cfile **out)
+{
+	struct hmmfs *fs = fs_of(req);
+	struct hmm_inode *inode = inode_of(req, ino);
+	struct hmm_file *hf;
+
+	if (flags & FUSE_IOCTL_DIR)
+		return -EISDIR;
+	if (inode->type != S_IFREG || !fi)
+		return -EINVAL;
+	hf = file_of(fi);
+	if ((need == O_RDONLY && hf->accmode == O_WRONLY) ||
+	    (need == O_WRONLY && hf->accmode == O_RDONLY))
+		return -EBADF;
+	if (!fs->cache)
+		return -ENODEV;	/* host_cache=0: no cache, no device tier */
+	*out = inode_cfile(inode);
+	return *out ? 0 : -ENODEV;
+}
+
+/* Check a version and a byte range from the user. */
+static int ioctl_range_ok(uint32_t version, uint64_t off, uint64_t len)
+{
+	if (version != HMMFS_IOC_VERSION)
+		return -EINVAL;
+	if (off > INT64_MAX || len > INT64_MAX || off + len > INT64_MAX)
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * Pages moved to the device: the kernel's copy of them is being dropped
+ * by the notifier; wait for it so the caller's next read comes to us.
+ */
+static void ioctl_wait_inval(struct hmmfs *fs)
+{
+	if (notify_flush(fs, 5000))
+		fprintf(stderr, "hmmfs: kernel cache invalidation is slow\n");
+}
+
+static int ioctl_migrate(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_file_info *fi, unsigned int flags,
+			 const void *in, size_t in_sz, size_t out_sz)
+{
+	struct hmmfs_ioc_migrate m;
+	struct cfile *cf;
+	int ret;
+
+	if (in_sz < sizeof(m) || out_sz < sizeof(m))
+		return -EINVAL;
+	memcpy(&m, in, sizeof(m));
+	ret = ioctl_range_ok(m.version, m.offset, m.length);
+	if (!ret && m.to != HMMFS_TO_HOST && m.to != HMMFS_TO_DEVICE)
+		ret = -EINVAL;
+	if (!ret)
+		ret = ioctl_file(req, ino, fi, flags, O_RDONLY, &cf);
+	if (!ret)
+		ret = cache_migrate(cf, (off_t)m.offset, (off_t)m.length,
+				    m.to == HMMFS_TO_DEVICE, &m.moved);
+	if (m.to == HMMFS_TO_DEVICE && (!ret || m.moved))
+		ioctl_wait_inval(fs_of(req));
+	if (ret)
+		return ret;
+	fuse_reply_ioctl(req, 0, &m, sizeof(m));
+	return 0;
+}
+
+static int ioctl_devop(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		       unsigned int flags, const void *in, size_t in_sz,
+		       size_t out_sz)
+{
+	static const enum cache_devop_kind ops[] = {
+		[HMMFS_DEVOP_FILL] = CACHE_DEVOP_FILL,
+		[HMMFS_DEVOP_XOR] = CACHE_DEVOP_XOR,
+		[HMMFS_DEVOP_ADD] = CACHE_DEVOP_ADD,
+	};
+	struct hmmfs_ioc_devop d;
+	struct cfile *cf;
+	int ret;
+
+	if (in_sz < sizeof(d) || out_sz < sizeof(d))
+		return -EINVAL;
+	memcpy(&d, in, sizeof(d));
+	ret = ioctl_range_ok(d.version, d.offset, d.length);
+	if (!ret && (d.op >= sizeof(ops) / sizeof(ops[0]) || d.value > 255))
+		ret = -EINVAL;
+	if (!ret)
+		ret = ioctl_file(req, ino, fi, flags, O_WRONLY, &cf);
+	if (!ret)
+		ret = cache_devop(cf, (off_t)d.offset, (off_t)d.length, ops[d.op],
+				  d.value, &d.pages);
+	if (!ret || d.pages)
+		ioctl_wait_inval(fs_of(req));
+	if (ret)
+		return ret;
+	fuse_reply_ioctl(req, 0, &d, sizeof(d));
+	return 0;
+}
+
+static int ioctl_residency(fuse_req_t req, fuse_ino_t ino,
+			   struct fuse_file_info *fi, unsigned int flags,
+			   const void *in, size_t in_sz, size_t out_sz)
+{
+	struct hmmfs_ioc_residency *r;
+	struct cache_extent ext[HMMFS_RES_MAX_EXTENTS];
+	struct cache_res_counts cnt;
+	struct cfile *cf;
+	size_t n;
+	off_t next;
+	int ret;
+
+	if (in_sz < sizeof(*r) || out_sz < sizeof(*r))
+		return -EINVAL;
+	r = malloc(sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	memcpy(r, in, sizeof(*r));
+	ret = ioctl_range_ok(r->version, r->offset, r->length);
+	if (!ret)
+		ret = ioctl_file(req, ino, fi, flags, O_RDONLY, &cf);
+	if (!ret)
+		ret = cache_residency(cf, (off_t)r->offset, (off_t)r->length, ext,
+				      HMMFS_RES_MAX_EXTENTS, &n, &next, &cnt);
+	if (!ret) {
+		r->n_ext = (uint32_t)n;
+		r->next = (uint64_t)next;
+		r->page_size = cache_page_size(fs_of(req)->cache);
+		r->pages = cnt.pages;
+		r->host = cnt.host;
+		r->device = cnt.device;
+		r->dirty = cnt.dirty;
+		r->writeback = cnt.writeback;
+		r->shared = cnt.shared;
+		memset(r->ext, 0, sizeof(r->ext));
+		for (size_t i = 0; i < n; i++)	/* CACHE_RES_* == HMMFS_RES_* */
+			r->ext[i] = (struct hmmfs_ioc_extent){ ext[i].first,
+							       ext[i].count,
+							       ext[i].flags, 0 };
+		fuse_reply_ioctl(req, 0, r, sizeof(*r));
+	}
+	free(r);
+	return ret;
+}
+
 static void hmmfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 			void *arg, struct fuse_file_info *fi, unsigned int flags,
 			const void *in_buf, size_t in_bufsz, size_t out_bufsz)
@@ -1366,8 +1543,6 @@ static void hmmfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 	int ret;
 
 	(void)arg;
-	(void)in_buf;
-	(void)in_bufsz;
 	if (flags & FUSE_IOCTL_COMPAT) {
 		fuse_reply_err(req, ENOSYS);
 		return;
@@ -1384,9 +1559,20 @@ static void hmmfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		else
 			fuse_reply_ioctl(req, 0, NULL, 0);
 		return;
+	case HMMFS_IOC_MIGRATE:
+		ret = ioctl_migrate(req, ino, fi, flags, in_buf, in_bufsz, out_bufsz);
+		break;
+	case HMMFS_IOC_DEVOP:
+		ret = ioctl_devop(req, ino, fi, flags, in_buf, in_bufsz, out_bufsz);
+		break;
+	case HMMFS_IOC_RESIDENCY:
+		ret = ioctl_residency(req, ino, fi, flags, in_buf, in_bufsz, out_bufsz);
+		break;
 	default:
-		fuse_reply_err(req, ENOTTY);
+		ret = -ENOTTY;
 	}
+	if (ret)	/* the handlers above reply themselves on success */
+		fuse_reply_err(req, -ret);
 }
 
 /* ---- session -------------------------------------------------------- */

@@ -15,6 +15,8 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +32,8 @@ enum opt_kind {
 	OPT_DROP,	/* name[=value]-> accepted and ignored */
 	OPT_SIZE,	/* name=SIZE   -> size_t field, min..max bytes */
 	OPT_DIRTY,	/* name=SIZE or N% -> size_t field, or the pct after it */
-	OPT_ENGINE,	/* name=uring|aio|psync */
+	OPT_CHOICE,	/* name=one of the words in opt_choices[] */
+	OPT_USEC,	/* name=N[us|ms|s] -> uint64_t microseconds */
 	OPT_VFS,	/* per-mount flag libfuse lacks: min = set, max = clear */
 };
 
@@ -75,8 +78,22 @@ static const struct opt_desc opt_table[] = {
 	  "=SIZE|N%   start writeback above this much dirty (default 10%)" },
 	{ "dirty_limit", OPT_DIRTY, FIELD(dirty_limit), 0, 0,
 	  "=SIZE|N%   writers wait above this much dirty (default 20%)" },
-	{ "io_engine", OPT_ENGINE, FIELD(io_engine), 0, 0,
+	{ "io_engine", OPT_CHOICE, FIELD(io_engine), 0, 0,
 	  "=uring|aio|psync   backing I/O engine (default uring)" },
+	{ "device", OPT_CHOICE, FIELD(device), 0, 0,
+	  "=hostsim|cuda|none   device-memory tier backend (default hostsim)" },
+	{ "device_cache", OPT_SIZE, FIELD(device_cache), 65536, (unsigned long)-1,
+	  "=SIZE   device memory budget (default 1G)" },
+	{ "device_bw", OPT_SIZE, FIELD(device_bw), 0, (unsigned long)-1,
+	  "=SIZE   hostsim: copy bandwidth per second; 0: unlimited (default)" },
+	{ "device_lat", OPT_USEC, FIELD(device_lat_us), 0, 10000000,
+	  "=TIME   hostsim: latency per copy, e.g. 20us or 2ms (default 0)" },
+	{ "gpu", OPT_UINT, FIELD(gpu), 0, 255,
+	  "=N      cuda: the GPU to use (default 0)" },
+	{ "migrate", OPT_CHOICE, FIELD(migrate), 0, 0,
+	  "=bounce|promote|adaptive   CPU access to device pages (default adaptive)" },
+	{ "bounce_buffers", OPT_UINT, FIELD(bounce_buffers), 1, 65536,
+	  "=N      bounce buffers of one page each (default 512)" },
 	/* mount options handed to libfuse and the kernel */
 	{ "allow_other", OPT_PASS, FIELD(allow_other), 0, 0,
 	  "other users may use the mount (implies default_permissions)" },
@@ -162,6 +179,10 @@ static void opts_set_defaults(struct hmmfs_opts *o)
 	o->dirty_background_pct = 10;
 	o->dirty_limit_pct = 20;
 	strcpy(o->io_engine, "uring");
+	strcpy(o->device, "hostsim");
+	o->device_cache = (size_t)1 << 30;
+	strcpy(o->migrate, "adaptive");
+	o->bounce_buffers = 512;
 	o->splice = 1;
 	o->attr_timeout = 1.0;
 	o->entry_timeout = 1.0;
@@ -239,6 +260,63 @@ int opts_parse_size(const char *s, size_t *out)
 		return -ERANGE;
 	*out = (size_t)v;
 	return 0;
+}
+
+/* The words each OPT_CHOICE option takes; its field is a char[16]. */
+static const struct {
+	const char *name, *words;
+} opt_choices[] = {
+	{ "io_engine", "uring|aio|psync" },
+	{ "device", "hostsim|cuda|none" },
+	{ "migrate", "bounce|promote|adaptive" },
+};
+
+static const char *choice_words(const char *name)
+{
+	for (size_t i = 0; i < sizeof(opt_choices) / sizeof(opt_choices[0]); i++)
+		if (!strcmp(opt_choices[i].name, name))
+			return opt_choices[i].words;
+	return "";
+}
+
+/* Is @val one of the words of @choices ("a|b|c")? */
+static bool choice_ok(const char *choices, const char *val)
+{
+	size_t n = strlen(val);
+
+	for (const char *c = choices; *c;) {
+		size_t w = strcspn(c, "|");
+
+		if (w == n && !memcmp(c, val, n))
+			return true;
+		c += w + (c[w] == '|');
+	}
+	return false;
+}
+
+/* "250", "250us", "2ms", "1s" -> microseconds, at most @max. */
+static int parse_usec(const char *val, unsigned long max, uint64_t *out)
+{
+	static const struct { const char *sfx; uint64_t mult; } units[] = {
+		{ "", 1 }, { "us", 1 }, { "ms", 1000 }, { "s", 1000000 },
+	};
+	char *end;
+	unsigned long long v;
+
+	if (*val < '0' || *val > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(val, &end, 10);
+	if (errno)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (!strcmp(end, units[i].sfx)) {
+			if (v > max / units[i].mult)
+				return -ERANGE;
+			*out = v * units[i].mult;
+			return 0;
+		}
+	return -EINVAL;
 }
 
 static size_t dirty_bytes(const struct hmmfs_opts *o, size_t bytes,
@@ -365,13 +443,17 @@ static int opt_apply(struct hmmfs_opts *o, const struct opt_desc *d,
 		o->vfs_set = (o->vfs_set & ~d->max) | d->min;
 		o->vfs_clear = (o->vfs_clear & ~d->min) | d->max;
 		return 0;
-	case OPT_ENGINE:
-		if (!val || (strcmp(val, "uring") && strcmp(val, "aio") &&
-			     strcmp(val, "psync")))
+	case OPT_CHOICE:
+		if (!val || !choice_ok(choice_words(d->name), val))
+			return fail(err, errlen, "option '%s' must be one of %s, got '%s'",
+				    d->name, choice_words(d->name), val ? val : "");
+		snprintf(field, 16, "%s", val);
+		return 0;
+	case OPT_USEC:
+		if (!val || parse_usec(val, d->max, (uint64_t *)field))
 			return fail(err, errlen,
-				    "option '%s' must be uring, aio or psync, got '%s'",
-				    d->name, val ? val : "");
-		strcpy(field, val);
+				    "option '%s' needs a time up to %lu us (e.g. 20us, 2ms), got '%s'",
+				    d->name, d->max, val ? val : "");
 		return 0;
 	}
 	return fail(err, errlen, "internal error on option '%s'", d->name);
@@ -581,7 +663,10 @@ void opts_print_help(const char *progname)
 		} else {
 			snprintf(left, sizeof(left), "%s", d->name);
 		}
-		printf("  %-26s%s\n", left, desc);
+		if (strlen(left) >= 26)	/* long choice lists: description below */
+			printf("  %s\n  %-26s%s\n", left, "", desc);
+		else
+			printf("  %-26s%s\n", left, desc);
 	}
 	printf("\nStandard mount options (ro, rw, nosuid, nodev, noexec, noatime, ...)\n"
 	       "are passed to the kernel.\n");

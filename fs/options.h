@@ -13,6 +13,7 @@
 #define HMMFS_FS_OPTIONS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /**
  * struct hmmfs_opts - what the user asked for.
@@ -47,6 +48,13 @@
  * @dirty_background_pct, @dirty_limit_pct: the same given as a percentage
  *                    of host_cache (used when the byte value is 0).
  * @io_engine:        backing I/O engine: "uring", "aio" or "psync".
+ * @device:           device tier backend: "hostsim", "cuda" or "none".
+ * @device_cache:     device memory budget in bytes.
+ * @device_bw:        hostsim bandwidth model, bytes/s (0: unlimited).
+ * @device_lat_us:    hostsim latency model per operation.
+ * @gpu:              cuda: GPU ordinal.
+ * @migrate:          "bounce", "promote" or "adaptive".
+ * @bounce_buffers:   bounce buffers (one page each).
  * @vfs_set, @vfs_clear: MS_* per-mount atime flags (relatime,
  *                    strictatime, nodiratime and their opposites) that
  *                    libfuse does not take; main.c applies them to the
@@ -81,7 +89,14 @@ struct hmmfs_opts {
 	size_t dirty_limit;
 	unsigned int dirty_background_pct;
 	unsigned int dirty_limit_pct;
-	char io_engine[8];
+	char io_engine[16];
+	char device[16];
+	size_t device_cache;
+	size_t device_bw;
+	uint64_t device_lat_us;
+	unsigned int gpu;
+	char migrate[16];
+	unsigned int bounce_buffers;
 	unsigned long vfs_set;
 	unsigned long vfs_clear;
 	char *fuse_opts;

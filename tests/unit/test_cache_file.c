@@ -78,7 +78,7 @@ static void fixture_open(struct fixture *x, const char *name, size_t len,
 
 	x->fd = backing_file(name, len, 1);
 	CU_ASSERT_FATAL(cache_create(&cfg, &x->c, err, sizeof(err)) == 0);
-	CU_ASSERT_FATAL(cache_start(x->c) == 0);
+	CU_ASSERT_FATAL(cache_start(x->c, err, sizeof(err)) == 0);
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", x->fd);
 	pfd = open(path, O_PATH | O_CLOEXEC);
 	CU_ASSERT_FATAL(pfd >= 0);

@@ -1,0 +1,592 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cache/migrate.c — moving pages between host memory and the device.
+ *
+ * A page is host-resident (a host frame, PG_device clear) or
+ * device-resident (a device frame, PG_device set, no host frame).  Only
+ * uptodate pages not under writeback move, and only with the page lock
+ * held, so writers (who take the page lock) wait for a migration to end.
+ * Readers take no page lock and are never blocked by one:
+ *
+ *   host -> device: copy the frame to a new device frame; store the
+ *   device address, then set PG_device (release); wait for an RCU grace
+ *   period; only then free the host frame.  A reader checks PG_device
+ *   (acquire) inside an RCU read-side section (cache/file.c): if it saw
+ *   the page on the host it copies from the old frame, which lives until
+ *   its section ends; if it saw PG_device it finds the device address.
+ *
+ *   device -> host: the mirror image: copy into a new host frame, store
+ *   it, clear PG_device (release), wait for a grace period, free the
+ *   device frame.  A reader that saw PG_device still has its device frame
+ *   until its device-to-host copy is done.
+ *
+ * Pages move in batches (all copies on one fence, one grace period for
+ * the batch), because a grace period costs far more than a page copy.
+ *
+ * Automatic migration.  When host frames run out, cache_frame_get()
+ * demotes cold pages from the inactive tail to the device (lru.c,
+ * lru_demote), dirty ones too: they stay dirty there and are written back
+ * through bounce buffers.  When device frames run out, the coldest clean
+ * device pages are dropped (dev_lru_evict).  CPU reads of device pages
+ * are served through bounce buffers; with migrate=promote a CPU access
+ * brings the page back to the host, with migrate=adaptive only a page the
+ * CPU has read a few times (PROMOTE_READS).
+ *
+ * Anti-thrash.  Each page remembers when it last changed tier and how
+ * often it did within THRASH_WINDOW_MS.  A page that moved THRASH_MOVES
+ * times in that window is held where it is for THRASH_HOLD_MS: automatic
+ * migrations skip it (explicit ones, hmmfsctl migrate, do not).
+ *
+ * The device write fault.  A device page is mapped read-only on the
+ * device until a device-side write faults (dev_compute returns -EFAULT);
+ * page_dev_write_fault_locked() then does what page_mkwrite does: waits
+ * for writeback of the page, marks it dirty, maps it read-write.  Taking
+ * the page for writeback maps it read-only again (writeback.c).
+ *
+ * Locking: every function here that ends in _locked runs with the page
+ * locks of its pages held; batches lock pages in ascending index order
+ * (and writers hold one page lock only), so batches cannot deadlock.
+ * Lists move under cache->lru_lock, inside the page locks.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/cache_int.h"
+#include "cache/rcu.h"
+
+#define THRASH_WINDOW_MS 2000
+#define THRASH_MOVES 4
+#define THRASH_HOLD_MS 1000
+#define PROMOTE_READS 3
+#define MIGRATE_CHUNK 64	/* pages per explicit migration batch */
+
+/* Record a tier change of @p.  Context: page locked. */
+static void page_note_migration(struct cpage *p, uint64_t now)
+{
+	if (now - p->migrated_ms > THRASH_WINDOW_MS)
+		p->migrations = 0;
+	p->migrations++;
+	p->migrated_ms = now;
+}
+
+bool page_thrash_hold(struct cache *c, struct cpage *p)
+{
+	if (p->migrations < THRASH_MOVES ||
+	    cache_now_ms() - p->migrated_ms > THRASH_HOLD_MS)
+		return false;
+	ctr_inc(c, thrash_holds, 1);
+	return true;
+}
+
+void cache_inval(struct cache *c, struct cfile *f, uint64_t first, uint64_t n)
+{
+	size_t ps = c->cfg.page_size;
+
+	if (c->cfg.inval && n)
+		c->cfg.inval(c->cfg.inval_arg, f->owner, (off_t)(first * ps),
+			     (off_t)(n * ps));
+}
+
+/* Tell the fs layer which runs of @pp moved to the device. */
+static void pages_inval(struct cache *c, struct cpage **pp, const bool *moved,
+			size_t n)
+{
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && moved[j] == moved[i] &&
+				pp[j]->file == pp[i]->file &&
+				pp[j]->index == pp[j - 1]->index + 1; j++)
+			;
+		if (moved[i])
+			cache_inval(c, pp[i]->file, pp[i]->index, j - i);
+	}
+}
+
+/* May @p move to the device now? */
+static bool page_can_demote(struct cache *c, struct cpage *p, bool automatic)
+{
+	uint32_t s = page_flags(&p->ps);
+
+	if ((s & (PG_BIT(PG_device) | PG_BIT(PG_writeback))) ||
+	    !(s & PG_BIT(PG_uptodate)))
+		return false;
+	return !automatic || !page_thrash_hold(c, p);
+}
+
+/* A device frame, dropping cold device pages if it is full. */
+static int dev_frame_get(struct cache *c, dev_addr_t *a, size_t want)
+{
+	int ret = dev_frame_alloc(c->dev, a);
+
+	if (ret == -ENOSPC && dev_lru_evict(c, want))
+		ret = dev_frame_alloc(c->dev, a);
+	return ret;
+}
+
+/* Switch the copied pages to the device; free their host frames. */
+static void pages_commit_to_device(struct cache *c, struct cpage **pp,
+				   const dev_addr_t *to, bool *moved, size_t n)
+{
+	uint64_t now = cache_now_ms();
+	size_t count = 0;
+
+	pthread_mutex_lock(&c->lru_lock);
+	for (size_t i = 0; i < n; i++) {
+		struct cpage *p = pp[i];
+
+		moved[i] = to[i] != DEV_ADDR_NONE;
+		if (!moved[i])
+			continue;
+		atomic_store_explicit(&p->daddr, to[i], memory_order_relaxed);
+		page_set_device(&p->ps);	/* pairs: readers' page_test_device */
+		lru_del_locked(c, p);
+		clist_add_head(&c->dev_lru, &p->lru);
+		atomic_store_explicit(&p->cpu_reads, 0, memory_order_relaxed);
+		page_note_migration(p, now);
+		count++;
+	}
+	pthread_mutex_unlock(&c->lru_lock);
+	/* readers that saw the page on the host finish before its frame goes */
+	synchronize_rcu();
+	cache_rcu_reclaim();
+	for (size_t i = 0; i < n; i++) {
+		if (!moved[i])
+			continue;
+		frame_free(&c->frames, page_frame(pp[i]));
+		atomic_store_explicit(&pp[i]->frame, NULL, memory_order_relaxed);
+	}
+	atomic_fetch_sub(&c->nr_pages, count);
+	atomic_fetch_add(&c->nr_dev_pages, count);
+	ctr_inc(c, migrations_to_device, count);
+}
+
+int pages_to_device_locked(struct cache *c, struct cpage **pp, size_t n,
+			   bool automatic)
+{
+	struct dev_fence fence = DEV_FENCE_INIT;
+	dev_addr_t *to = malloc(n * sizeof(*to));
+	bool *moved = calloc(n, sizeof(*moved));
+	size_t queued = 0;
+	int ret = 0, r;
+
+	if (!to || !moved) {
+		free(to);
+		free(moved);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		to[i] = DEV_ADDR_NONE;
+		assert(page_test_locked(&pp[i]->ps));
+		if (ret || !page_can_demote(c, pp[i], automatic))
+			continue;
+		ret = dev_frame_get(c, &to[i], n - i);
+		if (ret)
+			continue;	/* full: the rest stay on the host */
+		ret = dev_copy_to_device(c->dev, to[i], page_frame(pp[i]),
+					 c->cfg.page_size, &fence);
+		if (ret) {
+			dev_frame_free(c->dev, to[i]);
+			to[i] = DEV_ADDR_NONE;
+		} else {
+			queued++;
+		}
+	}
+	r = dev_fence_wait(c->dev, &fence);
+	if (r) {	/* the copies may be partial: the pages stay on the host */
+		for (size_t i = 0; i < n; i++)
+			if (to[i] != DEV_ADDR_NONE)
+				dev_frame_free(c->dev, to[i]);
+		queued = 0;
+		ret = r;
+	} else if (queued) {
+		pages_commit_to_device(c, pp, to, moved, n);
+		pages_inval(c, pp, moved, n);
+	}
+	free(to);
+	free(moved);
+	if (queued)
+		return (int)queued;
+	return ret == -ENOSPC ? 0 : ret;
+}
+
+/* Switch the copied pages to the host; free their device frames. */
+static void pages_commit_to_host(struct cache *c, struct cpage **pp,
+				 void *const *to, size_t n)
+{
+	uint64_t now = cache_now_ms();
+	size_t count = 0;
+
+	pthread_mutex_lock(&c->lru_lock);
+	for (size_t i = 0; i < n; i++) {
+		struct cpage *p = pp[i];
+
+		if (!to[i])
+			continue;
+		atomic_store_explicit(&p->frame, to[i], memory_order_relaxed);
+		page_clear_dev_rw(&p->ps);
+		page_clear_device(&p->ps);	/* pairs: readers' page_test_device */
+		clist_del(&p->lru);
+		clist_add_head(&c->inactive, &p->lru);
+		page_note_migration(p, now);
+		count++;
+	}
+	pthread_mutex_unlock(&c->lru_lock);
+	/* readers still copying from the device frames finish first */
+	synchronize_rcu();
+	cache_rcu_reclaim();
+	for (size_t i = 0; i < n; i++) {
+		if (!to[i])
+			continue;
+		dev_frame_free(c->dev, page_daddr(pp[i]));
+		atomic_store_explicit(&pp[i]->daddr, DEV_ADDR_NONE, memory_order_relaxed);
+	}
+	atomic_fetch_add(&c->nr_pages, count);
+	atomic_fetch_sub(&c->nr_dev_pages, count);
+	ctr_inc(c, migrations_to_host, count);
+}
+
+int pages_to_host_locked(struct cache *c, struct cpage **pp, size_t n,
+			 bool automatic)
+{
+	struct dev_fence fence = DEV_FENCE_INIT;
+	void **to = calloc(n, sizeof(*to));
+	size_t queued = 0;
+	int ret = 0, r;
+
+	if (!to)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && !ret; i++) {
+		struct cpage *p = pp[i];
+
+		assert(page_test_locked(&p->ps));
+		if (!page_test_device(&p->ps) || page_test_writeback(&p->ps) ||
+		    (automatic && page_thrash_hold(c, p)))
+			continue;
+		to[i] = cache_frame_get(c, false);
+		if (!to[i]) {
+			ret = -ENOSPC;
+			break;
+		}
+		ret = dev_copy_to_host(c->dev, to[i], page_daddr(p),
+				       c->cfg.page_size, &fence);
+		if (ret) {
+			frame_free(&c->frames, to[i]);
+			to[i] = NULL;
+		} else {
+			queued++;
+		}
+	}
+	r = dev_fence_wait(c->dev, &fence);
+	if (r) {
+		for (size_t i = 0; i < n; i++)
+			if (to[i])
+				frame_free(&c->frames, to[i]);
+		queued = 0;
+		ret = r;
+	} else if (queued) {
+		pages_commit_to_host(c, pp, to, n);
+	}
+	free(to);
+	if (queued)
+		return (int)queued;
+	return ret == -ENOSPC ? 0 : ret;
+}
+
+int page_dev_write_fault_locked(struct cpage *p)
+{
+	struct cache *c = p->file->cache;
+
+	assert(page_test_locked(&p->ps) && page_test_device(&p->ps));
+	cache_page_wait_writeback(&p->ps);	/* stable pages, as for the CPU */
+	page_mark_dirty_locked(p);
+	page_set_dev_rw(&p->ps);
+	dev_protect(c->dev, page_daddr(p), true);
+	ctr_inc(c, device_faults, 1);
+	return 0;
+}
+
+/* Does the policy want device page @p (just read by the CPU) on the host? */
+static bool page_wants_promotion(struct cache *c, struct cpage *p)
+{
+	unsigned int reads = atomic_fetch_add_explicit(&p->cpu_reads, 1,
+						       memory_order_relaxed) + 1;
+
+	switch (c->policy) {
+	case MIGRATE_PROMOTE:
+		return true;
+	case MIGRATE_ADAPTIVE:
+		return reads >= PROMOTE_READS;
+	default:
+		return false;
+	}
+}
+
+void pages_promote_hot(struct cache *c, struct cpage **pp, size_t n)
+{
+	struct cpage *batch[MIGRATE_CHUNK];
+	size_t nb = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct cpage *p = pp[i];
+
+		if (!page_test_device(&p->ps) || !page_wants_promotion(c, p))
+			continue;
+		if (nb == MIGRATE_CHUNK || !cache_page_trylock(&p->ps))
+			continue;	/* busy: another time */
+		batch[nb++] = p;
+	}
+	if (nb)
+		pages_to_host_locked(c, batch, nb, true);
+	for (size_t i = 0; i < nb; i++)
+		cache_page_unlock(&batch[i]->ps);
+}
+
+/* Clip [*off, *off + *len) to the file; len 0 means to EOF. */
+static int range_clip(struct cfile *f, off_t *off, off_t *len)
+{
+	off_t size = cache_file_size(f);
+
+	if (*off < 0 || *len < 0)
+		return -EINVAL;
+	if (*off > size)
+		return -ERANGE;
+	if (!*len || *len > size - *off)
+		*len = size - *off;
+	return 0;
+}
+
+static void pages_lock_all(struct cpage **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		cache_page_lock(&v[i]->ps);
+}
+
+static void pages_unlock_put_all(struct cpage **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		cache_page_unlock(&v[i]->ps);
+		page_put(v[i]);
+	}
+	free(v);
+}
+
+static size_t chunk_pages(struct cache *c)
+{
+	size_t n = c->frames.max_frames / 4;
+
+	return n < 1 ? 1 : n > MIGRATE_CHUNK ? MIGRATE_CHUNK : n;
+}
+
+/* Move one chunk of pages.  Return: pages moved, or -errno. */
+static int migrate_chunk(struct cfile *f, uint64_t first, uint64_t last,
+			 bool to_device)
+{
+	struct cache *c = f->cache;
+	struct cpage **v;
+	size_t n, want = 0;
+	int ret;
+
+	if (to_device)
+		ret = file_populate(f, first, last, &v, &n);
+	else
+		ret = file_collect_pages(f, first, last, PG_BIT(PG_device), &v, &n);
+	if (ret) {
+		free(v);
+		return ret;
+	}
+	pages_lock_all(v, n);
+	for (size_t i = 0; i < n; i++)
+		if (page_test_device(&v[i]->ps) != to_device)
+			want++;
+	ret = to_device ? pages_to_device_locked(c, v, n, false) :
+			  pages_to_host_locked(c, v, n, false);
+	pages_unlock_put_all(v, n);
+	if (ret >= 0 && (size_t)ret < want)
+		return -ENOSPC;	/* the target tier filled up */
+	if (to_device && !n && first <= last)
+		return -ENOMEM;	/* not even one host frame to read into */
+	return ret;
+}
+
+int cache_migrate(struct cfile *f, off_t off, off_t len, bool to_device,
+		  uint64_t *moved)
+{
+	struct cache *c = f->cache;
+	unsigned int shift = c->page_shift;
+	uint64_t first, last, step = chunk_pages(c);
+	int ret;
+
+	*moved = 0;
+	if (!c->dev)
+		return -ENODEV;
+	ret = range_clip(f, &off, &len);
+	if (ret || !len)
+		return ret;
+	first = (uint64_t)off >> shift;
+	last = (uint64_t)(off + len - 1) >> shift;
+	for (uint64_t i = first; i <= last; i += step) {
+		uint64_t l = last - i < step ? last : i + step - 1;
+
+		ret = migrate_chunk(f, i, l, to_device);
+		if (ret < 0)
+			return ret;
+		*moved += (uint64_t)ret;
+	}
+	return 0;
+}
+
+/* Run @op over the part of page @p inside [off, end).  Context: locked. */
+static int devop_page_locked(struct cache *c, struct cpage *p, int op,
+			     uint64_t value, off_t off, off_t end,
+			     struct dev_fence *fence)
+{
+	size_t ps = c->cfg.page_size;
+	off_t pstart = (off_t)(p->index * ps);
+	size_t from = off > pstart ? (size_t)(off - pstart) : 0;
+	size_t to = end < pstart + (off_t)ps ? (size_t)(end - pstart) : ps;
+	int ret;
+
+	if (!page_test_device(&p->ps))
+		return -ENOSPC;	/* the device had no room for it */
+	ret = dev_compute(c->dev, op, page_daddr(p) + from, to - from, value, fence);
+	if (ret == -EFAULT) {	/* mapped read-only: the device write fault */
+		page_dev_write_fault_locked(p);
+		ret = dev_compute(c->dev, op, page_daddr(p) + from, to - from,
+				  value, fence);
+	}
+	return ret;
+}
+
+/* One chunk of a devop.  Return: pages written, or -errno. */
+static int devop_chunk(struct cfile *f, uint64_t first, uint64_t last, int op,
+		       uint64_t value, off_t off, off_t end)
+{
+	struct cache *c = f->cache;
+	struct dev_fence fence = DEV_FENCE_INIT;
+	struct cpage **v;
+	size_t n, done = 0;
+	int ret, r;
+
+	ret = file_populate(f, first, last, &v, &n);
+	if (ret) {
+		free(v);
+		return ret;
+	}
+	pages_lock_all(v, n);
+	ret = pages_to_device_locked(c, v, n, false);
+	for (size_t i = 0; i < n && ret >= 0; i++) {
+		ret = devop_page_locked(c, v[i], op, value, off, end, &fence);
+		if (!ret)
+			done++;
+	}
+	r = dev_fence_wait(c->dev, &fence);	/* before any page unlocks */
+	pages_unlock_put_all(v, n);
+	if (ret >= 0)
+		ret = r;
+	if (done)
+		cache_inval(c, f, first, done);
+	if (ret < 0)
+		return ret == -ENODEV ? -EIO : ret;
+	return n ? (int)done : -ENOMEM;
+}
+
+int cache_devop(struct cfile *f, off_t off, off_t len,
+		enum cache_devop_kind kind, uint64_t value, uint64_t *pages)
+{
+	static const enum dev_op_kind ops[] = {
+		[CACHE_DEVOP_FILL] = DEV_OP_FILL, [CACHE_DEVOP_XOR] = DEV_OP_XOR,
+		[CACHE_DEVOP_ADD] = DEV_OP_ADD,
+	};
+	struct cache *c = f->cache;
+	int op;
+	unsigned int shift = c->page_shift;
+	uint64_t first, last, step = chunk_pages(c);
+	int ret;
+
+	*pages = 0;
+	if (!c->dev)
+		return -ENODEV;
+	if ((unsigned int)kind >= sizeof(ops) / sizeof(ops[0]) || value > 255)
+		return -EINVAL;
+	op = ops[kind];
+	ret = range_clip(f, &off, &len);
+	if (ret || !len)
+		return ret;
+	first = (uint64_t)off >> shift;
+	last = (uint64_t)(off + len - 1) >> shift;
+	for (uint64_t i = first; i <= last && !ret; i += step) {
+		uint64_t l = last - i < step ? last : i + step - 1;
+		int r = devop_chunk(f, i, l, op, value, off, off + len);
+
+		if (r < 0)
+			ret = r;
+		else
+			*pages += (uint64_t)r;
+	}
+	if (*pages)
+		file_touch_mtime(f);
+	return ret;
+}
+
+static uint32_t page_res_flags(const struct cpage *p)
+{
+	uint32_t s = page_flags(&p->ps), r;
+
+	r = (s & PG_BIT(PG_device)) ? CACHE_RES_DEVICE : CACHE_RES_HOST;
+	if (s & PG_BIT(PG_dirty))
+		r |= CACHE_RES_DIRTY;
+	if (s & PG_BIT(PG_writeback))
+		r |= CACHE_RES_WRITEBACK;
+	if (s & PG_BIT(PG_shared))
+		r |= CACHE_RES_SHARED;
+	return r;
+}
+
+static void res_count(struct cache_res_counts *cnt, uint32_t fl)
+{
+	cnt->pages++;
+	cnt->host += !!(fl & CACHE_RES_HOST);
+	cnt->device += !!(fl & CACHE_RES_DEVICE);
+	cnt->dirty += !!(fl & CACHE_RES_DIRTY);
+	cnt->writeback += !!(fl & CACHE_RES_WRITEBACK);
+	cnt->shared += !!(fl & CACHE_RES_SHARED);
+}
+
+int cache_residency(struct cfile *f, off_t off, off_t len,
+		    struct cache_extent *ext, size_t max, size_t *n,
+		    off_t *next, struct cache_res_counts *cnt)
+{
+	unsigned int shift = f->cache->page_shift;
+	struct cpage **v;
+	size_t nv;
+	int ret;
+
+	*n = 0;
+	memset(cnt, 0, sizeof(*cnt));
+	ret = range_clip(f, &off, &len);
+	*next = off + len;
+	if (ret || !len)
+		return ret;
+	ret = file_collect_pages(f, (uint64_t)off >> shift,
+				 (uint64_t)(off + len - 1) >> shift, 0, &v, &nv);
+	for (size_t i = 0; i < nv; i++) {
+		struct cpage *p = v[i];
+		uint32_t fl = page_res_flags(p);
+		struct cache_extent *e = *n ? &ext[*n - 1] : NULL;
+
+		if (e && e->flags == fl && e->first + e->count == p->index) {
+			e->count++;
+		} else if (*n < max) {
+			ext[(*n)++] = (struct cache_extent){ p->index, 1, fl };
+		} else {
+			*next = (off_t)(p->index << shift);
+			for (; i < nv; i++)
+				page_put(v[i]);
+			break;
+		}
+		res_count(cnt, fl);
+		page_put(p);
+	}
+	free(v);
+	return ret;
+}
