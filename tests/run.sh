@@ -33,10 +33,13 @@ if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/fuse ]; then
 	echo "tests: the mount tests need root and /dev/fuse (uid $(id -u))" >&2
 fi
 
-# The data checker on every cache shape the issue names: a tiny cache
-# (dirty pages evicted constantly), 64 KiB pages, each I/O engine, and the
-# plain passthrough; the default (uring, large cache) and direct_io always.
-: "${HMMFSX_CONFIGS=host_cache=64K page_size=64K io_engine=aio io_engine=psync host_cache=0}"
+# The data checker on every cache shape the issues name: a tiny cache
+# (pages demoted to the device constantly), 64 KiB pages, each I/O engine,
+# the plain passthrough, no device tier; with a thread migrating random
+# ranges both ways (-M) over a tiny host cache, and over a tiny device
+# that evicts, with promotion on CPU access; the default (uring, large
+# cache, hostsim device) and direct_io always.
+: "${HMMFSX_CONFIGS=host_cache=64K page_size=64K io_engine=aio io_engine=psync host_cache=0 device=none host_cache=256K/-M host_cache=256K,device_cache=512K,migrate=promote/-M}"
 export HMMFSX_CONFIGS
 
 run_suite unit "$unit"

@@ -47,12 +47,18 @@
  * subset of the files (file i belongs to thread i % THREADS) with its own
  * generator stream; -n is split between them.
  *
+ * With -M, a migrator thread moves random ranges of random files between
+ * hmmfs's host memory and its device tier (the HMMFS_IOC_MIGRATE ioctl)
+ * for as long as the checkers run, so every operation also meets pages
+ * that are on the device or on their way there or back.
+ *
  * -X is for testing hmmfsx itself: it flips one model byte just before a
  * full verification, which must then fail.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <sys/ioctl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -69,6 +75,8 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "fs/hmmfs_ioctl.h"
 
 #define RING_SIZE		64
 #define BLOCK			4096u	/* O_DIRECT and collapse/insert unit */
@@ -134,6 +142,7 @@ struct config {
 	const char *backing;
 	bool backing_on_sync;	/* -B: compare BACKINGDIR after each fsync */
 	bool quiet, verbose, keep, inject;
+	bool migrate;		/* -M: a thread migrating random ranges */
 };
 
 struct op_record {
@@ -1470,7 +1479,7 @@ static void usage(FILE *out)
 	fprintf(out,
 "usage: hmmfsx [-s SEED] [-n OPS | -t SECONDS] [-f NFILES] [-l MAXLEN]\n"
 "              [-o MAXOPLEN] [-i VERIFY] [-j THREADS] [-b BACKINGDIR]\n"
-"              [-B] [-k] [-q] [-v] [-X] DIR\n"
+"              [-B] [-k] [-q] [-v] [-M] [-X] DIR\n"
 "\n"
 "fsx-style data-integrity checker: random reads, writes, mmap, truncate,\n"
 "fallocate, fsync, reopen, fadvise and O_DIRECT on NFILES files in DIR,\n"
@@ -1489,6 +1498,7 @@ static void usage(FILE *out)
 "  -k             keep the files (they are removed after a clean run)\n"
 "  -q             quiet: only the summary line and failures\n"
 "  -v             log every operation\n"
+"  -M             migrate random ranges between host and device meanwhile\n"
 "  -X             inject a model error to prove the checker catches it\n"
 "  -h, --help     this help\n"
 "\n"
@@ -1564,6 +1574,7 @@ static bool parse_option(int opt, const char *arg, bool *seeded)
 	case 'q': cfg.quiet = true; return true;
 	case 'v': cfg.verbose = true; return true;
 	case 'X': cfg.inject = true; return true;
+	case 'M': cfg.migrate = true; return true;
 	default: return false;
 	}
 }
@@ -1585,7 +1596,7 @@ static void parse_args(int argc, char **argv)
 	bool seeded = false;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "s:n:t:f:l:o:i:j:b:BkqvXh",
+	while ((opt = getopt_long(argc, argv, "s:n:t:f:l:o:i:j:b:BkqvMXh",
 				  longopts, NULL)) != -1) {
 		if (opt == 'h') {
 			usage(stdout);
@@ -1663,6 +1674,56 @@ static void print_start(void)
 	fflush(stdout);
 }
 
+/* ------------------------------------------------------------- migrator */
+
+struct migrator {
+	pthread_t tid;
+	atomic_bool stop;
+	uint64_t moved[2], calls, refused;
+	struct rng rng;
+	struct checker *cs;
+};
+
+/*
+ * Move a random range of a random file to the device or back, until told
+ * to stop.  Each file is opened once (a close would write it back).
+ */
+static void *migrator_thread(void *arg)
+{
+	struct migrator *m = arg;
+	int fds[MAX_FILES];
+
+	for (unsigned i = 0; i < cfg.nfiles; i++)
+		fds[i] = open(m->cs[i % cfg.threads].files[i / cfg.threads].path,
+			      O_RDONLY | O_CLOEXEC);
+	while (!atomic_load(&m->stop)) {
+		unsigned i = (unsigned)(rng_next(&m->rng) % cfg.nfiles);
+		struct hmmfs_ioc_migrate mg = {
+			.version = HMMFS_IOC_VERSION,
+			.to = (uint32_t)(rng_next(&m->rng) & 1),
+			.offset = rng_next(&m->rng) % cfg.maxlen / 4096 * 4096,
+			.length = (rng_next(&m->rng) % 64 + 1) * 4096,
+		};
+
+		if (fds[i] < 0)
+			continue;
+		if (ioctl(fds[i], HMMFS_IOC_MIGRATE, &mg) == 0) {
+			m->moved[mg.to] += mg.moved;
+		} else if (errno == ENOTTY || errno == ENODEV) {
+			note("migrator: %s: not an hmmfs mount with a device tier\n",
+			     strerror(errno));
+			break;
+		} else {
+			m->refused++;	/* past EOF (ERANGE), device full */
+		}
+		m->calls++;
+	}
+	for (unsigned i = 0; i < cfg.nfiles; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return NULL;
+}
+
 static bool run_threads(struct checker *cs)
 {
 	pthread_t tids[MAX_THREADS];
@@ -1689,6 +1750,7 @@ static bool run_threads(struct checker *cs)
 
 int main(int argc, char **argv)
 {
+	static struct migrator mig;
 	struct checker *cs;
 	bool ok;
 
@@ -1703,7 +1765,22 @@ int main(int argc, char **argv)
 	print_start();
 	start_time = now_seconds();
 	deadline = start_time + cfg.seconds;
+	if (cfg.migrate) {
+		mig.cs = cs;
+		rng_seed(&mig.rng, cfg.seed, MAX_THREADS);
+		if (pthread_create(&mig.tid, NULL, migrator_thread, &mig)) {
+			fprintf(stderr, "hmmfsx: cannot start the migrator\n");
+			exit(2);
+		}
+	}
 	ok = run_threads(cs);
+	if (cfg.migrate) {
+		atomic_store(&mig.stop, true);
+		pthread_join(mig.tid, NULL);
+		printf("hmmfsx: migrator: %" PRIu64 " calls, %" PRIu64 " pages to the "
+		       "device, %" PRIu64 " to the host, %" PRIu64 " refused\n",
+		       mig.calls, mig.moved[1], mig.moved[0], mig.refused);
+	}
 	if (ok)
 		print_summary(cs, now_seconds() - start_time);
 	for (unsigned t = 0; t < cfg.threads; t++)

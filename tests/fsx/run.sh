@@ -19,7 +19,9 @@
 #   HMMFS           absolute path of the hmmfs daemon (required)
 #   HMMFS_OPTS      extra -o options for every mount, comma-separated
 #   HMMFSX_CONFIGS  extra configurations, separated by spaces, each one a
-#                   comma-separated -o list: "writeback_cache nosplice,clone_fd"
+#                   comma-separated -o list: "writeback_cache nosplice,clone_fd";
+#                   hmmfsx flags for that configuration only may follow a
+#                   slash, comma-separated: "host_cache=256K/-M"
 #   HMMFSX_SEEDS    fixed seeds (default "1 2")
 #   HMMFSX_OPS      operations per run (default 20000)
 #   HMMFSX_LONG     SECONDS: long mode; per configuration, one run of that
@@ -287,14 +289,19 @@ configs=("" direct_io)
 configs+=(${HMMFSX_CONFIGS:-})
 
 for config in "${configs[@]}"; do
+	extra=()
+	if [[ $config == */* ]]; then
+		IFS=, read -r -a extra <<<"${config#*/}"
+		config=${config%%/*}
+	fi
 	opts=$(join_opts "$config" "${HMMFS_OPTS:-}")
 	if [ -n "$LONG" ]; then
 		# no -q: hmmfsx prints its progress every minute
-		run_one "$opts" -s "$(random_seed)" -t "$LONG" "$@"
+		run_one "$opts" -s "$(random_seed)" -t "$LONG" "${extra[@]}" "$@"
 		continue
 	fi
 	for seed in $SEEDS $(random_seed); do
-		run_one "$opts" -q -s "$seed" -n "$OPS" "$@"
+		run_one "$opts" -q -s "$seed" -n "$OPS" "${extra[@]}" "$@"
 	done
 done
 
