@@ -869,6 +869,34 @@ static void page_zero_device_tail_locked(struct cpage *p, size_t from)
 		dev_fence_wait(c->dev, &fence);
 }
 
+/* Zero the cached tail of the page holding EOF @size (if cached). */
+static void page_zero_tail(struct cfile *f, off_t size)
+{
+	struct cache *c = f->cache;
+	size_t ps = c->cfg.page_size, from = (size_t)(size % (off_t)ps);
+	struct cpage *p;
+
+	if (!from)
+		return;
+	p = page_lookup_get(f, (uint64_t)size >> c->page_shift);
+	if (!p)
+		return;
+	cache_page_lock(&p->ps);
+	cache_page_wait_writeback(&p->ps);
+	if (page_test_device(&p->ps))
+		page_zero_device_tail_locked(p, from);
+	else if (page_test_uptodate(&p->ps))
+		memset((char *)page_frame(p) + from, 0, ps - from);
+	cache_page_unlock(&p->ps);
+	page_put(p);
+}
+
+/*
+ * The pages past the new EOF are dropped before BACKING shrinks and again
+ * after, and the EOF page's tail is zeroed after: a migration or devop
+ * (which read pages in without the kernel's ordering against truncate)
+ * may have read old bytes from BACKING in between.
+ */
 int cache_truncate(struct cfile *f, off_t size)
 {
 	struct cache *c = f->cache;
@@ -884,23 +912,10 @@ int cache_truncate(struct cfile *f, off_t size)
 	clock_gettime(CLOCK_REALTIME, &f->mtime);
 	pthread_mutex_unlock(&f->lock);
 	file_drop_range(f, keep, UINT64_MAX, true);
-	if (size % (off_t)ps) {
-		/* bytes past the new EOF must read as zero if it grows again */
-		struct cpage *p = page_lookup_get(f, (uint64_t)size >> c->page_shift);
-
-		if (p) {
-			cache_page_lock(&p->ps);
-			cache_page_wait_writeback(&p->ps);
-			if (page_test_device(&p->ps))
-				page_zero_device_tail_locked(p, (size_t)(size % (off_t)ps));
-			else if (page_test_uptodate(&p->ps))
-				memset((char *)page_frame(p) + size % (off_t)ps, 0,
-				       ps - (size_t)(size % (off_t)ps));
-			cache_page_unlock(&p->ps);
-			page_put(p);
-		}
-	}
 	ret = ftruncate(f->fd, size) < 0 ? -errno : 0;
+	file_drop_range(f, keep, UINT64_MAX, true);
+	/* bytes past the new EOF must read as zero if it grows again */
+	page_zero_tail(f, size);
 	if (!ret && fstat(f->fd, &st) == 0) {
 		pthread_mutex_lock(&f->lock);
 		f->seen_size = st.st_size;
