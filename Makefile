@@ -29,7 +29,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
 		   -DHMMFS_VERSION='"$(VERSION)"' -MMD -MP -I. $(PKG_CFLAGS)
-override LDLIBS += $(PKG_LIBS) -laio -lpthread
+override LDLIBS += $(PKG_LIBS) -laio -lpthread -ldl
 
 comma := ,
 ifeq ($(SANITIZE),)

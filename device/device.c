@@ -30,6 +30,7 @@
 #include "device/device.h"
 
 static const struct dev_ops *dev_backends[] = {
+	&dev_cuda_ops,
 	&dev_hostsim_ops,
 };
 

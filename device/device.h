@@ -57,10 +57,12 @@ struct device_config {
 
 /**
  * struct dev_fence - completion of a batch of queued operations.
- * @pending: operations queued against the fence and not finished.
+ * @pending: operations queued against the fence and not finished
+ *           (cuda: queued since the last wait).
  * @error:   the first error of any of them (0 if none).
  * @result:  dev_compare: 0 if the ranges were equal, else non-zero.
- * @priv:    the backend's own (e.g. a CUDA event); zero-initialise.
+ * @priv:    the backend's own; zero-initialise.  cuda: while operations
+ *           are queued, its per-stream event record (see cuda.c).
  *
  * Initialise with DEV_FENCE_INIT, queue any number of operations, then
  * dev_fence_wait() once; the fence may then be reused.
@@ -188,6 +190,7 @@ struct device {
 };
 
 extern const struct dev_ops dev_hostsim_ops;
+extern const struct dev_ops dev_cuda_ops;
 
 /* Open the backend @cfg->backend.  @err gets a message on failure. */
 int dev_open(const struct device_config *cfg, struct device **out,

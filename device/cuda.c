@@ -1,0 +1,868 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * device/cuda.c — device memory on an NVIDIA GPU through the CUDA driver API.
+ *
+ * Loading.  The driver (libcuda.so.1, or the file named by env
+ * HMMFS_CUDA_LIB, which the tests point at a fake) is dlopen()ed at open
+ * and the entry points are looked up with dlsym(), so hmmfs builds without
+ * a CUDA toolkit and runs without a driver: then open fails with a message
+ * and -ENODEV.  The library is never dlclose()d: the real driver keeps
+ * threads of its own, and a second open finds it loaded.
+ *
+ * Memory.  open retains the GPU's primary context (shared with anything
+ * else in the process that uses the GPU) and makes one cuMemAlloc of
+ * mem_bytes; device address a is base + a.  host_register page-locks a
+ * host range with cuMemHostRegister, so copies from the frame arena and
+ * the bounce pool are DMA at full speed; other host memory still works,
+ * the driver stages it.  Every driver call is made with the context
+ * current on the calling thread (cuda_enter()).
+ *
+ * Streams.  CUDA_NSTREAMS non-blocking streams.  Each thread is given one
+ * of them, round-robin, the first time it queues anything, and queues all
+ * its work there: one thread's operations therefore run in the order it
+ * queued them (hostsim does the same, and callers rely on it, e.g. a fill
+ * then a compute on one fence), while several threads' copies are in
+ * flight on different streams, on both copy engines, at once.
+ *
+ * Fences.  The backend's half of a struct dev_fence is @priv, which points
+ * to a struct cuda_fence while operations are queued on it: one event per
+ * stream, recorded on that stream after each operation queued there on
+ * behalf of the fence.  A stream runs in order, so once the fence's event
+ * of each stream it used has completed, every operation queued on the
+ * fence by any thread has.  fence_wait synchronizes those events, then
+ * detaches the record and returns it to the device's pool (fences live in
+ * callers' stack frames and have no destructor, so nothing may stay
+ * attached after a wait).  @pending counts operations queued since the
+ * last wait; @error keeps the first error seen when queueing.
+ *
+ * Kernels.  fill, xor, add and compare are PTX kernels written by hand
+ * (cuda_ptx below: byte loops over a grid-stride index), loaded with
+ * cuModuleLoadData, which JIT-compiles them for whatever GPU is present.
+ * compare writes 1 to a flag word in device memory owned by the fence
+ * record; fence_wait copies it back and, if set, sets the fence's result.
+ *
+ * Errors.  Driver results become -errno (cuda_errno()): out of memory
+ * -ENOMEM; the errors after which the context is unusable (lost device,
+ * illegal address, launch failure, ECC...) -ENODEV, which makes
+ * dev_fence_wait() mark the device lost.  Each failure is printed on
+ * stderr with the driver's own name and text for it.  A -ENODEV at queue
+ * time is also kept in the fence, so the caller's next fence_wait reports
+ * the loss too.
+ *
+ * Locking.  The driver is thread-safe.  @pool_lock guards the fence pool;
+ * each record's @lock guards its events and flags while threads queue on
+ * one fence.  Attaching a record to f->priv is one compare-and-swap.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "device/cuda_int.h"
+#include "device/device.h"
+
+#define CUDA_NSTREAMS	8
+#define CUDA_BLOCK	256		/* threads per block */
+#define CUDA_MAX_GRID	1024		/* blocks; the loops stride */
+
+/*
+ * The kernels.  Each thread starts at byte ctaid.x * ntid.x + tid.x and
+ * steps by the whole grid (nctaid.x * ntid.x), so any length runs in one
+ * launch of at most CUDA_MAX_GRID blocks.  ld/st .u8 move a byte through a
+ * 32-bit register (PTX allows the wider register); st.u8 keeps the low 8
+ * bits, which is the modulo-256 of DEV_OP_ADD.  .target sm_50 is the
+ * oldest the driver still JITs from; newer GPUs compile it for themselves.
+ */
+#define CUDA_PTX_INDEX							\
+	"	mov.u32 %r2, %ctaid.x;\n"				\
+	"	mov.u32 %r3, %ntid.x;\n"				\
+	"	mov.u32 %r4, %tid.x;\n"					\
+	"	mov.u32 %r5, %nctaid.x;\n"				\
+	"	mul.wide.u32 %rd3, %r2, %r3;\n"				\
+	"	cvt.u64.u32 %rd4, %r4;\n"				\
+	"	add.u64 %rd3, %rd3, %rd4;\n"				\
+	"	mul.wide.u32 %rd5, %r5, %r3;\n"
+
+/* fill, xor, add: (u64 dst, u64 len, u32 value); @body changes %r6. */
+#define CUDA_PTX_BYTE_OP(name, load, body)				\
+	".visible .entry " name "(\n"					\
+	"	.param .u64 " name "_dst,\n"				\
+	"	.param .u64 " name "_len,\n"				\
+	"	.param .u32 " name "_val\n"				\
+	")\n"								\
+	"{\n"								\
+	"	.reg .pred %p<2>;\n"					\
+	"	.reg .b32 %r<8>;\n"					\
+	"	.reg .b64 %rd<8>;\n"					\
+	"\n"								\
+	"	ld.param.u64 %rd1, [" name "_dst];\n"			\
+	"	ld.param.u64 %rd2, [" name "_len];\n"			\
+	"	ld.param.u32 %r1, [" name "_val];\n"			\
+	"	cvta.to.global.u64 %rd1, %rd1;\n"			\
+	CUDA_PTX_INDEX							\
+	"	setp.ge.u64 %p1, %rd3, %rd2;\n"				\
+	"	@%p1 bra $L_" name "_done;\n"				\
+	"$L_" name "_loop:\n"						\
+	"	add.u64 %rd6, %rd1, %rd3;\n"				\
+	load								\
+	body								\
+	"	st.global.u8 [%rd6], %r6;\n"				\
+	"	add.u64 %rd3, %rd3, %rd5;\n"				\
+	"	setp.lt.u64 %p1, %rd3, %rd2;\n"				\
+	"	@%p1 bra $L_" name "_loop;\n"				\
+	"$L_" name "_done:\n"						\
+	"	ret;\n"							\
+	"}\n\n"
+
+#define CUDA_PTX_LOAD	"	ld.global.u8 %r6, [%rd6];\n"
+
+static const char cuda_ptx[] =
+	".version 6.0\n"
+	".target sm_50\n"
+	".address_size 64\n\n"
+	CUDA_PTX_BYTE_OP(CUDA_KERNEL_FILL, "", "	mov.u32 %r6, %r1;\n")
+	CUDA_PTX_BYTE_OP(CUDA_KERNEL_XOR, CUDA_PTX_LOAD, "	xor.b32 %r6, %r6, %r1;\n")
+	CUDA_PTX_BYTE_OP(CUDA_KERNEL_ADD, CUDA_PTX_LOAD, "	add.u32 %r6, %r6, %r1;\n")
+	/* compare: (u64 a, u64 b, u64 len, u64 flag); stops at a difference */
+	".visible .entry " CUDA_KERNEL_COMPARE "(\n"
+	"	.param .u64 cmp_a,\n"
+	"	.param .u64 cmp_b,\n"
+	"	.param .u64 cmp_len,\n"
+	"	.param .u64 cmp_flag\n"
+	")\n"
+	"{\n"
+	"	.reg .pred %p<3>;\n"
+	"	.reg .b32 %r<9>;\n"
+	"	.reg .b64 %rd<10>;\n"
+	"\n"
+	"	ld.param.u64 %rd1, [cmp_a];\n"
+	"	ld.param.u64 %rd7, [cmp_b];\n"
+	"	ld.param.u64 %rd2, [cmp_len];\n"
+	"	ld.param.u64 %rd8, [cmp_flag];\n"
+	"	cvta.to.global.u64 %rd1, %rd1;\n"
+	"	cvta.to.global.u64 %rd7, %rd7;\n"
+	"	cvta.to.global.u64 %rd8, %rd8;\n"
+	CUDA_PTX_INDEX
+	"	setp.ge.u64 %p1, %rd3, %rd2;\n"
+	"	@%p1 bra $L_cmp_done;\n"
+	"$L_cmp_loop:\n"
+	"	add.u64 %rd6, %rd1, %rd3;\n"
+	"	add.u64 %rd9, %rd7, %rd3;\n"
+	"	ld.global.u8 %r6, [%rd6];\n"
+	"	ld.global.u8 %r7, [%rd9];\n"
+	"	setp.ne.u32 %p2, %r6, %r7;\n"
+	"	@%p2 bra $L_cmp_differ;\n"
+	"	add.u64 %rd3, %rd3, %rd5;\n"
+	"	setp.lt.u64 %p1, %rd3, %rd2;\n"
+	"	@%p1 bra $L_cmp_loop;\n"
+	"$L_cmp_done:\n"
+	"	ret;\n"
+	"$L_cmp_differ:\n"
+	"	mov.u32 %r8, 1;\n"
+	"	st.global.u32 [%rd8], %r8;\n"
+	"	ret;\n"
+	"}\n";
+
+/* The driver's entry points; cuda_syms[] names them. */
+struct cuda_api {
+	CUresult (*Init)(unsigned int);
+	CUresult (*DeviceGetCount)(int *);
+	CUresult (*DeviceGet)(CUdevice *, int);
+	CUresult (*DevicePrimaryCtxRetain)(CUcontext *, CUdevice);
+	CUresult (*DevicePrimaryCtxRelease)(CUdevice);
+	CUresult (*CtxSetCurrent)(CUcontext);
+	CUresult (*MemAlloc)(CUdeviceptr *, size_t);
+	CUresult (*MemFree)(CUdeviceptr);
+	CUresult (*MemHostRegister)(void *, size_t, unsigned int);
+	CUresult (*MemHostUnregister)(void *);
+	CUresult (*MemcpyHtoDAsync)(CUdeviceptr, const void *, size_t, CUstream);
+	CUresult (*MemcpyDtoHAsync)(void *, CUdeviceptr, size_t, CUstream);
+	CUresult (*MemcpyDtoDAsync)(CUdeviceptr, CUdeviceptr, size_t, CUstream);
+	CUresult (*StreamCreate)(CUstream *, unsigned int);
+	CUresult (*StreamDestroy)(CUstream);
+	CUresult (*StreamSynchronize)(CUstream);
+	CUresult (*EventCreate)(CUevent *, unsigned int);
+	CUresult (*EventDestroy)(CUevent);
+	CUresult (*EventRecord)(CUevent, CUstream);
+	CUresult (*EventSynchronize)(CUevent);
+	CUresult (*ModuleLoadData)(CUmodule *, const void *);
+	CUresult (*ModuleUnload)(CUmodule);
+	CUresult (*ModuleGetFunction)(CUfunction *, CUmodule, const char *);
+	CUresult (*LaunchKernel)(CUfunction, unsigned int, unsigned int,
+				 unsigned int, unsigned int, unsigned int,
+				 unsigned int, unsigned int, CUstream, void **,
+				 void **);
+	CUresult (*GetErrorString)(CUresult, const char **);
+	CUresult (*GetErrorName)(CUresult, const char **);
+};
+
+/* Versioned names first: cuda.h maps the plain names to these. */
+static const struct {
+	const char *name, *alt;
+	size_t off;
+} cuda_syms[] = {
+#define CUDA_SYM(field, name, alt) { name, alt, offsetof(struct cuda_api, field) }
+	CUDA_SYM(Init, "cuInit", NULL),
+	CUDA_SYM(DeviceGetCount, "cuDeviceGetCount", NULL),
+	CUDA_SYM(DeviceGet, "cuDeviceGet", NULL),
+	CUDA_SYM(DevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain", NULL),
+	CUDA_SYM(DevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2",
+		 "cuDevicePrimaryCtxRelease"),
+	CUDA_SYM(CtxSetCurrent, "cuCtxSetCurrent", NULL),
+	CUDA_SYM(MemAlloc, "cuMemAlloc_v2", NULL),
+	CUDA_SYM(MemFree, "cuMemFree_v2", NULL),
+	CUDA_SYM(MemHostRegister, "cuMemHostRegister_v2", "cuMemHostRegister"),
+	CUDA_SYM(MemHostUnregister, "cuMemHostUnregister", NULL),
+	CUDA_SYM(MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2", NULL),
+	CUDA_SYM(MemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2", NULL),
+	CUDA_SYM(MemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2", NULL),
+	CUDA_SYM(StreamCreate, "cuStreamCreate", NULL),
+	CUDA_SYM(StreamDestroy, "cuStreamDestroy_v2", "cuStreamDestroy"),
+	CUDA_SYM(StreamSynchronize, "cuStreamSynchronize", NULL),
+	CUDA_SYM(EventCreate, "cuEventCreate", NULL),
+	CUDA_SYM(EventDestroy, "cuEventDestroy_v2", "cuEventDestroy"),
+	CUDA_SYM(EventRecord, "cuEventRecord", NULL),
+	CUDA_SYM(EventSynchronize, "cuEventSynchronize", NULL),
+	CUDA_SYM(ModuleLoadData, "cuModuleLoadData", NULL),
+	CUDA_SYM(ModuleUnload, "cuModuleUnload", NULL),
+	CUDA_SYM(ModuleGetFunction, "cuModuleGetFunction", NULL),
+	CUDA_SYM(LaunchKernel, "cuLaunchKernel", NULL),
+	CUDA_SYM(GetErrorString, "cuGetErrorString", NULL),
+	CUDA_SYM(GetErrorName, "cuGetErrorName", NULL),
+#undef CUDA_SYM
+};
+
+/**
+ * struct cuda_fence - the backend's half of a dev_fence (its @priv).
+ * @lock:       guards @ev, @recorded, @unsynced, @compared and @flag
+ *              while threads queue on the fence.
+ * @ev:         per stream: recorded after the fence's latest operation
+ *              on that stream; created on first use, kept in the pool.
+ * @recorded:   bit s: @ev[s] was recorded since the last wait.
+ * @unsynced:   bit s: an operation went on stream s but its event could
+ *              not be recorded; the wait synchronizes the whole stream.
+ * @compared:   a compare was queued since the last wait.
+ * @flag:       device word the compare kernel sets to 1; 0 until the
+ *              first compare, zero whenever the record is in the pool.
+ * @next_free:  on cuda_dev.pool, while not attached to a fence.
+ * @next_all:   on cuda_dev.all, for close.
+ */
+struct cuda_fence {
+	pthread_mutex_t lock;
+	CUevent ev[CUDA_NSTREAMS];
+	uint32_t recorded, unsynced;
+	bool compared;
+	CUdeviceptr flag;
+	struct cuda_fence *next_free, *next_all;
+};
+
+/**
+ * struct cuda_dev - an open GPU.
+ * @api:        the driver's entry points.
+ * @lib:        the driver's path, for messages.
+ * @dev, @ctx:  the GPU and its retained primary context.
+ * @base:       device address 0.
+ * @mod, @fn:   the PTX module and its kernels (by enum dev_op_kind;
+ *              @fn_compare apart).
+ * @stream:     the streams threads are given; @ctl is for fence_wait's
+ *              own small copies.
+ * @pool_lock:  guards @pool and @all.
+ */
+struct cuda_dev {
+	struct cuda_api api;
+	char lib[256];
+	int gpu;
+	CUdevice dev;
+	CUcontext ctx;
+	CUdeviceptr base;
+	CUmodule mod;
+	CUfunction fn[DEV_OP_NR], fn_compare;
+	CUstream stream[CUDA_NSTREAMS], ctl;
+	pthread_mutex_t pool_lock;
+	struct cuda_fence *pool, *all;
+};
+
+/* Which stream this thread uses (index + 1; 0: none yet). */
+static _Thread_local unsigned int cuda_tls_stream;
+static _Atomic unsigned int cuda_next_stream;
+
+static bool cuda_lost_result(CUresult r)
+{
+	switch (r) {
+	case CUDA_ERROR_NOT_INITIALIZED:
+	case CUDA_ERROR_DEINITIALIZED:
+	case CUDA_ERROR_STUB_LIBRARY:
+	case CUDA_ERROR_INSUFFICIENT_DRIVER:
+	case CUDA_ERROR_DEVICE_UNAVAILABLE:
+	case CUDA_ERROR_NO_DEVICE:
+	case CUDA_ERROR_INVALID_DEVICE:
+	case CUDA_ERROR_INVALID_CONTEXT:
+	case CUDA_ERROR_ECC_UNCORRECTABLE:
+	case CUDA_ERROR_NVLINK_UNCORRECTABLE:
+	case CUDA_ERROR_ILLEGAL_ADDRESS:
+	case CUDA_ERROR_LAUNCH_TIMEOUT:
+	case CUDA_ERROR_CONTEXT_IS_DESTROYED:
+	case CUDA_ERROR_ASSERT:
+	case CUDA_ERROR_HARDWARE_STACK_ERROR:
+	case CUDA_ERROR_ILLEGAL_INSTRUCTION:
+	case CUDA_ERROR_MISALIGNED_ADDRESS:
+	case CUDA_ERROR_INVALID_ADDRESS_SPACE:
+	case CUDA_ERROR_INVALID_PC:
+	case CUDA_ERROR_LAUNCH_FAILED:
+	case CUDA_ERROR_SYSTEM_NOT_READY:
+	case CUDA_ERROR_SYSTEM_DRIVER_MISMATCH:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The -errno for driver result @r (not CUDA_SUCCESS). */
+static int cuda_result_errno(CUresult r)
+{
+	if (cuda_lost_result(r))
+		return -ENODEV;
+	switch (r) {
+	case CUDA_ERROR_OUT_OF_MEMORY:
+	case CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES:
+		return -ENOMEM;
+	case CUDA_ERROR_INVALID_VALUE:
+	case CUDA_ERROR_INVALID_HANDLE:
+		return -EINVAL;
+	case CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED:
+		return -EEXIST;
+	case CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED:
+	case CUDA_ERROR_NOT_FOUND:
+		return -ENOENT;
+	case CUDA_ERROR_INVALID_IMAGE:
+	case CUDA_ERROR_NO_BINARY_FOR_GPU:
+	case CUDA_ERROR_INVALID_PTX:
+	case CUDA_ERROR_JIT_COMPILER_NOT_FOUND:
+	case CUDA_ERROR_UNSUPPORTED_PTX_VERSION:
+		return -ENOEXEC;
+	case CUDA_ERROR_NOT_PERMITTED:
+		return -EPERM;
+	case CUDA_ERROR_NOT_SUPPORTED:
+		return -EOPNOTSUPP;
+	default:
+		return -EIO;
+	}
+}
+
+/* "CUDA_ERROR_X (text)" for @r into @buf. */
+static const char *cuda_describe(const struct cuda_api *api, CUresult r,
+				 char *buf, size_t len)
+{
+	const char *name = NULL, *text = NULL;
+
+	if (api->GetErrorName && api->GetErrorName(r, &name) != CUDA_SUCCESS)
+		name = NULL;
+	if (api->GetErrorString && api->GetErrorString(r, &text) != CUDA_SUCCESS)
+		text = NULL;
+	snprintf(buf, len, "%s%s%s%s", name ? name : "CUDA error",
+		 text ? " (" : "", text ? text : "", text ? ")" : "");
+	if (!name && !text)
+		snprintf(buf, len, "CUDA error %d", r);
+	return buf;
+}
+
+/* Print the failure of driver call @what on stderr; return its -errno. */
+static int cuda_fail(struct cuda_dev *cd, const char *what, CUresult r)
+{
+	char msg[256];
+
+	fprintf(stderr, "hmmfs: cuda: GPU %d: %s: %s\n", cd->gpu, what,
+		cuda_describe(&cd->api, r, msg, sizeof(msg)));
+	return cuda_result_errno(r);
+}
+
+/*
+ * As cuda_fail(), for an operation being queued on @f: a lost device is
+ * also kept as the fence's error, so the next wait reports it and
+ * dev_fence_wait() marks the device lost.
+ */
+static int cuda_fail_queue(struct cuda_dev *cd, struct dev_fence *f,
+			   const char *what, CUresult r)
+{
+	int ret = cuda_fail(cd, what, r), none = 0;
+
+	if (ret == -ENODEV)
+		atomic_compare_exchange_strong(&f->error, &none, ret);
+	return ret;
+}
+
+/* Make the context current on this thread; every entry point starts here. */
+static int cuda_enter(struct cuda_dev *cd)
+{
+	CUresult r = cd->api.CtxSetCurrent(cd->ctx);
+
+	return r ? cuda_fail(cd, "cuCtxSetCurrent", r) : 0;
+}
+
+static unsigned int cuda_thread_stream(void)
+{
+	if (!cuda_tls_stream)
+		cuda_tls_stream = atomic_fetch_add_explicit(&cuda_next_stream, 1,
+				memory_order_relaxed) % CUDA_NSTREAMS + 1;
+	return cuda_tls_stream - 1;
+}
+
+/*
+ * The record of @f, attached now if it has none.  The release of the
+ * compare-and-swap pairs with the acquire load of other threads queueing
+ * on @f and with the exchange in cuda_fence_wait().
+ */
+static struct cuda_fence *cuda_fence_get(struct cuda_dev *cd, struct dev_fence *f)
+{
+	struct cuda_fence *rec = __atomic_load_n(&f->priv, __ATOMIC_ACQUIRE);
+	void *expected = NULL;
+
+	if (rec)
+		return rec;
+	pthread_mutex_lock(&cd->pool_lock);
+	rec = cd->pool;
+	if (rec) {
+		cd->pool = rec->next_free;
+	} else {
+		rec = calloc(1, sizeof(*rec));
+		if (rec) {
+			pthread_mutex_init(&rec->lock, NULL);
+			rec->next_all = cd->all;
+			cd->all = rec;
+		}
+	}
+	pthread_mutex_unlock(&cd->pool_lock);
+	if (!rec)
+		return NULL;
+	if (!__atomic_compare_exchange_n(&f->priv, &expected, rec, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		/* another thread attached one first */
+		pthread_mutex_lock(&cd->pool_lock);
+		rec->next_free = cd->pool;
+		cd->pool = rec;
+		pthread_mutex_unlock(&cd->pool_lock);
+		rec = expected;
+	}
+	return rec;
+}
+
+/*
+ * An operation went on stream @s for @f: record the fence's event there.
+ * If that fails the operation is still queued, so the wait falls back to
+ * synchronizing the stream.  Context: @rec->lock held.
+ */
+static int cuda_fence_record_locked(struct cuda_dev *cd, struct cuda_fence *rec,
+				    unsigned int s, struct dev_fence *f)
+{
+	CUresult r = CUDA_SUCCESS;
+	const char *what = "cuEventCreate";
+
+	atomic_fetch_add_explicit(&f->pending, 1, memory_order_relaxed);
+	if (!rec->ev[s])
+		r = cd->api.EventCreate(&rec->ev[s], CU_EVENT_DISABLE_TIMING);
+	if (!r) {
+		what = "cuEventRecord";
+		r = cd->api.EventRecord(rec->ev[s], cd->stream[s]);
+	}
+	if (r) {
+		rec->unsynced |= 1u << s;
+		return cuda_fail_queue(cd, f, what, r);
+	}
+	rec->recorded |= 1u << s;
+	return 0;
+}
+
+static int cuda_copy(struct device *d, const struct dev_copy *cp,
+		     struct dev_fence *f)
+{
+	struct cuda_dev *cd = d->priv;
+	struct cuda_fence *rec;
+	unsigned int s = cuda_thread_stream();
+	const char *what;
+	CUresult r;
+	int ret;
+
+	ret = cuda_enter(cd);
+	if (ret)
+		return ret;
+	rec = cuda_fence_get(cd, f);
+	if (!rec)
+		return -ENOMEM;
+	pthread_mutex_lock(&rec->lock);
+	switch (cp->dir) {
+	case DEV_H2D:
+		what = "cuMemcpyHtoDAsync";
+		r = cd->api.MemcpyHtoDAsync(cd->base + cp->dst, cp->host, cp->len,
+					    cd->stream[s]);
+		break;
+	case DEV_D2H:
+		what = "cuMemcpyDtoHAsync";
+		r = cd->api.MemcpyDtoHAsync(cp->host, cd->base + cp->src, cp->len,
+					    cd->stream[s]);
+		break;
+	default:
+		what = "cuMemcpyDtoDAsync";
+		r = cd->api.MemcpyDtoDAsync(cd->base + cp->dst, cd->base + cp->src,
+					    cp->len, cd->stream[s]);
+		break;
+	}
+	ret = r ? cuda_fail_queue(cd, f, what, r)
+		: cuda_fence_record_locked(cd, rec, s, f);
+	pthread_mutex_unlock(&rec->lock);
+	return ret;
+}
+
+/* Launch @fn over @len bytes with @args on this thread's stream. */
+static int cuda_launch_locked(struct cuda_dev *cd, struct cuda_fence *rec,
+			      CUfunction fn, size_t len, void **args,
+			      struct dev_fence *f)
+{
+	size_t blocks = (len + CUDA_BLOCK - 1) / CUDA_BLOCK;
+	unsigned int s = cuda_thread_stream();
+	CUresult r;
+
+	if (blocks > CUDA_MAX_GRID)
+		blocks = CUDA_MAX_GRID;
+	r = cd->api.LaunchKernel(fn, (unsigned int)blocks, 1, 1, CUDA_BLOCK, 1, 1,
+				 0, cd->stream[s], args, NULL);
+	if (r)
+		return cuda_fail_queue(cd, f, "cuLaunchKernel", r);
+	return cuda_fence_record_locked(cd, rec, s, f);
+}
+
+static int cuda_compute(struct device *d, enum dev_op_kind op, dev_addr_t dst,
+			size_t len, uint64_t value, struct dev_fence *f)
+{
+	struct cuda_dev *cd = d->priv;
+	CUdeviceptr p = cd->base + dst;
+	unsigned long long n = len;
+	uint32_t v = (uint8_t)value;
+	void *args[] = { &p, &n, &v };
+	struct cuda_fence *rec;
+	int ret;
+
+	ret = cuda_enter(cd);
+	if (ret)
+		return ret;
+	rec = cuda_fence_get(cd, f);
+	if (!rec)
+		return -ENOMEM;
+	pthread_mutex_lock(&rec->lock);
+	ret = cuda_launch_locked(cd, rec, cd->fn[op], len, args, f);
+	pthread_mutex_unlock(&rec->lock);
+	return ret;
+}
+
+/* Copy @v to the device word @w and wait for it, on the control stream. */
+static int cuda_word_set(struct cuda_dev *cd, CUdeviceptr w, uint32_t v)
+{
+	CUresult r = cd->api.MemcpyHtoDAsync(w, &v, sizeof(v), cd->ctl);
+
+	if (!r)
+		r = cd->api.StreamSynchronize(cd->ctl);
+	return r ? cuda_fail(cd, "setting the compare flag", r) : 0;
+}
+
+static int cuda_compare(struct device *d, dev_addr_t a, dev_addr_t b,
+			size_t len, struct dev_fence *f)
+{
+	struct cuda_dev *cd = d->priv;
+	CUdeviceptr pa = cd->base + a, pb = cd->base + b;
+	unsigned long long n = len;
+	void *args[] = { &pa, &pb, &n, NULL };
+	struct cuda_fence *rec;
+	CUresult r;
+	int ret;
+
+	ret = cuda_enter(cd);
+	if (ret)
+		return ret;
+	rec = cuda_fence_get(cd, f);
+	if (!rec)
+		return -ENOMEM;
+	pthread_mutex_lock(&rec->lock);
+	if (!rec->flag) {
+		r = cd->api.MemAlloc(&rec->flag, sizeof(uint32_t));
+		if (r) {
+			rec->flag = 0;
+			ret = cuda_fail_queue(cd, f, "cuMemAlloc (compare flag)", r);
+			goto out_unlock;
+		}
+		ret = cuda_word_set(cd, rec->flag, 0);
+		if (ret) {
+			cd->api.MemFree(rec->flag);
+			rec->flag = 0;
+			goto out_unlock;
+		}
+	}
+	args[3] = &rec->flag;
+	ret = cuda_launch_locked(cd, rec, cd->fn_compare, len, args, f);
+	if (!ret)
+		rec->compared = true;
+out_unlock:
+	pthread_mutex_unlock(&rec->lock);
+	return ret;
+}
+
+/* After the compares of @rec finished: result into @f, flag back to 0. */
+static int cuda_fence_collect(struct cuda_dev *cd, struct cuda_fence *rec,
+			      struct dev_fence *f)
+{
+	uint32_t v = 0;
+	CUresult r;
+
+	r = cd->api.MemcpyDtoHAsync(&v, rec->flag, sizeof(v), cd->ctl);
+	if (!r)
+		r = cd->api.StreamSynchronize(cd->ctl);
+	if (r)
+		return cuda_fail(cd, "reading the compare flag", r);
+	if (!v)
+		return 0;
+	atomic_store(&f->result, 1);
+	return cuda_word_set(cd, rec->flag, 0);
+}
+
+static int cuda_fence_wait(struct device *d, struct dev_fence *f)
+{
+	struct cuda_dev *cd = d->priv;
+	struct cuda_fence *rec;
+	int ret = 0, first;
+
+	rec = __atomic_exchange_n(&f->priv, NULL, __ATOMIC_ACQ_REL);
+	if (rec) {
+		pthread_mutex_lock(&rec->lock);
+		ret = cuda_enter(cd);
+		for (unsigned int s = 0; !ret && s < CUDA_NSTREAMS; s++) {
+			CUresult r = CUDA_SUCCESS;
+			const char *what = "cuEventSynchronize";
+
+			if (rec->recorded & (1u << s))
+				r = cd->api.EventSynchronize(rec->ev[s]);
+			if (!r && (rec->unsynced & (1u << s))) {
+				what = "cuStreamSynchronize";
+				r = cd->api.StreamSynchronize(cd->stream[s]);
+			}
+			if (r)
+				ret = cuda_fail(cd, what, r);
+		}
+		if (!ret && rec->compared)
+			ret = cuda_fence_collect(cd, rec, f);
+		rec->recorded = rec->unsynced = 0;
+		rec->compared = false;
+		pthread_mutex_unlock(&rec->lock);
+		pthread_mutex_lock(&cd->pool_lock);
+		rec->next_free = cd->pool;
+		cd->pool = rec;
+		pthread_mutex_unlock(&cd->pool_lock);
+	}
+	atomic_store_explicit(&f->pending, 0, memory_order_relaxed);
+	first = atomic_exchange(&f->error, 0);
+	return first ? first : ret;
+}
+
+static int cuda_host_register(struct device *d, void *p, size_t len)
+{
+	struct cuda_dev *cd = d->priv;
+	CUresult r;
+	int ret;
+
+	ret = cuda_enter(cd);
+	if (ret)
+		return ret;
+	r = cd->api.MemHostRegister(p, len, CU_MEMHOSTREGISTER_PORTABLE);
+	return r ? cuda_fail(cd, "cuMemHostRegister", r) : 0;
+}
+
+static void cuda_host_unregister(struct device *d, void *p)
+{
+	struct cuda_dev *cd = d->priv;
+	CUresult r;
+
+	if (cuda_enter(cd))
+		return;
+	r = cd->api.MemHostUnregister(p);
+	if (r)
+		cuda_fail(cd, "cuMemHostUnregister", r);
+}
+
+/* Look up every entry point in @lib.  Return: 0, or -ENOSYS with @err. */
+static int cuda_resolve(struct cuda_dev *cd, void *lib, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < sizeof(cuda_syms) / sizeof(cuda_syms[0]); i++) {
+		void *sym = dlsym(lib, cuda_syms[i].name);
+
+		if (!sym && cuda_syms[i].alt)
+			sym = dlsym(lib, cuda_syms[i].alt);
+		if (!sym) {
+			snprintf(err, errlen, "cuda: %s has no %s (driver too old?)",
+				 cd->lib, cuda_syms[i].name);
+			return -ENOSYS;
+		}
+		memcpy((char *)&cd->api + cuda_syms[i].off, &sym, sizeof(sym));
+	}
+	return 0;
+}
+
+/* For open: message @what's failure into @err too. */
+static int cuda_open_fail(struct cuda_dev *cd, const char *what, CUresult r,
+			  char *err, size_t errlen)
+{
+	char msg[200];
+
+	snprintf(err, errlen, "cuda: GPU %d: %s: %s", cd->gpu, what,
+		 cuda_describe(&cd->api, r, msg, sizeof(msg)));
+	return cuda_fail(cd, what, r);
+}
+
+static int cuda_open(struct device *d, const struct device_config *cfg,
+		     char *err, size_t errlen)
+{
+	static const char *const names[DEV_OP_NR] = {
+		[DEV_OP_FILL] = CUDA_KERNEL_FILL,
+		[DEV_OP_XOR] = CUDA_KERNEL_XOR,
+		[DEV_OP_ADD] = CUDA_KERNEL_ADD,
+	};
+	const char *env = getenv("HMMFS_CUDA_LIB");
+	struct cuda_dev *cd = calloc(1, sizeof(*cd));
+	unsigned int nstreams = 0;
+	char what[64];
+	int count = 0, ret;
+	void *lib;
+	CUresult r;
+
+	if (!cd)
+		return -ENOMEM;
+	snprintf(cd->lib, sizeof(cd->lib), "%s", env && *env ? env : "libcuda.so.1");
+	cd->gpu = cfg->gpu;
+	lib = dlopen(cd->lib, RTLD_NOW | RTLD_LOCAL);
+	if (!lib) {
+		snprintf(err, errlen, "cuda: cannot load the CUDA driver: %s "
+			 "(no NVIDIA driver installed?)", dlerror());
+		ret = -ENODEV;
+		goto out_free;
+	}
+	ret = cuda_resolve(cd, lib, err, errlen);
+	if (ret)
+		goto out_free;
+	r = cd->api.Init(0);
+	if (!r)
+		r = cd->api.DeviceGetCount(&count);
+	if (r) {
+		ret = cuda_open_fail(cd, "cuInit", r, err, errlen);
+		goto out_free;
+	}
+	if (cfg->gpu < 0 || cfg->gpu >= count) {
+		snprintf(err, errlen, "cuda: no GPU %d (%d found)", cfg->gpu, count);
+		ret = -ENODEV;
+		goto out_free;
+	}
+	r = cd->api.DeviceGet(&cd->dev, cfg->gpu);
+	if (!r)
+		r = cd->api.DevicePrimaryCtxRetain(&cd->ctx, cd->dev);
+	if (r) {
+		ret = cuda_open_fail(cd, "cuDevicePrimaryCtxRetain", r, err, errlen);
+		goto out_free;
+	}
+	r = cd->api.CtxSetCurrent(cd->ctx);
+	if (r) {
+		ret = cuda_open_fail(cd, "cuCtxSetCurrent", r, err, errlen);
+		goto out_release_ctx;
+	}
+	r = cd->api.MemAlloc(&cd->base, cfg->mem_bytes);
+	if (r) {
+		snprintf(what, sizeof(what), "cuMemAlloc of %zu bytes", cfg->mem_bytes);
+		ret = cuda_open_fail(cd, what, r, err, errlen);
+		goto out_release_ctx;
+	}
+	r = cd->api.ModuleLoadData(&cd->mod, cuda_ptx);
+	if (r) {
+		ret = cuda_open_fail(cd, "cuModuleLoadData (the kernels' PTX)", r,
+				     err, errlen);
+		goto out_free_mem;
+	}
+	for (int op = 0; op < DEV_OP_NR; op++) {
+		r = cd->api.ModuleGetFunction(&cd->fn[op], cd->mod, names[op]);
+		if (r) {
+			ret = cuda_open_fail(cd, names[op], r, err, errlen);
+			goto out_unload;
+		}
+	}
+	r = cd->api.ModuleGetFunction(&cd->fn_compare, cd->mod, CUDA_KERNEL_COMPARE);
+	if (r) {
+		ret = cuda_open_fail(cd, CUDA_KERNEL_COMPARE, r, err, errlen);
+		goto out_unload;
+	}
+	r = cd->api.StreamCreate(&cd->ctl, CU_STREAM_NON_BLOCKING);
+	if (r) {
+		ret = cuda_open_fail(cd, "cuStreamCreate", r, err, errlen);
+		goto out_unload;
+	}
+	for (; nstreams < CUDA_NSTREAMS; nstreams++) {
+		r = cd->api.StreamCreate(&cd->stream[nstreams], CU_STREAM_NON_BLOCKING);
+		if (r) {
+			ret = cuda_open_fail(cd, "cuStreamCreate", r, err, errlen);
+			goto out_destroy_streams;
+		}
+	}
+	pthread_mutex_init(&cd->pool_lock, NULL);
+	d->priv = cd;
+	return 0;
+
+out_destroy_streams:
+	while (nstreams--)
+		cd->api.StreamDestroy(cd->stream[nstreams]);
+	cd->api.StreamDestroy(cd->ctl);
+out_unload:
+	cd->api.ModuleUnload(cd->mod);
+out_free_mem:
+	cd->api.MemFree(cd->base);
+out_release_ctx:
+	cd->api.DevicePrimaryCtxRelease(cd->dev);
+out_free:
+	free(cd);
+	return ret;
+}
+
+static void cuda_close(struct device *d)
+{
+	struct cuda_dev *cd = d->priv;
+	struct cuda_fence *rec, *next;
+
+	/* a lost device fails these; there is nothing left to wait for then */
+	if (!cuda_enter(cd))
+		for (int s = 0; s < CUDA_NSTREAMS; s++)
+			cd->api.StreamSynchronize(cd->stream[s]);
+	for (rec = cd->all; rec; rec = next) {
+		next = rec->next_all;
+		for (int s = 0; s < CUDA_NSTREAMS; s++)
+			if (rec->ev[s])
+				cd->api.EventDestroy(rec->ev[s]);
+		if (rec->flag)
+			cd->api.MemFree(rec->flag);
+		pthread_mutex_destroy(&rec->lock);
+		free(rec);
+	}
+	for (int s = 0; s < CUDA_NSTREAMS; s++)
+		cd->api.StreamDestroy(cd->stream[s]);
+	cd->api.StreamDestroy(cd->ctl);
+	cd->api.ModuleUnload(cd->mod);
+	cd->api.MemFree(cd->base);
+	cd->api.DevicePrimaryCtxRelease(cd->dev);
+	pthread_mutex_destroy(&cd->pool_lock);
+	free(cd);
+}
+
+const struct dev_ops dev_cuda_ops = {
+	.name		 = "cuda",
+	.version	 = DEV_OPS_VERSION,
+	.open		 = cuda_open,
+	.close		 = cuda_close,
+	.host_register	 = cuda_host_register,
+	.host_unregister = cuda_host_unregister,
+	.copy		 = cuda_copy,
+	.compute	 = cuda_compute,
+	.compare	 = cuda_compare,
+	.fence_wait	 = cuda_fence_wait,
+};
