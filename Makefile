@@ -65,6 +65,8 @@ ALL_OBJS   := $(FS_OBJS) $(DAEMON_SRC:%.c=$(B)/obj/%.o) $(CTL_SRCS:%.c=$(B)/obj/
 HMMFS      := $(B)/hmmfs
 HMMFSCTL   := $(B)/hmmfsctl
 UNIT_BIN   := $(B)/tests/unit_tests
+# The fake CUDA driver the unit tests load in place of libcuda.so.1.
+FAKECUDA   := $(B)/tests/libfakecuda.so
 IT_BIN     := $(B)/tests/integration_tests
 FSX_BIN    := $(B)/tests/hmmfsx
 
@@ -108,16 +110,26 @@ $(FSX_BIN): $(FSX_SRCS:%.c=$(B)/obj/%.o)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(FAKECUDA): tests/fakecuda/fakecuda.c
+	$(quiet) CC $@
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -shared $(LDFLAGS) -o $@ $< -lpthread
+
 # Each suite reports its own summary; tests/run.sh runs them in order,
-# prints one closing line and fails if any suite failed.
+# prints one closing line and fails if any suite failed.  The device
+# contract runs against hostsim and against the cuda backend over the fake
+# driver; set both variables to run it on a real GPU (tests/gpu/run.sh).
+HMMFS_TEST_DEVICES ?= hostsim,cuda
+HMMFS_CUDA_LIB     ?= $(abspath $(FAKECUDA))
 TEST_ENV = HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) BUILD=$(abspath $(B)) \
+	   HMMFS_TEST_DEVICES=$(HMMFS_TEST_DEVICES) HMMFS_CUDA_LIB=$(HMMFS_CUDA_LIB) \
 	   TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) $(TSAN_OPTIONS)" \
 	   ASAN_OPTIONS="abort_on_error=0 $(ASAN_OPTIONS)" UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1 $(UBSAN_OPTIONS)"
 
-check: all $(UNIT_BIN) $(IT_BIN) $(FSX_BIN)
+check: all $(UNIT_BIN) $(FAKECUDA) $(IT_BIN) $(FSX_BIN)
 	$(Q)$(TEST_ENV) tests/run.sh $(abspath $(UNIT_BIN)) $(abspath $(IT_BIN)) $(abspath $(FSX_BIN))
 
-check-unit: all $(UNIT_BIN)
+check-unit: all $(UNIT_BIN) $(FAKECUDA)
 	$(Q)$(TEST_ENV) $(UNIT_BIN)
 
 check-integration: all $(IT_BIN)
@@ -146,4 +158,4 @@ uninstall:
 clean:
 	rm -rf build build-san-*
 
--include $(ALL_OBJS:.o=.d)
+-include $(ALL_OBJS:.o=.d) $(FAKECUDA:.so=.d)
