@@ -7,6 +7,8 @@
 #   make check SANITIZE=thread              the same under TSan
 #   make install PREFIX=/usr/local          daemon, control tool, mount helper, man pages
 #   make deps                apt-install what the build and tests need (Debian 12)
+#   tests/gpu/run.sh         on a machine with an NVIDIA GPU: the device contract
+#                            on the real driver, copy bandwidth (build/tests/cudabw)
 #   V=1                      show full compiler command lines
 #
 # Users may tune CFLAGS; the warning flags are always added.
@@ -60,13 +62,16 @@ FSX_SRCS   := $(sort $(wildcard tests/fsx/*.c))
 FS_OBJS    := $(FS_SRCS:%.c=$(B)/obj/%.o)
 ALL_OBJS   := $(FS_OBJS) $(DAEMON_SRC:%.c=$(B)/obj/%.o) $(CTL_SRCS:%.c=$(B)/obj/%.o) \
 	      $(UNIT_SRCS:%.c=$(B)/obj/%.o) $(IT_SRCS:%.c=$(B)/obj/%.o) \
-	      $(FSX_SRCS:%.c=$(B)/obj/%.o)
+	      $(FSX_SRCS:%.c=$(B)/obj/%.o) $(B)/obj/tests/gpu/cudabw.o
 
 HMMFS      := $(B)/hmmfs
 HMMFSCTL   := $(B)/hmmfsctl
 UNIT_BIN   := $(B)/tests/unit_tests
-# The fake CUDA driver the unit tests load in place of libcuda.so.1.
+# The fake CUDA driver the unit tests load in place of libcuda.so.1, and
+# the copy-bandwidth tool of tests/gpu/run.sh (device/ only).
 FAKECUDA   := $(B)/tests/libfakecuda.so
+CUDABW     := $(B)/tests/cudabw
+DEV_OBJS   := $(filter $(B)/obj/device/%,$(FS_OBJS))
 IT_BIN     := $(B)/tests/integration_tests
 FSX_BIN    := $(B)/tests/hmmfsx
 
@@ -115,6 +120,11 @@ $(FAKECUDA): tests/fakecuda/fakecuda.c
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -shared $(LDFLAGS) -o $@ $< -lpthread
 
+$(CUDABW): $(B)/obj/tests/gpu/cudabw.o $(DEV_OBJS)
+	$(quiet) LD $@
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -ldl -lpthread
+
 # Each suite reports its own summary; tests/run.sh runs them in order,
 # prints one closing line and fails if any suite failed.  The device
 # contract runs against hostsim and against the cuda backend over the fake
@@ -126,10 +136,10 @@ TEST_ENV = HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) BUILD=$(abs
 	   TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) $(TSAN_OPTIONS)" \
 	   ASAN_OPTIONS="abort_on_error=0 $(ASAN_OPTIONS)" UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1 $(UBSAN_OPTIONS)"
 
-check: all $(UNIT_BIN) $(FAKECUDA) $(IT_BIN) $(FSX_BIN)
+check: all $(UNIT_BIN) $(FAKECUDA) $(CUDABW) $(IT_BIN) $(FSX_BIN)
 	$(Q)$(TEST_ENV) tests/run.sh $(abspath $(UNIT_BIN)) $(abspath $(IT_BIN)) $(abspath $(FSX_BIN))
 
-check-unit: all $(UNIT_BIN) $(FAKECUDA)
+check-unit: all $(UNIT_BIN) $(FAKECUDA) $(CUDABW)
 	$(Q)$(TEST_ENV) $(UNIT_BIN)
 
 check-integration: all $(IT_BIN)

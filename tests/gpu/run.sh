@@ -1,0 +1,174 @@
+#!/bin/sh
+# tests/gpu/run.sh — the checks that need an NVIDIA GPU; run it on one.
+#
+#   tests/gpu/run.sh            (from anywhere; HMMFS_GPU=N picks the GPU)
+#
+# 1. builds hmmfs (and, whatever else fails to build, build/tests/cudabw,
+#    which needs nothing but libc);
+# 2. runs the device contract suite against the real driver
+#    (HMMFS_TEST_DEVICES=cuda, HMMFS_CUDA_LIB=libcuda.so.1);
+# 3. measures raw copy bandwidth through the cuda backend with cudabw:
+#    1 GiB in 1 MiB pieces, both ways, pinned (1 and 4 threads), pageable,
+#    and in 64 KiB pieces;
+# 4. at the mount: hmmfs migration throughput to the device and back
+#    (hmmfsctl migrate), and a bounce read (fio, seq 1M direct=1) of a file
+#    whose pages are on the device.  These steps run once the daemon has
+#    -o device=cuda and hmmfsctl has migrate; until then they say "skipped".
+# Prints one table at the end, also written to $RESULTS (default
+# build/gpu-results.txt).  Exit 0 if nothing failed, 1 if something did,
+# 77 if there is no NVIDIA driver here.
+#
+# TIMEOUT: 480 — each step has its own `timeout`; together at most about
+# 7 minutes (build 180 s, contract 60 s, bandwidth 4 x 40 s, mount 120 s).
+set -u
+
+cd "$(dirname "$0")/../.." || exit 1
+GPU=${HMMFS_GPU:-0}
+B=build
+RESULTS=${RESULTS:-$B/gpu-results.txt}
+JOBS=$(nproc 2>/dev/null || echo 4)
+SIZE_MIB=${HMMFS_GPU_MIB:-1024}
+# Another driver library (the fake one, to try this script without a GPU:
+# HMMFS_CUDA_LIB=$PWD/build/tests/libfakecuda.so HMMFS_GPU_MIB=64).
+LIB=${HMMFS_CUDA_LIB:-libcuda.so.1}
+rows=$(mktemp)
+failed=0
+
+row() {	# row NAME RESULT
+	printf '%-44s %s\n' "$1" "$2" >>"$rows"
+	printf '%-44s %s\n' "$1" "$2"
+}
+
+fail() {
+	failed=1
+	row "$1" "FAILED${2:+ ($2)}"
+}
+
+if [ -z "${HMMFS_CUDA_LIB:-}" ] &&
+   ! (ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1') &&
+   ! command -v nvidia-smi >/dev/null 2>&1; then
+	echo "tests/gpu/run.sh: no NVIDIA driver (libcuda.so.1) here; skipping" >&2
+	exit 77
+fi
+command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L
+
+# --- 1. build --------------------------------------------------------------
+echo "== build"
+if ! timeout 120 make -j"$JOBS" "$B/tests/cudabw" >/dev/null; then
+	fail "build cudabw"
+	cat "$rows"
+	exit 1
+fi
+have_hmmfs=0
+if timeout 180 make -j"$JOBS" all "$B/tests/unit_tests" >/dev/null; then
+	have_hmmfs=1
+	row "build hmmfs" "ok"
+else
+	fail "build hmmfs" "missing build dependencies? see make's output"
+fi
+
+# --- 2. the device contract on the real driver -----------------------------
+echo "== device contract, cuda"
+if [ "$have_hmmfs" = 1 ]; then
+	out=$(HMMFS_TEST_DEVICES=cuda HMMFS_CUDA_LIB=$LIB \
+	      timeout 60 "$B/tests/unit_tests" device_contract 2>&1)
+	rc=$?
+	echo "$out" | grep -E 'Test:|FAIL|hmmfs:|asserts'
+	if [ "$rc" -eq 0 ]; then
+		row "device contract (cuda, GPU 0)" "passed"
+	else
+		fail "device contract (cuda, GPU 0)" "exit $rc"
+	fi
+else
+	row "device contract (cuda)" "skipped: no build"
+fi
+
+# --- 3. raw copy bandwidth -------------------------------------------------
+echo "== copy bandwidth"
+bw() {	# bw LABEL CUDABW-ARGS...
+	label=$1
+	shift
+	out=$(HMMFS_CUDA_LIB=$LIB timeout 40 "$B/tests/cudabw" -g "$GPU" "$@" 2>&1)
+	rc=$?
+	echo "$out"
+	if [ "$rc" -ne 0 ]; then
+		fail "cudabw $label" "exit $rc"
+		return
+	fi
+	echo "$out" | while read -r _ dir _ _ _ _ _ _ _ gibs _; do
+		row "copy $dir $label" "$gibs GiB/s"
+	done
+}
+bw "pinned 1 MiB x1 thread" -m "$SIZE_MIB" -c 1024 -r 3 -t 1
+bw "pinned 1 MiB x4 threads" -m "$SIZE_MIB" -c 1024 -r 3 -t 4
+bw "pinned 64 KiB x4 threads" -m "$SIZE_MIB" -c 64 -r 2 -t 4
+bw "pageable 1 MiB x1 thread" -m "$SIZE_MIB" -c 1024 -r 1 -t 1 -P
+
+# --- 4. at the mount -------------------------------------------------------
+# Needs: build/hmmfs BACKING MNT -o device=cuda[,$HMMFS_GPU_MOUNT_OPTS];
+# build/hmmfsctl migrate --to device|host FILE (prints the pages moved);
+# build/hmmfsctl stats MNT --json (page_size); fio.
+echo "== mount: migration and bounce reads"
+mount_tests() {
+	if [ "$have_hmmfs" != 1 ]; then
+		row "migration, bounce read" "skipped: no build"
+		return
+	fi
+	if ! "$B/hmmfsctl" --help 2>&1 | grep -q migrate; then
+		row "migration, bounce read" "skipped: hmmfsctl has no migrate yet"
+		return
+	fi
+	backing=$(mktemp -d) mnt=$(mktemp -d)
+	opts="device=cuda${HMMFS_GPU_MOUNT_OPTS:+,$HMMFS_GPU_MOUNT_OPTS}"
+	dd if=/dev/urandom of="$backing/data" bs=1M count="$SIZE_MIB" status=none
+	if ! timeout 20 "$B/hmmfs" "$backing" "$mnt" -o "$opts"; then
+		fail "mount -o $opts"
+		rm -rf "$backing" "$mnt"
+		return
+	fi
+	page=$("$B/hmmfsctl" stats "$mnt" --json | sed -n 's/.*"page_size":\([0-9]*\).*/\1/p')
+	cat "$mnt/data" >/dev/null	# every page in the host cache first
+	i=0
+	for to in device host device; do	# the last one for fio
+		i=$((i + 1))
+		t0=$(date +%s.%N)
+		out=$(timeout 60 "$B/hmmfsctl" migrate --to "$to" "$mnt/data" 2>&1)
+		rc=$?
+		t1=$(date +%s.%N)
+		pages=$(echo "$out" | grep -o '[0-9][0-9]*' | head -n 1)
+		if [ "$rc" -ne 0 ] || [ -z "$pages" ] || [ -z "$page" ]; then
+			fail "migrate --to $to" "exit $rc: $out"
+			continue
+		fi
+		[ "$i" -eq 3 ] && continue
+		row "migrate --to $to ($pages pages of $page B)" \
+		    "$(awk -v n="$pages" -v p="$page" -v a="$t0" -v b="$t1" \
+		       'BEGIN { printf "%.2f GiB/s", n * p / (b - a) / 1073741824 }')"
+	done
+	if command -v fio >/dev/null 2>&1; then
+		# terse v3: field 7 is the read bandwidth in KiB/s
+		kibs=$(timeout 60 fio --name=bounce --filename="$mnt/data" --rw=read \
+		       --bs=1M --direct=1 --ioengine=psync --size="${SIZE_MIB}M" \
+		       --minimal 2>/dev/null | cut -d';' -f7)
+		if [ -n "$kibs" ]; then
+			row "fio seq read 1M direct=1 (pages on device)" \
+			    "$(awk -v k="$kibs" 'BEGIN { printf "%.2f GiB/s", k / 1048576 }')"
+		else
+			fail "fio seq read 1M direct=1"
+		fi
+	else
+		row "fio seq read 1M direct=1" "skipped: no fio"
+	fi
+	"$B/hmmfsctl" stats "$mnt" --json
+	fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt"
+	rm -rf "$backing" "$mnt"
+}
+mount_tests
+
+echo
+echo "== results (GPU $GPU)"
+mkdir -p "$(dirname "$RESULTS")"
+cp "$rows" "$RESULTS"
+cat "$rows"
+rm -f "$rows"
+exit "$failed"
