@@ -44,6 +44,16 @@ export HMMFSX_CONFIGS
 
 run_suite unit "$unit"
 run_suite integration "$integ"
+# The device tier again on the cuda backend, over the fake driver
+# ($HMMFS_CUDA_LIB, set by the Makefile) unless a real one is named.
+if [ -n "${HMMFS_CUDA_LIB:-}" ]; then
+	run_suite integration-cuda env HMMFS_IT_OPTS=device=cuda "$integ" device
+	HMMFSX_CONFIGS="$HMMFSX_CONFIGS device=cuda,host_cache=256K/-M"
+else
+	echo "tests: device=cuda suites not run: HMMFS_CUDA_LIB is not set" >&2
+	failed=$((failed + 1))
+	failed_names="$failed_names integration-cuda"
+fi
 run_suite fsx "$(dirname "$0")/fsx/run.sh" "$fsx"
 
 echo

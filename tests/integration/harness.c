@@ -762,10 +762,17 @@ int it_mount_stop(struct it_mount *m, int *status)
 
 void it_mount_default(const char *opts, bool debug)
 {
-	char err[2048];
+	const char *extra = getenv("HMMFS_IT_OPTS");
+	char err[2048], all[1024];
 
 	if (it.nomount)
 		return;
+	/* $HMMFS_IT_OPTS first, so that a test's own options win */
+	if (extra && *extra) {
+		snprintf(all, sizeof(all), "%s%s%s", extra, opts && *opts ? "," : "",
+			 opts ? opts : "");
+		opts = all;
+	}
 	IT_REQUIRE(it_mount_start(&it.mount, it.backing, it.mnt, opts, debug, err,
 				  sizeof(err)) == 0,
 		   "mount hmmfs -o '%s': %s", opts ? opts : "", err);

@@ -96,8 +96,9 @@ const char *it_path(const char *dir, const char *rel);
 int it_env_create(char *err, size_t errlen);
 void it_env_destroy(void);
 
-/* Mount it.backing at it.mnt; fatal CUnit failure (with the daemon's
- * output) if it does not come up within 10 s. */
+/* Mount it.backing at it.mnt with $HMMFS_IT_OPTS (if set), then @opts;
+ * fatal CUnit failure (with the daemon's output) if it does not come up
+ * within 10 s. */
 void it_mount_default(const char *opts, bool debug);
 /* Start "$HMMFS backing mnt -f [-d] [-o opts]"; 0 once mounted. */
 int it_mount_start(struct it_mount *m, const char *backing, const char *mnt,
