@@ -2,6 +2,7 @@
 #
 #   make                     build build/hmmfs and build/hmmfsctl
 #   make demo                mount a demo directory and show it working
+#   make bench               the benchmark suite (bench/run.sh; QUICK=1: < 5 min)
 #   make check               build and run every test suite (unit, integration, fsx)
 #   make check SANITIZE=address,undefined   the same under ASan+UBSan (build-san-*/)
 #   make check SANITIZE=thread              the same under TSan
@@ -75,7 +76,7 @@ DEV_OBJS   := $(filter $(B)/obj/device/%,$(FS_OBJS))
 IT_BIN     := $(B)/tests/integration_tests
 FSX_BIN    := $(B)/tests/hmmfsx
 
-.PHONY: all demo deps check check-unit check-integration check-fsx install uninstall clean
+.PHONY: all bench demo deps check check-unit check-integration check-fsx install uninstall clean
 .DEFAULT_GOAL := all
 
 all: deps $(HMMFS) $(HMMFSCTL)
@@ -86,6 +87,11 @@ deps:
 # The main job: mount a demo directory with default options and show it.
 demo: all
 	$(Q)HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) scripts/demo.sh
+
+# fio and more against native and libfuse's passthrough_ll; results go to
+# bench/results/DATE/.  Needs root (drop_caches, mounts).
+bench: all
+	$(Q)HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) QUICK=$(QUICK) bench/run.sh
 
 $(B)/obj/%.o: %.c
 	$(quiet) CC $@
