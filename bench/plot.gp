@@ -13,10 +13,11 @@ set style fill solid 0.85 border -1
 set boxwidth 0.9
 set datafile missing "-"
 set xtics rotate by 30 right scale 0 nomirror
-set key outside top right
+set key outside top center horizontal
 set ylabel ylab
 set grid ytics
 set bmargin 10
+set lmargin 20
 if (logy) { set logscale y } else { set yrange [0:*] }
 if (ref) {
 	plot for [i=2:n] dat using i:xtic(1) title columnheader(i), \
