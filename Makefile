@@ -26,7 +26,7 @@ SANITIZE   ?=
 
 VERSION    := 0.1.0
 
-PKGS       := fuse3 liburing liburcu-bp
+PKGS       := fuse3 liburing liburcu-bp libxxhash
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

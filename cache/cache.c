@@ -200,6 +200,18 @@ int cache_create(const struct cache_config *cfg, struct cache **out,
 	clist_init(&c->inactive);
 	clist_init(&c->dirty_files);
 	clist_init(&c->dev_lru);
+	clist_init(&c->files);
+	pthread_mutex_init(&c->files_lock, NULL);
+	ret = ksm_create(c, &(struct ksm_knobs){
+				 .run = cfg->ksm, .pages_to_scan = 100,
+				 .sleep_millisecs = 20, .max_page_sharing = 256,
+			 }, &c->ksm);
+	if (ret) {
+		snprintf(err, errlen, "cannot set up dedupe: %s", strerror(-ret));
+		pthread_mutex_destroy(&c->files_lock);
+		io_engine_close(c->io);
+		goto out_frames;
+	}
 	*out = c;
 	return 0;
 
@@ -226,7 +238,11 @@ int cache_start(struct cache *c, char *err, size_t errlen)
 		return ret;
 	}
 	c->started = 1;
-	return 0;
+	ret = ksm_start(c->ksm);
+	if (ret)
+		snprintf(err, errlen, "cannot start the dedupe scanner: %s",
+			 strerror(-ret));
+	return ret;
 }
 
 void cache_destroy(struct cache *c)
@@ -238,7 +254,8 @@ void cache_destroy(struct cache *c)
 			strerror(-ret));
 	if (c->started)
 		cache_flusher_stop(c);
-	rcu_barrier();	/* every deferred page free has run */
+	ksm_destroy(c->ksm);	/* every file is closed: only zero frames left */
+	rcu_barrier();	/* every deferred page and frame free has run */
 	cache_device_close(c);
 	io_engine_close(c->io);
 	frame_pool_destroy(&c->frames);
@@ -246,7 +263,19 @@ void cache_destroy(struct cache *c)
 	pthread_cond_destroy(&c->clean_cond);
 	pthread_mutex_destroy(&c->lru_lock);
 	pthread_mutex_destroy(&c->dirty_lock);
+	pthread_mutex_destroy(&c->files_lock);
 	free(c);
+}
+
+void cache_ksm_get(struct cache *c, struct ksm_knobs *knobs,
+		   struct ksm_stats *st)
+{
+	ksm_get(c->ksm, knobs, st);
+}
+
+int cache_ksm_set(struct cache *c, const struct ksm_knobs *knobs, uint32_t mask)
+{
+	return ksm_set(c->ksm, knobs, mask);
 }
 
 const char *cache_io_engine_name(const struct cache *c)
@@ -289,4 +318,8 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 	st->device_faults = ctr_read(c, device_faults);
 	st->device_evictions = ctr_read(c, device_evictions);
 	st->thrash_holds = ctr_read(c, thrash_holds);
+	pthread_mutex_lock(&c->frames.lock);
+	st->host_frames_used = c->frames.bump - c->frames.nfree;
+	pthread_mutex_unlock(&c->frames.lock);
+	st->device_frames_used = c->dev ? dev_frames_used(c->dev) : 0;
 }

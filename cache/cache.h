@@ -30,6 +30,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "wp/wp.h"
+
 struct cache;
 struct cfile;
 
@@ -54,6 +56,8 @@ struct cfile;
  *                   @owner is what cache_file_set_owner() gave.  May be
  *                   NULL.
  * @inval_arg:       its first argument.
+ * @ksm:             start the dedupe scanner (-o ksm=on); its other knobs
+ *                   start at Linux KSM's defaults and change at run time.
  */
 struct cache_config {
 	size_t page_size;
@@ -71,6 +75,7 @@ struct cache_config {
 	size_t bounce_buffers;
 	void (*inval)(void *arg, uint64_t owner, off_t off, off_t len);
 	void *inval_arg;
+	bool ksm;
 };
 
 /**
@@ -97,6 +102,8 @@ struct cache_config {
  * @device_evictions: device pages dropped to make room.
  * @thrash_holds:    automatic migrations refused because the page moved
  *                   too often lately (anti-thrash).
+ * @host_frames_used, @device_frames_used: frames holding data now (fewer
+ *                   than pages when dedupe shares frames).
  */
 struct cache_stats {
 	uint64_t host_pages;
@@ -120,6 +127,8 @@ struct cache_stats {
 	uint64_t device_faults;
 	uint64_t device_evictions;
 	uint64_t thrash_holds;
+	uint64_t host_frames_used;
+	uint64_t device_frames_used;
 };
 
 /* Residency of a run of pages (cache_residency). */
@@ -251,6 +260,11 @@ int cache_file_check_error(struct cfile *f);
 
 /* Write back every dirty page of every file and sync them. */
 int cache_sync_all(struct cache *c);
+
+/* Dedupe: its knobs and statistics; change knobs (@mask: bit i = field i). */
+void cache_ksm_get(struct cache *c, struct ksm_knobs *knobs,
+		   struct ksm_stats *st);
+int cache_ksm_set(struct cache *c, const struct ksm_knobs *knobs, uint32_t mask);
 
 /* The device backend's name, or NULL without a device tier. */
 const char *cache_device_name(const struct cache *c);

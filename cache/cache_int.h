@@ -13,6 +13,7 @@
 #include "bounce/io.h"
 #include "bounce/pool.h"
 #include "device/device.h"
+#include "wp/wp.h"
 #include "cache/cache.h"
 #include "cache/page.h"
 
@@ -66,6 +67,10 @@ static inline void clist_add_head(struct clist *h, struct clist *n)
  * @migrations: tier changes in the current thrash window; page lock.
  * @cpu_reads: CPU reads served by bounce since it reached the device
  *            (adaptive promotion); relaxed atomic.
+ * @shared:   the frame shared by dedupe while PG_shared (wp/ksm.c);
+ *            page lock.
+ * @ksm_hash: the hash the dedupe scanner last saw; @ksm_pass: it saw one.
+ *            Page lock.
  * @lru:      the host active or inactive list, or the device list;
  *            cache->lru_lock.
  * @rcu:      deferred free after removal.
@@ -81,6 +86,9 @@ struct cpage {
 	uint64_t migrated_ms;
 	unsigned int migrations;
 	_Atomic unsigned int cpu_reads;
+	struct ksm_frame *shared;
+	uint64_t ksm_hash;
+	uint32_t ksm_pass;
 	struct clist lru;
 	struct rcu_head rcu;
 };
@@ -120,6 +128,7 @@ static inline dev_addr_t page_daddr(const struct cpage *p)
  *           lock); cache_file_close() waits for them.
  * @owner:   the fs layer's name for the file (its inode number), handed
  *           to the invalidation hook; set once after open.
+ * @file_link: on cache->files; cache->files_lock.
  */
 struct cfile {
 	struct cache *cache;
@@ -138,6 +147,7 @@ struct cfile {
 	struct clist dirty_link;
 	_Atomic int users;
 	uint64_t owner;
+	struct clist file_link;
 };
 
 /**
@@ -197,6 +207,8 @@ enum migrate_policy {
  * @policy:      -o migrate=.
  * @dev_lru:     device-resident pages, coldest at the tail; lru_lock.
  * @nr_dev_pages: pages on the device (atomic).
+ * @files_lock:  guards @files (every open cfile) and the dedupe cursor.
+ * @ksm:         the dedupe scanner (wp/ksm.c).
  */
 struct cache {
 	struct cache_config cfg;
@@ -221,6 +233,9 @@ struct cache {
 	enum migrate_policy policy;
 	struct clist dev_lru;
 	_Atomic size_t nr_dev_pages;
+	pthread_mutex_t files_lock;
+	struct clist files;
+	struct ksm *ksm;
 	struct cache_counters ctr;
 };
 
@@ -301,7 +316,9 @@ int pages_to_host_locked(struct cache *c, struct cpage **pp, size_t n,
 			 bool automatic);
 size_t lru_demote(struct cache *c, size_t want);
 size_t dev_lru_evict(struct cache *c, size_t want);
-int page_dev_write_fault_locked(struct cpage *p);
+int dev_frame_get(struct cache *c, dev_addr_t *a, size_t want);
+void page_switch_tier_locked(struct cache *c, struct cpage *p, void *frame,
+			     dev_addr_t daddr);
 bool page_thrash_hold(struct cache *c, struct cpage *p);
 void pages_promote_hot(struct cache *c, struct cpage **pp, size_t n);
 void cache_inval(struct cache *c, struct cfile *f, uint64_t first, uint64_t n);

@@ -104,7 +104,11 @@ int page_remove_locked(struct cpage *p)
 		return -EAGAIN;
 	/* No turning back from here: nobody can take a reference now. */
 	index_remove(p->file, p);
-	if (page_test_device(&p->ps)) {
+	if (page_test_shared(&p->ps)) {	/* the frame is dedupe's */
+		atomic_fetch_sub(page_test_device(&p->ps) ? &c->nr_dev_pages :
+							    &c->nr_pages, 1);
+		ksm_unshare_removed(p);
+	} else if (page_test_device(&p->ps)) {
 		dev_frame_free(c->dev, page_daddr(p));
 		atomic_fetch_sub(&c->nr_dev_pages, 1);
 	} else {
@@ -588,7 +592,7 @@ ssize_t cache_read(struct cfile *f, void *buf, size_t len, off_t off,
  * fault and wait for the page lock), the bytes go through a bounce buffer
  * into the page's device frame, and the page stays on the device.  Only
  * the written bytes are copied: the device frame already holds the rest.
- * Context: page locked, not under writeback.
+ * Context: page locked, not under writeback, not shared.
  */
 static int write_device_page_locked(struct cpage *p, size_t from, size_t to,
 				    const char *src)
@@ -596,10 +600,10 @@ static int write_device_page_locked(struct cpage *p, size_t from, size_t to,
 	struct cache *c = p->file->cache;
 	struct dev_fence fence = DEV_FENCE_INIT;
 	void *bb;
-	int ret;
+	int ret = wp_fault_locked(p, WP_BOUNCE);	/* read-only for the update */
 
-	page_clear_dev_rw(&p->ps);
-	dev_protect(c->dev, page_daddr(p), false);
+	if (ret)
+		return ret;
 	bounce_get(c->bounce, &bb, 1, true);
 	memcpy((char *)bb + from, src, to - from);
 	ret = dev_copy_to_device(c->dev, page_daddr(p) + from, (char *)bb + from,
@@ -657,13 +661,13 @@ static int write_page(struct cfile *f, uint64_t index, size_t from, size_t to,
 		return -ENOMEM;
 	if (!created)
 		cache_page_lock(&p->ps);
-	cache_page_wait_writeback(&p->ps);	/* stable pages */
-	if (page_test_device(&p->ps) && write_wants_host(c, p))
+	ret = wp_fault_locked(p, WP_CPU);	/* stable pages; copy if shared */
+	if (!ret && page_test_device(&p->ps) && write_wants_host(c, p))
 		pages_to_host_locked(c, &p, 1, true);	/* else: stays there */
-	if (page_test_device(&p->ps))
-		ret = write_device_page_locked(p, from, to, src);
-	else
-		ret = write_host_page_locked(f, p, from, to, src, size);
+	if (!ret)
+		ret = page_test_device(&p->ps) ?
+		      write_device_page_locked(p, from, to, src) :
+		      write_host_page_locked(f, p, from, to, src, size);
 	if (!ret) {
 		off_t end = (off_t)(index * ps + to);
 
@@ -882,11 +886,12 @@ static void page_zero_tail(struct cfile *f, off_t size)
 	if (!p)
 		return;
 	cache_page_lock(&p->ps);
-	cache_page_wait_writeback(&p->ps);
-	if (page_test_device(&p->ps))
-		page_zero_device_tail_locked(p, from);
-	else if (page_test_uptodate(&p->ps))
-		memset((char *)page_frame(p) + from, 0, ps - from);
+	if (wp_fault_locked(p, WP_CPU) == 0) {	/* a shared page is copied first */
+		if (page_test_device(&p->ps))
+			page_zero_device_tail_locked(p, from);
+		else if (page_test_uptodate(&p->ps))
+			memset((char *)page_frame(p) + from, 0, ps - from);
+	}
 	cache_page_unlock(&p->ps);
 	page_put(p);
 }
@@ -1044,6 +1049,9 @@ int cache_file_open(struct cache *c, int path_fd, struct cfile **out)
 	f->seen_size = st.st_size;
 	f->seen_mtime = st.st_mtim;
 	clist_init(&f->dirty_link);
+	pthread_mutex_lock(&c->files_lock);
+	clist_add_head(c->files.prev, &f->file_link);	/* at the tail */
+	pthread_mutex_unlock(&c->files_lock);
 	*out = f;
 	return 0;
 
@@ -1056,14 +1064,21 @@ out_free:
 
 void cache_file_close(struct cfile *f)
 {
-	int ret = file_writeback(f, 0, UINT64_MAX, true);
+	struct cache *c = f->cache;
+	int ret;
 
+	pthread_mutex_lock(&c->files_lock);	/* the dedupe scanner moves on */
+	ksm_file_unlinked_locked(c->ksm, f);
+	clist_del(&f->file_link);
+	pthread_mutex_unlock(&c->files_lock);
+	ret = file_writeback(f, 0, UINT64_MAX, true);
 	if (ret)
 		fprintf(stderr, "hmmfs: writeback failed while dropping a file "
 			"from the cache: %s; its unwritten data is lost\n",
 			strerror(-ret));
 	file_drop_range(f, 0, UINT64_MAX, true);
 	file_wait_unused(f);
+	ksm_forget_file(c->ksm, f);
 	synchronize_rcu();	/* no lookup can still walk the tree */
 	index_destroy(f);
 	close(f->fd);

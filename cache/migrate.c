@@ -39,9 +39,10 @@
  *
  * The device write fault.  A device page is mapped read-only on the
  * device until a device-side write faults (dev_compute returns -EFAULT);
- * page_dev_write_fault_locked() then does what page_mkwrite does: waits
- * for writeback of the page, marks it dirty, maps it read-write.  Taking
- * the page for writeback maps it read-only again (writeback.c).
+ * wp_fault_locked(WP_DEVICE) (wp/wp.c) then does what page_mkwrite does:
+ * waits for writeback of the page, copies it if dedupe shares it, marks it
+ * dirty, maps it read-write.  Taking the page for writeback maps it
+ * read-only again (writeback.c).
  *
  * Locking: every function here that ends in _locked runs with the page
  * locks of its pages held; batches lock pages in ascending index order
@@ -107,14 +108,14 @@ static bool page_can_demote(struct cache *c, struct cpage *p, bool automatic)
 {
 	uint32_t s = page_flags(&p->ps);
 
-	if ((s & (PG_BIT(PG_device) | PG_BIT(PG_writeback))) ||
+	if ((s & (PG_BIT(PG_device) | PG_BIT(PG_writeback) | PG_BIT(PG_shared))) ||
 	    !(s & PG_BIT(PG_uptodate)))
-		return false;
+		return false;	/* a shared frame stays in its tier */
 	return !automatic || !page_thrash_hold(c, p);
 }
 
 /* A device frame, dropping cold device pages if it is full. */
-static int dev_frame_get(struct cache *c, dev_addr_t *a, size_t want)
+int dev_frame_get(struct cache *c, dev_addr_t *a, size_t want)
 {
 	int ret = dev_frame_alloc(c->dev, a);
 
@@ -260,7 +261,7 @@ int pages_to_host_locked(struct cache *c, struct cpage **pp, size_t n,
 
 		assert(page_test_locked(&p->ps));
 		if (!page_test_device(&p->ps) || page_test_writeback(&p->ps) ||
-		    (automatic && page_thrash_hold(c, p)))
+		    page_test_shared(&p->ps) || (automatic && page_thrash_hold(c, p)))
 			continue;
 		to[i] = cache_frame_get(c, false);
 		if (!to[i]) {
@@ -292,17 +293,34 @@ int pages_to_host_locked(struct cache *c, struct cpage **pp, size_t n,
 	return ret == -ENOSPC ? 0 : ret;
 }
 
-int page_dev_write_fault_locked(struct cpage *p)
+/*
+ * Move @p to the other tier without copying: its bytes are already in
+ * @frame (to the host) or @daddr (to the device), a frame dedupe shares.
+ * The caller frees the old frame after a grace period.  Context: page
+ * locked, uptodate, clean, not under writeback.
+ */
+void page_switch_tier_locked(struct cache *c, struct cpage *p, void *frame,
+			     dev_addr_t daddr)
 {
-	struct cache *c = p->file->cache;
+	bool to_dev = frame == NULL;
 
-	assert(page_test_locked(&p->ps) && page_test_device(&p->ps));
-	cache_page_wait_writeback(&p->ps);	/* stable pages, as for the CPU */
-	page_mark_dirty_locked(p);
-	page_set_dev_rw(&p->ps);
-	dev_protect(c->dev, page_daddr(p), true);
-	ctr_inc(c, device_faults, 1);
-	return 0;
+	pthread_mutex_lock(&c->lru_lock);
+	lru_del_locked(c, p);
+	if (to_dev) {
+		atomic_store_explicit(&p->daddr, daddr, memory_order_relaxed);
+		page_set_device(&p->ps);	/* pairs: readers' page_test_device */
+		clist_add_head(&c->dev_lru, &p->lru);
+		atomic_store_explicit(&p->frame, NULL, memory_order_relaxed);
+	} else {
+		atomic_store_explicit(&p->frame, frame, memory_order_relaxed);
+		page_clear_dev_rw(&p->ps);
+		page_clear_device(&p->ps);
+		clist_add_head(&c->inactive, &p->lru);
+		atomic_store_explicit(&p->daddr, DEV_ADDR_NONE, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&c->lru_lock);
+	atomic_fetch_add(to_dev ? &c->nr_dev_pages : &c->nr_pages, 1);
+	atomic_fetch_sub(to_dev ? &c->nr_pages : &c->nr_dev_pages, 1);
 }
 
 /* Does the policy want device page @p (just read by the CPU) on the host? */
@@ -450,9 +468,10 @@ static int devop_page_locked(struct cache *c, struct cpage *p, int op,
 		return -ENOSPC;	/* the device had no room for it */
 	ret = dev_compute(c->dev, op, page_daddr(p) + from, to - from, value, fence);
 	if (ret == -EFAULT) {	/* mapped read-only: the device write fault */
-		page_dev_write_fault_locked(p);
-		ret = dev_compute(c->dev, op, page_daddr(p) + from, to - from,
-				  value, fence);
+		ret = wp_fault_locked(p, WP_DEVICE);
+		if (!ret)
+			ret = dev_compute(c->dev, op, page_daddr(p) + from, to - from,
+					  value, fence);
 	}
 	return ret;
 }

@@ -33,8 +33,7 @@ enum page_flag {
 	/* room for the device tier and write protection */
 	PG_device,	/* the only copy lives in device memory */
 	PG_dev_rw,	/* the device maps it read-write */
-	PG_wprotect,	/* write-protected: writers take the fault path */
-	PG_shared,	/* frame shared by dedupe */
+	PG_shared,	/* frame shared by dedupe (wp/ksm.c) */
 	PG_NR_FLAGS
 };
 
@@ -109,7 +108,6 @@ PAGE_FLAG(referenced, PG_referenced)
 PAGE_FLAG(active, PG_active)
 PAGE_FLAG(device, PG_device)
 PAGE_FLAG(dev_rw, PG_dev_rw)
-PAGE_FLAG(wprotect, PG_wprotect)
 PAGE_FLAG(shared, PG_shared)
 /* Only test-and-set exists for writeback; ending it wakes waiters. */
 PAGE_FLAG_TEST(writeback, PG_writeback)

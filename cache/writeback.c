@@ -123,11 +123,9 @@ static bool page_start_writeback(struct cpage *p, bool wait)
 		return false;
 	}
 	page_test_clear_dirty(&p->ps);
-	page_test_set_writeback(&p->ps);
-	if (page_test_device(&p->ps)) {	/* like clear_page_dirty_for_io */
-		page_clear_dev_rw(&p->ps);
-		dev_protect(c->dev, page_daddr(p), false);
-	}
+	wp_protect(p, WP_WRITEBACK);
+	if (page_test_device(&p->ps))	/* like clear_page_dirty_for_io */
+		wp_protect(p, WP_DEVICE_RO);
 	atomic_fetch_add(&c->nr_writeback, 1);
 	file_dirty_dec(p->file, true);
 	cache_page_unlock(&p->ps);
@@ -154,7 +152,7 @@ static int page_end_io(struct cpage *p, ssize_t res)
 		ctr_inc(c, writeback_bytes, ps);
 	}
 	atomic_fetch_sub(&c->nr_writeback, 1);
-	page_end_writeback(&p->ps);
+	wp_unprotect(p, WP_WRITEBACK);
 	pthread_cond_broadcast(&c->clean_cond);
 	return err;
 }

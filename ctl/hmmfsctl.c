@@ -81,8 +81,48 @@ static const struct {
 	STAT(device_frames), STAT(device_pages), STAT(migrations_to_device),
 	STAT(migrations_to_host), STAT(bounce_reads), STAT(bounce_writes),
 	STAT(bounce_waits), STAT(device_faults), STAT(device_evictions),
-	STAT(thrash_holds),
+	STAT(thrash_holds), STAT(host_frames_used), STAT(device_frames_used),
 };
+
+static const char *const ksm_knob_names[HMMFS_KSM_NR_KNOBS] = {
+	[HMMFS_KSM_RUN] = "run",
+	[HMMFS_KSM_PAGES_TO_SCAN] = "pages_to_scan",
+	[HMMFS_KSM_SLEEP_MILLISECS] = "sleep_millisecs",
+	[HMMFS_KSM_MAX_PAGE_SHARING] = "max_page_sharing",
+	[HMMFS_KSM_USE_ZERO_PAGES] = "use_zero_pages",
+	[HMMFS_KSM_MERGE_ACROSS_TIERS] = "merge_across_tiers",
+};
+
+#define KSTAT(name) { #name, offsetof(struct hmmfs_ioc_ksm, name) }
+
+static const struct {
+	const char *name;
+	size_t off;
+} ksm_fields[] = {
+	KSTAT(pages_shared), KSTAT(pages_sharing), KSTAT(pages_unshared),
+	KSTAT(pages_volatile), KSTAT(full_scans), KSTAT(cow_breaks),
+	KSTAT(zero_pages), KSTAT(pages_scanned), KSTAT(saved_host_bytes),
+	KSTAT(saved_device_bytes),
+};
+
+static unsigned long long ksm_value(const struct hmmfs_ioc_ksm *k, size_t i)
+{
+	uint64_t v;
+
+	memcpy(&v, (const char *)k + ksm_fields[i].off, sizeof(v));
+	return (unsigned long long)v;
+}
+
+/* The knobs and counters as one JSON object. */
+static void ksm_print_json(const struct hmmfs_ioc_ksm *k)
+{
+	printf("{");
+	for (size_t i = 0; i < HMMFS_KSM_NR_KNOBS; i++)
+		printf("%s\"%s\":%u", i ? "," : "", ksm_knob_names[i], k->knobs[i]);
+	for (size_t i = 0; i < sizeof(ksm_fields) / sizeof(ksm_fields[0]); i++)
+		printf(",\"%s\":%llu", ksm_fields[i].name, ksm_value(k, i));
+	printf("}");
+}
 
 static unsigned long long stat_value(const struct hmmfs_ioc_stats *s, size_t i)
 {
@@ -92,13 +132,18 @@ static unsigned long long stat_value(const struct hmmfs_ioc_stats *s, size_t i)
 	return (unsigned long long)v;
 }
 
-static void stats_print_json(const struct hmmfs_ioc_stats *s)
+static void stats_print_json(const struct hmmfs_ioc_stats *s,
+			     const struct hmmfs_ioc_ksm *k)
 {
 	printf("{\"io_engine\":\"%s\",\"cache\":%s,\"device\":\"%s\","
 	       "\"migrate\":\"%s\"", s->io_engine, s->cache_on ? "true" : "false",
 	       s->device, s->migrate);
 	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++)
 		printf(",\"%s\":%llu", stat_fields[i].name, stat_value(s, i));
+	if (k) {
+		printf(",\"ksm\":");
+		ksm_print_json(k);
+	}
 	printf("}\n");
 }
 
@@ -117,8 +162,9 @@ static void stats_print_text(const struct hmmfs_ioc_stats *s)
 static int cmd_stats(int argc, char **argv)
 {
 	struct hmmfs_ioc_stats s;
+	struct hmmfs_ioc_ksm k = { .version = HMMFS_IOC_VERSION };
 	const char *path = NULL;
-	int json = 0, fd;
+	int json = 0, fd, have_ksm;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
@@ -144,6 +190,7 @@ static int cmd_stats(int argc, char **argv)
 		close(fd);
 		return ret;
 	}
+	have_ksm = s.cache_on && ioctl(fd, HMMFS_IOC_KSM, &k) == 0;
 	close(fd);
 	if (s.version != HMMFS_IOC_VERSION) {
 		fprintf(stderr, "hmmfsctl: stats: %s: daemon speaks version %u, "
@@ -154,7 +201,7 @@ static int cmd_stats(int argc, char **argv)
 	s.device[sizeof(s.device) - 1] = '\0';
 	s.migrate[sizeof(s.migrate) - 1] = '\0';
 	if (json)
-		stats_print_json(&s);
+		stats_print_json(&s, have_ksm ? &k : NULL);
 	else
 		stats_print_text(&s);
 	return 0;
@@ -478,6 +525,84 @@ out_free:
 	return ret;
 }
 
+/* "knob=value" into @k.  Return: 0, or -1 with a message. */
+static int ksm_parse_set(const char *arg, struct hmmfs_ioc_ksm *k)
+{
+	const char *eq = strchr(arg, '=');
+	uint64_t v;
+
+	for (uint32_t i = 0; eq && i < HMMFS_KSM_NR_KNOBS; i++) {
+		if (strlen(ksm_knob_names[i]) != (size_t)(eq - arg) ||
+		    strncmp(arg, ksm_knob_names[i], (size_t)(eq - arg)))
+			continue;
+		if (parse_bytes(eq + 1, &v) || v > UINT32_MAX) {
+			fprintf(stderr, "hmmfsctl: ksm: %s: not a number\n", arg);
+			return -1;
+		}
+		k->knobs[i] = (uint32_t)v;
+		k->set_mask |= 1u << i;
+		return 0;
+	}
+	fprintf(stderr, "hmmfsctl: ksm: '%s': expected knob=value, knobs: run, "
+		"pages_to_scan, sleep_millisecs, max_page_sharing, use_zero_pages, "
+		"merge_across_tiers\n", arg);
+	return -1;
+}
+
+static int cmd_ksm(int argc, char **argv)
+{
+	static const char use[] = "ksm MOUNTPOINT [--json] [--set knob=value ...]";
+	struct hmmfs_ioc_ksm k = { .version = HMMFS_IOC_VERSION };
+	const char *path = NULL;
+	int json = 0, fd, ret = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			json = 1;
+		} else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
+			if (ksm_parse_set(argv[++i], &k))
+				return 2;
+		} else if (argv[i][0] != '-' && !path) {
+			path = argv[i];
+		} else {
+			fprintf(stderr, "usage: hmmfsctl %s\n", use);
+			return 2;
+		}
+	}
+	if (!path) {
+		fprintf(stderr, "usage: hmmfsctl %s\n", use);
+		return 2;
+	}
+	fd = open_target(path);
+	if (fd < 0)
+		return 1;
+	if (ioctl(fd, HMMFS_IOC_KSM, &k) < 0) {
+		if (errno == ERANGE)
+			fprintf(stderr, "hmmfsctl: ksm: a value is out of range (run and "
+				"the flags 0..1, pages_to_scan 1..1000000, sleep_millisecs "
+				"0..60000, max_page_sharing 2..1048576)\n");
+		else if (errno == EPERM)
+			fprintf(stderr, "hmmfsctl: ksm: only the mount's owner or root "
+				"may change knobs\n");
+		else
+			ioctl_failed("ksm", path);
+		ret = 1;
+	}
+	close(fd);
+	if (ret)
+		return ret;
+	if (json) {
+		ksm_print_json(&k);
+		printf("\n");
+		return 0;
+	}
+	for (size_t i = 0; i < HMMFS_KSM_NR_KNOBS; i++)
+		printf("%-21s %u\n", ksm_knob_names[i], k.knobs[i]);
+	for (size_t i = 0; i < sizeof(ksm_fields) / sizeof(ksm_fields[0]); i++)
+		printf("%-21s %llu\n", ksm_fields[i].name, ksm_value(&k, i));
+	return 0;
+}
+
 static const struct ctl_cmd cmd_table[] = {
 	{ "stats", "stats MOUNTPOINT [--json]", "show the cache's counters",
 	  cmd_stats },
@@ -489,6 +614,8 @@ static const struct ctl_cmd cmd_table[] = {
 	  "run a device-side operation on a file range", cmd_devop },
 	{ "residency", "residency PATH [--offset N] [--length N] [--json]",
 	  "show where a file's cached pages are", cmd_residency },
+	{ "ksm", "ksm MOUNTPOINT [--json] [--set knob=value ...]",
+	  "show or change dedupe knobs and statistics", cmd_ksm },
 	{ NULL, NULL, NULL, NULL },
 };
 

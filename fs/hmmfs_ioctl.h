@@ -53,6 +53,8 @@ struct hmmfs_ioc_stats {
 	uint64_t device_faults;
 	uint64_t device_evictions;
 	uint64_t thrash_holds;
+	uint64_t host_frames_used;
+	uint64_t device_frames_used;
 };
 
 /* Counters of the whole mount, from any file or directory of it. */
@@ -149,5 +151,37 @@ struct hmmfs_ioc_residency {
 };
 
 #define HMMFS_IOC_RESIDENCY _IOWR(HMMFS_IOC_MAGIC, 5, struct hmmfs_ioc_residency)
+
+/* The dedupe knobs, in the order of struct hmmfs_ioc_ksm's knobs[]. */
+enum {
+	HMMFS_KSM_RUN, HMMFS_KSM_PAGES_TO_SCAN, HMMFS_KSM_SLEEP_MILLISECS,
+	HMMFS_KSM_MAX_PAGE_SHARING, HMMFS_KSM_USE_ZERO_PAGES,
+	HMMFS_KSM_MERGE_ACROSS_TIERS, HMMFS_KSM_NR_KNOBS
+};
+
+/**
+ * struct hmmfs_ioc_ksm - dedupe knobs and statistics (hmmfsctl ksm).
+ * @set_mask: in: bit i set: knobs[i] is a new value (the mount's owner or
+ *            root only; EPERM otherwise, ERANGE for a value out of range).
+ * @knobs:    in: new values; out: the values now.
+ * The counters (out) are named as Linux KSM's; see wp/wp.h.
+ */
+struct hmmfs_ioc_ksm {
+	uint32_t version;
+	uint32_t set_mask;
+	uint32_t knobs[HMMFS_KSM_NR_KNOBS];
+	uint64_t pages_shared;
+	uint64_t pages_sharing;
+	uint64_t pages_unshared;
+	uint64_t pages_volatile;
+	uint64_t full_scans;
+	uint64_t cow_breaks;
+	uint64_t zero_pages;
+	uint64_t pages_scanned;
+	uint64_t saved_host_bytes;
+	uint64_t saved_device_bytes;
+};
+
+#define HMMFS_IOC_KSM _IOWR(HMMFS_IOC_MAGIC, 6, struct hmmfs_ioc_ksm)
 
 #endif

@@ -163,6 +163,7 @@ static int cache_setup(struct hmmfs *fs, const struct hmmfs_opts *o,
 		.bounce_buffers = o->bounce_buffers,
 		.inval = notify_inval,
 		.inval_arg = fs,
+		.ksm = !strcmp(o->ksm, "on"),
 	};
 	char err[256];
 	int ret;

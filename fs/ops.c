@@ -1322,6 +1322,8 @@ static void stats_fill_device(struct hmmfs *fs, const struct cache_stats *cs,
 	st->device_faults = cs->device_faults;
 	st->device_evictions = cs->device_evictions;
 	st->thrash_holds = cs->thrash_holds;
+	st->host_frames_used = cs->host_frames_used;
+	st->device_frames_used = cs->device_frames_used;
 }
 
 static void ioctl_stats(fuse_req_t req, size_t out_bufsz)
@@ -1536,6 +1538,51 @@ static int ioctl_residency(fuse_req_t req, fuse_ino_t ino,
 	return ret;
 }
 
+/* Dedupe knobs and counters; changing knobs is for the owner or root. */
+static int ioctl_ksm(fuse_req_t req, const void *in, size_t in_sz,
+		     size_t out_sz)
+{
+	struct hmmfs *fs = fs_of(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct hmmfs_ioc_ksm k;
+	struct ksm_knobs kn;
+	struct ksm_stats st;
+	int ret;
+
+	_Static_assert(sizeof(kn) == sizeof(k.knobs), "knobs match ksm_knobs");
+	if (in_sz < sizeof(k) || out_sz < sizeof(k))
+		return -EINVAL;
+	memcpy(&k, in, sizeof(k));
+	if (k.version != HMMFS_IOC_VERSION ||
+	    (k.set_mask & ~((1u << HMMFS_KSM_NR_KNOBS) - 1)))
+		return -EINVAL;
+	if (!fs->cache)
+		return -ENODEV;
+	if (k.set_mask) {
+		if (ctx->uid != 0 && ctx->uid != fs->uid)
+			return -EPERM;
+		memcpy(&kn, k.knobs, sizeof(kn));
+		ret = cache_ksm_set(fs->cache, &kn, k.set_mask);
+		if (ret)
+			return ret;
+	}
+	cache_ksm_get(fs->cache, &kn, &st);
+	memcpy(k.knobs, &kn, sizeof(kn));
+	k.pages_shared = st.pages_shared;
+	k.pages_sharing = st.pages_sharing;
+	k.pages_unshared = st.pages_unshared;
+	k.pages_volatile = st.pages_volatile;
+	k.full_scans = st.full_scans;
+	k.cow_breaks = st.cow_breaks;
+	k.zero_pages = st.zero_pages;
+	k.pages_scanned = st.pages_scanned;
+	k.saved_host_bytes = st.saved_host_bytes;
+	k.saved_device_bytes = st.saved_device_bytes;
+	k.set_mask = 0;
+	fuse_reply_ioctl(req, 0, &k, sizeof(k));
+	return 0;
+}
+
 static void hmmfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 			void *arg, struct fuse_file_info *fi, unsigned int flags,
 			const void *in_buf, size_t in_bufsz, size_t out_bufsz)
@@ -1567,6 +1614,9 @@ static void hmmfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		break;
 	case HMMFS_IOC_RESIDENCY:
 		ret = ioctl_residency(req, ino, fi, flags, in_buf, in_bufsz, out_bufsz);
+		break;
+	case HMMFS_IOC_KSM:
+		ret = ioctl_ksm(req, in_buf, in_bufsz, out_bufsz);
 		break;
 	default:
 		ret = -ENOTTY;

@@ -92,6 +92,8 @@ static const struct opt_desc opt_table[] = {
 	  "=N      cuda: the GPU to use (default 0)" },
 	{ "migrate", OPT_CHOICE, FIELD(migrate), 0, 0,
 	  "=bounce|promote|adaptive   CPU access to device pages (default adaptive)" },
+	{ "ksm", OPT_CHOICE, FIELD(ksm), 0, 0,
+	  "=on|off  merge identical cached pages across files (default off)" },
 	{ "bounce_buffers", OPT_UINT, FIELD(bounce_buffers), 1, 65536,
 	  "=N      bounce buffers of one page each (default 512)" },
 	/* mount options handed to libfuse and the kernel */
@@ -183,6 +185,7 @@ static void opts_set_defaults(struct hmmfs_opts *o)
 	o->device_cache = (size_t)1 << 30;
 	strcpy(o->migrate, "adaptive");
 	o->bounce_buffers = 512;
+	strcpy(o->ksm, "off");
 	o->splice = 1;
 	o->attr_timeout = 1.0;
 	o->entry_timeout = 1.0;
@@ -269,6 +272,7 @@ static const struct {
 	{ "io_engine", "uring|aio|psync" },
 	{ "device", "hostsim|cuda|none" },
 	{ "migrate", "bounce|promote|adaptive" },
+	{ "ksm", "on|off" },
 };
 
 static const char *choice_words(const char *name)

@@ -55,6 +55,7 @@
  * @gpu:              cuda: GPU ordinal.
  * @migrate:          "bounce", "promote" or "adaptive".
  * @bounce_buffers:   bounce buffers (one page each).
+ * @ksm:              "on" or "off": the dedupe scanner at start.
  * @vfs_set, @vfs_clear: MS_* per-mount atime flags (relatime,
  *                    strictatime, nodiratime and their opposites) that
  *                    libfuse does not take; main.c applies them to the
@@ -97,6 +98,7 @@ struct hmmfs_opts {
 	unsigned int gpu;
 	char migrate[16];
 	unsigned int bounce_buffers;
+	char ksm[16];
 	unsigned long vfs_set;
 	unsigned long vfs_clear;
 	char *fuse_opts;

@@ -37,7 +37,16 @@ step "echo 'written through hmmfs' > '$mnt/new.txt' && cat '$backing/new.txt'"
 step "cmp '$mnt/random.bin' '$backing/random.bin' && echo 'random.bin: same bytes through the mount'"
 step "dd if='$mnt/random.bin' of=/dev/null bs=1M 2>&1 | tail -n 1"
 step "df -h '$mnt'"
-step "'${HMMFSCTL:-$top/build/hmmfsctl}' stats '$mnt'"
+
+# The device tier (hostsim by default): move half of random.bin to device
+# memory, read it back through the bounce path, look at where it lives.
+ctl=${HMMFSCTL:-$top/build/hmmfsctl}
+step "'$ctl' migrate --to device '$mnt/random.bin' --length 4M"
+step "'$ctl' residency '$mnt/random.bin'"
+step "cmp '$mnt/random.bin' '$backing/random.bin' && echo 'random.bin: same bytes, half of them read through bounce buffers'"
+step "'$ctl' devop '$mnt/random.bin' --op xor --value 255 --offset 0 --length 4096 && '$ctl' devop '$mnt/random.bin' --op xor --value 255 --offset 0 --length 4096"
+step "cmp '$mnt/random.bin' '$backing/random.bin' && echo 'random.bin: two device-side XORs cancel out'"
+step "'$ctl' stats '$mnt'"
 
 cat <<MSG
 

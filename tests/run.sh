@@ -39,7 +39,7 @@ fi
 # ranges both ways (-M) over a tiny host cache, and over a tiny device
 # that evicts, with promotion on CPU access; the default (uring, large
 # cache, hostsim device) and direct_io always.
-: "${HMMFSX_CONFIGS=host_cache=64K page_size=64K io_engine=aio io_engine=psync host_cache=0 device=none host_cache=256K/-M host_cache=256K,device_cache=512K,migrate=promote/-M}"
+: "${HMMFSX_CONFIGS=host_cache=64K page_size=64K io_engine=aio io_engine=psync host_cache=0 device=none host_cache=256K/-M,-n,4000 host_cache=256K,device_cache=512K,migrate=promote/-M,-n,4000}"
 export HMMFSX_CONFIGS
 
 run_suite unit "$unit"
@@ -48,7 +48,7 @@ run_suite integration "$integ"
 # ($HMMFS_CUDA_LIB, set by the Makefile) unless a real one is named.
 if [ -n "${HMMFS_CUDA_LIB:-}" ]; then
 	run_suite integration-cuda env HMMFS_IT_OPTS=device=cuda "$integ" device
-	HMMFSX_CONFIGS="$HMMFSX_CONFIGS device=cuda,host_cache=256K/-M"
+	HMMFSX_CONFIGS="$HMMFSX_CONFIGS device=cuda,host_cache=256K/-M,-n,4000"
 else
 	echo "tests: device=cuda suites not run: HMMFS_CUDA_LIB is not set" >&2
 	failed=$((failed + 1))

@@ -27,6 +27,7 @@ int main(int argc, char **argv)
 		register_bounce_io,
 		register_cache_file,
 		register_cache_index,
+		register_cache_migrate,
 		register_cache_page,
 		register_device_contract,
 		register_device_cuda,

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * wp/ksm_int.h — dedupe internals shared by wp/ and cache/.
+ */
+#ifndef HMMFS_WP_KSM_INT_H
+#define HMMFS_WP_KSM_INT_H
+
+#include "cache/cache_int.h"
+#include "wp/wp.h"
+
+/**
+ * struct ksm_frame - a frame shared by merged pages (a stable-tree node).
+ * @next:    hash chain of the stable table; ksm->lock.
+ * @hash:    the XXH3 hash of its bytes; immutable.
+ * @frame:   the host frame, or NULL when @daddr is used.
+ * @daddr:   the device frame, or DEV_ADDR_NONE.
+ * @sharers: pages whose frame this is; ksm->lock.
+ * @zero:    the tier's all-zero frame (never freed while the cache lives).
+ *
+ * Its bytes never change: every page on it is write-protected (WP_SHARED)
+ * and copies before it writes.
+ */
+struct ksm_frame {
+	struct ksm_frame *next;
+	uint64_t hash;
+	void *frame;
+	dev_addr_t daddr;
+	unsigned int sharers;
+	bool zero;
+};
+
+/* Copy-on-write of a shared page.  Context: page locked.  Return 0/-errno. */
+int ksm_cow_locked(struct cpage *p);
+
+#endif

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * wp/wp.c — write protection: one mechanism, three reasons.
+ *
+ * A page must not change underneath whoever relies on its bytes:
+ *   WP_SHARED     dedupe shares its frame with other pages (PG_shared);
+ *   WP_WRITEBACK  BACKING is being written from it (PG_writeback);
+ *   WP_DEVICE_RO  the device maps it read-only (PG_device, PG_dev_rw
+ *                 clear; also the device page table's bit).
+ * The reasons are bits of the page's one state word, so reading them is
+ * one atomic snapshot, and a page can hold several at once.
+ *
+ * Every writer takes the page lock and calls wp_fault_locked() before it
+ * changes a byte: the CPU write path (cache/file.c), the bounce path for
+ * device pages (file.c), device operations (cache/migrate.c), and truncate
+ * zeroing a page's tail.  The fault resolves the reasons in a fixed order:
+ *   1. writeback: wait for it to end (stable pages; the page lock keeps a
+ *      new writeback from starting);
+ *   2. shared: copy the frame and drop the share (ksm.c, ksm_cow_locked);
+ *   3. device read-only: a device write gets the mapping upgraded and the
+ *      page dirtied (page_mkwrite); a CPU write through a bounce buffer
+ *      instead makes the mapping read-only for the update, so a device
+ *      write meanwhile would fault and wait for the page lock.
+ * Writeback protects with WP_WRITEBACK and, for a device page,
+ * WP_DEVICE_RO again (clear_page_dirty_for_io), and drops WP_WRITEBACK
+ * when the write ends.
+ */
+#include "cache/cache_int.h"
+#include "wp/ksm_int.h"
+
+uint32_t wp_reasons(const struct cpage *p)
+{
+	uint32_t s = page_flags(&p->ps), r = 0;
+
+	if (s & PG_BIT(PG_shared))
+		r |= WP_SHARED;
+	if (s & PG_BIT(PG_writeback))
+		r |= WP_WRITEBACK;
+	if ((s & PG_BIT(PG_device)) && !(s & PG_BIT(PG_dev_rw)))
+		r |= WP_DEVICE_RO;
+	return r;
+}
+
+void wp_protect(struct cpage *p, enum wp_reason r)
+{
+	struct cache *c = p->file->cache;
+
+	switch (r) {
+	case WP_SHARED:
+		page_set_shared(&p->ps);
+		break;
+	case WP_WRITEBACK:
+		page_test_set_writeback(&p->ps);
+		break;
+	case WP_DEVICE_RO:
+		page_clear_dev_rw(&p->ps);
+		dev_protect(c->dev, page_daddr(p), false);
+		break;
+	}
+}
+
+void wp_unprotect(struct cpage *p, enum wp_reason r)
+{
+	struct cache *c = p->file->cache;
+
+	switch (r) {
+	case WP_SHARED:
+		page_clear_shared(&p->ps);
+		break;
+	case WP_WRITEBACK:
+		page_end_writeback(&p->ps);
+		break;
+	case WP_DEVICE_RO:
+		dev_protect(c->dev, page_daddr(p), true);
+		page_set_dev_rw(&p->ps);
+		break;
+	}
+}
+
+int wp_fault_locked(struct cpage *p, enum wp_writer who)
+{
+	struct cache *c = p->file->cache;
+	uint32_t r;
+	int ret;
+
+	assert(page_test_locked(&p->ps));
+	for (;;) {
+		r = wp_reasons(p);
+		if (r & WP_WRITEBACK) {
+			cache_page_wait_writeback(&p->ps);
+			continue;
+		}
+		if (r & WP_SHARED) {
+			ret = ksm_cow_locked(p);
+			if (ret)
+				return ret;
+			continue;
+		}
+		break;
+	}
+	if (!page_test_device(&p->ps))
+		return 0;
+	if (who == WP_DEVICE && (r & WP_DEVICE_RO)) {	/* the device write fault */
+		page_mark_dirty_locked(p);
+		wp_unprotect(p, WP_DEVICE_RO);
+		ctr_inc(c, device_faults, 1);
+	} else if (who == WP_BOUNCE && !(r & WP_DEVICE_RO)) {
+		wp_protect(p, WP_DEVICE_RO);	/* read-only for the CPU update */
+	}
+	return 0;
+}

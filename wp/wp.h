@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * wp/wp.h — write protection of cached pages, and KSM-style dedupe.
+ *
+ * A page is write-protected for one or more reasons (enum wp_reason):
+ * its frame is shared by dedupe, it is being written back, or the device
+ * maps it read-only.  Every write to a page, whoever makes it (the CPU
+ * path, the bounce path for a device page, a device operation) first
+ * calls wp_fault_locked(), which resolves each reason in turn: a shared
+ * frame is copied (copy-on-write), writeback is waited for, and for a
+ * device write the device mapping is made read-write (and the page
+ * dirty, like page_mkwrite).  See wp.c.
+ *
+ * wp/ sits beside cache/: it works on struct cpage (cache/cache_int.h).
+ */
+#ifndef HMMFS_WP_WP_H
+#define HMMFS_WP_WP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct cache;
+struct cfile;
+struct cpage;
+
+/* Why a page is write-protected; a page may have several reasons. */
+enum wp_reason {
+	WP_SHARED = 1u << 0,	/* the frame is shared by dedupe: copy on write */
+	WP_WRITEBACK = 1u << 1,	/* being written to BACKING: wait (stable pages) */
+	WP_DEVICE_RO = 1u << 2,	/* the device maps it read-only: fault to upgrade */
+};
+
+/* Who is writing. */
+enum wp_writer {
+	WP_CPU,		/* a write(2) into a host page */
+	WP_BOUNCE,	/* a CPU write into a device page, through a bounce buffer */
+	WP_DEVICE,	/* a device-side write (devop) */
+};
+
+/*
+ * Add or remove a reason.  Each reason is a bit of the page's state word
+ * (PG_shared; PG_writeback; PG_device without PG_dev_rw), so the reasons
+ * are read in one atomic snapshot.  Context: page locked, except
+ * WP_WRITEBACK, which writeback ends without the page lock.
+ */
+void wp_protect(struct cpage *p, enum wp_reason r);
+void wp_unprotect(struct cpage *p, enum wp_reason r);
+uint32_t wp_reasons(const struct cpage *p);
+
+/*
+ * wp_fault_locked() - make @p writable for @who.
+ * Return: 0, or -errno (no memory for the private copy of a shared page).
+ * Context: page locked; may sleep (writeback, a frame for the copy).
+ */
+int wp_fault_locked(struct cpage *p, enum wp_writer who);
+
+/* ---- dedupe (ksm.c) -------------------------------------------------- */
+
+/* Knobs, named as Linux KSM's. */
+struct ksm_knobs {
+	uint32_t run;			/* 1: the scanner runs */
+	uint32_t pages_to_scan;		/* pages per wake-up */
+	uint32_t sleep_millisecs;	/* between wake-ups */
+	uint32_t max_page_sharing;	/* pages per shared frame */
+	uint32_t use_zero_pages;	/* all-zero pages share one zero frame */
+	uint32_t merge_across_tiers;	/* host and device pages may share */
+};
+
+/* Statistics, named as Linux KSM's where they mean the same. */
+struct ksm_stats {
+	uint64_t pages_shared;		/* shared frames in use */
+	uint64_t pages_sharing;		/* pages sharing them, beyond the first */
+	uint64_t pages_unshared;	/* unique pages waiting for a twin */
+	uint64_t pages_volatile;	/* pages changing too fast to merge */
+	uint64_t full_scans;		/* passes over every cached page */
+	uint64_t cow_breaks;		/* writes that copied a shared page */
+	uint64_t zero_pages;		/* pages on the zero frame */
+	uint64_t pages_scanned;		/* pages hashed */
+	uint64_t saved_host_bytes;	/* host memory freed by sharing */
+	uint64_t saved_device_bytes;	/* device memory freed by sharing */
+};
+
+struct ksm;
+
+int ksm_create(struct cache *c, const struct ksm_knobs *k, struct ksm **out);
+int ksm_start(struct ksm *k);		/* the scanner thread (after fork) */
+void ksm_stop(struct ksm *k);		/* stop the scanner thread */
+void ksm_destroy(struct ksm *k);	/* after every file is closed */
+void ksm_get(struct ksm *k, struct ksm_knobs *knobs, struct ksm_stats *st);
+/* Change knobs; @mask says which (1 << field order above). */
+int ksm_set(struct ksm *k, const struct ksm_knobs *knobs, uint32_t mask);
+/* One scanner step of up to @pages pages (tests; the thread does this). */
+size_t ksm_scan(struct ksm *k, size_t pages);
+/* A file is going away: forget what the scanner remembers of it. */
+void ksm_forget_file(struct ksm *k, struct cfile *f);
+/* @f leaves the cache's list of files.  Context: cache->files_lock. */
+void ksm_file_unlinked_locked(struct ksm *k, struct cfile *f);
+/* A shared page leaves the cache (removal).  Context: page locked. */
+void ksm_unshare_removed(struct cpage *p);
+/* Tests: replace the hash (to force collisions); NULL restores XXH3. */
+void ksm_set_hash_for_testing(uint64_t (*fn)(const void *data, size_t len));
+
+#endif
