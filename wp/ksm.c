@@ -104,6 +104,11 @@ static uint64_t ksm_xxh3(const void *data, size_t len)
 
 static uint64_t (*ksm_hash)(const void *, size_t) = ksm_xxh3;
 
+uint64_t ksm_hash_bytes(const void *data, size_t len)
+{
+	return ksm_hash(data, len);
+}
+
 void ksm_set_hash_for_testing(uint64_t (*fn)(const void *data, size_t len))
 {
 	ksm_hash = fn ? fn : ksm_xxh3;
@@ -634,14 +639,17 @@ static void ksm_full_scan_done(struct ksm *k)
 	pthread_mutex_unlock(&k->lock);
 }
 
-/* Scan the window of @f from @first; move the cursor.  Return: pages. */
+/*
+ * Scan the window of @f from @first; move the cursor.  Return: pages
+ * (at least 1, for progress); *@wrapped: a full scan ended.
+ */
 static size_t ksm_scan_window(struct ksm *k, struct cfile *f, uint64_t first,
-			      const struct ksm_knobs *kn)
+			      const struct ksm_knobs *kn, bool *wrapped)
 {
 	struct cache *c = k->c;
 	uint64_t last = first + KSM_WINDOW - 1;
 	bool end = first > (uint64_t)cache_file_size(f) >> c->page_shift;
-	bool wrapped = false;
+
 	struct cpage **v = NULL;
 	size_t n = 0;
 
@@ -655,12 +663,12 @@ static size_t ksm_scan_window(struct ksm *k, struct cfile *f, uint64_t first,
 	pthread_mutex_lock(&c->files_lock);
 	if (k->cur == f) {
 		if (end)
-			wrapped = ksm_cursor_next_locked(k, f);
+			*wrapped = ksm_cursor_next_locked(k, f);
 		else
 			k->cur_index = last + 1;
 	}
 	pthread_mutex_unlock(&c->files_lock);
-	if (wrapped)
+	if (*wrapped)
 		ksm_full_scan_done(k);
 	return n ? n : 1;
 }
@@ -676,11 +684,14 @@ size_t ksm_scan(struct ksm *k, size_t budget)
 	while (done < budget) {
 		uint64_t first;
 		struct cfile *f = ksm_cursor_get(k, &first);
+		bool wrapped = false;
 
 		if (!f)
 			break;
-		done += ksm_scan_window(k, f, first, &kn);
+		done += ksm_scan_window(k, f, first, &kn, &wrapped);
 		atomic_fetch_sub(&f->users, 1);
+		if (wrapped)
+			break;	/* at most one full scan per call */
 	}
 	return done;
 }

@@ -97,6 +97,8 @@ void ksm_forget_file(struct ksm *k, struct cfile *f);
 void ksm_file_unlinked_locked(struct ksm *k, struct cfile *f);
 /* A shared page leaves the cache (removal).  Context: page locked. */
 void ksm_unshare_removed(struct cpage *p);
+/* The hash the scanner uses (XXH3, 64 bits). */
+uint64_t ksm_hash_bytes(const void *data, size_t len);
 /* Tests: replace the hash (to force collisions); NULL restores XXH3. */
 void ksm_set_hash_for_testing(uint64_t (*fn)(const void *data, size_t len));
 

@@ -47,6 +47,11 @@
  * subset of the files (file i belongs to thread i % THREADS) with its own
  * generator stream; -n is split between them.
  *
+ * With -K (dedupe stress), written data is one of four repeated byte values
+ * (zero among them), so pages of different files are often identical, and
+ * hmmfs's dedupe scanner is set to full speed with zero pages on: merges
+ * and copy-on-write breaks happen under every operation.
+ *
  * With -M, a migrator thread moves random ranges of random files between
  * hmmfs's host memory and its device tier (the HMMFS_IOC_MIGRATE ioctl)
  * for as long as the checkers run, so every operation also meets pages
@@ -143,6 +148,7 @@ struct config {
 	bool backing_on_sync;	/* -B: compare BACKINGDIR after each fsync */
 	bool quiet, verbose, keep, inject;
 	bool migrate;		/* -M: a thread migrating random ranges */
+	bool dedupe;		/* -K: data that dedupes, scanner at full speed */
 };
 
 struct op_record {
@@ -319,6 +325,10 @@ static uint64_t rng_below(struct checker *c, uint64_t n)
 
 static void fill_random(struct checker *c, unsigned char *p, size_t len)
 {
+	if (cfg.dedupe) {	/* -K: one of four byte values, so files share pages */
+		memset(p, (int)(rng_below(c, 4) * 0x55), len);
+		return;
+	}
 	while (len) {
 		uint64_t v = rng_next(&c->rng);
 		size_t n = len < 8 ? len : 8;
@@ -1479,7 +1489,7 @@ static void usage(FILE *out)
 	fprintf(out,
 "usage: hmmfsx [-s SEED] [-n OPS | -t SECONDS] [-f NFILES] [-l MAXLEN]\n"
 "              [-o MAXOPLEN] [-i VERIFY] [-j THREADS] [-b BACKINGDIR]\n"
-"              [-B] [-k] [-q] [-v] [-M] [-X] DIR\n"
+"              [-B] [-k] [-q] [-v] [-M] [-K] [-X] DIR\n"
 "\n"
 "fsx-style data-integrity checker: random reads, writes, mmap, truncate,\n"
 "fallocate, fsync, reopen, fadvise and O_DIRECT on NFILES files in DIR,\n"
@@ -1499,6 +1509,7 @@ static void usage(FILE *out)
 "  -q             quiet: only the summary line and failures\n"
 "  -v             log every operation\n"
 "  -M             migrate random ranges between host and device meanwhile\n"
+"  -K             dedupe stress: data of repeated bytes, scanner at full speed\n"
 "  -X             inject a model error to prove the checker catches it\n"
 "  -h, --help     this help\n"
 "\n"
@@ -1575,6 +1586,7 @@ static bool parse_option(int opt, const char *arg, bool *seeded)
 	case 'v': cfg.verbose = true; return true;
 	case 'X': cfg.inject = true; return true;
 	case 'M': cfg.migrate = true; return true;
+	case 'K': cfg.dedupe = true; return true;
 	default: return false;
 	}
 }
@@ -1596,7 +1608,7 @@ static void parse_args(int argc, char **argv)
 	bool seeded = false;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "s:n:t:f:l:o:i:j:b:BkqvMXh",
+	while ((opt = getopt_long(argc, argv, "s:n:t:f:l:o:i:j:b:BkqvMKXh",
 				  longopts, NULL)) != -1) {
 		if (opt == 'h') {
 			usage(stdout);
@@ -1724,6 +1736,26 @@ static void *migrator_thread(void *arg)
 	return NULL;
 }
 
+/* -K: hmmfs's dedupe scanner at full speed, zero pages on. */
+static void dedupe_full_speed(void)
+{
+	struct hmmfs_ioc_ksm k = {
+		.version = HMMFS_IOC_VERSION,
+		.set_mask = 1u << HMMFS_KSM_RUN | 1u << HMMFS_KSM_PAGES_TO_SCAN |
+			    1u << HMMFS_KSM_SLEEP_MILLISECS |
+			    1u << HMMFS_KSM_USE_ZERO_PAGES,
+		.knobs = { [HMMFS_KSM_RUN] = 1, [HMMFS_KSM_PAGES_TO_SCAN] = 100000,
+			   [HMMFS_KSM_SLEEP_MILLISECS] = 0,
+			   [HMMFS_KSM_USE_ZERO_PAGES] = 1 },
+	};
+	int fd = open(cfg.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || ioctl(fd, HMMFS_IOC_KSM, &k) < 0)
+		note("dedupe: cannot set the scanner's knobs: %s\n", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 static bool run_threads(struct checker *cs)
 {
 	pthread_t tids[MAX_THREADS];
@@ -1765,6 +1797,8 @@ int main(int argc, char **argv)
 	print_start();
 	start_time = now_seconds();
 	deadline = start_time + cfg.seconds;
+	if (cfg.dedupe)
+		dedupe_full_speed();
 	if (cfg.migrate) {
 		mig.cs = cs;
 		rng_seed(&mig.rng, cfg.seed, MAX_THREADS);

@@ -35,6 +35,7 @@ static const struct it_suite *const all_suites[] = {
 	&it_suite_startup, &it_suite_options, &it_suite_direct_io,
 	&it_suite_cache,
 	&it_suite_device,
+	&it_suite_ksm,
 };
 #define N_SUITES (sizeof(all_suites) / sizeof(all_suites[0]))
 

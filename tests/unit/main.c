@@ -34,6 +34,7 @@ int main(int argc, char **argv)
 		register_fs_guard,
 		register_fs_inode,
 		register_fs_options,
+		register_wp_ksm,
 	};
 	unsigned int failed;
 

@@ -19,6 +19,7 @@ int register_device_cuda(void);
 int register_fs_guard(void);
 int register_fs_inode(void);
 int register_fs_options(void);
+int register_wp_ksm(void);
 
 /* Add @tests (NULL-name terminated) as suite @name; 0 or a CUnit error. */
 int unit_add_suite(const char *name, const CU_TestInfo *tests);

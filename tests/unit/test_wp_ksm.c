@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/unit/test_wp_ksm.c — wp/ksm.c and wp/wp.c on a real cache (hostsim
+ * device) over backing files under /var/tmp, driving the scanner by hand
+ * (ksm_scan) with the scanner thread idle.
+ *
+ * Covered: the hash against xxHash's published known answer and a fixed
+ * vector; two equal files merge into one frame per page, read back
+ * right, and report pages_shared/pages_sharing and frames in use; a
+ * write copies first and only its file changes; a page changing between
+ * passes is volatile and not merged; max_page_sharing caps a frame; a
+ * forced hash collision (every page hashes alike) never merges different
+ * bytes; all-zero pages share the zero frame; device-resident pages merge
+ * on the device and serve bounce reads; a shared page is evicted and the
+ * frame lives on for its other sharer.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache/cache_int.h"
+#include "tests/unit/unit.h"
+
+#define PS 4096
+
+static char dir[] = "/var/tmp/hmmfs-unit-ksm.XXXXXX";
+
+struct kfix {
+	struct cache *c;
+	struct cfile *f[5];
+	int fd[5];
+	int n;
+};
+
+/* Page i of file @file: byte value, per @mode (0: same in every file). */
+static unsigned char kbyte(int mode, int file, size_t i)
+{
+	if (mode == 1)
+		return 0;
+	return (unsigned char)(i * 13 + i / PS + (mode == 2 ? file * 101 : 0));
+}
+
+static void kfix_open(struct kfix *x, int nfiles, size_t pages, int mode,
+		      size_t host_cache)
+{
+	struct cache_config cfg = {
+		.page_size = PS, .host_cache = host_cache,
+		.dirty_background = host_cache / 4, .dirty_limit = host_cache / 2,
+		.dirty_expire_ms = 30000, .io_engine = "psync",
+		.device = "hostsim", .device_cache = 8 << 20, .bounce_buffers = 16,
+	};
+	unsigned char *b = malloc(pages * PS);
+	char err[256], path[300];
+
+	if (dir[strlen(dir) - 1] == 'X')
+		CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+	CU_ASSERT_FATAL(cache_create(&cfg, &x->c, err, sizeof(err)) == 0);
+	CU_ASSERT_FATAL(cache_start(x->c, err, sizeof(err)) == 0);
+	x->n = nfiles;
+	for (int f = 0; f < nfiles; f++) {
+		int pfd;
+
+		snprintf(path, sizeof(path), "%s/k%d", dir, f);
+		x->fd[f] = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		for (size_t i = 0; i < pages * PS; i++)
+			b[i] = kbyte(mode, f, i);
+		CU_ASSERT_FATAL(pwrite(x->fd[f], b, pages * PS, 0) == (ssize_t)(pages * PS));
+		pfd = open(path, O_PATH | O_CLOEXEC);
+		CU_ASSERT_FATAL(cache_file_open(x->c, pfd, &x->f[f]) == 0);
+		close(pfd);
+		CU_ASSERT_FATAL(cache_read(x->f[f], b, pages * PS, 0, NULL) ==
+				(ssize_t)(pages * PS));
+	}
+	free(b);
+}
+
+static void kfix_close(struct kfix *x)
+{
+	for (int f = 0; f < x->n; f++) {
+		cache_file_close(x->f[f]);
+		close(x->fd[f]);
+	}
+	cache_destroy(x->c);
+	ksm_set_hash_for_testing(NULL);
+}
+
+static struct ksm_stats kst(struct kfix *x)
+{
+	struct ksm_knobs kn;
+	struct ksm_stats st;
+
+	cache_ksm_get(x->c, &kn, &st);
+	return st;
+}
+
+static void knob(struct kfix *x, int i, uint32_t v)
+{
+	struct ksm_knobs kn = { 0 };
+
+	((uint32_t *)&kn)[i] = v;
+	CU_ASSERT_EQUAL(cache_ksm_set(x->c, &kn, 1u << i), 0);
+}
+
+/* Two full passes: hashes recorded, then merged. */
+static void scan_passes(struct kfix *x, int passes)
+{
+	uint64_t want = kst(x).full_scans + (uint64_t)passes;
+
+	for (int i = 0; i < 1000 && kst(x).full_scans < want; i++)
+		ksm_scan(x->c->ksm, 100000);
+}
+
+static bool file_reads(struct kfix *x, int f, size_t pages, int mode,
+		       size_t poke_at, int poke)
+{
+	unsigned char *b = malloc(pages * PS);
+	bool ok = cache_read(x->f[f], b, pages * PS, 0, NULL) == (ssize_t)(pages * PS);
+
+	for (size_t i = 0; ok && i < pages * PS; i++)
+		ok = b[i] == (poke >= 0 && i == poke_at ? (unsigned char)poke :
+			      kbyte(mode, f, i));
+	free(b);
+	return ok;
+}
+
+static struct cache_stats cst(struct kfix *x)
+{
+	struct cache_stats st;
+
+	cache_get_stats(x->c, &st);
+	return st;
+}
+
+static void test_hash_vectors(void)
+{
+	unsigned char b[PS];
+
+	for (int i = 0; i < PS; i++)
+		b[i] = (unsigned char)(i * 7 + 3);
+	CU_ASSERT_EQUAL(ksm_hash_bytes("", 0), 0x2D06800538D394C2ull);	/* xxHash's */
+	CU_ASSERT_EQUAL(ksm_hash_bytes(b, PS), 0xd7428746842be37eull);
+}
+
+static void test_merge_and_cow(void)
+{
+	struct kfix x;
+	struct ksm_stats st;
+	char w = 'W';
+
+	kfix_open(&x, 2, 64, 0, 1 << 20);
+	CU_ASSERT_EQUAL(cst(&x).host_frames_used, 128);
+	scan_passes(&x, 3);
+	st = kst(&x);
+	CU_ASSERT_EQUAL(st.pages_shared, 64);
+	CU_ASSERT_EQUAL(st.pages_sharing, 64);
+	CU_ASSERT_EQUAL(st.saved_host_bytes, 64 * PS);
+	/* the old frames go after a grace period */
+	rcu_barrier();
+	CU_ASSERT_EQUAL(cst(&x).host_frames_used, 64);
+	CU_ASSERT_TRUE(file_reads(&x, 0, 64, 0, 0, -1));
+	CU_ASSERT_TRUE(file_reads(&x, 1, 64, 0, 0, -1));
+	/* a write copies first: only file 1 sees it */
+	CU_ASSERT_EQUAL(cache_write(x.f[1], &w, 1, 5 * PS + 7), 1);
+	CU_ASSERT_EQUAL(kst(&x).cow_breaks, 1);
+	CU_ASSERT_TRUE(file_reads(&x, 0, 64, 0, 0, -1));
+	CU_ASSERT_TRUE(file_reads(&x, 1, 64, 0, 5 * PS + 7, 'W'));
+	CU_ASSERT_EQUAL(cache_fsync(x.f[1], false), 0);
+	{
+		char b;
+
+		CU_ASSERT_EQUAL(pread(x.fd[1], &b, 1, 5 * PS + 7), 1);
+		CU_ASSERT_EQUAL(b, 'W');
+		CU_ASSERT_EQUAL(pread(x.fd[0], &b, 1, 5 * PS + 7), 1);
+		CU_ASSERT_EQUAL((unsigned char)b, kbyte(0, 0, 5 * PS + 7));
+	}
+	kfix_close(&x);
+}
+
+static void test_volatile(void)
+{
+	struct kfix x;
+	char w[PS];
+
+	kfix_open(&x, 2, 4, 0, 1 << 20);
+	scan_passes(&x, 1);	/* hashes recorded */
+	for (int i = 0; i < 4; i++)	/* both files change between passes */
+		for (int f = 0; f < 2; f++) {
+			memset(w, 'a' + i, sizeof(w));
+			CU_ASSERT_EQUAL(cache_write(x.f[f], w, PS, (off_t)i * PS), PS);
+			CU_ASSERT_EQUAL(cache_fsync(x.f[f], false), 0);
+		}
+	scan_passes(&x, 1);
+	CU_ASSERT_TRUE(kst(&x).pages_volatile >= 8);
+	CU_ASSERT_EQUAL(kst(&x).pages_shared, 0);
+	scan_passes(&x, 2);	/* they held still since: now they merge */
+	CU_ASSERT_EQUAL(kst(&x).pages_shared, 4);
+	kfix_close(&x);
+}
+
+static void test_max_page_sharing(void)
+{
+	struct kfix x;
+	struct ksm_stats st;
+
+	kfix_open(&x, 5, 1, 0, 1 << 20);
+	knob(&x, 3, 2);	/* max_page_sharing */
+	scan_passes(&x, 4);
+	st = kst(&x);
+	CU_ASSERT_EQUAL(st.pages_shared, 2);	/* 2 + 2, and one alone */
+	CU_ASSERT_EQUAL(st.pages_sharing, 2);
+	for (int f = 0; f < 5; f++)
+		CU_ASSERT_TRUE(file_reads(&x, f, 1, 0, 0, -1));
+	kfix_close(&x);
+}
+
+static uint64_t same_hash(const void *data, size_t len)
+{
+	(void)data;
+	(void)len;
+	return 42;
+}
+
+static void test_forced_collision(void)
+{
+	struct kfix x;
+
+	ksm_set_hash_for_testing(same_hash);
+	kfix_open(&x, 3, 16, 2, 1 << 20);	/* every file different */
+	scan_passes(&x, 4);
+	CU_ASSERT_EQUAL(kst(&x).pages_shared, 0);	/* hashes alike: no merge */
+	CU_ASSERT_EQUAL(cst(&x).host_frames_used, 48);
+	for (int f = 0; f < 3; f++)
+		CU_ASSERT_TRUE(file_reads(&x, f, 16, 2, 0, -1));
+	kfix_close(&x);
+}
+
+static void test_zero_pages(void)
+{
+	struct kfix x;
+
+	kfix_open(&x, 2, 32, 1, 1 << 20);
+	knob(&x, 4, 1);	/* use_zero_pages */
+	scan_passes(&x, 1);
+	CU_ASSERT_EQUAL(kst(&x).zero_pages, 64);
+	CU_ASSERT_EQUAL(kst(&x).pages_shared, 0);
+	rcu_barrier();
+	CU_ASSERT_EQUAL(cst(&x).host_frames_used, 1);	/* the zero frame */
+	CU_ASSERT_TRUE(file_reads(&x, 0, 32, 1, 0, -1));
+	kfix_close(&x);
+}
+
+static void test_device_pages(void)
+{
+	struct kfix x;
+	uint64_t moved;
+
+	kfix_open(&x, 2, 32, 0, 1 << 20);
+	for (int f = 0; f < 2; f++)
+		CU_ASSERT_EQUAL(cache_migrate(x.f[f], 0, 0, true, &moved), 0);
+	CU_ASSERT_EQUAL(dev_frames_used(x.c->dev), 64);
+	scan_passes(&x, 3);
+	CU_ASSERT_EQUAL(kst(&x).pages_shared, 32);
+	CU_ASSERT_EQUAL(kst(&x).saved_device_bytes, 32 * PS);
+	rcu_barrier();
+	CU_ASSERT_EQUAL(dev_frames_used(x.c->dev), 32);
+	CU_ASSERT_TRUE(file_reads(&x, 0, 32, 0, 0, -1));	/* bounce reads */
+	CU_ASSERT_TRUE(file_reads(&x, 1, 32, 0, 0, -1));
+	/* a device write to a shared device page copies on the device */
+	{
+		uint64_t pages;
+
+		CU_ASSERT_EQUAL(cache_devop(x.f[0], 0, 1, CACHE_DEVOP_FILL, 'd', &pages), 0);
+		CU_ASSERT_EQUAL(kst(&x).cow_breaks, 1);
+		CU_ASSERT_TRUE(file_reads(&x, 0, 32, 0, 0, 'd'));
+		CU_ASSERT_TRUE(file_reads(&x, 1, 32, 0, 0, -1));
+	}
+	kfix_close(&x);
+}
+
+static void test_evict_shared(void)
+{
+	struct kfix x;
+
+	kfix_open(&x, 2, 8, 0, 1 << 20);
+	scan_passes(&x, 3);
+	CU_ASSERT_EQUAL(kst(&x).pages_shared, 8);
+	/* file 0 drops its pages: the frames live on for file 1 */
+	CU_ASSERT_EQUAL(cache_writeback_range(x.f[0], 0, 8 * PS, true), 0);
+	CU_ASSERT_EQUAL(kst(&x).pages_sharing, 0);
+	CU_ASSERT_EQUAL(kst(&x).pages_shared, 8);
+	CU_ASSERT_TRUE(file_reads(&x, 1, 8, 0, 0, -1));
+	CU_ASSERT_TRUE(file_reads(&x, 0, 8, 0, 0, -1));	/* read again */
+	kfix_close(&x);
+}
+
+int register_wp_ksm(void)
+{
+	static const CU_TestInfo tests[] = {
+		{ "hash known answers", test_hash_vectors },
+		{ "merge, then copy on write", test_merge_and_cow },
+		{ "volatile pages wait", test_volatile },
+		{ "max_page_sharing", test_max_page_sharing },
+		{ "a forced hash collision never merges", test_forced_collision },
+		{ "zero pages", test_zero_pages },
+		{ "device pages merge on the device", test_device_pages },
+		{ "a shared page evicted", test_evict_shared },
+		CU_TEST_INFO_NULL,
+	};
+
+	return unit_add_suite("wp_ksm", tests);
+}
