@@ -121,7 +121,9 @@ void bounce_put(struct bounce_pool *bp, void *const *bufs, size_t n)
 	if (!n)
 		return;
 	pthread_mutex_lock(&bp->lock);
-	for (size_t i = 0; i < n; i++)
+	/* last first: the next bounce_get() pops them in the same order, so
+	 * buffers that were adjacent stay adjacent (one copy can cover them) */
+	for (size_t i = n; i-- > 0;)
 		bp->free[bp->nfree++] = bufs[i];
 	if (bp->waiters)
 		pthread_cond_broadcast(&bp->cond);

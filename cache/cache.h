@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "wp/wp.h"
 
@@ -224,6 +225,34 @@ void cache_file_times_set(struct cfile *f);
 /* Read up to @len bytes at @off into @buf.  Return: bytes read (0 at EOF). */
 ssize_t cache_read(struct cfile *f, void *buf, size_t len, off_t off,
 		   struct cache_ra *ra);
+
+/*
+ * A read answered straight from the cache's frames and bounce buffers:
+ * @iov points into them, and they are held (pages referenced, an RCU
+ * read-side section open, bounce buffers taken) until
+ * cache_read_vec_done(), so the caller can hand @iov to writev(2) with no
+ * copy of its own.  The rest is the cache's.
+ */
+#define CACHE_READ_VEC_MAX 256
+struct cache_read_vec {
+	struct iovec iov[CACHE_READ_VEC_MAX];
+	int n;
+	struct cpage *pages[CACHE_READ_VEC_MAX];
+	size_t npages;
+	void *bufs[CACHE_READ_VEC_MAX];
+	size_t nbufs;
+	bool in_rcu;
+};
+
+/*
+ * cache_read_vec() - read up to @len bytes at @off into @v's iovec.
+ * Return: bytes (0 at EOF, @v empty), -EAGAIN when the read does not fit
+ * this path (too long, or bounce buffers short: use cache_read()), or
+ * -errno.  On success call cache_read_vec_done() from the same thread.
+ */
+ssize_t cache_read_vec(struct cfile *f, size_t len, off_t off,
+		       struct cache_ra *ra, struct cache_read_vec *v);
+void cache_read_vec_done(struct cfile *f, struct cache_read_vec *v);
 
 /* Write @len bytes at @off into the cache.  Return: @len or -errno. */
 ssize_t cache_write(struct cfile *f, const void *buf, size_t len, off_t off);

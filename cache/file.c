@@ -647,6 +647,189 @@ static int write_host_page_locked(struct cfile *f, struct cpage *p,
 	return ret;
 }
 
+/*
+ * Device-to-bounce copies of consecutive pages whose device frames and
+ * bounce buffers both lie back to back (the usual case after a sequential
+ * migration) are queued as one copy: a DMA engine, like hostsim's, pays per
+ * request.
+ */
+struct copy_run {
+	dev_addr_t src;
+	char *dst;
+	size_t len;
+};
+
+static int run_flush(struct copy_run *r, struct cache *c, struct dev_fence *f)
+{
+	int ret = r->len ? dev_copy_to_host(c->dev, r->dst, r->src, r->len, f) : 0;
+
+	r->len = 0;
+	return ret;
+}
+
+static int run_add(struct copy_run *r, struct cache *c, dev_addr_t src,
+		   char *dst, size_t n, struct dev_fence *f)
+{
+	int ret = 0;
+
+	if (r->len && r->src + r->len == src && r->dst + r->len == dst) {
+		r->len += n;
+		return 0;
+	}
+	ret = run_flush(r, c, f);
+	*r = (struct copy_run){ src, dst, n };
+	return ret;
+}
+
+/* Append [@p, @p + @n) to @v, merging with the last entry if adjacent. */
+static void iov_add(struct cache_read_vec *v, char *p, size_t n)
+{
+	struct iovec *last = v->n ? &v->iov[v->n - 1] : NULL;
+
+	if (last && (char *)last->iov_base + last->iov_len == p)
+		last->iov_len += n;
+	else
+		v->iov[v->n++] = (struct iovec){ p, n };
+}
+
+/*
+ * Fill @v from the gathered pages: host pages by pointer into their
+ * frames, device pages by a device-to-bounce copy.  Enters an RCU
+ * read-side section that cache_read_vec_done() leaves (see
+ * read_copy_round() for why).  Return: bytes, or -EAGAIN/-errno with
+ * nothing held but the page references.
+ */
+static ssize_t read_vec_fill(struct cfile *f, struct read_batch *b, off_t off,
+			     size_t len, struct cache_read_vec *v)
+{
+	struct cache *c = f->cache;
+	size_t ps = c->cfg.page_size, ndev = 0, used = 0, done = 0;
+	struct dev_fence fence = DEV_FENCE_INIT;
+	struct copy_run run = { 0 };
+	ssize_t ret = 0;
+
+	for (size_t k = 0; k < b->npages; k++)
+		ndev += page_test_device(&b->pages[k]->ps);
+	if (ndev) {
+		v->nbufs = bounce_get(c->bounce, v->bufs, ndev, true);
+		if (v->nbufs < ndev)
+			goto out_again;	/* short of buffers: the copying path */
+	}
+	rcu_read_lock();
+	for (size_t k = 0; k < b->npages && done < len && !ret; k++) {
+		struct cpage *p = b->pages[k];
+		size_t from, n;
+		char *src;
+
+		read_span(ps, p, off + (off_t)done, len - done, &from, &n);
+		cache_rcu_found(p);
+		if (page_test_device(&p->ps)) {	/* pairs: migrate.c release */
+			if (used == v->nbufs) {
+				ret = -EAGAIN;	/* moved there since we counted */
+				break;
+			}
+			src = v->bufs[used++];
+			ret = run_add(&run, c, page_daddr(p) + from, src, n, &fence);
+		} else {
+			src = (char *)page_frame(p) + from;
+		}
+		iov_add(v, src, n);
+		done += n;
+	}
+	if (!ret)
+		ret = run_flush(&run, c, &fence);
+	if (used) {
+		int r = dev_fence_wait(c->dev, &fence);
+
+		ret = ret ? ret : r;
+		ctr_inc(c, bounce_reads, used);
+	}
+	if (!ret) {
+		v->in_rcu = true;
+		return (ssize_t)done;
+	}
+	cache_rcu_read_unlock();
+out_again:
+	bounce_put(c->bounce, v->bufs, v->nbufs);
+	v->nbufs = 0;
+	v->n = 0;
+	return ret == -ENODEV ? -EIO : ret ? ret : -EAGAIN;
+}
+
+ssize_t cache_read_vec(struct cfile *f, size_t len, off_t off,
+		       struct cache_ra *ra, struct cache_read_vec *v)
+{
+	struct cache *c = f->cache;
+	unsigned int shift = c->page_shift, window;
+	off_t size = cache_file_size(f);
+	uint64_t first, last, ra_last, last_page;
+	struct read_batch b = { .pages = v->pages };
+	struct cpage *fresh[2 * CACHE_READ_VEC_MAX];
+	ssize_t ret;
+
+	v->n = 0;
+	v->npages = v->nbufs = 0;
+	v->in_rcu = false;
+	if (off < 0)
+		return -EINVAL;
+	if (off >= size || !len)
+		return 0;
+	if ((off_t)len > size - off)
+		len = (size_t)(size - off);
+	first = (uint64_t)off >> shift;
+	last = (uint64_t)(off + (off_t)len - 1) >> shift;
+	if (last - first + 1 > CACHE_READ_VEC_MAX ||
+	    last - first + 1 > c->frames.max_frames / 4)
+		return -EAGAIN;	/* long reads take the copying path */
+	window = ra_update(c, ra, off, len);
+	last_page = (uint64_t)(size - 1) >> shift;
+	ra_last = last + window;
+	if (ra_last > last_page)
+		ra_last = last_page;
+	if (ra_last - first + 1 > 2 * CACHE_READ_VEC_MAX)
+		ra_last = first + 2 * CACHE_READ_VEC_MAX - 1;
+	b.fresh = fresh;
+	ret = read_gather(f, &b, first, last, ra_last);
+	if (b.nfresh) {
+		int r = pages_read(f, b.fresh, b.nfresh);
+
+		pages_read_done(b.fresh, b.nfresh, r);
+		if (!ret)
+			ret = r;
+	}
+	for (size_t i = 0; i < b.npages && !ret; i++)
+		ret = page_make_uptodate(f, b.pages[i]);
+	v->npages = b.npages;
+	if (!ret && b.npages < last - first + 1)
+		ret = -EAGAIN;	/* frames ran short: the copying path goes on */
+	if (!ret)
+		ret = read_vec_fill(f, &b, off, len, v);
+	if (ret >= 0)
+		return ret;
+	for (size_t i = 0; i < b.npages; i++)
+		page_put(b.pages[i]);
+	v->npages = 0;
+	return ret;
+}
+
+void cache_read_vec_done(struct cfile *f, struct cache_read_vec *v)
+{
+	struct cache *c = f->cache;
+	size_t ndev = v->nbufs;
+
+	if (v->in_rcu)
+		cache_rcu_read_unlock();
+	v->in_rcu = false;
+	if (v->nbufs)
+		bounce_put(c->bounce, v->bufs, v->nbufs);
+	if (ndev)
+		pages_promote_hot(c, v->pages, v->npages);
+	for (size_t i = 0; i < v->npages; i++)
+		page_put(v->pages[i]);
+	v->n = 0;
+	v->npages = v->nbufs = 0;
+}
+
 /* Write into one page: [from, to) of page @index from @src. */
 static int write_page(struct cfile *f, uint64_t index, size_t from, size_t to,
 		      const char *src, off_t size)

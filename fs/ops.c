@@ -749,31 +749,69 @@ static void hmmfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 }
 
 /*
- * Per-thread buffer for cached reads, so a read allocates nothing; freed
- * when the worker thread exits (libfuse ends idle workers).
+ * Per-thread buffers for cached reads (a copy buffer and a read vector),
+ * so a read allocates nothing; freed when the worker thread exits
+ * (libfuse ends idle workers).
  */
-static pthread_key_t read_buf_key;
+static pthread_key_t read_buf_key, read_vec_key;
 static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
 
 static void read_buf_key_make(void)
 {
 	pthread_key_create(&read_buf_key, free);
+	pthread_key_create(&read_vec_key, free);
 }
 
-static char *read_buf_get(void)
+static void *thread_buf_get(pthread_key_t *key, size_t size)
 {
-	char *buf;
+	void *buf;
 
 	pthread_once(&read_buf_once, read_buf_key_make);
-	buf = pthread_getspecific(read_buf_key);
+	buf = pthread_getspecific(*key);
 	if (!buf) {
-		buf = malloc(MAX_IO);
-		if (buf && pthread_setspecific(read_buf_key, buf)) {
+		buf = malloc(size);
+		if (buf && pthread_setspecific(*key, buf)) {
 			free(buf);
 			buf = NULL;
 		}
 	}
 	return buf;
+}
+
+static char *read_buf_get(void)
+{
+	return thread_buf_get(&read_buf_key, MAX_IO);
+}
+
+/* The calling thread's read vector (cache.h, struct cache_read_vec). */
+static struct cache_read_vec *read_vec_get(void)
+{
+	return thread_buf_get(&read_vec_key, sizeof(struct cache_read_vec));
+}
+
+/*
+ * Answer a read from the cache's own frames and bounce buffers with one
+ * writev to the kernel: no copy in between.  Return: false if the read
+ * must take the copying path instead.
+ */
+static bool read_reply_vec(fuse_req_t req, struct cfile *cf, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	struct cache_read_vec *v = read_vec_get();
+	ssize_t n;
+
+	if (!v)
+		return false;
+	n = cache_read_vec(cf, size, off, &file_of(fi)->ra, v);
+	if (n == -EAGAIN)
+		return false;
+	if (n < 0) {
+		fuse_reply_err(req, (int)-n);
+		return true;
+	}
+	fuse_reply_iov(req, v->iov, v->n);
+	cache_read_vec_done(cf, v);
+	return true;
 }
 
 static void hmmfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -783,6 +821,8 @@ static void hmmfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	ssize_t n;
 
+	if (cf && read_reply_vec(req, cf, size, off, fi))
+		return;
 	if (cf) {
 		char *read_buf = read_buf_get();
 
