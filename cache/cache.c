@@ -322,4 +322,5 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 	st->host_frames_used = c->frames.bump - c->frames.nfree;
 	pthread_mutex_unlock(&c->frames.lock);
 	st->device_frames_used = c->dev ? dev_frames_used(c->dev) : 0;
+	st->device_frames_hwm = c->dev ? dev_frames_hwm(c->dev) : 0;
 }

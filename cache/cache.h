@@ -105,6 +105,9 @@ struct cache_config {
  *                   too often lately (anti-thrash).
  * @host_frames_used, @device_frames_used: frames holding data now (fewer
  *                   than pages when dedupe shares frames).
+ * @device_frames_hwm: the most device frames ever in use (hostsim's device
+ *                   memory lives in the daemon: this much of its RSS is
+ *                   device memory, not overhead).
  */
 struct cache_stats {
 	uint64_t host_pages;
@@ -130,6 +133,7 @@ struct cache_stats {
 	uint64_t thrash_holds;
 	uint64_t host_frames_used;
 	uint64_t device_frames_used;
+	uint64_t device_frames_hwm;
 };
 
 /* Residency of a run of pages (cache_residency). */

@@ -82,6 +82,7 @@ static const struct {
 	STAT(migrations_to_host), STAT(bounce_reads), STAT(bounce_writes),
 	STAT(bounce_waits), STAT(device_faults), STAT(device_evictions),
 	STAT(thrash_holds), STAT(host_frames_used), STAT(device_frames_used),
+	STAT(device_frames_hwm),
 };
 
 static const char *const ksm_knob_names[HMMFS_KSM_NR_KNOBS] = {

@@ -123,6 +123,16 @@ size_t dev_frames_used(const struct device *d)
 				    memory_order_relaxed);
 }
 
+size_t dev_frames_hwm(struct device *d)
+{
+	size_t n;
+
+	pthread_mutex_lock(&d->lock);
+	n = d->bump;
+	pthread_mutex_unlock(&d->lock);
+	return n;
+}
+
 static size_t dev_frame_no(const struct device *d, dev_addr_t a)
 {
 	return (size_t)(a / d->cfg.frame_size);

@@ -203,6 +203,8 @@ int dev_frame_alloc(struct device *d, dev_addr_t *out);
 void dev_frame_free(struct device *d, dev_addr_t a);
 size_t dev_frames_total(const struct device *d);
 size_t dev_frames_used(const struct device *d);
+/* The most frames ever in use at once (device memory touched so far). */
+size_t dev_frames_hwm(struct device *d);
 
 int dev_host_register(struct device *d, void *p, size_t len);
 void dev_host_unregister(struct device *d, void *p);

@@ -55,6 +55,7 @@ struct hmmfs_ioc_stats {
 	uint64_t thrash_holds;
 	uint64_t host_frames_used;
 	uint64_t device_frames_used;
+	uint64_t device_frames_hwm;
 };
 
 /* Counters of the whole mount, from any file or directory of it. */

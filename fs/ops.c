@@ -1364,6 +1364,7 @@ static void stats_fill_device(struct hmmfs *fs, const struct cache_stats *cs,
 	st->thrash_holds = cs->thrash_holds;
 	st->host_frames_used = cs->host_frames_used;
 	st->device_frames_used = cs->device_frames_used;
+	st->device_frames_hwm = cs->device_frames_hwm;
 }
 
 static void ioctl_stats(fuse_req_t req, size_t out_bufsz)
