@@ -138,6 +138,7 @@ $(CUDABW): $(B)/obj/tests/gpu/cudabw.o $(DEV_OBJS)
 HMMFS_TEST_DEVICES ?= hostsim,cuda
 HMMFS_CUDA_LIB     ?= $(abspath $(FAKECUDA))
 TEST_ENV = HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) BUILD=$(abspath $(B)) \
+	   $(if $(SANITIZE),HMMFS_IT_SANITIZED=1) \
 	   HMMFS_TEST_DEVICES=$(HMMFS_TEST_DEVICES) HMMFS_CUDA_LIB=$(HMMFS_CUDA_LIB) \
 	   TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) $(TSAN_OPTIONS)" \
 	   ASAN_OPTIONS="abort_on_error=0 $(ASAN_OPTIONS)" UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1 $(UBSAN_OPTIONS)"

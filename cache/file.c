@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "cache/cache_int.h"
+#include "cache/racy.h"
 #include "cache/rcu.h"
 
 #define RA_MIN_PAGES 8
@@ -485,7 +486,9 @@ static ssize_t read_copy_round(struct cfile *f, struct read_batch *b, size_t i,
 		size_t from, n;
 
 		read_span(ps, b->pages[k], off + (off_t)*done, len - *done, &from, &n);
+		racy_read_begin();
 		memcpy(buf + *done, src[k - i], n);
+		racy_read_end();
 		*done += n;
 	}
 	cache_rcu_read_unlock();

@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "cache/cache.h"
+#include "cache/racy.h"
 #include "fs/guard.h"
 #include "fs/hmmfs_ioctl.h"
 
@@ -809,7 +810,9 @@ static bool read_reply_vec(fuse_req_t req, struct cfile *cf, size_t size,
 		fuse_reply_err(req, (int)-n);
 		return true;
 	}
+	racy_read_begin();	/* the frames' bytes, read as writers change them */
 	fuse_reply_iov(req, v->iov, v->n);
+	racy_read_end();
 	cache_read_vec_done(cf, v);
 	return true;
 }
