@@ -8,6 +8,7 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -20,6 +21,28 @@ struct notifier;
 /* A doubly linked list node (ops.c's open files). */
 struct hmm_file_link {
 	struct hmm_file_link *prev, *next;
+};
+
+/* When reads set atime (atime.c): the mount's atime flags. */
+enum atime_mode {
+	ATIME_NEVER,		/* noatime, or read-only */
+	ATIME_RELATIME,		/* relatime (the default) */
+	ATIME_STRICT,		/* strictatime: every read */
+};
+
+/**
+ * struct hmm_atime - the mount's atime policy and how to apply it.
+ * @mnt:        a private strictatime clone of BACKING's mount, to set
+ *              atime by reading; -1 where it could not be made.
+ * @path:       the mount point, resolved, to find it in mountinfo.
+ * @mode:       enum atime_mode, as mountinfo last said.
+ * @checked_ms: when mountinfo was last read (CLOCK_MONOTONIC_COARSE).
+ */
+struct hmm_atime {
+	int mnt;
+	char *path;
+	_Atomic int mode;
+	_Atomic int64_t checked_ms;
 };
 
 /**
@@ -37,6 +60,7 @@ struct hmm_file_link {
  * @open_dirs: every open directory (ops.c, struct hmm_dir).
  * @notifier: sends kernel cache invalidations (notify.c); NULL before the
  *            session serves and after it ended.
+ * @atime:    the mount's atime policy (atime.c).
  */
 struct hmmfs {
 	const struct hmmfs_opts *opts;
@@ -51,7 +75,21 @@ struct hmmfs {
 	struct hmm_file_link open_files;
 	struct hmm_file_link open_dirs;
 	struct notifier *_Atomic notifier;
+	struct hmm_atime atime;
 };
+
+/*
+ * atime.c: access times by the mount's policy.  atime_setup() runs once
+ * the mount is made; atime_open() says whether the next read of @inode
+ * should set atime (the kernel must then not serve it from its cache);
+ * atime_read() sets it, if due, after a read reached us; atime_written()
+ * notes a write (relatime's next read sets atime).
+ */
+int atime_setup(struct hmmfs *fs, const char *mountpoint);
+void atime_cleanup(struct hmmfs *fs);
+bool atime_open(struct hmmfs *fs, struct hmm_inode *inode);
+void atime_read(struct hmmfs *fs, struct hmm_inode *inode);
+void atime_written(struct hmm_inode *inode);
 
 /* notify.c: kernel cache invalidations, sent by their own thread. */
 int notify_start(struct hmmfs *fs);

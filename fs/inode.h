@@ -39,6 +39,7 @@
  * @cfile:     the page cache's state for this file (struct cfile), set once
  *             under @lock at the first open, freed with the inode through
  *             itab->release.  Load with acquire.
+ * @atime_due: under relatime, the next read sets atime (atime.c); atomic.
  */
 struct hmm_inode {
 	int fd;
@@ -52,6 +53,7 @@ struct hmm_inode {
 	off_t cache_size;
 	int cache_valid;
 	void *_Atomic cfile;
+	_Atomic int atime_due;
 };
 
 /**

@@ -101,6 +101,7 @@ static int fs_init(struct hmmfs *fs, const struct hmmfs_opts *o,
 
 	memset(fs, 0, sizeof(*fs));
 	fs->opts = o;
+	fs->atime.mnt = -1;
 	pthread_mutex_init(&fs->files_lock, NULL);
 	fs->open_files.prev = fs->open_files.next = &fs->open_files;
 	fs->open_dirs.prev = fs->open_dirs.next = &fs->open_dirs;
@@ -338,6 +339,12 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 		ret = 1;
 		goto out_unmount;
 	}
+	ret = atime_setup(fs, o->mountpoint);
+	if (ret) {
+		fprintf(stderr, "hmmfs: %s\n", strerror(-ret));
+		ret = 1;
+		goto out_unmount;
+	}
 	ret = daemon_fork(o->foreground, &report_fd);
 	if (ret) {
 		fprintf(stderr, "hmmfs: cannot go to the background: %s\n",
@@ -357,6 +364,7 @@ out_notify:
 	notify_stop(fs);	/* no request runs now: nothing queues more */
 out_unmount:
 	fuse_session_unmount(fs->se);
+	atime_cleanup(fs);
 out_signals:
 	fuse_remove_signal_handlers(fs->se);
 out_destroy:

@@ -614,7 +614,7 @@ static int file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
 {
 	struct hmm_file *hf = calloc(1, sizeof(*hf));
 	struct cfile *cf;
-	int ret, fresh;
+	int ret, fresh, atime;
 
 	if (!hf)
 		return -ENOMEM;
@@ -627,9 +627,12 @@ static int file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
 	hf->accmode = fi->flags & O_ACCMODE;
 	open_list_add(fs, &fs->open_files, &hf->link);
 	fresh = cf ? !cache_file_revalidate(cf) : cache_still_good(inode, fd);
+	/* a read that must set atime has to reach us (atime.c) */
+	atime = atime_open(fs, inode);
 	fi->fh = (uint64_t)(uintptr_t)hf;
 	fi->direct_io = fs->opts->direct_io;
-	fi->keep_cache = !fs->opts->direct_io && (fs->opts->kernel_cache || fresh);
+	fi->keep_cache = !fs->opts->direct_io && !atime &&
+			 (fs->opts->kernel_cache || fresh);
 	return 0;
 }
 
@@ -669,9 +672,16 @@ static void file_info_free(fuse_req_t req, struct fuse_file_info *fi)
 }
 
 
+/*
+ * Reads of BACKING must not set atime by BACKING's policy: atime.c sets it
+ * by ours.  O_NOATIME needs the owner or CAP_FOWNER, so try without too.
+ */
 static int open_backing(int dirfd, const char *name, int flags, mode_t mode)
 {
-	int fd = openat(dirfd, name, flags, mode);
+	int fd = openat(dirfd, name, flags | O_NOATIME, mode);
+
+	if (fd < 0 && errno == EPERM)
+		fd = openat(dirfd, name, flags, mode);
 
 	return fd < 0 ? -errno : fd;
 }
@@ -820,10 +830,13 @@ static bool read_reply_vec(fuse_req_t req, struct cfile *cf, size_t size,
 static void hmmfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	struct cfile *cf = inode_cfile(inode_of(req, ino));
+	struct hmm_inode *inode = inode_of(req, ino);
+	struct cfile *cf = inode_cfile(inode);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	ssize_t n;
 
+	/* before the reply: the kernel asks for atime right after it */
+	atime_read(fs_of(req), inode);
 	if (cf && read_reply_vec(req, cf, size, off, fi))
 		return;
 	if (cf) {
@@ -890,6 +903,7 @@ static void hmmfs_write_buf(fuse_req_t req, fuse_ino_t ino,
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
 	ssize_t n;
 
+	atime_written(inode_of(req, ino));
 	if (cf) {
 		write_cached(req, cf, in, off);
 		return;
