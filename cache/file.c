@@ -1207,6 +1207,19 @@ bool cache_file_revalidate(struct cfile *f)
 	return changed;
 }
 
+/*
+ * The cache's reads of BACKING must not set atime: the fs layer sets it
+ * by the mount's policy.  O_NOATIME needs the owner or CAP_FOWNER.
+ */
+static int file_open_backing(const char *path, int flags, int *direct)
+{
+	int ret = io_open_backing(AT_FDCWD, path, flags | O_NOATIME, 0, direct);
+
+	if (ret == -EPERM)
+		ret = io_open_backing(AT_FDCWD, path, flags, 0, direct);
+	return ret;
+}
+
 int cache_file_open(struct cache *c, int path_fd, struct cfile **out)
 {
 	struct cfile *f = calloc(1, sizeof(*f));
@@ -1217,10 +1230,9 @@ int cache_file_open(struct cache *c, int path_fd, struct cfile **out)
 	if (!f)
 		return -ENOMEM;
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", path_fd);
-	ret = io_open_backing(AT_FDCWD, path, O_RDWR | O_CLOEXEC, 0, &f->direct);
+	ret = file_open_backing(path, O_RDWR | O_CLOEXEC, &f->direct);
 	if (ret == -EACCES || ret == -EROFS || ret == -ETXTBSY || ret == -EPERM)
-		ret = io_open_backing(AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0,
-				      &f->direct);
+		ret = file_open_backing(path, O_RDONLY | O_CLOEXEC, &f->direct);
 	if (ret < 0)
 		goto out_free;
 	f->fd = ret;
