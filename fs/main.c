@@ -279,13 +279,12 @@ static int start_threads(struct hmmfs *fs)
 	char err[256];
 	int ret;
 
-	if (!fs->cache)
-		return 0;
-	ret = cache_start(fs->cache, err, sizeof(err));
+	ret = fs->cache ? cache_start(fs->cache, err, sizeof(err)) : 0;
 	if (ret) {
 		fprintf(stderr, "hmmfs: %s\n", err);
 		return ret;
 	}
+	/* without the cache too: O_DIRECT writes drop the kernel's copy */
 	ret = notify_start(fs);
 	if (ret)
 		fprintf(stderr, "hmmfs: cannot start the notifier thread: %s\n",

@@ -861,9 +861,9 @@ static void hmmfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
-/* Write through the cache: the data must be in memory. */
-static void write_cached(fuse_req_t req, struct cfile *cf,
-			 struct fuse_bufvec *in, off_t off)
+/* Write through the cache: the data must be in memory.  Return: bytes. */
+static ssize_t write_cached(struct cfile *cf, struct fuse_bufvec *in,
+			    off_t off)
 {
 	size_t len = fuse_buf_size(in);
 	struct fuse_bufvec tmp = FUSE_BUFVEC_INIT(len);
@@ -874,44 +874,66 @@ static void write_cached(fuse_req_t req, struct cfile *cf,
 		data = in->buf[0].mem;
 	} else {
 		tmp.buf[0].mem = malloc(len);
-		if (!tmp.buf[0].mem) {
-			fuse_reply_err(req, ENOMEM);
-			return;
-		}
+		if (!tmp.buf[0].mem)
+			return -ENOMEM;
 		n = fuse_buf_copy(&tmp, in, 0);
 		if (n < 0) {
 			free(tmp.buf[0].mem);
-			fuse_reply_err(req, (int)-n);
-			return;
+			return n;
 		}
 		len = (size_t)n;
 		data = tmp.buf[0].mem;
 	}
 	n = cache_write(cf, data, len, off);
 	free(tmp.buf[0].mem);
-	if (n < 0)
-		fuse_reply_err(req, (int)-n);
-	else
-		fuse_reply_write(req, (size_t)n);
+	return n;
+}
+
+/* Write straight to the backing file.  Return: bytes. */
+static ssize_t write_backing(struct fuse_bufvec *in, off_t off,
+			     struct fuse_file_info *fi)
+{
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY;
+	out.buf[0].fd = fh_fd(fi);
+	out.buf[0].pos = off;
+	return fuse_buf_copy(&out, in, 0);
+}
+
+/*
+ * An O_DIRECT write went around the kernel's page cache of the file, but
+ * buffered readers may have filled that cache with the old bytes while
+ * the write was in flight.  The kernel drops them again after a direct
+ * write only if it was synchronous: generic_file_direct_write() skips that
+ * for AIO (-EIOCBQUEUED), and FUSE's AIO completion does not do it either
+ * (generic/451).  So drop the range here, and before the reply, so that a
+ * read after the write completes comes to us.  The notifier thread sends
+ * it (the kernel may wait for reads of the range that need a worker); in
+ * single-threaded mode waiting could stall on such a read, so we do not.
+ */
+static void direct_write_inval(fuse_req_t req, fuse_ino_t ino, off_t off,
+			       size_t len)
+{
+	struct hmmfs *fs = fs_of(req);
+
+	notify_inval(fs, ino, off, (off_t)len);
+	if (!fs->opts->singlethread && notify_flush(fs, 5000))
+		fprintf(stderr, "hmmfs: kernel cache invalidation is slow\n");
 }
 
 static void hmmfs_write_buf(fuse_req_t req, fuse_ino_t ino,
 			    struct fuse_bufvec *in, off_t off,
 			    struct fuse_file_info *fi)
 {
-	struct cfile *cf = inode_cfile(inode_of(req, ino));
-	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+	struct hmm_inode *inode = inode_of(req, ino);
+	struct cfile *cf = inode_cfile(inode);
 	ssize_t n;
 
-	atime_written(inode_of(req, ino));
-	if (cf) {
-		write_cached(req, cf, in, off);
-		return;
-	}
-	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY;
-	out.buf[0].fd = fh_fd(fi);
-	out.buf[0].pos = off;
-	n = fuse_buf_copy(&out, in, 0);
+	atime_written(inode);
+	n = cf ? write_cached(cf, in, off) : write_backing(in, off, fi);
+	if (n > 0 && (fi->flags & O_DIRECT))
+		direct_write_inval(req, ino, off, (size_t)n);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
