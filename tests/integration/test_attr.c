@@ -9,6 +9,7 @@
  * with lstat() in BACKING, with exact values.
  */
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -346,6 +347,89 @@ static void stat_after_write_matches_backing(void)
 	IT_TRUE(b.st_mtim.tv_sec != T_MTIME.tv_sec, "backing mtime not updated");
 }
 
+/* Read @path through a fresh open, as cat does. */
+static void read_once(const char *path)
+{
+	char buf[64];
+
+	IT_TRUE(it_get(path, buf, sizeof(buf)) > 0, "read %s", path);
+}
+
+/* The file "f" with atime set long ago; its stat in the mount into @st. */
+static void atime_file_old(struct stat *st)
+{
+	struct timespec tv[2] = { T_ATIME, { 0, UTIME_OMIT } };
+
+	IT_REQUIRE_OK(it_put_str(MNT("f"), "data"));
+	IT_REQUIRE_OK(utimensat(AT_FDCWD, MNT("f"), tv, 0));
+	IT_REQUIRE_OK(stat(MNT("f"), st));
+}
+
+/* atime moved to about now, ctime did not move, in the mount and BACKING */
+static void expect_atime_set(const struct stat *old, time_t before,
+			     struct stat *st)
+{
+	struct stat b;
+
+	IT_REQUIRE_OK(stat(MNT("f"), st));
+	IT_REQUIRE_OK(stat(BACK("f"), &b));
+	expect_time_recent("atime", st->st_atim, before, time(NULL));
+	IT_EQ(st->st_atim.tv_sec, b.st_atim.tv_sec);
+	IT_EQ(st->st_atim.tv_nsec, b.st_atim.tv_nsec);
+	IT_EQ(st->st_ctim.tv_sec, old->st_ctim.tv_sec);
+	IT_EQ(st->st_ctim.tv_nsec, old->st_ctim.tv_nsec);
+	IT_EQ(b.st_ctim.tv_sec, old->st_ctim.tv_sec);
+	IT_EQ(b.st_ctim.tv_nsec, old->st_ctim.tv_nsec);
+}
+
+/* relatime: the first read after atime fell behind sets it, not the next */
+static void read_atime_relatime(void)
+{
+	time_t before = time(NULL);
+	struct stat old, st, again;
+
+	atime_file_old(&old);
+	read_once(MNT("f"));
+	expect_atime_set(&old, before, &st);
+	read_once(MNT("f"));
+	IT_REQUIRE_OK(stat(MNT("f"), &again));
+	IT_EQ(again.st_atim.tv_nsec, st.st_atim.tv_nsec);
+	IT_REQUIRE_OK(stat(BACK("f"), &again));
+	IT_EQ(again.st_atim.tv_nsec, st.st_atim.tv_nsec);
+}
+
+/* strictatime: every read sets atime, even when BACKING is relatime */
+static void read_atime_strictatime(void)
+{
+	time_t before = time(NULL);
+	struct stat old, first, second;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "  (skipped: strictatime needs CAP_SYS_ADMIN)\n");
+		return;
+	}
+	atime_file_old(&old);
+	read_once(MNT("f"));
+	expect_atime_set(&old, before, &first);
+	usleep(20000);	/* past a coarse clock tick */
+	read_once(MNT("f"));
+	expect_atime_set(&old, before, &second);
+	IT_TRUE(second.st_atim.tv_sec != first.st_atim.tv_sec ||
+		second.st_atim.tv_nsec != first.st_atim.tv_nsec,
+		"the second read did not set atime");
+}
+
+/* noatime: reads set no atime, in the mount or in BACKING */
+static void read_atime_noatime(void)
+{
+	struct stat old;
+
+	atime_file_old(&old);
+	read_once(MNT("f"));
+	expect_times(MNT("f"), T_ATIME, old.st_mtim);
+	expect_times(BACK("f"), T_ATIME, old.st_mtim);
+}
+
 static const struct it_test tests[] = {
 	{ "getattr_file", getattr_file, 0, NULL },
 	{ "getattr_dir", getattr_dir, 0, NULL },
@@ -368,6 +452,9 @@ static const struct it_test tests[] = {
 	{ "utimens_symlink_nofollow", utimens_symlink_nofollow, 0, NULL },
 	{ "stat_after_write_matches_backing", stat_after_write_matches_backing, 0,
 	  NULL },
+	{ "read_atime_relatime", read_atime_relatime, 0, "relatime" },
+	{ "read_atime_strictatime", read_atime_strictatime, 0, "strictatime" },
+	{ "read_atime_noatime", read_atime_noatime, 0, "noatime" },
 	{ NULL, NULL, 0, NULL },
 };
 
