@@ -65,8 +65,8 @@ static inline void clist_add_head(struct clist *h, struct clist *n)
  * @dirtied_ms: when the page last turned dirty (monotonic ms); page lock.
  * @migrated_ms: when it last changed tier; page lock.
  * @migrations: tier changes in the current thrash window; page lock.
- * @cpu_reads: CPU reads served by bounce since it reached the device
- *            (adaptive promotion); relaxed atomic.
+ * @cpu_reads: CPU accesses (reads served by bounce, writes) since it
+ *            reached the device (adaptive promotion); relaxed atomic.
  * @shared:   the frame shared by dedupe while PG_shared (wp/ksm.c);
  *            page lock.
  * @ksm_hash: the hash the dedupe scanner last saw; @ksm_pass: it saw one.
@@ -317,6 +317,7 @@ int pages_to_host_locked(struct cache *c, struct cpage **pp, size_t n,
 size_t lru_demote(struct cache *c, size_t want);
 size_t dev_lru_evict(struct cache *c, size_t want);
 int dev_frame_get(struct cache *c, dev_addr_t *a, size_t want);
+void frame_free_deferred(struct cache *c, void *frame, dev_addr_t daddr);
 void page_switch_tier_locked(struct cache *c, struct cpage *p, void *frame,
 			     dev_addr_t daddr);
 bool page_thrash_hold(struct cache *c, struct cpage *p);

@@ -620,13 +620,18 @@ static int write_device_page_locked(struct cpage *p, size_t from, size_t to,
 	return 0;
 }
 
-/* Should a CPU write bring device page @p back to the host first? */
+/*
+ * Should a CPU write bring device page @p back to the host first?  Writes
+ * count as CPU accesses for migrate=adaptive, as reads do.
+ */
 static bool write_wants_host(struct cache *c, struct cpage *p)
 {
+	unsigned int n = atomic_fetch_add_explicit(&p->cpu_reads, 1,
+						   memory_order_relaxed) + 1;
+
 	if (c->policy == MIGRATE_BOUNCE || page_thrash_hold(c, p))
 		return false;
-	return c->policy == MIGRATE_PROMOTE ||
-	       atomic_load_explicit(&p->cpu_reads, memory_order_relaxed) >= 3;
+	return c->policy == MIGRATE_PROMOTE || n >= 3;
 }
 
 /* Write into a host-resident page.  Context: page locked. */

@@ -16,12 +16,15 @@
  *   its section ends; if it saw PG_device it finds the device address.
  *
  *   device -> host: the mirror image: copy into a new host frame, store
- *   it, clear PG_device (release), wait for a grace period, free the
- *   device frame.  A reader that saw PG_device still has its device frame
- *   until its device-to-host copy is done.
+ *   it, clear PG_device (release), and free the device frame after a
+ *   grace period (call_rcu: the promoting reader does not wait for it).
+ *   A reader that saw PG_device still has its device frame until its
+ *   device-to-host copy is done.
  *
  * Pages move in batches (all copies on one fence, one grace period for
- * the batch), because a grace period costs far more than a page copy.
+ * the batch), because a grace period costs far more than a page copy;
+ * demotion waits for it (synchronize_rcu) since its caller needs the host
+ * frames back at once.
  *
  * Automatic migration.  When host frames run out, cache_frame_get()
  * demotes cold pages from the inactive tail to the device (lru.c,
@@ -61,6 +64,43 @@
 #define THRASH_HOLD_MS 1000
 #define PROMOTE_READS 3
 #define MIGRATE_CHUNK 64	/* pages per explicit migration batch */
+
+struct deferred_frame {
+	struct rcu_head rcu;
+	struct cache *c;
+	void *frame;
+	dev_addr_t daddr;
+};
+
+static void frame_free_rcu(struct rcu_head *head)
+{
+	struct deferred_frame *d = (struct deferred_frame *)head;
+
+	cache_rcu_reclaim();
+	if (d->frame)
+		frame_free(&d->c->frames, d->frame);
+	else
+		dev_frame_free(d->c->dev, d->daddr);
+	free(d);
+}
+
+/* Free a host frame or a device frame once no reader can be using it. */
+void frame_free_deferred(struct cache *c, void *frame, dev_addr_t daddr)
+{
+	struct deferred_frame *d = malloc(sizeof(*d));
+
+	if (!d) {	/* rare: wait for the readers here instead */
+		synchronize_rcu();
+		if (frame)
+			frame_free(&c->frames, frame);
+		else
+			dev_frame_free(c->dev, daddr);
+		return;
+	}
+	*d = (struct deferred_frame){ .c = c, .frame = frame, .daddr = daddr };
+	cache_rcu_defer();
+	call_rcu(&d->rcu, frame_free_rcu);
+}
 
 /* Record a tier change of @p.  Context: page locked. */
 static void page_note_migration(struct cpage *p, uint64_t now)
@@ -232,13 +272,15 @@ static void pages_commit_to_host(struct cache *c, struct cpage **pp,
 		count++;
 	}
 	pthread_mutex_unlock(&c->lru_lock);
-	/* readers still copying from the device frames finish first */
-	synchronize_rcu();
-	cache_rcu_reclaim();
+	/*
+	 * Readers still copying from the device frames finish first: the
+	 * frames are freed after a grace period, without waiting for it here
+	 * (promotion runs in the read path; nobody needs the frames at once).
+	 */
 	for (size_t i = 0; i < n; i++) {
 		if (!to[i])
 			continue;
-		dev_frame_free(c->dev, page_daddr(pp[i]));
+		frame_free_deferred(c, NULL, page_daddr(pp[i]));
 		atomic_store_explicit(&pp[i]->daddr, DEV_ADDR_NONE, memory_order_relaxed);
 	}
 	atomic_fetch_add(&c->nr_pages, count);

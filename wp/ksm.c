@@ -119,45 +119,6 @@ static struct ksm *ksm_of(const struct cpage *p)
 	return p->file->cache->ksm;
 }
 
-/* ---- freeing frames after readers are done ---------------------------- */
-
-struct deferred_frame {
-	struct rcu_head rcu;
-	struct cache *c;
-	void *frame;
-	dev_addr_t daddr;
-};
-
-static void frame_free_rcu(struct rcu_head *head)
-{
-	struct deferred_frame *d = (struct deferred_frame *)head;
-
-	cache_rcu_reclaim();
-	if (d->frame)
-		frame_free(&d->c->frames, d->frame);
-	else
-		dev_frame_free(d->c->dev, d->daddr);
-	free(d);
-}
-
-/* Free a host frame or a device frame once no reader can be using it. */
-static void frame_free_deferred(struct cache *c, void *frame, dev_addr_t daddr)
-{
-	struct deferred_frame *d = malloc(sizeof(*d));
-
-	if (!d) {	/* rare: wait for the readers here instead */
-		synchronize_rcu();
-		if (frame)
-			frame_free(&c->frames, frame);
-		else
-			dev_frame_free(c->dev, daddr);
-		return;
-	}
-	*d = (struct deferred_frame){ .c = c, .frame = frame, .daddr = daddr };
-	cache_rcu_defer();
-	call_rcu(&d->rcu, frame_free_rcu);
-}
-
 /* ---- the tables --------------------------------------------------------- */
 
 static size_t bucket(uint64_t hash)
