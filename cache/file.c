@@ -418,6 +418,29 @@ static int read_gather(struct cfile *f, struct read_batch *b, uint64_t first,
 	return 0;
 }
 
+/*
+ * Gather pages [@first, @last] and readahead to @ra_last into @b, read the
+ * new ones from BACKING, and make sure the requested ones are uptodate.
+ * Return: 0 (b->npages may be short), or -errno; the pages gathered are
+ * referenced either way.
+ */
+static int read_fill(struct cfile *f, struct read_batch *b, uint64_t first,
+		     uint64_t last, uint64_t ra_last)
+{
+	int ret = read_gather(f, b, first, last, ra_last);
+
+	if (b->nfresh) {
+		int r = pages_read(f, b->fresh, b->nfresh);
+
+		pages_read_done(b->fresh, b->nfresh, r);
+		if (!ret)
+			ret = r;
+	}
+	for (size_t i = 0; i < b->npages && !ret; i++)
+		ret = page_make_uptodate(f, b->pages[i]);
+	return ret;
+}
+
 #define READ_ROUND 64	/* pages per RCU section and bounce batch */
 
 /* The part of page @p that a read of [@at, @at + @left) wants. */
@@ -530,16 +553,7 @@ static ssize_t read_chunk(struct cfile *f, char *buf, off_t off, size_t len,
 	b.fresh = calloc(n, sizeof(*b.fresh));
 	if (!b.pages || !b.fresh)
 		goto out_free;
-	ret = read_gather(f, &b, first, last, ra_last);
-	if (b.nfresh) {
-		int r = pages_read(f, b.fresh, b.nfresh);
-
-		pages_read_done(b.fresh, b.nfresh, r);
-		if (!ret)
-			ret = r;
-	}
-	for (size_t i = 0; i < b.npages && !ret; i++)
-		ret = page_make_uptodate(f, b.pages[i]);
+	ret = read_fill(f, &b, first, last, ra_last);
 	if (!ret)
 		ret = read_copy(f, &b, buf, off, len);
 	for (size_t i = 0; i < b.npages; i++)
@@ -797,16 +811,7 @@ ssize_t cache_read_vec(struct cfile *f, size_t len, off_t off,
 	if (ra_last - first + 1 > 2 * CACHE_READ_VEC_MAX)
 		ra_last = first + 2 * CACHE_READ_VEC_MAX - 1;
 	b.fresh = fresh;
-	ret = read_gather(f, &b, first, last, ra_last);
-	if (b.nfresh) {
-		int r = pages_read(f, b.fresh, b.nfresh);
-
-		pages_read_done(b.fresh, b.nfresh, r);
-		if (!ret)
-			ret = r;
-	}
-	for (size_t i = 0; i < b.npages && !ret; i++)
-		ret = page_make_uptodate(f, b.pages[i]);
+	ret = read_fill(f, &b, first, last, ra_last);
 	v->npages = b.npages;
 	if (!ret && b.npages < last - first + 1)
 		ret = -EAGAIN;	/* frames ran short: the copying path goes on */
@@ -923,16 +928,7 @@ int file_populate(struct cfile *f, uint64_t first, uint64_t last,
 	b.fresh = calloc(n, sizeof(*b.fresh));
 	if (!b.pages || !b.fresh)
 		goto out_free;
-	ret = read_gather(f, &b, first, last, last);
-	if (b.nfresh) {
-		int r = pages_read(f, b.fresh, b.nfresh);
-
-		pages_read_done(b.fresh, b.nfresh, r);
-		if (!ret)
-			ret = r;
-	}
-	for (size_t i = 0; i < b.npages && !ret; i++)
-		ret = page_make_uptodate(f, b.pages[i]);
+	ret = read_fill(f, &b, first, last, last);
 	if (ret) {
 		for (size_t i = 0; i < b.npages; i++)
 			page_put(b.pages[i]);
