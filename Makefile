@@ -53,7 +53,7 @@ endif
 # Sources, sorted.  fs/main.c is the daemon's entry point; everything else
 # in FS_SRCS is linked into the unit tests too.
 FS_SRCS    := fs/atime.c fs/guard.c fs/inode.c fs/notify.c fs/ops.c fs/options.c \
-	      $(sort $(wildcard bounce/*.c cache/*.c device/*.c wp/*.c))
+	      $(sort $(wildcard bounce/*.c cache/*.c device/*.c fault/*.c wp/*.c))
 DAEMON_SRC := fs/main.c
 CTL_SRCS   := ctl/hmmfsctl.c
 UNIT_SRCS  := $(sort $(wildcard tests/unit/*.c))
@@ -72,7 +72,7 @@ UNIT_BIN   := $(B)/tests/unit_tests
 # the copy-bandwidth tool of tests/gpu/run.sh (device/ only).
 FAKECUDA   := $(B)/tests/libfakecuda.so
 CUDABW     := $(B)/tests/cudabw
-DEV_OBJS   := $(filter $(B)/obj/device/%,$(FS_OBJS))
+DEV_OBJS   := $(filter $(B)/obj/device/% $(B)/obj/fault/%,$(FS_OBJS))
 IT_BIN     := $(B)/tests/integration_tests
 FSX_BIN    := $(B)/tests/hmmfsx
 

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "cache/cache.h"
+#include "fault/fault.h"
 #include "fs/fs.h"
 #include "fs/guard.h"
 
@@ -393,6 +394,12 @@ int main(int argc, char **argv)
 			printf("hmmfs %s (libfuse %s)\n", HMMFS_VERSION, fuse_pkgversion());
 		opts_free(&o);
 		return 0;
+	}
+	/* HMMFS_FAULT*: fault injection for tests (fault/fault.h); off if unset */
+	if (fault_init(err, sizeof(err))) {
+		fprintf(stderr, "hmmfs: %s\n", err);
+		opts_free(&o);
+		return 1;
 	}
 	/* modes arrive with the caller's umask applied; do not apply ours */
 	umask(0);
