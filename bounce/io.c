@@ -11,9 +11,13 @@
  * under ->lock, and frees them all at close; the daemon's threads live as
  * long as the mount, so contexts are not freed per thread.
  *
- * io_submit_wait() runs the fault hook (tests), hands the batch to the
- * engine in pieces of at most ->depth requests, and finishes short writes
- * with pwritev: a write is complete or failed when it returns.
+ * io_submit_wait() runs the fault hooks, hands the batch to the engine in
+ * pieces of at most ->depth requests, and finishes short writes with
+ * pwritev: a write is complete or failed when it returns.  Two hooks: the
+ * per-engine one of io_engine_set_fault() (unit tests), and the daemon's
+ * fault rules (fault/fault.h: backing_read, backing_write, slow_io), which
+ * can fail a request, delay it, or make the engine's write come back
+ * short, so that the finishing path runs on every engine.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +29,7 @@
 #include <unistd.h>
 
 #include "bounce/io.h"
+#include "fault/fault.h"
 
 struct io_ctx_link {
 	void *ctx;
@@ -216,6 +221,38 @@ static void write_finish(struct io_req *r, size_t total)
 	}
 }
 
+/*
+ * The daemon's fault rules for @r.  Return: true if @r is done (failed);
+ * *@cut is set when the engine's write is to come back short.
+ */
+static bool fault_rules(struct io_req *r, bool *cut)
+{
+	struct fault_where w = { .fd = r->fd };
+	int ret;
+
+	if (r->op != IO_READ && r->op != IO_WRITE)
+		return false;
+	ret = fault_hit(r->op == IO_READ ? FAULT_BACKING_READ : FAULT_BACKING_WRITE,
+			&w);
+	if (ret < 0) {
+		r->res = ret;
+		return true;
+	}
+	*cut = ret == FAULT_SHORT;
+	return false;
+}
+
+/*
+ * backing_write:short: report the completed write @r as stopped half way,
+ * on a 4 KiB boundary (O_DIRECT needs aligned offsets to go on), as an
+ * engine may; write_finish() then writes the rest again.
+ */
+static void fault_cut_write(struct io_req *r)
+{
+	if (r->res > 0)
+		r->res = (r->res / 2) & ~(ssize_t)4095;
+}
+
 /* Run the test hook on @r.  Return: true if @r is done (failed). */
 static bool fault_before(struct io_engine *e, struct io_req *r, size_t *total)
 {
@@ -255,6 +292,7 @@ int io_submit_wait(struct io_engine *e, struct io_req *reqs, unsigned int n)
 {
 	struct io_req *batch[256];
 	size_t totals[256];
+	bool cut[256];
 	void *ctx = io_ctx_get(e);
 	unsigned int i = 0;
 
@@ -266,9 +304,12 @@ int io_submit_wait(struct io_engine *e, struct io_req *reqs, unsigned int n)
 
 		for (; i < n && nb < e->depth && nb < 256; i++) {
 			size_t total = req_bytes(&reqs[i]);
+			bool short_write = false;
 
-			if (fault_before(e, &reqs[i], &total))
+			if (fault_rules(&reqs[i], &short_write) ||
+			    fault_before(e, &reqs[i], &total))
 				continue;
+			cut[nb] = short_write;
 			totals[nb] = total;
 			batch[nb++] = &reqs[i];
 		}
@@ -276,10 +317,13 @@ int io_submit_wait(struct io_engine *e, struct io_req *reqs, unsigned int n)
 			continue;
 		ret = e->ops->submit_wait(ctx, batch, nb);
 		for (unsigned int k = 0; k < nb; k++) {
-			if (ret)
+			if (ret) {
 				batch[k]->res = ret;
-			else if (batch[k]->op == IO_WRITE)
+			} else if (batch[k]->op == IO_WRITE) {
+				if (cut[k])
+					fault_cut_write(batch[k]);
 				write_finish(batch[k], totals[k]);
+			}
 			count(e, batch[k]);
 		}
 	}

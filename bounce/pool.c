@@ -21,6 +21,9 @@
  * device pages, obeys the same rules, so memory pressure cannot starve
  * it of buffers forever.
  *
+ * Fault injection: bounce:starve (fault/fault.h) makes bounce_get() hand
+ * out one buffer at a time, so every caller's "fewer than asked" path runs.
+ *
  * Locking: one mutex guards the stack and the counters it pairs with.
  */
 #include <errno.h>
@@ -30,6 +33,7 @@
 #include <sys/mman.h>
 
 #include "bounce/pool.h"
+#include "fault/fault.h"
 
 /**
  * struct bounce_pool - the pool.
@@ -102,6 +106,8 @@ size_t bounce_get(struct bounce_pool *bp, void **bufs, size_t want, bool wait)
 
 	if (!want)
 		return 0;
+	if (want > 1 && fault_hit(FAULT_BOUNCE, NULL) == FAULT_STARVE)
+		want = 1;
 	pthread_mutex_lock(&bp->lock);
 	if (!bp->nfree && wait) {
 		atomic_fetch_add_explicit(&bp->waits, 1, memory_order_relaxed);

@@ -21,6 +21,11 @@
  *
  * Checks.  Every address and length is checked against the allocation
  * here, so a backend never sees an out-of-range request.
+ *
+ * Faults.  dev_frame_alloc() and the copy functions run the fault hooks
+ * (fault/fault.h: dev_alloc, dev_copy) first, so every backend fails the
+ * same way: an allocation with -ENOSPC (or the rule's errno), a copy at
+ * queueing time, before anything was queued.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,6 +33,7 @@
 #include <string.h>
 
 #include "device/device.h"
+#include "fault/fault.h"
 
 static const struct dev_ops *dev_backends[] = {
 	&dev_cuda_ops,
@@ -141,7 +147,10 @@ static size_t dev_frame_no(const struct device *d, dev_addr_t a)
 int dev_frame_alloc(struct device *d, dev_addr_t *out)
 {
 	size_t n = SIZE_MAX;
+	int ret = fault_hit(FAULT_DEV_ALLOC, NULL);
 
+	if (ret < 0)
+		return ret;
 	pthread_mutex_lock(&d->lock);
 	if (d->nfree)
 		n = d->free[--d->nfree];
@@ -211,8 +220,17 @@ void dev_host_unregister(struct device *d, void *p)
 static int dev_queue_copy(struct device *d, const struct dev_copy *cp,
 			  struct dev_fence *f)
 {
+	static const enum fault_dir dirs[] = {
+		[DEV_H2D] = FAULT_DIR_H2D, [DEV_D2H] = FAULT_DIR_D2H,
+		[DEV_D2D] = FAULT_DIR_D2D,
+	};
 	int ret = dev_lost_err(d);
 
+	if (!ret) {
+		ret = fault_hit(FAULT_DEV_COPY,
+				&(struct fault_where){ .fd = -1, .dir = dirs[cp->dir] });
+		ret = ret < 0 ? ret : 0;
+	}
 	return ret ? ret : d->ops->copy(d, cp, f);
 }
 
