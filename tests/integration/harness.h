@@ -61,7 +61,8 @@ extern const struct it_suite it_suite_attr, it_suite_names, it_suite_io,
 	it_suite_fallocate, it_suite_mmap, it_suite_dir, it_suite_xattr,
 	it_suite_access, it_suite_locks, it_suite_concurrency,
 	it_suite_escape, it_suite_startup, it_suite_options,
-	it_suite_direct_io, it_suite_cache, it_suite_device, it_suite_ksm;
+	it_suite_direct_io, it_suite_cache, it_suite_device, it_suite_ksm,
+	it_suite_faults;
 
 /* ---- the environment of the running test ----------------------------- */
 

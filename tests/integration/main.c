@@ -36,6 +36,7 @@ static const struct it_suite *const all_suites[] = {
 	&it_suite_cache,
 	&it_suite_device,
 	&it_suite_ksm,
+	&it_suite_faults,
 };
 #define N_SUITES (sizeof(all_suites) / sizeof(all_suites[0]))
 
