@@ -59,11 +59,13 @@ CTL_SRCS   := ctl/hmmfsctl.c
 UNIT_SRCS  := $(sort $(wildcard tests/unit/*.c))
 IT_SRCS    := $(sort $(wildcard tests/integration/*.c))
 FSX_SRCS   := $(sort $(wildcard tests/fsx/*.c))
+CRASH_SRCS := $(sort $(wildcard tests/crash/*.c))
 
 FS_OBJS    := $(FS_SRCS:%.c=$(B)/obj/%.o)
 ALL_OBJS   := $(FS_OBJS) $(DAEMON_SRC:%.c=$(B)/obj/%.o) $(CTL_SRCS:%.c=$(B)/obj/%.o) \
 	      $(UNIT_SRCS:%.c=$(B)/obj/%.o) $(IT_SRCS:%.c=$(B)/obj/%.o) \
-	      $(FSX_SRCS:%.c=$(B)/obj/%.o) $(B)/obj/tests/gpu/cudabw.o
+	      $(FSX_SRCS:%.c=$(B)/obj/%.o) $(CRASH_SRCS:%.c=$(B)/obj/%.o) \
+	      $(B)/obj/tests/gpu/cudabw.o
 
 HMMFS      := $(B)/hmmfs
 HMMFSCTL   := $(B)/hmmfsctl
@@ -75,8 +77,10 @@ CUDABW     := $(B)/tests/cudabw
 DEV_OBJS   := $(filter $(B)/obj/device/% $(B)/obj/fault/%,$(FS_OBJS))
 IT_BIN     := $(B)/tests/integration_tests
 FSX_BIN    := $(B)/tests/hmmfsx
+CRASH_BIN  := $(B)/tests/hmmfscrash
 
-.PHONY: all bench demo deps check check-unit check-integration check-fsx install uninstall clean
+.PHONY: all bench demo deps check check-unit check-integration check-fsx check-crash \
+	install uninstall clean
 .DEFAULT_GOAL := all
 
 all: deps $(HMMFS) $(HMMFSCTL)
@@ -121,6 +125,11 @@ $(FSX_BIN): $(FSX_SRCS:%.c=$(B)/obj/%.o)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(CRASH_BIN): $(CRASH_SRCS:%.c=$(B)/obj/%.o)
+	$(quiet) LD $@
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(FAKECUDA): tests/fakecuda/fakecuda.c
 	$(quiet) CC $@
 	$(Q)mkdir -p $(dir $@)
@@ -143,7 +152,7 @@ TEST_ENV = HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) BUILD=$(abs
 	   TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) $(TSAN_OPTIONS)" \
 	   ASAN_OPTIONS="abort_on_error=0 $(ASAN_OPTIONS)" UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1 $(UBSAN_OPTIONS)"
 
-check: all $(UNIT_BIN) $(FAKECUDA) $(CUDABW) $(IT_BIN) $(FSX_BIN)
+check: all $(UNIT_BIN) $(FAKECUDA) $(CUDABW) $(IT_BIN) $(FSX_BIN) $(CRASH_BIN)
 	$(Q)$(TEST_ENV) tests/run.sh $(abspath $(UNIT_BIN)) $(abspath $(IT_BIN)) $(abspath $(FSX_BIN))
 
 check-unit: all $(UNIT_BIN) $(FAKECUDA) $(CUDABW)
@@ -154,6 +163,9 @@ check-integration: all $(IT_BIN)
 
 check-fsx: all $(FSX_BIN)
 	$(Q)$(TEST_ENV) tests/fsx/run.sh $(abspath $(FSX_BIN))
+
+check-crash: all $(CRASH_BIN)
+	$(Q)$(TEST_ENV) tests/crash/run.sh
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8

@@ -56,6 +56,9 @@ else
 	failed_names="$failed_names integration-cuda"
 fi
 run_suite fsx "$(dirname "$0")/fsx/run.sh" "$fsx"
+# SIGKILL at random moments under writers and migrations, 10 times, then
+# SIGTERM with dirty pages on both tiers (tests/crash/run.sh -n 100: long).
+run_suite crash "$(dirname "$0")/crash/run.sh" -n 10
 
 echo
 [ -n "$failed_names" ] && echo "failed suites:$failed_names"

@@ -1,0 +1,32 @@
+#!/bin/sh
+# tests/crash/run.sh [-n ITERATIONS] [-s SEED] — crash loop, then flush mode.
+#
+# Runs build/tests/hmmfscrash (see tests/crash/crash.c): ITERATIONS
+# (default 10, about 20 s) rounds of writers + fsyncs + a hmmfsctl migrate
+# loop over a 256 KiB host cache, the daemon SIGKILLed at a random moment,
+# remount, every fsync-acknowledged byte checked; then flush mode (-T):
+# thousands of dirty pages on both tiers, SIGTERM and umount write them all.
+# The long mode is one command:  tests/crash/run.sh -n 100
+#
+# Environment: HMMFS (required), HMMFSCTL (else the ioctl is used), BUILD
+# (the build directory; default build/ next to tests/).  Exit 0, 1 on a
+# failure, 77 when it cannot run (not root, no /dev/fuse).
+# TIMEOUT: 60 s for the default 10 iterations; -n 100 takes about 3 min.
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${BUILD:-$here/../../build}/tests/hmmfscrash
+n=10 seed=""
+while getopts n:s: opt; do
+	case $opt in
+	n) n=$OPTARG ;;
+	s) seed="-s $OPTARG" ;;
+	*) echo "usage: $0 [-n ITERATIONS] [-s SEED]" >&2; exit 2 ;;
+	esac
+done
+[ -x "$bin" ] || { echo "crash: build $bin first (make $bin)" >&2; exit 2; }
+# shellcheck disable=SC2086
+"$bin" -n "$n" $seed
+rc=$?
+[ "$rc" -eq 0 ] || exit "$rc"
+exec "$bin" -T
