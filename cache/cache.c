@@ -179,8 +179,13 @@ int cache_create(const struct cache_config *cfg, struct cache **out,
 	max_pages = cfg->host_cache / cfg->page_size;
 	c->limit_pages = dirty_pages_of(cfg->dirty_limit, cfg->page_size, max_pages);
 	c->bg_pages = dirty_pages_of(cfg->dirty_background, cfg->page_size, max_pages);
-	if (c->bg_pages > c->limit_pages)
-		c->bg_pages = c->limit_pages;
+	/*
+	 * The flusher starts above bg_pages and writers stop at limit_pages:
+	 * with the two equal, a writer at the limit would wait for a flusher
+	 * that never starts (until dirty_expire_ms).  Keep the start below.
+	 */
+	if (c->bg_pages >= c->limit_pages)
+		c->bg_pages = c->limit_pages - 1;
 	ret = frame_pool_init(&c->frames, cfg->page_size, max_pages);
 	if (ret) {
 		snprintf(err, errlen, "cannot reserve %zu bytes for host_cache: %s",

@@ -101,6 +101,32 @@ static struct cache_stats stats(struct fixture *x)
 	return st;
 }
 
+/* dirty_background equal to dirty_limit: writers must still get through. */
+static void test_equal_dirty_limits(void)
+{
+	struct cache_config cfg = {
+		.page_size = PS, .host_cache = 1 << 20, .dirty_background = 64 << 10,
+		.dirty_limit = 64 << 10, .dirty_expire_ms = 3600000, .io_engine = "psync",
+	};
+	struct fixture x;
+	char err[256], path[64], w[64 * 1024];
+	int pfd;
+
+	x.fd = backing_file("eq", 0, 1);
+	CU_ASSERT_FATAL(cache_create(&cfg, &x.c, err, sizeof(err)) == 0);
+	CU_ASSERT_FATAL(cache_start(x.c, err, sizeof(err)) == 0);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", x.fd);
+	pfd = open(path, O_PATH | O_CLOEXEC);
+	CU_ASSERT_FATAL(cache_file_open(x.c, pfd, &x.f) == 0);
+	close(pfd);
+	memset(w, 'e', sizeof(w));
+	for (int i = 0; i < 16; i++)	/* 1 MiB through a 64 KiB dirty limit */
+		CU_ASSERT_EQUAL(cache_write(x.f, w, sizeof(w), (off_t)i * (off_t)sizeof(w)),
+				(ssize_t)sizeof(w));
+	CU_ASSERT_EQUAL(cache_fsync(x.f, false), 0);
+	fixture_close(&x);
+}
+
 static void test_round_trip(void)
 {
 	struct fixture x;
@@ -452,6 +478,7 @@ int register_cache_file(void)
 		{ "write error kept dirty, reported once", test_write_error_kept_dirty },
 		{ "close-to-open revalidation", test_revalidate_after_outside_change },
 		{ "configuration errors", test_config_errors },
+		{ "dirty_background equal to dirty_limit", test_equal_dirty_limits },
 		CU_TEST_INFO_NULL,
 	};
 	CU_pSuite s = CU_add_suite("cache_file", NULL, suite_cleanup);
