@@ -74,6 +74,7 @@ static char root[256], backing[300], mnt[300], logpath[300];
 static bool verbose;
 static _Atomic uint32_t generation;
 static atomic_bool stop;
+static atomic_int threads_done;
 
 /* A write issued but not acknowledged by an fsync (yet). */
 struct pending {
@@ -215,6 +216,38 @@ static int wait_exit(pid_t pid, int timeout_ms)
 	return status;
 }
 
+/*
+ * Abort the FUSE connection of MNT through fusectl (mounting it if need
+ * be), for requests left waiting although the daemon is dead.
+ * Return: 0 if aborted.
+ */
+static int connection_abort(void)
+{
+	char line[1024], path[128], m[512];
+	unsigned int major, minor;
+	bool found = false;
+	FILE *mi = fopen("/proc/self/mountinfo", "r");
+	int fd, ret = -1;
+
+	while (mi && fgets(line, sizeof(line), mi))
+		if (sscanf(line, "%*d %*d %u:%u %*s %511s", &major, &minor, m) == 3 &&
+		    !strcmp(m, mnt))
+			found = true;
+	if (mi)
+		fclose(mi);
+	if (!found)
+		return -1;
+	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort", minor);
+	if (access(path, W_OK))
+		mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, NULL);
+	fd = open(path, O_WRONLY);
+	if (fd >= 0) {
+		ret = write(fd, "1", 1) == 1 ? 0 : -1;
+		close(fd);
+	}
+	return ret;
+}
+
 /* ---- the workload -------------------------------------------------------- */
 
 static void pend_add(struct tfile *t, uint32_t off, uint32_t len, uint32_t gen)
@@ -278,6 +311,7 @@ static void *writer_main(void *arg)
 		}
 	}
 	free(buf);
+	atomic_fetch_add(&threads_done, 1);
 	return NULL;
 }
 
@@ -317,6 +351,7 @@ static void *migrator_main(void *arg)
 
 	while (!atomic_load(&stop))
 		migrate_once((int)(rng_next(&seed) % NFILES), rng_next(&seed) % 3 != 0);
+	atomic_fetch_add(&threads_done, 1);
 	return NULL;
 }
 
@@ -407,7 +442,7 @@ static uint64_t check_file(int f, uint64_t *acked_bytes)
 
 static int crash_loop(int iterations, uint64_t seed, const char *opts, int max_ms)
 {
-	uint64_t total_bad = 0, acked_total = 0;
+	uint64_t total_bad = 0, acked_total = 0, stuck = 0;
 
 	for (int it = 0; it < iterations; it++) {
 		pthread_t w[NWRITERS], m;
@@ -418,8 +453,10 @@ static int crash_loop(int iterations, uint64_t seed, const char *opts, int max_m
 
 		memset(&cnt, 0, sizeof(cnt));
 		atomic_store(&stop, false);
+		atomic_store(&threads_done, 0);
 		for (int f = 0; f < NFILES; f++) {
-			files[f].fd = open(path_in(mnt, files[f].name), O_CREAT | O_RDWR, 0644);
+			files[f].fd = open(path_in(mnt, files[f].name),
+					   O_CREAT | O_RDWR | O_CLOEXEC, 0644);
 			if (files[f].fd < 0) {
 				fprintf(stderr, "crash: open %s: %s\n", files[f].name,
 					strerror(errno));
@@ -433,6 +470,20 @@ static int crash_loop(int iterations, uint64_t seed, const char *opts, int max_m
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
 		atomic_store(&stop, true);
+		/*
+		 * The dead daemon's connection should fail every waiting request
+		 * at once.  Seen about once in 40 kills on Linux 6.18: it is not
+		 * aborted and they wait forever (docs/reliability.md).  Say so
+		 * and abort it by hand, so the loop goes on.
+		 */
+		for (int i = 0; i < 1000 && atomic_load(&threads_done) < NWRITERS + 1; i++)
+			sleep_ms(10);
+		if (atomic_load(&threads_done) < NWRITERS + 1) {
+			stuck++;
+			printf("crash: iteration %d: WARNING: requests still waiting 10 s "
+			       "after the daemon died; aborting the connection: %s\n",
+			       it + 1, connection_abort() ? "failed" : "done");
+		}
 		for (int i = 0; i < NWRITERS; i++)
 			pthread_join(w[i], NULL);
 		pthread_join(m, NULL);
@@ -462,9 +513,10 @@ static int crash_loop(int iterations, uint64_t seed, const char *opts, int max_m
 		if (bad)
 			break;
 	}
-	printf("crash: %s: %d iterations, %llu acknowledged bytes checked\n",
+	printf("crash: %s: %d iterations, %llu acknowledged bytes checked, "
+	       "%llu connections left waiting after the kill\n",
 	       total_bad ? "FAILED" : "passed", iterations,
-	       (unsigned long long)acked_total);
+	       (unsigned long long)acked_total, (unsigned long long)stuck);
 	return total_bad ? 1 : 0;
 }
 
