@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# tests/stress/run.sh [-t SECONDS] [-j THREADS] — many threads, many files,
+# background migrations, checked data, bounded memory.
+#
+# Mounts "$HMMFS BACKING MNT -f -o $STRESS_OPTS" (default a 8 MiB host
+# cache and a 64 MiB hostsim device, so pages move between the tiers all
+# the time), runs hmmfsx with THREADS (default 64) checkers, 2 files each of up
+# to 1 MiB each, and its migrator (-M) for SECONDS (default 15; the long
+# mode is one command: tests/stress/run.sh -t 3600), then unmounts.  Fails
+# when hmmfsx finds a data mismatch, the daemon does not exit 0, or the
+# daemon's peak RSS (VmHWM) exceeds
+#
+#     host_cache + device_frames_hwm * page_size + OVERHEAD
+#
+# hostsim's device memory lives in the daemon, so the device frames ever
+# used count; OVERHEAD (default 96 MiB, STRESS_OVERHEAD_MB) covers the
+# binary and libraries, the bounce pool (2 MiB), per-page metadata, and
+# the FUSE workers' request buffers (about 1 MiB each, 16 workers) and
+# malloc arenas.  RSS is sampled every second and printed.
+#
+# Environment: HMMFS (required), HMMFSCTL (required), BUILD (default
+# build/).  Exit 0, 1 on a failure, 77 without /dev/fuse or root.
+# TIMEOUT: SECONDS + 60.
+set -u
+
+secs=15 threads=64
+while getopts t:j: opt; do
+	case $opt in
+	t) secs=$OPTARG ;;
+	j) threads=$OPTARG ;;
+	*) echo "usage: $0 [-t SECONDS] [-j THREADS]" >&2; exit 2 ;;
+	esac
+done
+here=$(cd "$(dirname "$0")" && pwd)
+fsx=${BUILD:-$here/../../build}/tests/hmmfsx
+opts=${STRESS_OPTS:-host_cache=8M,device_cache=64M}
+overhead_mb=${STRESS_OVERHEAD_MB:-96}
+if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/fuse ]; then
+	echo "stress: needs root and /dev/fuse"
+	exit 77
+fi
+[ -x "${HMMFS:-}" ] && [ -x "${HMMFSCTL:-}" ] || { echo "stress: set HMMFS and HMMFSCTL" >&2; exit 2; }
+[ -x "$fsx" ] || { echo "stress: build $fsx first" >&2; exit 2; }
+
+work=$(mktemp -d /tmp/hmmfs-stress.XXXXXX)
+mkdir "$work/b" "$work/m"
+daemon=""
+cleanup() {
+	if grep -q " $work/m " /proc/self/mounts; then umount -l "$work/m"; fi
+	[ -n "$daemon" ] && kill -KILL "$daemon" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$HMMFS" "$work/b" "$work/m" -f -o "$opts" >"$work/daemon.log" 2>&1 &
+daemon=$!
+for _ in $(seq 100); do
+	grep -q " $work/m " /proc/self/mounts && break
+	sleep 0.1
+done
+grep -q " $work/m " /proc/self/mounts || { echo "stress: no mount"; cat "$work/daemon.log"; exit 1; }
+
+echo "stress: $threads threads, -M, $secs s, -o $opts"
+timeout $((secs + 60)) "$fsx" -q -j "$threads" -f $((threads * 2)) -l 1m -o 64k -M -t "$secs" \
+	-b "$work/b" "$work/m" &
+checker=$!
+peak_rss=0 samples=0
+while kill -0 "$checker" 2>/dev/null; do
+	rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$daemon/status" 2>/dev/null)
+	if [ -n "$rss" ]; then
+		samples=$((samples + 1))
+		[ "$rss" -gt "$peak_rss" ] && peak_rss=$rss
+		[ $((samples % 10)) -eq 0 ] && echo "stress: ${samples}s: daemon RSS $((rss / 1024)) MiB"
+	fi
+	sleep 1
+done
+wait "$checker"
+rc=$?
+json=$("$HMMFSCTL" stats "$work/m" --json)
+field() { printf '%s' "$json" | tr ',{}' '\n\n\n' | awk -F: -v k="\"$1\"" '$1 == k { print $2 }'; }
+host_cache=$(field host_cache)
+page_size=$(field page_size)
+dev_hwm=$(field device_frames_hwm)
+hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$daemon/status")
+umount "$work/m"
+wait "$daemon"
+drc=$?
+daemon=""
+bound_kb=$(( (host_cache + dev_hwm * page_size) / 1024 + overhead_mb * 1024 ))
+echo "stress: hmmfsx exit $rc, daemon exit $drc"
+echo "stress: daemon VmHWM $((hwm / 1024)) MiB (sampled peak RSS $((peak_rss / 1024)) MiB);" \
+	"bound $((bound_kb / 1024)) MiB = host_cache $((host_cache >> 20)) MiB" \
+	"+ device frames used $(( (dev_hwm * page_size) >> 20)) MiB + overhead $overhead_mb MiB"
+fail=0
+[ "$rc" -eq 0 ] || { echo "stress: FAILED: hmmfsx found a problem"; fail=1; }
+[ "$drc" -eq 0 ] || { echo "stress: FAILED: daemon exit $drc"; tail -20 "$work/daemon.log"; fail=1; }
+[ "$hwm" -le "$bound_kb" ] || { echo "stress: FAILED: RSS above the bound"; fail=1; }
+[ "$fail" -eq 0 ] && echo "stress: passed"
+exit "$fail"
