@@ -6,6 +6,7 @@
 #   make check               build and run every test suite (unit, integration, fsx)
 #   make check SANITIZE=address,undefined   the same under ASan+UBSan (build-san-*/)
 #   make check SANITIZE=thread              the same under TSan
+#   make check-crash         the crash loop alone (tests/crash/run.sh -n 100: long mode)
 #   make install PREFIX=/usr/local          daemon, control tool, mount helper, man pages
 #   make deps                apt-install what the build and tests need (Debian 12)
 #   tests/gpu/run.sh         on a machine with an NVIDIA GPU: the device contract
