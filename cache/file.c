@@ -1060,27 +1060,32 @@ static void page_zero_device_tail_locked(struct cpage *p, size_t from)
 		dev_fence_wait(c->dev, &fence);
 }
 
-/* Zero the cached tail of the page holding EOF @size (if cached). */
-static void page_zero_tail(struct cfile *f, off_t size)
+/*
+ * Zero the cached tail of the page holding EOF @size (if cached).
+ * Return: 0, or -errno when a shared page could not be copied first (the
+ * caller reports it: the tail must not come back if the file grows).
+ */
+static int page_zero_tail(struct cfile *f, off_t size)
 {
 	struct cache *c = f->cache;
 	size_t ps = c->cfg.page_size, from = (size_t)(size % (off_t)ps);
 	struct cpage *p;
+	int ret;
 
 	if (!from)
-		return;
+		return 0;
 	p = page_lookup_get(f, (uint64_t)size >> c->page_shift);
 	if (!p)
-		return;
+		return 0;
 	cache_page_lock(&p->ps);
-	if (wp_fault_locked(p, WP_CPU) == 0) {	/* a shared page is copied first */
-		if (page_test_device(&p->ps))
-			page_zero_device_tail_locked(p, from);
-		else if (page_test_uptodate(&p->ps))
-			memset((char *)page_frame(p) + from, 0, ps - from);
-	}
+	ret = wp_fault_locked(p, WP_CPU);	/* a shared page is copied first */
+	if (!ret && page_test_device(&p->ps))
+		page_zero_device_tail_locked(p, from);
+	else if (!ret && page_test_uptodate(&p->ps))
+		memset((char *)page_frame(p) + from, 0, ps - from);
 	cache_page_unlock(&p->ps);
 	page_put(p);
+	return ret;
 }
 
 /*
@@ -1107,7 +1112,8 @@ int cache_truncate(struct cfile *f, off_t size)
 	ret = ftruncate(f->fd, size) < 0 ? -errno : 0;
 	file_drop_range(f, keep, UINT64_MAX, true);
 	/* bytes past the new EOF must read as zero if it grows again */
-	page_zero_tail(f, size);
+	if (!ret)
+		ret = page_zero_tail(f, size);
 	if (!ret && fstat(f->fd, &st) == 0) {
 		pthread_mutex_lock(&f->lock);
 		f->seen_size = st.st_size;
