@@ -538,6 +538,14 @@ static ssize_t read_copy(struct cfile *f, struct read_batch *b, char *buf,
 	return (ssize_t)done;
 }
 
+/* Room for @n pages in @b.  Return: 0 or -ENOMEM (free() both anyway). */
+static int read_batch_alloc(struct read_batch *b, size_t n)
+{
+	b->pages = calloc(n, sizeof(*b->pages));
+	b->fresh = calloc(n, sizeof(*b->fresh));
+	return b->pages && b->fresh ? 0 : -ENOMEM;
+}
+
 /* Return: bytes read into @buf (maybe fewer than @len), or -errno. */
 static ssize_t read_chunk(struct cfile *f, char *buf, off_t off, size_t len,
 			  uint64_t ra_last)
@@ -547,11 +555,9 @@ static ssize_t read_chunk(struct cfile *f, char *buf, off_t off, size_t len,
 	uint64_t last = (uint64_t)(off + (off_t)len - 1) >> shift;
 	size_t n = (size_t)(last - first + 1) + (size_t)(ra_last - last);
 	struct read_batch b = { 0 };
-	ssize_t ret = -ENOMEM;
+	ssize_t ret = read_batch_alloc(&b, n);
 
-	b.pages = calloc(n, sizeof(*b.pages));
-	b.fresh = calloc(n, sizeof(*b.fresh));
-	if (!b.pages || !b.fresh)
+	if (ret)
 		goto out_free;
 	ret = read_fill(f, &b, first, last, ra_last);
 	if (!ret)
@@ -920,13 +926,11 @@ int file_populate(struct cfile *f, uint64_t first, uint64_t last,
 {
 	size_t n = (size_t)(last - first + 1);
 	struct read_batch b = { 0 };
-	int ret = -ENOMEM;
+	int ret = read_batch_alloc(&b, n);
 
 	*out = NULL;
 	*count = 0;
-	b.pages = calloc(n, sizeof(*b.pages));
-	b.fresh = calloc(n, sizeof(*b.fresh));
-	if (!b.pages || !b.fresh)
+	if (ret)
 		goto out_free;
 	ret = read_fill(f, &b, first, last, last);
 	if (ret) {
