@@ -113,6 +113,9 @@ static inline dev_addr_t page_daddr(const struct cpage *p)
  * @root:    the page index: a radix tree of struct rnode (index.c).
  * @fd:      descriptor for backing I/O; immutable.
  * @direct:  @fd is O_DIRECT.
+ * @tail_fd: a buffered descriptor of the same file for writes that end at
+ *           EOF inside a page (O_DIRECT cannot write a partial page); -1
+ *           until first needed, then immutable.  Under @lock.
  * @lock:    guards everything below.
  * @size:    the file size as the cache sees it.
  * @mtime:   when the cache last changed data (for getattr).
@@ -135,6 +138,7 @@ struct cfile {
 	_Atomic(void *) root;
 	int fd;
 	int direct;
+	int tail_fd;
 	pthread_mutex_t lock;
 	off_t size;
 	struct timespec mtime;

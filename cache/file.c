@@ -1247,6 +1247,7 @@ int cache_file_open(struct cache *c, int path_fd, struct cfile **out)
 	if (ret < 0)
 		goto out_free;
 	f->fd = ret;
+	f->tail_fd = -1;
 	if (fstat(f->fd, &st) < 0) {
 		ret = -errno;
 		goto out_close;
@@ -1290,6 +1291,8 @@ void cache_file_close(struct cfile *f)
 	ksm_forget_file(c->ksm, f);
 	synchronize_rcu();	/* no lookup can still walk the tree */
 	index_destroy(f);
+	if (f->tail_fd >= 0)
+		close(f->tail_fd);
 	close(f->fd);
 	pthread_mutex_destroy(&f->lock);
 	free(f);

@@ -20,8 +20,11 @@
  * dirtied again, so nothing is lost and a later pass retries, and the
  * error is latched on the file for the next fsync or close.
  *
- * Whole pages are written, so after a run that ends past EOF BACKING is
- * truncated back to the cache's size: sizes in BACKING stay exact.
+ * Whole pages are written, except the page holding EOF: its write stops
+ * at EOF (through a buffered descriptor when the backing one is O_DIRECT,
+ * which cannot write part of a page), so BACKING never holds bytes past
+ * the cache's size, even across a crash.  When a truncate shrank the file
+ * during the write, BACKING is cut back to the cache's size after it.
  *
  * Device-resident pages are written back while they stay on the device:
  * taking one for writeback also maps it read-only on the device (so a
@@ -37,6 +40,7 @@
  * reference on a file (cfile->users) while it works on it unlocked.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,39 +213,123 @@ static int wb_fetch_device_pages(struct cache *c, struct wb_batch *b)
 	return ret == -ENODEV ? -EIO : ret;
 }
 
+/*
+ * The descriptor for a write that ends at EOF inside a page: @f->fd when
+ * it is buffered, else a buffered one opened once through /proc.  Return:
+ * -1 if there is none (then the whole page is written and BACKING cut
+ * back after: exact again, but not across a crash in between).
+ */
+static int file_tail_fd(struct cfile *f)
+{
+	char path[64];
+	int fd;
+
+	if (!f->direct)
+		return f->fd;
+	pthread_mutex_lock(&f->lock);
+	if (f->tail_fd < 0) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
+		f->tail_fd = open(path, O_WRONLY | O_CLOEXEC);
+	}
+	fd = f->tail_fd;
+	pthread_mutex_unlock(&f->lock);
+	return fd;
+}
+
+/*
+ * Make the write of @r's last page (the batch's page @last, holding EOF
+ * at @tail bytes) stop at EOF, so that BACKING never holds bytes past the
+ * cache's size, not even for a moment a crash could catch.  A run that
+ * ends with it loses that page to a request of its own (@r has room: a
+ * run of two or more pages leaves a slot free).  Return: the end of what
+ * is written.
+ */
+static off_t runs_cut_at_eof(struct cfile *f, struct page_runs *r, size_t last,
+			     void *data, size_t tail)
+{
+	size_t ps = f->cache->cfg.page_size;
+	struct io_req *q = &r->reqs[r->nreqs - 1];
+	off_t off = q->off + (off_t)((q->iovcnt ? q->iovcnt - 1 : 0) * ps);
+	int fd = file_tail_fd(f);
+
+	if (fd < 0)
+		return off + (off_t)ps;
+	if (q->iovcnt > 1) {
+		q->iovcnt--;
+		q = &r->reqs[r->nreqs++];
+	}
+	*q = (struct io_req){ .fd = fd, .op = IO_WRITE, .buf = data, .len = tail,
+			      .off = off, .priv = (void *)(uintptr_t)last };
+	return off + (off_t)tail;
+}
+
+/* Did request @q (@got bytes done) write its page @k?  Return: ps or -errno. */
+static ssize_t req_page_result(const struct io_req *q, ssize_t got, size_t k,
+			       size_t ps)
+{
+	size_t want = q->iovcnt ? (k + 1) * ps : q->len;
+
+	if (got < 0)
+		return got;
+	return (size_t)got >= want ? (ssize_t)ps : -EIO;
+}
+
 /* Write the pages of @b (under writeback, in index order) in one batch. */
 static int write_batch(struct cfile *f, struct wb_batch *b)
 {
 	struct cache *c = f->cache;
-	size_t ps = c->cfg.page_size, n = b->n;
+	size_t ps = c->cfg.page_size, n = b->n, nw = n;
 	struct cpage **v = b->v;
-	struct page_runs r;
-	off_t end = (off_t)((v[n - 1]->index + 1) * ps);
+	struct page_runs r = { 0 };
+	off_t size, end = 0;
+	bool built = false;
 	int ret, err = 0;
 
+	/*
+	 * Every byte in these pages was inside the size when it was written
+	 * (writers grow the size first), so the size now covers them; pages
+	 * wholly past it were cut off by a truncate meanwhile: nothing to
+	 * write.
+	 */
+	pthread_mutex_lock(&f->lock);
+	size = f->size;
+	pthread_mutex_unlock(&f->lock);
+	while (nw && (off_t)(v[nw - 1]->index * ps) >= size)
+		nw--;
 	ret = wb_fetch_device_pages(c, b);
-	if (!ret)
-		ret = page_runs_build(f, v, b->data, n, IO_WRITE, &r);
-	if (!ret) {
+	if (!ret && nw) {
+		ret = page_runs_build(f, v, b->data, nw, IO_WRITE, &r);
+		built = !ret;
+	}
+	if (built) {
+		end = (off_t)((v[nw - 1]->index + 1) * ps);
+		if (end > size)
+			end = runs_cut_at_eof(f, &r, nw - 1, b->data[nw - 1],
+					      (size_t)(size - (end - (off_t)ps)));
 		ret = io_submit_wait(c->io, r.reqs, (unsigned int)r.nreqs);
 		ctr_inc(c, backing_writes, r.nreqs);
 	}
-	for (size_t q = 0; q < (ret ? 1 : r.nreqs); q++) {
-		size_t first = ret ? 0 : (uintptr_t)r.reqs[q].priv;
-		size_t len = ret ? n : page_run_len(&r.reqs[q]);
-		ssize_t got = ret ? ret : r.reqs[q].res;
+	for (size_t k = 0; ret && k < n; k++) {
+		int e = page_end_io(v[k], ret);
 
-		for (size_t k = 0; k < len; k++) {
+		if (e && !err)
+			err = e;
+	}
+	for (size_t q = 0; !ret && q < r.nreqs; q++) {
+		size_t first = (uintptr_t)r.reqs[q].priv;
+
+		for (size_t k = 0; k < page_run_len(&r.reqs[q]); k++) {
 			/* a short write: the pages it did not cover failed */
-			ssize_t res = got < 0 ? got :
-				      (size_t)got >= (k + 1) * ps ? (ssize_t)ps : -EIO;
-			int e = page_end_io(v[first + k], res);
+			int e = page_end_io(v[first + k],
+					    req_page_result(&r.reqs[q], r.reqs[q].res, k, ps));
 
 			if (e && !err)
 				err = e;
 		}
 	}
-	if (!ret)
+	for (size_t k = nw; !ret && k < n; k++)
+		page_end_io(v[k], (ssize_t)ps);	/* truncated away: nothing to write */
+	if (built)
 		page_runs_free(&r);
 	file_after_writeback(f, end, n);
 	if (b->nbufs)

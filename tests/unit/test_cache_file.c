@@ -11,7 +11,8 @@
  * readahead of a sequential reader; scan resistance of eviction; a tiny
  * cache whose dirty pages are evicted constantly; dirty throttling; a
  * failing backing write kept dirty, reported once at fsync, and written
- * once the fault clears; close-to-open revalidation.
+ * once the fault clears; writeback never writing past EOF; close-to-open
+ * revalidation.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -413,6 +414,49 @@ static void test_write_error_kept_dirty(void)
 	fixture_close(&x);
 }
 
+/* The fault hook: note the furthest end of any backing write in *arg. */
+static int note_write_end(struct io_req *req, void *arg)
+{
+	off_t end = req->off + (off_t)req->len;
+
+	if (req->iovcnt) {
+		end = req->off;
+		for (unsigned int i = 0; i < req->iovcnt; i++)
+			end += (off_t)req->iov[i].iov_len;
+	}
+	if (req->op == IO_WRITE && end > *(off_t *)arg)
+		*(off_t *)arg = end;
+	return 0;
+}
+
+/*
+ * Writeback never puts bytes past EOF into BACKING, not even for a moment
+ * (a crash then would leave the file longer): the EOF page's write stops
+ * at EOF, alone or at the end of a multi-page run.
+ */
+static void test_writeback_stops_at_eof(void)
+{
+	static const size_t sizes[] = { 1000, 3 * PS + 100, 5 * PS - 1 };
+	struct fixture x;
+	char w[5 * PS], b[5 * PS];
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		off_t furthest = 0;
+
+		fixture_open(&x, "eof", 0, 64 * PS, 16 * PS);
+		memset(w, 'a' + (int)i, sizeof(w));
+		io_engine_set_fault(x.c->io, note_write_end, &furthest);
+		CU_ASSERT_EQUAL(cache_write(x.f, w, sizes[i], 0), (ssize_t)sizes[i]);
+		CU_ASSERT_EQUAL(cache_fsync(x.f, false), 0);
+		io_engine_set_fault(x.c->io, NULL, NULL);
+		CU_ASSERT_EQUAL(furthest, (off_t)sizes[i]);
+		CU_ASSERT_EQUAL(lseek(x.fd, 0, SEEK_END), (off_t)sizes[i]);
+		CU_ASSERT_EQUAL(pread(x.fd, b, sizeof(b), 0), (ssize_t)sizes[i]);
+		CU_ASSERT_EQUAL(memcmp(w, b, sizes[i]), 0);
+		fixture_close(&x);
+	}
+}
+
 static void test_revalidate_after_outside_change(void)
 {
 	struct fixture x;
@@ -476,6 +520,7 @@ int register_cache_file(void)
 		{ "tiny cache evicts dirty pages", test_tiny_cache_dirty_eviction },
 		{ "writers throttled, not failed", test_dirty_throttle },
 		{ "write error kept dirty, reported once", test_write_error_kept_dirty },
+		{ "writeback stops at EOF", test_writeback_stops_at_eof },
 		{ "close-to-open revalidation", test_revalidate_after_outside_change },
 		{ "configuration errors", test_config_errors },
 		{ "dirty_background equal to dirty_limit", test_equal_dirty_limits },
