@@ -1026,15 +1026,20 @@ static void hmmfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
 {
 	struct cfile *cf_in = inode_cfile(inode_of(req, ino_in));
 	struct cfile *cf_out = inode_cfile(inode_of(req, ino_out));
-	off_t end_in = len > (size_t)(OFF_MAX - off_in) ? OFF_MAX : off_in + (off_t)len;
 	off_t end_out = len > (size_t)(OFF_MAX - off_out) ? OFF_MAX : off_out + (off_t)len;
 	off_t out_start;
 	ssize_t n;
 	int ret = 0, err;
 
-	/* the copy runs in BACKING: it must see our data, and we its result */
+	/*
+	 * The copy runs in BACKING: it must see our data, and we its result.
+	 * The source is written back to the end of the file, not just the
+	 * range: BACKING must also have the size, or a copy from a hole below
+	 * an EOF still dirty here comes back short (copying nothing).  What
+	 * that adds is bounded by the dirty limit.
+	 */
 	if (cf_in)
-		ret = cache_writeback_range(cf_in, off_in, end_in, false);
+		ret = cache_writeback_range(cf_in, off_in, OFF_MAX, false);
 	if (!ret && cf_out)
 		ret = cache_writeback_range(cf_out, off_out, end_out, true);
 	if (ret) {

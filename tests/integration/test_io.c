@@ -339,6 +339,27 @@ static void copy_file_range_short_at_eof(void)
 	expect_size(MNT("dst"), 10000);
 }
 
+/*
+ * A copy from a hole below an EOF that only the cache knows yet (the write
+ * that set it is still dirty, so BACKING is shorter than the source
+ * offset) copies the hole's zeros; it must not come back short.
+ */
+static void copy_file_range_below_dirty_eof(void)
+{
+	const off_t tail = 1 << 20, dest = 2 << 20, len = 8192;
+	unsigned char *expect = calloc(1, (size_t)(dest + len));
+	loff_t off_in = 4096, off_out = dest;
+	int fd = IT_REQUIRE_OK(open(MNT("f"), O_CREAT | O_RDWR | O_TRUNC, 0644));
+
+	IT_REQUIRE(expect != NULL, "out of memory");
+	it_pattern(expect + tail, 4096, 18, 4096);
+	IT_EQ(pwrite(fd, expect + tail, 4096, tail), 4096);
+	IT_EQ(copy_file_range(fd, &off_in, fd, &off_out, (size_t)len, 0), len);
+	IT_OK(close(fd));
+	IT_CONTENT_BOTH("f", expect, (size_t)(dest + len));
+	free(expect);
+}
+
 /* Data at [0, 4K) and [1M, 1M+4K), a hole between. */
 static int make_sparse(const char *path)
 {
@@ -403,6 +424,7 @@ static const struct it_test tests[] = {
 	{ "large_file_64m", rw_large_file, 0, NULL },
 	{ "copy_file_range", rw_copy_file_range, 0, NULL },
 	{ "copy_file_range_short_at_eof", copy_file_range_short_at_eof, 0, NULL },
+	{ "copy_file_range_below_dirty_eof", copy_file_range_below_dirty_eof, 0, NULL },
 	{ "seek_data_hole", seek_data_hole, 0, NULL },
 	{ NULL, NULL, 0, NULL },
 };
