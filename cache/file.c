@@ -1164,16 +1164,25 @@ void cache_file_note_backing(struct cfile *f)
 	pthread_mutex_unlock(&f->lock);
 }
 
+static bool ts_after(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec > b->tv_sec ||
+	       (a->tv_sec == b->tv_sec && a->tv_nsec > b->tv_nsec);
+}
+
+/*
+ * A change of data in the cache is a change of mtime and ctime that
+ * BACKING has not seen yet; each time only ever moves forward (a rename
+ * or chmod in BACKING after the write has the later ctime).
+ */
 void cache_file_fix_attr(struct cfile *f, struct stat *st)
 {
 	pthread_mutex_lock(&f->lock);
 	st->st_size = f->size;
-	if (f->mtime.tv_sec > st->st_mtim.tv_sec ||
-	    (f->mtime.tv_sec == st->st_mtim.tv_sec &&
-	     f->mtime.tv_nsec > st->st_mtim.tv_nsec)) {
+	if (ts_after(&f->mtime, &st->st_mtim))
 		st->st_mtim = f->mtime;
+	if (ts_after(&f->mtime, &st->st_ctim))
 		st->st_ctim = f->mtime;
-	}
 	pthread_mutex_unlock(&f->lock);
 }
 

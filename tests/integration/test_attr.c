@@ -347,6 +347,34 @@ static void stat_after_write_matches_backing(void)
 	IT_TRUE(b.st_mtim.tv_sec != T_MTIME.tv_sec, "backing mtime not updated");
 }
 
+/*
+ * A rename after a write still in the cache moves ctime past the write's
+ * (generic/003): the cache's time of the write must not hide BACKING's
+ * later ctime.
+ */
+static void rename_after_write_moves_ctime(void)
+{
+	struct stat before, after;
+	int fd;
+
+	IT_REQUIRE_OK(it_put_str(MNT("f"), "data"));
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_WRONLY));
+	IT_EQ(pwrite(fd, "xyz", 3, 0), 3);	/* dirty while fd stays open */
+	IT_REQUIRE_OK(fstat(fd, &before));
+	usleep(20000);
+	IT_REQUIRE_OK(rename(MNT("f"), MNT("g")));
+	IT_REQUIRE_OK(stat(MNT("g"), &after));
+	IT_TRUE(after.st_ctim.tv_sec > before.st_ctim.tv_sec ||
+		(after.st_ctim.tv_sec == before.st_ctim.tv_sec &&
+		 after.st_ctim.tv_nsec > before.st_ctim.tv_nsec),
+		"ctime did not move on rename: %lld.%09ld, then %lld.%09ld",
+		(long long)before.st_ctim.tv_sec, before.st_ctim.tv_nsec,
+		(long long)after.st_ctim.tv_sec, after.st_ctim.tv_nsec);
+	IT_EQ(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+	IT_EQ(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+	IT_OK(close(fd));
+}
+
 /* Read @path through a fresh open, as cat does. */
 static void read_once(const char *path)
 {
@@ -452,6 +480,7 @@ static const struct it_test tests[] = {
 	{ "utimens_symlink_nofollow", utimens_symlink_nofollow, 0, NULL },
 	{ "stat_after_write_matches_backing", stat_after_write_matches_backing, 0,
 	  NULL },
+	{ "rename_after_write_moves_ctime", rename_after_write_moves_ctime, 0, NULL },
 	{ "read_atime_relatime", read_atime_relatime, 0, "relatime" },
 	{ "read_atime_strictatime", read_atime_strictatime, 0, "strictatime" },
 	{ "read_atime_noatime", read_atime_noatime, 0, "noatime" },
