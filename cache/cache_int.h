@@ -69,6 +69,7 @@ static inline void clist_add_head(struct clist *h, struct clist *n)
  *            reached the device (adaptive promotion); relaxed atomic.
  * @shared:   the frame shared by dedupe while PG_shared (wp/ksm.c);
  *            page lock.
+ * @shared_link: on @shared's list of pages; ksm->lock.
  * @ksm_hash: the hash the dedupe scanner last saw; @ksm_pass: it saw one.
  *            Page lock.
  * @lru:      the host active or inactive list, or the device list;
@@ -87,6 +88,7 @@ struct cpage {
 	unsigned int migrations;
 	_Atomic unsigned int cpu_reads;
 	struct ksm_frame *shared;
+	struct clist shared_link;
 	uint64_t ksm_hash;
 	uint32_t ksm_pass;
 	struct clist lru;

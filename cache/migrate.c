@@ -150,7 +150,7 @@ static bool page_can_demote(struct cache *c, struct cpage *p, bool automatic)
 
 	if ((s & (PG_BIT(PG_device) | PG_BIT(PG_writeback) | PG_BIT(PG_shared))) ||
 	    !(s & PG_BIT(PG_uptodate)))
-		return false;	/* a shared frame stays in its tier */
+		return false;	/* a shared page moves with its frame */
 	return !automatic || !page_thrash_hold(c, p);
 }
 
@@ -201,6 +201,31 @@ static void pages_commit_to_device(struct cache *c, struct cpage **pp,
 	ctr_inc(c, migrations_to_device, count);
 }
 
+/*
+ * The shared pages of @pp move with their frame and every other page on
+ * it (wp/ksm.c).  Return: pages moved, or -errno if none moved.
+ */
+static int pages_move_shared_locked(struct cache *c, struct cpage **pp,
+				    size_t n, bool to_dev, bool automatic)
+{
+	int moved = 0, err = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct cpage *p = pp[i];
+		int r;
+
+		if (!page_test_shared(&p->ps) || page_test_device(&p->ps) == to_dev ||
+		    (automatic && page_thrash_hold(c, p)))
+			continue;
+		r = ksm_move_shared_locked(p, to_dev, pp, n);
+		if (r > 0)
+			moved += r;
+		else if (r < 0 && !err)
+			err = r;
+	}
+	return moved ? moved : err;
+}
+
 int pages_to_device_locked(struct cache *c, struct cpage **pp, size_t n,
 			   bool automatic)
 {
@@ -245,6 +270,11 @@ int pages_to_device_locked(struct cache *c, struct cpage **pp, size_t n,
 	}
 	free(to);
 	free(moved);
+	r = pages_move_shared_locked(c, pp, n, true, automatic);
+	if (r > 0)
+		queued += (size_t)r;
+	else if (r < 0 && !ret)
+		ret = r;
 	if (queued)
 		return (int)queued;
 	return ret == -ENOSPC ? 0 : ret;
@@ -330,6 +360,11 @@ int pages_to_host_locked(struct cache *c, struct cpage **pp, size_t n,
 		pages_commit_to_host(c, pp, to, n);
 	}
 	free(to);
+	r = pages_move_shared_locked(c, pp, n, false, automatic);
+	if (r > 0)
+		queued += (size_t)r;
+	else if (r < 0 && !ret)
+		ret = r;
 	if (queued)
 		return (int)queued;
 	return ret == -ENOSPC ? 0 : ret;

@@ -40,10 +40,21 @@
  *
  * Breaking a share (ksm_cow_locked): a write to a shared page first copies
  * the frame to a new private one (host memcpy, or a device-to-device
- * copy), so only the written file sees the change.  The shared frame is
+ * copy), so only the written file sees the change.  A CPU write to a
+ * shared device page when the device has no free frame copies it to the
+ * host instead (the page moves home); a device write gets -ENOSPC.  The shared frame is
  * freed, after a grace period, when its last page leaves it (a copy, an
- * eviction, a truncate).  Shared pages do not migrate (a shared frame stays
- * in its tier) and are never dirty, so writeback never meets them.
+ * eviction, a truncate).  Shared pages are never dirty, so writeback never
+ * meets them.
+ *
+ * Moving a shared frame (ksm_move_shared_locked): a migration that meets
+ * a shared page moves the frame and every page on it together, as the
+ * kernel's rmap walk moves a KSM page: copy the frame into the other tier
+ * once, try-lock every sharer through the frame's page list (the reverse
+ * map; any busy one and the move is off until next time), mark the frame
+ * moving so that no page joins it, switch each page to the new frame, and
+ * free the old one after a grace period.  A zero page moves alone, to the
+ * other tier's zero frame.
  *
  * Locking: page lock, then ksm->lock (the tables, the sharers counts, the
  * knobs and counters).  Under ksm->lock only other pages' locks are
@@ -131,11 +142,12 @@ static int tier(const struct ksm_frame *s)
 	return s->frame ? 0 : 1;
 }
 
-/* Drop one page from @s; free it with its last.  Context: k->lock. */
-static void ksm_frame_put_locked(struct ksm *k, struct ksm_frame *s)
+/* @p leaves its shared frame, freed with its last page.  Context: k->lock. */
+static void ksm_frame_leave_locked(struct ksm *k, struct cpage *p)
 {
-	struct ksm_frame **pp;
+	struct ksm_frame *s = p->shared, **pp;
 
+	clist_del(&p->shared_link);
 	k->sharers[tier(s)]--;
 	if (s->zero)
 		k->zero_sharers[tier(s)]--;
@@ -156,7 +168,7 @@ void ksm_unshare_removed(struct cpage *p)
 	struct ksm *k = ksm_of(p);
 
 	pthread_mutex_lock(&k->lock);
-	ksm_frame_put_locked(k, p->shared);
+	ksm_frame_leave_locked(k, p);
 	pthread_mutex_unlock(&k->lock);
 	p->shared = NULL;
 	page_clear_shared(&p->ps);
@@ -271,7 +283,8 @@ static struct ksm_frame *stable_find(struct ksm *k, struct cpage *p,
 
 	pthread_mutex_lock(&k->lock);
 	for (s = k->stable[bucket(h)]; s; s = s->next) {
-		if (s->hash != h || s->zero || s->sharers >= k->knobs.max_page_sharing)
+		if (s->hash != h || s->zero || s->moving ||
+		    s->sharers >= k->knobs.max_page_sharing)
 			continue;
 		if (!k->knobs.merge_across_tiers && (tier(s) == 1) != dev)
 			continue;
@@ -281,6 +294,7 @@ static struct ksm_frame *stable_find(struct ksm *k, struct cpage *p,
 	if (s) {
 		s->sharers++;
 		k->sharers[tier(s)]++;
+		clist_add_head(&s->pages, &p->shared_link);
 	}
 	pthread_mutex_unlock(&k->lock);
 	return s;
@@ -300,6 +314,7 @@ static struct ksm_frame *zero_frame_locked(struct ksm *k, bool dev)
 		return NULL;
 	z->zero = true;
 	z->daddr = DEV_ADDR_NONE;
+	clist_init(&z->pages);
 	if (!dev) {
 		z->frame = frame_alloc(&c->frames);
 		if (z->frame)
@@ -330,6 +345,7 @@ static void merge_zero(struct ksm *k, struct cpage *p)
 		z->sharers++;
 		k->sharers[dev]++;
 		k->zero_sharers[dev]++;
+		clist_add_head(&z->pages, &p->shared_link);
 	}
 	pthread_mutex_unlock(&k->lock);
 	if (z)
@@ -379,9 +395,12 @@ static struct cpage *unstable_match_locked(struct ksm *k, struct cpage *p,
 	return NULL;
 }
 
-/* Make @q's frame a new stable frame.  Context: q locked, k->lock held. */
+/*
+ * Make @q's frame a new stable frame, shared by @q and @p (which joins it
+ * next).  Context: q and p locked, k->lock held.
+ */
 static struct ksm_frame *stable_new_locked(struct ksm *k, struct cpage *q,
-					   uint64_t h)
+					   struct cpage *p, uint64_t h)
 {
 	struct ksm_frame *s = calloc(1, sizeof(*s));
 	bool dev = page_test_device(&q->ps);
@@ -392,6 +411,9 @@ static struct ksm_frame *stable_new_locked(struct ksm *k, struct cpage *q,
 	s->frame = dev ? NULL : page_frame(q);
 	s->daddr = dev ? page_daddr(q) : DEV_ADDR_NONE;
 	s->sharers = 2;		/* q, and the page about to join */
+	clist_init(&s->pages);
+	clist_add_head(&s->pages, &q->shared_link);
+	clist_add_head(&s->pages, &p->shared_link);
 	s->next = k->stable[bucket(h)];
 	k->stable[bucket(h)] = s;
 	k->nodes[dev]++;
@@ -426,7 +448,7 @@ static void ksm_try_merge(struct ksm *k, struct cpage *p, const void *data,
 	}
 	pthread_mutex_lock(&k->lock);
 	q = unstable_match_locked(k, p, data, h);
-	s = q ? stable_new_locked(k, q, h) : NULL;
+	s = q ? stable_new_locked(k, q, p, h) : NULL;
 	if (!q)
 		unstable_insert_locked(k, p, h);
 	pthread_mutex_unlock(&k->lock);
@@ -499,45 +521,242 @@ out_unlock:
 
 /* ---- copy on write -------------------------------------------------------- */
 
-int ksm_cow_locked(struct cpage *p)
+/* A private copy of shared device page @p on the device.  Return 0/-errno. */
+static int cow_on_device(struct cache *c, struct cpage *p, struct ksm_frame *s)
+{
+	struct dev_fence fence = DEV_FENCE_INIT;
+	dev_addr_t a;
+	int ret = dev_frame_get(c, &a, 1);
+
+	if (ret)
+		return ret;
+	ret = dev_copy_on_device(c->dev, a, s->daddr, c->cfg.page_size, &fence);
+	if (!ret)
+		ret = dev_fence_wait(c->dev, &fence);
+	if (ret) {
+		dev_frame_free(c->dev, a);
+		return ret == -ENODEV ? -EIO : ret;
+	}
+	atomic_store_explicit(&p->daddr, a, memory_order_relaxed);
+	return 0;
+}
+
+/*
+ * A private copy of shared device page @p on the host, for a CPU write
+ * when the device is full (of dirty pages: clean ones would have made
+ * room): the page moves home.  Return 0/-errno.
+ */
+static int cow_to_host(struct cache *c, struct cpage *p, struct ksm_frame *s)
+{
+	struct dev_fence fence = DEV_FENCE_INIT;
+	void *nf = cache_frame_get(c, true);
+	int ret;
+
+	if (!nf)
+		return -ENOMEM;
+	ret = dev_copy_to_host(c->dev, nf, s->daddr, c->cfg.page_size, &fence);
+	if (!ret)
+		ret = dev_fence_wait(c->dev, &fence);
+	if (ret) {
+		frame_free(&c->frames, nf);
+		return ret == -ENODEV ? -EIO : ret;
+	}
+	page_switch_tier_locked(c, p, nf, DEV_ADDR_NONE);
+	return 0;
+}
+
+int ksm_cow_locked(struct cpage *p, bool on_device)
 {
 	struct ksm *k = ksm_of(p);
 	struct cache *c = p->file->cache;
 	struct ksm_frame *s = p->shared;
-	size_t ps = c->cfg.page_size;
+	int ret = 0;
 
 	assert(page_test_locked(&p->ps) && page_test_shared(&p->ps));
 	if (page_test_device(&p->ps)) {
-		struct dev_fence fence = DEV_FENCE_INIT;
-		dev_addr_t a;
-		int ret = dev_frame_get(c, &a, 1);
-
+		ret = cow_on_device(c, p, s);
+		if (ret == -ENOSPC && !on_device)
+			ret = cow_to_host(c, p, s);
 		if (ret)
-			return ret == -ENOSPC ? -ENOMEM : ret;
-		ret = dev_copy_on_device(c->dev, a, s->daddr, ps, &fence);
-		if (!ret)
-			ret = dev_fence_wait(c->dev, &fence);
-		if (ret) {
-			dev_frame_free(c->dev, a);
-			return ret == -ENODEV ? -EIO : ret;
-		}
-		atomic_store_explicit(&p->daddr, a, memory_order_relaxed);
+			return ret == -ENOSPC && !on_device ? -ENOMEM : ret;
 	} else {
 		void *nf = cache_frame_get(c, true);
 
 		if (!nf)
 			return -ENOMEM;
-		memcpy(nf, s->frame, ps);
+		memcpy(nf, s->frame, c->cfg.page_size);
 		atomic_store_explicit(&p->frame, nf, memory_order_relaxed);
 	}
-	p->shared = NULL;
 	wp_unprotect(p, WP_SHARED);
 	p->ksm_pass = 0;	/* about to change: volatile again */
 	pthread_mutex_lock(&k->lock);
 	k->cow_breaks++;
-	ksm_frame_put_locked(k, s);
+	ksm_frame_leave_locked(k, p);
 	pthread_mutex_unlock(&k->lock);
+	p->shared = NULL;
 	return 0;
+}
+
+/* ---- moving a shared frame ----------------------------------------------- */
+
+/* A zero page moves alone: it joins the other tier's zero frame. */
+static int ksm_move_zero_locked(struct ksm *k, struct cpage *p, bool to_dev)
+{
+	struct cache *c = k->c;
+	struct ksm_frame *z;
+
+	pthread_mutex_lock(&k->lock);
+	z = zero_frame_locked(k, to_dev);
+	if (z) {
+		ksm_frame_leave_locked(k, p);
+		z->sharers++;
+		k->sharers[to_dev]++;
+		k->zero_sharers[to_dev]++;
+		clist_add_head(&z->pages, &p->shared_link);
+	}
+	pthread_mutex_unlock(&k->lock);
+	if (!z)
+		return 0;
+	p->shared = z;
+	page_switch_tier_locked(c, p, z->frame, z->daddr);
+	if (to_dev)
+		cache_inval(c, p->file, p->index, 1);
+	return 1;
+}
+
+/* A frame in the other tier holding @s's bytes, in *@frame or *@daddr. */
+static int ksm_frame_copy(struct cache *c, struct ksm_frame *s, bool to_dev,
+			  void **frame, dev_addr_t *daddr)
+{
+	struct dev_fence fence = DEV_FENCE_INIT;
+	size_t ps = c->cfg.page_size;
+	int ret, r;
+
+	*frame = NULL;
+	*daddr = DEV_ADDR_NONE;
+	if (to_dev) {
+		ret = dev_frame_get(c, daddr, 1);
+		if (!ret)
+			ret = dev_copy_to_device(c->dev, *daddr, s->frame, ps, &fence);
+	} else {
+		*frame = cache_frame_get(c, false);
+		ret = *frame ? dev_copy_to_host(c->dev, *frame, s->daddr, ps, &fence) :
+			       -ENOSPC;
+	}
+	r = dev_fence_wait(c->dev, &fence);
+	if (!ret)
+		ret = r;
+	if (ret && *frame)
+		frame_free(&c->frames, *frame);
+	if (ret && *daddr != DEV_ADDR_NONE)
+		dev_frame_free(c->dev, *daddr);
+	return ret;
+}
+
+static bool page_in(const struct cpage *q, struct cpage *const *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == q)
+			return true;
+	return false;
+}
+
+/*
+ * Lock every page on @s but those in @held (the caller holds them locked)
+ * into @v, only trying: a page lock is never waited for under k->lock.
+ * Return: how many, or -EBUSY (then none is left locked).  Context:
+ * k->lock.
+ */
+static ssize_t ksm_lock_sharers_locked(struct ksm_frame *s,
+				       struct cpage *const *held, size_t nheld,
+				       struct cpage **v)
+{
+	ssize_t n = 0;
+
+	for (struct clist *l = s->pages.next; l != &s->pages; l = l->next) {
+		struct cpage *q = clist_entry(l, struct cpage, shared_link);
+
+		if (page_in(q, held, nheld))
+			continue;
+		if (!cache_page_trylock(&q->ps)) {
+			while (n)
+				cache_page_unlock(&v[--n]->ps);
+			return -EBUSY;
+		}
+		v[n++] = q;
+	}
+	return n;
+}
+
+/* Point every page on @s (all locked) at its new frame. */
+static void ksm_switch_sharers(struct cache *c, struct ksm_frame *s,
+			       void *frame, dev_addr_t daddr)
+{
+	for (struct clist *l = s->pages.next; l != &s->pages; l = l->next) {
+		struct cpage *q = clist_entry(l, struct cpage, shared_link);
+
+		page_switch_tier_locked(c, q, frame, daddr);
+		if (!frame)
+			cache_inval(c, q->file, q->index, 1);
+	}
+}
+
+int ksm_move_shared_locked(struct cpage *p, bool to_dev,
+			   struct cpage *const *held, size_t nheld)
+{
+	struct ksm *k = ksm_of(p);
+	struct cache *c = k->c;
+	struct ksm_frame *s = p->shared;
+	void *old_frame = s->frame, *frame;
+	dev_addr_t old_daddr = s->daddr, daddr;
+	unsigned int moved;
+	struct cpage **v;
+	ssize_t n;
+	int ret;
+
+	assert(page_test_locked(&p->ps) && page_test_shared(&p->ps));
+	if ((tier(s) == 1) == to_dev)
+		return 0;
+	if (s->zero)
+		return ksm_move_zero_locked(k, p, to_dev);
+	/* @s lives while @p, locked, shares it; its bytes never change */
+	ret = ksm_frame_copy(c, s, to_dev, &frame, &daddr);
+	if (ret)
+		return ret == -ENOSPC ? 0 : ret;
+	pthread_mutex_lock(&k->lock);
+	v = malloc(s->sharers * sizeof(*v));
+	n = !v ? -ENOMEM : s->moving ? -EBUSY :
+	    ksm_lock_sharers_locked(s, held, nheld, v);
+	if (n >= 0)
+		s->moving = true;	/* no page joins it meanwhile */
+	pthread_mutex_unlock(&k->lock);
+	if (n < 0) {
+		free(v);
+		frame_free_deferred(c, frame, daddr);
+		return n == -EBUSY ? 0 : (int)n;
+	}
+	/* every sharer is locked: the list holds still without k->lock */
+	ksm_switch_sharers(c, s, frame, daddr);
+	pthread_mutex_lock(&k->lock);
+	moved = s->sharers;
+	k->nodes[tier(s)]--;
+	k->sharers[tier(s)] -= moved;
+	s->frame = frame;
+	s->daddr = daddr;
+	k->nodes[tier(s)]++;
+	k->sharers[tier(s)] += moved;
+	s->moving = false;
+	pthread_mutex_unlock(&k->lock);
+	while (n)
+		cache_page_unlock(&v[--n]->ps);
+	free(v);
+	if (to_dev)
+		ctr_inc(c, migrations_to_device, moved);
+	else
+		ctr_inc(c, migrations_to_host, moved);
+	/* readers that saw a page in the old tier finish before it goes */
+	frame_free_deferred(c, old_frame, old_daddr);
+	return (int)moved;
 }
 
 /* ---- the walk ---------------------------------------------------------------- */

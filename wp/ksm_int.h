@@ -14,11 +14,15 @@
  * @hash:    the XXH3 hash of its bytes; immutable.
  * @frame:   the host frame, or NULL when @daddr is used.
  * @daddr:   the device frame, or DEV_ADDR_NONE.
- * @sharers: pages whose frame this is; ksm->lock.
+ * @sharers: how many pages share it; ksm->lock.
+ * @pages:   those pages (their ->shared_link), the reverse map a move to
+ *           the other tier walks; ksm->lock.
  * @zero:    the tier's all-zero frame (never freed while the cache lives).
+ * @moving:  being moved to the other tier: no page may join it; ksm->lock.
  *
  * Its bytes never change: every page on it is write-protected (WP_SHARED)
- * and copies before it writes.
+ * and copies before it writes.  @frame and @daddr change only in a move,
+ * with every sharer's page lock held.
  */
 struct ksm_frame {
 	struct ksm_frame *next;
@@ -26,10 +30,15 @@ struct ksm_frame {
 	void *frame;
 	dev_addr_t daddr;
 	unsigned int sharers;
+	struct clist pages;
 	bool zero;
+	bool moving;
 };
 
-/* Copy-on-write of a shared page.  Context: page locked.  Return 0/-errno. */
-int ksm_cow_locked(struct cpage *p);
+/*
+ * Copy-on-write of a shared page; @on_device: the copy must stay on the
+ * device (a device write).  Context: page locked.  Return 0/-errno.
+ */
+int ksm_cow_locked(struct cpage *p, bool on_device);
 
 #endif

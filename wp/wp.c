@@ -91,7 +91,7 @@ int wp_fault_locked(struct cpage *p, enum wp_writer who)
 			continue;
 		}
 		if (r & WP_SHARED) {
-			ret = ksm_cow_locked(p);
+			ret = ksm_cow_locked(p, who == WP_DEVICE);
 			if (ret)
 				return ret;
 			continue;

@@ -97,6 +97,15 @@ void ksm_forget_file(struct ksm *k, struct cfile *f);
 void ksm_file_unlinked_locked(struct ksm *k, struct cfile *f);
 /* A shared page leaves the cache (removal).  Context: page locked. */
 void ksm_unshare_removed(struct cpage *p);
+/*
+ * Move the frame @p shares to the other tier (the device if @to_dev),
+ * and every page sharing it with it: one copy, one frame freed.  Context:
+ * @p locked and PG_shared, and so are the @nheld pages of @held (the
+ * caller's batch, @p among them).  Return: the pages moved (0: not now, a
+ * sharer is busy or the other tier is full), or -errno.
+ */
+int ksm_move_shared_locked(struct cpage *p, bool to_dev,
+			   struct cpage *const *held, size_t nheld);
 /* The hash the scanner uses (XXH3, 64 bits). */
 uint64_t ksm_hash_bytes(const void *data, size_t len);
 /* Tests: replace the hash (to force collisions); NULL restores XXH3. */

@@ -12,7 +12,9 @@
  * forced hash collision (every page hashes alike) never merges different
  * bytes; all-zero pages share the zero frame; device-resident pages merge
  * on the device and serve bounce reads; a shared page is evicted and the
- * frame lives on for its other sharer.
+ * frame lives on for its other sharer; a shared frame migrates between
+ * tiers with all its pages, and zero pages to the other zero frame; a
+ * CPU write to a shared device page with the device full copies it home.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +24,7 @@
 #include <unistd.h>
 
 #include "cache/cache_int.h"
+#include "fault/fault.h"
 #include "tests/unit/unit.h"
 
 #define PS 4096
@@ -280,6 +283,99 @@ static void test_device_pages(void)
 	kfix_close(&x);
 }
 
+/*
+ * A shared frame migrates between tiers as one: migrating one file moves
+ * each of its shared frames, and every page of the other files on it,
+ * with one copy per frame; a page a write unshared meanwhile stays put.
+ */
+static void test_migrate_shared(void)
+{
+	struct kfix x;
+	uint64_t moved;
+
+	kfix_open(&x, 3, 16, 0, 1 << 20);
+	scan_passes(&x, 3);
+	CU_ASSERT_EQUAL_FATAL(kst(&x).pages_shared, 16);
+	CU_ASSERT_EQUAL(kst(&x).pages_sharing, 32);
+	CU_ASSERT_EQUAL(cache_migrate(x.f[0], 0, 0, true, &moved), 0);
+	CU_ASSERT_EQUAL(moved, 48);
+	rcu_barrier();
+	CU_ASSERT_EQUAL(dev_frames_used(x.c->dev), 16);
+	CU_ASSERT_EQUAL(cst(&x).host_frames_used, 0);
+	CU_ASSERT_EQUAL(cst(&x).device_pages, 48);
+	CU_ASSERT_EQUAL(kst(&x).saved_device_bytes, 32 * PS);
+	CU_ASSERT_EQUAL(kst(&x).saved_host_bytes, 0);
+	for (int f = 0; f < 3; f++)
+		CU_ASSERT_TRUE(file_reads(&x, f, 16, 0, 0, -1));	/* bounce */
+	/* unshare page 0 of file 1 on the device, then bring file 2 home */
+	CU_ASSERT_EQUAL(cache_write(x.f[1], "w", 1, 0), 1);
+	CU_ASSERT_EQUAL(cache_migrate(x.f[2], 0, 0, false, &moved), 0);
+	CU_ASSERT_EQUAL(moved, 47);
+	rcu_barrier();
+	CU_ASSERT_EQUAL(dev_frames_used(x.c->dev), 1);	/* file 1's own page */
+	CU_ASSERT_EQUAL(cst(&x).host_frames_used, 16);
+	CU_ASSERT_TRUE(file_reads(&x, 0, 16, 0, 0, -1));
+	CU_ASSERT_TRUE(file_reads(&x, 1, 16, 0, 0, 'w'));
+	CU_ASSERT_TRUE(file_reads(&x, 2, 16, 0, 0, -1));
+	kfix_close(&x);
+}
+
+/*
+ * A CPU write to a shared device page while the device has no frame to
+ * spare copies the page home instead of failing.
+ */
+static void test_cow_device_full(void)
+{
+	struct kfix x;
+	uint64_t moved;
+	char err[256];
+
+	kfix_open(&x, 2, 4, 0, 1 << 20);
+	for (int f = 0; f < 2; f++)
+		CU_ASSERT_EQUAL(cache_migrate(x.f[f], 0, 0, true, &moved), 0);
+	scan_passes(&x, 3);
+	CU_ASSERT_EQUAL_FATAL(kst(&x).pages_shared, 4);
+	/* the next two device frame allocations fail: the COW's, its retry */
+	setenv("HMMFS_FAULT", "dev_alloc:enospc:count=2", 1);
+	CU_ASSERT_EQUAL_FATAL(fault_init(err, sizeof(err)), 0);
+	unsetenv("HMMFS_FAULT");
+	CU_ASSERT_EQUAL(cache_write(x.f[0], "w", 1, 0), 1);
+	CU_ASSERT_EQUAL(kst(&x).cow_breaks, 1);
+	{	/* page 0 of file 0 went home, dirty and private */
+		struct cache_extent e;
+		struct cache_res_counts cnt;
+		size_t n;
+		off_t next;
+
+		CU_ASSERT_EQUAL(cache_residency(x.f[0], 0, PS, &e, 1, &n, &next, &cnt), 0);
+		CU_ASSERT_EQUAL(n, 1);
+		CU_ASSERT_EQUAL(e.flags, CACHE_RES_HOST | CACHE_RES_DIRTY);
+	}
+	CU_ASSERT_TRUE(file_reads(&x, 0, 4, 0, 0, 'w'));
+	CU_ASSERT_TRUE(file_reads(&x, 1, 4, 0, 0, -1));
+	kfix_close(&x);
+}
+
+/* A zero page moves alone, to the other tier's zero frame. */
+static void test_migrate_zero_pages(void)
+{
+	struct kfix x;
+	uint64_t moved;
+
+	kfix_open(&x, 2, 8, 1, 1 << 20);
+	knob(&x, 4, 1);	/* use_zero_pages */
+	scan_passes(&x, 1);
+	CU_ASSERT_EQUAL_FATAL(kst(&x).zero_pages, 16);
+	CU_ASSERT_EQUAL(cache_migrate(x.f[0], 0, 0, true, &moved), 0);
+	CU_ASSERT_EQUAL(moved, 8);
+	rcu_barrier();
+	CU_ASSERT_EQUAL(dev_frames_used(x.c->dev), 1);	/* the device zero frame */
+	CU_ASSERT_EQUAL(kst(&x).zero_pages, 16);
+	CU_ASSERT_TRUE(file_reads(&x, 0, 8, 1, 0, -1));
+	CU_ASSERT_TRUE(file_reads(&x, 1, 8, 1, 0, -1));
+	kfix_close(&x);
+}
+
 static void test_evict_shared(void)
 {
 	struct kfix x;
@@ -307,6 +403,9 @@ int register_wp_ksm(void)
 		{ "zero pages", test_zero_pages },
 		{ "device pages merge on the device", test_device_pages },
 		{ "a shared page evicted", test_evict_shared },
+		{ "a shared frame migrates as one", test_migrate_shared },
+		{ "zero pages migrate to the zero frame", test_migrate_zero_pages },
+		{ "COW of a device page, the device full", test_cow_device_full },
 		CU_TEST_INFO_NULL,
 	};
 
