@@ -82,7 +82,22 @@ host_cache=$(field host_cache)
 page_size=$(field page_size)
 dev_hwm=$(field device_frames_hwm)
 hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$daemon/status")
-umount "$work/m"
+# the checker's last releases may still be in flight: busy for a moment
+for _ in $(seq 50); do
+	umount "$work/m" 2>/dev/null && break
+	sleep 0.2
+done
+busy=0
+if grep -q " $work/m " /proc/self/mounts; then
+	echo "stress: FAILED: $work/m still busy 10 s after the checker ended; detaching it"
+	umount -l "$work/m"
+	busy=1
+fi
+for _ in $(seq 300); do
+	kill -0 "$daemon" 2>/dev/null || break
+	sleep 0.1
+done
+kill -0 "$daemon" 2>/dev/null && { echo "stress: daemon still running 30 s after umount; killing it"; kill -KILL "$daemon"; }
 wait "$daemon"
 drc=$?
 daemon=""
@@ -91,7 +106,7 @@ echo "stress: hmmfsx exit $rc, daemon exit $drc"
 echo "stress: daemon VmHWM $((hwm / 1024)) MiB (sampled peak RSS $((peak_rss / 1024)) MiB);" \
 	"bound $((bound_kb / 1024)) MiB = host_cache $((host_cache >> 20)) MiB" \
 	"+ device frames used $(( (dev_hwm * page_size) >> 20)) MiB + overhead $overhead_mb MiB"
-fail=0
+fail=$busy
 [ "$rc" -eq 0 ] || { echo "stress: FAILED: hmmfsx found a problem"; fail=1; }
 [ "$drc" -eq 0 ] || { echo "stress: FAILED: daemon exit $drc"; tail -20 "$work/daemon.log"; fail=1; }
 if [ -n "${HMMFS_IT_SANITIZED:-}" ]; then
