@@ -115,9 +115,6 @@ static inline dev_addr_t page_daddr(const struct cpage *p)
  * @root:    the page index: a radix tree of struct rnode (index.c).
  * @fd:      descriptor for backing I/O; immutable.
  * @direct:  @fd is O_DIRECT.
- * @tail_fd: a buffered descriptor of the same file for writes that end at
- *           EOF inside a page (O_DIRECT cannot write a partial page); -1
- *           until first needed, then immutable.  Under @lock.
  * @lock:    guards everything below.
  * @size:    the file size as the cache sees it.
  * @mtime:   when the cache last changed data (for getattr).
@@ -140,7 +137,6 @@ struct cfile {
 	_Atomic(void *) root;
 	int fd;
 	int direct;
-	int tail_fd;
 	pthread_mutex_t lock;
 	off_t size;
 	struct timespec mtime;
@@ -279,11 +275,14 @@ size_t lru_evict(struct cache *c, size_t want);
  * @reqs:  one request per run; ->priv is the run's first position in the
  *         page array, ->iovcnt (or 1) its length.
  * @iovs:  one iovec per page.
+ * @tail_fd: the descriptor of the EOF page's write when it is not the
+ *         file's own (writeback.c), else -1.
  */
 struct page_runs {
 	struct io_req *reqs;
 	struct iovec *iovs;
 	size_t nreqs;
+	int tail_fd;
 };
 
 /* file.c */

@@ -222,6 +222,7 @@ int page_runs_build(struct cfile *f, struct cpage **pp, void *const *data,
 	size_t ps = f->cache->cfg.page_size;
 
 	r->nreqs = 0;
+	r->tail_fd = -1;
 	r->reqs = calloc(n ? n : 1, sizeof(*r->reqs));
 	r->iovs = calloc(n ? n : 1, sizeof(*r->iovs));
 	if (!r->reqs || !r->iovs) {
@@ -1256,7 +1257,6 @@ int cache_file_open(struct cache *c, int path_fd, struct cfile **out)
 	if (ret < 0)
 		goto out_free;
 	f->fd = ret;
-	f->tail_fd = -1;
 	if (fstat(f->fd, &st) < 0) {
 		ret = -errno;
 		goto out_close;
@@ -1300,8 +1300,6 @@ void cache_file_close(struct cfile *f)
 	ksm_forget_file(c->ksm, f);
 	synchronize_rcu();	/* no lookup can still walk the tree */
 	index_destroy(f);
-	if (f->tail_fd >= 0)
-		close(f->tail_fd);
 	close(f->fd);
 	pthread_mutex_destroy(&f->lock);
 	free(f);

@@ -215,25 +215,19 @@ static int wb_fetch_device_pages(struct cache *c, struct wb_batch *b)
 
 /*
  * The descriptor for a write that ends at EOF inside a page: @f->fd when
- * it is buffered, else a buffered one opened once through /proc.  Return:
+ * it is buffered, else a buffered one opened through /proc for this batch
+ * (not kept: every cached file would hold one more descriptor).  Return:
  * -1 if there is none (then the whole page is written and BACKING cut
  * back after: exact again, but not across a crash in between).
  */
 static int file_tail_fd(struct cfile *f)
 {
 	char path[64];
-	int fd;
 
 	if (!f->direct)
 		return f->fd;
-	pthread_mutex_lock(&f->lock);
-	if (f->tail_fd < 0) {
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
-		f->tail_fd = open(path, O_WRONLY | O_CLOEXEC);
-	}
-	fd = f->tail_fd;
-	pthread_mutex_unlock(&f->lock);
-	return fd;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
+	return open(path, O_WRONLY | O_CLOEXEC);
 }
 
 /*
@@ -254,6 +248,7 @@ static off_t runs_cut_at_eof(struct cfile *f, struct page_runs *r, size_t last,
 
 	if (fd < 0)
 		return off + (off_t)ps;
+	r->tail_fd = fd;
 	if (q->iovcnt > 1) {
 		q->iovcnt--;
 		q = &r->reqs[r->nreqs++];
@@ -280,7 +275,7 @@ static int write_batch(struct cfile *f, struct wb_batch *b)
 	struct cache *c = f->cache;
 	size_t ps = c->cfg.page_size, n = b->n, nw = n;
 	struct cpage **v = b->v;
-	struct page_runs r = { 0 };
+	struct page_runs r = { .tail_fd = -1 };
 	off_t size, end = 0;
 	bool built = false;
 	int ret, err = 0;
@@ -329,6 +324,8 @@ static int write_batch(struct cfile *f, struct wb_batch *b)
 	}
 	for (size_t k = nw; !ret && k < n; k++)
 		page_end_io(v[k], (ssize_t)ps);	/* truncated away: nothing to write */
+	if (r.tail_fd >= 0 && r.tail_fd != f->fd)
+		close(r.tail_fd);
 	if (built)
 		page_runs_free(&r);
 	file_after_writeback(f, end, n);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -374,6 +375,35 @@ out_free_argv:
 	return ret;
 }
 
+/*
+ * Every inode the kernel knows holds a descriptor of its BACKING file (and
+ * every cached open file one more), so a directory of 10,000 files needs
+ * more than the usual soft limit of 1024, or even a hard limit of 20,000
+ * once the kernel also remembers other inodes.  Raise both as far as the
+ * system allows (fs.nr_open; root may), else the soft limit to the hard.
+ */
+static void fd_limit_raise(void)
+{
+	struct rlimit rl;
+	unsigned long nr_open = 0;
+	FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+
+	if (f) {
+		if (fscanf(f, "%lu", &nr_open) != 1)
+			nr_open = 0;
+		fclose(f);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (nr_open > rl.rlim_max && rl.rlim_max != RLIM_INFINITY &&
+	    setrlimit(RLIMIT_NOFILE, &(struct rlimit){ nr_open, nr_open }) == 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct hmmfs_opts o;
@@ -403,6 +433,7 @@ int main(int argc, char **argv)
 	}
 	/* modes arrive with the caller's umask applied; do not apply ours */
 	umask(0);
+	fd_limit_raise();
 	if (check_backing(o.backing, backing) || check_mountpoint(o.mountpoint) ||
 	    check_fuse_device() || fs_init(&fs, &o, backing)) {
 		opts_free(&o);

@@ -549,9 +549,12 @@ static void cache_remember(struct hmm_inode *inode, int fd)
 }
 
 /*
- * The cache's state for @inode, made at its first open.  Return: 0 (with
- * *@out NULL when the mount has no cache or @inode is not a regular file)
- * or -errno.
+ * The cache's state for @inode, made at its first read, write or range
+ * ioctl, not at open: a file opened and closed without I/O (touch, a
+ * directory of 10,000 new files) then costs one descriptor, not two.
+ * Until then nothing of it is cached, so the paths that find no cfile go
+ * to BACKING directly.  Return: 0 (with *@out NULL when the mount has no
+ * cache or @inode is not a regular file) or -errno.
  */
 static int inode_cfile_get(struct hmmfs *fs, struct hmm_inode *inode,
 			   struct cfile **out)
@@ -613,16 +616,11 @@ static int file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
 			  struct fuse_file_info *fi, int fd)
 {
 	struct hmm_file *hf = calloc(1, sizeof(*hf));
-	struct cfile *cf;
-	int ret, fresh, atime;
+	struct cfile *cf = inode_cfile(inode);
+	int fresh, atime;
 
 	if (!hf)
 		return -ENOMEM;
-	ret = inode_cfile_get(fs, inode, &cf);
-	if (ret) {
-		free(hf);
-		return ret;
-	}
 	hf->fd = fd;
 	hf->accmode = fi->flags & O_ACCMODE;
 	open_list_add(fs, &fs->open_files, &hf->link);
@@ -831,10 +829,15 @@ static void hmmfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
 	struct hmm_inode *inode = inode_of(req, ino);
-	struct cfile *cf = inode_cfile(inode);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	struct cfile *cf;
 	ssize_t n;
+	int ret = inode_cfile_get(fs_of(req), inode, &cf);
 
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
 	/* before the reply: the kernel asks for atime right after it */
 	atime_read(fs_of(req), inode);
 	if (cf && read_reply_vec(req, cf, size, off, fi))
@@ -927,9 +930,14 @@ static void hmmfs_write_buf(fuse_req_t req, fuse_ino_t ino,
 			    struct fuse_file_info *fi)
 {
 	struct hmm_inode *inode = inode_of(req, ino);
-	struct cfile *cf = inode_cfile(inode);
+	struct cfile *cf;
 	ssize_t n;
+	int ret = inode_cfile_get(fs_of(req), inode, &cf);
 
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
 	atime_written(inode);
 	n = cf ? write_cached(cf, in, off) : write_backing(in, off, fi);
 	if (n > 0 && (fi->flags & O_DIRECT))
@@ -1495,8 +1503,7 @@ static int ioctl_file(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		return -EBADF;
 	if (!fs->cache)
 		return -ENODEV;	/* host_cache=0: no cache, no device tier */
-	*out = inode_cfile(inode);
-	return *out ? 0 : -ENODEV;
+	return inode_cfile_get(fs, inode, out);
 }
 
 /* Check a version and a byte range from the user. */

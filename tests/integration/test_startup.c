@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -319,6 +320,46 @@ static void daemonizes_without_f(void)
 		kill(find_daemon_for(it.mnt), SIGKILL);
 }
 
+/*
+ * Every inode the kernel knows holds a BACKING descriptor in the daemon:
+ * started with a soft limit of 256 descriptors, it raises its own, so
+ * 1500 files in one directory all come and stay (xfstests generic/471
+ * makes 10,000).
+ */
+static void raises_fd_limit(void)
+{
+	struct rlimit saved, low;
+	struct stat st;
+	char name[32];
+	int fails = 0;
+
+	/* only the soft limit: without CAP_SYS_RESOURCE, a hard one is for good */
+	IT_REQUIRE_OK(getrlimit(RLIMIT_NOFILE, &saved));
+	IT_REQUIRE(saved.rlim_max == RLIM_INFINITY || saved.rlim_max >= 2048,
+		   "cannot run: the hard limit on descriptors (%llu) is below 2048",
+		   (unsigned long long)saved.rlim_max);
+	low = (struct rlimit){ 256, saved.rlim_max };
+	IT_REQUIRE_OK(setrlimit(RLIMIT_NOFILE, &low));	/* the daemon inherits it */
+	it_mount_default(NULL, false);
+	IT_OK(setrlimit(RLIMIT_NOFILE, &saved));
+	for (int i = 0; i < 1500; i++) {
+		int fd;
+
+		snprintf(name, sizeof(name), "f%d", i);
+		fd = open(MNT(name), O_CREAT | O_WRONLY, 0644);
+		if (fd < 0 && fails++ == 0)
+			IT_TRUE(false, "create %s: %s", name, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	for (int i = 0; i < 1500; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		if (stat(MNT(name), &st) < 0 && fails++ == 0)
+			IT_TRUE(false, "stat %s: %s", name, strerror(errno));
+	}
+	IT_EQ(fails, 0);
+}
+
 static const struct it_test tests[] = {
 	{ "backing_missing", backing_missing, 0, NULL },
 	{ "backing_is_file", backing_is_file, 0, NULL },
@@ -337,6 +378,7 @@ static const struct it_test tests[] = {
 	{ "sigint_unmounts", sigint_unmounts, 0, NULL },
 	{ "umount_ends_daemon", umount_ends_daemon, 0, NULL },
 	{ "daemonizes_without_f", daemonizes_without_f, 0, NULL },
+	{ "raises_fd_limit", raises_fd_limit, 0, NULL },
 	{ NULL, NULL, 0, NULL },
 };
 
