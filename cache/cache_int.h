@@ -117,7 +117,8 @@ static inline dev_addr_t page_daddr(const struct cpage *p)
  * @direct:  @fd is O_DIRECT.
  * @lock:    guards everything below.
  * @size:    the file size as the cache sees it.
- * @mtime:   when the cache last changed data (for getattr).
+ * @mtime:   when the cache last changed data, which BACKING is given once
+ *           the file is clean (writeback.c); 0: BACKING's own mtime stands.
  * @seen_size, @seen_mtime: BACKING's size and mtime the last time the
  *           cache wrote it or looked (close-to-open checks).
  * @nr_dirty: dirty pages of this file.

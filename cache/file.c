@@ -1111,7 +1111,6 @@ int cache_truncate(struct cfile *f, off_t size)
 		return -EINVAL;
 	pthread_mutex_lock(&f->lock);
 	f->size = size;
-	clock_gettime(CLOCK_REALTIME, &f->mtime);
 	pthread_mutex_unlock(&f->lock);
 	file_drop_range(f, keep, UINT64_MAX, true);
 	ret = ftruncate(f->fd, size) < 0 ? -errno : 0;
@@ -1123,6 +1122,8 @@ int cache_truncate(struct cfile *f, off_t size)
 		pthread_mutex_lock(&f->lock);
 		f->seen_size = st.st_size;
 		f->seen_mtime = st.st_mtim;
+		/* the truncate's mtime is BACKING's; dirty pages keep it there */
+		f->mtime = f->nr_dirty ? st.st_mtim : (struct timespec){ 0 };
 		pthread_mutex_unlock(&f->lock);
 	}
 	return ret;

@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cache/cache_int.h"
@@ -162,18 +163,27 @@ static int page_end_io(struct cpage *p, ssize_t res)
 }
 
 /*
- * BACKING got @n whole pages ending at @end: cut it back to the cache's
- * size and note its state, so that the change is not taken for someone
- * else's (cache_file_revalidate).
+ * BACKING got @n pages ending at @end: cut it back to the cache's size if
+ * a truncate shrank it meanwhile.  Once the file is clean, BACKING takes
+ * the mtime the cache has been showing (its write set its own, a moment
+ * later and maybe from the kernel's coarse clock), which then stands
+ * alone, so a remount shows the same times.  Note BACKING's state, so that
+ * the change is not taken for someone else's (cache_file_revalidate).
  */
 static void file_after_writeback(struct cfile *f, off_t end, size_t n)
 {
+	struct timespec keep_mtime[2] = { { .tv_nsec = UTIME_OMIT } };
 	struct stat st;
 
 	pthread_mutex_lock(&f->lock);
 	f->nr_writeback -= n;
 	if (end > f->size && ftruncate(f->fd, f->size) < 0 && !f->wb_err)
 		f->wb_err = -errno;
+	if (!f->nr_dirty && !f->nr_writeback && f->mtime.tv_sec) {
+		keep_mtime[1] = f->mtime;
+		if (futimens(f->fd, keep_mtime) == 0)
+			f->mtime = (struct timespec){ 0 };
+	}
 	if (fstat(f->fd, &st) == 0) {
 		f->seen_size = st.st_size;
 		f->seen_mtime = st.st_mtim;

@@ -188,6 +188,9 @@ static void device_pages_merge(void)
 	k = ksm_stats();
 	IT_EQ(k.pages_shared, 1024);
 	IT_EQ(k.saved_device_bytes, 4 * MiB);
+	/* merged pages' old frames are freed after an RCU grace period */
+	for (int i = 0; i < 100 && stats().device_frames_used != 1024; i++)
+		usleep(50 * 1000);
 	IT_EQ(stats().device_frames_used, 1024);
 	IT_EQ(it_file_check(MNT("d0"), 0, 4 * MiB, 5), -1);	/* bounce reads */
 	IT_EQ(it_file_check(MNT("d1"), 0, 4 * MiB, 5), -1);
