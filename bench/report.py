@@ -172,6 +172,14 @@ def main():
         rss[c] = float(e[0]) if e else "—"
     w("| peak RSS, MiB (VmHWM) | " + " | ".join(fmt(rss[c]) for c in d_ran) +
       " | %s |" % ratio(rss.get("hmmfs"), rss.get("passthrough_ll")))
+    # hostsim's simulated device memory lives in the daemon: without it
+    nodev = {}
+    for c in d_ran:
+        e = ex.get("peak_rss_less_device_" + c)
+        nodev[c] = float(e[0]) if e and e[0] != "not run" else "—"
+    if any(v != "—" for v in nodev.values()):
+        w("| peak RSS less hostsim device memory, MiB | " +
+          " | ".join(fmt(nodev[c]) for c in d_ran) + " | |")
     per = {}
     for c in d_ran:
         per[c] = cpu[c] / (moved[c] / 2**30) if moved[c] else "—"
