@@ -108,6 +108,9 @@ static struct cfile *inode_cfile(struct hmm_inode *inode)
 	return atomic_load_explicit(&inode->cfile, memory_order_acquire);
 }
 
+static int inode_cfile_get(struct hmmfs *fs, struct hmm_inode *inode,
+			   struct cfile **out);
+
 static int inode_stat(struct hmm_inode *inode, struct stat *st)
 {
 	struct cfile *cf = inode_cfile(inode);
@@ -274,12 +277,15 @@ static int set_owner(struct hmm_inode *inode, int valid, struct stat *attr)
 	return 0;
 }
 
-static int set_size(struct hmm_inode *inode, struct fuse_file_info *fi,
-		    off_t size)
+static int set_size(struct hmmfs *fs, struct hmm_inode *inode,
+		    struct fuse_file_info *fi, off_t size)
 {
-	struct cfile *cf = inode_cfile(inode);
+	struct cfile *cf;
 	char path[64];
+	int ret = inode_cfile_get(fs, inode, &cf);
 
+	if (ret)
+		return ret;
 	if (cf)
 		return cache_truncate(cf, size);
 	if (fi && inode->type == S_IFREG)
@@ -344,7 +350,7 @@ static void hmmfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (!ret && (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
 		ret = set_owner(inode, valid, attr);
 	if (!ret && (valid & FUSE_SET_ATTR_SIZE))
-		ret = set_size(inode, fi, attr->st_size);
+		ret = set_size(fs_of(req), inode, fi, attr->st_size);
 	if (!ret && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 			      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
 		ret = set_times(inode, fi, valid, attr);
@@ -549,12 +555,14 @@ static void cache_remember(struct hmm_inode *inode, int fd)
 }
 
 /*
- * The cache's state for @inode, made at its first read, write or range
- * ioctl, not at open: a file opened and closed without I/O (touch, a
- * directory of 10,000 new files) then costs one descriptor, not two.
- * Until then nothing of it is cached, so the paths that find no cfile go
- * to BACKING directly.  Return: 0 (with *@out NULL when the mount has no
- * cache or @inode is not a regular file) or -errno.
+ * The cache's state for @inode, made by the first operation that reads or
+ * changes its data or size (read, write, O_TRUNC, truncate, fallocate,
+ * copy_file_range, a range ioctl), not at open: a file opened and closed
+ * without I/O (touch, a directory of 10,000 new files) then costs one
+ * descriptor, not two.  Until then nothing of it is cached, and only
+ * operations that leave data and size alone (getattr, times, modes) find
+ * no cfile and go to BACKING directly.  Return: 0 (with *@out NULL when
+ * the mount has no cache or @inode is not a regular file) or -errno.
  */
 static int inode_cfile_get(struct hmmfs *fs, struct hmm_inode *inode,
 			   struct cfile **out)
@@ -635,16 +643,20 @@ static int file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
 }
 
 /*
- * O_TRUNC already emptied the backing file; the cache must forget the
- * file's pages, dirty ones included, and its size.
+ * O_TRUNC, which the backing open left out when there is a cache: the
+ * cache truncates BACKING and forgets the file's pages, dirty ones
+ * included, and its size, together.
  */
-static int open_truncate(struct hmm_inode *inode, struct fuse_file_info *fi)
+static int open_truncate(struct hmmfs *fs, struct hmm_inode *inode,
+			 struct fuse_file_info *fi)
 {
-	struct cfile *cf = inode_cfile(inode);
+	struct cfile *cf;
+	int ret;
 
-	if (!cf || !(fi->flags & O_TRUNC))
+	if (!(fi->flags & O_TRUNC))
 		return 0;
-	return cache_truncate(cf, 0);
+	ret = inode_cfile_get(fs, inode, &cf);
+	return ret ? ret : cf ? cache_truncate(cf, 0) : 0;
 }
 
 static void open_files_del(struct hmmfs *fs, struct hmm_file_link *l)
@@ -703,7 +715,7 @@ static void hmmfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, -ret);
 		return;
 	}
-	ret = open_truncate(inode, fi);
+	ret = open_truncate(fs, inode, fi);
 	if (ret) {
 		file_info_free(req, fi);
 		fuse_reply_err(req, -ret);
@@ -738,7 +750,7 @@ static void hmmfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (!ret) {
 		ret = file_info_fill(fs, inode_of(req, e.ino), fi, fd);
 		if (!ret) {
-			ret = open_truncate(inode_of(req, e.ino), fi);
+			ret = open_truncate(fs, inode_of(req, e.ino), fi);
 			if (ret) {
 				file_info_free(req, fi);
 				fd = -1;
@@ -1000,8 +1012,8 @@ static void hmmfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 static void hmmfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 			    off_t off, off_t len, struct fuse_file_info *fi)
 {
-	struct cfile *cf = inode_cfile(inode_of(req, ino));
-	int ret = 0;
+	struct cfile *cf;
+	int ret = inode_cfile_get(fs_of(req), inode_of(req, ino), &cf);
 
 	bool changes_data = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE |
 				    FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE);
@@ -1032,12 +1044,11 @@ static void hmmfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
 				  struct fuse_file_info *fi_out, size_t len,
 				  int flags)
 {
-	struct cfile *cf_in = inode_cfile(inode_of(req, ino_in));
-	struct cfile *cf_out = inode_cfile(inode_of(req, ino_out));
+	struct cfile *cf_in, *cf_out;
 	off_t end_out = len > (size_t)(OFF_MAX - off_out) ? OFF_MAX : off_out + (off_t)len;
 	off_t out_start;
 	ssize_t n;
-	int ret = 0, err;
+	int ret, err;
 
 	/*
 	 * The copy runs in BACKING: it must see our data, and we its result.
@@ -1046,7 +1057,10 @@ static void hmmfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
 	 * an EOF still dirty here comes back short (copying nothing).  What
 	 * that adds is bounded by the dirty limit.
 	 */
-	if (cf_in)
+	ret = inode_cfile_get(fs_of(req), inode_of(req, ino_in), &cf_in);
+	if (!ret)
+		ret = inode_cfile_get(fs_of(req), inode_of(req, ino_out), &cf_out);
+	if (!ret && cf_in)
 		ret = cache_writeback_range(cf_in, off_in, OFF_MAX, false);
 	if (!ret && cf_out)
 		ret = cache_writeback_range(cf_out, off_out, end_out, true);

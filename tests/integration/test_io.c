@@ -81,6 +81,32 @@ void rw_open_trunc(void)
 	IT_CONTENT_BOTH("f", "", 0);
 }
 
+/*
+ * The same for files the daemon has not read or written yet (made in
+ * BACKING): O_TRUNC, truncate() and fallocate() must still reach BACKING
+ * and the sizes the mount shows.
+ */
+static void size_changes_of_untouched_files(void)
+{
+	char data[100];
+	int fd;
+
+	memset(data, 'z', sizeof(data));
+	IT_REQUIRE_OK(it_put(BACK("t"), data, sizeof(data)));
+	IT_REQUIRE_OK(it_put(BACK("s"), data, sizeof(data)));
+	IT_REQUIRE_OK(it_put(BACK("a"), data, sizeof(data)));
+	fd = IT_REQUIRE_OK(open(MNT("t"), O_WRONLY | O_TRUNC));
+	IT_OK(close(fd));
+	expect_size_both("t", 0);
+	IT_OK(truncate(MNT("s"), 10));
+	expect_size_both("s", 10);
+	IT_CONTENT_BOTH("s", data, 10);
+	fd = IT_REQUIRE_OK(open(MNT("a"), O_WRONLY));
+	IT_OK(fallocate(fd, 0, 4000, 1000));
+	IT_OK(close(fd));
+	expect_size_both("a", 5000);
+}
+
 void rw_open_append(void)
 {
 	int fd;
@@ -410,6 +436,7 @@ static const struct it_test tests[] = {
 	{ "create_excl", create_excl, 0, NULL },
 	{ "create_excl_on_symlink", create_excl_on_symlink, 0, NULL },
 	{ "open_trunc", rw_open_trunc, 0, NULL },
+	{ "size_changes_of_untouched_files", size_changes_of_untouched_files, 0, NULL },
 	{ "open_append", rw_open_append, 0, NULL },
 	{ "read_write_contents", rw_read_write_contents, 0, NULL },
 	{ "read_backing_written", rw_read_backing_written, 0, NULL },
