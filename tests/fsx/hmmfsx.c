@@ -22,6 +22,7 @@
  *   dropcache     posix_fadvise(DONTNEED): the kernel drops its cached pages,
  *                 so that later reads reach hmmfs
  *   dread, dwrite O_DIRECT pread/pwrite, block-aligned, on a second fd
+ *   rename        rename the file away and back, its descriptors open
  *
  * Offsets and lengths are biased towards page boundaries, the current EOF,
  * tiny and page-multiple lengths, so that partial pages and file extension
@@ -65,6 +66,7 @@
 #include <getopt.h>
 #include <sys/ioctl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -96,7 +98,7 @@ enum op_kind {
 	OP_READ, OP_WRITE, OP_MAPREAD, OP_MAPWRITE, OP_TRUNCATE,
 	OP_FALLOC, OP_FALLOC_KEEP, OP_PUNCH, OP_ZERO, OP_COLLAPSE, OP_INSERT,
 	OP_FSYNC, OP_FDATASYNC, OP_REOPEN, OP_DROPCACHE, OP_DREAD, OP_DWRITE,
-	OP_KINDS
+	OP_RENAME, OP_KINDS
 };
 
 struct op_desc {
@@ -129,6 +131,7 @@ static const struct op_desc op_table[OP_KINDS] = {
 	[OP_DROPCACHE]	= { "dropcache", "posix_fadvise(DONTNEED)", 2, 0 },
 	[OP_DREAD]	= { "dread", "O_DIRECT", 3, 0 },
 	[OP_DWRITE]	= { "dwrite", "O_DIRECT", 3, 0 },
+	[OP_RENAME]	= { "rename", "rename", 2, 0 },
 };
 
 enum step { STEP_OK, STEP_SKIP, STEP_FAIL };
@@ -545,7 +548,7 @@ static void format_op(const struct op_record *r, char *out, size_t n)
 	if (k == OP_TRUNCATE)
 		snprintf(range, sizeof(range), " to %" PRIu64, r->size_after);
 	else if (k != OP_FSYNC && k != OP_FDATASYNC && k != OP_REOPEN &&
-		 k != OP_DROPCACHE)
+		 k != OP_DROPCACHE && k != OP_RENAME)
 		snprintf(range, sizeof(range),
 			 " off %" PRIu64 " len %" PRIu64
 			 " [0x%" PRIx64 "..0x%" PRIx64 ")",
@@ -1102,6 +1105,30 @@ static enum step op_reopen(struct checker *c, struct test_file *f)
 	return STEP_OK;
 }
 
+/*
+ * Rename the file away and back with its descriptors open: its data and
+ * cached pages go with it (checked through the descriptor while it is
+ * away, and by every later op).
+ */
+static enum step op_rename(struct checker *c, struct test_file *f)
+{
+	char away[PATH_MAX];
+	struct stat st;
+
+	begin_op(c, OP_RENAME, f, 0, 0);
+	snprintf(away, sizeof(away), "%s.renamed", f->path);
+	if (rename(f->path, away) < 0)
+		return fail_errno(c, f, "rename", errno);
+	if (fstat(f->fd, &st) < 0 || (uint64_t)st.st_size != f->size) {
+		rename(away, f->path);
+		return fail(c, f, "after rename: fstat size %lld, model size %" PRIu64,
+			    (long long)st.st_size, f->size);
+	}
+	if (rename(away, f->path) < 0)
+		return fail_errno(c, f, "rename back", errno);
+	return STEP_OK;
+}
+
 static enum step open_direct(struct checker *c, struct test_file *f)
 {
 	if (f->direct_fd >= 0)
@@ -1186,6 +1213,7 @@ static enum step run_op(struct checker *c, enum op_kind kind,
 	case OP_FSYNC:
 	case OP_FDATASYNC:	return op_sync(c, f, kind);
 	case OP_REOPEN:		return op_reopen(c, f);
+	case OP_RENAME:		return op_rename(c, f);
 	case OP_DROPCACHE:	return op_dropcache(c, f);
 	case OP_DREAD:		return op_dread(c, f);
 	case OP_DWRITE:		return op_dwrite(c, f);

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # tests/stress/run.sh [-t SECONDS] [-j THREADS] — many threads, many files,
-# background migrations, checked data, bounded memory.
+# background migrations, the dedupe scanner at full rate, checked data,
+# bounded memory.
 #
 # Mounts "$HMMFS BACKING MNT -f -o $STRESS_OPTS" (default a 8 MiB host
-# cache and a 64 MiB hostsim device, so pages move between the tiers all
-# the time), runs hmmfsx with THREADS (default 64) checkers, 2 files each of up
-# to 1 MiB each, and its migrator (-M) for SECONDS (default 15; the long
-# mode is one command: tests/stress/run.sh -t 3600), then unmounts.  Fails
+# cache, a 64 MiB hostsim device, so pages move between the tiers all the
+# time, and ksm=on), runs hmmfsx with THREADS (default 64) checkers, 2
+# files each of up to 1 MiB each, doing reads, writes, truncates,
+# fallocates, renames, mmap and O_DIRECT I/O, with its migrator (-M) and
+# dedupe stress (-K: data that merges, the scanner at full speed) for
+# SECONDS (default 15; the long mode is one command: tests/stress/run.sh
+# -t 3600), then unmounts.  Fails
 # when hmmfsx finds a data mismatch, the daemon does not exit 0, or the
 # daemon's peak RSS (VmHWM) exceeds
 #
@@ -33,7 +37,7 @@ while getopts t:j: opt; do
 done
 here=$(cd "$(dirname "$0")" && pwd)
 fsx=${BUILD:-$here/../../build}/tests/hmmfsx
-opts=${STRESS_OPTS:-host_cache=8M,device_cache=64M}
+opts=${STRESS_OPTS:-host_cache=8M,device_cache=64M,ksm=on}
 overhead_mb=${STRESS_OVERHEAD_MB:-96}
 if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/fuse ]; then
 	echo "stress: needs root and /dev/fuse"
@@ -60,8 +64,8 @@ for _ in $(seq 100); do
 done
 grep -q " $work/m " /proc/self/mounts || { echo "stress: no mount"; cat "$work/daemon.log"; exit 1; }
 
-echo "stress: $threads threads, -M, $secs s, -o $opts"
-timeout $((secs + 60)) "$fsx" -q -j "$threads" -f $((threads * 2)) -l 1m -o 64k -M -t "$secs" \
+echo "stress: $threads threads, -M -K, $secs s, -o $opts"
+timeout $((secs + 60)) "$fsx" -q -j "$threads" -f $((threads * 2)) -l 1m -o 64k -M -K -t "$secs" \
 	-b "$work/b" "$work/m" &
 checker=$!
 peak_rss=0 samples=0
@@ -81,6 +85,9 @@ field() { printf '%s' "$json" | tr ',{}' '\n\n\n' | awk -F: -v k="\"$1\"" '$1 ==
 host_cache=$(field host_cache)
 page_size=$(field page_size)
 dev_hwm=$(field device_frames_hwm)
+echo "stress: dedupe: $(field full_scans) full scans, pages_shared $(field pages_shared)," \
+	"pages_sharing $(field pages_sharing), $(field cow_breaks) copy-on-write breaks;" \
+	"migrations $(field migrations_to_device) to the device, $(field migrations_to_host) back"
 hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$daemon/status")
 # the checker's last releases may still be in flight: busy for a moment
 for _ in $(seq 50); do
