@@ -940,9 +940,8 @@ static ssize_t write_backing(struct fuse_bufvec *in, off_t off,
 static void direct_write_inval(fuse_req_t req, fuse_ino_t ino, off_t off,
 			       size_t len)
 {
-	struct hmmfs *fs = fs_of(req);
-
 	static atomic_bool said;
+	struct hmmfs *fs = fs_of(req);
 
 	notify_inval(fs, ino, off, (off_t)len);
 	if (!fs->opts->singlethread && notify_flush(fs, DIO_INVAL_WAIT_MS) &&
