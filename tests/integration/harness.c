@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <sys/ioctl.h>
 #include <grp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -28,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fs/hmmfs_ioctl.h"
 #include "tests/integration/harness.h"
 
 struct it_env it;
@@ -1019,4 +1021,26 @@ void it_watchdog(unsigned int seconds)
 	wd_deadline_ms = seconds ? now_ms() + seconds * 1000LL : 0;
 	pthread_cond_signal(&wd_cond);
 	pthread_mutex_unlock(&wd_lock);
+}
+
+/* ---- hmmfs ioctls ------------------------------------------------------- */
+
+int it_migrate(int fd, uint32_t to, uint64_t off, uint64_t len, uint64_t *moved)
+{
+	struct hmmfs_ioc_migrate m = { .version = HMMFS_IOC_VERSION, .to = to,
+				       .offset = off, .length = len };
+	int ret = ioctl(fd, HMMFS_IOC_MIGRATE, &m);
+
+	if (moved)
+		*moved = m.moved;
+	return ret;
+}
+
+struct hmmfs_ioc_residency *it_residency(int fd)
+{
+	static struct hmmfs_ioc_residency r;
+
+	r = (struct hmmfs_ioc_residency){ .version = HMMFS_IOC_VERSION };
+	IT_OK(ioctl(fd, HMMFS_IOC_RESIDENCY, &r));
+	return &r;
 }

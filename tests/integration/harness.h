@@ -120,6 +120,13 @@ void it_watchdog(unsigned int seconds);
 int it_mount_count(const char *path, char *fstype, char *source, size_t len);
 /* Number of mounts strictly below @dir. */
 int it_mounts_below(const char *dir);
+struct hmmfs_ioc_residency;
+/* HMMFS_IOC_MIGRATE of [@off, @off + @len) of @fd (0, 0: all of it) to
+ * @to; *@moved (if given) gets the pages moved.  Returns ioctl()'s. */
+int it_migrate(int fd, uint32_t to, uint64_t off, uint64_t len, uint64_t *moved);
+/* HMMFS_IOC_RESIDENCY of all of @fd (a CUnit failure if it fails); the
+ * result lives until the next call. */
+struct hmmfs_ioc_residency *it_residency(int fd);
 /* Count of lines containing @needle in the daemon log. */
 int it_log_count(const char *needle);
 /* The last @max bytes of the daemon log, for messages. */

@@ -51,27 +51,6 @@ static struct hmmfs_ioc_stats stats(void)
 	return st;
 }
 
-static int migrate(int fd, uint32_t to, uint64_t off, uint64_t len,
-		   uint64_t *moved)
-{
-	struct hmmfs_ioc_migrate m = { .version = HMMFS_IOC_VERSION, .to = to,
-				       .offset = off, .length = len };
-	int ret = ioctl(fd, HMMFS_IOC_MIGRATE, &m);
-
-	if (moved)
-		*moved = m.moved;
-	return ret;
-}
-
-static struct hmmfs_ioc_residency *residency(int fd)
-{
-	static struct hmmfs_ioc_residency r;
-
-	r = (struct hmmfs_ioc_residency){ .version = HMMFS_IOC_VERSION };
-	IT_OK(ioctl(fd, HMMFS_IOC_RESIDENCY, &r));
-	return &r;
-}
-
 /* Write @len pattern bytes (seed @seed) straight into BACKING. */
 static void backing_file(const char *rel, size_t len, uint32_t seed)
 {
@@ -92,9 +71,9 @@ static void migrate_and_read_back(void)
 	fd = IT_REQUIRE_OK(open(MNT("f"), O_RDONLY));
 	/* read once: the kernel and hmmfs both cache it */
 	IT_EQ(it_pread_check(fd, 0, 4 * MiB, 128 * 1024, 1), -1);
-	IT_OK(migrate(fd, HMMFS_TO_DEVICE, 0, 0, &moved));
+	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, &moved));
 	IT_EQ(moved, 1024);
-	r = residency(fd);
+	r = it_residency(fd);
 	IT_EQ(r->pages, 1024);
 	IT_EQ(r->device, 1024);
 	IT_EQ(r->host, 0);
@@ -108,11 +87,11 @@ static void migrate_and_read_back(void)
 	IT_TRUE(after.bounce_reads - before.bounce_reads >= 1024,
 		"bounce reads %llu -> %llu", (unsigned long long)before.bounce_reads,
 		(unsigned long long)after.bounce_reads);
-	IT_EQ(residency(fd)->device, 1024);
+	IT_EQ(it_residency(fd)->device, 1024);
 	/* and back to the host */
-	IT_OK(migrate(fd, HMMFS_TO_HOST, MiB, MiB, &moved));
+	IT_OK(it_migrate(fd, HMMFS_TO_HOST, MiB, MiB, &moved));
 	IT_EQ(moved, 256);
-	r = residency(fd);
+	r = it_residency(fd);
 	IT_EQ(r->host, 256);
 	IT_EQ(r->device, 768);
 	IT_EQ(r->n_ext, 3);
@@ -142,7 +121,7 @@ static void write_into_device_pages(void)
 
 	backing_file("w", MiB, 2);
 	fd = IT_REQUIRE_OK(open(MNT("w"), O_RDWR));
-	IT_OK(migrate(fd, HMMFS_TO_DEVICE, 0, 0, NULL));
+	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, NULL));
 	before = stats();
 	memset(buf, 'x', sizeof(buf));
 	IT_EQ(pwrite(fd, buf, 100, 10), 100);		/* inside one page */
@@ -154,13 +133,13 @@ static void write_into_device_pages(void)
 	IT_EQ(pread(fd, got, MiB, 0), MiB);
 	IT_MEM_EQ(got, exp, MiB);
 	IT_EQ(stats().bounce_writes - before.bounce_writes, 5);
-	r = residency(fd);
+	r = it_residency(fd);
 	IT_EQ(r->device, 256);
 	IT_EQ(r->dirty, 5);
 	IT_OK(fsync(fd));
 	IT_EQ(it_get(BACK("w"), got, MiB), MiB);
 	IT_MEM_EQ(got, exp, MiB);
-	r = residency(fd);
+	r = it_residency(fd);
 	IT_EQ(r->device, 256);	/* written back, still on the device */
 	IT_EQ(r->dirty, 0);
 	close(fd);
@@ -192,7 +171,7 @@ static void devop_then_fsync(void)
 	fd = IT_REQUIRE_OK(open(MNT("d"), O_RDWR));
 	/* [0, 256K) on the host, [256K, 512K) on the device, the rest not cached */
 	IT_EQ(it_pread_check(fd, 0, 512 * 1024, 65536, 3), -1);
-	IT_OK(migrate(fd, HMMFS_TO_DEVICE, 256 * 1024, 256 * 1024, NULL));
+	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE, 256 * 1024, 256 * 1024, NULL));
 	before = stats();
 	IT_OK(devop(fd, HMMFS_DEVOP_XOR, 0x5a, 100, MiB, &pages));
 	IT_EQ(pages, 257);	/* [100, 100 + 1 MiB) touches 257 pages */
@@ -200,7 +179,7 @@ static void devop_then_fsync(void)
 	for (size_t i = 100; i < 100 + MiB; i++)
 		exp[i] ^= 0x5a;
 	IT_EQ(stats().device_faults - before.device_faults, 257);
-	r = residency(fd);
+	r = it_residency(fd);
 	IT_EQ(r->dirty, 257);
 	IT_EQ(r->device, 257);
 	IT_EQ(pread(fd, got, 2 * MiB, 0), 2 * MiB);
@@ -208,7 +187,7 @@ static void devop_then_fsync(void)
 	IT_OK(fsync(fd));
 	IT_EQ(it_get(BACK("d"), got, 2 * MiB), 2 * MiB);
 	IT_MEM_EQ(got, exp, 2 * MiB);
-	r = residency(fd);
+	r = it_residency(fd);
 	IT_EQ(r->device, 257);
 	IT_EQ(r->dirty, 0);
 	/* a second devop on clean device pages faults again: read-only after writeback */
@@ -228,7 +207,7 @@ static void sigterm_writes_back_device_pages(void)
 	backing_file("t", MiB, 4);
 	fd = IT_REQUIRE_OK(open(MNT("t"), O_RDWR));
 	IT_OK(devop(fd, HMMFS_DEVOP_FILL, 'z', 0, 0, NULL));
-	IT_EQ(residency(fd)->dirty, 256);
+	IT_EQ(it_residency(fd)->dirty, 256);
 	IT_REQUIRE_OK(kill(m->pid, SIGTERM));
 	IT_EQ(it_wait_pid(m->pid, 20000, &status), 0);
 	IT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0,
@@ -295,12 +274,12 @@ static void readers_not_blocked_by_migration(void)
 	IT_EQ(it_pread_check(fd, 0, 64 * PS, 64 * PS, 6), -1);	/* on the host */
 	r.fd = fd;
 	IT_REQUIRE_OK(-pthread_create(&th, NULL, reader_main, &r));
-	IT_OK(migrate(fd, HMMFS_TO_DEVICE, 0, 0, NULL));	/* >= 1.5 s */
+	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, NULL));	/* >= 1.5 s */
 	atomic_store(&migrating, 0);
 	pthread_join(th, NULL);
 	IT_EQ(r.bad, 0);
 	IT_EQ(r.done_during, 64);
-	IT_EQ(residency(fd)->device, 64);
+	IT_EQ(it_residency(fd)->device, 64);
 	close(fd);
 }
 
@@ -375,7 +354,7 @@ static void ioctl_checks(void)
 	IT_ERRNO(devop(ro, HMMFS_DEVOP_ADD, 300, 0, 0, NULL), EINVAL);
 	close(ro);
 	dir = IT_REQUIRE_OK(open(it.mnt, O_RDONLY | O_DIRECTORY));
-	IT_ERRNO(migrate(dir, HMMFS_TO_DEVICE, 0, 0, NULL), EISDIR);
+	IT_ERRNO(it_migrate(dir, HMMFS_TO_DEVICE, 0, 0, NULL), EISDIR);
 	close(dir);
 }
 
@@ -385,7 +364,7 @@ static void no_device_tier(void)
 
 	backing_file("n", 64 * 1024, 9);
 	fd = IT_REQUIRE_OK(open(MNT("n"), O_RDONLY));
-	IT_ERRNO(migrate(fd, HMMFS_TO_DEVICE, 0, 0, NULL), ENODEV);
+	IT_ERRNO(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, NULL), ENODEV);
 	IT_STR_EQ(stats().device, "none");
 	close(fd);
 }

@@ -88,25 +88,6 @@ static struct hmmfs_ioc_stats stats(void)
 	return st;
 }
 
-static int migrate(int fd, uint32_t to, uint64_t *moved)
-{
-	struct hmmfs_ioc_migrate m = { .version = HMMFS_IOC_VERSION, .to = to };
-	int ret = ioctl(fd, HMMFS_IOC_MIGRATE, &m);
-
-	if (moved)
-		*moved = m.moved;
-	return ret;
-}
-
-static struct hmmfs_ioc_residency *residency(int fd)
-{
-	static struct hmmfs_ioc_residency r;
-
-	r = (struct hmmfs_ioc_residency){ .version = HMMFS_IOC_VERSION };
-	IT_OK(ioctl(fd, HMMFS_IOC_RESIDENCY, &r));
-	return &r;
-}
-
 /* Write and fsync "other" while the fault is on: the daemon still serves. */
 static void other_file_works(uint32_t seed)
 {
@@ -263,13 +244,13 @@ static void dev_alloc_failure(const char *errname, int err)
 	IT_EQ(it_pread_check(fd, 0, MiB, 64 * KiB, 51), -1);
 	snprintf(spec, sizeof(spec), "dev_alloc:%s", errname);
 	faults_set(spec);
-	IT_ERRNO(migrate(fd, HMMFS_TO_DEVICE, &moved), err);
-	IT_EQ(residency(fd)->device, 0);
+	IT_ERRNO(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, &moved), err);
+	IT_EQ(it_residency(fd)->device, 0);
 	IT_EQ(it_pread_check(fd, 0, MiB, 64 * KiB, 51), -1);
 	faults_set("");
-	IT_OK(migrate(fd, HMMFS_TO_DEVICE, &moved));
+	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, &moved));
 	IT_EQ(moved, 256);
-	IT_EQ(residency(fd)->device, 256);
+	IT_EQ(it_residency(fd)->device, 256);
 	IT_EQ(it_pread_check(fd, 0, MiB, 64 * KiB, 51), -1);
 	IT_OK(close(fd));
 }
@@ -300,28 +281,28 @@ static void dev_copy_failure(void)
 	fd = IT_REQUIRE_OK(open(MNT("f"), O_RDWR));
 	IT_EQ(it_pread_check(fd, 0, MiB, 64 * KiB, 61), -1);
 	faults_set("dev_copy:eio:dir=h2d");
-	IT_ERRNO(migrate(fd, HMMFS_TO_DEVICE, NULL), EIO);
-	r = residency(fd);
+	IT_ERRNO(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, NULL), EIO);
+	r = it_residency(fd);
 	IT_EQ(r->device, 0);
 	IT_EQ(r->host, 256);
 	IT_EQ(it_pread_check(fd, 0, MiB, 64 * KiB, 61), -1);
 
 	faults_set("");
-	IT_OK(migrate(fd, HMMFS_TO_DEVICE, &moved));
+	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, &moved));
 	IT_EQ(moved, 256);
 	/* dirty the device pages (bounce writes go host to device) */
 	IT_OK(it_pwrite_pattern(fd, 0, MiB, 64 * KiB, 62));
 	faults_set("dev_copy:eio:dir=d2h");
-	IT_ERRNO(migrate(fd, HMMFS_TO_HOST, NULL), EIO);
+	IT_ERRNO(it_migrate(fd, HMMFS_TO_HOST, 0, 0, NULL), EIO);
 	IT_ERRNO(fsync(fd), EIO);
-	r = residency(fd);
+	r = it_residency(fd);
 	IT_EQ(r->device, 256);
 	IT_EQ(r->dirty, 256);
 	faults_set("");
 	IT_OK(fsync(fd));
 	IT_EQ(it_file_check(BACK("f"), 0, MiB, 62), -1);
 	IT_EQ(it_pread_check(fd, 0, MiB, 64 * KiB, 62), -1);
-	IT_OK(migrate(fd, HMMFS_TO_HOST, &moved));
+	IT_OK(it_migrate(fd, HMMFS_TO_HOST, 0, 0, &moved));
 	IT_EQ(moved, 256);
 	IT_OK(close(fd));
 }
@@ -364,13 +345,13 @@ static void bounce_starved(void)
 	backing_file("f", 2 * MiB, 81);
 	fd = IT_REQUIRE_OK(open(MNT("f"), O_RDWR));
 	IT_EQ(it_pread_check(fd, 0, 2 * MiB, 256 * KiB, 81), -1);
-	IT_OK(migrate(fd, HMMFS_TO_DEVICE, &moved));
+	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, &moved));
 	IT_EQ(moved, 512);
 	faults_set("bounce:starve");
 	IT_EQ(it_pread_check(fd, 0, 2 * MiB, 512 * KiB, 81), -1);
 	IT_OK(it_pwrite_pattern(fd, 4096, MiB, 256 * KiB, 82));
 	IT_OK(fsync(fd));
-	IT_EQ(residency(fd)->device, 512);
+	IT_EQ(it_residency(fd)->device, 512);
 	faults_set("");
 	IT_OK(close(fd));
 	IT_EQ(it_file_check(BACK("f"), 4096, MiB, 82), -1);
