@@ -28,7 +28,9 @@
 #   HOST_CACHE     hmmfs host_cache (default 256M quick, 512M full); the
 #                  working sets are HOST_CACHE/2 ("small") and 2x ("large")
 #   RUNTIME        seconds per fio job (default 3 quick, 4 full)
-#   NFILES         files for create/stat/unlink (default 2000 quick, 20000)
+#   NFILES         files for create/stat/unlink (default 2000 quick, 20000
+#                  full, at most a sixth of the hard descriptor limit,
+#                  see below)
 #   NDIRENT        entries in the listed directory (default 100000)
 #
 # Needs root (drop_caches, FUSE mounts).  Everything it mounts or starts is
@@ -50,6 +52,18 @@ else
 	NFILES=${NFILES:-20000} KSM_FILE=${KSM_FILE:-256M} mode=full
 fi
 NDIRENT=${NDIRENT:-100000}
+# Both FUSE daemons keep a descriptor for every inode the kernel holds,
+# and hmmfs a second for a file with cached data; bench/meta.fio's three
+# jobs make NFILES files each (fio writes the stat and unlink jobs' files
+# at start).  Give every process the hard limit and keep 6 x NFILES under
+# it, or the daemons run out (EMFILE) before the jobs end.
+ulimit -n "$(ulimit -Hn)"
+nfiles_note=
+nofile=$(ulimit -n)
+if [ "$nofile" != unlimited ] && [ "$NFILES" -gt $((nofile / 6)) ]; then
+	NFILES=$((nofile / 6))
+	nfiles_note=" (capped at a sixth of the descriptor limit, $nofile)"
+fi
 RESULTS=${RESULTS:-$top/bench/results/$(date +%F)${quick:+-quick}}
 
 say() { printf 'bench: %s\n' "$*" >&2; }
@@ -152,7 +166,7 @@ fusever=$(dpkg-query -W -f='${Version}' libfuse3-dev 2>/dev/null || echo "?")
 	echo "BACKING on $(df -T "$base" | awk 'NR == 2 {print $2}') under ${BENCH_DIR:-/var/tmp};"
 	echo "$(fio --version), libfuse3-dev $fusever, hmmfs $rev; $mode run $(date '+%F %H:%M');"
 	echo "host_cache=$HOST_CACHE, working sets small=$((ws_small >> 20)) MiB, large=$((ws_large >> 20)) MiB,"
-	echo "$RUNTIME s per fio job, $NFILES files for create/stat/unlink, $NDIRENT entries listed"
+	echo "$RUNTIME s per fio job, $NFILES files for create/stat/unlink$nfiles_note, $NDIRENT entries listed"
 } | tr '\n' ' ' | sed 's/ $//' >"$RAW/machine.txt"
 
 # --- mounting -----------------------------------------------------------------
