@@ -369,6 +369,38 @@ static unsigned int ra_update(struct cache *c, struct cache_ra *ra, off_t off,
 }
 
 /*
+ * Readahead for a read that is not sequential on its open file but lands
+ * just after pages already cached: a stream that the kernel sends on
+ * several opens, or random reads filling a file in.  As the kernel's own
+ * readahead does (the "context" case of mm/readahead.c's idea), the run of
+ * cached pages before @first is taken as history: read ahead as many pages
+ * as that run is long, up to RA_MAX_BYTES, when it is at least as long as
+ * the request.  Only a miss at @first looks; lookups are lock-free, and a
+ * page found meanwhile gone only misjudges one read.
+ */
+static unsigned int ra_context(struct cfile *f, struct cache_ra *ra,
+			       uint64_t first, uint64_t last)
+{
+	struct cache *c = f->cache;
+	unsigned int max = (unsigned int)(RA_MAX_BYTES >> c->page_shift);
+	uint64_t want = last - first + 1;
+	unsigned int run = 0;
+	bool miss;
+
+	if (!ra)
+		return 0;	/* the caller wants no readahead */
+	if (max > c->frames.max_frames / 8)
+		max = (unsigned int)(c->frames.max_frames / 8);	/* no thrashing */
+
+	rcu_read_lock();
+	miss = !index_lookup(f, first);
+	while (miss && run < max && run < first && index_lookup(f, first - run - 1))
+		run++;
+	cache_rcu_read_unlock();
+	return miss && run >= want ? run : 0;
+}
+
+/*
  * Bring pages [@first, @last] in, plus readahead up to @ra_last; copy the
  * requested bytes to @buf.  At most @chunk pages are held at once.
  */
@@ -587,6 +619,9 @@ ssize_t cache_read(struct cfile *f, void *buf, size_t len, off_t off,
 	if ((off_t)len > size - off)
 		len = (size_t)(size - off);
 	window = ra_update(c, ra, off, len);
+	if (!window)
+		window = ra_context(f, ra, (uint64_t)off >> c->page_shift,
+				    (uint64_t)(off + (off_t)len - 1) >> c->page_shift);
 	last_page = (uint64_t)(size - 1) >> c->page_shift;
 	/* hold at most a quarter of the cache at once */
 	chunk = (c->frames.max_frames / 4 + 1) * ps;
@@ -811,6 +846,8 @@ ssize_t cache_read_vec(struct cfile *f, size_t len, off_t off,
 	    last - first + 1 > c->frames.max_frames / 4)
 		return -EAGAIN;	/* long reads take the copying path */
 	window = ra_update(c, ra, off, len);
+	if (!window)
+		window = ra_context(f, ra, first, last);
 	last_page = (uint64_t)(size - 1) >> shift;
 	ra_last = last + window;
 	if (ra_last > last_page)

@@ -271,6 +271,37 @@ static void test_readahead(void)
 	fixture_close(&x);
 }
 
+/*
+ * A read that is not sequential on its open file but lands right after
+ * cached pages reads ahead as many pages as that run (mm's "context"
+ * readahead); one with nothing cached before it reads only itself.
+ */
+static void test_readahead_context(void)
+{
+	struct fixture x;
+	struct cache_ra ra = { 0 }, other = { 0 };
+	char r[PS];
+
+	fixture_open(&x, "rac", 256 * PS, 4 << 20, 256 << 10);
+	/* a lone page far from anything cached: no readahead */
+	CU_ASSERT_EQUAL(cache_read(x.f, r, PS, 200 * PS, &ra), PS);
+	CU_ASSERT_EQUAL(stats(&x).readahead_pages, 0);
+	/* pages 0..15 cached by another open file, backwards (no readahead) */
+	for (int i = 15; i >= 0; i--)
+		CU_ASSERT_EQUAL(cache_read(x.f, r, PS, (off_t)i * PS, &other), PS);
+	CU_ASSERT_EQUAL(stats(&x).readahead_pages, 0);
+	uint64_t before = stats(&x).readahead_pages;
+	/* page 16 on this open file is not sequential for it (last at 200) */
+	CU_ASSERT_EQUAL(cache_read(x.f, r, PS, 16 * PS, &ra), PS);
+	CU_ASSERT_EQUAL(stats(&x).readahead_pages - before, 16);
+	/* and what was read ahead is served without BACKING */
+	uint64_t reads = stats(&x).backing_reads;
+	for (int i = 17; i <= 32; i++)
+		CU_ASSERT_EQUAL(cache_read(x.f, r, PS, (off_t)i * PS, NULL), PS);
+	CU_ASSERT_EQUAL(stats(&x).backing_reads, reads);
+	fixture_close(&x);
+}
+
 static void test_scan_resistance(void)
 {
 	struct fixture x;
@@ -516,6 +547,7 @@ int register_cache_file(void)
 		{ "concurrent misses share one read", test_coalesced_misses },
 		{ "truncate zeroes past EOF", test_truncate_zeroes_tail },
 		{ "sequential readahead", test_readahead },
+		{ "readahead after cached pages", test_readahead_context },
 		{ "eviction resists a scan", test_scan_resistance },
 		{ "tiny cache evicts dirty pages", test_tiny_cache_dirty_eviction },
 		{ "writers throttled, not failed", test_dirty_throttle },
