@@ -132,6 +132,7 @@ static inline dev_addr_t page_daddr(const struct cpage *p)
  * @owner:   the fs layer's name for the file (its inode number), handed
  *           to the invalidation hook; set once after open.
  * @file_link: on cache->files; cache->files_lock.
+ * @rcu:     deferred free of the index and the structure at close.
  */
 struct cfile {
 	struct cache *cache;
@@ -151,6 +152,7 @@ struct cfile {
 	_Atomic int users;
 	uint64_t owner;
 	struct clist file_link;
+	struct rcu_head rcu;
 };
 
 /**

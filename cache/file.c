@@ -1319,6 +1319,17 @@ out_free:
 	return ret;
 }
 
+/* After a grace period no lookup can still walk the file's index. */
+static void cfile_free_rcu(struct rcu_head *head)
+{
+	struct cfile *f = (struct cfile *)((char *)head - offsetof(struct cfile, rcu));
+
+	cache_rcu_reclaim();
+	index_destroy(f);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
 void cache_file_close(struct cfile *f)
 {
 	struct cache *c = f->cache;
@@ -1336,9 +1347,11 @@ void cache_file_close(struct cfile *f)
 	file_drop_range(f, 0, UINT64_MAX, true);
 	file_wait_unused(f);
 	ksm_forget_file(c->ksm, f);
-	synchronize_rcu();	/* no lookup can still walk the tree */
-	index_destroy(f);
 	close(f->fd);
-	pthread_mutex_destroy(&f->lock);
-	free(f);
+	/*
+	 * Not synchronize_rcu() here: a grace period per file made closing
+	 * many files (the kernel's FORGET after unlink) 3-5x slower.
+	 */
+	cache_rcu_defer();
+	call_rcu(&f->rcu, cfile_free_rcu);
 }
