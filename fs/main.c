@@ -316,6 +316,7 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 {
 	struct opts_fuse_argv fa;
 	struct fuse_args args;
+	struct fuse_lowlevel_ops ops;
 	int ret = 1, report_fd;
 
 	if (opts_fuse_argv(o, fsname, &fa)) {
@@ -323,7 +324,20 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 		return 1;
 	}
 	args = (struct fuse_args)FUSE_ARGS_INIT(fa.argc, fa.argv);
-	fs->se = fuse_session_new(&args, &hmmfs_ops, sizeof(hmmfs_ops), fs);
+	ops = hmmfs_ops;
+	if (o->noxattr) {
+		/*
+		 * libfuse answers ENOSYS, and the kernel stops sending xattr
+		 * requests: among them the getxattr("security.capability")
+		 * it sends before every write to see whether the write must
+		 * drop file capabilities (passthrough_ll's default).
+		 */
+		ops.getxattr = NULL;
+		ops.setxattr = NULL;
+		ops.listxattr = NULL;
+		ops.removexattr = NULL;
+	}
+	fs->se = fuse_session_new(&args, &ops, sizeof(ops), fs);
 	fuse_opt_free_args(&args);	/* libfuse made its own copy */
 	if (!fs->se)
 		goto out_free_argv;

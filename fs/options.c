@@ -58,6 +58,8 @@ static const struct opt_desc opt_table[] = {
 	  "let the kernel batch small writes (FUSE writeback cache)" },
 	{ "nosplice", OPT_FLAG, FIELD(splice), 0, 0,
 	  "copy file data instead of moving it with splice(2)" },
+	{ "noxattr", OPT_FLAG, FIELD(noxattr), 0, 0,
+	  "no extended attributes: small writes take one round trip, not two" },
 	{ "attr_timeout", OPT_SECONDS, FIELD(attr_timeout), 0, 0,
 	  "=SECS   kernel caches attributes this long (default 1.0)" },
 	{ "entry_timeout", OPT_SECONDS, FIELD(entry_timeout), 0, 0,

@@ -31,6 +31,7 @@
  *                    backing mtime or size changed since the last close).
  * @writeback_cache:  let the kernel batch writes (FUSE writeback cache).
  * @splice:           move file data with splice(2) where it helps.
+ * @noxattr:          no extended attributes (the kernel stops asking).
  * @allow_other:      other users may use the mount (implies
  *                    default_permissions: the kernel checks permissions).
  * @default_permissions: the kernel checks permissions from the mode bits.
@@ -76,6 +77,7 @@ struct hmmfs_opts {
 	int kernel_cache;
 	int writeback_cache;
 	int splice;
+	int noxattr;
 	int allow_other;
 	int default_permissions;
 	double attr_timeout;

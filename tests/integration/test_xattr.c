@@ -168,6 +168,28 @@ static void large_value(void)
 	IT_MEM_EQ(buf, value, sizeof(value));
 }
 
+/*
+ * -o noxattr: every xattr call fails with EOPNOTSUPP (the kernel stops
+ * asking the daemon), BACKING's attributes stay as they are, and writes
+ * still work (the kernel's capability check before a write no longer
+ * reaches the daemon).
+ */
+static void noxattr_unsupported(void)
+{
+	char buf[64];
+
+	make_file();
+	IT_REQUIRE_OK(setxattr(BACK("f"), "user.b", "kept", 4, 0));
+	IT_ERRNO(getxattr(MNT("f"), "user.b", buf, sizeof(buf)), EOPNOTSUPP);
+	IT_ERRNO(setxattr(MNT("f"), "user.k", "v", 1, 0), EOPNOTSUPP);
+	IT_ERRNO(listxattr(MNT("f"), buf, sizeof(buf)), EOPNOTSUPP);
+	IT_ERRNO(removexattr(MNT("f"), "user.b"), EOPNOTSUPP);
+	expect_value(BACK("f"), "user.b", "kept");
+	IT_REQUIRE_OK(it_put_str(MNT("f"), "written"));
+	IT_REQUIRE_OK(it_put_str(MNT("f"), "again"));
+	IT_CONTENT_BOTH_STR("f", "again");
+}
+
 static const struct it_test tests[] = {
 	{ "set_and_get", set_and_get, 0, NULL },
 	{ "get_set_in_backing", get_set_in_backing, 0, NULL },
@@ -180,6 +202,7 @@ static const struct it_test tests[] = {
 	{ "small_buffer_erange", small_buffer_erange, 0, NULL },
 	{ "on_directory", on_directory, 0, NULL },
 	{ "large_value", large_value, 0, NULL },
+	{ "noxattr_unsupported", noxattr_unsupported, 0, "noxattr" },
 	{ NULL, NULL, 0, NULL },
 };
 
