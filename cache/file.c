@@ -9,7 +9,8 @@
  * of a hot file is hit by many threads at once, and even a read-locked
  * rwlock bounces one cache line between all of them; lookups here touch
  * only the page's own reference count.  Pages are freed after an RCU grace
- * period (call_rcu), so a reader never touches freed memory.
+ * period (call_rcu), so a reader never touches freed memory; so are a
+ * closed file's index and structure.
  *
  * Misses.  The thread that misses inserts a new page *locked* and not
  * uptodate (index_insert, a compare-and-swap); a second thread missing on the same page
@@ -17,7 +18,8 @@
  * concurrent misses share one backing read.  Misses of a sequential reader
  * also read ahead: the window starts at 8 pages and doubles per sequential
  * read up to 256 pages (1 MiB of 4 KiB pages); a random read resets it.
- * Pages are read in one batch of requests to the I/O engine.
+ * A random miss right after a run of cached pages reads ahead as many
+ * pages as that run (ra_context).  Pages are read in one batch of requests to the I/O engine.
  *
  * Writes.  A write locks each page in turn, waits for writeback of it to
  * end (stable pages: BACKING must get the bytes as they were when
