@@ -19,7 +19,8 @@
  * also read ahead: the window starts at 8 pages and doubles per sequential
  * read up to 256 pages (1 MiB of 4 KiB pages); a random read resets it.
  * A random miss right after a run of cached pages reads ahead as many
- * pages as that run (ra_context).  Pages are read in one batch of requests to the I/O engine.
+ * pages as that run (ra_context).  Pages are read in one batch of
+ * requests to the I/O engine.
  *
  * Writes.  A write locks each page in turn, waits for writeback of it to
  * end (stable pages: BACKING must get the bytes as they were when
@@ -376,8 +377,8 @@ static unsigned int ra_update(struct cache *c, struct cache_ra *ra, off_t off,
  * several opens, or random reads filling a file in.  As the kernel's own
  * readahead does (the "context" case of mm/readahead.c's idea), the run of
  * cached pages before @first is taken as history: read ahead as many pages
- * as that run is long, up to RA_MAX_BYTES, when it is at least as long as
- * the request.  Only a miss at @first looks; lookups are lock-free, and a
+ * as that run is long, up to RA_MAX_BYTES and an eighth of the cache, when
+ * it is at least as long as the request.  Only a miss at @first looks; lookups are lock-free, and a
  * page found meanwhile gone only misjudges one read.
  */
 static unsigned int ra_context(struct cfile *f, struct cache_ra *ra,
