@@ -217,7 +217,8 @@ off_t cache_file_size(struct cfile *f);
  */
 bool cache_file_revalidate(struct cfile *f);
 
-/* Put the cache's size (and mtime, if newer) into BACKING's attributes. */
+/* Put the cache's size, mtime (if newer) and the blocks its dirty pages
+ * will take into BACKING's attributes. */
 void cache_file_fix_attr(struct cfile *f, struct stat *st);
 
 /*

@@ -1213,6 +1213,26 @@ static bool ts_after(const struct timespec *a, const struct timespec *b)
 }
 
 /*
+ * Pages BACKING does not have yet take space there once written back, and
+ * du and sparse-copy tools judge by st_blocks: count each dirty or
+ * in-flight page as allocated on top of what BACKING reports (an
+ * overwrite of allocated blocks is counted twice, so this can overstate
+ * until writeback), but never past the size rounded up to whole pages
+ * unless BACKING itself reports more (preallocation).
+ */
+static void cfile_fix_blocks_locked(struct cfile *f, struct stat *st)
+{
+	uint64_t ps = f->cache->cfg.page_size;
+	uint64_t pending = (f->nr_dirty + f->nr_writeback) * (ps / 512);
+	uint64_t cap = ((uint64_t)f->size + ps - 1) / ps * (ps / 512);
+	uint64_t have = (uint64_t)st->st_blocks;
+
+	if (!pending || have >= cap)
+		return;
+	st->st_blocks = (blkcnt_t)(have + pending < cap ? have + pending : cap);
+}
+
+/*
  * A change of data in the cache is a change of mtime and ctime that
  * BACKING has not seen yet; each time only ever moves forward (a rename
  * or chmod in BACKING after the write has the later ctime).
@@ -1221,6 +1241,7 @@ void cache_file_fix_attr(struct cfile *f, struct stat *st)
 {
 	pthread_mutex_lock(&f->lock);
 	st->st_size = f->size;
+	cfile_fix_blocks_locked(f, st);
 	if (ts_after(&f->mtime, &st->st_mtim))
 		st->st_mtim = f->mtime;
 	if (ts_after(&f->mtime, &st->st_ctim))

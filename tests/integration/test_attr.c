@@ -348,6 +348,31 @@ static void stat_after_write_matches_backing(void)
 }
 
 /*
+ * 1 MiB written and still dirty in the cache takes space in st_blocks
+ * (du, and cp's sparse-file heuristics, judge by it), and still does once
+ * it is written back.
+ */
+static void blocks_count_dirty_data(void)
+{
+	const size_t len = 1u << 20;
+	struct stat m, b;
+	int fd;
+
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_CREAT | O_WRONLY, 0644));
+	IT_OK(it_pwrite_pattern(fd, 0, len, 65536, 12));
+	IT_OK(fstat(fd, &m));
+	IT_OK(stat(BACK("f"), &b));
+	IT_TRUE(m.st_blocks * 512 >= (off_t)len,
+		"st_blocks %lld of 1 MiB not written back (BACKING: %lld)",
+		(long long)m.st_blocks, (long long)b.st_blocks);
+	IT_OK(fsync(fd));
+	IT_OK(close(fd));
+	IT_OK(stat(MNT("f"), &m));
+	IT_TRUE(m.st_blocks * 512 >= (off_t)len,
+		"st_blocks %lld of 1 MiB after fsync", (long long)m.st_blocks);
+}
+
+/*
  * A rename after a write still in the cache moves ctime past the write's
  * (generic/003): the cache's time of the write must not hide BACKING's
  * later ctime.
@@ -522,6 +547,9 @@ static const struct it_test tests[] = {
 	{ "stat_after_write_matches_backing", stat_after_write_matches_backing, 0,
 	  NULL },
 	{ "rename_after_write_moves_ctime", rename_after_write_moves_ctime, 0, NULL },
+	{ "blocks_count_dirty_data", blocks_count_dirty_data, 0, NULL },
+	{ "blocks_count_dirty_data_64k", blocks_count_dirty_data, 0,
+	  "page_size=64K" },
 	{ "times_survive_remount", times_survive_remount, 0, NULL },
 	{ "read_atime_relatime", read_atime_relatime, 0, "relatime" },
 	{ "read_atime_strictatime", read_atime_strictatime, 0, "strictatime" },
