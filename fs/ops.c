@@ -725,48 +725,104 @@ static void hmmfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		file_info_free(req, fi);	/* the opener was interrupted */
 }
 
+/*
+ * Create or open @name below @dir for a create request, as the caller.
+ * *@made gets the identity of the file if this call created it, else
+ * st_ino 0: only what we made may be removed when the create fails
+ * later.  Without O_EXCL the caller may open a file that exists, so try
+ * O_EXCL first and open the existing file only on EEXIST.
+ */
+static int create_backing(struct hmmfs *fs, fuse_req_t req,
+			  struct hmm_inode *dir, const char *name, int flags,
+			  mode_t mode, struct stat *made)
+{
+	int base = backing_flags(fs, flags) | O_CREAT | O_NOFOLLOW;
+	struct creds c;
+	int fd = creds_become(fs, req, &c);
+
+	made->st_ino = 0;
+	if (fd)
+		return fd;
+	fd = open_backing(dir->fd, name, base | O_EXCL, mode);
+	if (fd == -EEXIST && !(flags & O_EXCL))
+		fd = open_backing(dir->fd, name, base, mode);
+	else if (fd >= 0 && fstat(fd, made) < 0)
+		made->st_ino = 0;	/* unknown: never undone */
+	creds_restore(fs, &c);
+	return fd;
+}
+
+/*
+ * A create that fails after making its file (EMFILE on the lookup's
+ * descriptor, ENOMEM, an interrupted reply) removes it again, if the
+ * name still leads to the same file: a failed create leaves nothing.
+ */
+static void create_undo(struct hmm_inode *dir, const char *name,
+			const struct stat *made)
+{
+	struct stat st;
+
+	if (!made->st_ino)
+		return;
+	if (fstatat(dir->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    st.st_dev != made->st_dev || st.st_ino != made->st_ino)
+		return;
+	unlinkat(dir->fd, name, 0);
+}
+
+/* The open half of a create: 0, or -errno with @fd closed. */
+static int create_open(fuse_req_t req, struct hmm_inode *inode,
+		       struct fuse_file_info *fi, int fd)
+{
+	struct hmmfs *fs = fs_of(req);
+	int ret = file_info_fill(fs, inode, fi, fd);
+
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	ret = open_truncate(fs, inode, fi);
+	if (ret)
+		file_info_free(req, fi);
+	return ret;
+}
+
 static void hmmfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			 mode_t mode, struct fuse_file_info *fi)
 {
 	struct hmmfs *fs = fs_of(req);
 	struct hmm_inode *dir = inode_of(req, parent);
 	struct fuse_entry_param e;
-	struct creds c;
+	struct stat made;
 	int fd = guard_name(name), ret;
 
 	if (!fd)
-		fd = creds_become(fs, req, &c);
-	if (!fd) {
-		fd = open_backing(dir->fd, name,
-				  backing_flags(fs, fi->flags) | O_CREAT | O_NOFOLLOW,
-				  mode);
-		creds_restore(fs, &c);
-	}
+		fd = create_backing(fs, req, dir, name, fi->flags, mode, &made);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
 	}
 	ret = do_lookup(fs, dir, name, &e);
-	if (!ret) {
-		ret = file_info_fill(fs, inode_of(req, e.ino), fi, fd);
-		if (!ret) {
-			ret = open_truncate(fs, inode_of(req, e.ino), fi);
-			if (ret) {
-				file_info_free(req, fi);
-				fd = -1;
-			}
-		}
-		if (ret)
-			itab_forget(&fs->itab, inode_of(req, e.ino), 1);
-	}
 	if (ret) {
-		if (fd >= 0)
-			close(fd);
-		fuse_reply_err(req, -ret);
-		return;
+		close(fd);
+		goto undo_create;
 	}
-	if (fuse_reply_create(req, &e, fi) == -ENOENT)
+	ret = create_open(req, inode_of(req, e.ino), fi, fd);
+	if (ret)
+		goto forget_lookup;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		/* the creator was interrupted: it saw an error, not a file */
 		file_info_free(req, fi);
+		itab_forget(&fs->itab, inode_of(req, e.ino), 1);
+		create_undo(dir, name, &made);
+	}
+	return;
+
+forget_lookup:
+	itab_forget(&fs->itab, inode_of(req, e.ino), 1);
+undo_create:
+	create_undo(dir, name, &made);
+	fuse_reply_err(req, -ret);
 }
 
 /*

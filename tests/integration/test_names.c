@@ -9,9 +9,12 @@
  * ENAMETOOLONG).  Each change is made through the mount and checked
  * through the mount and in BACKING.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -387,6 +390,90 @@ static void odd_characters(void)
 	}
 }
 
+/* The highest descriptor number @pid has open, or -1. */
+static int daemon_max_fd(pid_t pid)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+	int top = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.' && atoi(de->d_name) > top)
+			top = atoi(de->d_name);
+	closedir(d);
+	return top;
+}
+
+/*
+ * Create with O_EXCL until one fails (EMFILE in the daemon); the failed
+ * name (left in @name) must not exist in BACKING.  Returns 1 if a create
+ * failed, else 0.  Files made
+ * stay open (in @fds), so that the daemon keeps their descriptors.
+ */
+static int create_until_emfile(int round, int *fds, int *n, int cap,
+			       char name[32])
+{
+	for (int i = 0; i < 8; i++) {
+		int fd, e;
+
+		snprintf(name, 32, "emfile-%d-%d", round, i);
+		fd = open(MNT(name), O_CREAT | O_EXCL | O_WRONLY, 0644);
+		if (fd >= 0) {
+			if (*n < cap)
+				fds[(*n)++] = fd;
+			else
+				close(fd);
+			continue;
+		}
+		e = errno;
+		IT_TRUE(e == EMFILE || e == ENFILE, "create %s: %s", name,
+			it_errname(e));
+		IT_ERRNO(lstat(BACK(name), &(struct stat){ 0 }), ENOENT);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * A create that fails inside the daemon after the file was made in
+ * BACKING (here: out of descriptors for the lookup that follows) removes
+ * it again.  The daemon's descriptor limit is lowered to just above what
+ * it has open, with a few different margins, so that creates fail at
+ * each step in turn; then the limit comes back and the daemon must work.
+ */
+static void create_emfile_leaves_nothing(void)
+{
+	pid_t pid = it.mount.pid;
+	struct rlimit old, low;
+	int fds[64], n = 0, failed = 0;
+	char names[4][32];
+
+	IT_REQUIRE(pid > 0, "the daemon's pid is not known");
+	IT_REQUIRE_OK(prlimit(pid, RLIMIT_NOFILE, NULL, &old));
+	for (int slack = 1; slack <= 4; slack++) {
+		int top = daemon_max_fd(pid);
+
+		IT_REQUIRE(top >= 0, "cannot read the daemon's descriptors");
+		low = old;
+		low.rlim_cur = (rlim_t)top + (rlim_t)slack;
+		IT_REQUIRE_OK(prlimit(pid, RLIMIT_NOFILE, &low, NULL));
+		failed += create_until_emfile(slack, fds, &n, 64, names[failed]);
+		IT_REQUIRE_OK(prlimit(pid, RLIMIT_NOFILE, &old, NULL));
+	}
+	IT_TRUE(failed > 0, "no create failed under a low descriptor limit");
+	for (int i = 0; i < failed; i++)
+		IT_ERRNO(lstat(MNT(names[i]), &(struct stat){ 0 }), ENOENT);
+	while (n > 0)
+		IT_OK(close(fds[--n]));
+	IT_OK(it_put_str(MNT("after"), "still works"));
+	IT_CONTENT_BOTH_STR("after", "still works");
+}
+
 static const struct it_test tests[] = {
 	{ "symlink_create", symlink_create, 0, NULL },
 	{ "readlink_made_in_backing", readlink_made_in_backing, 0, NULL },
@@ -421,6 +508,7 @@ static const struct it_test tests[] = {
 	{ "name_256_enametoolong", name_256_enametoolong, 0, NULL },
 	{ "rename_to_long_name", rename_to_long_name, 0, NULL },
 	{ "odd_characters", odd_characters, 0, NULL },
+	{ "create_emfile_leaves_nothing", create_emfile_leaves_nothing, 0, NULL },
 	{ NULL, NULL, 0, NULL },
 };
 
