@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define ITAB_MIN_BUCKETS 1024
@@ -46,8 +47,12 @@ int itab_init(struct itab *t, int root_fd, const struct stat *st)
 	t->release = NULL;
 	t->release_arg = NULL;
 	pthread_mutex_init(&t->lock, NULL);
+	t->devs = NULL;
+	t->ndevs = t->devs_cap = 0;
+	t->wide_logged = 0;
 	t->root = (struct hmm_inode){
 		.fd = root_fd, .dev = st->st_dev, .ino = st->st_ino,
+		.fino = st->st_ino,
 		.type = st->st_mode & S_IFMT, .nlookup = 2,
 	};
 	pthread_mutex_init(&t->root.lock, NULL);
@@ -75,6 +80,8 @@ void itab_destroy(struct itab *t)
 	}
 	free(t->buckets);
 	t->buckets = NULL;
+	free(t->devs);
+	t->devs = NULL;
 	if (t->release)
 		t->release(t->release_arg, &t->root);
 	close(t->root.fd);
@@ -121,6 +128,67 @@ static struct hmm_inode *itab_find_locked(struct itab *t, dev_t dev, ino_t ino)
 	return NULL;
 }
 
+#define ITAB_INO_BITS 48
+#define ITAB_INO_MASK ((UINT64_C(1) << ITAB_INO_BITS) - 1)
+#define ITAB_MAX_DEVS ((UINT64_C(1) << (64 - ITAB_INO_BITS)) - 1)
+
+/* The prefix of @dev: 0 for the root's device, else its place in t->devs
+ * plus one, added at first sight; -1 when no prefix can be given. */
+static int64_t itab_dev_prefix_locked(struct itab *t, dev_t dev)
+{
+	dev_t *devs;
+	size_t cap;
+
+	itab_assert_locked(t);
+	if (dev == t->root.dev)
+		return 0;
+	for (size_t i = 0; i < t->ndevs; i++)
+		if (t->devs[i] == dev)
+			return (int64_t)i + 1;
+	if (t->ndevs >= ITAB_MAX_DEVS)
+		return -1;
+	if (t->ndevs == t->devs_cap) {
+		cap = t->devs_cap ? t->devs_cap * 2 : 8;
+		devs = realloc(t->devs, cap * sizeof(*devs));
+		if (!devs)
+			return -1;
+		t->devs = devs;
+		t->devs_cap = cap;
+	}
+	t->devs[t->ndevs++] = dev;
+	return (int64_t)t->ndevs;
+}
+
+static ino_t itab_ino_locked(struct itab *t, dev_t dev, ino_t ino)
+{
+	int64_t prefix = itab_dev_prefix_locked(t, dev);
+
+	if (prefix == 0)
+		return ino;
+	if ((prefix < 0 || ((uint64_t)ino & ~ITAB_INO_MASK)) && !t->wide_logged) {
+		t->wide_logged = 1;
+		fprintf(stderr, "hmmfs: inode %llu on device %u:%u below BACKING "
+			"gets no unique number; st_ino may repeat\n",
+			(unsigned long long)ino, major(dev), minor(dev));
+	}
+	if (prefix < 0)
+		return ino;
+	return (ino_t)((uint64_t)prefix << ITAB_INO_BITS |
+		       ((uint64_t)ino & ITAB_INO_MASK));
+}
+
+ino_t itab_ino(struct itab *t, dev_t dev, ino_t ino)
+{
+	ino_t fino;
+
+	if (dev == t->root.dev)	/* immutable: no lock for the common case */
+		return ino;
+	pthread_mutex_lock(&t->lock);
+	fino = itab_ino_locked(t, dev, ino);
+	pthread_mutex_unlock(&t->lock);
+	return fino;
+}
+
 static struct hmm_inode *inode_new(int fd, const struct stat *st)
 {
 	struct hmm_inode *in = calloc(1, sizeof(*in));
@@ -157,6 +225,7 @@ int itab_lookup_insert(struct itab *t, int fd, const struct stat *st,
 		return -ENOMEM;
 	}
 	in->nlookup = 1;
+	in->fino = itab_ino_locked(t, in->dev, in->ino);
 	if (t->count >= t->nbuckets)
 		itab_grow_locked(t);
 	h = itab_hash(in->dev, in->ino, t->nbuckets);

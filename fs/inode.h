@@ -9,6 +9,15 @@
  * zero through forget, which is exact: every reply that hands out an entry
  * adds one (itab_lookup_insert), every forget subtracts what it names.
  *
+ * Inode numbers: all of the mount is one st_dev to its users, but BACKING
+ * may hold other file systems mounted inside it (and btrfs subvolumes are
+ * devices of their own), whose inode numbers repeat those of BACKING.  So
+ * the number reported (->fino) is BACKING's st_ino for objects on the
+ * device of BACKING's root, and (n << 48 | st_ino) for the n-th other
+ * device seen: unique as long as inode numbers fit in 48 bits, which is
+ * logged once when they do not, and the same for the daemon's lifetime,
+ * across forget and lookup, since device numbers are never forgotten.
+ *
  * Locking: one mutex, itab->lock, guards the hash chains and every
  * ->nlookup.  Inode fields other than those are set before the inode is
  * published and never change, except ->cache_*, which ->lock guards.
@@ -28,6 +37,7 @@
  * struct hmm_inode - one backing object the kernel holds a node id for.
  * @fd:        O_PATH|O_NOFOLLOW descriptor of the backing object; immutable.
  * @dev, @ino: the backing identity, the table key; immutable.
+ * @fino:      the inode number reported to the kernel; immutable.
  * @type:      S_IFMT bits of the backing object; immutable.
  * @nlookup:   kernel lookup count; itab->lock.
  * @next:      hash chain; itab->lock.
@@ -45,6 +55,7 @@ struct hmm_inode {
 	int fd;
 	dev_t dev;
 	ino_t ino;
+	ino_t fino;
 	mode_t type;
 	uint64_t nlookup;
 	struct hmm_inode *next;
@@ -63,6 +74,10 @@ struct hmm_inode {
  * @buckets: hash chains, keyed by (dev, ino).
  * @count:   inodes in the table, the root excluded.
  * @root:    the root inode: never in a chain, never freed by forget.
+ * @devs:    devices other than the root's seen so far, for inode numbers;
+ *           @devs[i] has prefix i + 1.  Guarded by @lock; never shrinks.
+ * @ndevs, @devs_cap: used and allocated entries of @devs.
+ * @wide_logged: an inode number too wide for its prefix was logged.
  * @release: called for an inode about to be freed (before its fd closes),
  *           with @release_arg; may be NULL.
  */
@@ -72,6 +87,9 @@ struct itab {
 	size_t nbuckets;
 	size_t count;
 	struct hmm_inode root;
+	dev_t *devs;
+	size_t ndevs, devs_cap;
+	int wide_logged;
 	void (*release)(void *arg, struct hmm_inode *inode);
 	void *release_arg;
 };
@@ -102,6 +120,13 @@ int itab_lookup_insert(struct itab *t, int fd, const struct stat *st,
  * is a kernel bug; it is logged and the count clamps at zero.
  */
 void itab_forget(struct itab *t, struct hmm_inode *inode, uint64_t n);
+
+/**
+ * itab_ino() - the inode number reported for backing object (@dev, @ino).
+ * For directory entries, which come without a lookup.
+ * Context: takes and releases t->lock.
+ */
+ino_t itab_ino(struct itab *t, dev_t dev, ino_t ino);
 
 /* Number of inodes other than the root (for tests and statistics). */
 size_t itab_count(struct itab *t);

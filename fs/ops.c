@@ -117,6 +117,7 @@ static int inode_stat(struct hmm_inode *inode, struct stat *st)
 
 	if (fstatat(inode->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
+	st->st_ino = inode->fino;
 	if (cf)
 		cache_file_fix_attr(cf, st);
 	return 0;
@@ -192,6 +193,7 @@ static int do_lookup(struct hmmfs *fs, struct hmm_inode *dir, const char *name,
 	ret = itab_lookup_insert(&fs->itab, fd, &e->attr, &inode);
 	if (ret)
 		return ret;
+	e->attr.st_ino = inode->fino;
 	if (inode_cfile(inode))
 		cache_file_fix_attr(inode_cfile(inode), &e->attr);
 	e->ino = node_id(fs, inode);
@@ -1253,7 +1255,7 @@ static ssize_t dir_add(fuse_req_t req, struct hmm_inode *dir,
 	if (!plus || guard_is_dot(de->d_name)) {
 		/* "." and ".." carry no lookup: the kernel ignores them */
 		entry_init(fs, &e);
-		e.attr.st_ino = de->d_ino;
+		e.attr.st_ino = itab_ino(&fs->itab, dir->dev, de->d_ino);
 		e.attr.st_mode = (mode_t)de->d_type << 12;
 		if (!plus)
 			return (ssize_t)fuse_add_direntry(req, buf, rem, de->d_name,

@@ -10,11 +10,18 @@
  * DECOY, never TOPSECRET, and writing through it must leave b/secret
  * alone.  ".." at the mount root is MOUNTPOINT's parent (same device and
  * inode as m/), not BACKING's parent.
+ *
+ * File systems mounted inside BACKING show through the mount (one
+ * st_dev) with inode numbers that stay unique: two tmpfs mounts, whose
+ * first files have the same inode number, give two different st_ino,
+ * each stable across a drop of the kernel's caches, and hard links still
+ * share theirs.
  */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -132,6 +139,62 @@ static void symlink_to_dir_outside(void)
 	IT_STR_EQ(it_get_str(MNT("up/secret")), "DECOY");
 }
 
+static void drop_caches(void)
+{
+	sync();
+	IT_OK(it_put_str("/proc/sys/vm/drop_caches", "2"));
+}
+
+static void expect_same_ino(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	if (IT_OK(stat(a, &sa)) == 0 && IT_OK(stat(b, &sb)) == 0)
+		IT_TRUE(sa.st_ino == sb.st_ino, "%s and %s: ino %llu and %llu",
+			a, b, (unsigned long long)sa.st_ino,
+			(unsigned long long)sb.st_ino);
+}
+
+/* Two tmpfs in BACKING (made before the mount), one file in each. */
+static void submounts_keep_inodes_unique(void)
+{
+	struct stat ba, bb, ma, mb, again;
+
+	IT_REQUIRE_OK(mkdir(BACK("a"), 0755));
+	IT_REQUIRE_OK(mkdir(BACK("b"), 0755));
+	IT_REQUIRE_OK(mount("tmpfs", BACK("a"), "tmpfs", 0, "size=1m"));
+	IT_REQUIRE_OK(mount("tmpfs", BACK("b"), "tmpfs", 0, "size=1m"));
+	IT_REQUIRE_OK(it_put_str(BACK("a/f"), "in a"));
+	IT_REQUIRE_OK(it_put_str(BACK("b/f"), "in b"));
+	IT_REQUIRE_OK(link(BACK("a/f"), BACK("a/f.link")));
+	IT_REQUIRE_OK(stat(BACK("a/f"), &ba));
+	IT_REQUIRE_OK(stat(BACK("b/f"), &bb));
+	printf("  (BACKING: a/f dev %llu ino %llu, b/f dev %llu ino %llu)\n",
+	       (unsigned long long)ba.st_dev, (unsigned long long)ba.st_ino,
+	       (unsigned long long)bb.st_dev, (unsigned long long)bb.st_ino);
+	it_mount_default(NULL, false);
+
+	IT_REQUIRE_OK(stat(MNT("a/f"), &ma));
+	IT_REQUIRE_OK(stat(MNT("b/f"), &mb));
+	IT_TRUE(ma.st_dev != mb.st_dev || ma.st_ino != mb.st_ino,
+		"a/f and b/f both show dev %llu ino %llu",
+		(unsigned long long)ma.st_dev, (unsigned long long)ma.st_ino);
+	IT_CONTENT_STR(MNT("a/f"), "in a");
+	IT_CONTENT_STR(MNT("b/f"), "in b");
+	expect_same_ino(MNT("a/f"), MNT("a/f.link"));
+
+	drop_caches();
+	IT_OK(stat(MNT("a/f"), &again));
+	IT_EQ(again.st_ino, ma.st_ino);
+	IT_OK(stat(MNT("b/f"), &again));
+	IT_EQ(again.st_ino, mb.st_ino);
+	expect_same_ino(MNT("a/f"), MNT("a/f.link"));
+
+	it_test_cleanup();	/* unmount hmmfs before the tmpfs under it */
+	umount2(BACK("a"), MNT_DETACH);
+	umount2(BACK("b"), MNT_DETACH);
+}
+
 static const struct it_test tests[] = {
 	{ "symlink_shown_verbatim", symlink_shown_verbatim, 0, NULL },
 	{ "open_does_not_read_secret", open_does_not_read_secret, 0, NULL },
@@ -142,6 +205,8 @@ static const struct it_test tests[] = {
 	{ "dotdot_from_root_fd", dotdot_from_root_fd, 0, NULL },
 	{ "dotdot_in_subdir", dotdot_in_subdir, 0, NULL },
 	{ "symlink_to_dir_outside", symlink_to_dir_outside, 0, NULL },
+	{ "submounts_keep_inodes_unique", submounts_keep_inodes_unique,
+	  IT_NO_MOUNT, NULL },
 	{ NULL, NULL, 0, NULL },
 };
 

@@ -162,6 +162,34 @@ static void test_concurrent_lookup_forget(void)
 	itab_destroy(&t);
 }
 
+/*
+ * Inode numbers: BACKING's own device keeps its numbers; equal numbers on
+ * other devices become distinct, and stay the same after a forget.
+ */
+static void test_inode_numbers_unique_across_devices(void)
+{
+	struct itab t;
+	struct hmm_inode *a, *b, *c;
+	struct stat sa = key(1, 2), sb = key(7, 2), sc = key(9, 2);
+	ino_t fb;
+
+	table_init(&t);
+	CU_ASSERT_EQUAL(itab_lookup_insert(&t, open_path("/"), &sa, &a), 0);
+	CU_ASSERT_EQUAL(itab_lookup_insert(&t, open_path("/"), &sb, &b), 0);
+	CU_ASSERT_EQUAL(itab_lookup_insert(&t, open_path("/"), &sc, &c), 0);
+	CU_ASSERT_EQUAL(a->fino, 2);
+	CU_ASSERT_NOT_EQUAL(b->fino, a->fino);
+	CU_ASSERT_NOT_EQUAL(c->fino, a->fino);
+	CU_ASSERT_NOT_EQUAL(c->fino, b->fino);
+	CU_ASSERT_EQUAL(itab_ino(&t, 7, 2), b->fino);	/* readdir's d_ino */
+	CU_ASSERT_EQUAL(itab_ino(&t, 1, 5), 5);
+	fb = b->fino;
+	itab_forget(&t, b, 1);
+	CU_ASSERT_EQUAL(itab_lookup_insert(&t, open_path("/"), &sb, &b), 0);
+	CU_ASSERT_EQUAL(b->fino, fb);
+	itab_destroy(&t);
+}
+
 int register_fs_inode(void)
 {
 	static const CU_TestInfo tests[] = {
@@ -170,6 +198,8 @@ int register_fs_inode(void)
 		{ "root is never freed", test_root_is_not_forgotten },
 		{ "growth keeps every inode", test_growth_keeps_everything },
 		{ "concurrent lookup and forget", test_concurrent_lookup_forget },
+		{ "inode numbers unique across devices",
+		  test_inode_numbers_unique_across_devices },
 		CU_TEST_INFO_NULL,
 	};
 
