@@ -296,6 +296,7 @@ static int write_batch(struct cfile *f, struct wb_batch *b)
 	 * wholly past it were cut off by a truncate meanwhile: nothing to
 	 * write.
 	 */
+	file_note_outside_change(f, n);
 	pthread_mutex_lock(&f->lock);
 	size = f->size;
 	pthread_mutex_unlock(&f->lock);
