@@ -1046,6 +1046,8 @@ static void hmmfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 
 	if (!ret && close(fd) < 0)
 		ret = -errno;
+	if (!cf)	/* here, not at release: that comes after close returns */
+		cache_remember(inode_of(req, ino), fh_fd(fi));
 	if (cf) {
 		/*
 		 * close-to-open, as NFS does it: what was written through
@@ -1064,10 +1066,7 @@ static void hmmfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 static void hmmfs_release(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
-	struct hmm_inode *inode = inode_of(req, ino);
-
-	if (!inode_cfile(inode))
-		cache_remember(inode, fh_fd(fi));
+	(void)ino;
 	file_info_free(req, fi);
 	fuse_reply_err(req, 0);
 }
