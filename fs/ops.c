@@ -626,7 +626,8 @@ static void open_list_add(struct hmmfs *fs, struct hmm_file_link *head,
 /*
  * BACKING changed since this mount last saw the file: the kernel must
  * forget its attributes too, not only its pages (keep_cache = 0 does
- * that), or the opener's fstat and reads up to the old size within
+ * that, unless kernel_cache says to keep them: so offset -1, attributes
+ * only), or the opener's fstat and reads up to the old size within
  * attr_timeout show the old size.  Sent before the open's reply, so the
  * first open after the change sees it (close-to-open); by the notifier
  * thread, as a direct write's invalidation is (direct_write_inval), with
@@ -637,7 +638,7 @@ static void open_list_add(struct hmmfs *fs, struct hmm_file_link *head,
 
 static void open_inval_kernel(struct hmmfs *fs, struct hmm_inode *inode)
 {
-	notify_inval(fs, node_id(fs, inode), 0, 0);	/* attributes, all pages */
+	notify_inval(fs, node_id(fs, inode), -1, 0);
 	if (!fs->opts->singlethread)
 		notify_flush(fs, OPEN_INVAL_WAIT_MS);
 }
