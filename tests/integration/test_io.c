@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/integration/test_io.c — open, create, read, write, flush, fsync,
- * O_DIRECT, O_TMPFILE, a 64 MiB file, copy_file_range and SEEK_DATA/
- * SEEK_HOLE.
+ * O_DIRECT, O_TMPFILE, a 64 MiB file, copy_file_range, SEEK_DATA/
+ * SEEK_HOLE, changes made directly in BACKING (close-to-open) and writes
+ * past BACKING's file size limit (EFBIG).
  *
  * Data is a position-dependent pattern (it_pattern), so a misplaced or
  * stale block shows up as the first wrong offset.  Every write made
