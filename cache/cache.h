@@ -212,13 +212,18 @@ off_t cache_file_size(struct cfile *f);
 
 /*
  * Close-to-open check, at open: if BACKING's size or mtime differ from
- * what the cache last saw and no page is dirty, drop the cached pages.
- * Return: true if the cache was dropped (the kernel's copy should go too).
+ * what the cache last saw, or writeback found BACKING changed before it
+ * wrote over it, and no page is dirty, drop the cached pages and take
+ * BACKING's size.  Return: true if the cache was dropped (the kernel's
+ * copy and attributes should go too).
  */
 bool cache_file_revalidate(struct cfile *f);
 
-/* Put the cache's size, mtime (if newer) and the blocks its dirty pages
- * will take into BACKING's attributes. */
+/*
+ * Put the cache's size, mtime (if newer) and the blocks its dirty pages
+ * will take into BACKING's attributes @st, after the same check as
+ * cache_file_revalidate() against @st.
+ */
 void cache_file_fix_attr(struct cfile *f, struct stat *st);
 
 /*

@@ -121,6 +121,9 @@ static inline dev_addr_t page_daddr(const struct cpage *p)
  *           the file is clean (writeback.c); 0: BACKING's own mtime stands.
  * @seen_size, @seen_mtime: BACKING's size and mtime the last time the
  *           cache wrote it or looked (close-to-open checks).
+ * @outside_changed: writeback found BACKING changed by someone else
+ *           before writing over it (file_note_outside_change); the next
+ *           revalidation drops the clean pages and takes BACKING's size.
  * @nr_dirty: dirty pages of this file.
  * @nr_writeback: pages of this file taken for writeback whose write and
  *           follow-up (size cut, seen_*) are not done yet.
@@ -144,6 +147,7 @@ struct cfile {
 	struct timespec mtime;
 	off_t seen_size;
 	struct timespec seen_mtime;
+	bool outside_changed;
 	uint64_t nr_dirty;
 	uint64_t nr_writeback;
 	_Atomic uint64_t oldest_dirty_ms;
@@ -338,6 +342,14 @@ void cache_flusher_stop(struct cache *c);
 void page_mark_dirty_locked(struct cpage *p);
 void page_cancel_dirty_locked(struct cpage *p);
 int file_writeback(struct cfile *f, uint64_t first, uint64_t last, bool wait);
+
+/*
+ * Writeback is about to write @n pages of @f to BACKING: if BACKING
+ * changed since the cache last looked, note it in @outside_changed, since
+ * after the write its size and mtime are the cache's own again.  Judged
+ * only when these @n pages are the file's only writeback in flight.
+ */
+void file_note_outside_change(struct cfile *f, size_t n);
 int cache_throttle(struct cache *c);
 int cache_reclaim_dirty(struct cache *c);
 void file_wait_unused(struct cfile *f);

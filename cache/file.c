@@ -1233,12 +1233,75 @@ static void cfile_fix_blocks_locked(struct cfile *f, struct stat *st)
 }
 
 /*
+ * Did someone else change BACKING (now @st) since the cache last looked?
+ * Their change moves mtime past what we last saw, or at least not before
+ * it.  An older mtime is our own: the kernel may give a fine-grained mtime
+ * to one fstat and a coarser, earlier one later (multigrain timestamps),
+ * and an O_DIRECT write that extends the file sets mtime when it starts
+ * but the size when it ends.  Context: @f->lock held.
+ */
+static bool backing_changed_locked(struct cfile *f, const struct stat *st)
+{
+	bool older = ts_after(&f->seen_mtime, &st->st_mtim);
+
+	return ts_after(&st->st_mtim, &f->seen_mtime) ||
+	       (st->st_size != f->seen_size && !older);
+}
+
+void file_note_outside_change(struct cfile *f, size_t n)
+{
+	struct stat st;
+
+	if (fstat(f->fd, &st) < 0)
+		return;
+	pthread_mutex_lock(&f->lock);
+	if (f->nr_writeback == n && backing_changed_locked(f, &st))
+		f->outside_changed = true;
+	pthread_mutex_unlock(&f->lock);
+}
+
+/*
+ * Take BACKING's state @st if someone else changed it and no page is
+ * dirty: dirty data was acknowledged to a writer and goes to BACKING over
+ * the change (as NFS writes at close); the change is then seen at the
+ * first revalidation after that writeback (file_note_outside_change).
+ */
+static bool file_revalidate_st(struct cfile *f, const struct stat *st)
+{
+	bool changed;
+
+	pthread_mutex_lock(&f->lock);
+	changed = f->nr_dirty == 0 && f->nr_writeback == 0 &&
+		  (f->outside_changed || backing_changed_locked(f, st));
+	if (changed) {
+		f->size = st->st_size;
+		f->seen_size = st->st_size;
+		f->seen_mtime = st->st_mtim;
+		f->outside_changed = false;
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (changed)
+		file_drop_range(f, 0, UINT64_MAX, false);
+	return changed;
+}
+
+bool cache_file_revalidate(struct cfile *f)
+{
+	struct stat st;
+
+	if (fstat(f->fd, &st) < 0)
+		return false;
+	return file_revalidate_st(f, &st);
+}
+
+/*
  * A change of data in the cache is a change of mtime and ctime that
  * BACKING has not seen yet; each time only ever moves forward (a rename
  * or chmod in BACKING after the write has the later ctime).
  */
 void cache_file_fix_attr(struct cfile *f, struct stat *st)
 {
+	file_revalidate_st(f, st);
 	pthread_mutex_lock(&f->lock);
 	st->st_size = f->size;
 	cfile_fix_blocks_locked(f, st);
@@ -1254,40 +1317,6 @@ void cache_file_times_set(struct cfile *f)
 	pthread_mutex_lock(&f->lock);
 	f->mtime = (struct timespec){ 0 };
 	pthread_mutex_unlock(&f->lock);
-}
-
-bool cache_file_revalidate(struct cfile *f)
-{
-	struct stat st;
-	bool changed, older, newer;
-
-	if (fstat(f->fd, &st) < 0)
-		return false;
-	pthread_mutex_lock(&f->lock);
-	/*
-	 * Someone else's change moves mtime past what we last saw, or at
-	 * least not before it.  An older mtime is our own: the kernel may
-	 * give a fine-grained mtime to one fstat and a coarser, earlier one
-	 * later (multigrain timestamps), and an O_DIRECT write that extends
-	 * the file sets mtime when it starts but the size when it ends.
-	 */
-	older = st.st_mtim.tv_sec < f->seen_mtime.tv_sec ||
-		(st.st_mtim.tv_sec == f->seen_mtime.tv_sec &&
-		 st.st_mtim.tv_nsec < f->seen_mtime.tv_nsec);
-	newer = st.st_mtim.tv_sec > f->seen_mtime.tv_sec ||
-		(st.st_mtim.tv_sec == f->seen_mtime.tv_sec &&
-		 st.st_mtim.tv_nsec > f->seen_mtime.tv_nsec);
-	changed = f->nr_dirty == 0 && f->nr_writeback == 0 &&
-		  (newer || (st.st_size != f->seen_size && !older));
-	if (changed) {
-		f->size = st.st_size;
-		f->seen_size = st.st_size;
-		f->seen_mtime = st.st_mtim;
-	}
-	pthread_mutex_unlock(&f->lock);
-	if (changed)
-		file_drop_range(f, 0, UINT64_MAX, false);
-	return changed;
 }
 
 /*

@@ -348,7 +348,11 @@ static int write_batch(struct cfile *f, struct wb_batch *b)
 /* Write the batch, release its pages, start a new one. */
 static int wb_flush(struct cfile *f, struct wb_batch *b)
 {
-	int err = b->n ? write_batch(f, b) : 0;
+	int err;
+
+	if (b->n)	/* before our write makes an outside change look ours */
+		file_note_outside_change(f, b->n);
+	err = b->n ? write_batch(f, b) : 0;
 
 	for (size_t j = 0; j < b->n; j++)
 		page_put(b->v[j]);

@@ -76,6 +76,7 @@ struct hmmfs {
 	struct hmm_file_link open_dirs;
 	struct notifier *_Atomic notifier;
 	struct hmm_atime atime;
+	off_t max_size;		/* BACKING's largest file size; set at mount */
 };
 
 /*

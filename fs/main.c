@@ -95,6 +95,42 @@ static int check_fuse_device(void)
 	return 0;
 }
 
+/*
+ * The largest file size BACKING allows (its filesystem's s_maxbytes: ext4
+ * with 4 KiB blocks 16 TiB - 4 KiB, xfs and tmpfs 2^63 - 1), found once by
+ * binary search with ftruncate() of an unnamed temporary file: truncating
+ * to N succeeds iff N is within the limit (EFBIG past it) and allocates
+ * nothing.  Writes are checked against it (ops.c), because the cache
+ * acknowledges a write long before BACKING sees it: past the limit the
+ * writeback would fail and leave the mount showing a size BACKING cannot
+ * hold.  Without O_TMPFILE or write access to BACKING's root the limit is
+ * unknown: INT64_MAX, and BACKING's errors come at writeback as before.
+ */
+static off_t backing_max_size(const char *backing)
+{
+	off_t ok = 0, bad = (off_t)INT64_MAX;
+	int fd = open(backing, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return (off_t)INT64_MAX;
+	if (ftruncate(fd, bad) == 0)
+		ok = bad;
+	while (bad - ok > 1) {	/* ok fits, bad does not */
+		off_t mid = ok + (bad - ok) / 2;
+
+		if (ftruncate(fd, mid) == 0) {
+			ok = mid;
+		} else if (errno != EFBIG && errno != EINVAL) {
+			ok = (off_t)INT64_MAX;	/* something else: no limit known */
+			break;
+		} else {
+			bad = mid;
+		}
+	}
+	close(fd);
+	return ok;
+}
+
 static int fs_init(struct hmmfs *fs, const struct hmmfs_opts *o,
 		   const char *backing)
 {
@@ -125,6 +161,7 @@ static int fs_init(struct hmmfs *fs, const struct hmmfs_opts *o,
 		close(fd);
 		return -1;
 	}
+	fs->max_size = backing_max_size(backing);
 	return 0;
 }
 

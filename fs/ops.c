@@ -284,8 +284,11 @@ static int set_size(struct hmmfs *fs, struct hmm_inode *inode,
 {
 	struct cfile *cf;
 	char path[64];
-	int ret = inode_cfile_get(fs, inode, &cf);
+	int ret;
 
+	if (size > fs->max_size)
+		return -EFBIG;	/* as BACKING would, before the cache takes it */
+	ret = inode_cfile_get(fs, inode, &cf);
 	if (ret)
 		return ret;
 	if (cf)
@@ -527,8 +530,12 @@ static int backing_flags(struct hmmfs *fs, int flags)
 	return flags | O_CLOEXEC;
 }
 
-/* Did the backing file change since it was last closed through us? */
-static int cache_still_good(struct hmm_inode *inode, int fd)
+/*
+ * Did the backing file change since it was last closed through us?
+ * Return: 1 if it is as we left it, else 0, with *@changed set if we had
+ * seen it before (an outside change, not a first open).
+ */
+static int cache_still_good(struct hmm_inode *inode, int fd, int *changed)
 {
 	struct stat st;
 	int good;
@@ -539,6 +546,7 @@ static int cache_still_good(struct hmm_inode *inode, int fd)
 	good = inode->cache_valid && inode->cache_size == st.st_size &&
 	       inode->cache_mtime.tv_sec == st.st_mtim.tv_sec &&
 	       inode->cache_mtime.tv_nsec == st.st_mtim.tv_nsec;
+	*changed = inode->cache_valid && !good;
 	pthread_mutex_unlock(&inode->lock);
 	return good;
 }
@@ -618,6 +626,26 @@ static void open_list_add(struct hmmfs *fs, struct hmm_file_link *head,
 }
 
 /*
+ * BACKING changed since this mount last saw the file: the kernel must
+ * forget its attributes too, not only its pages (keep_cache = 0 does
+ * that, unless kernel_cache says to keep them: so offset -1, attributes
+ * only), or the opener's fstat and reads up to the old size within
+ * attr_timeout show the old size.  Sent before the open's reply, so the
+ * first open after the change sees it (close-to-open); by the notifier
+ * thread, as a direct write's invalidation is (direct_write_inval), with
+ * a bounded wait.  No wait in single-threaded mode: the kernel may wait
+ * for a read of the file that needs this very thread.
+ */
+#define OPEN_INVAL_WAIT_MS 1000
+
+static void open_inval_kernel(struct hmmfs *fs, struct hmm_inode *inode)
+{
+	notify_inval(fs, node_id(fs, inode), -1, 0);
+	if (!fs->opts->singlethread)
+		notify_flush(fs, OPEN_INVAL_WAIT_MS);
+}
+
+/*
  * Fill @fi for an open of @inode on backing descriptor @fd.  The kernel may
  * keep its own page cache of the file unless BACKING changed since we last
  * saw it (close-to-open), as judged by our cache if there is one.
@@ -627,14 +655,19 @@ static int file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
 {
 	struct hmm_file *hf = calloc(1, sizeof(*hf));
 	struct cfile *cf = inode_cfile(inode);
-	int fresh, atime;
+	int fresh, changed = 0, atime;
 
 	if (!hf)
 		return -ENOMEM;
 	hf->fd = fd;
 	hf->accmode = fi->flags & O_ACCMODE;
 	open_list_add(fs, &fs->open_files, &hf->link);
-	fresh = cf ? !cache_file_revalidate(cf) : cache_still_good(inode, fd);
+	if (cf)
+		fresh = !(changed = cache_file_revalidate(cf));
+	else
+		fresh = cache_still_good(inode, fd, &changed);
+	if (changed)
+		open_inval_kernel(fs, inode);
 	/* a read that must set atime has to reach us (atime.c) */
 	atime = atime_open(fs, inode);
 	fi->fh = (uint64_t)(uintptr_t)hf;
@@ -1009,6 +1042,35 @@ static void direct_write_inval(fuse_req_t req, fuse_ino_t ino, off_t off,
 			"(said once)\n");
 }
 
+/*
+ * BACKING's file size limit, checked when the write comes, as a local
+ * filesystem checks it (generic_write_check_limits): a write at or past
+ * the limit fails with EFBIG, one that crosses it is cut short there.
+ * The cache acknowledges writes before BACKING sees them, so without this
+ * check the write would succeed, fail only at writeback, and leave the
+ * mount showing a size BACKING cannot hold.  Return: 0 or -EFBIG.
+ */
+static int write_limit(struct hmmfs *fs, struct fuse_bufvec *in, off_t off)
+{
+	size_t room, total = 0;
+
+	if (off >= fs->max_size)
+		return -EFBIG;
+	room = (size_t)(fs->max_size - off);
+	for (size_t i = in->idx; i < in->count; i++) {
+		size_t skip = i == in->idx ? in->off : 0;
+		size_t len = in->buf[i].size - skip;
+
+		if (total + len >= room) {
+			in->buf[i].size = skip + (room - total);
+			in->count = i + 1;
+			break;
+		}
+		total += len;
+	}
+	return 0;
+}
+
 static void hmmfs_write_buf(fuse_req_t req, fuse_ino_t ino,
 			    struct fuse_bufvec *in, off_t off,
 			    struct fuse_file_info *fi)
@@ -1016,8 +1078,10 @@ static void hmmfs_write_buf(fuse_req_t req, fuse_ino_t ino,
 	struct hmm_inode *inode = inode_of(req, ino);
 	struct cfile *cf;
 	ssize_t n;
-	int ret = inode_cfile_get(fs_of(req), inode, &cf);
+	int ret = write_limit(fs_of(req), in, off);
 
+	if (!ret)
+		ret = inode_cfile_get(fs_of(req), inode, &cf);
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -1041,6 +1105,8 @@ static void hmmfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 
 	if (!ret && close(fd) < 0)
 		ret = -errno;
+	if (!cf)	/* here, not at release: that comes after close returns */
+		cache_remember(inode_of(req, ino), fh_fd(fi));
 	if (cf) {
 		/*
 		 * close-to-open, as NFS does it: what was written through
@@ -1059,10 +1125,7 @@ static void hmmfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 static void hmmfs_release(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
-	struct hmm_inode *inode = inode_of(req, ino);
-
-	if (!inode_cfile(inode))
-		cache_remember(inode, fh_fd(fi));
+	(void)ino;
 	file_info_free(req, fi);
 	fuse_reply_err(req, 0);
 }

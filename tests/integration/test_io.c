@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/integration/test_io.c — open, create, read, write, flush, fsync,
- * O_DIRECT, O_TMPFILE, a 64 MiB file, copy_file_range and SEEK_DATA/
- * SEEK_HOLE.
+ * O_DIRECT, O_TMPFILE, a 64 MiB file, copy_file_range, SEEK_DATA/
+ * SEEK_HOLE, changes made directly in BACKING (close-to-open) and writes
+ * past BACKING's file size limit (EFBIG).
  *
  * Data is a position-dependent pattern (it_pattern), so a misplaced or
  * stale block shows up as the first wrong offset.  Every write made
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/integration/harness.h"
@@ -432,6 +434,266 @@ static void seek_data_hole(void)
 	IT_OK(close(fd));
 }
 
+/* Does $HMMFS_IT_OPTS, which every mount gets, contain @opt? */
+static bool opts_have(const char *opt)
+{
+	const char *o = getenv("HMMFS_IT_OPTS");
+
+	return o && strstr(o, opt);
+}
+
+/*
+ * With -o writeback_cache the kernel takes file sizes from its own cache,
+ * not from the daemon, and buffers writes without asking it (README:
+ * "Changes made directly in BACKING").
+ */
+static bool skip_writeback_cache(void)
+{
+	if (!opts_have("writeback_cache"))
+		return false;
+	printf("skipped: with writeback_cache the kernel owns the file size ");
+	return true;
+}
+
+/* Read all of @path (at most @cap bytes) into @buf; size or -1. */
+static ssize_t read_all(const char *path, char *buf, size_t cap)
+{
+	ssize_t n = it_get(path, buf, cap);
+
+	IT_TRUE(n >= 0, "%s: read: %s", path, it_errname((int)-n));
+	return n;
+}
+
+/* The mount shows exactly what BACKING has: size (fstat) and bytes. */
+static void expect_mount_is_backing(const char *rel, int fd)
+{
+	static char m[64 * KiB], b[64 * KiB];
+	ssize_t nm, nb;
+	struct stat st;
+
+	nb = read_all(BACK(rel), b, sizeof(b));
+	if (IT_OK(fstat(fd, &st)) == 0)
+		IT_TRUE(st.st_size == nb, "%s: the mount's fstat size %lld, "
+			"BACKING has %zd bytes", rel, (long long)st.st_size, nb);
+	nm = IT_OK(pread(fd, m, sizeof(m), 0));
+	IT_TRUE(nm == nb, "%s: the mount reads %zd bytes, BACKING has %zd",
+		rel, nm, nb);
+	if (nm == nb && nb > 0) {
+		ssize_t i = 0;
+
+		while (i < nb && m[i] == b[i])
+			i++;
+		IT_TRUE(i == nb, "%s: the mount differs from BACKING at offset %zd",
+			rel, i);
+	}
+}
+
+/*
+ * Issue 13 item 7: BACKING's file is truncated to 0 behind the mount while
+ * the mount holds one dirty page (and clean ones) of it.  The dirty page
+ * was acknowledged, so close writes it over the truncate (as NFS does);
+ * the first open after that shows exactly what BACKING then has, not the
+ * old clean pages and the old size.
+ */
+static void backing_truncated_under_dirty_page(void)
+{
+	static char page[4 * KiB], expect[4 * KiB];
+	int fd;
+
+	if (skip_writeback_cache())
+		return;
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_RDWR | O_CREAT | O_TRUNC, 0644));
+	IT_REQUIRE_OK(it_pwrite_pattern(fd, 0, 16 * KiB, 16 * KiB, 1));
+	IT_OK(fsync(fd));
+	it_pattern(expect, sizeof(expect), 2, 8 * KiB);
+	IT_EQ(pwrite(fd, expect, sizeof(expect), 8 * KiB), (ssize_t)sizeof(expect));
+	IT_REQUIRE_OK(truncate(BACK("f"), 0));
+	IT_OK(close(fd));
+
+	/*
+	 * BACKING: the outside truncate with the mount's write applied over
+	 * it.  Without a cache the write reached BACKING before the truncate.
+	 */
+	fd = IT_REQUIRE_OK(open(BACK("f"), O_RDONLY));
+	if (!opts_have("host_cache=0")) {
+		IT_EQ(pread(fd, page, sizeof(page), 8 * KiB), (ssize_t)sizeof(page));
+		IT_TRUE(!memcmp(page, expect, sizeof(page)),
+			"BACKING lacks the mount's write at 8 KiB");
+	}
+	IT_OK(close(fd));
+
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_RDONLY));
+	expect_mount_is_backing("f", fd);
+	IT_OK(close(fd));
+}
+
+/*
+ * Issue 13 item 7: 100 bytes appended in BACKING after a close through the
+ * mount are seen by the first open after it, at once: the size by fstat
+ * (the kernel's cached attributes must go) and the bytes by read.
+ */
+static void backing_append_seen_at_first_open(void)
+{
+	static char buf[4 * KiB + 100];
+	struct stat st;
+	int fd;
+
+	if (skip_writeback_cache())
+		return;
+	it_pattern(buf, sizeof(buf), 3, 0);
+	IT_REQUIRE_OK(it_put(MNT("f"), buf, 4 * KiB));
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_RDONLY));	/* cache it, both layers */
+	IT_EQ(pread(fd, buf, sizeof(buf), 0), 4 * KiB);
+	IT_OK(fstat(fd, &st));
+	IT_OK(close(fd));
+
+	it_pattern(buf, sizeof(buf), 3, 0);
+	fd = IT_REQUIRE_OK(open(BACK("f"), O_WRONLY | O_APPEND));
+	IT_EQ(write(fd, buf + 4 * KiB, 100), 100);
+	IT_OK(close(fd));
+
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_RDONLY));
+	if (IT_OK(fstat(fd, &st)) == 0)
+		IT_EQ(st.st_size, 4 * KiB + 100);
+	expect_mount_is_backing("f", fd);
+	IT_OK(close(fd));
+}
+
+/* BACKING's largest file size: ftruncate() succeeds up to it, then EFBIG. */
+static off_t backing_max_size(void)
+{
+	off_t ok = 0, bad = (off_t)INT64_MAX;
+	int fd = IT_REQUIRE_OK(open(BACK("probe"), O_RDWR | O_CREAT, 0600));
+
+	if (ftruncate(fd, bad) == 0)
+		ok = bad;
+	while (bad - ok > 1) {
+		off_t mid = ok + (bad - ok) / 2;
+
+		if (ftruncate(fd, mid) == 0)
+			ok = mid;
+		else
+			bad = mid;
+	}
+	IT_OK(close(fd));
+	IT_OK(unlink(BACK("probe")));
+	return ok;
+}
+
+/*
+ * Issue 13 item 8: a pwrite through the mount at @off fails with EFBIG iff
+ * the same pwrite fails so directly in BACKING, fsync and close succeed
+ * after it, and the mount shows BACKING's size.
+ */
+static void pwrite_like_backing(off_t off, bool *refused)
+{
+	static char buf[4 * KiB], hundred[100];
+	struct stat sm, sb;
+	ssize_t nb, nm;
+	int eb, em, fd;
+
+	memset(buf, 'x', sizeof(buf));
+	memset(hundred, 'h', sizeof(hundred));
+	IT_REQUIRE_OK(it_put(BACK("d"), hundred, sizeof(hundred)));
+	fd = IT_REQUIRE_OK(open(BACK("d"), O_WRONLY));
+	nb = pwrite(fd, buf, sizeof(buf), off);
+	eb = errno;
+	IT_OK(close(fd));
+	IT_OK(unlink(BACK("d")));
+
+	IT_REQUIRE_OK(it_put(MNT("f"), hundred, sizeof(hundred)));
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_WRONLY));
+	nm = pwrite(fd, buf, sizeof(buf), off);
+	em = errno;
+	IT_TRUE(nm == nb && (nb >= 0 || em == eb),
+		"pwrite at %lld: the mount gave %zd (%s), BACKING %zd (%s)",
+		(long long)off, nm, nm < 0 ? it_errname(em) : "-", nb,
+		nb < 0 ? it_errname(eb) : "-");
+	IT_OK(fsync(fd));
+	IT_OK(close(fd));
+	IT_OK(stat(MNT("f"), &sm));
+	IT_OK(stat(BACK("f"), &sb));
+	IT_TRUE(sm.st_size == sb.st_size, "after a pwrite at %lld: the mount "
+		"shows size %lld, BACKING has %lld", (long long)off,
+		(long long)sm.st_size, (long long)sb.st_size);
+	IT_TRUE(sb.st_size == (nb < 0 ? 100 : off + nb), "after a pwrite at "
+		"%lld: BACKING's size %lld", (long long)off, (long long)sb.st_size);
+	*refused = nb < 0;
+}
+
+/*
+ * truncate (@falloc false) or fallocate to @size through the mount fails
+ * as the same call in BACKING does, and leaves the mount and BACKING
+ * with the same size.
+ */
+static void size_op_like_backing(off_t size, bool falloc)
+{
+	const char *what = falloc ? "fallocate" : "truncate";
+	struct stat sm, sb;
+	int rb, rm, eb, em, fd;
+
+	IT_REQUIRE_OK(it_put_str(BACK("d"), "abc"));
+	fd = IT_REQUIRE_OK(open(BACK("d"), O_WRONLY));
+	rb = falloc ? fallocate(fd, 0, size - 4 * KiB, 4 * KiB) : ftruncate(fd, size);
+	eb = errno;
+	IT_OK(close(fd));
+	IT_OK(unlink(BACK("d")));
+	IT_REQUIRE_OK(it_put_str(MNT("f"), "abc"));
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_WRONLY));
+	rm = falloc ? fallocate(fd, 0, size - 4 * KiB, 4 * KiB) : ftruncate(fd, size);
+	em = errno;
+	IT_TRUE(rm == rb && (rb == 0 || em == eb),
+		"%s to %lld: the mount gave %d (%s), BACKING %d (%s)", what,
+		(long long)size, rm, rm ? it_errname(em) : "-", rb,
+		rb ? it_errname(eb) : "-");
+	IT_OK(fsync(fd));
+	IT_OK(close(fd));
+	IT_OK(stat(MNT("f"), &sm));
+	IT_OK(stat(BACK("f"), &sb));
+	IT_TRUE(sm.st_size == sb.st_size, "after %s to %lld: the mount shows "
+		"size %lld, BACKING has %lld", what, (long long)size,
+		(long long)sm.st_size, (long long)sb.st_size);
+}
+
+/*
+ * Offsets past ext4's limit (16 TiB - 4 KiB with 4 KiB blocks), at 2^62
+ * and at the end of what the kernel passes (2^63 - 1): each refused with
+ * EFBIG iff BACKING refuses it; the last 4 KiB below BACKING's own limit
+ * still written, and a 4 KiB write across it cut short there; truncate
+ * and fallocate to those sizes fail as in BACKING.  A file
+ * with a refused write keeps its 100 bytes in BACKING after unmount.
+ */
+static void pwrite_past_backing_limit(void)
+{
+	static const off_t offs[] = { 16LL << 40, 1LL << 62, INT64_MAX - 8191 };
+	off_t max = backing_max_size();
+	bool refused, any = false;
+	struct stat st;
+	int status;
+
+	if (skip_writeback_cache())
+		return;
+	printf("\n    BACKING's largest file size: %lld ", (long long)max);
+	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+		pwrite_like_backing(offs[i], &refused);
+		any |= refused;
+		size_op_like_backing(offs[i], false);
+		size_op_like_backing(offs[i], true);
+	}
+	if (max >= 4 * KiB && max < INT64_MAX)
+		pwrite_like_backing(max - 4 * KiB, &refused);
+	if (max >= 2 * KiB && max < INT64_MAX)
+		pwrite_like_backing(max - 2 * KiB, &refused);
+	if (!any)
+		return;
+	pwrite_like_backing(offs[1], &refused);	/* a refused one last */
+	it_mount_stop(&it.mount, &status);
+	IT_TRUE(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		"daemon after umount: wait status 0x%x", (unsigned int)status);
+	IT_OK(stat(BACK("f"), &st));
+	IT_EQ(st.st_size, 100);
+}
+
 static const struct it_test tests[] = {
 	{ "create_excl", create_excl, 0, NULL },
 	{ "create_excl_on_symlink", create_excl_on_symlink, 0, NULL },
@@ -453,6 +715,9 @@ static const struct it_test tests[] = {
 	{ "copy_file_range_short_at_eof", copy_file_range_short_at_eof, 0, NULL },
 	{ "copy_file_range_below_dirty_eof", copy_file_range_below_dirty_eof, 0, NULL },
 	{ "seek_data_hole", seek_data_hole, 0, NULL },
+	{ "backing_truncated_under_dirty_page", backing_truncated_under_dirty_page, 0, NULL },
+	{ "backing_append_seen_at_first_open", backing_append_seen_at_first_open, 0, NULL },
+	{ "pwrite_past_backing_limit", pwrite_past_backing_limit, 0, NULL },
 	{ NULL, NULL, 0, NULL },
 };
 
