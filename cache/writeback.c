@@ -281,23 +281,6 @@ static int file_tail_fd(struct cfile *f)
 	return open(path, O_WRONLY | O_CLOEXEC);
 }
 
-/* Write all of [@buf, @buf + @len) at @off.  Return: 0 or -errno. */
-static int write_all(int fd, const char *buf, size_t len, off_t off)
-{
-	while (len) {
-		ssize_t w = pwrite(fd, buf, len, off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
-		buf += w;
-		len -= (size_t)w;
-		off += w;
-	}
-	return 0;
-}
-
 /*
  * Write @p's dirty range to BACKING now, through a buffered descriptor
  * (the range is part of a page).  Return: 0 or -errno.
@@ -337,8 +320,14 @@ static int page_write_range_now_locked(struct cpage *p)
 			ret = -EIO;
 		src = bb;
 	}
-	if (!ret)
-		ret = write_all(fd, src + lo, hi - lo, pos + (off_t)lo);
+	if (!ret) {	/* through the engine, like any backing write */
+		struct io_req q = { .fd = fd, .op = IO_WRITE, .buf = (char *)src + lo,
+				    .len = hi - lo, .off = pos + (off_t)lo };
+
+		ret = io_submit_wait(c->io, &q, 1);
+		if (!ret && q.res != (ssize_t)(hi - lo))
+			ret = q.res < 0 ? (int)q.res : -EIO;
+	}
 	if (bb)
 		bounce_put(c->bounce, &bb, 1);
 	if (fd != f->fd)

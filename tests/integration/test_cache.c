@@ -325,9 +325,11 @@ static void poke(const char *path, off_t off, size_t len, char byte)
  * same page, directly in BACKING or (@mount2) through a second hmmfs
  * mount of it, and closes first.  When the mount's writer closes, BACKING
  * must hold every writer's bytes: the mount writes back only what it
- * dirtied, not the whole page it read before the other write.
+ * dirtied, not the whole page it read before the other write.  With
+ * @device the page is on the device when the second range is written
+ * (through a bounce buffer), so the first range goes to BACKING from there.
  */
-static void two_writers_one_page(bool mount2, size_t far)
+static void two_writers_one_page(bool mount2, size_t far, bool device)
 {
 	size_t ps = (size_t)stat_of("page_size"), len = 2 * ps;
 	char *want = malloc(len), *got = malloc(len);
@@ -350,6 +352,13 @@ static void two_writers_one_page(bool mount2, size_t far)
 	fd = IT_REQUIRE_OK(open(MNT("sp"), O_RDWR));
 	memset(got, 'M', 100);
 	IT_EQ(pwrite(fd, got, 100, 0), 100);	/* reads the page, dirties 0-99 */
+	if (device) {
+		uint64_t moved = 0;
+
+		IT_REQUIRE_OK(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, &moved));
+		IT_REQUIRE(moved == 2, "%llu pages moved to the device, want 2",
+			   (unsigned long long)moved);
+	}
 	poke(other, 200, 100, 'X');
 	memset(want, 'M', 100);
 	memset(want + 200, 'X', 100);
@@ -377,22 +386,27 @@ static void two_writers_one_page(bool mount2, size_t far)
 
 static void sub_page_write_keeps_backing_change(void)
 {
-	two_writers_one_page(false, 0);
+	two_writers_one_page(false, 0, false);
 }
 
 static void disjoint_sub_page_writes_keep_backing_change(void)
 {
-	two_writers_one_page(false, 500);
+	two_writers_one_page(false, 500, false);
 }
 
 static void sub_page_write_keeps_other_mount_change(void)
 {
-	two_writers_one_page(true, 500);
+	two_writers_one_page(true, 500, false);
 }
 
 static void sub_page_writes_64k_keep_backing_change(void)
 {
-	two_writers_one_page(false, 60000);
+	two_writers_one_page(false, 60000, false);
+}
+
+static void sub_page_writes_on_device_keep_backing_change(void)
+{
+	two_writers_one_page(false, 500, true);
 }
 
 static const struct it_test tests[] = {
@@ -416,6 +430,9 @@ static const struct it_test tests[] = {
 	  sub_page_write_keeps_other_mount_change, 0, NULL },
 	{ "64 KiB pages: sub-page writes keep a BACKING change",
 	  sub_page_writes_64k_keep_backing_change, 0, "direct_io,page_size=64K" },
+	{ "device page: sub-page writes keep a BACKING change",
+	  sub_page_writes_on_device_keep_backing_change, 0,
+	  "direct_io,device=hostsim,migrate=bounce" },
 	{ NULL, NULL, 0, NULL },
 };
 
