@@ -266,10 +266,11 @@ static int wb_fetch_device_pages(struct cache *c, struct wb_batch *b)
 
 /*
  * The descriptor for a write of part of a page (a partly dirty page, or
- * one that ends at EOF inside a page): @f->fd when it is buffered, else a buffered one opened through /proc for this batch
- * (not kept: every cached file would hold one more descriptor).  Return:
- * -1 if there is none (then the whole page is written and BACKING cut
- * back after: exact again, but not across a crash in between).
+ * one that ends at EOF inside a page): @f->fd when it is buffered, else a
+ * buffered one opened through /proc for this batch (not kept: every
+ * cached file would hold one more descriptor).  Return: -1 if there is
+ * none (then the whole page is written and BACKING cut back after: exact
+ * again, but not across a crash in between).
  */
 static int file_tail_fd(struct cfile *f)
 {
