@@ -63,6 +63,11 @@ static inline void clist_add_head(struct clist *h, struct clist *n)
  *            a reader without the lock reads them inside an RCU read-side
  *            section after checking PG_device (see migrate.c).
  * @dirtied_ms: when the page last turned dirty (monotonic ms); page lock.
+ * @dirty_from, @dirty_to: while PG_dirty, the bytes [from, to) of the page
+ *            that are newer than BACKING, the only ones writeback writes
+ *            (another writer of BACKING may have changed the rest);
+ *            from >= to: none (already written, see writeback.c).  Page
+ *            lock; stable while under writeback.
  * @migrated_ms: when it last changed tier; page lock.
  * @migrations: tier changes in the current thrash window; page lock.
  * @cpu_reads: CPU accesses (reads served by bounce, writes) since it
@@ -84,6 +89,7 @@ struct cpage {
 	_Atomic(void *) frame;
 	_Atomic dev_addr_t daddr;
 	uint64_t dirtied_ms;
+	uint32_t dirty_from, dirty_to;
 	uint64_t migrated_ms;
 	unsigned int migrations;
 	_Atomic unsigned int cpu_reads;
@@ -340,6 +346,9 @@ void cache_inval(struct cache *c, struct cfile *f, uint64_t first, uint64_t n);
 int cache_flusher_start(struct cache *c);
 void cache_flusher_stop(struct cache *c);
 void page_mark_dirty_locked(struct cpage *p);
+int page_dirty_prepare_locked(struct cpage *p, size_t from, size_t to);
+void page_mark_dirty_range_locked(struct cpage *p, size_t from, size_t to);
+void page_clip_dirty_locked(struct cpage *p, size_t end);
 void page_cancel_dirty_locked(struct cpage *p);
 int file_writeback(struct cfile *f, uint64_t first, uint64_t last, bool wait);
 

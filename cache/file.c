@@ -907,6 +907,8 @@ static int write_page(struct cfile *f, uint64_t index, size_t from, size_t to,
 	ret = wp_fault_locked(p, WP_CPU);	/* stable pages; copy if shared */
 	if (!ret && page_test_device(&p->ps) && write_wants_host(c, p))
 		pages_to_host_locked(c, &p, 1, true);	/* else: stays there */
+	if (!ret)	/* one dirty range per page, with no gap in it */
+		ret = page_dirty_prepare_locked(p, from, to);
 	if (!ret)
 		ret = page_test_device(&p->ps) ?
 		      write_device_page_locked(p, from, to, src) :
@@ -923,7 +925,7 @@ static int write_page(struct cfile *f, uint64_t index, size_t from, size_t to,
 			f->size = end;
 		clock_gettime(CLOCK_REALTIME, &f->mtime);
 		pthread_mutex_unlock(&f->lock);
-		page_mark_dirty_locked(p);
+		page_mark_dirty_range_locked(p, from, to);
 	}
 	cache_page_unlock(&p->ps);
 	page_put(p);
@@ -1124,6 +1126,8 @@ static int page_zero_tail(struct cfile *f, off_t size)
 		return 0;
 	cache_page_lock(&p->ps);
 	ret = wp_fault_locked(p, WP_CPU);	/* a shared page is copied first */
+	if (!ret)
+		page_clip_dirty_locked(p, from);
 	if (!ret && page_test_device(&p->ps))
 		page_zero_device_tail_locked(p, from);
 	else if (!ret && page_test_uptodate(&p->ps))

@@ -20,11 +20,21 @@
  * dirtied again, so nothing is lost and a later pass retries, and the
  * error is latched on the file for the next fsync or close.
  *
- * Whole pages are written, except the page holding EOF: its write stops
- * at EOF (through a buffered descriptor when the backing one is O_DIRECT,
- * which cannot write part of a page), so BACKING never holds bytes past
- * the cache's size, even across a crash.  When a truncate shrank the file
- * during the write, BACKING is cut back to the cache's size after it.
+ * Only the bytes a page's writers dirtied are written (cpage->dirty_from,
+ * dirty_to), as NFS does: someone else (a process writing BACKING itself,
+ * or another hmmfs mount of it) may have changed the rest of the page since
+ * it was read, and writing the whole page back would undo that.  Each page
+ * keeps one range; a write that would leave a gap of bytes it did not write
+ * inside that range writes the range to BACKING first (page_dirty_prepare_
+ * locked, like nfs_flush_incompatible), so the range never takes in bytes
+ * this mount did not write.  Pages written whole (sequential writes, mmap
+ * writes the kernel sends as whole pages, device writes) are simply dirty
+ * from 0 to the page size and go in runs as before.  A page dirty in part,
+ * and the page holding EOF (so BACKING never holds bytes past the cache's
+ * size, even across a crash), are written alone, for just their bytes,
+ * through a buffered descriptor when the backing one is O_DIRECT, which
+ * cannot write part of a page.  When a truncate shrank the file during
+ * the write, BACKING is cut back to the cache's size after it.
  *
  * Device-resident pages are written back while they stay on the device:
  * taking one for writeback also maps it read-only on the device (so a
@@ -107,6 +117,37 @@ void page_cancel_dirty_locked(struct cpage *p)
 		file_dirty_dec(p->file, false);
 		pthread_cond_broadcast(&p->file->cache->clean_cond);
 	}
+}
+
+/*
+ * Writers dirty [@from, @to) of @p: the page's range grows to take it in
+ * (page_dirty_prepare_locked() made sure that leaves no gap), or starts
+ * there if the page was clean or its range written already.
+ * Context: page locked, not under writeback.
+ */
+void page_mark_dirty_range_locked(struct cpage *p, size_t from, size_t to)
+{
+	if (!page_test_dirty(&p->ps) || p->dirty_from >= p->dirty_to) {
+		p->dirty_from = (uint32_t)from;
+		p->dirty_to = (uint32_t)to;
+	} else {
+		if (from < p->dirty_from)
+			p->dirty_from = (uint32_t)from;
+		if (to > p->dirty_to)
+			p->dirty_to = (uint32_t)to;
+	}
+	page_mark_dirty_locked(p);
+}
+
+/*
+ * A truncate put EOF at @end bytes into @p: the bytes past it are no
+ * longer data to write (they read as zeros, and BACKING was cut too).
+ * Context: page locked.
+ */
+void page_clip_dirty_locked(struct cpage *p, size_t end)
+{
+	if (p->dirty_to > end)
+		p->dirty_to = (uint32_t)end;
 }
 
 /*
@@ -224,11 +265,12 @@ static int wb_fetch_device_pages(struct cache *c, struct wb_batch *b)
 }
 
 /*
- * The descriptor for a write that ends at EOF inside a page: @f->fd when
- * it is buffered, else a buffered one opened through /proc for this batch
- * (not kept: every cached file would hold one more descriptor).  Return:
- * -1 if there is none (then the whole page is written and BACKING cut
- * back after: exact again, but not across a crash in between).
+ * The descriptor for a write of part of a page (a partly dirty page, or
+ * one that ends at EOF inside a page): @f->fd when it is buffered, else a
+ * buffered one opened through /proc for this batch (not kept: every
+ * cached file would hold one more descriptor).  Return: -1 if there is
+ * none (then the whole page is written and BACKING cut back after: exact
+ * again, but not across a crash in between).
  */
 static int file_tail_fd(struct cfile *f)
 {
@@ -241,31 +283,89 @@ static int file_tail_fd(struct cfile *f)
 }
 
 /*
- * Make the write of @r's last page (the batch's page @last, holding EOF
- * at @tail bytes) stop at EOF, so that BACKING never holds bytes past the
- * cache's size, not even for a moment a crash could catch.  A run that
- * ends with it loses that page to a request of its own (@r has room: a
- * run of two or more pages leaves a slot free).  Return: the end of what
- * is written.
+ * Write @p's dirty range to BACKING now, through a buffered descriptor
+ * (the range is part of a page).  Return: 0 or -errno.
+ * Context: page locked, not under writeback.
  */
-static off_t runs_cut_at_eof(struct cfile *f, struct page_runs *r, size_t last,
-			     void *data, size_t tail)
+static int page_write_range_now_locked(struct cpage *p)
 {
-	size_t ps = f->cache->cfg.page_size;
-	struct io_req *q = &r->reqs[r->nreqs - 1];
-	off_t off = q->off + (off_t)((q->iovcnt ? q->iovcnt - 1 : 0) * ps);
-	int fd = file_tail_fd(f);
+	struct cfile *f = p->file;
+	struct cache *c = f->cache;
+	size_t ps = c->cfg.page_size, lo = p->dirty_from, hi = p->dirty_to;
+	off_t pos = (off_t)(p->index * ps), size;
+	const char *src = page_frame(p);
+	void *bb = NULL;
+	int fd, ret = 0;
 
+	pthread_mutex_lock(&f->lock);
+	size = f->size;
+	pthread_mutex_unlock(&f->lock);
+	if (pos + (off_t)hi > size)
+		hi = size > pos + (off_t)lo ? (size_t)(size - pos) : lo;
+	if (hi <= lo)
+		return 0;	/* truncated away */
+	fd = file_tail_fd(f);
 	if (fd < 0)
-		return off + (off_t)ps;
-	r->tail_fd = fd;
-	if (q->iovcnt > 1) {
-		q->iovcnt--;
-		q = &r->reqs[r->nreqs++];
+		return -errno;
+	if (page_test_device(&p->ps)) {
+		struct dev_fence fence = DEV_FENCE_INIT;
+		int r;
+
+		bounce_get(c->bounce, &bb, 1, true);
+		ret = dev_copy_to_host(c->dev, (char *)bb + lo, page_daddr(p) + lo,
+				       hi - lo, &fence);
+		r = dev_fence_wait(c->dev, &fence);
+		if (!ret)
+			ret = r == -ENODEV ? -EIO : r;
+		else if (ret == -ENODEV)
+			ret = -EIO;
+		src = bb;
 	}
-	*q = (struct io_req){ .fd = fd, .op = IO_WRITE, .buf = data, .len = tail,
-			      .off = off, .priv = (void *)(uintptr_t)last };
-	return off + (off_t)tail;
+	if (!ret) {	/* through the engine, like any backing write */
+		struct io_req q = { .fd = fd, .op = IO_WRITE, .buf = (char *)src + lo,
+				    .len = hi - lo, .off = pos + (off_t)lo };
+
+		ret = io_submit_wait(c->io, &q, 1);
+		if (!ret && q.res != (ssize_t)(hi - lo))
+			ret = q.res < 0 ? (int)q.res : -EIO;
+	}
+	if (bb)
+		bounce_put(c->bounce, &bb, 1);
+	if (fd != f->fd)
+		close(fd);
+	if (ret)
+		return ret;
+	ctr_inc(c, backing_writes, 1);
+	ctr_inc(c, writeback_bytes, hi - lo);
+	/* a truncate meanwhile: BACKING must not keep what it cut */
+	pthread_mutex_lock(&f->lock);
+	if (pos + (off_t)hi > f->size && ftruncate(f->fd, f->size) < 0)
+		ret = -errno;
+	pthread_mutex_unlock(&f->lock);
+	return ret;
+}
+
+/*
+ * A write of [@from, @to) is coming to page @p.  If @p is dirty and the
+ * write neither overlaps nor touches its dirty range, one range holding
+ * both would take in the bytes between them, which this mount did not
+ * write (and another writer may have changed in BACKING): write the range
+ * to BACKING now instead, leaving the page dirty with an empty range for
+ * the write to start afresh.  Writes of whole pages, in order, or over
+ * what they wrote before never get here.
+ * Context: page locked, not under writeback.  Return: 0 or -errno.
+ */
+int page_dirty_prepare_locked(struct cpage *p, size_t from, size_t to)
+{
+	int ret;
+
+	if (!page_test_dirty(&p->ps) || p->dirty_from >= p->dirty_to ||
+	    (from <= p->dirty_to && to >= p->dirty_from))
+		return 0;
+	ret = page_write_range_now_locked(p);
+	if (!ret)
+		p->dirty_from = p->dirty_to = 0;
+	return ret;
 }
 
 /* Did request @q (@got bytes done) write its page @k?  Return: ps or -errno. */
@@ -279,38 +379,125 @@ static ssize_t req_page_result(const struct io_req *q, ssize_t got, size_t k,
 	return (size_t)got >= want ? (ssize_t)ps : -EIO;
 }
 
+/*
+ * The bytes of page @p to write: its dirty range, cut at EOF @size.
+ * Return: false if there are none (written already, or truncated away).
+ */
+static bool wb_page_span(const struct cpage *p, size_t ps, off_t size,
+			 size_t *lo, size_t *hi)
+{
+	off_t pos = (off_t)(p->index * ps);
+
+	*lo = p->dirty_from;
+	*hi = p->dirty_to;
+	if (pos + (off_t)*hi > size)
+		*hi = size > pos ? (size_t)(size - pos) : 0;
+	return *lo < *hi;
+}
+
+/*
+ * Add whole page @k of @b (at @pos) to @r: to the run before it when that
+ * is a run of whole pages ending just before it, else as a new request.
+ */
+static void wb_add_whole(struct cfile *f, struct wb_batch *b, size_t k,
+			 off_t pos, struct page_runs *r)
+{
+	size_t ps = f->cache->cfg.page_size;
+	struct io_req *q = r->nreqs ? &r->reqs[r->nreqs - 1] : NULL;
+	size_t first = q ? (uintptr_t)q->priv : 0;
+
+	r->iovs[k] = (struct iovec){ b->data[k], ps };
+	if (q && q->fd == f->fd && (q->iovcnt || q->len == ps) &&
+	    first + page_run_len(q) == k && page_run_len(q) < CACHE_MAX_RUN &&
+	    q->off + (off_t)(page_run_len(q) * ps) == pos) {
+		if (!q->iovcnt) {	/* one page so far: make it a vector */
+			q->iov = &r->iovs[first];
+			q->iovcnt = 1;
+			q->buf = NULL;
+			q->len = 0;
+		}
+		q->iovcnt++;
+		return;
+	}
+	r->reqs[r->nreqs++] = (struct io_req){
+		.fd = f->fd, .op = IO_WRITE, .buf = b->data[k], .len = ps,
+		.off = pos, .priv = (void *)(uintptr_t)k };
+}
+
+/*
+ * Cut the pages of @b into write requests: runs of consecutive wholly
+ * dirty pages as one request each, on @f->fd (O_DIRECT where it can be);
+ * a page dirty in part, or holding EOF @size, as a request of its own for
+ * just those bytes, on a buffered descriptor.  Without one (the /proc
+ * open failed) such a page is written whole, the old behaviour: at EOF,
+ * file_after_writeback() cuts BACKING back after.  Pages with nothing to
+ * write get no request.  Return: 0 or -ENOMEM; *@end: the end of what is
+ * written (0: nothing).
+ */
+static int wb_runs_build(struct cfile *f, struct wb_batch *b, off_t size,
+			 struct page_runs *r, off_t *end)
+{
+	size_t ps = f->cache->cfg.page_size, n = b->n, lo, hi;
+	bool no_tail = false;
+
+	*end = 0;
+	r->nreqs = 0;
+	r->tail_fd = -1;
+	r->reqs = calloc(n ? n : 1, sizeof(*r->reqs));
+	r->iovs = calloc(n ? n : 1, sizeof(*r->iovs));
+	if (!r->reqs || !r->iovs) {
+		page_runs_free(r);
+		return -ENOMEM;
+	}
+	for (size_t k = 0; k < n; k++) {
+		off_t pos = (off_t)(b->v[k]->index * ps);
+
+		if (!wb_page_span(b->v[k], ps, size, &lo, &hi))
+			continue;
+		if ((lo || hi < ps) && r->tail_fd < 0 && !no_tail) {
+			r->tail_fd = file_tail_fd(f);
+			no_tail = r->tail_fd < 0;
+		}
+		if ((lo || hi < ps) && r->tail_fd >= 0) {
+			r->reqs[r->nreqs++] = (struct io_req){
+				.fd = r->tail_fd, .op = IO_WRITE,
+				.buf = (char *)b->data[k] + lo, .len = hi - lo,
+				.off = pos + (off_t)lo, .priv = (void *)(uintptr_t)k };
+			*end = pos + (off_t)hi;
+			continue;
+		}
+		wb_add_whole(f, b, k, pos, r);
+		*end = pos + (off_t)ps;
+	}
+	return 0;
+}
+
 /* Write the pages of @b (under writeback, in index order) in one batch. */
 static int write_batch(struct cfile *f, struct wb_batch *b)
 {
 	struct cache *c = f->cache;
-	size_t ps = c->cfg.page_size, n = b->n, nw = n;
+	size_t ps = c->cfg.page_size, n = b->n;
 	struct cpage **v = b->v;
 	struct page_runs r = { .tail_fd = -1 };
+	bool ended[WB_BATCH] = { false };
 	off_t size, end = 0;
 	bool built = false;
 	int ret, err = 0;
 
 	/*
 	 * Every byte in these pages was inside the size when it was written
-	 * (writers grow the size first), so the size now covers them; pages
-	 * wholly past it were cut off by a truncate meanwhile: nothing to
-	 * write.
+	 * (writers grow the size first), so the size now covers them; bytes
+	 * past it were cut off by a truncate meanwhile: nothing to write.
 	 */
 	pthread_mutex_lock(&f->lock);
 	size = f->size;
 	pthread_mutex_unlock(&f->lock);
-	while (nw && (off_t)(v[nw - 1]->index * ps) >= size)
-		nw--;
 	ret = wb_fetch_device_pages(c, b);
-	if (!ret && nw) {
-		ret = page_runs_build(f, v, b->data, nw, IO_WRITE, &r);
+	if (!ret) {
+		ret = wb_runs_build(f, b, size, &r, &end);
 		built = !ret;
 	}
-	if (built) {
-		end = (off_t)((v[nw - 1]->index + 1) * ps);
-		if (end > size)
-			end = runs_cut_at_eof(f, &r, nw - 1, b->data[nw - 1],
-					      (size_t)(size - (end - (off_t)ps)));
+	if (built && r.nreqs) {
 		ret = io_submit_wait(c->io, r.reqs, (unsigned int)r.nreqs);
 		ctr_inc(c, backing_writes, r.nreqs);
 	}
@@ -328,12 +515,14 @@ static int write_batch(struct cfile *f, struct wb_batch *b)
 			int e = page_end_io(v[first + k],
 					    req_page_result(&r.reqs[q], r.reqs[q].res, k, ps));
 
+			ended[first + k] = true;
 			if (e && !err)
 				err = e;
 		}
 	}
-	for (size_t k = nw; !ret && k < n; k++)
-		page_end_io(v[k], (ssize_t)ps);	/* truncated away: nothing to write */
+	for (size_t k = 0; !ret && k < n; k++)
+		if (!ended[k])	/* nothing to write: written or truncated away */
+			page_end_io(v[k], (ssize_t)ps);
 	if (r.tail_fd >= 0 && r.tail_fd != f->fd)
 		close(r.tail_fd);
 	if (built)

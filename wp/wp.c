@@ -101,7 +101,8 @@ int wp_fault_locked(struct cpage *p, enum wp_writer who)
 	if (!page_test_device(&p->ps))
 		return 0;
 	if (who == WP_DEVICE && (r & WP_DEVICE_RO)) {	/* the device write fault */
-		page_mark_dirty_locked(p);
+		/* the device may write anywhere in the page: all of it is dirty */
+		page_mark_dirty_range_locked(p, 0, c->cfg.page_size);
 		wp_unprotect(p, WP_DEVICE_RO);
 		ctr_inc(c, device_faults, 1);
 	} else if (who == WP_BOUNCE && !(r & WP_DEVICE_RO)) {

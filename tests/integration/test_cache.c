@@ -11,7 +11,9 @@
  * BACKING is seen through the mount after the file is opened again.
  * Control: hmmfsctl stats --json reports the counters and they move (a
  * re-read is a hit, not a backing read); hmmfsctl sync writes back a file
- * that is still open; host_cache=0 says the cache is off.
+ * that is still open; host_cache=0 says the cache is off.  Two writers of
+ * one page (the mount and BACKING, or a second mount): the mount writes
+ * back only the bytes it dirtied, so the other writer's bytes survive.
  *
  * The mounts use direct_io so that every read and write reaches the
  * daemon's cache instead of stopping in the kernel's page cache.
@@ -305,6 +307,108 @@ static void page_size_64k_round_trip(void)
 	IT_EQ(stat_of("page_size"), 65536);
 }
 
+/* Write @len bytes of @byte at @off of @path: open, pwrite, close. */
+static void poke(const char *path, off_t off, size_t len, char byte)
+{
+	char buf[256];
+	int fd = IT_REQUIRE_OK(open(path, O_WRONLY));
+
+	IT_REQUIRE(len <= sizeof(buf), "poke: %zu bytes", len);
+	memset(buf, byte, len);
+	IT_EQ(pwrite(fd, buf, len, off), (ssize_t)len);
+	IT_OK(close(fd));
+}
+
+/*
+ * Two writers of one page: the mount dirties [0, 100) (and, with @far,
+ * [@far, @far + 100) later) while someone else writes [200, 300) of the
+ * same page, directly in BACKING or (@mount2) through a second hmmfs
+ * mount of it, and closes first.  When the mount's writer closes, BACKING
+ * must hold every writer's bytes: the mount writes back only what it
+ * dirtied, not the whole page it read before the other write.  With
+ * @device the page is on the device when the second range is written
+ * (through a bounce buffer), so the first range goes to BACKING from there.
+ */
+static void two_writers_one_page(bool mount2, size_t far, bool device)
+{
+	size_t ps = (size_t)stat_of("page_size"), len = 2 * ps;
+	char *want = malloc(len), *got = malloc(len);
+	const char *other = BACK("sp");
+	struct it_mount m2;
+	char err[512];
+	int fd;
+
+	IT_REQUIRE(want && got, "out of memory");
+	IT_REQUIRE(far + 100 <= ps, "far %zu is past the page", far);
+	memset(want, 'a', len);
+	IT_REQUIRE_OK(it_put(BACK("sp"), want, len));
+	if (mount2) {
+		IT_REQUIRE_OK(mkdir(it_path(it.outside, "mnt2"), 0755));
+		IT_REQUIRE(it_mount_start(&m2, it.backing, it_path(it.outside, "mnt2"),
+					  "direct_io", false, err, sizeof(err)) == 0,
+			   "second mount: %s", err);
+		other = it_path(it.outside, "mnt2/sp");
+	}
+	fd = IT_REQUIRE_OK(open(MNT("sp"), O_RDWR));
+	memset(got, 'M', 100);
+	IT_EQ(pwrite(fd, got, 100, 0), 100);	/* reads the page, dirties 0-99 */
+	if (device) {
+		uint64_t moved = 0;
+
+		IT_REQUIRE_OK(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, &moved));
+		IT_REQUIRE(moved == 2, "%llu pages moved to the device, want 2",
+			   (unsigned long long)moved);
+	}
+	poke(other, 200, 100, 'X');
+	memset(want, 'M', 100);
+	memset(want + 200, 'X', 100);
+	if (far) {	/* a second range, apart from the first */
+		memset(got, 'N', 100);
+		IT_EQ(pwrite(fd, got, 100, (off_t)far), 100);
+		memset(want + far, 'N', 100);
+	}
+	IT_OK(close(fd));
+	IT_EQ(it_get(BACK("sp"), got, len), (ssize_t)len);
+	for (size_t i = 0; i < len; i++)
+		if (got[i] != want[i]) {
+			IT_TRUE(false, "BACKING byte %zu is '%c', want '%c'", i,
+				got[i], want[i]);
+			break;
+		}
+	if (mount2) {
+		int status;
+
+		IT_OK(it_mount_stop(&m2, &status));
+	}
+	free(want);
+	free(got);
+}
+
+static void sub_page_write_keeps_backing_change(void)
+{
+	two_writers_one_page(false, 0, false);
+}
+
+static void disjoint_sub_page_writes_keep_backing_change(void)
+{
+	two_writers_one_page(false, 500, false);
+}
+
+static void sub_page_write_keeps_other_mount_change(void)
+{
+	two_writers_one_page(true, 500, false);
+}
+
+static void sub_page_writes_64k_keep_backing_change(void)
+{
+	two_writers_one_page(false, 60000, false);
+}
+
+static void sub_page_writes_on_device_keep_backing_change(void)
+{
+	two_writers_one_page(false, 500, true);
+}
+
 static const struct it_test tests[] = {
 	{ "fsync'd data survives SIGKILL", fsynced_data_survives_sigkill, 0, NULL },
 	{ "SIGTERM writes back an open dirty file",
@@ -318,6 +422,17 @@ static const struct it_test tests[] = {
 	{ "host_cache=0 is a plain passthrough", no_cache_says_so, 0,
 	  "direct_io,host_cache=0" },
 	{ "64 KiB pages", page_size_64k_round_trip, 0, "direct_io,page_size=64K" },
+	{ "sub-page write keeps a BACKING change", sub_page_write_keeps_backing_change,
+	  0, NULL },
+	{ "disjoint sub-page writes keep a BACKING change",
+	  disjoint_sub_page_writes_keep_backing_change, 0, NULL },
+	{ "sub-page write keeps another mount's change",
+	  sub_page_write_keeps_other_mount_change, 0, NULL },
+	{ "64 KiB pages: sub-page writes keep a BACKING change",
+	  sub_page_writes_64k_keep_backing_change, 0, "direct_io,page_size=64K" },
+	{ "device page: sub-page writes keep a BACKING change",
+	  sub_page_writes_on_device_keep_backing_change, 0,
+	  "direct_io,device=hostsim,migrate=bounce" },
 	{ NULL, NULL, 0, NULL },
 };
 
