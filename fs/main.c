@@ -329,6 +329,8 @@ static int start_threads(struct hmmfs *fs)
  */
 #define STOP_SYNC_MS	30000
 #define STOP_KICK_MS	50
+#define STOP_QUIET_MS	200		/* no WRITE for this long: done */
+#define STOP_QUIET_BUSY_MS 1000		/* the same while fusectl shows requests */
 
 enum { STOP_NONE, STOP_SYNCING, STOP_NOW };
 
@@ -343,9 +345,19 @@ static struct stopper {
 	_Atomic bool loop_ended;	/* serve() returned (set by run()) */
 	_Atomic bool sync_done;		/* the syncer finished; see sync_err */
 	_Atomic int sync_err;		/* 0 or -errno of the sync */
+	_Atomic unsigned long writes_seen;	/* WRITE requests received */
+	_Atomic long writes_busy;	/* WRITE requests being served */
 	char path[PATH_MAX];		/* the mount point, resolved */
 	dev_t dev;			/* the mount's, from mountinfo; 0: unknown */
 } stopper;
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void stop_handler(int sig)
 {
@@ -389,23 +401,50 @@ static long stop_kernel_waiting(void)
 	return n;
 }
 
+/* Every WRITE passes here, so the stopper can see them come and go. */
+static void stop_counted_write_buf(fuse_req_t req, fuse_ino_t ino,
+				   struct fuse_bufvec *bufv, off_t off,
+				   struct fuse_file_info *fi)
+{
+	atomic_fetch_add(&stopper.writes_seen, 1);
+	atomic_fetch_add(&stopper.writes_busy, 1);
+	hmmfs_ops.write_buf(req, ino, bufv, off, fi);
+	atomic_fetch_sub(&stopper.writes_busy, 1);
+}
+
 /*
  * syncfs() starts writeback of every dirty page, but on FUSE it need not
- * wait for the WRITEs (the kernel may skip the wait for FUSE mappings, so
- * that a stuck server cannot hang sync): wait until the connection has no
- * unanswered request.  Return: 0, or -errno when that cannot be seen.
+ * wait for the WRITEs (the kernel may skip that wait for FUSE mappings, so
+ * that a stuck server cannot hang sync).  So wait here: done when fusectl
+ * shows no unanswered request of this connection.  Other requests (a
+ * reader's, one stuck in the kernel) may keep that above 0, and fusectl
+ * may not be mounted, so it is also done when no WRITE is being served
+ * and none came for a while: the kernel hands over its next queued WRITE
+ * as soon as one is answered, so a pause means its queue is empty (a
+ * heuristic: a kernel too slow to hand it over within the pause defeats
+ * it; the pause is longer when fusectl says requests remain).
  */
-static int stop_wait_writes(void)
+static void stop_wait_writes(void)
 {
 	struct timespec nap = { 0, 5 * 1000000 };
+	unsigned long seen = atomic_load(&stopper.writes_seen);
+	long long quiet_since = now_ms();
 	long n;
 
-	if (!stopper.dev)
-		return -ENODEV;
-	while ((n = stop_kernel_waiting()) > 0 &&
-	       atomic_load(&stopper.state) == STOP_SYNCING)
+	while (atomic_load(&stopper.state) == STOP_SYNCING) {
+		n = stopper.dev ? stop_kernel_waiting() : -ENODEV;
+		if (n == 0)
+			return;
+		if (atomic_load(&stopper.writes_seen) != seen ||
+		    atomic_load(&stopper.writes_busy)) {
+			seen = atomic_load(&stopper.writes_seen);
+			quiet_since = now_ms();
+		} else if (now_ms() >= quiet_since +
+			   (n > 0 ? STOP_QUIET_BUSY_MS : STOP_QUIET_MS)) {
+			return;
+		}
 		nanosleep(&nap, NULL);
-	return n < 0 ? (int)n : 0;
+	}
 }
 
 /* Detached: open the mount's root, syncfs it, report through @wake. */
@@ -426,22 +465,12 @@ static void *stop_sync(void *arg)
 		err = -errno;
 	if (fd >= 0)
 		close(fd);
-	if (!err && (err = stop_wait_writes()))
-		fprintf(stderr, "hmmfs: cannot see the kernel's queue of requests "
-			"(is fusectl mounted?): %s; syncfs alone may end before "
-			"its WRITEs\n", strerror(-err));
+	if (!err)
+		stop_wait_writes();
 	atomic_store(&stopper.sync_err, err);
 	atomic_store(&stopper.sync_done, true);
 	sem_post(&stopper.wake);
 	return NULL;
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Sleep on @wake until @deadline_ms (CLOCK_MONOTONIC) or a post. */
@@ -592,6 +621,7 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 	}
 	args = (struct fuse_args)FUSE_ARGS_INIT(fa.argc, fa.argv);
 	ops = hmmfs_ops;
+	ops.write_buf = stop_counted_write_buf;
 	if (o->noxattr) {
 		/*
 		 * libfuse answers ENOSYS, and the kernel stops sending xattr
@@ -649,8 +679,14 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 		goto out_notify;
 	}
 	daemon_ready(report_fd, 0);
-	/* libfuse returns the signal number after SIGHUP: clean */
-	ret = serve(fs, o) < 0 ? 1 : 0;
+	/*
+	 * libfuse returns the signal number after SIGHUP, and the single-
+	 * threaded loop may return -EINTR after the stopper's kick: clean.
+	 */
+	ret = serve(fs, o);
+	if (ret == -EINTR && atomic_load(&stopper.state) == STOP_NOW)
+		ret = 0;
+	ret = ret < 0 ? 1 : 0;
 	stopper_stop();
 out_notify:
 	notify_stop(fs);	/* no request runs now: nothing queues more */
