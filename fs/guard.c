@@ -179,6 +179,30 @@ int guard_mount_options(const char *path, char *buf, size_t len)
 	return ret;
 }
 
+int guard_mount_dev(const char *path, dev_t *dev)
+{
+	char *info = read_whole("/proc/self/mountinfo"), *line, *save = NULL;
+	char mp[PATH_MAX];
+	unsigned int maj, min;
+	int ret = -ENOENT;
+
+	if (!info)
+		return -errno;
+	/* the last matching line is the mount on top */
+	for (line = strtok_r(info, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (mountinfo_mountpoint(line, strlen(line), mp, sizeof(mp)) ||
+		    strcmp(mp, path))
+			continue;
+		if (sscanf(line, "%*s %*s %u:%u", &maj, &min) == 2) {
+			*dev = makedev(maj, min);
+			ret = 0;
+		}
+	}
+	free(info);
+	return ret;
+}
+
 int guard_fuse_device(const char *dev, char *msg, size_t msglen)
 {
 	struct stat st;

@@ -6,6 +6,7 @@
 #define HMMFS_FS_GUARD_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /**
  * guard_name() - may @name be used as one component below a directory?
@@ -37,6 +38,14 @@ int guard_is_mountpoint(const char *path);
  * Return: 0, -ENOENT (no mount there) or -errno.
  */
 int guard_mount_options(const char *path, char *buf, size_t len);
+
+/**
+ * guard_mount_dev() - the device number of the mount on top at @path
+ * (mountinfo's 3rd field, "major:minor"), read without asking the mount
+ * itself, which may not serve requests yet.
+ * Return: 0, -ENOENT (no mount there) or -errno.
+ */
+int guard_mount_dev(const char *path, dev_t *dev);
 
 /**
  * guard_fuse_device() - can /dev/fuse (or @dev) be used?

@@ -8,13 +8,19 @@
  * then waits until the child has opened the device tier and started its
  * threads (which cannot cross a fork) before it exits, so every start-up
  * failure reaches the user's terminal with a non-zero exit.
- * SIGTERM, SIGINT and SIGHUP end the session loop (libfuse's handlers);
- * an umount ends it too.  Either way the loop returns, the mount goes, and
- * the inode table is torn down.
+ * SIGHUP ends the session loop (libfuse's handler); an umount ends it
+ * too.  SIGTERM and SIGINT first have the kernel write the dirty pages it
+ * still holds for the mount (see "stopper" below), then end it.  Either
+ * way the loop returns, the mount goes, and the inode table is torn down,
+ * which writes back hmmfs's own cache.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +28,8 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache/cache.h"
@@ -331,6 +339,294 @@ static int start_threads(struct hmmfs *fs)
 	return ret;
 }
 
+/*
+ * The stopper: SIGTERM and SIGINT without losing what the kernel holds.
+ *
+ * With writeback_cache, write()s stay dirty in the kernel's page cache of
+ * the mount until it writes them back, and MAP_SHARED stores do in every
+ * mode; an open fd or a mapping keeps them there.  Ending the session loop
+ * at the signal loses them.  So the handler only posts @wake; the stopper
+ * thread then opens the mount's root and syncfs()es it, which makes the
+ * kernel send those pages as WRITE requests, served by the session loop
+ * (still running: its other workers, or the loop thread itself with -s,
+ * since the sync runs on a thread of its own).  After the sync, or
+ * STOP_SYNC_MS, or a second signal, the stopper ends the loop, and run()
+ * goes on as after an umount.
+ *
+ * The mount point is opened by path at the signal, not held open from the
+ * mount on: an open descriptor would keep umount busy and keep a lazily
+ * unmounted mount (and so this daemon) alive.  Its st_dev must be the one
+ * mountinfo gave at mount, so a path that no longer leads to this mount is
+ * not synced.
+ *
+ * Wake-ups all go through @wake (sem_post is async-signal-safe); the
+ * flags say what happened.  The loop thread sleeps in a system call the
+ * exited flag cannot interrupt, so the stopper signals it (the handler
+ * then does nothing) until serve() returns.
+ */
+#define STOP_SYNC_MS	30000
+#define STOP_KICK_MS	50
+#define STOP_QUIET_MS	200		/* no WRITE for this long: done */
+#define STOP_QUIET_BUSY_MS 1000		/* the same while fusectl shows requests */
+
+enum { STOP_NONE, STOP_SYNCING, STOP_NOW };
+
+static struct stopper {
+	struct fuse_session *se;
+	pthread_t loop;			/* the thread in serve() */
+	pthread_t thread;
+	bool started;
+	sem_t wake;
+	_Atomic int state;		/* STOP_*: set by the handler and the stopper */
+	_Atomic int sig;		/* the first signal */
+	_Atomic bool loop_ended;	/* serve() returned (set by run()) */
+	_Atomic bool sync_done;		/* the syncer finished; see sync_err */
+	_Atomic int sync_err;		/* 0 or -errno of the sync */
+	_Atomic unsigned long writes_seen;	/* WRITE requests received */
+	_Atomic long writes_busy;	/* WRITE requests being served */
+	char path[PATH_MAX];		/* the mount point, resolved */
+	dev_t dev;			/* the mount's, from mountinfo; 0: unknown */
+} stopper;
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void stop_handler(int sig)
+{
+	static const char again[] = "hmmfs: second signal: ending without "
+		"waiting for the kernel's dirty pages\n";
+	int expect = STOP_NONE, saved = errno;
+	ssize_t n;
+
+	if (atomic_compare_exchange_strong(&stopper.state, &expect, STOP_SYNCING)) {
+		atomic_store(&stopper.sig, sig);
+		sem_post(&stopper.wake);
+	} else if (expect == STOP_SYNCING &&
+		   atomic_compare_exchange_strong(&stopper.state, &expect, STOP_NOW)) {
+		n = write(STDERR_FILENO, again, sizeof(again) - 1);
+		(void)n;	/* nothing more a handler can do */
+		sem_post(&stopper.wake);
+	}
+	/* STOP_NOW: the stopper's kick to the loop thread; nothing to do */
+	errno = saved;
+}
+
+/*
+ * The number of requests of this connection the kernel has not had
+ * answered (fusectl's "waiting", named by the kernel's dev_t encoding),
+ * or -errno (-ENOENT: fusectl is not mounted).
+ */
+static long stop_kernel_waiting(void)
+{
+	char path[96];
+	long n = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/waiting",
+		 (major(stopper.dev) << 20) | minor(stopper.dev));
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	if (fscanf(f, "%ld", &n) != 1)
+		n = -EIO;
+	fclose(f);
+	return n;
+}
+
+/* Every WRITE passes here, so the stopper can see them come and go. */
+static void stop_counted_write_buf(fuse_req_t req, fuse_ino_t ino,
+				   struct fuse_bufvec *bufv, off_t off,
+				   struct fuse_file_info *fi)
+{
+	atomic_fetch_add(&stopper.writes_seen, 1);
+	atomic_fetch_add(&stopper.writes_busy, 1);
+	hmmfs_ops.write_buf(req, ino, bufv, off, fi);
+	atomic_fetch_sub(&stopper.writes_busy, 1);
+}
+
+/*
+ * syncfs() starts writeback of every dirty page, but on FUSE it need not
+ * wait for the WRITEs (the kernel may skip that wait for FUSE mappings, so
+ * that a stuck server cannot hang sync).  So wait here: done when fusectl
+ * shows no unanswered request of this connection.  Other requests (a
+ * reader's, one stuck in the kernel) may keep that above 0, and fusectl
+ * may not be mounted, so it is also done when no WRITE is being served
+ * and none came for a while: the kernel hands over its next queued WRITE
+ * as soon as one is answered, so a pause means its queue is empty (a
+ * heuristic: a kernel too slow to hand it over within the pause defeats
+ * it; the pause is longer when fusectl says requests remain).
+ */
+static void stop_wait_writes(void)
+{
+	struct timespec nap = { 0, 5 * 1000000 };
+	unsigned long seen = atomic_load(&stopper.writes_seen);
+	long long quiet_since = now_ms();
+	long n;
+
+	while (atomic_load(&stopper.state) == STOP_SYNCING) {
+		n = stopper.dev ? stop_kernel_waiting() : -ENODEV;
+		if (n == 0)
+			return;
+		if (atomic_load(&stopper.writes_seen) != seen ||
+		    atomic_load(&stopper.writes_busy)) {
+			seen = atomic_load(&stopper.writes_seen);
+			quiet_since = now_ms();
+		} else if (now_ms() >= quiet_since +
+			   (n > 0 ? STOP_QUIET_BUSY_MS : STOP_QUIET_MS)) {
+			return;
+		}
+		nanosleep(&nap, NULL);
+	}
+}
+
+/* Detached: open the mount's root, syncfs it, report through @wake. */
+static void *stop_sync(void *arg)
+{
+	struct stat st;
+	int fd, err = 0;
+
+	(void)arg;
+	fd = open(stopper.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		err = -errno;
+	else if (fstat(fd, &st) < 0)
+		err = -errno;
+	else if (stopper.dev && st.st_dev != stopper.dev)
+		err = -ENXIO;	/* unmounted lazily; something else is there */
+	else if (syncfs(fd) < 0)
+		err = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (!err)
+		stop_wait_writes();
+	atomic_store(&stopper.sync_err, err);
+	atomic_store(&stopper.sync_done, true);
+	sem_post(&stopper.wake);
+	return NULL;
+}
+
+/* Sleep on @wake until @deadline_ms (CLOCK_MONOTONIC) or a post. */
+static void stop_wait_until(long long deadline_ms)
+{
+	struct timespec ts = {
+		.tv_sec = deadline_ms / 1000,
+		.tv_nsec = (deadline_ms % 1000) * 1000000,
+	};
+
+	sem_clockwait(&stopper.wake, CLOCK_MONOTONIC, &ts);
+}
+
+/* Have the kernel write its dirty pages, within STOP_SYNC_MS; log it. */
+static void stop_sync_kernel(void)
+{
+	const char *name = atomic_load(&stopper.sig) == SIGINT ? "SIGINT" : "SIGTERM";
+	long long start = now_ms();
+	pthread_attr_t attr;
+	pthread_t t;
+	int ret;
+
+	fprintf(stderr, "hmmfs: %s: syncing the kernel's dirty pages of %s\n",
+		name, stopper.path);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	ret = pthread_create(&t, &attr, stop_sync, NULL);
+	pthread_attr_destroy(&attr);
+	if (ret) {
+		fprintf(stderr, "hmmfs: %s: cannot start the sync: %s\n", name,
+			strerror(ret));
+		return;
+	}
+	while (!atomic_load(&stopper.sync_done) && !atomic_load(&stopper.loop_ended) &&
+	       atomic_load(&stopper.state) == STOP_SYNCING &&
+	       now_ms() < start + STOP_SYNC_MS)
+		stop_wait_until(start + STOP_SYNC_MS);
+	ret = atomic_load(&stopper.sync_err);
+	if (!atomic_load(&stopper.sync_done))
+		fprintf(stderr, "hmmfs: %s: kernel sync unfinished after %lld ms; "
+			"ending anyway\n", name, now_ms() - start);
+	else if (ret)
+		fprintf(stderr, "hmmfs: %s: kernel sync failed after %lld ms: %s\n",
+			name, now_ms() - start, strerror(-ret));
+	else
+		fprintf(stderr, "hmmfs: %s: syncing the kernel's dirty pages done "
+			"in %lld ms\n", name, now_ms() - start);
+}
+
+static void *stopper_main(void *arg)
+{
+	(void)arg;
+	while (atomic_load(&stopper.state) == STOP_NONE &&
+	       !atomic_load(&stopper.loop_ended))
+		sem_wait(&stopper.wake);
+	if (atomic_load(&stopper.loop_ended))
+		return NULL;	/* unmounted: nothing to stop */
+	if (atomic_load(&stopper.state) == STOP_SYNCING)
+		stop_sync_kernel();
+	atomic_store(&stopper.state, STOP_NOW);
+	fuse_session_exit(stopper.se);
+	while (!atomic_load(&stopper.loop_ended)) {
+		pthread_kill(stopper.loop, SIGTERM);	/* out of its syscall */
+		stop_wait_until(now_ms() + STOP_KICK_MS);
+	}
+	return NULL;
+}
+
+/*
+ * Before the mount (no fd held, see above): where to find it.  After the
+ * mount: its device number.  Failing either only costs the st_dev check.
+ */
+static void stopper_init(struct fuse_session *se, const char *mountpoint)
+{
+	stopper.se = se;
+	sem_init(&stopper.wake, 0, 0);
+	if (!realpath(mountpoint, stopper.path))
+		snprintf(stopper.path, sizeof(stopper.path), "%s", mountpoint);
+}
+
+/* After the fork, on the thread that will run serve(). */
+static int stopper_start(void)
+{
+	struct sigaction sa = { .sa_handler = stop_handler };
+	int ret;
+
+	if (guard_mount_dev(stopper.path, &stopper.dev))
+		stopper.dev = 0;
+	stopper.loop = pthread_self();
+	ret = pthread_create(&stopper.thread, NULL, stopper_main, NULL);
+	if (ret)
+		return -ret;
+	stopper.started = true;
+	/* no SA_RESTART: the kick must interrupt the loop's read or wait */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	return 0;
+}
+
+/*
+ * serve() returned: stopper joined (its last kicks are SIGTERMs), then the
+ * default actions back, as fuse_remove_signal_handlers() leaves them.
+ */
+static void stopper_stop(void)
+{
+	struct sigaction sa = { .sa_handler = SIG_DFL };
+
+	if (stopper.started) {
+		atomic_store(&stopper.loop_ended, true);
+		sem_post(&stopper.wake);
+		pthread_join(stopper.thread, NULL);
+		stopper.started = false;
+	}
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+}
+
 static int serve(struct hmmfs *fs, const struct hmmfs_opts *o)
 {
 	struct fuse_loop_config *cfg;
@@ -362,6 +658,7 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 	}
 	args = (struct fuse_args)FUSE_ARGS_INIT(fa.argc, fa.argv);
 	ops = hmmfs_ops;
+	ops.write_buf = stop_counted_write_buf;
 	if (o->noxattr) {
 		/*
 		 * libfuse answers ENOSYS, and the kernel stops sending xattr
@@ -380,6 +677,7 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 		goto out_free_argv;
 	if (fuse_set_signal_handlers(fs->se))
 		goto out_destroy;
+	stopper_init(fs->se, o->mountpoint);	/* before daemon_fork's chdir */
 	if (fuse_session_mount(fs->se, o->mountpoint)) {
 		fprintf(stderr, "hmmfs: cannot mount on '%s'\n", o->mountpoint);
 		goto out_signals;
@@ -409,9 +707,24 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 		ret = 1;
 		goto out_notify;
 	}
+	ret = stopper_start();
+	if (ret) {
+		fprintf(stderr, "hmmfs: cannot start the stopper thread: %s\n",
+			strerror(-ret));
+		daemon_ready(report_fd, 1);
+		ret = 1;
+		goto out_notify;
+	}
 	daemon_ready(report_fd, 0);
-	/* libfuse returns the signal number after SIGTERM/SIGINT: clean */
-	ret = serve(fs, o) < 0 ? 1 : 0;
+	/*
+	 * libfuse returns the signal number after SIGHUP, and the single-
+	 * threaded loop may return -EINTR after the stopper's kick: clean.
+	 */
+	ret = serve(fs, o);
+	if (ret == -EINTR && atomic_load(&stopper.state) == STOP_NOW)
+		ret = 0;
+	ret = ret < 0 ? 1 : 0;
+	stopper_stop();
 out_notify:
 	notify_stop(fs);	/* no request runs now: nothing queues more */
 out_unmount:

@@ -10,7 +10,9 @@
  * before exec).  Each must exit non-zero with a message naming the
  * culprit, and leave nothing mounted.  --help and --version exit 0 with
  * usage and a version.  SIGTERM and SIGINT to a -f daemon, and umount,
- * end it with exit status 0, unmounted, data in BACKING.  Without -f the
+ * end it with exit status 0, unmounted, data in BACKING; also data the
+ * kernel still held (writeback_cache writes on an open fd, MAP_SHARED
+ * stores with no msync) when SIGTERM came.  Without -f the
  * command returns 0 once mounted, and the background daemon goes away on
  * umount.
  */
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -32,6 +35,7 @@
 #include "tests/integration/harness.h"
 
 #define ERROR_TIMEOUT_MS 5000
+#define MiB (1024 * 1024)
 
 static struct it_proc proc;
 
@@ -239,6 +243,69 @@ static void sigint_unmounts(void)
 	signal_unmounts(SIGINT);
 }
 
+/*
+ * SIGTERM while the kernel still holds dirty pages of the mount: @len
+ * pattern bytes written with write() (fd kept open) or through a
+ * MAP_SHARED mapping (fd closed first, mapping kept, no msync).  The daemon
+ * must get them written before it exits 0: all of them are in BACKING.
+ */
+static void sigterm_kernel_dirty(const char *opts, bool use_mmap, size_t len)
+{
+	struct stat st;
+	int status = -1, fd;
+	void *map = MAP_FAILED;
+
+	it_mount_default(opts, false);
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_CREAT | O_RDWR, 0644));
+	if (use_mmap) {
+		IT_REQUIRE_OK(ftruncate(fd, (off_t)len));
+		map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		IT_REQUIRE(map != MAP_FAILED, "mmap: %s", it_errname(errno));
+		/* stored after close: close's FLUSH cannot write them */
+		IT_OK(close(fd));
+		fd = -1;
+		it_pattern(map, len, 13, 0);
+	} else {
+		IT_REQUIRE_OK(it_pwrite_pattern(fd, 0, len, MiB, 13));
+	}
+	IT_REQUIRE_OK(kill(it.mount.pid, SIGTERM));
+	/* the test keeps fd and mapping: the daemon's syncfs writes them */
+	IT_TRUE(it_wait_pid(it.mount.pid, 60000, &status) == 0,
+		"daemon still running 60 s after SIGTERM; log: %s",
+		it_log_tail(1000));
+	if (map != MAP_FAILED)
+		munmap(map, len);
+	if (fd >= 0)
+		close(fd);	/* ENOTCONN is fine: the daemon is gone */
+	if (status != -1) {
+		it.mount.pid = 0;
+		IT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			"daemon wait status 0x%x; log: %s",
+			(unsigned int)status, it_log_tail(1000));
+	}
+	if (it_mount_count(it.mnt, NULL, NULL, 0) == 0)
+		it.mount.live = false;
+	IT_OK(stat(BACK("f"), &st));
+	IT_EQ(st.st_size, (off_t)len);
+	IT_EQ(it_file_check(BACK("f"), 0, len, 13), -1);
+	IT_EQ(it_log_count("syncing the kernel's dirty pages done"), 1);
+}
+
+static void sigterm_writeback_cache_open_fd(void)
+{
+	sigterm_kernel_dirty("writeback_cache", false, 20 * MiB);
+}
+
+static void sigterm_mmap_dirty(void)
+{
+	sigterm_kernel_dirty(NULL, true, 8 * MiB);
+}
+
+static void sigterm_mmap_dirty_writeback_cache(void)
+{
+	sigterm_kernel_dirty("writeback_cache", true, 8 * MiB);
+}
+
 static void umount_ends_daemon(void)
 {
 	int status = -1;
@@ -376,6 +443,10 @@ static const struct it_test tests[] = {
 	{ "dev_fuse_unusable", dev_fuse_unusable, 0, NULL },
 	{ "sigterm_unmounts", sigterm_unmounts, 0, NULL },
 	{ "sigint_unmounts", sigint_unmounts, 0, NULL },
+	{ "sigterm_writeback_cache_open_fd", sigterm_writeback_cache_open_fd, 0, NULL },
+	{ "sigterm_mmap_dirty", sigterm_mmap_dirty, 0, NULL },
+	{ "sigterm_mmap_dirty_writeback_cache", sigterm_mmap_dirty_writeback_cache,
+	  0, NULL },
 	{ "umount_ends_daemon", umount_ends_daemon, 0, NULL },
 	{ "daemonizes_without_f", daemonizes_without_f, 0, NULL },
 	{ "raises_fd_limit", raises_fd_limit, 0, NULL },
