@@ -1346,17 +1346,77 @@ static void hmmfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	free(buf);
 }
 
+/*
+ * The whole name list of @path in a new buffer (*@list); its length or
+ * -1 with errno.  Retried when a name is added between the two calls.
+ */
+static ssize_t list_all(const char *path, char **list)
+{
+	ssize_t n, len;
+
+	*list = NULL;
+	do {
+		free(*list);
+		*list = NULL;
+		len = listxattr(path, NULL, 0);
+		if (len < 0)
+			return -1;
+		if (!(*list = malloc(len ? (size_t)len : 1))) {
+			errno = ENOMEM;
+			return -1;
+		}
+		n = listxattr(path, *list, (size_t)len);
+	} while (n < 0 && errno == ERANGE);
+	return n;
+}
+
+/* Drop the trusted.* names from @list in place; the new length. */
+static size_t drop_trusted(char *list, size_t len)
+{
+	size_t in = 0, out = 0, one;
+
+	while (in < len) {
+		one = strnlen(list + in, len - in);
+		if (in + one < len)
+			one++;	/* and its NUL */
+		if (strncmp(list + in, "trusted.", 8) != 0) {
+			memmove(list + out, list + in, one);
+			out += one;
+		}
+		in += one;
+	}
+	return out;
+}
+
+/*
+ * trusted.* names are listed only to root, as local file systems list
+ * them only to callers with CAP_SYS_ADMIN (their values the kernel refuses
+ * to others before asking us).  A request carries the caller's uid but not
+ * its capabilities, so uid 0 stands for CAP_SYS_ADMIN.  The daemon (root)
+ * sees every name in BACKING, so both the size query and the list are
+ * worked out from the filtered list.
+ */
 static void hmmfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	char path[64], *buf = NULL;
 	ssize_t n;
 
 	xattr_path(inode_of(req, ino), path);
-	if (size && !(buf = malloc(size))) {
-		fuse_reply_err(req, ENOMEM);
-		return;
+	if (fuse_req_ctx(req)->uid == 0) {
+		if (size && !(buf = malloc(size))) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		n = listxattr(path, buf, size);
+	} else {
+		n = list_all(path, &buf);
+		if (n >= 0)
+			n = (ssize_t)drop_trusted(buf, (size_t)n);
+		if (n >= 0 && size && (size_t)n > size) {
+			n = -1;
+			errno = ERANGE;
+		}
 	}
-	n = listxattr(path, buf, size);
 	reply_xattr_size(req, size, n, buf);
 	free(buf);
 }
