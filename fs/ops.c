@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +127,7 @@ static int inode_stat(struct hmm_inode *inode, struct stat *st)
 
 struct creds {
 	int switched;
+	int umask_set;		/* this thread's umask is the caller's */
 };
 
 static int creds_become(struct hmmfs *fs, fuse_req_t req, struct creds *c)
@@ -135,6 +137,7 @@ static int creds_become(struct hmmfs *fs, fuse_req_t req, struct creds *c)
 	int n;
 
 	c->switched = 0;
+	c->umask_set = 0;
 	if (fs->uid != 0 || (ctx->uid == fs->uid && ctx->gid == fs->gid))
 		return 0;
 	n = fuse_req_getgroups(req, 64, groups);
@@ -152,11 +155,41 @@ static int creds_become(struct hmmfs *fs, fuse_req_t req, struct creds *c)
 
 static void creds_restore(struct hmmfs *fs, struct creds *c)
 {
+	if (c->umask_set)
+		umask(0);	/* this thread's own; see umask_become */
 	if (!c->switched)
 		return;
 	syscall(SYS_setfsuid, fs->uid);
 	syscall(SYS_setfsgid, fs->gid);
 	syscall(SYS_setgroups, fs->ngroups, fs->groups);
+}
+
+/*
+ * The caller's umask for a create, applied by BACKING rather than by us:
+ * with a default ACL on the parent BACKING ignores the umask (the ACL
+ * decides), without one it masks the mode.  With FUSE_CAP_DONT_MASK the
+ * kernel leaves that decision to us and passes the umask in the request.
+ * The umask lives in the fs_struct that all threads share, so each worker
+ * thread unshares it once (CLONE_FS) before setting its own; if that is
+ * refused the mode is masked here, as a kernel without DONT_MASK does.
+ */
+static __thread int thread_fs_private;
+
+static void umask_become(fuse_req_t req, mode_t *mode, struct creds *c)
+{
+	mode_t mask = fuse_req_ctx(req)->umask & 0777;
+
+	c->umask_set = 0;
+	if (!mask)
+		return;
+	if (!thread_fs_private)
+		thread_fs_private = unshare(CLONE_FS) == 0 ? 1 : -1;
+	if (thread_fs_private < 0) {
+		*mode &= ~mask;
+		return;
+	}
+	umask(mask);
+	c->umask_set = 1;
 }
 
 /* ---- lookup and forget ---------------------------------------------- */
@@ -391,6 +424,8 @@ static int make_object(struct hmmfs *fs, fuse_req_t req, struct hmm_inode *dir,
 	ret = creds_become(fs, req, &c);
 	if (ret)
 		return ret;
+	if (kind != MAKE_SYMLINK)
+		umask_become(req, &mode, &c);
 	if (kind == MAKE_DIR)
 		ret = mkdirat(dir->fd, name, mode);
 	else if (kind == MAKE_SYMLINK)
@@ -737,6 +772,7 @@ static void hmmfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (!fd)
 		fd = creds_become(fs, req, &c);
 	if (!fd) {
+		umask_become(req, &mode, &c);
 		fd = open_backing(dir->fd, name,
 				  backing_flags(fs, fi->flags) | O_CREAT | O_NOFOLLOW,
 				  mode);
@@ -1421,13 +1457,29 @@ static void hmmfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	free(buf);
 }
 
+/*
+ * An access ACL is set with the caller's ids, so that BACKING clears
+ * S_ISGID as it does for an owner outside the file's group: the kernel
+ * asks for that with FUSE_SETXATTR_ACL_KILL_SGID, which this libfuse
+ * cannot receive.  The kernel has already checked that the caller owns
+ * the file.
+ */
 static void hmmfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			   const char *value, size_t size, int flags)
 {
+	struct hmmfs *fs = fs_of(req);
+	struct creds c = { 0 };
 	char path[64];
+	int ret = 0;
 
 	xattr_path(inode_of(req, ino), path);
-	reply_status(req, setxattr(path, name, value, size, flags) < 0 ? -errno : 0);
+	if (strcmp(name, "system.posix_acl_access") == 0)
+		ret = creds_become(fs, req, &c);
+	if (!ret) {
+		ret = setxattr(path, name, value, size, flags) < 0 ? -errno : 0;
+		creds_restore(fs, &c);
+	}
+	reply_status(req, ret);
 }
 
 static void hmmfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
@@ -1807,6 +1859,46 @@ static void hmmfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 
 /* ---- session -------------------------------------------------------- */
 
+/*
+ * Does BACKING keep POSIX ACLs?  Its root answers ENODATA (none set) or a
+ * size for system.posix_acl_access if so, EOPNOTSUPP if not.
+ */
+static bool backing_has_acls(struct hmmfs *fs)
+{
+	char path[64];
+
+	fd_path(path, fs->itab.root.fd);
+	return getxattr(path, "system.posix_acl_access", NULL, 0) >= 0 ||
+	       errno == ENODATA;
+}
+
+/*
+ * POSIX ACLs are enforced by the kernel, as for a local file system: with
+ * FUSE_CAP_POSIX_ACL it reads them through getxattr, caches them, checks
+ * them (this also turns default_permissions on) and drops them when the
+ * mode or an ACL changes through the mount.  BACKING's setxattr of an ACL
+ * updates the mode itself.  Default ACLs on create are BACKING's work too:
+ * FUSE_CAP_DONT_MASK hands us the mode and umask unmixed (umask_become).
+ * Without xattr handlers (noxattr) the kernel cannot read ACLs, so other
+ * users are checked against the mode bits alone: say so.
+ */
+static void acl_init(struct hmmfs *fs, struct fuse_conn_info *conn)
+{
+	const unsigned int caps = FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
+
+	if (!backing_has_acls(fs))
+		return;
+	if (!fs->opts->noxattr && (conn->capable & caps) == caps) {
+		conn->want |= caps;
+		return;
+	}
+	if (fs->opts->allow_other)
+		fprintf(stderr, "hmmfs: BACKING keeps POSIX ACLs, but %s: other "
+			"users are checked against the mode bits only\n",
+			fs->opts->noxattr ? "noxattr is set" :
+			"the kernel cannot enforce them through FUSE");
+}
+
 static void hmmfs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct hmmfs *fs = userdata;
@@ -1820,6 +1912,7 @@ static void hmmfs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->capable & FUSE_CAP_IOCTL_DIR)
 		conn->want |= FUSE_CAP_IOCTL_DIR;	/* hmmfsctl on the mount root */
+	acl_init(fs, conn);
 	if (conn->max_write > MAX_IO)
 		conn->max_write = MAX_IO;
 	/*
