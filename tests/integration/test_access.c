@@ -19,6 +19,7 @@
  * with umask 077 below a default ACL gets the mode BACKING gives the same
  * create done directly, and without a default ACL the umask applies.
  * An owner outside the file's group who sets an ACL clears S_ISGID.
+ * With noxattr and allow_other the daemon says ACLs are not enforced.
  * They skip, saying so, where BACKING keeps no ACLs.
  */
 #include <endian.h>
@@ -402,6 +403,18 @@ static void umask_without_default_acl(void)
 	expect_created_modes("d", "db", 0600, 0700);
 }
 
+/* noxattr leaves the kernel no way to read ACLs: the daemon says so. */
+static void acl_noxattr_warns(void)
+{
+	struct stat st;
+
+	if (!acl_supported())
+		return;
+	IT_OK(stat(MNT(""), &st));	/* waits for the daemon's init */
+	IT_TRUE(it_log_count("BACKING keeps POSIX ACLs, but noxattr is set") == 1,
+		"daemon log: %s", it_log_tail(400));
+}
+
 static const struct it_test tests[] = {
 	{ "user_denied_0600", user_denied_0600, 0, "allow_other" },
 	{ "user_reads_0644", user_reads_0644, 0, "allow_other" },
@@ -417,6 +430,7 @@ static const struct it_test tests[] = {
 	  "allow_other" },
 	{ "umask_without_default_acl_own_mount", umask_without_default_acl, 0,
 	  NULL },
+	{ "acl_noxattr_warns", acl_noxattr_warns, 0, "allow_other,noxattr" },
 	{ "root_access_f_ok", root_access_f_ok, 0, NULL },
 	{ "root_access_x_ok", root_access_x_ok, 0, NULL },
 	{ "root_access_rw_mode0", root_access_rw_mode0, 0, NULL },
