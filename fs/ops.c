@@ -172,6 +172,8 @@ static void creds_restore(struct hmmfs *fs, struct creds *c)
  * The umask lives in the fs_struct that all threads share, so each worker
  * thread unshares it once (CLONE_FS) before setting its own; if that is
  * refused the mode is masked here, as a kernel without DONT_MASK does.
+ * A worker that a worker started shares that one's fs_struct until its
+ * own first create, so a create always sets the umask, also to 0.
  */
 static __thread int thread_fs_private;
 
@@ -180,8 +182,6 @@ static void umask_become(fuse_req_t req, mode_t *mode, struct creds *c)
 	mode_t mask = fuse_req_ctx(req)->umask & 0777;
 
 	c->umask_set = 0;
-	if (!mask)
-		return;
 	if (!thread_fs_private)
 		thread_fs_private = unshare(CLONE_FS) == 0 ? 1 : -1;
 	if (thread_fs_private < 0) {

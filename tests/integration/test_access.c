@@ -25,6 +25,7 @@
 #include <endian.h>
 #include <fcntl.h>
 #include <linux/posix_acl.h>
+#include <pthread.h>
 #include <linux/posix_acl_xattr.h>
 #include <stdio.h>
 #include <string.h>
@@ -403,6 +404,57 @@ static void umask_without_default_acl(void)
 	expect_created_modes("d", "db", 0600, 0700);
 }
 
+struct umask_job {
+	const char *prefix;
+	mode_t umask;
+};
+
+/* Create 500 files under @job's umask; 0, or 1 if one got a wrong mode. */
+static int create_many(void *arg, void *out)
+{
+	const struct umask_job *job = arg;
+	char path[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	(void)out;
+	umask(job->umask);
+	for (int i = 0; i < 500; i++) {
+		snprintf(path, sizeof(path), "%s%d", job->prefix, i);
+		fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0666);
+		if (fd < 0 || fstat(fd, &st) < 0)
+			return 2;
+		close(fd);
+		if ((st.st_mode & 0777) != (0666 & ~job->umask))
+			return 1;
+	}
+	return 0;
+}
+
+static void *create_many_thread(void *arg)
+{
+	return (void *)(intptr_t)it_child(create_many, arg, NULL, 0, -1, -1);
+}
+
+/* Callers with different umasks creating at once each get their own:
+ * the daemon's workers set the umask per thread, never for all. */
+static void umask_per_caller(void)
+{
+	struct umask_job a = { MNT("da/f"), 0 }, b = { MNT("db/f"), 077 };
+	pthread_t t;
+	void *ra;
+	int rb;
+
+	/* two directories: creates in one are serialised by the kernel */
+	IT_REQUIRE_OK(mkdir(MNT("da"), 0755));
+	IT_REQUIRE_OK(mkdir(MNT("db"), 0755));
+	IT_REQUIRE_OK(pthread_create(&t, NULL, create_many_thread, &a) ? -1 : 0);
+	rb = it_child(create_many, &b, NULL, 0, -1, -1);
+	pthread_join(t, &ra);
+	IT_EQ((int)(intptr_t)ra, 0);
+	IT_EQ(rb, 0);
+}
+
 /* noxattr leaves the kernel no way to read ACLs: the daemon says so. */
 static void acl_noxattr_warns(void)
 {
@@ -430,6 +482,7 @@ static const struct it_test tests[] = {
 	  "allow_other" },
 	{ "umask_without_default_acl_own_mount", umask_without_default_acl, 0,
 	  NULL },
+	{ "umask_per_caller", umask_per_caller, 0, "allow_other" },
 	{ "acl_noxattr_warns", acl_noxattr_warns, 0, "allow_other,noxattr" },
 	{ "root_access_f_ok", root_access_f_ok, 0, NULL },
 	{ "root_access_x_ok", root_access_x_ok, 0, NULL },
