@@ -16,7 +16,10 @@
  * fsuid, fsgid and supplementary groups on the calling thread only
  * (creds_become/creds_restore), so the backing file system applies its own
  * rules: owner, set-gid directories, clearing S_ISGID.  These are raw
- * syscalls: glibc's setgroups() would change every thread.
+ * syscalls: glibc's setgroups() would change every thread.  Creates also
+ * run under the caller's umask, set on the worker thread's own fs_struct,
+ * so BACKING chooses between a default ACL and the umask; POSIX ACLs are
+ * checked by the kernel (acl_init).
  *
  * Locks: POSIX record locks and flock() locks are left to the kernel,
  * which keeps them per mount with the right owners and lifetimes.  All
