@@ -16,7 +16,10 @@
  * fsuid, fsgid and supplementary groups on the calling thread only
  * (creds_become/creds_restore), so the backing file system applies its own
  * rules: owner, set-gid directories, clearing S_ISGID.  These are raw
- * syscalls: glibc's setgroups() would change every thread.
+ * syscalls: glibc's setgroups() would change every thread.  Creates also
+ * run under the caller's umask, set on the worker thread's own fs_struct,
+ * so BACKING chooses between a default ACL and the umask; POSIX ACLs are
+ * checked by the kernel (acl_init).
  *
  * Locks: POSIX record locks and flock() locks are left to the kernel,
  * which keeps them per mount with the right owners and lifetimes.  All
@@ -36,6 +39,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +131,7 @@ static int inode_stat(struct hmm_inode *inode, struct stat *st)
 
 struct creds {
 	int switched;
+	int umask_set;		/* this thread's umask is the caller's */
 };
 
 static int creds_become(struct hmmfs *fs, fuse_req_t req, struct creds *c)
@@ -136,6 +141,7 @@ static int creds_become(struct hmmfs *fs, fuse_req_t req, struct creds *c)
 	int n;
 
 	c->switched = 0;
+	c->umask_set = 0;
 	if (fs->uid != 0 || (ctx->uid == fs->uid && ctx->gid == fs->gid))
 		return 0;
 	n = fuse_req_getgroups(req, 64, groups);
@@ -153,11 +159,41 @@ static int creds_become(struct hmmfs *fs, fuse_req_t req, struct creds *c)
 
 static void creds_restore(struct hmmfs *fs, struct creds *c)
 {
+	if (c->umask_set)
+		umask(0);	/* this thread's own; see umask_become */
 	if (!c->switched)
 		return;
 	syscall(SYS_setfsuid, fs->uid);
 	syscall(SYS_setfsgid, fs->gid);
 	syscall(SYS_setgroups, fs->ngroups, fs->groups);
+}
+
+/*
+ * The caller's umask for a create, applied by BACKING rather than by us:
+ * with a default ACL on the parent BACKING ignores the umask (the ACL
+ * decides), without one it masks the mode.  With FUSE_CAP_DONT_MASK the
+ * kernel leaves that decision to us and passes the umask in the request.
+ * The umask lives in the fs_struct that all threads share, so each worker
+ * thread unshares it once (CLONE_FS) before setting its own; if that is
+ * refused the mode is masked here, as a kernel without DONT_MASK does.
+ * A worker that a worker started shares that one's fs_struct until its
+ * own first create, so a create always sets the umask, also to 0.
+ */
+static __thread int thread_fs_private;
+
+static void umask_become(fuse_req_t req, mode_t *mode, struct creds *c)
+{
+	mode_t mask = fuse_req_ctx(req)->umask & 0777;
+
+	c->umask_set = 0;
+	if (!thread_fs_private)
+		thread_fs_private = unshare(CLONE_FS) == 0 ? 1 : -1;
+	if (thread_fs_private < 0) {
+		*mode &= ~mask;
+		return;
+	}
+	umask(mask);
+	c->umask_set = 1;
 }
 
 /* ---- lookup and forget ---------------------------------------------- */
@@ -396,6 +432,8 @@ static int make_object(struct hmmfs *fs, fuse_req_t req, struct hmm_inode *dir,
 	ret = creds_become(fs, req, &c);
 	if (ret)
 		return ret;
+	if (kind != MAKE_SYMLINK)
+		umask_become(req, &mode, &c);
 	if (kind == MAKE_DIR)
 		ret = mkdirat(dir->fd, name, mode);
 	else if (kind == MAKE_SYMLINK)
@@ -778,6 +816,7 @@ static int create_backing(struct hmmfs *fs, fuse_req_t req,
 	made->st_ino = 0;
 	if (fd)
 		return fd;
+	umask_become(req, &mode, &c);
 	fd = open_backing(dir->fd, name, base | O_EXCL, mode);
 	if (fd == -EEXIST && !(flags & O_EXCL))
 		fd = open_backing(dir->fd, name, base, mode);
@@ -1467,28 +1506,104 @@ static void hmmfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	free(buf);
 }
 
+/*
+ * The whole name list of @path in a new buffer (*@list); its length or
+ * -1 with errno.  Retried when a name is added between the two calls.
+ */
+static ssize_t list_all(const char *path, char **list)
+{
+	ssize_t n, len;
+
+	*list = NULL;
+	do {
+		free(*list);
+		*list = NULL;
+		len = listxattr(path, NULL, 0);
+		if (len < 0)
+			return -1;
+		if (!(*list = malloc(len ? (size_t)len : 1))) {
+			errno = ENOMEM;
+			return -1;
+		}
+		n = listxattr(path, *list, (size_t)len);
+	} while (n < 0 && errno == ERANGE);
+	return n;
+}
+
+/* Drop the trusted.* names from @list in place; the new length. */
+static size_t drop_trusted(char *list, size_t len)
+{
+	size_t in = 0, out = 0, one;
+
+	while (in < len) {
+		one = strnlen(list + in, len - in);
+		if (in + one < len)
+			one++;	/* and its NUL */
+		if (strncmp(list + in, "trusted.", 8) != 0) {
+			memmove(list + out, list + in, one);
+			out += one;
+		}
+		in += one;
+	}
+	return out;
+}
+
+/*
+ * trusted.* names are listed only to root, as local file systems list
+ * them only to callers with CAP_SYS_ADMIN (their values the kernel refuses
+ * to others before asking us).  A request carries the caller's uid but not
+ * its capabilities, so uid 0 stands for CAP_SYS_ADMIN.  The daemon (root)
+ * sees every name in BACKING, so both the size query and the list are
+ * worked out from the filtered list.
+ */
 static void hmmfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	char path[64], *buf = NULL;
 	ssize_t n;
 
 	xattr_path(inode_of(req, ino), path);
-	if (size && !(buf = malloc(size))) {
-		fuse_reply_err(req, ENOMEM);
-		return;
+	if (fuse_req_ctx(req)->uid == 0) {
+		if (size && !(buf = malloc(size))) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		n = listxattr(path, buf, size);
+	} else {
+		n = list_all(path, &buf);
+		if (n >= 0)
+			n = (ssize_t)drop_trusted(buf, (size_t)n);
+		if (n >= 0 && size && (size_t)n > size) {
+			n = -1;
+			errno = ERANGE;
+		}
 	}
-	n = listxattr(path, buf, size);
 	reply_xattr_size(req, size, n, buf);
 	free(buf);
 }
 
+/*
+ * An access ACL is set with the caller's ids, so that BACKING clears
+ * S_ISGID as it does for an owner outside the file's group: the kernel
+ * asks for that with FUSE_SETXATTR_ACL_KILL_SGID, which this libfuse
+ * cannot receive.  The kernel has already checked that the caller owns
+ * the file.
+ */
 static void hmmfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			   const char *value, size_t size, int flags)
 {
+	struct hmmfs *fs = fs_of(req);
+	struct creds c = { 0 };
 	char path[64];
+	int ret = 0;
 
 	xattr_path(inode_of(req, ino), path);
-	reply_status(req, setxattr(path, name, value, size, flags) < 0 ? -errno : 0);
+	if (strcmp(name, "system.posix_acl_access") == 0)
+		ret = creds_become(fs, req, &c);
+	if (!ret) {
+		ret = setxattr(path, name, value, size, flags) < 0 ? -errno : 0;
+		creds_restore(fs, &c);
+	}
+	reply_status(req, ret);
 }
 
 static void hmmfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
@@ -1868,6 +1983,46 @@ static void hmmfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 
 /* ---- session -------------------------------------------------------- */
 
+/*
+ * Does BACKING keep POSIX ACLs?  Its root answers ENODATA (none set) or a
+ * size for system.posix_acl_access if so, EOPNOTSUPP if not.
+ */
+static bool backing_has_acls(struct hmmfs *fs)
+{
+	char path[64];
+
+	fd_path(path, fs->itab.root.fd);
+	return getxattr(path, "system.posix_acl_access", NULL, 0) >= 0 ||
+	       errno == ENODATA;
+}
+
+/*
+ * POSIX ACLs are enforced by the kernel, as for a local file system: with
+ * FUSE_CAP_POSIX_ACL it reads them through getxattr, caches them, checks
+ * them (this also turns default_permissions on) and drops them when the
+ * mode or an ACL changes through the mount.  BACKING's setxattr of an ACL
+ * updates the mode itself.  Default ACLs on create are BACKING's work too:
+ * FUSE_CAP_DONT_MASK hands us the mode and umask unmixed (umask_become).
+ * Without xattr handlers (noxattr) the kernel cannot read ACLs, so other
+ * users are checked against the mode bits alone: say so.
+ */
+static void acl_init(struct hmmfs *fs, struct fuse_conn_info *conn)
+{
+	const unsigned int caps = FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
+
+	if (!backing_has_acls(fs))
+		return;
+	if (!fs->opts->noxattr && (conn->capable & caps) == caps) {
+		conn->want |= caps;
+		return;
+	}
+	if (fs->opts->allow_other)
+		fprintf(stderr, "hmmfs: BACKING keeps POSIX ACLs, but %s: other "
+			"users are checked against the mode bits only\n",
+			fs->opts->noxattr ? "noxattr is set" :
+			"the kernel cannot enforce them through FUSE");
+}
+
 static void hmmfs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct hmmfs *fs = userdata;
@@ -1881,6 +2036,7 @@ static void hmmfs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->capable & FUSE_CAP_IOCTL_DIR)
 		conn->want |= FUSE_CAP_IOCTL_DIR;	/* hmmfsctl on the mount root */
+	acl_init(fs, conn);
 	if (conn->max_write > MAX_IO)
 		conn->max_write = MAX_IO;
 	/*

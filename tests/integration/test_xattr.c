@@ -6,6 +6,7 @@
  * through the mount and in BACKING; XATTR_CREATE on an existing name gives
  * EEXIST, XATTR_REPLACE on a missing one ENODATA, a missing name ENODATA,
  * a too-small buffer ERANGE, and a zero size returns the needed length.
+ * trusted.* names are listed to root only, the size query to match.
  */
 #include <string.h>
 #include <sys/stat.h>
@@ -92,6 +93,53 @@ static void list_names(void)
 	IT_EQ(count_name(m, ml, "user.beta"), 1);
 	IT_EQ(count_name(b, bl, "user.alpha"), 1);
 	IT_EQ(listxattr(MNT("f"), NULL, 0), bl);
+}
+
+/* What a non-root caller's listxattr of a file returns. */
+struct user_list {
+	ssize_t size;		/* listxattr(path, NULL, 0) */
+	ssize_t len;		/* listxattr(path, names, ...) */
+	int err;
+	char names[1024];
+};
+
+static int list_as_user(void *arg, void *out)
+{
+	struct user_list *r = out;
+
+	memset(r, 0, sizeof(*r));
+	r->size = listxattr((const char *)arg, NULL, 0);
+	r->len = listxattr((const char *)arg, r->names, sizeof(r->names));
+	r->err = r->len < 0 ? errno : 0;
+	return 0;
+}
+
+/*
+ * trusted.* names are listed to root only (ext4 lists them only with
+ * CAP_SYS_ADMIN); the size query agrees with the list a caller gets.
+ */
+static void trusted_hidden_from_users(void)
+{
+	struct user_list r;
+	char m[1024];
+	ssize_t ml;
+
+	make_file();
+	IT_REQUIRE_OK(chmod(MNT("f"), 0644));
+	IT_REQUIRE_OK(setxattr(MNT("f"), "trusted.x", "t", 1, 0));
+	IT_REQUIRE_OK(setxattr(MNT("f"), "user.u", "u", 1, 0));
+	IT_REQUIRE_EQ(it_child(list_as_user, (void *)MNT("f"), &r, sizeof(r),
+			       65534, 65534), 0);
+	IT_REQUIRE(r.len >= 0, "listxattr as uid 65534: %s",
+		   it_errname(r.err));
+	IT_EQ(count_name(r.names, r.len, "trusted.x"), 0);
+	IT_EQ(count_name(r.names, r.len, "user.u"), 1);
+	IT_EQ(r.size, r.len);
+	ml = IT_OK(listxattr(MNT("f"), m, sizeof(m)));
+	IT_EQ(count_name(m, ml, "trusted.x"), 1);
+	IT_EQ(count_name(m, ml, "user.u"), 1);
+	IT_EQ(listxattr(MNT("f"), NULL, 0), ml);
+	expect_value_both("f", "trusted.x", "t");
 }
 
 static void remove_name(void)
@@ -202,6 +250,8 @@ static const struct it_test tests[] = {
 	{ "small_buffer_erange", small_buffer_erange, 0, NULL },
 	{ "on_directory", on_directory, 0, NULL },
 	{ "large_value", large_value, 0, NULL },
+	{ "trusted_hidden_from_users", trusted_hidden_from_users, 0,
+	  "allow_other" },
 	{ "noxattr_unsupported", noxattr_unsupported, 0, "noxattr" },
 	{ NULL, NULL, 0, NULL },
 };
