@@ -347,7 +347,7 @@ static void test_cow_device_full(void)
 		size_t n;
 		off_t next;
 
-		CU_ASSERT_EQUAL(cache_residency(x.f[0], 0, PS, &e, 1, &n, &next, &cnt), 0);
+		CU_ASSERT_EQUAL(cache_residency(x.f[0], 0, PS, 0, &e, 1, &n, &next, &cnt), 0);
 		CU_ASSERT_EQUAL(n, 1);
 		CU_ASSERT_EQUAL(e.flags, CACHE_RES_HOST | CACHE_RES_DIRTY);
 	}
