@@ -270,7 +270,6 @@ static int set_owner(struct hmm_inode *inode, int valid, struct stat *attr)
 {
 	uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
 	gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
-
 	struct cfile *cf;
 	int ret;
 
