@@ -59,6 +59,9 @@ struct cfile;
  * @inval_arg:       its first argument.
  * @ksm:             start the dedupe scanner (-o ksm=on); its other knobs
  *                   start at Linux KSM's defaults and change at run time.
+ * @ksm_scope_all:   dedupe may merge pages of files of different owners
+ *                   (-o ksm_scope=all); else only of files whose owners
+ *                   (cache_file_set_uid) are the same.
  */
 struct cache_config {
 	size_t page_size;
@@ -77,6 +80,7 @@ struct cache_config {
 	void (*inval)(void *arg, uint64_t owner, off_t off, off_t len);
 	void *inval_arg;
 	bool ksm;
+	bool ksm_scope_all;
 };
 
 /**
@@ -310,6 +314,16 @@ const char *cache_device_name(const struct cache *c);
 
 /* The fs layer's name for @f, given to the invalidation hook. */
 void cache_file_set_owner(struct cfile *f, uint64_t owner);
+/*
+ * cache_file_set_uid() - the file's owner changed (chown): dedupe merges
+ * by owner, so unless the scope is all, the file's shared pages get
+ * private copies now.  The owner starts as BACKING's st_uid at open.
+ * Context: no page of @f locked.  Return: 0, or -errno if some page
+ * could not be copied (it stays shared).
+ */
+int cache_file_set_uid(struct cfile *f, uint32_t uid);
+/* The file's owner as dedupe knows it. */
+uint32_t cache_file_uid(struct cfile *f);
 
 /**
  * cache_migrate() - move the cached pages of [@off, @off + @len) to the
@@ -346,8 +360,11 @@ int cache_devop(struct cfile *f, off_t off, off_t len,
  * @n:     extents stored.
  * @next:  where to continue (@off + @len when all fitted).
  * @cnt:   page counts of the part covered.
+ * @hide:  CACHE_RES_* flags to leave out, as if no page had them (a
+ *         caller who may not learn what they say; extents are then
+ *         cut as if they did not exist).
  */
-int cache_residency(struct cfile *f, off_t off, off_t len,
+int cache_residency(struct cfile *f, off_t off, off_t len, uint32_t hide,
 		    struct cache_extent *ext, size_t max, size_t *n,
 		    off_t *next, struct cache_res_counts *cnt);
 

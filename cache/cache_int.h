@@ -140,6 +140,9 @@ static inline dev_addr_t page_daddr(const struct cpage *p)
  *           lock); cache_file_close() waits for them.
  * @owner:   the fs layer's name for the file (its inode number), handed
  *           to the invalidation hook; set once after open.
+ * @uid:     the file's owner (st_uid) for dedupe's scope; stored before
+ *           cache_file_set_uid() locks the pages it unshares, read by
+ *           the scanner with the page locked (the page lock orders them).
  * @file_link: on cache->files; cache->files_lock.
  * @rcu:     deferred free of the index and the structure at close.
  */
@@ -161,6 +164,7 @@ struct cfile {
 	struct clist dirty_link;
 	_Atomic int users;
 	uint64_t owner;
+	_Atomic uint32_t uid;
 	struct clist file_link;
 	struct rcu_head rcu;
 };

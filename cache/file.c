@@ -1002,6 +1002,19 @@ void cache_file_set_owner(struct cfile *f, uint64_t owner)
 	f->owner = owner;
 }
 
+/* The store comes before ksm_unshare_file() locks each page: see wp/ksm.c. */
+int cache_file_set_uid(struct cfile *f, uint32_t uid)
+{
+	if (atomic_exchange(&f->uid, uid) == uid || f->cache->cfg.ksm_scope_all)
+		return 0;
+	return ksm_unshare_file(f->cache->ksm, f);
+}
+
+uint32_t cache_file_uid(struct cfile *f)
+{
+	return atomic_load(&f->uid);
+}
+
 struct collect {
 	uint32_t need_flags;
 	struct cpage **v;
@@ -1362,6 +1375,7 @@ int cache_file_open(struct cache *c, int path_fd, struct cfile **out)
 	f->size = st.st_size;
 	f->seen_size = st.st_size;
 	f->seen_mtime = st.st_mtim;
+	atomic_init(&f->uid, (uint32_t)st.st_uid);
 	clist_init(&f->dirty_link);
 	pthread_mutex_lock(&c->files_lock);
 	clist_add_head(c->files.prev, &f->file_link);	/* at the tail */

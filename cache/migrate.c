@@ -648,7 +648,7 @@ static void res_count(struct cache_res_counts *cnt, uint32_t fl)
 	cnt->shared += !!(fl & CACHE_RES_SHARED);
 }
 
-int cache_residency(struct cfile *f, off_t off, off_t len,
+int cache_residency(struct cfile *f, off_t off, off_t len, uint32_t hide,
 		    struct cache_extent *ext, size_t max, size_t *n,
 		    off_t *next, struct cache_res_counts *cnt)
 {
@@ -667,7 +667,7 @@ int cache_residency(struct cfile *f, off_t off, off_t len,
 				 (uint64_t)(off + len - 1) >> shift, 0, &v, &nv);
 	for (size_t i = 0; i < nv; i++) {
 		struct cpage *p = v[i];
-		uint32_t fl = page_res_flags(p);
+		uint32_t fl = page_res_flags(p) & ~hide;
 		struct cache_extent *e = *n ? &ext[*n - 1] : NULL;
 
 		if (e && e->flags == fl && e->first + e->count == p->index) {

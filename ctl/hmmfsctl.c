@@ -584,7 +584,8 @@ static int cmd_ksm(int argc, char **argv)
 				"0..60000, max_page_sharing 2..1048576)\n");
 		else if (errno == EPERM)
 			fprintf(stderr, "hmmfsctl: ksm: only the mount's owner or root "
-				"may change knobs\n");
+				"may change knobs, or with ksm_scope=all read "
+				"the counters\n");
 		else
 			ioctl_failed("ksm", path);
 		ret = 1;

@@ -212,6 +212,7 @@ static int cache_setup(struct hmmfs *fs, const struct hmmfs_opts *o,
 		.inval = notify_inval,
 		.inval_arg = fs,
 		.ksm = !strcmp(o->ksm, "on"),
+		.ksm_scope_all = !strcmp(o->ksm_scope, "all"),
 	};
 	char err[256];
 	int ret;

@@ -308,10 +308,25 @@ static int set_owner(struct hmm_inode *inode, int valid, struct stat *attr)
 {
 	uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
 	gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+	struct cfile *cf;
+	int ret;
 
 	if (fchownat(inode->fd, "", uid, gid,
 		     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
+	if (uid == (uid_t)-1)
+		return 0;
+	/* a cfile opening now (inode_cfile_get) may have read the old owner */
+	pthread_mutex_lock(&inode->lock);
+	cf = inode_cfile(inode);
+	pthread_mutex_unlock(&inode->lock);
+	if (!cf)
+		return 0;
+	/* dedupe merges by owner: the old owner's frames must let go */
+	ret = cache_file_set_uid(cf, (uint32_t)uid);
+	if (ret)
+		fprintf(stderr, "hmmfs: chown: %s: pages stay shared with the "
+			"old owner's files\n", strerror(-ret));
 	return 0;
 }
 
@@ -1849,6 +1864,31 @@ static int ioctl_devop(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	return 0;
 }
 
+/*
+ * Root and the mount's owner: they may see all dedupe state (the owner
+ * runs the daemon, whose memory holds every cached page anyway).
+ */
+static bool ksm_privileged(struct hmmfs *fs, const struct fuse_ctx *ctx)
+{
+	return ctx->uid == 0 || ctx->uid == fs->uid;
+}
+
+/*
+ * May the caller learn which pages of @cf share a frame?  Sharing says
+ * that some other file holds the same bytes, so only a caller who may
+ * read every sharer may see it: a privileged one, or, with ksm_scope=uid,
+ * the file's owner, who owns every sharer too (a frame other than the
+ * zero frame is shared only by files of one owner, and the zero frame
+ * says nothing about any other file).  Anyone else sees no page shared.
+ */
+static bool ksm_may_see_sharing(struct hmmfs *fs, const struct fuse_ctx *ctx,
+				struct cfile *cf)
+{
+	return ksm_privileged(fs, ctx) ||
+	       (!strcmp(fs->opts->ksm_scope, "uid") &&
+		ctx->uid == cache_file_uid(cf));
+}
+
 static int ioctl_residency(fuse_req_t req, fuse_ino_t ino,
 			   struct fuse_file_info *fi, unsigned int flags,
 			   const void *in, size_t in_sz, size_t out_sz)
@@ -1871,8 +1911,10 @@ static int ioctl_residency(fuse_req_t req, fuse_ino_t ino,
 	if (!ret)
 		ret = ioctl_file(req, ino, fi, flags, O_RDONLY, &cf);
 	if (!ret)
-		ret = cache_residency(cf, (off_t)r->offset, (off_t)r->length, ext,
-				      HMMFS_RES_MAX_EXTENTS, &n, &next, &cnt);
+		ret = cache_residency(cf, (off_t)r->offset, (off_t)r->length,
+				      ksm_may_see_sharing(fs_of(req), fuse_req_ctx(req),
+							  cf) ? 0 : CACHE_RES_SHARED,
+				      ext, HMMFS_RES_MAX_EXTENTS, &n, &next, &cnt);
 	if (!ret) {
 		r->n_ext = (uint32_t)n;
 		r->next = (uint64_t)next;
@@ -1894,7 +1936,13 @@ static int ioctl_residency(fuse_req_t req, fuse_ino_t ino,
 	return ret;
 }
 
-/* Dedupe knobs and counters; changing knobs is for the owner or root. */
+/*
+ * Dedupe knobs and counters; changing knobs is for the owner or root.
+ * With ksm_scope=all the counters are too: pages_sharing going up after
+ * a user wrote a guess of another's page would answer the guess.  With
+ * ksm_scope=uid a user's pages merge only with his own, so the counters
+ * move with other users' pages only as aggregates and anyone may read.
+ */
 static int ioctl_ksm(fuse_req_t req, const void *in, size_t in_sz,
 		     size_t out_sz)
 {
@@ -1914,9 +1962,10 @@ static int ioctl_ksm(fuse_req_t req, const void *in, size_t in_sz,
 		return -EINVAL;
 	if (!fs->cache)
 		return -ENODEV;
+	if (!ksm_privileged(fs, ctx) &&
+	    (k.set_mask || strcmp(fs->opts->ksm_scope, "uid")))
+		return -EPERM;
 	if (k.set_mask) {
-		if (ctx->uid != 0 && ctx->uid != fs->uid)
-			return -EPERM;
 		memcpy(&kn, k.knobs, sizeof(kn));
 		ret = cache_ksm_set(fs->cache, &kn, k.set_mask);
 		if (ret)

@@ -96,6 +96,8 @@ static const struct opt_desc opt_table[] = {
 	  "=bounce|promote|adaptive   CPU access to device pages (default adaptive)" },
 	{ "ksm", OPT_CHOICE, FIELD(ksm), 0, 0,
 	  "=on|off  merge identical cached pages across files (default off)" },
+	{ "ksm_scope", OPT_CHOICE, FIELD(ksm_scope), 0, 0,
+	  "=uid|all   merge only files of one owner, or any (default uid)" },
 	{ "bounce_buffers", OPT_UINT, FIELD(bounce_buffers), 1, 65536,
 	  "=N      bounce buffers of one page each (default 512)" },
 	/* mount options handed to libfuse and the kernel */
@@ -188,6 +190,7 @@ static void opts_set_defaults(struct hmmfs_opts *o)
 	strcpy(o->migrate, "adaptive");
 	o->bounce_buffers = 512;
 	strcpy(o->ksm, "off");
+	strcpy(o->ksm_scope, "uid");
 	o->splice = 1;
 	o->attr_timeout = 1.0;
 	o->entry_timeout = 1.0;
@@ -275,6 +278,7 @@ static const struct {
 	{ "device", "hostsim|cuda|none" },
 	{ "migrate", "bounce|promote|adaptive" },
 	{ "ksm", "on|off" },
+	{ "ksm_scope", "uid|all" },
 };
 
 static const char *choice_words(const char *name)

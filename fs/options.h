@@ -57,6 +57,8 @@
  * @migrate:          "bounce", "promote" or "adaptive".
  * @bounce_buffers:   bounce buffers (one page each).
  * @ksm:              "on" or "off": the dedupe scanner at start.
+ * @ksm_scope:        "uid": dedupe merges only pages of files with one
+ *                    owner (st_uid); "all": any files.
  * @vfs_set, @vfs_clear: MS_* per-mount atime flags (relatime,
  *                    strictatime, nodiratime and their opposites) that
  *                    libfuse does not take; main.c applies them to the
@@ -101,6 +103,7 @@ struct hmmfs_opts {
 	char migrate[16];
 	unsigned int bounce_buffers;
 	char ksm[16];
+	char ksm_scope[16];
 	unsigned long vfs_set;
 	unsigned long vfs_clear;
 	char *fuse_opts;

@@ -38,6 +38,19 @@
  * Pages merge within a tier unless merge_across_tiers is set; then a page
  * joins an equal frame in the other tier and moves there.
  *
+ * Scope (-o ksm_scope): two pages merge only if their files have the same
+ * owner (cfile->uid, st_uid), unless the scope is all.  A merge is a
+ * content oracle: a copy-on-write break is slower than a plain write, and
+ * the residency ioctl shows sharing, so a user who can guess a page of a
+ * file he cannot read could test the guess against it.  With the owner as
+ * the scope, the oracle only answers about the user's own files.  A
+ * stable frame remembers its owner (ksm_frame.uid); the owners are read
+ * with both pages locked, and a chown (cache_file_set_uid) stores the new
+ * owner before it locks each page of the file to unshare it
+ * (ksm_unshare_file), so no page can join a frame of its old owner after
+ * the chown has passed it.  The zero frame is shared by every owner: an
+ * all-zero page says nothing about anyone else's bytes.
+ *
  * Breaking a share (ksm_cow_locked): a write to a shared page first copies
  * the frame to a new private one (host memcpy, or a device-to-device
  * copy), so only the written file sees the change.  A CPU write to a
@@ -104,6 +117,7 @@ struct ksm {
 	uint64_t nodes[2], sharers[2], zero_sharers[2];
 	uint64_t unshared, volatile_now, volatile_last, full_scans;
 	uint64_t cow_breaks, scanned;
+	bool scope_all;
 	struct cfile *cur;
 	uint64_t cur_index;
 };
@@ -128,6 +142,18 @@ void ksm_set_hash_for_testing(uint64_t (*fn)(const void *data, size_t len))
 static struct ksm *ksm_of(const struct cpage *p)
 {
 	return p->file->cache->ksm;
+}
+
+/* The owner of @p's file.  Context: page locked (see "Scope" above). */
+static uint32_t page_uid(const struct cpage *p)
+{
+	return atomic_load(&p->file->uid);
+}
+
+/* May pages of owners @a and @b share a frame? */
+static bool ksm_same_scope(const struct ksm *k, uint32_t a, uint32_t b)
+{
+	return k->scope_all || a == b;
 }
 
 /* ---- the tables --------------------------------------------------------- */
@@ -285,7 +311,8 @@ static struct ksm_frame *stable_find(struct ksm *k, struct cpage *p,
 	pthread_mutex_lock(&k->lock);
 	for (s = k->stable[bucket(h)]; s; s = s->next) {
 		if (s->hash != h || s->zero || s->moving ||
-		    s->sharers >= k->knobs.max_page_sharing)
+		    s->sharers >= k->knobs.max_page_sharing ||
+		    !ksm_same_scope(k, s->uid, page_uid(p)))
 			continue;
 		if (!k->knobs.merge_across_tiers && (tier(s) == 1) != dev)
 			continue;
@@ -375,6 +402,7 @@ static struct cpage *unstable_match_locked(struct ksm *k, struct cpage *p,
 		if (q && cache_page_trylock(&q->ps)) {
 			s = page_flags(&q->ps);
 			if (q->ksm_hash == h && (s & PG_BIT(PG_uptodate)) &&
+			    ksm_same_scope(k, page_uid(q), page_uid(p)) &&
 			    !(s & (PG_BIT(PG_dirty) | PG_BIT(PG_writeback) |
 				   PG_BIT(PG_shared))) &&
 			    (k->knobs.merge_across_tiers ||
@@ -409,6 +437,7 @@ static struct ksm_frame *stable_new_locked(struct ksm *k, struct cpage *q,
 	if (!s)
 		return NULL;
 	s->hash = h;
+	s->uid = page_uid(q);	/* and @p's, unless the scope is all */
 	s->frame = dev ? NULL : page_frame(q);
 	s->daddr = dev ? page_daddr(q) : DEV_ADDR_NONE;
 	s->sharers = 2;		/* q, and the page about to join */
@@ -596,6 +625,36 @@ int ksm_cow_locked(struct cpage *p, bool on_device)
 	pthread_mutex_unlock(&k->lock);
 	p->shared = NULL;
 	return 0;
+}
+
+/*
+ * Every page of @f is looked at under its lock, not only those PG_shared
+ * when collected: the scanner may have merged one (under the old owner)
+ * since, and the lock orders it after the new owner's store.
+ */
+int ksm_unshare_file(struct ksm *k, struct cfile *f)
+{
+	struct cpage **v;
+	size_t n;
+	int ret, r;
+
+	if (!k)
+		return 0;
+	ret = file_collect_pages(f, 0, UINT64_MAX, 0, &v, &n);
+	for (size_t i = 0; i < n; i++) {
+		struct cpage *p = v[i];
+
+		cache_page_lock(&p->ps);
+		if (page_test_shared(&p->ps) && !p->shared->zero) {
+			r = ksm_cow_locked(p, false);
+			if (r && !ret)
+				ret = r;
+		}
+		cache_page_unlock(&p->ps);
+		page_put(p);
+	}
+	free(v);
+	return ret;
 }
 
 /* ---- moving a shared frame ----------------------------------------------- */
@@ -939,6 +998,7 @@ int ksm_create(struct cache *c, const struct ksm_knobs *kn, struct ksm **out)
 	}
 	k->c = c;
 	k->knobs = *kn;
+	k->scope_all = c->cfg.ksm_scope_all;
 	pthread_mutex_init(&k->lock, NULL);
 	pthread_cond_init(&k->cond, NULL);
 	*out = k;

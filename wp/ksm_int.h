@@ -19,6 +19,8 @@
  *           the other tier walks; ksm->lock.
  * @zero:    the tier's all-zero frame (never freed while the cache lives).
  * @moving:  being moved to the other tier: no page may join it; ksm->lock.
+ * @uid:     the owner of the files whose pages share it (not of a zero
+ *           frame); with ksm_scope=uid only pages of such files join it.
  *
  * Its bytes never change: every page on it is write-protected (WP_SHARED)
  * and copies before it writes.  @frame and @daddr change only in a move,
@@ -33,6 +35,7 @@ struct ksm_frame {
 	struct clist pages;
 	bool zero;
 	bool moving;
+	uint32_t uid;
 };
 
 /*

@@ -98,6 +98,12 @@ void ksm_file_unlinked_locked(struct ksm *k, struct cfile *f);
 /* A shared page leaves the cache (removal).  Context: page locked. */
 void ksm_unshare_removed(struct cpage *p);
 /*
+ * Give every page of @f on a shared frame (not the zero frame) a private
+ * copy: its owner changed.  Context: no page of @f locked.  Return: 0, or
+ * the first -errno of a page left shared.
+ */
+int ksm_unshare_file(struct ksm *k, struct cfile *f);
+/*
  * Move the frame @p shares to the other tier (the device if @to_dev),
  * and every page sharing it with it: one copy, one frame freed.  Context:
  * @p locked and PG_shared, and so are the @nheld pages of @held (the

@@ -10,17 +10,22 @@
  * never shows in the others, in the mount or in BACKING, and all of it
  * survives fsync and unmount.  Merged device-resident pages serve bounce
  * reads.  Only the mount's owner (or root) may change the knobs, and
- * knobs out of range are refused.  (The data checker runs with dedupe
+ * knobs out of range are refused.  Dedupe is no content oracle: with
+ * ksm_scope=uid a user's right guess of root's 0600 page never merges
+ * with it, a chown unshares, and with either scope a user sees sharing
+ * only where he may read every sharer.  (The data checker runs with dedupe
  * stress in tests/fsx: hmmfsx -K.)
  *
  * # TIMEOUT: each wait for full scans gives up after 120 s; a scan of
  * # 1 GiB takes a few seconds on 2 cores.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fs/hmmfs_ioctl.h"
@@ -225,10 +230,181 @@ static void knob_rules(void)
 	IT_EQ(ksm_stats().knobs[HMMFS_KSM_PAGES_TO_SCAN], 100);	/* unchanged */
 }
 
+/* ---- scope: no content oracle across owners (issue 13, item 3) ------ */
+
+#define OTHER 65534		/* the guessing user: nobody */
+#define SECRET_PAGES 16
+#define SECRET_SEED 9		/* root's 0600 file */
+#define MINE_SEED 21		/* two equal files of OTHER's own */
+
+/* As OTHER: create @arg (in the mount) with SECRET_PAGES pages of seed *@out. */
+static int other_writes(void *arg, void *out)
+{
+	uint32_t seed;
+	int fd = open((const char *)arg, O_CREAT | O_TRUNC | O_RDWR, 0600);
+
+	memcpy(&seed, out, sizeof(seed));
+	if (fd < 0)
+		return 100;
+	if (it_pwrite_pattern(fd, 0, SECRET_PAGES * PS, PS, seed) || fsync(fd))
+		return 101;
+	return close(fd) ? 102 : 0;
+}
+
+/* As OTHER: the residency of @arg; *@out gets it.  0, or 100+ on error. */
+static int other_residency(void *arg, void *out)
+{
+	struct hmmfs_ioc_residency *r = malloc(sizeof(*r));
+	int fd = open((const char *)arg, O_RDONLY);
+	int ret = 0;
+
+	if (!r || fd < 0)
+		return 100;
+	*r = (struct hmmfs_ioc_residency){ .version = HMMFS_IOC_VERSION,
+					   .length = SECRET_PAGES * PS };
+	if (ioctl(fd, HMMFS_IOC_RESIDENCY, r) < 0)
+		ret = 101;
+	memcpy(out, r, sizeof(*r));
+	free(r);
+	close(fd);
+	return ret;
+}
+
+/* As OTHER: read the dedupe counters of mount @arg; 0, or the errno. */
+static int other_counters(void *arg, void *out)
+{
+	struct hmmfs_ioc_ksm k = { .version = HMMFS_IOC_VERSION };
+	int fd = open((const char *)arg, O_RDONLY | O_DIRECTORY);
+
+	(void)out;
+	if (fd < 0)
+		return 100;
+	return ioctl(fd, HMMFS_IOC_KSM, &k) < 0 ? errno : 0;
+}
+
+static struct hmmfs_ioc_residency other_view(const char *rel)
+{
+	static struct hmmfs_ioc_residency r;
+
+	IT_EQ(it_child(other_residency, (void *)MNT(rel), &r, sizeof(r), OTHER,
+		       OTHER), 0);
+	return r;
+}
+
+static uint64_t root_shared(const char *rel)
+{
+	int fd = IT_REQUIRE_OK(open(MNT(rel), O_RDONLY));
+	uint64_t shared = it_residency(fd)->shared;
+
+	close(fd);
+	return shared;
+}
+
+/*
+ * Root's 0600 "secret" (16 distinct pages, cached); OTHER's directory "u"
+ * with "guess" (the same 16 pages: a right guess) and "mine1", "mine2"
+ * (equal to each other, OTHER's own duplicates); then full scans.
+ */
+static void guess_setup(void)
+{
+	uint32_t seed;
+	int fd;
+
+	IT_REQUIRE_OK(mkdir(BACK("u"), 0755));
+	IT_REQUIRE_OK(chown(BACK("u"), OTHER, OTHER));
+	fd = IT_REQUIRE_OK(open(MNT("secret"), O_CREAT | O_RDWR, 0600));
+	IT_REQUIRE_OK(it_pwrite_pattern(fd, 0, SECRET_PAGES * PS, PS, SECRET_SEED));
+	IT_OK(fsync(fd));
+	close(fd);
+	seed = SECRET_SEED;
+	IT_EQ(it_child(other_writes, (void *)MNT("u/guess"), &seed, sizeof(seed),
+		       OTHER, OTHER), 0);
+	seed = MINE_SEED;
+	IT_EQ(it_child(other_writes, (void *)MNT("u/mine1"), &seed, sizeof(seed),
+		       OTHER, OTHER), 0);
+	IT_EQ(it_child(other_writes, (void *)MNT("u/mine2"), &seed, sizeof(seed),
+		       OTHER, OTHER), 0);
+	IT_EQ(it_file_check(MNT("secret"), 0, SECRET_PAGES * PS, SECRET_SEED), -1);
+	ksm_fast();
+	wait_scans(3);
+}
+
+/* Did OTHER's view show any sharing, in the count or an extent's flags? */
+static bool shows_sharing(const struct hmmfs_ioc_residency *r)
+{
+	bool any = r->shared != 0;
+
+	for (uint32_t i = 0; i < r->n_ext && i < HMMFS_RES_MAX_EXTENTS; i++)
+		any |= (r->ext[i].flags & HMMFS_RES_SHARED) != 0;
+	return any;
+}
+
+/*
+ * ksm_scope=uid (the default): OTHER's right guess never merges with
+ * root's secret (root sees neither shared) and OTHER's view shows nothing;
+ * OTHER's own duplicates merge, and OTHER, their owner, sees that.  A
+ * chown of one of them makes it let go at once, and no later scan merges
+ * it back with its old owner's file.
+ */
+static void scope_uid(void)
+{
+	struct hmmfs_ioc_residency r;
+	struct hmmfs_ioc_ksm k;
+
+	guess_setup();
+	IT_EQ(root_shared("secret"), 0);
+	IT_EQ(root_shared("u/guess"), 0);
+	IT_EQ(root_shared("u/mine1"), SECRET_PAGES);
+	k = ksm_stats();
+	IT_EQ(k.pages_shared, SECRET_PAGES);	/* only mine1 + mine2 */
+	IT_EQ(k.pages_sharing, SECRET_PAGES);
+	r = other_view("u/guess");
+	IT_EQ(r.pages, SECRET_PAGES);
+	IT_TRUE(!shows_sharing(&r), "guess: shared %llu", (unsigned long long)r.shared);
+	r = other_view("u/mine1");
+	IT_EQ(r.shared, SECRET_PAGES);	/* its own files: it may know */
+	/* the counters move only with OTHER's own pages: it may read them */
+	IT_EQ(it_child(other_counters, it.mnt, NULL, 0, OTHER, OTHER), 0);
+	/* chown: mine2's pages let go of mine1's frames before it returns */
+	IT_OK(chown(MNT("u/mine2"), OTHER - 1, OTHER));
+	IT_EQ(root_shared("u/mine2"), 0);
+	IT_EQ(ksm_stats().pages_sharing, 0);	/* mine1 alone on its frames */
+	wait_scans(3);
+	IT_EQ(ksm_stats().pages_sharing, 0);
+	IT_EQ(root_shared("u/mine2"), 0);
+	IT_EQ(it_file_check(MNT("u/mine2"), 0, SECRET_PAGES * PS, MINE_SEED), -1);
+	IT_EQ(it_file_check(BACK("u/mine2"), 0, SECRET_PAGES * PS, MINE_SEED), -1);
+}
+
+/*
+ * ksm_scope=all: the right guess may merge with root's secret (root sees
+ * it), but OTHER sees no sharing on any file, not even its own (a frame
+ * may hold a page of anyone's), and may not read the counters.
+ */
+static void scope_all(void)
+{
+	struct hmmfs_ioc_residency r;
+
+	guess_setup();
+	IT_EQ(root_shared("secret"), SECRET_PAGES);
+	IT_EQ(root_shared("u/guess"), SECRET_PAGES);
+	r = other_view("u/guess");
+	IT_EQ(r.pages, SECRET_PAGES);
+	IT_EQ(r.n_ext, 1);
+	IT_TRUE(!shows_sharing(&r), "guess: shared %llu", (unsigned long long)r.shared);
+	r = other_view("u/mine1");
+	IT_TRUE(!shows_sharing(&r), "mine1: shared %llu", (unsigned long long)r.shared);
+	IT_EQ(it_child(other_counters, it.mnt, NULL, 0, OTHER, OTHER), EPERM);
+}
+
 static const struct it_test tests[] = {
 	{ "four copies share one frame per page", four_copies, 0, NULL },
 	{ "merged device pages serve bounce reads", device_pages_merge, 0, NULL },
 	{ "knobs: owner only, in range", knob_rules, 0, "ksm=on,allow_other" },
+	{ "ksm_scope=uid: no merge or sharing shown across owners", scope_uid, 0,
+	  "ksm=on,allow_other" },
+	{ "ksm_scope=all: others never see sharing", scope_all, 0,
+	  "ksm=on,allow_other,ksm_scope=all" },
 	{ NULL, NULL, 0, NULL },
 };
 

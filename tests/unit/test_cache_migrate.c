@@ -93,7 +93,7 @@ static struct cache_res_counts res_of(struct mfix *x)
 	size_t n;
 	off_t next;
 
-	CU_ASSERT_EQUAL(cache_residency(x->f, 0, 0, ext, 64, &n, &next, &cnt), 0);
+	CU_ASSERT_EQUAL(cache_residency(x->f, 0, 0, 0, ext, 64, &n, &next, &cnt), 0);
 	return cnt;
 }
 

@@ -204,6 +204,7 @@ static void test_cache_options(void)
 	CU_ASSERT_EQUAL(o.page_size, 4096);
 	CU_ASSERT(o.host_cache > 0);
 	CU_ASSERT_STRING_EQUAL(o.io_engine, "uring");
+	CU_ASSERT_STRING_EQUAL(o.ksm_scope, "uid");
 	CU_ASSERT_EQUAL(opts_dirty_limit(&o), o.host_cache / 100 * 20);
 	CU_ASSERT_EQUAL(opts_dirty_background(&o), o.host_cache / 100 * 10);
 	opts_free(&o);
@@ -231,6 +232,7 @@ static void test_cache_option_errors(void)
 		"host_cache=lots", "host_cache=", "io_engine=spdk", "io_engine",
 		"dirty_limit=0", "dirty_limit=101%", "dirty_limit=%",
 		"dirty_background=5x", "dirty_expire_ms=0", "dirty_expire_ms=1e3",
+		"ksm_scope=gid", "ksm_scope=", "ksm_scope",
 	};
 	struct hmmfs_opts o;
 
@@ -241,6 +243,22 @@ static void test_cache_option_errors(void)
 		CU_ASSERT_PTR_NOT_NULL(strstr(err, "option '"));
 		opts_free(&o);
 	}
+}
+
+/* Dedupe's scope: one owner's files by default (issue 13, item 3). */
+static void test_ksm_scope(void)
+{
+	struct hmmfs_opts o;
+
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "ksm=on"), 0);
+	CU_ASSERT_STRING_EQUAL(o.ksm_scope, "uid");
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "ksm=on,ksm_scope=all"), 0);
+	CU_ASSERT_STRING_EQUAL(o.ksm_scope, "all");
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "ksm_scope=all,ksm_scope=uid"), 0);
+	CU_ASSERT_STRING_EQUAL(o.ksm_scope, "uid");	/* the last one counts */
+	opts_free(&o);
 }
 
 static void test_atime_flags(void)
@@ -273,6 +291,7 @@ int register_fs_options(void)
 		{ "cache options", test_cache_options },
 		{ "cache option errors", test_cache_option_errors },
 		{ "atime flags for the mount", test_atime_flags },
+		{ "ksm_scope", test_ksm_scope },
 		CU_TEST_INFO_NULL,
 	};
 

@@ -14,7 +14,8 @@
  * on the device and serve bounce reads; a shared page is evicted and the
  * frame lives on for its other sharer; a shared frame migrates between
  * tiers with all its pages, and zero pages to the other zero frame; a
- * CPU write to a shared device page with the device full copies it home.
+ * CPU write to a shared device page with the device full copies it home;
+ * files of different owners never merge, and a new owner unshares.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -347,7 +348,7 @@ static void test_cow_device_full(void)
 		size_t n;
 		off_t next;
 
-		CU_ASSERT_EQUAL(cache_residency(x.f[0], 0, PS, &e, 1, &n, &next, &cnt), 0);
+		CU_ASSERT_EQUAL(cache_residency(x.f[0], 0, PS, 0, &e, 1, &n, &next, &cnt), 0);
 		CU_ASSERT_EQUAL(n, 1);
 		CU_ASSERT_EQUAL(e.flags, CACHE_RES_HOST | CACHE_RES_DIRTY);
 	}
@@ -392,6 +393,51 @@ static void test_evict_shared(void)
 	kfix_close(&x);
 }
 
+/*
+ * ksm_scope=uid (a zeroed config): pages of files of different owners
+ * never merge; a file given a new owner lets go of its old owner's frames
+ * at once and later merges with its new owner's files.
+ */
+static void test_scope_uid(void)
+{
+	struct cache_extent e;
+	struct cache_res_counts cnt;
+	struct kfix x;
+	struct ksm_stats st;
+	size_t n;
+	off_t next;
+
+	kfix_open(&x, 3, 64, 0, 1 << 20);	/* three equal files */
+	CU_ASSERT_EQUAL(cache_file_set_uid(x.f[2], 1000), 0);
+	CU_ASSERT_EQUAL(cache_file_uid(x.f[2]), 1000);
+	scan_passes(&x, 3);
+	st = kst(&x);
+	CU_ASSERT_EQUAL(st.pages_shared, 64);	/* f0 and f1 only */
+	CU_ASSERT_EQUAL(st.pages_sharing, 64);
+	CU_ASSERT_EQUAL(cache_residency(x.f[2], 0, 0, 0, &e, 1, &n, &next, &cnt), 0);
+	CU_ASSERT_EQUAL(cnt.pages, 64);
+	CU_ASSERT_EQUAL(cnt.shared, 0);
+	/* f1 changes owner: copies now, f0 is left alone on its frames */
+	CU_ASSERT_EQUAL(cache_file_set_uid(x.f[1], 1000), 0);
+	CU_ASSERT_EQUAL(kst(&x).pages_sharing, 0);
+	CU_ASSERT_EQUAL(cache_residency(x.f[1], 0, 0, 0, &e, 1, &n, &next, &cnt), 0);
+	CU_ASSERT_EQUAL(cnt.shared, 0);
+	scan_passes(&x, 3);
+	st = kst(&x);
+	CU_ASSERT_EQUAL(st.pages_sharing, 64);	/* f1 with f2, not with f0 */
+	CU_ASSERT_EQUAL(st.pages_shared, 128);
+	/* a hidden flag is as if no page had it: one extent, none shared */
+	CU_ASSERT_EQUAL(cache_residency(x.f[1], 0, 0, CACHE_RES_SHARED, &e, 1, &n,
+					&next, &cnt), 0);
+	CU_ASSERT_EQUAL(cnt.pages, 64);
+	CU_ASSERT_EQUAL(cnt.shared, 0);
+	CU_ASSERT_EQUAL(e.count, 64);
+	CU_ASSERT_EQUAL(e.flags & CACHE_RES_SHARED, 0);
+	for (int f = 0; f < 3; f++)
+		CU_ASSERT_TRUE(file_reads(&x, f, 64, 0, 0, -1));
+	kfix_close(&x);
+}
+
 int register_wp_ksm(void)
 {
 	static const CU_TestInfo tests[] = {
@@ -406,6 +452,7 @@ int register_wp_ksm(void)
 		{ "a shared frame migrates as one", test_migrate_shared },
 		{ "zero pages migrate to the zero frame", test_migrate_zero_pages },
 		{ "COW of a device page, the device full", test_cow_device_full },
+		{ "ksm_scope=uid: owners never share", test_scope_uid },
 		CU_TEST_INFO_NULL,
 	};
 
