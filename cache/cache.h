@@ -281,19 +281,15 @@ int cache_truncate(struct cfile *f, off_t size);
 int cache_writeback_range(struct cfile *f, off_t start, off_t end, bool drop);
 
 /*
- * BACKING was extended to @end behind the cache (fallocate,
- * copy_file_range): the cache's size grows to match.  Not read back from
- * BACKING, whose size is briefly a whole page longer while the flusher
- * writes a partial last page.
+ * hmmfs itself changes BACKING behind the cache (fallocate,
+ * copy_file_range, setting times): between begin and end no revalidation
+ * takes BACKING's state for someone else's change.  End remembers
+ * BACKING's new state and, with @end >= 0, grows the cache's size to
+ * @end (not read back from BACKING, whose size is briefly a whole page
+ * longer while the flusher writes a partial last page).
  */
-void cache_file_extend(struct cfile *f, off_t end);
-
-/*
- * hmmfs itself changed BACKING behind the cache (fallocate, setting
- * times): remember its new state so the next open does not take the
- * change for someone else's and drop the cache.
- */
-void cache_file_note_backing(struct cfile *f);
+void cache_file_change_begin(struct cfile *f);
+void cache_file_change_end(struct cfile *f, off_t end);
 
 /* fsync: write back, wait, sync BACKING; report a latched error. */
 int cache_fsync(struct cfile *f, bool datasync);

@@ -130,6 +130,9 @@ static inline dev_addr_t page_daddr(const struct cpage *p)
  * @outside_changed: writeback found BACKING changed by someone else
  *           before writing over it (file_note_outside_change); the next
  *           revalidation drops the clean pages and takes BACKING's size.
+ * @own_changes: hmmfs's own changes of BACKING outside writeback in
+ *           flight (truncate, fallocate, copy_file_range, times); while
+ *           any is, BACKING's state is ours, never someone else's.
  * @nr_dirty: dirty pages of this file.
  * @nr_writeback: pages of this file taken for writeback whose write and
  *           follow-up (size cut, seen_*) are not done yet.
@@ -157,6 +160,7 @@ struct cfile {
 	off_t seen_size;
 	struct timespec seen_mtime;
 	bool outside_changed;
+	int own_changes;
 	uint64_t nr_dirty;
 	uint64_t nr_writeback;
 	_Atomic uint64_t oldest_dirty_ms;
@@ -363,6 +367,8 @@ int file_writeback(struct cfile *f, uint64_t first, uint64_t last, bool wait);
  * only when these @n pages are the file's only writeback in flight.
  */
 void file_note_outside_change(struct cfile *f, size_t n);
+/* Remember BACKING's size and mtime as ours.  Context: @f->lock held. */
+void file_note_backing_locked(struct cfile *f);
 int cache_throttle(struct cache *c);
 int cache_reclaim_dirty(struct cache *c);
 void file_wait_unused(struct cfile *f);

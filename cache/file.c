@@ -1168,6 +1168,7 @@ int cache_truncate(struct cfile *f, off_t size)
 		return -EINVAL;
 	pthread_mutex_lock(&f->lock);
 	f->size = size;
+	f->own_changes++;
 	pthread_mutex_unlock(&f->lock);
 	file_drop_range(f, keep, UINT64_MAX, true);
 	ret = ftruncate(f->fd, size) < 0 ? -errno : 0;
@@ -1175,14 +1176,15 @@ int cache_truncate(struct cfile *f, off_t size)
 	/* bytes past the new EOF must read as zero if it grows again */
 	if (!ret)
 		ret = page_zero_tail(f, size);
+	pthread_mutex_lock(&f->lock);
 	if (!ret && fstat(f->fd, &st) == 0) {
-		pthread_mutex_lock(&f->lock);
 		f->seen_size = st.st_size;
 		f->seen_mtime = st.st_mtim;
 		/* the truncate's mtime is BACKING's; dirty pages keep it there */
 		f->mtime = f->nr_dirty ? st.st_mtim : (struct timespec){ 0 };
-		pthread_mutex_unlock(&f->lock);
 	}
+	f->own_changes--;
+	pthread_mutex_unlock(&f->lock);
 	return ret;
 }
 
@@ -1202,24 +1204,30 @@ int cache_writeback_range(struct cfile *f, off_t start, off_t end, bool drop)
 	return ret;
 }
 
-void cache_file_extend(struct cfile *f, off_t end)
+void cache_file_change_begin(struct cfile *f)
 {
 	pthread_mutex_lock(&f->lock);
-	if (end > f->size)
-		f->size = end;
+	f->own_changes++;
 	pthread_mutex_unlock(&f->lock);
-	cache_file_note_backing(f);
 }
 
-void cache_file_note_backing(struct cfile *f)
+void file_note_backing_locked(struct cfile *f)
 {
 	struct stat st;
 
 	if (fstat(f->fd, &st) < 0)
 		return;
-	pthread_mutex_lock(&f->lock);
 	f->seen_size = st.st_size;
 	f->seen_mtime = st.st_mtim;
+}
+
+void cache_file_change_end(struct cfile *f, off_t end)
+{
+	pthread_mutex_lock(&f->lock);
+	if (end > f->size)
+		f->size = end;
+	file_note_backing_locked(f);
+	f->own_changes--;
 	pthread_mutex_unlock(&f->lock);
 }
 
@@ -1272,28 +1280,41 @@ void file_note_outside_change(struct cfile *f, size_t n)
 	if (fstat(f->fd, &st) < 0)
 		return;
 	pthread_mutex_lock(&f->lock);
-	if (f->nr_writeback == n && backing_changed_locked(f, &st))
+	if (f->nr_writeback == n && !f->own_changes &&
+	    backing_changed_locked(f, &st))
 		f->outside_changed = true;
 	pthread_mutex_unlock(&f->lock);
 }
 
+/* Context: @f->lock held. */
+static bool file_quiet_locked(const struct cfile *f)
+{
+	return !f->nr_dirty && !f->nr_writeback && !f->own_changes;
+}
+
 /*
- * Take BACKING's state @st if someone else changed it and no page is
- * dirty: dirty data was acknowledged to a writer and goes to BACKING over
- * the change (as NFS writes at close); the change is then seen at the
- * first revalidation after that writeback (file_note_outside_change).
+ * Take BACKING's state if someone else changed it and no page is dirty:
+ * dirty data was acknowledged to a writer and goes to BACKING over the
+ * change (as NFS writes at close); the change is then seen at the first
+ * revalidation after that writeback (file_note_outside_change).  @st may
+ * be older than a change of our own that ended since (a getattr's fstat
+ * racing a write-back or truncate), so BACKING is looked at again under
+ * the lock, where none of ours is in flight, before anything is taken.
  */
 static bool file_revalidate_st(struct cfile *f, const struct stat *st)
 {
+	struct stat now;
 	bool changed;
 
 	pthread_mutex_lock(&f->lock);
-	changed = f->nr_dirty == 0 && f->nr_writeback == 0 &&
-		  (f->outside_changed || backing_changed_locked(f, st));
+	changed = file_quiet_locked(f) &&
+		  (f->outside_changed || backing_changed_locked(f, st)) &&
+		  fstat(f->fd, &now) == 0 &&
+		  (f->outside_changed || backing_changed_locked(f, &now));
 	if (changed) {
-		f->size = st->st_size;
-		f->seen_size = st->st_size;
-		f->seen_mtime = st->st_mtim;
+		f->size = now.st_size;
+		f->seen_size = now.st_size;
+		f->seen_mtime = now.st_mtim;
 		f->outside_changed = false;
 	}
 	pthread_mutex_unlock(&f->lock);

@@ -214,7 +214,6 @@ static int page_end_io(struct cpage *p, ssize_t res)
 static void file_after_writeback(struct cfile *f, off_t end, size_t n)
 {
 	struct timespec keep_mtime[2] = { { .tv_nsec = UTIME_OMIT } };
-	struct stat st;
 
 	pthread_mutex_lock(&f->lock);
 	f->nr_writeback -= n;
@@ -225,10 +224,7 @@ static void file_after_writeback(struct cfile *f, off_t end, size_t n)
 		if (futimens(f->fd, keep_mtime) == 0)
 			f->mtime = (struct timespec){ 0 };
 	}
-	if (fstat(f->fd, &st) == 0) {
-		f->seen_size = st.st_size;
-		f->seen_mtime = st.st_mtim;
-	}
+	file_note_backing_locked(f);
 	pthread_mutex_unlock(&f->lock);
 }
 
@@ -337,10 +333,15 @@ static int page_write_range_now_locked(struct cpage *p)
 		return ret;
 	ctr_inc(c, backing_writes, 1);
 	ctr_inc(c, writeback_bytes, hi - lo);
-	/* a truncate meanwhile: BACKING must not keep what it cut */
+	/*
+	 * A truncate meanwhile: BACKING must not keep what it cut.  Then
+	 * note BACKING's state, so that this write is not taken for
+	 * someone else's change (file_note_outside_change).
+	 */
 	pthread_mutex_lock(&f->lock);
 	if (pos + (off_t)hi > f->size && ftruncate(f->fd, f->size) < 0)
 		ret = -errno;
+	file_note_backing_locked(f);
 	pthread_mutex_unlock(&f->lock);
 	return ret;
 }

@@ -379,6 +379,7 @@ static int set_times(struct hmm_inode *inode, struct fuse_file_info *fi,
 		if (ret)
 			return ret;
 		cache_file_times_set(cf);
+		cache_file_change_begin(cf);
 	}
 	if (fi && inode->type == S_IFREG)
 		ret = futimens(fh_fd(fi), tv) < 0 ? -errno : 0;
@@ -390,8 +391,8 @@ static int set_times(struct hmm_inode *inode, struct fuse_file_info *fi,
 		fd_path(path, inode->fd);	/* kernels without AT_EMPTY_PATH here */
 		ret = utimensat(AT_FDCWD, path, tv, 0) < 0 ? -errno : 0;
 	}
-	if (!ret && cf)
-		cache_file_note_backing(cf);
+	if (cf)
+		cache_file_change_end(cf, -1);
 	return ret;
 }
 
@@ -1216,14 +1217,15 @@ static void hmmfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 	 */
 	if (cf && changes_data)
 		ret = cache_writeback_range(cf, off, end, true);
+	if (cf)
+		cache_file_change_begin(cf);
 	if (!ret && fallocate(fh_fd(fi), mode, off, len) < 0)
 		ret = -errno;
 	if (cf && changes_data)
 		cache_writeback_range(cf, off, end, true);
-	if (!ret && cf && !(mode & FALLOC_FL_KEEP_SIZE))
-		cache_file_extend(cf, off + len);
-	else if (!ret && cf)
-		cache_file_note_backing(cf);
+	if (cf)
+		cache_file_change_end(cf, !ret && !(mode & FALLOC_FL_KEEP_SIZE) ?
+					  off + len : -1);
 	reply_status(req, ret);
 }
 
@@ -1258,17 +1260,20 @@ static void hmmfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
 		return;
 	}
 	out_start = off_out;
+	if (cf_out)
+		cache_file_change_begin(cf_out);
 	n = copy_file_range(fh_fd(fi_in), &off_in, fh_fd(fi_out), &off_out,
 			    len, (unsigned int)flags);
 	err = errno;
-	if (cf_out)	/* again: readahead may have cached old bytes meanwhile */
+	if (cf_out) {	/* again: readahead may have cached old bytes meanwhile */
 		cache_writeback_range(cf_out, out_start, end_out, true);
+		/* off_out: advanced by the copy */
+		cache_file_change_end(cf_out, n < 0 ? -1 : off_out);
+	}
 	if (n < 0) {
 		fuse_reply_err(req, err);
 		return;
 	}
-	if (cf_out)
-		cache_file_extend(cf_out, off_out);	/* advanced by the copy */
 	fuse_reply_write(req, (size_t)n);
 }
 
