@@ -30,7 +30,9 @@
  *
  * Removal.  A page is removed locked and with its reference count frozen
  * from 1 (the index's own) to 0, so nobody else holds it: a remover that
- * finds other users backs off (-EAGAIN) and retries later.
+ * finds other users backs off (-EAGAIN) and retries later, holding no
+ * reference of its own meanwhile (file_drop_range), or two removers of
+ * one page would each wait for the other's forever.
  *
  * Locking: see cache.h for the order.  cfile->lock guards size, mtime and
  * dirty bookkeeping and is taken inside page locks, never around them.
