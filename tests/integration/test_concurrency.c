@@ -446,17 +446,16 @@ static void tr_abort_connection(void)
 /* Reap the racers; false if they were still running at the deadline. */
 static bool tr_reap(struct tr_shared *sh, long long deadline_ms)
 {
+	bool reaped[TR_PROCS] = { false }, hung = false;
 	int left = TR_PROCS, status, i;
-	bool hung = false;
 
 	while (left > 0) {
-		pid_t pid = waitpid(-1, &status, WNOHANG);
-
-		for (i = 0; pid > 0 && i < TR_PROCS; i++)
-			if (sh->r[i].pid == pid)
+		/* not waitpid(-1): the daemon is our child too */
+		for (i = 0; i < TR_PROCS; i++)
+			if (!reaped[i] && waitpid(sh->r[i].pid, &status, WNOHANG) > 0) {
+				reaped[i] = true;
 				left--;
-		if (pid > 0)
-			continue;
+			}
 		if (!sh->stop) {
 			for (i = 0; i < TR_WRITERS && sh->r[i].done; i++)
 				;
