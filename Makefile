@@ -61,11 +61,13 @@ UNIT_SRCS  := $(sort $(wildcard tests/unit/*.c))
 IT_SRCS    := $(sort $(wildcard tests/integration/*.c))
 FSX_SRCS   := $(sort $(wildcard tests/fsx/*.c))
 CRASH_SRCS := $(sort $(wildcard tests/crash/*.c))
+RACE_SRCS  := $(sort $(wildcard tests/stress/*.c))
 
 FS_OBJS    := $(FS_SRCS:%.c=$(B)/obj/%.o)
 ALL_OBJS   := $(FS_OBJS) $(DAEMON_SRC:%.c=$(B)/obj/%.o) $(CTL_SRCS:%.c=$(B)/obj/%.o) \
 	      $(UNIT_SRCS:%.c=$(B)/obj/%.o) $(IT_SRCS:%.c=$(B)/obj/%.o) \
 	      $(FSX_SRCS:%.c=$(B)/obj/%.o) $(CRASH_SRCS:%.c=$(B)/obj/%.o) \
+	      $(RACE_SRCS:%.c=$(B)/obj/%.o) \
 	      $(B)/obj/tests/gpu/cudabw.o
 
 HMMFS      := $(B)/hmmfs
@@ -79,6 +81,7 @@ DEV_OBJS   := $(filter $(B)/obj/device/% $(B)/obj/fault/%,$(FS_OBJS))
 IT_BIN     := $(B)/tests/integration_tests
 FSX_BIN    := $(B)/tests/hmmfsx
 CRASH_BIN  := $(B)/tests/hmmfscrash
+RACE_BIN   := $(B)/tests/hmmfsrace
 
 .PHONY: all bench demo deps check check-unit check-integration check-fsx check-crash \
 	install uninstall clean
@@ -131,6 +134,11 @@ $(CRASH_BIN): $(CRASH_SRCS:%.c=$(B)/obj/%.o)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(RACE_BIN): $(RACE_SRCS:%.c=$(B)/obj/%.o)
+	$(quiet) LD $@
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(FAKECUDA): tests/fakecuda/fakecuda.c
 	$(quiet) CC $@
 	$(Q)mkdir -p $(dir $@)
@@ -153,7 +161,7 @@ TEST_ENV = HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) BUILD=$(abs
 	   TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) $(TSAN_OPTIONS)" \
 	   ASAN_OPTIONS="abort_on_error=0 $(ASAN_OPTIONS)" UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1 $(UBSAN_OPTIONS)"
 
-check: all $(UNIT_BIN) $(FAKECUDA) $(CUDABW) $(IT_BIN) $(FSX_BIN) $(CRASH_BIN)
+check: all $(UNIT_BIN) $(FAKECUDA) $(CUDABW) $(IT_BIN) $(FSX_BIN) $(CRASH_BIN) $(RACE_BIN)
 	$(Q)$(TEST_ENV) tests/run.sh $(abspath $(UNIT_BIN)) $(abspath $(IT_BIN)) $(abspath $(FSX_BIN))
 
 check-unit: all $(UNIT_BIN) $(FAKECUDA) $(CUDABW)

@@ -30,7 +30,9 @@
  *
  * Removal.  A page is removed locked and with its reference count frozen
  * from 1 (the index's own) to 0, so nobody else holds it: a remover that
- * finds other users backs off (-EAGAIN) and retries later.
+ * finds other users backs off (-EAGAIN) and retries later, holding no
+ * reference of its own meanwhile (file_drop_range), or two removers of
+ * one page would each wait for the other's forever.
  *
  * Locking: see cache.h for the order.  cfile->lock guards size, mtime and
  * dirty bookkeeping and is taken inside page locks, never around them.
@@ -1062,51 +1064,117 @@ int file_collect_pages(struct cfile *f, uint64_t first, uint64_t last,
 }
 
 /*
- * Drop page @p (referenced by the caller), discarding dirty data when
- * @discard.  Retries while others hold it; they hold pages briefly.
+ * Backoff of a dropper that found a page in use: 50 us, doubling to 5 ms,
+ * each sleep drawn between half and all of that, so that droppers racing
+ * for one page (two O_TRUNC opens, a truncate and a close) fall out of
+ * step instead of colliding again on every try.
  */
-static void page_drop(struct cpage *p, bool discard)
-{
-	struct cache *c = p->file->cache;
+#define DROP_BACKOFF_MIN_US 50
+#define DROP_BACKOFF_MAX_US 5000
 
-	for (;;) {
-		cache_page_lock(&p->ps);
-		cache_page_wait_writeback(&p->ps);
-		if (page_test_dirty(&p->ps)) {
-			if (!discard) {
-				cache_page_unlock(&p->ps);
-				page_put(p);
-				return;	/* keep data we could not write */
-			}
-			page_cancel_dirty_locked(p);
-		}
-		page_put(p);
-		if (page_remove_locked(p) == 0)
-			break;
-		if (!page_get_unless_zero(p)) {	/* cannot happen: we hold the lock */
+static void drop_backoff(unsigned int *us)
+{
+	static _Thread_local uint32_t seed;
+	unsigned int t;
+
+	if (!seed)	/* per thread: its stack address and the time */
+		seed = ((uint32_t)(uintptr_t)&t ^ (uint32_t)time(NULL)) | 1;
+	seed ^= seed << 13;	/* xorshift32 */
+	seed ^= seed >> 17;
+	seed ^= seed << 5;
+	t = *us / 2 + seed % (*us / 2 + 1);
+	nanosleep(&(struct timespec){ .tv_nsec = (long)t * 1000 }, NULL);
+	if (*us < DROP_BACKOFF_MAX_US)
+		*us *= 2;
+}
+
+/*
+ * One try at dropping the page at @index of @f, discarding dirty data
+ * when @discard.  The caller holds no reference of its own while it backs
+ * off and tries again: two droppers that each kept one while waiting for
+ * the other's to go (page_remove_locked needs the index's alone) waited
+ * for each other forever.  Our own reference goes before the removal is
+ * tried, under the page lock, which keeps the page from being removed and
+ * freed by anyone else.
+ * Return: 0 when no page is left there (dropped now, or by someone else,
+ * who owns the removal once the count is 0) or a dirty one is kept (not
+ * @discard); -EAGAIN when others hold it: back off, then try again.
+ */
+static int page_drop_index(struct cfile *f, uint64_t index, bool discard)
+{
+	struct cache *c = f->cache;
+	struct cpage *p = page_lookup_get(f, index);
+
+	if (!p)
+		return 0;
+	cache_page_lock(&p->ps);
+	cache_page_wait_writeback(&p->ps);
+	if (page_test_dirty(&p->ps)) {
+		if (!discard) {
 			cache_page_unlock(&p->ps);
-			return;
+			page_put(p);
+			return 0;	/* keep data we could not write */
 		}
+		page_cancel_dirty_locked(p);
+	}
+	page_put(p);
+	if (page_remove_locked(p)) {
+		/*
+		 * Without a reference the page lives on only by RCU once it is
+		 * unlocked (its next holder may remove it, and the unlock's
+		 * wake-up still touches its state word).
+		 */
+		rcu_read_lock();
 		cache_page_unlock(&p->ps);
-		nanosleep(&(struct timespec){ .tv_nsec = 100000 }, NULL);
+		cache_rcu_read_unlock();
+		return -EAGAIN;
 	}
 	pthread_mutex_lock(&c->lru_lock);
 	lru_del_locked(c, p);
 	pthread_mutex_unlock(&c->lru_lock);
 	page_free_deferred(p);
+	return 0;
 }
 
-/* Drop the pages in [first, last]; dirty ones too when @discard. */
+static int first_index(struct cpage *p, void *arg)
+{
+	cache_rcu_found(p);
+	*(uint64_t *)arg = p->index;
+	return 1;
+}
+
+/* The index of the first page of @f in [@first, @last]; false if none. */
+static bool file_next_index(struct cfile *f, uint64_t first, uint64_t last,
+			    uint64_t *index)
+{
+	int found;
+
+	rcu_read_lock();
+	found = index_for_each(f, first, last, first_index, index);
+	cache_rcu_read_unlock();
+	return found > 0;
+}
+
+/*
+ * Drop the pages in [first, last]; dirty ones too when @discard.  Walks
+ * indexes, not collected references, for the reason page_drop_index()
+ * gives; retries a page until it is gone, since others hold pages only
+ * while they work on them (lookups, writeback, migration, dedupe).
+ */
 void file_drop_range(struct cfile *f, uint64_t first, uint64_t last,
 		     bool discard)
 {
-	struct cpage **v;
-	size_t n;
+	uint64_t i = first;
 
-	file_collect_pages(f, first, last, 0, &v, &n);
-	for (size_t i = 0; i < n; i++)
-		page_drop(v[i], discard);
-	free(v);
+	while (file_next_index(f, i, last, &i)) {
+		unsigned int backoff_us = DROP_BACKOFF_MIN_US;
+
+		while (page_drop_index(f, i, discard) == -EAGAIN)
+			drop_backoff(&backoff_us);
+		if (i == last)
+			break;
+		i++;
+	}
 }
 
 /* Zero a device page from @from to its end.  Context: page locked. */
@@ -1151,10 +1219,13 @@ static int page_zero_tail(struct cfile *f, off_t size)
 }
 
 /*
- * The pages past the new EOF are dropped before BACKING shrinks and again
- * after, and the EOF page's tail is zeroed after: a migration or devop
- * (which read pages in without the kernel's ordering against truncate)
- * may have read old bytes from BACKING in between.
+ * The size changes first, so writeback cuts what it writes there.  The
+ * clean pages past the new EOF are dropped before BACKING shrinks (which
+ * also waits out their writeback) and all of them, dirty ones too, after;
+ * the EOF page's tail is zeroed last: a migration or devop (which read
+ * pages in without the kernel's ordering against truncate) may have read
+ * old bytes from BACKING in between.  If BACKING refuses the truncate, the
+ * file keeps its size and its data: nothing dirty was discarded yet.
  */
 int cache_truncate(struct cfile *f, off_t size)
 {
@@ -1162,20 +1233,29 @@ int cache_truncate(struct cfile *f, off_t size)
 	size_t ps = c->cfg.page_size;
 	uint64_t keep = ((uint64_t)size + ps - 1) >> c->page_shift;
 	struct stat st;
+	off_t old;
 	int ret;
 
 	if (size < 0)
 		return -EINVAL;
 	pthread_mutex_lock(&f->lock);
+	old = f->size;
 	f->size = size;
 	f->own_changes++;
 	pthread_mutex_unlock(&f->lock);
-	file_drop_range(f, keep, UINT64_MAX, true);
-	ret = ftruncate(f->fd, size) < 0 ? -errno : 0;
+	file_drop_range(f, keep, UINT64_MAX, false);
+	if (ftruncate(f->fd, size) < 0) {
+		ret = -errno;
+		pthread_mutex_lock(&f->lock);
+		if (f->size == size)	/* unless a truncate or write since */
+			f->size = old;
+		f->own_changes--;
+		pthread_mutex_unlock(&f->lock);
+		return ret;
+	}
 	file_drop_range(f, keep, UINT64_MAX, true);
 	/* bytes past the new EOF must read as zero if it grows again */
-	if (!ret)
-		ret = page_zero_tail(f, size);
+	ret = page_zero_tail(f, size);
 	pthread_mutex_lock(&f->lock);
 	if (!ret && fstat(f->fd, &st) == 0) {
 		f->seen_size = st.st_size;

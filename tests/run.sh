@@ -59,8 +59,9 @@ run_suite fsx "$(dirname "$0")/fsx/run.sh" "$fsx"
 # SIGKILL at random moments under writers and migrations, 10 times, then
 # SIGTERM with dirty pages on both tiers (tests/crash/run.sh -n 100: long).
 run_suite crash "$(dirname "$0")/crash/run.sh" -n 10
-# 64 threads over 128 files with migrations, daemon RSS bounded (15 s;
-# tests/stress/run.sh -t 3600: an hour).
+# 64 threads over 128 files with migrations, daemon RSS bounded, beside
+# processes racing O_TRUNC opens, truncate, rename and the ioctls on a few
+# pages (15 s; tests/stress/run.sh -t 3600: an hour).
 run_suite stress "$(dirname "$0")/stress/run.sh" -t 15
 
 echo

@@ -1745,6 +1745,10 @@ static void *migrator_thread(void *arg)
 			.length = (rng_next(&m->rng) % 64 + 1) * 4096,
 		};
 
+		/* the checkers may not have created it yet when we started */
+		if (fds[i] < 0)
+			fds[i] = open(m->cs[i % cfg.threads].files[i / cfg.threads].path,
+				      O_RDONLY | O_CLOEXEC);
 		if (fds[i] < 0)
 			continue;
 		if (ioctl(fds[i], HMMFS_IOC_MIGRATE, &mg) == 0) {

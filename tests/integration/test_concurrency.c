@@ -14,14 +14,35 @@
  * other); afterwards every byte is checked through the mount and in
  * BACKING.  Threads never call CUnit; they record what went wrong and the
  * main thread asserts.
+ * trunc_race (issue 13, item 1): 4 processes each loop TR_LOOPS times
+ * {pwrite 64 KiB of their own byte at 0; close; open O_RDWR|O_TRUNC;
+ * close} on one file, while one process truncate(2)s it to sizes around
+ * its first pages, one runs HMMFS_IOC_MIGRATE both ways and
+ * HMMFS_IOC_RESIDENCY on those pages, and one renames it away and back
+ * and now and then unlinks and recreates it.  Two droppers of one page
+ * used to wait for each other's page reference forever (page_drop).  All
+ * must finish: a few seconds normally; if any still runs 5 s before the
+ * harness's watchdog (HMMFS_IT_TIMEOUT, default 30 s) the test aborts the
+ * FUSE connection (fusectl) and fails.  Then the file may only hold
+ * written bytes and zeros and must equal BACKING, and 64 KiB written, cut
+ * to 1000 bytes and extended to 70000 must read back as exactly that,
+ * through the mount and in BACKING.
  */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "fs/hmmfs_ioctl.h"
 
 #include "tests/integration/harness.h"
 #include "tests/integration/rw_tests.h"
@@ -261,9 +282,295 @@ void rw_threads64(void)
 	check_all_files();
 }
 
+/* ---- truncating racers ---------------------------------------------- */
+
+#define TR_LOOPS 200
+#define TR_WRITERS 4
+#define TR_PROCS (TR_WRITERS + 3)
+#define TR_LEN (64 * 1024)
+
+/* What one racer did; shared with the forked racers. */
+struct tr_racer {
+	pid_t pid;
+	_Atomic unsigned long loops;
+	_Atomic int done;
+	int err;		/* errno of an unexpected failure */
+	char what[32];		/* the call that failed */
+};
+
+struct tr_shared {
+	_Atomic int stop;	/* the writers are done */
+	struct tr_racer r[TR_PROCS];
+};
+
+static void tr_fail(struct tr_racer *r, const char *what)
+{
+	if (!r->err) {
+		r->err = errno ? errno : EIO;
+		snprintf(r->what, sizeof(r->what), "%s", what);
+	}
+}
+
+static void tr_writer(struct tr_racer *r, int id)
+{
+	static char buf[TR_LEN];
+	int fd;
+
+	memset(buf, 'A' + id, sizeof(buf));
+	while (r->loops < TR_LOOPS && !r->err) {
+		/* O_CREAT: the renamer may have taken the file away just now */
+		fd = open(MNT("f"), O_RDWR | O_CREAT, 0644);
+		if (fd < 0) {
+			tr_fail(r, "open");
+			break;
+		}
+		if (pwrite(fd, buf, TR_LEN, 0) != TR_LEN)
+			tr_fail(r, "pwrite");
+		close(fd);
+		fd = open(MNT("f"), O_RDWR | O_TRUNC | O_CREAT, 0644);
+		if (fd < 0) {
+			tr_fail(r, "open O_TRUNC");
+			break;
+		}
+		close(fd);
+		r->loops++;
+	}
+}
+
+static void tr_truncator(struct tr_shared *sh, struct tr_racer *r)
+{
+	static const off_t sizes[] = { 0, 1000, 4096, 65536, 70000, 131072, 8191 };
+
+	while (!sh->stop && !r->err) {
+		if (truncate(MNT("f"), sizes[r->loops % 7]) < 0 && errno != ENOENT)
+			tr_fail(r, "truncate");
+		r->loops++;
+	}
+}
+
+static void tr_ioctls(struct tr_shared *sh, struct tr_racer *r)
+{
+	static struct hmmfs_ioc_residency res;
+	int fd = -1;
+
+	while (!sh->stop && !r->err) {
+		if (fd < 0 || r->loops % 16 == 0) {
+			if (fd >= 0)
+				close(fd);
+			fd = open(MNT("f"), O_RDONLY);
+			if (fd < 0) {	/* renamed away or unlinked just now */
+				r->loops++;
+				continue;
+			}
+		}
+		/* refusals are fine: past EOF, the device tier full */
+		it_migrate(fd, r->loops & 1 ? HMMFS_TO_HOST : HMMFS_TO_DEVICE,
+			   (r->loops % 3) * 4096, 128 * 1024, NULL);
+		res = (struct hmmfs_ioc_residency){ .version = HMMFS_IOC_VERSION,
+						    .length = 256 * 1024 };
+		(void)ioctl(fd, HMMFS_IOC_RESIDENCY, &res);
+		r->loops++;
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+static void tr_renamer(struct tr_shared *sh, struct tr_racer *r)
+{
+	int fd;
+
+	while (!sh->stop && !r->err) {
+		if (r->loops % 8 == 7) {
+			if (unlink(MNT("f")) < 0 && errno != ENOENT)
+				tr_fail(r, "unlink");
+			fd = open(MNT("f"), O_RDWR | O_CREAT, 0644);
+			if (fd < 0)
+				tr_fail(r, "recreate");
+			else
+				close(fd);
+		} else if (rename(MNT("f"), MNT("away")) == 0) {
+			if (rename(MNT("away"), MNT("f")) < 0)
+				tr_fail(r, "rename back");
+		} else if (errno != ENOENT) {
+			tr_fail(r, "rename");
+		}
+		r->loops++;
+		usleep(200);	/* let the others find the file most of the time */
+	}
+}
+
+static void tr_racer_main(struct tr_shared *sh, int i)
+{
+	struct tr_racer *r = &sh->r[i];
+
+	errno = 0;
+	if (i < TR_WRITERS)
+		tr_writer(r, i);
+	else if (i == TR_WRITERS)
+		tr_truncator(sh, r);
+	else if (i == TR_WRITERS + 1)
+		tr_ioctls(sh, r);
+	else
+		tr_renamer(sh, r);
+	r->done = 1;
+	_exit(0);
+}
+
+static long long tr_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* Abort the mount's FUSE connection: every request blocked on it fails. */
+static void tr_abort_connection(void)
+{
+	char path[128];
+	struct stat st;
+	FILE *f;
+
+	if (stat(it.mnt, &st) < 0)
+		return;
+	/* fusectl names a connection by the kernel's dev_t: major << 20 | minor */
+	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort",
+		 (major(st.st_dev) << 20) | minor(st.st_dev));
+	f = fopen(path, "w");
+	if (f) {
+		fputs("1", f);
+		fclose(f);
+	}
+}
+
+/* Reap the racers; false if they were still running at the deadline. */
+static bool tr_reap(struct tr_shared *sh, long long deadline_ms)
+{
+	bool reaped[TR_PROCS] = { false }, hung = false;
+	int left = TR_PROCS, status, i;
+
+	while (left > 0) {
+		/* not waitpid(-1): the daemon is our child too */
+		for (i = 0; i < TR_PROCS; i++)
+			if (!reaped[i] && waitpid(sh->r[i].pid, &status, WNOHANG) > 0) {
+				reaped[i] = true;
+				left--;
+			}
+		if (!sh->stop) {
+			for (i = 0; i < TR_WRITERS && sh->r[i].done; i++)
+				;
+			sh->stop = i == TR_WRITERS;
+		}
+		if (!hung && tr_now_ms() >= deadline_ms) {
+			hung = true;
+			sh->stop = 1;
+			tr_abort_connection();	/* the racers' calls fail now */
+			for (i = 0; i < TR_PROCS; i++)
+				if (!sh->r[i].done)
+					kill(sh->r[i].pid, SIGKILL);
+		}
+		usleep(10000);
+	}
+	return !hung;
+}
+
+/* @path holds only the writers' bytes and zeros; its bytes in @buf. */
+static ssize_t tr_check_bytes(const char *path, char *buf, size_t cap)
+{
+	ssize_t n = it_get(path, buf, cap);
+
+	IT_TRUE(n >= 0, "read %s: %s", path, it_errname((int)-n));
+	for (ssize_t o = 0; o < n; o++)
+		if (buf[o] && (buf[o] < 'A' || buf[o] >= 'A' + TR_WRITERS)) {
+			IT_TRUE(false, "%s: byte %zd is 0x%02x, which no writer wrote",
+				path, o, buf[o] & 0xff);
+			break;
+		}
+	return n;
+}
+
+static void rw_trunc_race(void)
+{
+	static const char *const role[] = { "writer 0", "writer 1", "writer 2",
+					    "writer 3", "truncator", "ioctls",
+					    "renamer" };
+	const char *env = getenv("HMMFS_IT_TIMEOUT");
+	long long budget_s = (env && atoi(env) > 0 ? atoi(env) : 30) - 5;
+	size_t cap = 256 * 1024;
+	char *mbuf = malloc(cap), *bbuf = malloc(cap), want[70000];
+	struct tr_shared *sh;
+	long long start;
+	ssize_t mn, bn;
+	int i, fd;
+	bool ok;
+
+	IT_REQUIRE(mbuf && bbuf, "out of memory");
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	IT_REQUIRE(sh != MAP_FAILED, "mmap: %s", it_errname(errno));
+	IT_REQUIRE_OK(it_put(MNT("f"), "", 0));
+	start = tr_now_ms();
+	for (i = 0; i < TR_PROCS; i++) {
+		pid_t pid = fork();
+
+		IT_REQUIRE(pid >= 0, "fork: %s", it_errname(errno));
+		if (pid == 0)
+			tr_racer_main(sh, i);
+		sh->r[i].pid = pid;
+	}
+	ok = tr_reap(sh, start + (budget_s < 5 ? 5 : budget_s) * 1000);
+	printf("\n  trunc_race: %s in %lld ms; loops:", ok ? "done" : "HUNG",
+	       tr_now_ms() - start);
+	for (i = 0; i < TR_PROCS; i++)
+		printf(" %s %lu", role[i], sh->r[i].loops);
+	printf("\n");
+	IT_REQUIRE(ok, "the racers were still running after %lld s (livelock); "
+		   "the FUSE connection was aborted", budget_s);
+	for (i = 0; i < TR_PROCS; i++) {
+		IT_TRUE(sh->r[i].done && !sh->r[i].err, "%s: %s: %s", role[i],
+			sh->r[i].done ? sh->r[i].what : "killed",
+			it_errname(sh->r[i].err));
+		if (i < TR_WRITERS)
+			IT_EQ(sh->r[i].loops, TR_LOOPS);
+	}
+	/* the race left written bytes and zeros, the same in BACKING */
+	fd = open(MNT("f"), O_RDWR);
+	IT_OK(fd >= 0 ? fsync(fd) : -1);
+	if (fd >= 0)
+		close(fd);
+	mn = tr_check_bytes(MNT("f"), mbuf, cap);
+	bn = tr_check_bytes(BACK("f"), bbuf, cap);
+	IT_TRUE(mn == bn && (mn < 0 || memcmp(mbuf, bbuf, (size_t)mn) == 0),
+		"after the race the mount has %zd bytes, BACKING %zd, or they differ",
+		mn, bn);
+	/* and the file still truncates cleanly: nothing stale shows through */
+	memset(mbuf, 'A', TR_LEN);
+	fd = open(MNT("f"), O_RDWR);
+	IT_REQUIRE_OK(fd);
+	IT_EQ(pwrite(fd, mbuf, TR_LEN, 0), TR_LEN);
+	IT_OK(ftruncate(fd, 1000));
+	IT_OK(ftruncate(fd, sizeof(want)));
+	IT_OK(fsync(fd));
+	close(fd);
+	memset(want, 0, sizeof(want));
+	memset(want, 'A', 1000);
+	mn = it_get(MNT("f"), mbuf, cap);
+	bn = it_get(BACK("f"), bbuf, cap);
+	IT_TRUE(mn == sizeof(want) && !memcmp(mbuf, want, sizeof(want)),
+		"mount: %zd bytes after write, truncate to 1000 and to 70000, "
+		"or wrong bytes", mn);
+	IT_TRUE(bn == sizeof(want) && !memcmp(bbuf, want, sizeof(want)),
+		"BACKING: %zd bytes after write, truncate to 1000 and to 70000, "
+		"or wrong bytes", bn);
+	munmap(sh, sizeof(*sh));
+	free(mbuf);
+	free(bbuf);
+}
+
 static const struct it_test tests[] = {
 	{ "append_two_threads", rw_append_two_threads, 0, NULL },
 	{ "threads64", rw_threads64, 0, NULL },
+	{ "trunc_race", rw_trunc_race, 0, NULL },
 	{ NULL, NULL, 0, NULL },
 };
 

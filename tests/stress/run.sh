@@ -10,9 +10,13 @@
 # fallocates, renames, mmap and O_DIRECT I/O, with its migrator (-M) and
 # dedupe stress (-K: data that merges, the scanner at full speed) for
 # SECONDS (default 15; the long mode is one command: tests/stress/run.sh
-# -t 3600), then unmounts.  Fails
-# when hmmfsx finds a data mismatch, the daemon does not exit 0, or the
-# daemon's peak RSS (VmHWM) exceeds
+# -t 3600), then unmounts.  Beside it, for the same time, hmmfsrace races
+# processes on the same few pages of 2 files in MNT/race: 4 writers each
+# looping {pwrite 64 KiB at 0; close; open O_TRUNC; close}, truncate(2),
+# the migrate and residency ioctls, rename and unlink (the page_drop
+# livelock of issue 13); every one of them must finish.  Fails when
+# hmmfsx or hmmfsrace finds a data mismatch, a racer hangs, the daemon
+# does not exit 0, or the daemon's peak RSS (VmHWM) exceeds
 #
 #     host_cache + device_frames_hwm * page_size + OVERHEAD
 #
@@ -37,6 +41,7 @@ while getopts t:j: opt; do
 done
 here=$(cd "$(dirname "$0")" && pwd)
 fsx=${BUILD:-$here/../../build}/tests/hmmfsx
+race=${BUILD:-$here/../../build}/tests/hmmfsrace
 opts=${STRESS_OPTS:-host_cache=8M,device_cache=64M,ksm=on}
 overhead_mb=${STRESS_OVERHEAD_MB:-96}
 if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/fuse ]; then
@@ -45,6 +50,7 @@ if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/fuse ]; then
 fi
 [ -x "${HMMFS:-}" ] && [ -x "${HMMFSCTL:-}" ] || { echo "stress: set HMMFS and HMMFSCTL" >&2; exit 2; }
 [ -x "$fsx" ] || { echo "stress: build $fsx first" >&2; exit 2; }
+[ -x "$race" ] || { echo "stress: build $race first" >&2; exit 2; }
 
 work=$(mktemp -d /tmp/hmmfs-stress.XXXXXX)
 mkdir "$work/b" "$work/m"
@@ -68,6 +74,10 @@ echo "stress: $threads threads, -M -K, $secs s, -o $opts"
 timeout $((secs + 60)) "$fsx" -q -j "$threads" -f $((threads * 2)) -l 1m -o 64k -M -K -t "$secs" \
 	-b "$work/b" "$work/m" &
 checker=$!
+mkdir "$work/m/race"
+# a racer still running 60 s after the stop is reported as hung
+timeout $((secs + 120)) "$race" -t "$secs" -T 60 -b "$work/b/race" "$work/m/race" &
+racer=$!
 peak_rss=0 samples=0
 while kill -0 "$checker" 2>/dev/null; do
 	rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$daemon/status" 2>/dev/null)
@@ -80,6 +90,8 @@ while kill -0 "$checker" 2>/dev/null; do
 done
 wait "$checker"
 rc=$?
+wait "$racer"
+race_rc=$?
 json=$("$HMMFSCTL" stats "$work/m" --json)
 field() { printf '%s' "$json" | tr ',{}' '\n\n\n' | awk -F: -v k="\"$1\"" '$1 == k { print $2 }'; }
 host_cache=$(field host_cache)
@@ -109,12 +121,13 @@ wait "$daemon"
 drc=$?
 daemon=""
 bound_kb=$(( (host_cache + dev_hwm * page_size) / 1024 + overhead_mb * 1024 ))
-echo "stress: hmmfsx exit $rc, daemon exit $drc"
+echo "stress: hmmfsx exit $rc, hmmfsrace exit $race_rc, daemon exit $drc"
 echo "stress: daemon VmHWM $((hwm / 1024)) MiB (sampled peak RSS $((peak_rss / 1024)) MiB);" \
 	"bound $((bound_kb / 1024)) MiB = host_cache $((host_cache >> 20)) MiB" \
 	"+ device frames used $(( (dev_hwm * page_size) >> 20)) MiB + overhead $overhead_mb MiB"
 fail=$busy
 [ "$rc" -eq 0 ] || { echo "stress: FAILED: hmmfsx found a problem"; fail=1; }
+[ "$race_rc" -eq 0 ] || { echo "stress: FAILED: hmmfsrace found a problem or hung"; fail=1; }
 [ "$drc" -eq 0 ] || { echo "stress: FAILED: daemon exit $drc"; tail -20 "$work/daemon.log"; fail=1; }
 if [ -n "${HMMFS_IT_SANITIZED:-}" ]; then
 	# ASan/TSan shadow memory multiplies RSS: the bound means nothing there

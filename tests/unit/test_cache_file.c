@@ -8,6 +8,7 @@
  * concurrent misses on one page share one backing read (the read is slowed
  * through the I/O engine's fault hook so the threads really overlap);
  * read-modify-write of partial pages; truncate zeroing what lies past EOF;
+ * two truncates of the same pages at once both finishing;
  * readahead of a sequential reader; scan resistance of eviction; a tiny
  * cache whose dirty pages are evicted constantly; dirty throttling; a
  * failing backing write kept dirty, reported once at fsync, and written
@@ -250,6 +251,72 @@ static void test_truncate_zeroes_tail(void)
 		}
 	CU_ASSERT_EQUAL(cache_fsync(x.f, false), 0);
 	CU_ASSERT_EQUAL(lseek(x.fd, 0, SEEK_END), 3 * PS);
+	fixture_close(&x);
+}
+
+struct dropper {
+	struct cfile *f;
+	pthread_barrier_t *bar;
+	int rounds;
+};
+
+static void *dropper_main(void *arg)
+{
+	struct dropper *d = arg;
+
+	for (int i = 0; i < d->rounds; i++) {
+		pthread_barrier_wait(d->bar);
+		cache_truncate(d->f, 0);
+		pthread_barrier_wait(d->bar);
+	}
+	return NULL;
+}
+
+/*
+ * Two truncates of the same pages at once both finish (issue 13, item 1):
+ * each used to keep a reference to every page it meant to drop while it
+ * waited for the other's to go, and both waited forever.  A dropper that
+ * is still running after 20 s is reported, and left behind.
+ */
+static void test_concurrent_drops_finish(void)
+{
+	enum { NDROP = 2, ROUNDS = 50, PAGES = 64 };
+	static char w[PAGES * PS];
+	struct dropper d[NDROP];
+	pthread_barrier_t bar;
+	pthread_t th[NDROP];
+	struct timespec deadline, now = { 0 };
+	int joined = 0;
+	struct fixture x;
+
+	fixture_open(&x, "drops", 0, 1 << 20, 1 << 20);
+	memset(w, 'd', sizeof(w));
+	CU_ASSERT_FATAL(pthread_barrier_init(&bar, NULL, NDROP + 1) == 0);
+	for (int i = 0; i < NDROP; i++) {
+		d[i] = (struct dropper){ .f = x.f, .bar = &bar, .rounds = ROUNDS };
+		CU_ASSERT_FATAL(pthread_create(&th[i], NULL, dropper_main, &d[i]) == 0);
+	}
+	for (int r = 0; r < ROUNDS; r++) {
+		CU_ASSERT_EQUAL(cache_write(x.f, w, sizeof(w), 0), (ssize_t)sizeof(w));
+		pthread_barrier_wait(&bar);	/* go */
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_sec += 20;
+		while (stats(&x).host_pages && now.tv_sec < deadline.tv_sec) {
+			nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+			clock_gettime(CLOCK_MONOTONIC, &now);
+		}
+		if (stats(&x).host_pages) {
+			CU_FAIL("two concurrent truncates still had pages to drop after 20 s");
+			return;	/* the droppers spin on: leave the fixture to them */
+		}
+		pthread_barrier_wait(&bar);	/* both returned */
+	}
+	for (int i = 0; i < NDROP; i++)
+		joined += pthread_join(th[i], NULL) == 0;
+	CU_ASSERT_EQUAL(joined, NDROP);
+	CU_ASSERT_EQUAL(cache_file_size(x.f), 0);
+	CU_ASSERT_EQUAL(lseek(x.fd, 0, SEEK_END), 0);
+	pthread_barrier_destroy(&bar);
 	fixture_close(&x);
 }
 
@@ -546,6 +613,7 @@ int register_cache_file(void)
 		{ "a hit does not read BACKING", test_hit_skips_backing },
 		{ "concurrent misses share one read", test_coalesced_misses },
 		{ "truncate zeroes past EOF", test_truncate_zeroes_tail },
+		{ "concurrent truncates finish", test_concurrent_drops_finish },
 		{ "sequential readahead", test_readahead },
 		{ "readahead after cached pages", test_readahead_context },
 		{ "eviction resists a scan", test_scan_resistance },
