@@ -119,7 +119,7 @@ static void test_state_machine(void)
 	mfix_open(&x, 32, 1 << 20, 1 << 20, "bounce", 16);
 	CU_ASSERT_TRUE(reads_back(&x, 32 * PS, 0, 0, 0));
 	CU_ASSERT_EQUAL(st_of(&x).host_pages, 32);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, NULL), 0);
 	CU_ASSERT_EQUAL(moved, 32);
 	r = res_of(&x);
 	CU_ASSERT_EQUAL(r.device, 32);
@@ -128,14 +128,14 @@ static void test_state_machine(void)
 	CU_ASSERT_EQUAL(dev_frames_used(x.c->dev), 32);
 	CU_ASSERT_EQUAL(x.c->frames.nfree, 32);
 	/* already there: nothing moves, no error */
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, NULL), 0);
 	CU_ASSERT_EQUAL(moved, 0);
 	/* bounce reads; the pages stay on the device (policy bounce) */
 	CU_ASSERT_TRUE(reads_back(&x, 32 * PS, 0, 0, 0));
 	CU_ASSERT_EQUAL(st_of(&x).bounce_reads, 32);
 	CU_ASSERT_EQUAL(res_of(&x).device, 32);
 	/* back: part of it */
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 8 * PS, 8 * PS, false, &moved), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 8 * PS, 8 * PS, false, &moved, NULL), 0);
 	CU_ASSERT_EQUAL(moved, 8);
 	r = res_of(&x);
 	CU_ASSERT_EQUAL(r.host, 8);
@@ -145,8 +145,8 @@ static void test_state_machine(void)
 	CU_ASSERT_EQUAL(st_of(&x).migrations_to_host, 8);
 	CU_ASSERT_TRUE(reads_back(&x, 32 * PS, 0, 0, 0));
 	/* bad ranges */
-	CU_ASSERT_EQUAL(cache_migrate(x.f, -1, 0, true, &moved), -EINVAL);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 33 * PS, 0, true, &moved), -ERANGE);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, -1, 0, true, &moved, NULL), -EINVAL);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 33 * PS, 0, true, &moved, NULL), -ERANGE);
 	mfix_close(&x);
 }
 
@@ -157,7 +157,7 @@ static void test_cpu_write_and_writeback(void)
 	uint64_t moved;
 
 	mfix_open(&x, 16, 1 << 20, 1 << 20, "bounce", 16);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, NULL), 0);
 	CU_ASSERT_EQUAL(moved, 16);
 	memset(w, 'w', sizeof(w));
 	CU_ASSERT_EQUAL(cache_write(x.f, w, 2 * PS + 10, PS - 5), 2 * PS + 10);
@@ -182,14 +182,14 @@ static void test_device_write_fault(void)
 	uint64_t pages;
 
 	mfix_open(&x, 4, 1 << 20, 1 << 20, "bounce", 16);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &pages), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &pages, NULL), 0);
 	p = page_lookup_get(x.f, 1);
 	CU_ASSERT_FATAL(p != NULL);
 	/* device-resident, mapped read-only, clean */
 	CU_ASSERT_TRUE(page_test_device(&p->ps));
 	CU_ASSERT_FALSE(page_test_dev_rw(&p->ps));
 	CU_ASSERT_FALSE(dev_writable(x.c->dev, page_daddr(p)));
-	CU_ASSERT_EQUAL(cache_devop(x.f, PS, PS, CACHE_DEVOP_FILL, 'f', &pages), 0);
+	CU_ASSERT_EQUAL(cache_devop(x.f, PS, PS, CACHE_DEVOP_FILL, 'f', &pages, NULL), 0);
 	CU_ASSERT_EQUAL(pages, 1);
 	CU_ASSERT_EQUAL(st_of(&x).device_faults, 1);
 	/* the fault made it dirty and read-write */
@@ -197,14 +197,14 @@ static void test_device_write_fault(void)
 	CU_ASSERT_TRUE(page_test_dev_rw(&p->ps));
 	CU_ASSERT_TRUE(dev_writable(x.c->dev, page_daddr(p)));
 	/* a second device write: no fault, already writable */
-	CU_ASSERT_EQUAL(cache_devop(x.f, PS, 10, CACHE_DEVOP_ADD, 1, &pages), 0);
+	CU_ASSERT_EQUAL(cache_devop(x.f, PS, 10, CACHE_DEVOP_ADD, 1, &pages, NULL), 0);
 	CU_ASSERT_EQUAL(st_of(&x).device_faults, 1);
 	/* writeback maps it read-only again (clear_page_dirty_for_io) */
 	CU_ASSERT_EQUAL(cache_fsync(x.f, false), 0);
 	CU_ASSERT_FALSE(page_test_dirty(&p->ps));
 	CU_ASSERT_FALSE(page_test_dev_rw(&p->ps));
 	CU_ASSERT_FALSE(dev_writable(x.c->dev, page_daddr(p)));
-	CU_ASSERT_EQUAL(cache_devop(x.f, PS, 1, CACHE_DEVOP_XOR, 1, &pages), 0);
+	CU_ASSERT_EQUAL(cache_devop(x.f, PS, 1, CACHE_DEVOP_XOR, 1, &pages, NULL), 0);
 	CU_ASSERT_EQUAL(st_of(&x).device_faults, 2);
 	page_put(p);
 	{
@@ -215,7 +215,7 @@ static void test_device_write_fault(void)
 		CU_ASSERT_EQUAL(b[9], 'f' + 1);
 		CU_ASSERT_EQUAL(b[10], 'f');
 	}
-	CU_ASSERT_EQUAL(cache_devop(x.f, 0, 0, CACHE_DEVOP_ADD, 256, &pages), -EINVAL);
+	CU_ASSERT_EQUAL(cache_devop(x.f, 0, 0, CACHE_DEVOP_ADD, 256, &pages, NULL), -EINVAL);
 	mfix_close(&x);
 }
 
@@ -256,14 +256,14 @@ static void test_promote_policy(void)
 	uint64_t moved;
 
 	mfix_open(&x, 8, 1 << 20, 1 << 20, "promote", 16);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, NULL), 0);
 	CU_ASSERT_TRUE(reads_back(&x, 8 * PS, 0, 0, 0));	/* served, then promoted */
 	CU_ASSERT_EQUAL(res_of(&x).host, 8);
 	CU_ASSERT_EQUAL(st_of(&x).migrations_to_host, 8);
 	mfix_close(&x);
 	/* adaptive: the third read of a page brings it back */
 	mfix_open(&x, 8, 1 << 20, 1 << 20, "adaptive", 16);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, NULL), 0);
 	CU_ASSERT_TRUE(reads_back(&x, 8 * PS, 0, 0, 0));
 	CU_ASSERT_TRUE(reads_back(&x, 8 * PS, 0, 0, 0));
 	CU_ASSERT_EQUAL(res_of(&x).device, 8);
@@ -296,7 +296,7 @@ static void test_bounce_exhaustion(void)
 	uint64_t moved, pages;
 
 	mfix_open(&x, 64, 1 << 20, 1 << 20, "bounce", 1);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, NULL), 0);
 	for (int i = 0; i < 8; i++) {
 		r[i] = (struct rd){ .x = &x };
 		pthread_create(&th[i], NULL, rd_main, &r[i]);
@@ -304,7 +304,7 @@ static void test_bounce_exhaustion(void)
 	/* device pages dirtied and written back meanwhile: writeback needs
 	 * the only buffer too (dirty bytes equal to the pattern's) */
 	for (int i = 0; i < 20; i++) {
-		CU_ASSERT_EQUAL(cache_devop(x.f, 0, 0, CACHE_DEVOP_XOR, 0, &pages), 0);
+		CU_ASSERT_EQUAL(cache_devop(x.f, 0, 0, CACHE_DEVOP_XOR, 0, &pages, NULL), 0);
 		CU_ASSERT_EQUAL(cache_fsync(x.f, false), 0);
 	}
 	for (int i = 0; i < 8; i++) {
