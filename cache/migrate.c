@@ -47,6 +47,9 @@
  * dirty, maps it read-write.  Taking the page for writeback maps it
  * read-only again (writeback.c).
  *
+ * Explicit requests (the migrate and devop ioctls) are bounded and skip
+ * holes: see "Bounded requests" below, at scan_next().
+ *
  * Locking: every function here that ends in _locked runs with the page
  * locks of its pages held; batches lock pages in ascending index order
  * (and writers hold one page lock only), so batches cannot deadlock.
@@ -474,8 +477,8 @@ static size_t chunk_pages(struct cache *c)
 }
 
 /*
- * Explicit requests (hmmfsctl, the ioctls) are bounded.  A request works
- * on at most CACHE_REQUEST_BYTES of the file, in chunks of chunk_pages(), then
+ * Bounded requests.  An explicit request (hmmfsctl, the ioctls) works on
+ * at most CACHE_REQUEST_BYTES of the file, in chunks of chunk_pages(), then
  * says where it stopped (@next), and the caller asks again from there:
  * however large the range a raw ioctl names, the daemon answers after
  * that much work, so the caller can be killed between requests, and the

@@ -13,7 +13,8 @@
  * run out and eviction of clean device pages when device frames run out;
  * the promote policy; bounce-pool exhaustion: one buffer shared by eight
  * readers and a writer makes them wait (bounce_waits) but never deadlocks
- * and never returns wrong bytes.
+ * and never returns wrong bytes; bounded requests over a sparse 1 TiB
+ * file (holes skipped, one step of a devop that writes holes, @next).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -335,6 +336,57 @@ static void test_no_device(void)
 	CU_ASSERT_EQUAL(cache_create(&cfg, &c, err, sizeof(err)), -EINVAL);
 }
 
+/*
+ * Requests are bounded and skip holes: a 1 TiB file with data in pages
+ * 0, 1 and at 1 GiB, and a page written into a hole at 100 MiB.
+ */
+static void test_bounded_sparse(void)
+{
+	const off_t tib = (off_t)1 << 40, gib = (off_t)1 << 30;
+	unsigned char b[PS];
+	struct cache_res_counts r;
+	uint64_t moved;
+	off_t next;
+	struct mfix x;
+	char path[300];
+	int pfd;
+
+	mfix_open(&x, 2, 1 << 20, 128 << 20, "bounce", 16);
+	cache_file_close(x.f);	/* grow BACKING behind it, then open again */
+	for (size_t i = 0; i < PS; i++)
+		b[i] = pat(i);
+	CU_ASSERT_EQUAL(pwrite(x.fd, b, PS, gib), PS);
+	CU_ASSERT_EQUAL(ftruncate(x.fd, tib), 0);
+	snprintf(path, sizeof(path), "%s/f", dir);
+	pfd = open(path, O_PATH | O_CLOEXEC);
+	CU_ASSERT_FATAL(cache_file_open(x.c, pfd, &x.f) == 0);
+	close(pfd);
+	/* the data pages only, the whole TiB in one request */
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, &next), 0);
+	CU_ASSERT_EQUAL(moved, 3);
+	CU_ASSERT_EQUAL(next, tib);
+	r = res_of(&x);
+	CU_ASSERT_EQUAL(r.pages, 3);
+	CU_ASSERT_EQUAL(r.device, 3);
+	/* a cached page in a hole moves too */
+	CU_ASSERT_EQUAL(cache_write(x.f, b, PS, 100 << 20), PS);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, &next), 0);
+	CU_ASSERT_EQUAL(moved, 1);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, PS, 0, false, &moved, &next), 0);
+	CU_ASSERT_EQUAL(moved, 3);
+	CU_ASSERT_EQUAL(next, tib);
+	/* a value that writes holes: one bounded step, then where to go on */
+	CU_ASSERT_EQUAL(cache_devop(x.f, 0, 0, CACHE_DEVOP_ADD, 1, &moved, &next), 0);
+	CU_ASSERT_EQUAL(next, (off_t)CACHE_REQUEST_BYTES);
+	CU_ASSERT_EQUAL(moved, CACHE_REQUEST_BYTES / PS);
+	CU_ASSERT_EQUAL(res_of(&x).pages, CACHE_REQUEST_BYTES / PS + 2);
+	CU_ASSERT_EQUAL(cache_read(x.f, b, PS, PS, NULL), PS);
+	CU_ASSERT_EQUAL(b[0], (unsigned char)(pat(PS) + 1));
+	CU_ASSERT_EQUAL(cache_read(x.f, b, PS, 2 * PS, NULL), PS);
+	CU_ASSERT_EQUAL(b[0], 1);	/* a hole, written */
+	mfix_close(&x);
+}
+
 int register_cache_migrate(void)
 {
 	static const CU_TestInfo tests[] = {
@@ -345,6 +397,7 @@ int register_cache_migrate(void)
 		{ "promote and adaptive policies", test_promote_policy },
 		{ "bounce pool exhaustion", test_bounce_exhaustion },
 		{ "no device tier", test_no_device },
+		{ "bounded requests skip holes", test_bounded_sparse },
 		CU_TEST_INFO_NULL,
 	};
 
