@@ -489,7 +489,8 @@ static size_t chunk_pages(struct cache *c)
  * with zero pages and the index with nodes that live as long as the file
  * (index.c), which is how one migrate of a 1 TiB sparse file took
  * minutes and gigabytes.  So a request skips such runs without counting
- * them, and acts only on cached pages and on data BACKING really has
+ * them (each chunk it does work in counts as at least a full one), and
+ * acts only on cached pages and on data BACKING really has
  * (an operation that turns zero bytes into something else, a devop with
  * a value other than 0, has to write the holes: it goes page by page).
  */
@@ -577,15 +578,14 @@ static bool scan_next(struct scan *s, uint64_t *first, uint64_t *last,
 		      bool *populate)
 {
 	uint64_t max = s->budget < s->step ? s->budget : s->step;
-	uint64_t d = UINT64_MAX, dend = UINT64_MAX, c, stop;
+	uint64_t d = UINT64_MAX, dend = UINT64_MAX, c, stop, cost;
 
 	if (s->cur > s->last || !s->budget)
 		return false;
-	if (s->mode == SCAN_ALL) {
+	if (s->mode == SCAN_ALL)
 		d = s->cur;
-	} else if (s->mode == SCAN_DATA) {
+	else if (s->mode == SCAN_DATA)
 		d = backing_data(s->f, s->cur, &dend);
-	}
 	if (d == s->cur) {	/* in data */
 		*first = s->cur;
 		*populate = true;
@@ -605,7 +605,13 @@ static bool scan_next(struct scan *s, uint64_t *first, uint64_t *last,
 		}
 	}
 	*last = min3(dend, s->last, *first + max - 1);
-	s->budget -= *last - *first + 1;
+	/*
+	 * A chunk costs at least a full one: each chunk waits for a grace
+	 * period, so a file of many short runs must not get more chunks per
+	 * request than a dense one does.
+	 */
+	cost = *last - *first + 1 > s->step ? *last - *first + 1 : s->step;
+	s->budget = s->budget > cost ? s->budget - cost : 0;
 	s->cur = *last + 1;
 	return true;
 }
