@@ -321,16 +321,22 @@ int cache_file_set_uid(struct cfile *f, uint32_t uid);
 /* The file's owner as dedupe knows it. */
 uint32_t cache_file_uid(struct cfile *f);
 
+/* The most of a file's range one migrate or devop request works on. */
+#define CACHE_REQUEST_BYTES ((uint64_t)64 << 20)
+
 /**
  * cache_migrate() - move the cached pages of [@off, @off + @len) to the
- * device (@to_device; pages not cached yet are read first) or back to
- * host memory.
+ * device (@to_device; pages BACKING has data for are read first if not
+ * cached, holes are skipped) or back to host memory.  Works on at most
+ * CACHE_REQUEST_BYTES of the range.
  * @moved: pages moved.
+ * @next:  NULL, or where the rest of the range starts (@off + @len,
+ *         clipped to the file, when it was all done).
  * Return: 0; -ENODEV without a device tier; -ENOSPC if the device (or
  * the host cache) filled up before the whole range moved; -errno.
  */
 int cache_migrate(struct cfile *f, off_t off, off_t len, bool to_device,
-		  uint64_t *moved);
+		  uint64_t *moved, off_t *next);
 
 /* Device-side operations on file data (cache_devop). */
 enum cache_devop_kind {
@@ -342,13 +348,17 @@ enum cache_devop_kind {
 /**
  * cache_devop() - a device-side operation over [@off, @off + @len) of
  * the file, clipped to its size: the pages are moved to the device
- * first, and the writes go through the device write fault.
+ * first, and the writes go through the device write fault.  With @value
+ * 0 holes are skipped (they stay zeros); works on at most
+ * CACHE_REQUEST_BYTES of the range.
  * @op:    enum cache_devop_kind; @value: 0..255.
  * @pages: pages written.
+ * @next:  NULL, or where the rest of the range starts.
  * Return: 0, -ENODEV without a device tier, -EINVAL, -errno.
  */
 int cache_devop(struct cfile *f, off_t off, off_t len,
-		enum cache_devop_kind op, uint64_t value, uint64_t *pages);
+		enum cache_devop_kind op, uint64_t value, uint64_t *pages,
+		off_t *next);
 
 /**
  * cache_residency() - where the cached pages of [@off, @off + @len) are.

@@ -47,6 +47,9 @@
  * dirty, maps it read-write.  Taking the page for writeback maps it
  * read-only again (writeback.c).
  *
+ * Explicit requests (the migrate and devop ioctls) are bounded and skip
+ * holes: see "Bounded requests" below, at scan_next().
+ *
  * Locking: every function here that ends in _locked runs with the page
  * locks of its pages held; batches lock pages in ascending index order
  * (and writers hold one page lock only), so batches cannot deadlock.
@@ -55,6 +58,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cache/cache_int.h"
 #include "cache/rcu.h"
@@ -472,23 +476,193 @@ static size_t chunk_pages(struct cache *c)
 	return n < 1 ? 1 : n > MIGRATE_CHUNK ? MIGRATE_CHUNK : n;
 }
 
-/* Move one chunk of pages.  Return: pages moved, or -errno. */
-static int migrate_chunk(struct cfile *f, uint64_t first, uint64_t last,
-			 bool to_device)
+/*
+ * Bounded requests.  An explicit request (hmmfsctl, the ioctls) works on
+ * at most CACHE_REQUEST_BYTES of the file, in chunks of chunk_pages(), then
+ * says where it stopped (@next), and the caller asks again from there:
+ * however large the range a raw ioctl names, the daemon answers after
+ * that much work, so the caller can be killed between requests, and the
+ * only memory a request allocates is one chunk's page array.
+ *
+ * Holes cost nothing.  A page that is neither cached nor backed by data
+ * in BACKING (SEEK_DATA) reads as zeros: moving it would fill the cache
+ * with zero pages and the index with nodes that live as long as the file
+ * (index.c), which is how one migrate of a 1 TiB sparse file took
+ * minutes and gigabytes.  So a request skips such runs without counting
+ * them (each chunk it does work in counts as at least a full one), and
+ * acts only on cached pages and on data BACKING really has
+ * (an operation that turns zero bytes into something else, a devop with
+ * a value other than 0, has to write the holes: it goes page by page).
+ */
+enum scan_mode {
+	SCAN_CACHED,	/* cached pages only */
+	SCAN_DATA,	/* cached pages and BACKING's data */
+	SCAN_ALL,	/* every page of the range */
+};
+
+/**
+ * struct scan - where a bounded request is.
+ * @cur:    the first page not looked at yet.
+ * @last:   the last page of the request's range.
+ * @budget: pages the request may still work on.
+ * @step:   pages per chunk.
+ */
+struct scan {
+	struct cfile *f;
+	enum scan_mode mode;
+	uint64_t cur, last, budget, step;
+};
+
+static void scan_init(struct scan *s, struct cfile *f, enum scan_mode mode,
+		      uint64_t first, uint64_t last)
 {
 	struct cache *c = f->cache;
+	uint64_t budget = CACHE_REQUEST_BYTES >> c->page_shift;
+
+	*s = (struct scan){ .f = f, .mode = mode, .cur = first, .last = last,
+			    .budget = budget ? budget : 1,
+			    .step = chunk_pages(c) };
+}
+
+static int first_cached_one(struct cpage *p, void *arg)
+{
+	cache_rcu_found(p);
+	*(uint64_t *)arg = p->index;
+	return 1;	/* stop the walk */
+}
+
+/* The first cached page of @f in [@from, @last], or UINT64_MAX. */
+static uint64_t first_cached(struct cfile *f, uint64_t from, uint64_t last)
+{
+	uint64_t index = UINT64_MAX;
+
+	rcu_read_lock();
+	index_for_each(f, from, last, first_cached_one, &index);
+	cache_rcu_read_unlock();
+	return index;
+}
+
+/*
+ * The first page at or after @from that BACKING has data in, and in
+ * *@end the last page of that run of data.  Return: UINT64_MAX when no
+ * data follows.  A BACKING that cannot tell is all data.
+ */
+static uint64_t backing_data(struct cfile *f, uint64_t from, uint64_t *end)
+{
+	unsigned int shift = f->cache->page_shift;
+	off_t d = lseek(f->fd, (off_t)(from << shift), SEEK_DATA), h;
+
+	*end = UINT64_MAX;
+	if (d < 0)
+		return errno == ENXIO ? UINT64_MAX : from;
+	h = lseek(f->fd, d, SEEK_HOLE);
+	if (h > d)
+		*end = (uint64_t)(h - 1) >> shift;
+	return (uint64_t)d >> shift;
+}
+
+static uint64_t min3(uint64_t a, uint64_t b, uint64_t c)
+{
+	uint64_t m = a < b ? a : b;
+
+	return m < c ? m : c;
+}
+
+/*
+ * The next chunk of the request: pages [*@first, *@last], to read in
+ * (*@populate: BACKING has data there, or the mode writes holes) or, in
+ * a hole, only those cached.  Return: false when the request is done
+ * (its range is covered) or has used its budget (@s->cur says where).
+ */
+static bool scan_next(struct scan *s, uint64_t *first, uint64_t *last,
+		      bool *populate)
+{
+	uint64_t max = s->budget < s->step ? s->budget : s->step;
+	uint64_t d = UINT64_MAX, dend = UINT64_MAX, c, stop, cost;
+
+	if (s->cur > s->last || !s->budget)
+		return false;
+	if (s->mode == SCAN_ALL)
+		d = s->cur;
+	else if (s->mode == SCAN_DATA)
+		d = backing_data(s->f, s->cur, &dend);
+	if (d == s->cur) {	/* in data */
+		*first = s->cur;
+		*populate = true;
+	} else {	/* in a hole up to page d - 1 */
+		stop = d - 1 < s->last ? d - 1 : s->last;
+		c = first_cached(s->f, s->cur, stop);
+		if (c != UINT64_MAX) {
+			*first = c;
+			*populate = false;
+			dend = stop;
+		} else if (d <= s->last) {
+			*first = d;
+			*populate = true;
+		} else {
+			s->cur = s->last + 1;	/* holes to the end */
+			return false;
+		}
+	}
+	*last = min3(dend, s->last, *first + max - 1);
+	/*
+	 * A chunk costs at least a full one: each chunk waits for a grace
+	 * period, so a file of many short runs must not get more chunks per
+	 * request than a dense one does.
+	 */
+	cost = *last - *first + 1 > s->step ? *last - *first + 1 : s->step;
+	s->budget = s->budget > cost ? s->budget - cost : 0;
+	s->cur = *last + 1;
+	return true;
+}
+
+/* Where a request that stopped at @s should go on, in bytes. */
+static void scan_next_offset(const struct scan *s, off_t end, off_t *next)
+{
+	if (next)
+		*next = s->cur > s->last ? end :
+			(off_t)(s->cur << s->f->cache->page_shift);
+}
+
+/*
+ * The pages of a chunk, referenced, in index order: read in when
+ * @populate, else those cached with any of @need.  Release them with
+ * pages_unlock_put_all() once locked.
+ */
+static int chunk_get(struct cfile *f, uint64_t first, uint64_t last,
+		     bool populate, uint32_t need, struct cpage ***v, size_t *n)
+{
+	int ret;
+
+	if (populate) {
+		ret = file_populate(f, first, last, v, n);
+		if (!ret && !*n)
+			ret = -ENOMEM;	/* not even one host frame to read into */
+		return ret;
+	}
+	ret = file_collect_pages(f, first, last, need, v, n);
+	if (ret) {
+		for (size_t i = 0; i < *n; i++)
+			page_put((*v)[i]);
+		free(*v);
+		*v = NULL;
+	}
+	return ret;
+}
+
+/* Move one chunk of pages.  Return: pages moved, or -errno. */
+static int migrate_chunk(struct cfile *f, uint64_t first, uint64_t last,
+			 bool to_device, bool populate)
+{
+	struct cache *c = f->cache;
+	uint32_t need = to_device ? PG_BIT(PG_uptodate) : PG_BIT(PG_device);
 	struct cpage **v;
 	size_t n, want = 0;
 	int ret;
 
-	if (to_device)
-		ret = file_populate(f, first, last, &v, &n);
-	else
-		ret = file_collect_pages(f, first, last, PG_BIT(PG_device), &v, &n);
-	if (ret) {
-		free(v);
+	ret = chunk_get(f, first, last, populate, need, &v, &n);
+	if (ret)
 		return ret;
-	}
 	pages_lock_all(v, n);
 	for (size_t i = 0; i < n; i++)
 		if (page_test_device(&v[i]->ps) != to_device)
@@ -498,35 +672,38 @@ static int migrate_chunk(struct cfile *f, uint64_t first, uint64_t last,
 	pages_unlock_put_all(v, n);
 	if (ret >= 0 && (size_t)ret < want)
 		return -ENOSPC;	/* the target tier filled up */
-	if (to_device && !n && first <= last)
-		return -ENOMEM;	/* not even one host frame to read into */
 	return ret;
 }
 
 int cache_migrate(struct cfile *f, off_t off, off_t len, bool to_device,
-		  uint64_t *moved)
+		  uint64_t *moved, off_t *next)
 {
 	struct cache *c = f->cache;
 	unsigned int shift = c->page_shift;
-	uint64_t first, last, step = chunk_pages(c);
+	uint64_t first, last;
+	struct scan s;
+	bool populate;
 	int ret;
 
 	*moved = 0;
+	if (next)
+		*next = off;
 	if (!c->dev)
 		return -ENODEV;
 	ret = range_clip(f, &off, &len);
+	if (next && !ret)
+		*next = off + len;
 	if (ret || !len)
 		return ret;
-	first = (uint64_t)off >> shift;
-	last = (uint64_t)(off + len - 1) >> shift;
-	for (uint64_t i = first; i <= last; i += step) {
-		uint64_t l = last - i < step ? last : i + step - 1;
-
-		ret = migrate_chunk(f, i, l, to_device);
+	scan_init(&s, f, to_device ? SCAN_DATA : SCAN_CACHED,
+		  (uint64_t)off >> shift, (uint64_t)(off + len - 1) >> shift);
+	while (scan_next(&s, &first, &last, &populate)) {
+		ret = migrate_chunk(f, first, last, to_device, populate);
 		if (ret < 0)
 			return ret;
 		*moved += (uint64_t)ret;
 	}
+	scan_next_offset(&s, off + len, next);
 	return 0;
 }
 
@@ -554,8 +731,8 @@ static int devop_page_locked(struct cache *c, struct cpage *p, int op,
 }
 
 /* One chunk of a devop.  Return: pages written, or -errno. */
-static int devop_chunk(struct cfile *f, uint64_t first, uint64_t last, int op,
-		       uint64_t value, off_t off, off_t end)
+static int devop_chunk(struct cfile *f, uint64_t first, uint64_t last,
+		       bool populate, int op, uint64_t value, off_t off, off_t end)
 {
 	struct cache *c = f->cache;
 	struct dev_fence fence = DEV_FENCE_INIT;
@@ -563,11 +740,9 @@ static int devop_chunk(struct cfile *f, uint64_t first, uint64_t last, int op,
 	size_t n, done = 0;
 	int ret, r;
 
-	ret = file_populate(f, first, last, &v, &n);
-	if (ret) {
-		free(v);
+	ret = chunk_get(f, first, last, populate, PG_BIT(PG_uptodate), &v, &n);
+	if (ret)
 		return ret;
-	}
 	pages_lock_all(v, n);
 	ret = pages_to_device_locked(c, v, n, false);
 	for (size_t i = 0; i < n && ret >= 0; i++) {
@@ -580,14 +755,15 @@ static int devop_chunk(struct cfile *f, uint64_t first, uint64_t last, int op,
 	if (ret >= 0)
 		ret = r;
 	if (done)
-		cache_inval(c, f, first, done);
+		cache_inval(c, f, first, last - first + 1);
 	if (ret < 0)
 		return ret == -ENODEV ? -EIO : ret;
-	return n ? (int)done : -ENOMEM;
+	return (int)done;
 }
 
 int cache_devop(struct cfile *f, off_t off, off_t len,
-		enum cache_devop_kind kind, uint64_t value, uint64_t *pages)
+		enum cache_devop_kind kind, uint64_t value, uint64_t *pages,
+		off_t *next)
 {
 	static const enum dev_op_kind ops[] = {
 		[CACHE_DEVOP_FILL] = DEV_OP_FILL, [CACHE_DEVOP_XOR] = DEV_OP_XOR,
@@ -596,23 +772,30 @@ int cache_devop(struct cfile *f, off_t off, off_t len,
 	struct cache *c = f->cache;
 	int op;
 	unsigned int shift = c->page_shift;
-	uint64_t first, last, step = chunk_pages(c);
+	uint64_t first, last;
+	struct scan s;
+	bool populate;
 	int ret;
 
 	*pages = 0;
+	if (next)
+		*next = off;
 	if (!c->dev)
 		return -ENODEV;
 	if ((unsigned int)kind >= sizeof(ops) / sizeof(ops[0]) || value > 255)
 		return -EINVAL;
 	op = ops[kind];
 	ret = range_clip(f, &off, &len);
+	if (next && !ret)
+		*next = off + len;
 	if (ret || !len)
 		return ret;
-	first = (uint64_t)off >> shift;
-	last = (uint64_t)(off + len - 1) >> shift;
-	for (uint64_t i = first; i <= last && !ret; i += step) {
-		uint64_t l = last - i < step ? last : i + step - 1;
-		int r = devop_chunk(f, i, l, op, value, off, off + len);
+	/* with value 0, every op leaves zero bytes zero: holes stay holes */
+	scan_init(&s, f, value ? SCAN_ALL : SCAN_DATA,
+		  (uint64_t)off >> shift, (uint64_t)(off + len - 1) >> shift);
+	while (!ret && scan_next(&s, &first, &last, &populate)) {
+		int r = devop_chunk(f, first, last, populate, op, value, off,
+				    off + len);
 
 		if (r < 0)
 			ret = r;
@@ -621,6 +804,8 @@ int cache_devop(struct cfile *f, off_t off, off_t len,
 	}
 	if (*pages)
 		file_touch_mtime(f);
+	if (!ret)
+		scan_next_offset(&s, off + len, next);
 	return ret;
 }
 

@@ -7,9 +7,10 @@
  * the ioctls of fs/hmmfs_ioctl.h; FUSE forwards it to the daemon.  Errors
  * are printed with what was being done and exit with 1; bad usage exits 2.
  * Range commands (migrate, devop, residency) take --offset and --length
- * in bytes with K/M/G suffixes; a migration of more than one step
- * (MIGRATE_STEP) is issued step by step, with a progress bar when stderr
- * is a terminal.
+ * in bytes with K/M/G suffixes.  The daemon does a bounded amount of a
+ * migrate or devop per ioctl and says where to go on (@next): the tool
+ * asks again from there until the range is done, with a progress bar
+ * for a migration of more than one step when stderr is a terminal.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -330,8 +331,6 @@ static int open_file(const char *path, int flags)
 	return fd;
 }
 
-#define MIGRATE_STEP (64ull << 20)
-
 static void progress(const char *what, uint64_t done, uint64_t total)
 {
 	int width = 40, fill = total ? (int)(done * (uint64_t)width / total) : width;
@@ -372,13 +371,11 @@ static int cmd_migrate(int argc, char **argv)
 		close(fd);
 		return 1;
 	}
-	bar = isatty(STDERR_FILENO) && end - a.offset > MIGRATE_STEP;
+	bar = isatty(STDERR_FILENO) && end - a.offset > HMMFS_IOC_MAX_WORK;
 	m.to = strcmp(a.to, "device") ? HMMFS_TO_HOST : HMMFS_TO_DEVICE;
-	for (uint64_t off = a.offset; off < end || off == a.offset; off += MIGRATE_STEP) {
+	for (uint64_t off = a.offset; off < end; off = m.next) {
 		m.offset = off;
-		m.length = end - off < MIGRATE_STEP ? end - off : MIGRATE_STEP;
-		if (!m.length)
-			break;
+		m.length = end - off;
 		if (ioctl(fd, HMMFS_IOC_MIGRATE, &m) < 0) {
 			if (bar)
 				fputc('\n', stderr);
@@ -386,8 +383,10 @@ static int cmd_migrate(int argc, char **argv)
 			break;
 		}
 		moved += m.moved;
+		if (m.next <= off || m.next > end)
+			m.next = end;	/* the file shrank meanwhile */
 		if (bar)
-			progress("migrating", off + m.length - a.offset, end - a.offset);
+			progress("migrating", m.next - a.offset, end - a.offset);
 	}
 	if (bar && !ret)
 		fputc('\n', stderr);
@@ -408,6 +407,8 @@ static int cmd_devop(int argc, char **argv)
 					   [HMMFS_DEVOP_ADD] = "add" };
 	struct hmmfs_ioc_devop d = { .version = HMMFS_IOC_VERSION, .op = UINT32_MAX };
 	struct range_args a;
+	uint64_t end, pages = 0;
+	struct stat st;
 	int fd, ret;
 
 	ret = range_args_parse(argc, argv, &a, use);
@@ -427,19 +428,28 @@ static int cmd_devop(int argc, char **argv)
 	fd = open_file(a.path, O_RDWR);
 	if (fd < 0)
 		return 1;
+	fstat(fd, &st);
+	end = a.length ? a.offset + a.length : (uint64_t)st.st_size;
 	d.value = a.value;
-	d.offset = a.offset;
-	d.length = a.length;
 	ret = 0;
-	if (ioctl(fd, HMMFS_IOC_DEVOP, &d) < 0)
-		ret = ioctl_failed("devop", a.path);
+	for (uint64_t off = a.offset;; off = d.next) {
+		d.offset = off;
+		d.length = end > off ? end - off : 0;
+		if (ioctl(fd, HMMFS_IOC_DEVOP, &d) < 0) {
+			ret = ioctl_failed("devop", a.path);
+			break;
+		}
+		pages += d.pages;
+		if (d.next <= off || d.next >= end)
+			break;	/* done (or the file shrank meanwhile) */
+	}
 	close(fd);
 	if (ret)
 		return ret;
 	if (a.json)
-		printf("{\"pages\":%llu}\n", (unsigned long long)d.pages);
+		printf("{\"pages\":%llu}\n", (unsigned long long)pages);
 	else
-		printf("%llu pages written on the device\n", (unsigned long long)d.pages);
+		printf("%llu pages written on the device\n", (unsigned long long)pages);
 	return 0;
 }
 

@@ -71,15 +71,31 @@ struct hmmfs_ioc_stats {
  * Ranges: @offset and @length in bytes, both at most INT64_MAX; @length 0
  * means to the end of the file; a range running past the end is cut
  * there, one starting past it is refused with ERANGE.
+ *
+ * Bounded requests: one MIGRATE or DEVOP works on at most
+ * HMMFS_IOC_MAX_WORK bytes of the range (holes it skips do not count) and
+ * sets @next to where the rest starts, the end of the range when it is
+ * all done; ask again from @next until then.  So however large a range
+ * a caller names, one ioctl returns after bounded work, and a killed
+ * caller stops between ioctls.  (@next came later: it changed the size,
+ * and so the number, of these two ioctls.  The daemon still serves the
+ * migrate of an older tool, HMMFS_IOC_MIGRATE_OLD, bounded the same way:
+ * such a tool asked in steps of HMMFS_IOC_MAX_WORK, so its answers stay
+ * whole.  An older devop asked for everything at once and gets ENOTTY
+ * rather than a silently partial answer.)
  */
+#define HMMFS_IOC_MAX_WORK (64ull << 20)
+
 
 enum { HMMFS_TO_HOST = 0, HMMFS_TO_DEVICE = 1 };
 
 /**
  * struct hmmfs_ioc_migrate - move a file range between the tiers.
- * @to:    HMMFS_TO_DEVICE (pages not cached are read first) or
- *         HMMFS_TO_HOST.
+ * @to:    HMMFS_TO_DEVICE (cached pages, and data BACKING has, read in
+ *         first; holes are skipped, not filled) or HMMFS_TO_HOST (pages
+ *         on the device).
  * @moved: out: pages moved.
+ * @next:  out: the offset to ask from for the rest (see above).
  * Needs the file open for reading.  ENOSPC: the target tier is full.
  */
 struct hmmfs_ioc_migrate {
@@ -88,9 +104,22 @@ struct hmmfs_ioc_migrate {
 	uint64_t offset;
 	uint64_t length;
 	uint64_t moved;
+	uint64_t next;
 };
 
 #define HMMFS_IOC_MIGRATE _IOWR(HMMFS_IOC_MAGIC, 3, struct hmmfs_ioc_migrate)
+
+/* struct hmmfs_ioc_migrate without @next, as older tools send it. */
+struct hmmfs_ioc_migrate_old {
+	uint32_t version;
+	uint32_t to;
+	uint64_t offset;
+	uint64_t length;
+	uint64_t moved;
+};
+
+#define HMMFS_IOC_MIGRATE_OLD \
+	_IOWR(HMMFS_IOC_MAGIC, 3, struct hmmfs_ioc_migrate_old)
 
 enum { HMMFS_DEVOP_FILL = 0, HMMFS_DEVOP_XOR = 1, HMMFS_DEVOP_ADD = 2 };
 
@@ -98,8 +127,11 @@ enum { HMMFS_DEVOP_FILL = 0, HMMFS_DEVOP_XOR = 1, HMMFS_DEVOP_ADD = 2 };
  * struct hmmfs_ioc_devop - a device-side operation on a file range.
  * @op:    HMMFS_DEVOP_FILL (byte = value), _XOR (byte ^= value) or _ADD
  *         (byte += value, modulo 256); only value's low 8 bits count,
- *         and value must be below 256.
+ *         and value must be below 256.  With value 0 holes are
+ *         skipped (the op leaves zeros as they are); otherwise they are
+ *         written like data.
  * @pages: out: pages written.
+ * @next:  out: the offset to ask from for the rest (see above).
  * Needs the file open for writing.
  */
 struct hmmfs_ioc_devop {
@@ -109,6 +141,7 @@ struct hmmfs_ioc_devop {
 	uint64_t offset;
 	uint64_t length;
 	uint64_t pages;
+	uint64_t next;
 };
 
 #define HMMFS_IOC_DEVOP _IOWR(HMMFS_IOC_MAGIC, 4, struct hmmfs_ioc_devop)

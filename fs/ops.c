@@ -40,6 +40,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1810,17 +1811,27 @@ static void ioctl_wait_inval(struct hmmfs *fs)
 		fprintf(stderr, "hmmfs: kernel cache invalidation is slow\n");
 }
 
+/*
+ * A bounded migration (cache_migrate); @size is the caller's struct, the
+ * older one (HMMFS_IOC_MIGRATE_OLD) lacks only @next at its end.
+ */
 static int ioctl_migrate(fuse_req_t req, fuse_ino_t ino,
 			 struct fuse_file_info *fi, unsigned int flags,
-			 const void *in, size_t in_sz, size_t out_sz)
+			 const void *in, size_t in_sz, size_t out_sz, size_t size)
 {
-	struct hmmfs_ioc_migrate m;
+	struct hmmfs_ioc_migrate m = { 0 };
 	struct cfile *cf;
+	off_t next = 0;
 	int ret;
 
-	if (in_sz < sizeof(m) || out_sz < sizeof(m))
+	_Static_assert(CACHE_REQUEST_BYTES == HMMFS_IOC_MAX_WORK,
+		       "the bound a request works to is the one tools are told");
+	_Static_assert(sizeof(struct hmmfs_ioc_migrate_old) ==
+		       offsetof(struct hmmfs_ioc_migrate, next),
+		       "the old migrate is the new one without next");
+	if (in_sz < size || out_sz < size)
 		return -EINVAL;
-	memcpy(&m, in, sizeof(m));
+	memcpy(&m, in, size);
 	ret = ioctl_range_ok(m.version, m.offset, m.length);
 	if (!ret && m.to != HMMFS_TO_HOST && m.to != HMMFS_TO_DEVICE)
 		ret = -EINVAL;
@@ -1828,12 +1839,13 @@ static int ioctl_migrate(fuse_req_t req, fuse_ino_t ino,
 		ret = ioctl_file(req, ino, fi, flags, O_RDONLY, &cf);
 	if (!ret)
 		ret = cache_migrate(cf, (off_t)m.offset, (off_t)m.length,
-				    m.to == HMMFS_TO_DEVICE, &m.moved);
+				    m.to == HMMFS_TO_DEVICE, &m.moved, &next);
+	m.next = (uint64_t)next;
 	if (m.to == HMMFS_TO_DEVICE && (!ret || m.moved))
 		ioctl_wait_inval(fs_of(req));
 	if (ret)
 		return ret;
-	fuse_reply_ioctl(req, 0, &m, sizeof(m));
+	fuse_reply_ioctl(req, 0, &m, size);
 	return 0;
 }
 
@@ -1848,6 +1860,7 @@ static int ioctl_devop(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	};
 	struct hmmfs_ioc_devop d;
 	struct cfile *cf;
+	off_t next = 0;
 	int ret;
 
 	if (in_sz < sizeof(d) || out_sz < sizeof(d))
@@ -1860,7 +1873,8 @@ static int ioctl_devop(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		ret = ioctl_file(req, ino, fi, flags, O_WRONLY, &cf);
 	if (!ret)
 		ret = cache_devop(cf, (off_t)d.offset, (off_t)d.length, ops[d.op],
-				  d.value, &d.pages);
+				  d.value, &d.pages, &next);
+	d.next = (uint64_t)next;
 	if (!ret || d.pages)
 		ioctl_wait_inval(fs_of(req));
 	if (ret)
@@ -2017,7 +2031,12 @@ static void hmmfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 			fuse_reply_ioctl(req, 0, NULL, 0);
 		return;
 	case HMMFS_IOC_MIGRATE:
-		ret = ioctl_migrate(req, ino, fi, flags, in_buf, in_bufsz, out_bufsz);
+		ret = ioctl_migrate(req, ino, fi, flags, in_buf, in_bufsz, out_bufsz,
+				    sizeof(struct hmmfs_ioc_migrate));
+		break;
+	case HMMFS_IOC_MIGRATE_OLD:
+		ret = ioctl_migrate(req, ino, fi, flags, in_buf, in_bufsz, out_bufsz,
+				    sizeof(struct hmmfs_ioc_migrate_old));
 		break;
 	case HMMFS_IOC_DEVOP:
 		ret = ioctl_devop(req, ino, fi, flags, in_buf, in_bufsz, out_bufsz);

@@ -87,8 +87,9 @@ static void fill_arg(unsigned long cmd, unsigned char *buf, size_t len)
 	if (rnd() % 4 == 0)
 		return;	/* pure garbage */
 	switch (cmd) {
-	case HMMFS_IOC_MIGRATE: {
-		struct hmmfs_ioc_migrate *m = (void *)buf;
+	case HMMFS_IOC_MIGRATE:
+	case HMMFS_IOC_MIGRATE_OLD: {	/* the same but for next, at the end */
+		struct hmmfs_ioc_migrate_old *m = (void *)buf;
 
 		m->version = version();
 		m->to = rnd() % 4 ? (uint32_t)(rnd() % 2) : (uint32_t)rnd();
@@ -133,7 +134,7 @@ static unsigned long pick_cmd(size_t *size)
 {
 	static const unsigned long real[] = {
 		HMMFS_IOC_STATS, HMMFS_IOC_SYNC, HMMFS_IOC_MIGRATE, HMMFS_IOC_DEVOP,
-		HMMFS_IOC_RESIDENCY, HMMFS_IOC_KSM,
+		HMMFS_IOC_RESIDENCY, HMMFS_IOC_KSM, HMMFS_IOC_MIGRATE_OLD,
 	};
 	static const unsigned int dirs[] = { _IOC_NONE, _IOC_READ, _IOC_WRITE,
 					     _IOC_READ | _IOC_WRITE };

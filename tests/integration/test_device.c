@@ -29,8 +29,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -369,6 +372,231 @@ static void no_device_tier(void)
 	close(fd);
 }
 
+/*
+ * Bounded requests.  A 1 TiB sparse file with four data pages: two written
+ * straight into BACKING (not cached), two through the mount (cached).
+ * One raw ioctl over the whole file, from an unprivileged caller, must
+ * come back (not minutes of reading zeros into the device), act only on
+ * those pages, and leave the daemon's memory as it was; a devop that has
+ * to write holes does one bounded step and says where it stopped.  A
+ * caller that hangs is reported and unblocked by aborting the connection.
+ */
+#define TiB (1ull << 40)
+#define NOBODY 65534
+#define BOUNDED_WAIT_MS 20000
+
+static const off_t sparse_at[] = { 0, 3 * 1024ll * MiB + 65536, TiB / 2, TiB - PS };
+
+struct bounded_out {
+	int old_err, mig_err, res_err, dev0_err, dev_err;	/* errno, 0: it worked */
+	uint64_t old_moved, moved, mig_next, res_pages, res_device, res_next;
+	uint64_t dev0_pages, dev0_next, dev_pages, dev_next;
+};
+
+/* In the child, as NOBODY: the ioctls of @phase (0 or 1), each once. */
+static void bounded_ioctls(int phase, struct bounded_out *o)
+{
+	struct hmmfs_ioc_migrate_old old = { .version = HMMFS_IOC_VERSION,
+					     .to = HMMFS_TO_DEVICE };
+	struct hmmfs_ioc_migrate m = { .version = HMMFS_IOC_VERSION,
+				       .to = HMMFS_TO_DEVICE };
+	struct hmmfs_ioc_devop d = { .version = HMMFS_IOC_VERSION,
+				     .op = HMMFS_DEVOP_XOR };
+	struct hmmfs_ioc_residency *r = calloc(1, sizeof(*r));
+	int fd = open(MNT("sparse"), O_RDWR);
+
+	if (fd < 0 || !r)
+		_exit(252);
+	if (phase == 1) {	/* a value that turns holes into data */
+		d.value = 0x5a;
+		o->dev_err = ioctl(fd, HMMFS_IOC_DEVOP, &d) < 0 ? errno : 0;
+		o->dev_pages = d.pages;
+		o->dev_next = d.next;
+		_exit(0);
+	}
+	/* the layout of older tools first, as the fuzzer sent it */
+	o->old_err = ioctl(fd, HMMFS_IOC_MIGRATE_OLD, &old) < 0 ? errno : 0;
+	o->old_moved = old.moved;
+	o->mig_err = ioctl(fd, HMMFS_IOC_MIGRATE, &m) < 0 ? errno : 0;
+	o->moved = m.moved;
+	o->mig_next = m.next;
+	r->version = HMMFS_IOC_VERSION;
+	o->res_err = ioctl(fd, HMMFS_IOC_RESIDENCY, r) < 0 ? errno : 0;
+	o->res_pages = r->pages;
+	o->res_device = r->device;
+	o->res_next = r->next;
+	o->dev0_err = ioctl(fd, HMMFS_IOC_DEVOP, &d) < 0 ? errno : 0;	/* value 0 */
+	o->dev0_pages = d.pages;
+	o->dev0_next = d.next;
+	_exit(0);
+}
+
+/* Unblock a caller hung in a FUSE request: abort the connection. */
+static void fuse_abort(dev_t dev)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort", minor(dev));
+	fd = open(path, O_WRONLY);
+	if (fd < 0 || write(fd, "1", 1) != 1)
+		kill(it.mount.pid, SIGKILL);	/* no fusectl: ends it as well */
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * Run phase @phase as NOBODY in a shared-memory child; fatal failure if
+ * it does not finish in BOUNDED_WAIT_MS.
+ */
+static void bounded_run(int phase, struct bounded_out *o)
+{
+	struct bounded_out *shared = mmap(NULL, sizeof(*o), PROT_READ | PROT_WRITE,
+					  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct stat st;
+	int status;
+	pid_t pid;
+
+	IT_REQUIRE(shared != MAP_FAILED, "mmap: %s", it_errname(errno));
+	IT_REQUIRE_OK(stat(it.mnt, &st));
+	memset(shared, 0, sizeof(*shared));
+	pid = fork();
+	IT_REQUIRE_OK(pid);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+			_exit(254);
+		bounded_ioctls(phase, shared);
+	}
+	if (it_wait_pid(pid, BOUNDED_WAIT_MS, &status) < 0) {
+		kill(pid, SIGKILL);
+		fuse_abort(st.st_dev);
+		it_wait_pid(pid, 10000, &status);
+		munmap(shared, sizeof(*o));
+		IT_REQUIRE(false, "phase %d: the ioctls did not return in %d s "
+			   "(connection aborted)", phase, BOUNDED_WAIT_MS / 1000);
+	}
+	IT_REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		   "phase %d: child wait status 0x%x", phase, (unsigned int)status);
+	*o = *shared;
+	munmap(shared, sizeof(*o));
+}
+
+/* The daemon's resident memory in KiB. */
+static long daemon_rss_kib(void)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)it.mount.pid);
+	f = fopen(path, "r");
+	IT_REQUIRE(f != NULL, "%s: %s", path, it_errname(errno));
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+/* The sparse file: pages 0 and 1 of sparse_at[] in BACKING, 2 and 3 cached. */
+static void sparse_file(void)
+{
+	char buf[PS];
+	int fd = IT_REQUIRE_OK(open(BACK("sparse"), O_CREAT | O_TRUNC | O_WRONLY, 0644));
+
+	for (int i = 0; i < 2; i++) {
+		it_pattern(buf, PS, 11, sparse_at[i]);
+		IT_EQ(pwrite(fd, buf, PS, sparse_at[i]), PS);
+	}
+	IT_REQUIRE_OK(ftruncate(fd, (off_t)TiB));
+	IT_REQUIRE_OK(fchown(fd, NOBODY, NOBODY));
+	close(fd);
+	fd = IT_REQUIRE_OK(open(MNT("sparse"), O_RDWR));
+	for (int i = 2; i < 4; i++) {
+		it_pattern(buf, PS, 11, sparse_at[i]);
+		IT_EQ(pwrite(fd, buf, PS, sparse_at[i]), PS);
+	}
+	IT_OK(fsync(fd));	/* clean: a page under writeback would not move */
+	close(fd);
+}
+
+static void sparse_fsync(void)
+{
+	int fd = IT_REQUIRE_OK(open(MNT("sparse"), O_RDONLY));
+
+	IT_OK(fsync(fd));
+	close(fd);
+}
+
+/* The data pages read back with their pattern, page 0 XORed with @x. */
+static void sparse_check(int x)
+{
+	char buf[PS];
+	int fd = IT_REQUIRE_OK(open(MNT("sparse"), O_RDONLY));
+
+	for (int i = 0; i < 4; i++) {
+		IT_EQ(pread(fd, buf, PS, sparse_at[i]), PS);
+		for (size_t k = 0; i == 0 && k < PS; k++)
+			buf[k] ^= (char)x;
+		IT_EQ(it_pattern_mismatch(buf, PS, 11, sparse_at[i]), -1);
+	}
+	close(fd);
+}
+
+static void bounded_sparse_requests(void)
+{
+	uint64_t ps = stats().page_size, step = HMMFS_IOC_MAX_WORK;
+	struct bounded_out o;
+	struct it_proc p;
+	char *f = strdup(MNT("sparse")), *buf = malloc(step);
+	long rss0, rss1;
+	int fd;
+
+	IT_REQUIRE(ps >= PS && ps <= 65536 && buf, "page size %llu",
+		   (unsigned long long)ps);
+	sparse_file();
+	rss0 = daemon_rss_kib();
+	bounded_run(0, &o);
+	rss1 = daemon_rss_kib();
+	IT_EQ(o.old_err, 0);
+	IT_EQ(o.old_moved, 4);	/* the data pages, no hole */
+	IT_EQ(o.mig_err, 0);
+	IT_EQ(o.moved, 0);	/* already there */
+	IT_EQ(o.mig_next, TiB);	/* holes cost nothing: done in one */
+	IT_EQ(o.res_err, 0);
+	IT_EQ(o.res_pages, 4);
+	IT_EQ(o.res_device, 4);
+	IT_EQ(o.res_next, TiB);
+	IT_EQ(o.dev0_err, 0);
+	IT_EQ(o.dev0_pages, 4);	/* value 0: holes stay holes */
+	IT_EQ(o.dev0_next, TiB);
+	IT_TRUE(rss1 - rss0 < 64 * 1024, "daemon RSS grew from %ld to %ld KiB",
+		rss0, rss1);
+	/* hmmfsctl goes through the whole TiB: the same four pages */
+	sparse_fsync();
+	IT_EQ(ctl(&p, (char *[]){ "migrate", "--to", "host", f, NULL }), 0);
+	IT_HAS(p.out, "4 pages moved to the host");
+	IT_EQ(ctl(&p, (char *[]){ "migrate", "--to", "device", f, "--json", NULL }), 0);
+	IT_HAS(p.out, "{\"moved\":4}");
+	IT_EQ(ctl(&p, (char *[]){ "residency", f, NULL }), 0);
+	IT_HAS(p.out, "pages 4: host 0, device 4");
+	sparse_check(0);	/* (reads ahead: more pages cached from here) */
+	/* XOR 0x5a turns zeros into data: one bounded step from 0 */
+	bounded_run(1, &o);
+	IT_EQ(o.dev_err, 0);
+	IT_EQ(o.dev_next, step);
+	IT_EQ(o.dev_pages, step / ps);
+	sparse_check(0x5a);
+	fd = IT_REQUIRE_OK(open(f, O_RDONLY));
+	IT_EQ(pread(fd, buf, step, 0), (ssize_t)step);
+	IT_EQ(it_first_not(buf + PS, step - PS, 0x5a), -1);
+	IT_EQ(pread(fd, buf, PS, (off_t)step), PS);
+	IT_EQ(it_first_not(buf, PS, 0), -1);	/* the rest untouched */
+	close(fd);
+	free(buf);
+	free(f);
+}
+
 static const struct it_test tests[] = {
 	{ "migrate, read back through the bounce path", migrate_and_read_back,
 	  0, "migrate=bounce" },
@@ -384,6 +612,8 @@ static const struct it_test tests[] = {
 	{ "hmmfsctl migrate, residency, devop, stats", hmmfsctl_commands, 0, NULL },
 	{ "ioctl argument checks", ioctl_checks, 0, NULL },
 	{ "device=none", no_device_tier, 0, "device=none" },
+	{ "one ioctl over a sparse TiB is bounded", bounded_sparse_requests, 0,
+	  "allow_other,host_cache=4M,device_cache=128M" },
 	{ NULL, NULL, 0, NULL },
 };
 

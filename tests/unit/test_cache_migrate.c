@@ -13,7 +13,8 @@
  * run out and eviction of clean device pages when device frames run out;
  * the promote policy; bounce-pool exhaustion: one buffer shared by eight
  * readers and a writer makes them wait (bounce_waits) but never deadlocks
- * and never returns wrong bytes.
+ * and never returns wrong bytes; bounded requests over a sparse 1 TiB
+ * file (holes skipped, one step of a devop that writes holes, @next).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -119,7 +120,7 @@ static void test_state_machine(void)
 	mfix_open(&x, 32, 1 << 20, 1 << 20, "bounce", 16);
 	CU_ASSERT_TRUE(reads_back(&x, 32 * PS, 0, 0, 0));
 	CU_ASSERT_EQUAL(st_of(&x).host_pages, 32);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, NULL), 0);
 	CU_ASSERT_EQUAL(moved, 32);
 	r = res_of(&x);
 	CU_ASSERT_EQUAL(r.device, 32);
@@ -128,14 +129,14 @@ static void test_state_machine(void)
 	CU_ASSERT_EQUAL(dev_frames_used(x.c->dev), 32);
 	CU_ASSERT_EQUAL(x.c->frames.nfree, 32);
 	/* already there: nothing moves, no error */
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, NULL), 0);
 	CU_ASSERT_EQUAL(moved, 0);
 	/* bounce reads; the pages stay on the device (policy bounce) */
 	CU_ASSERT_TRUE(reads_back(&x, 32 * PS, 0, 0, 0));
 	CU_ASSERT_EQUAL(st_of(&x).bounce_reads, 32);
 	CU_ASSERT_EQUAL(res_of(&x).device, 32);
 	/* back: part of it */
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 8 * PS, 8 * PS, false, &moved), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 8 * PS, 8 * PS, false, &moved, NULL), 0);
 	CU_ASSERT_EQUAL(moved, 8);
 	r = res_of(&x);
 	CU_ASSERT_EQUAL(r.host, 8);
@@ -145,8 +146,8 @@ static void test_state_machine(void)
 	CU_ASSERT_EQUAL(st_of(&x).migrations_to_host, 8);
 	CU_ASSERT_TRUE(reads_back(&x, 32 * PS, 0, 0, 0));
 	/* bad ranges */
-	CU_ASSERT_EQUAL(cache_migrate(x.f, -1, 0, true, &moved), -EINVAL);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 33 * PS, 0, true, &moved), -ERANGE);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, -1, 0, true, &moved, NULL), -EINVAL);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 33 * PS, 0, true, &moved, NULL), -ERANGE);
 	mfix_close(&x);
 }
 
@@ -157,7 +158,7 @@ static void test_cpu_write_and_writeback(void)
 	uint64_t moved;
 
 	mfix_open(&x, 16, 1 << 20, 1 << 20, "bounce", 16);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, NULL), 0);
 	CU_ASSERT_EQUAL(moved, 16);
 	memset(w, 'w', sizeof(w));
 	CU_ASSERT_EQUAL(cache_write(x.f, w, 2 * PS + 10, PS - 5), 2 * PS + 10);
@@ -182,14 +183,14 @@ static void test_device_write_fault(void)
 	uint64_t pages;
 
 	mfix_open(&x, 4, 1 << 20, 1 << 20, "bounce", 16);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &pages), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &pages, NULL), 0);
 	p = page_lookup_get(x.f, 1);
 	CU_ASSERT_FATAL(p != NULL);
 	/* device-resident, mapped read-only, clean */
 	CU_ASSERT_TRUE(page_test_device(&p->ps));
 	CU_ASSERT_FALSE(page_test_dev_rw(&p->ps));
 	CU_ASSERT_FALSE(dev_writable(x.c->dev, page_daddr(p)));
-	CU_ASSERT_EQUAL(cache_devop(x.f, PS, PS, CACHE_DEVOP_FILL, 'f', &pages), 0);
+	CU_ASSERT_EQUAL(cache_devop(x.f, PS, PS, CACHE_DEVOP_FILL, 'f', &pages, NULL), 0);
 	CU_ASSERT_EQUAL(pages, 1);
 	CU_ASSERT_EQUAL(st_of(&x).device_faults, 1);
 	/* the fault made it dirty and read-write */
@@ -197,14 +198,14 @@ static void test_device_write_fault(void)
 	CU_ASSERT_TRUE(page_test_dev_rw(&p->ps));
 	CU_ASSERT_TRUE(dev_writable(x.c->dev, page_daddr(p)));
 	/* a second device write: no fault, already writable */
-	CU_ASSERT_EQUAL(cache_devop(x.f, PS, 10, CACHE_DEVOP_ADD, 1, &pages), 0);
+	CU_ASSERT_EQUAL(cache_devop(x.f, PS, 10, CACHE_DEVOP_ADD, 1, &pages, NULL), 0);
 	CU_ASSERT_EQUAL(st_of(&x).device_faults, 1);
 	/* writeback maps it read-only again (clear_page_dirty_for_io) */
 	CU_ASSERT_EQUAL(cache_fsync(x.f, false), 0);
 	CU_ASSERT_FALSE(page_test_dirty(&p->ps));
 	CU_ASSERT_FALSE(page_test_dev_rw(&p->ps));
 	CU_ASSERT_FALSE(dev_writable(x.c->dev, page_daddr(p)));
-	CU_ASSERT_EQUAL(cache_devop(x.f, PS, 1, CACHE_DEVOP_XOR, 1, &pages), 0);
+	CU_ASSERT_EQUAL(cache_devop(x.f, PS, 1, CACHE_DEVOP_XOR, 1, &pages, NULL), 0);
 	CU_ASSERT_EQUAL(st_of(&x).device_faults, 2);
 	page_put(p);
 	{
@@ -215,7 +216,7 @@ static void test_device_write_fault(void)
 		CU_ASSERT_EQUAL(b[9], 'f' + 1);
 		CU_ASSERT_EQUAL(b[10], 'f');
 	}
-	CU_ASSERT_EQUAL(cache_devop(x.f, 0, 0, CACHE_DEVOP_ADD, 256, &pages), -EINVAL);
+	CU_ASSERT_EQUAL(cache_devop(x.f, 0, 0, CACHE_DEVOP_ADD, 256, &pages, NULL), -EINVAL);
 	mfix_close(&x);
 }
 
@@ -256,14 +257,14 @@ static void test_promote_policy(void)
 	uint64_t moved;
 
 	mfix_open(&x, 8, 1 << 20, 1 << 20, "promote", 16);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, NULL), 0);
 	CU_ASSERT_TRUE(reads_back(&x, 8 * PS, 0, 0, 0));	/* served, then promoted */
 	CU_ASSERT_EQUAL(res_of(&x).host, 8);
 	CU_ASSERT_EQUAL(st_of(&x).migrations_to_host, 8);
 	mfix_close(&x);
 	/* adaptive: the third read of a page brings it back */
 	mfix_open(&x, 8, 1 << 20, 1 << 20, "adaptive", 16);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, NULL), 0);
 	CU_ASSERT_TRUE(reads_back(&x, 8 * PS, 0, 0, 0));
 	CU_ASSERT_TRUE(reads_back(&x, 8 * PS, 0, 0, 0));
 	CU_ASSERT_EQUAL(res_of(&x).device, 8);
@@ -296,7 +297,7 @@ static void test_bounce_exhaustion(void)
 	uint64_t moved, pages;
 
 	mfix_open(&x, 64, 1 << 20, 1 << 20, "bounce", 1);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, NULL), 0);
 	for (int i = 0; i < 8; i++) {
 		r[i] = (struct rd){ .x = &x };
 		pthread_create(&th[i], NULL, rd_main, &r[i]);
@@ -304,7 +305,7 @@ static void test_bounce_exhaustion(void)
 	/* device pages dirtied and written back meanwhile: writeback needs
 	 * the only buffer too (dirty bytes equal to the pattern's) */
 	for (int i = 0; i < 20; i++) {
-		CU_ASSERT_EQUAL(cache_devop(x.f, 0, 0, CACHE_DEVOP_XOR, 0, &pages), 0);
+		CU_ASSERT_EQUAL(cache_devop(x.f, 0, 0, CACHE_DEVOP_XOR, 0, &pages, NULL), 0);
 		CU_ASSERT_EQUAL(cache_fsync(x.f, false), 0);
 	}
 	for (int i = 0; i < 8; i++) {
@@ -335,6 +336,57 @@ static void test_no_device(void)
 	CU_ASSERT_EQUAL(cache_create(&cfg, &c, err, sizeof(err)), -EINVAL);
 }
 
+/*
+ * Requests are bounded and skip holes: a 1 TiB file with data in pages
+ * 0, 1 and at 1 GiB, and a page written into a hole at 100 MiB.
+ */
+static void test_bounded_sparse(void)
+{
+	const off_t tib = (off_t)1 << 40, gib = (off_t)1 << 30;
+	unsigned char b[PS];
+	struct cache_res_counts r;
+	uint64_t moved;
+	off_t next;
+	struct mfix x;
+	char path[300];
+	int pfd;
+
+	mfix_open(&x, 2, 1 << 20, 128 << 20, "bounce", 16);
+	cache_file_close(x.f);	/* grow BACKING behind it, then open again */
+	for (size_t i = 0; i < PS; i++)
+		b[i] = pat(i);
+	CU_ASSERT_EQUAL(pwrite(x.fd, b, PS, gib), PS);
+	CU_ASSERT_EQUAL(ftruncate(x.fd, tib), 0);
+	snprintf(path, sizeof(path), "%s/f", dir);
+	pfd = open(path, O_PATH | O_CLOEXEC);
+	CU_ASSERT_FATAL(cache_file_open(x.c, pfd, &x.f) == 0);
+	close(pfd);
+	/* the data pages only, the whole TiB in one request */
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, &next), 0);
+	CU_ASSERT_EQUAL(moved, 3);
+	CU_ASSERT_EQUAL(next, tib);
+	r = res_of(&x);
+	CU_ASSERT_EQUAL(r.pages, 3);
+	CU_ASSERT_EQUAL(r.device, 3);
+	/* a cached page in a hole moves too */
+	CU_ASSERT_EQUAL(cache_write(x.f, b, PS, 100 << 20), PS);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, &next), 0);
+	CU_ASSERT_EQUAL(moved, 1);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, PS, 0, false, &moved, &next), 0);
+	CU_ASSERT_EQUAL(moved, 3);
+	CU_ASSERT_EQUAL(next, tib);
+	/* a value that writes holes: one bounded step, then where to go on */
+	CU_ASSERT_EQUAL(cache_devop(x.f, 0, 0, CACHE_DEVOP_ADD, 1, &moved, &next), 0);
+	CU_ASSERT_EQUAL(next, (off_t)CACHE_REQUEST_BYTES);
+	CU_ASSERT_EQUAL(moved, CACHE_REQUEST_BYTES / PS);
+	CU_ASSERT_EQUAL(res_of(&x).pages, CACHE_REQUEST_BYTES / PS + 2);
+	CU_ASSERT_EQUAL(cache_read(x.f, b, PS, PS, NULL), PS);
+	CU_ASSERT_EQUAL(b[0], (unsigned char)(pat(PS) + 1));
+	CU_ASSERT_EQUAL(cache_read(x.f, b, PS, 2 * PS, NULL), PS);
+	CU_ASSERT_EQUAL(b[0], 1);	/* a hole, written */
+	mfix_close(&x);
+}
+
 int register_cache_migrate(void)
 {
 	static const CU_TestInfo tests[] = {
@@ -345,6 +397,7 @@ int register_cache_migrate(void)
 		{ "promote and adaptive policies", test_promote_policy },
 		{ "bounce pool exhaustion", test_bounce_exhaustion },
 		{ "no device tier", test_no_device },
+		{ "bounded requests skip holes", test_bounded_sparse },
 		CU_TEST_INFO_NULL,
 	};
 
