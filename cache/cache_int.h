@@ -307,6 +307,8 @@ struct page_runs {
 };
 
 /* file.c */
+/* Room for requests over @n pages, none yet; 0 or -ENOMEM. */
+int page_runs_alloc(struct page_runs *r, size_t n);
 int page_runs_build(struct cfile *f, struct cpage **pp, void *const *data,
 		    size_t n, int op, struct page_runs *r);
 void page_runs_free(struct page_runs *r);

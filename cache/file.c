@@ -221,11 +221,8 @@ static struct cpage *page_find_or_create(struct cfile *f, uint64_t index,
  * each: a single page as a plain buffer, longer runs as a vector.  The
  * bytes of page @pp[k] are at @data[k] (its frame, or a bounce buffer).
  */
-int page_runs_build(struct cfile *f, struct cpage **pp, void *const *data,
-		    size_t n, int op, struct page_runs *r)
+int page_runs_alloc(struct page_runs *r, size_t n)
 {
-	size_t ps = f->cache->cfg.page_size;
-
 	r->nreqs = 0;
 	r->tail_fd = -1;
 	r->reqs = calloc(n ? n : 1, sizeof(*r->reqs));
@@ -234,6 +231,16 @@ int page_runs_build(struct cfile *f, struct cpage **pp, void *const *data,
 		page_runs_free(r);
 		return -ENOMEM;
 	}
+	return 0;
+}
+
+int page_runs_build(struct cfile *f, struct cpage **pp, void *const *data,
+		    size_t n, int op, struct page_runs *r)
+{
+	size_t ps = f->cache->cfg.page_size;
+
+	if (page_runs_alloc(r, n))
+		return -ENOMEM;
 	for (size_t i = 0, j; i < n; i = j + 1) {
 		struct io_req *q = &r->reqs[r->nreqs++];
 

@@ -442,14 +442,8 @@ static int wb_runs_build(struct cfile *f, struct wb_batch *b, off_t size,
 	bool no_tail = false;
 
 	*end = 0;
-	r->nreqs = 0;
-	r->tail_fd = -1;
-	r->reqs = calloc(n ? n : 1, sizeof(*r->reqs));
-	r->iovs = calloc(n ? n : 1, sizeof(*r->iovs));
-	if (!r->reqs || !r->iovs) {
-		page_runs_free(r);
+	if (page_runs_alloc(r, n))
 		return -ENOMEM;
-	}
 	for (size_t k = 0; k < n; k++) {
 		off_t pos = (off_t)(b->v[k]->index * ps);
 
