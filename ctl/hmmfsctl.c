@@ -83,7 +83,9 @@ static const struct {
 	STAT(migrations_to_host), STAT(bounce_reads), STAT(bounce_writes),
 	STAT(bounce_waits), STAT(device_faults), STAT(device_evictions),
 	STAT(thrash_holds), STAT(host_frames_used), STAT(device_frames_used),
-	STAT(device_frames_hwm),
+	STAT(device_frames_hwm), STAT(files_cached), STAT(files_detached),
+	STAT(fds_open), STAT(fd_reopens), STAT(writeback_errors),
+	STAT(dirty_pages_stuck),
 };
 
 static const char *const ksm_knob_names[HMMFS_KSM_NR_KNOBS] = {

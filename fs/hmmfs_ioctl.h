@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #define HMMFS_IOC_MAGIC 0xb7
-#define HMMFS_IOC_VERSION 2
+#define HMMFS_IOC_VERSION 3
 
 /**
  * struct hmmfs_ioc_stats - cache counters (hmmfsctl stats).
@@ -22,6 +22,14 @@
  * @cache_on: 0 when the mount runs without a cache (host_cache=0).
  * @device:   the device tier's backend, or "none".
  * @migrate:  the migration policy (-o migrate=).
+ * @files_cached:   files with cache state, attached to a kernel inode or not.
+ * @files_detached: of those, files the kernel has forgotten (their pages
+ *                  stay cached until hmmfs's own policy evicts them).
+ * @fds_open:       backing descriptors the daemon holds now.
+ * @fd_reopens:     backing descriptors reopened by file handle.
+ * @writeback_errors:  writebacks of dirty pages that failed (they stay
+ *                  dirty and are retried).
+ * @dirty_pages_stuck: dirty pages whose last writeback failed.
  */
 struct hmmfs_ioc_stats {
 	uint32_t version;
@@ -56,6 +64,12 @@ struct hmmfs_ioc_stats {
 	uint64_t host_frames_used;
 	uint64_t device_frames_used;
 	uint64_t device_frames_hwm;
+	uint64_t files_cached;
+	uint64_t files_detached;
+	uint64_t fds_open;
+	uint64_t fd_reopens;
+	uint64_t writeback_errors;
+	uint64_t dirty_pages_stuck;
 };
 
 /* Counters of the whole mount, from any file or directory of it. */
