@@ -7,9 +7,9 @@
  * pool (both host regions are registered with the device, so a GPU
  * backend can pin them); cache_start() starts the flusher thread (after the
  * daemon forked into the background: threads do not survive fork).  cache_destroy() is the
- * clean-unmount path: every dirty page is written back and synced before
- * anything is freed.  Files are closed by their owners (fs/ closes a
- * file's cache state when the kernel forgets the inode) before this runs.
+ * clean-unmount path: every file left, attached or detached, is written
+ * back once more before anything is freed, and what could not be written
+ * is logged and reported (lifetime.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -207,13 +207,19 @@ int cache_create(const struct cache_config *cfg, struct cache **out,
 	clist_init(&c->dev_lru);
 	clist_init(&c->files);
 	pthread_mutex_init(&c->files_lock, NULL);
-	ret = ksm_create(c, &(struct ksm_knobs){
+	clist_init(&c->idle_files);
+	pthread_mutex_init(&c->idle_lock, NULL);
+	ret = cache_ftab_init(c);
+	if (!ret)
+		ret = ksm_create(c, &(struct ksm_knobs){
 				 .run = cfg->ksm, .pages_to_scan = 100,
 				 .sleep_millisecs = 20, .max_page_sharing = 256,
 			 }, &c->ksm);
 	if (ret) {
 		snprintf(err, errlen, "cannot set up dedupe: %s", strerror(-ret));
+		free(c->ftab);
 		pthread_mutex_destroy(&c->files_lock);
+		pthread_mutex_destroy(&c->idle_lock);
 		io_engine_close(c->io);
 		goto out_frames;
 	}
@@ -250,13 +256,14 @@ int cache_start(struct cache *c, char *err, size_t errlen)
 	return ret;
 }
 
-void cache_destroy(struct cache *c)
+int cache_destroy(struct cache *c)
 {
-	int ret = cache_sync_all(c);
+	uint64_t lost = cache_files_close_all(c);
 
-	if (ret)
-		fprintf(stderr, "hmmfs: writeback at unmount failed: %s\n",
-			strerror(-ret));
+	if (lost)
+		fprintf(stderr, "hmmfs: %llu bytes of dirty data could not be "
+			"written back at unmount (files logged above)\n",
+			(unsigned long long)lost);
 	if (c->started)
 		cache_flusher_stop(c);
 	ksm_destroy(c->ksm);	/* every file is closed: only zero frames left */
@@ -269,7 +276,9 @@ void cache_destroy(struct cache *c)
 	pthread_mutex_destroy(&c->lru_lock);
 	pthread_mutex_destroy(&c->dirty_lock);
 	pthread_mutex_destroy(&c->files_lock);
+	pthread_mutex_destroy(&c->idle_lock);
 	free(c);
+	return lost ? -EIO : 0;
 }
 
 void cache_ksm_get(struct cache *c, struct ksm_knobs *knobs,
@@ -328,4 +337,8 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 	pthread_mutex_unlock(&c->frames.lock);
 	st->device_frames_used = c->dev ? dev_frames_used(c->dev) : 0;
 	st->device_frames_hwm = c->dev ? dev_frames_hwm(c->dev) : 0;
+	cache_file_counts(c, &st->files_cached, &st->files_detached);
+	st->fds_open = atomic_load(&c->nr_fds);
+	st->writeback_errors = ctr_read(c, writeback_errors);
+	st->dirty_pages_stuck = atomic_load(&c->nr_stuck);
 }

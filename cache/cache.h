@@ -112,6 +112,12 @@ struct cache_config {
  * @device_frames_hwm: the most device frames ever in use (hostsim's device
  *                   memory lives in the daemon: this much of its RSS is
  *                   device memory, not overhead).
+ * @files_cached:    files with cache state, attached or detached.
+ * @files_detached:  of those, files the kernel forgot.
+ * @fds_open:        backing descriptors the cache holds now.
+ * @writeback_errors: page writes to BACKING that failed (the pages stay
+ *                   dirty and are retried).
+ * @dirty_pages_stuck: dirty pages whose file's last writeback failed.
  */
 struct cache_stats {
 	uint64_t host_pages;
@@ -138,6 +144,11 @@ struct cache_stats {
 	uint64_t host_frames_used;
 	uint64_t device_frames_used;
 	uint64_t device_frames_hwm;
+	uint64_t files_cached;
+	uint64_t files_detached;
+	uint64_t fds_open;
+	uint64_t writeback_errors;
+	uint64_t dirty_pages_stuck;
 };
 
 /* Residency of a run of pages (cache_residency). */
@@ -191,37 +202,70 @@ int cache_create(const struct cache_config *cfg, struct cache **out,
  */
 int cache_start(struct cache *c, char *err, size_t errlen);
 
-/* Write back everything, stop the flusher, free everything. */
-void cache_destroy(struct cache *c);
+/*
+ * Write back everything, stop the flusher, free everything.  Return: 0, or
+ * -EIO when dirty data could not be written (each file logged with the
+ * bytes lost).
+ */
+int cache_destroy(struct cache *c);
 
 const char *cache_io_engine_name(const struct cache *c);
 size_t cache_page_size(const struct cache *c);
 void cache_get_stats(struct cache *c, struct cache_stats *st);
 
 /**
- * cache_file_open() - the cache's state for one backing regular file.
+ * cache_file_attach() - the cache's state for one backing regular file,
+ * found by the object's identity: a file the kernel forgot (detached) is
+ * found again while it is the same object, unchanged (lifetime.c).
  * @path_fd: an O_PATH descriptor of the file (not kept).
- * @out:     the file; release with cache_file_close().
- *
- * Opens its own descriptor for backing I/O (O_DIRECT where the backing
- * file system supports it).
+ * @st:      its attributes, or NULL (then fstat'ed).
+ * @create:  make one when there is none; else *@out may be NULL.
+ * @out:     the file, attached; give it back with cache_file_detach().
+ * Return: 0 or -errno.
  */
+int cache_file_attach(struct cache *c, int path_fd, const struct stat *st,
+		      bool create, struct cfile **out);
+
+/* Attach (making one) and hold: for unit tests and simple users. */
 int cache_file_open(struct cache *c, int path_fd, struct cfile **out);
 
-/* Write back and drop every page of @f, then free it. */
+/*
+ * The kernel forgot the file: write its dirty pages back and keep its
+ * pages, detached, until the cache's own policy drops them.  A failed
+ * writeback keeps them dirty for the flusher to retry.  An object that
+ * is gone (link count 0, asked of @path_fd, an O_PATH descriptor of it,
+ * or -1 for the cache's own if it has one) is dropped with all its pages.
+ */
+void cache_file_detach(struct cfile *f, int path_fd);
+
+/* Unhold and detach: the counterpart of cache_file_open(). */
 void cache_file_close(struct cfile *f);
+
+/*
+ * An open file starts (hold) and ends (unhold) I/O on @f: while any hold
+ * is left, the cache keeps a backing descriptor of it, opened from
+ * @path_fd; without one it needs none unless pages are dirty.  Data
+ * operations, truncate and the range ioctls need a hold.  Return: 0 or
+ * -errno (the descriptor could not be opened).
+ */
+int cache_file_hold(struct cfile *f, int path_fd);
+void cache_file_unhold(struct cfile *f);
+
+/* Files with cache state, and of those the detached ones. */
+void cache_file_counts(struct cache *c, uint64_t *cached, uint64_t *detached);
 
 /* The file size as the cache sees it (writes not yet written back count). */
 off_t cache_file_size(struct cfile *f);
 
 /*
- * Close-to-open check, at open: if BACKING's size or mtime differ from
+ * Close-to-open check, at open, against BACKING's attributes @st (an
+ * fstat of the opened file): if BACKING's size or mtime differ from
  * what the cache last saw, or writeback found BACKING changed before it
  * wrote over it, and no page is dirty, drop the cached pages and take
  * BACKING's size.  Return: true if the cache was dropped (the kernel's
  * copy and attributes should go too).
  */
-bool cache_file_revalidate(struct cfile *f);
+bool cache_file_revalidate(struct cfile *f, const struct stat *st);
 
 /*
  * Put the cache's size, mtime (if newer) and the blocks its dirty pages

@@ -119,7 +119,9 @@ static inline dev_addr_t page_daddr(const struct cpage *p)
  * struct cfile - the cache's state for one backing file.
  * @cache:   the cache.
  * @root:    the page index: a radix tree of struct rnode (index.c).
- * @fd:      descriptor for backing I/O; immutable.
+ * @fd:      descriptor for backing I/O, or -1 while the file is detached
+ *           and clean (lifetime.c): it changes only then, when no I/O on
+ *           the file can be in flight.
  * @direct:  @fd is O_DIRECT.
  * @lock:    guards everything below.
  * @size:    the file size as the cache sees it.
@@ -148,6 +150,24 @@ static inline dev_addr_t page_daddr(const struct cpage *p)
  *           the scanner with the page locked (the page lock orders them).
  * @file_link: on cache->files; cache->files_lock.
  * @rcu:     deferred free of the index and the structure at close.
+ * @dev, @ino: the backing object's identity, the key of cache->ftab;
+ *           immutable.
+ * @hnext:   cache->ftab chain; cache->files_lock.
+ * @hashed:  in cache->ftab; files_lock.
+ * @attached: kernel inodes using the file (lifetime.c); changed under
+ *           files_lock, atomic so page removal may test it.  0: detached,
+ *           kept for its pages until the cache's own policy drops them.
+ * @holds:   open files (and setattrs) using @fd: it stays open while
+ *           there are any; @lock.
+ * @nr_pages: pages in the index (atomic; host and device).
+ * @stuck:   dirty pages the last writeback of the file left dirty
+ *           because it failed (counted in cache->nr_stuck); @lock.
+ * @wb_retry_ms: the flusher's backoff for a failing file; @lock.
+ * @idle_link: on cache->idle_files, or empty; cache->idle_lock.
+ * @hlen, @htype, @handle: the object's file handle (name_to_handle_at),
+ *           which names one object for its lifetime (the inode number
+ *           plus a generation): a reused inode number has another.
+ *           @hlen 0: BACKING gives no handles.  Immutable.
  */
 struct cfile {
 	struct cache *cache;
@@ -171,6 +191,19 @@ struct cfile {
 	_Atomic uint32_t uid;
 	struct clist file_link;
 	struct rcu_head rcu;
+	dev_t dev;
+	ino_t ino;
+	struct cfile *hnext;
+	bool hashed;
+	_Atomic int attached;
+	unsigned int holds;
+	_Atomic uint64_t nr_pages;
+	uint64_t stuck;
+	uint64_t wb_retry_ms;
+	struct clist idle_link;
+	unsigned int hlen;
+	int htype;
+	unsigned char handle[];
 };
 
 /**
@@ -199,6 +232,7 @@ struct cache_counters {
 	_Atomic uint64_t migrations_to_device, migrations_to_host;
 	_Atomic uint64_t bounce_reads, bounce_writes, device_faults;
 	_Atomic uint64_t device_evictions, thrash_holds;
+	_Atomic uint64_t writeback_errors;
 };
 
 /* What CPU access to a device-resident page does (-o migrate=). */
@@ -230,7 +264,16 @@ enum migrate_policy {
  * @policy:      -o migrate=.
  * @dev_lru:     device-resident pages, coldest at the tail; lru_lock.
  * @nr_dev_pages: pages on the device (atomic).
- * @files_lock:  guards @files (every open cfile) and the dedupe cursor.
+ * @files_lock:  guards @files (every cfile, attached or detached), @ftab,
+ *               @nr_files, @nr_detached and the dedupe cursor.
+ * @ftab, @ftab_size: hash of every cfile by (dev, ino) (lifetime.c).
+ * @nr_files, @nr_detached: cfiles in @ftab, and of those the detached.
+ * @idle_lock:   guards @idle_files and every ->idle_link; a leaf lock.
+ * @idle_files:  files that may give up their descriptor, or (detached,
+ *               with no page left) be freed: the flusher looks at them
+ *               (cache_files_sweep).
+ * @nr_stuck:    sum of every file's ->stuck (atomic).
+ * @nr_fds:      files' backing descriptors open now (atomic).
  * @ksm:         the dedupe scanner (wp/ksm.c).
  */
 struct cache {
@@ -258,6 +301,13 @@ struct cache {
 	_Atomic size_t nr_dev_pages;
 	pthread_mutex_t files_lock;
 	struct clist files;
+	struct cfile **ftab;
+	size_t ftab_size;
+	size_t nr_files, nr_detached;
+	pthread_mutex_t idle_lock;
+	struct clist idle_files;
+	_Atomic uint64_t nr_stuck;
+	_Atomic uint64_t nr_fds;
 	struct ksm *ksm;
 	struct cache_counters ctr;
 };
@@ -374,5 +424,14 @@ void file_note_backing_locked(struct cfile *f);
 int cache_throttle(struct cache *c);
 int cache_reclaim_dirty(struct cache *c);
 void file_wait_unused(struct cfile *f);
+
+/* lifetime.c */
+int cache_ftab_init(struct cache *c);
+void file_page_gone(struct cfile *f);
+void file_idle_queue(struct cfile *f);
+void cache_files_sweep(struct cache *c);
+uint64_t cache_files_close_all(struct cache *c);
+void cache_log_file(struct cfile *f, const char *fmt, const char *err,
+		    uint64_t bytes);
 
 #endif

@@ -121,6 +121,7 @@ int page_remove_locked(struct cpage *p)
 		frame_free(&c->frames, page_frame(p));
 		atomic_fetch_sub(&c->nr_pages, 1);
 	}
+	file_page_gone(p->file);	/* last: the file may go once it is 0 */
 	return 0;
 }
 
@@ -196,6 +197,7 @@ static struct cpage *page_find_or_create(struct cfile *f, uint64_t index,
 		if (p == np) {
 			cache_rcu_read_unlock();
 			atomic_fetch_add(&c->nr_pages, 1);
+			atomic_fetch_add(&f->nr_pages, 1);
 			lru_add(c, np);
 			*created = true;
 			return np;
@@ -1302,7 +1304,7 @@ void file_note_backing_locked(struct cfile *f)
 {
 	struct stat st;
 
-	if (fstat(f->fd, &st) < 0)
+	if (f->fd < 0 || fstat(f->fd, &st) < 0)
 		return;
 	f->seen_size = st.st_size;
 	f->seen_mtime = st.st_mtim;
@@ -1380,6 +1382,21 @@ static bool file_quiet_locked(const struct cfile *f)
 }
 
 /*
+ * BACKING's attributes now, in @now.  Without a descriptor (the file is
+ * neither held nor dirty: none of our changes can be in flight) the
+ * caller's @st is as good.  Context: @f->lock held.
+ */
+static bool file_fstat_locked(struct cfile *f, const struct stat *st,
+			      struct stat *now)
+{
+	if (f->fd < 0) {
+		*now = *st;
+		return true;
+	}
+	return fstat(f->fd, now) == 0;
+}
+
+/*
  * Take BACKING's state if someone else changed it and no page is dirty:
  * dirty data was acknowledged to a writer and goes to BACKING over the
  * change (as NFS writes at close); the change is then seen at the first
@@ -1396,7 +1413,7 @@ static bool file_revalidate_st(struct cfile *f, const struct stat *st)
 	pthread_mutex_lock(&f->lock);
 	changed = file_quiet_locked(f) &&
 		  (f->outside_changed || backing_changed_locked(f, st)) &&
-		  fstat(f->fd, &now) == 0 &&
+		  file_fstat_locked(f, st, &now) &&
 		  (f->outside_changed || backing_changed_locked(f, &now));
 	if (changed) {
 		f->size = now.st_size;
@@ -1410,13 +1427,9 @@ static bool file_revalidate_st(struct cfile *f, const struct stat *st)
 	return changed;
 }
 
-bool cache_file_revalidate(struct cfile *f)
+bool cache_file_revalidate(struct cfile *f, const struct stat *st)
 {
-	struct stat st;
-
-	if (fstat(f->fd, &st) < 0)
-		return false;
-	return file_revalidate_st(f, &st);
+	return file_revalidate_st(f, st);
 }
 
 /*
@@ -1444,93 +1457,3 @@ void cache_file_times_set(struct cfile *f)
 	pthread_mutex_unlock(&f->lock);
 }
 
-/*
- * The cache's reads of BACKING must not set atime: the fs layer sets it
- * by the mount's policy.  O_NOATIME needs the owner or CAP_FOWNER.
- */
-static int file_open_backing(const char *path, int flags, int *direct)
-{
-	int ret = io_open_backing(AT_FDCWD, path, flags | O_NOATIME, 0, direct);
-
-	if (ret == -EPERM)
-		ret = io_open_backing(AT_FDCWD, path, flags, 0, direct);
-	return ret;
-}
-
-int cache_file_open(struct cache *c, int path_fd, struct cfile **out)
-{
-	struct cfile *f = calloc(1, sizeof(*f));
-	char path[64];
-	struct stat st;
-	int ret;
-
-	if (!f)
-		return -ENOMEM;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", path_fd);
-	ret = file_open_backing(path, O_RDWR | O_CLOEXEC, &f->direct);
-	if (ret == -EACCES || ret == -EROFS || ret == -ETXTBSY || ret == -EPERM)
-		ret = file_open_backing(path, O_RDONLY | O_CLOEXEC, &f->direct);
-	if (ret < 0)
-		goto out_free;
-	f->fd = ret;
-	if (fstat(f->fd, &st) < 0) {
-		ret = -errno;
-		goto out_close;
-	}
-	atomic_init(&f->root, NULL);
-	f->cache = c;
-	pthread_mutex_init(&f->lock, NULL);
-	f->size = st.st_size;
-	f->seen_size = st.st_size;
-	f->seen_mtime = st.st_mtim;
-	atomic_init(&f->uid, (uint32_t)st.st_uid);
-	clist_init(&f->dirty_link);
-	pthread_mutex_lock(&c->files_lock);
-	clist_add_head(c->files.prev, &f->file_link);	/* at the tail */
-	pthread_mutex_unlock(&c->files_lock);
-	*out = f;
-	return 0;
-
-out_close:
-	close(f->fd);
-out_free:
-	free(f);
-	return ret;
-}
-
-/* After a grace period no lookup can still walk the file's index. */
-static void cfile_free_rcu(struct rcu_head *head)
-{
-	struct cfile *f = (struct cfile *)((char *)head - offsetof(struct cfile, rcu));
-
-	cache_rcu_reclaim();
-	index_destroy(f);
-	pthread_mutex_destroy(&f->lock);
-	free(f);
-}
-
-void cache_file_close(struct cfile *f)
-{
-	struct cache *c = f->cache;
-	int ret;
-
-	pthread_mutex_lock(&c->files_lock);	/* the dedupe scanner moves on */
-	ksm_file_unlinked_locked(c->ksm, f);
-	clist_del(&f->file_link);
-	pthread_mutex_unlock(&c->files_lock);
-	ret = file_writeback(f, 0, UINT64_MAX, true);
-	if (ret)
-		fprintf(stderr, "hmmfs: writeback failed while dropping a file "
-			"from the cache: %s; its unwritten data is lost\n",
-			strerror(-ret));
-	file_drop_range(f, 0, UINT64_MAX, true);
-	file_wait_unused(f);
-	ksm_forget_file(c->ksm, f);
-	close(f->fd);
-	/*
-	 * Not synchronize_rcu() here: a grace period per file made closing
-	 * many files (the kernel's FORGET after unlink) 3-5x slower.
-	 */
-	cache_rcu_defer();
-	call_rcu(&f->rcu, cfile_free_rcu);
-}

@@ -189,6 +189,7 @@ static int page_end_io(struct cpage *p, ssize_t res)
 	if (res != (ssize_t)ps) {
 		err = res < 0 ? (int)res : -EIO;
 		page_set_error(&p->ps);
+		ctr_inc(c, writeback_errors, 1);
 		page_mark_dirty_locked(p);	/* keep the data for a retry */
 		pthread_mutex_lock(&f->lock);
 		f->wb_err = err;
@@ -569,6 +570,21 @@ static int wb_add(struct cfile *f, struct wb_batch *b, struct cpage *p)
 	return err;
 }
 
+/*
+ * After a writeback of @f that ended with @err: the pages it left dirty
+ * are stuck until one succeeds (cache_stats.dirty_pages_stuck).
+ */
+static void file_note_stuck(struct cfile *f, int err)
+{
+	uint64_t stuck;
+
+	pthread_mutex_lock(&f->lock);
+	stuck = err ? f->nr_dirty : 0;
+	atomic_fetch_add(&f->cache->nr_stuck, stuck - f->stuck);	/* mod 2^64 */
+	f->stuck = stuck;
+	pthread_mutex_unlock(&f->lock);
+}
+
 int file_writeback(struct cfile *f, uint64_t first, uint64_t last, bool wait)
 {
 	struct wb_batch *b;
@@ -603,6 +619,7 @@ int file_writeback(struct cfile *f, uint64_t first, uint64_t last, bool wait)
 		err = e;
 	free(b);
 	free(v);
+	file_note_stuck(f, err);
 	if (wait) {
 		/* writeback others started (the flusher) must end too */
 		file_collect_pages(f, first, last, PG_BIT(PG_writeback), &v, &n);
@@ -666,12 +683,41 @@ void file_wait_unused(struct cfile *f)
 		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
 }
 
+/*
+ * When the flusher looks at @f again: pages still dirty after a failed
+ * writeback wait twice as long each time (from dirty_expire_ms up to
+ * WB_RETRY_MAX_MS), so a BACKING that keeps failing is not hammered;
+ * a success starts over.  Context: @f->lock.
+ */
+#define WB_RETRY_MAX_MS 30000
+
+static void file_retry_later_locked(struct cfile *f, int err)
+{
+	uint64_t now = cache_now_ms();
+
+	if (!f->nr_dirty) {
+		f->oldest_dirty_ms = 0;
+		f->wb_retry_ms = 0;
+		return;
+	}
+	if (!err) {
+		f->oldest_dirty_ms = now;
+		f->wb_retry_ms = 0;
+		return;
+	}
+	f->wb_retry_ms = f->wb_retry_ms ? f->wb_retry_ms * 2 : 100;
+	if (f->wb_retry_ms > WB_RETRY_MAX_MS)
+		f->wb_retry_ms = WB_RETRY_MAX_MS;
+	f->oldest_dirty_ms = now + f->wb_retry_ms;
+}
+
 /* Write back one file's dirty pages. Return: pages made clean, or -errno. */
 static int flush_one_file(struct cache *c, bool any, uint64_t older_than,
 			  bool wait)
 {
 	struct cfile *f;
 	size_t before = atomic_load(&c->nr_dirty), after;
+	bool idle;
 	int err;
 
 	pthread_mutex_lock(&c->dirty_lock);
@@ -681,8 +727,11 @@ static int flush_one_file(struct cache *c, bool any, uint64_t older_than,
 		return 0;
 	err = file_writeback(f, 0, UINT64_MAX, wait);
 	pthread_mutex_lock(&f->lock);
-	f->oldest_dirty_ms = f->nr_dirty ? cache_now_ms() : 0;
+	file_retry_later_locked(f, err);
+	idle = !f->holds && !f->nr_dirty && !f->nr_writeback && f->fd >= 0;
 	pthread_mutex_unlock(&f->lock);
+	if (idle)	/* its descriptor may go now: the flusher's sweep */
+		file_idle_queue(f);
 	atomic_fetch_sub(&f->users, 1);
 	after = atomic_load(&c->nr_dirty);
 	if (err && after >= before)
@@ -739,6 +788,7 @@ static void *flusher_main(void *arg)
 			break;
 		pthread_mutex_unlock(&c->dirty_lock);
 		flusher_pass(c);
+		cache_files_sweep(c);
 		pthread_cond_broadcast(&c->clean_cond);
 		pthread_mutex_lock(&c->dirty_lock);
 	}

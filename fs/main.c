@@ -812,8 +812,9 @@ int main(int argc, char **argv)
 	ret = run(&fs, &o, backing);
 	hmmfs_open_files_free(&fs);	/* no RELEASE comes after the end */
 	itab_destroy(&fs.itab);	/* writes back and drops every file */
-	if (fs.cache)
-		cache_destroy(fs.cache);	/* then whatever is left, and syncs */
+	/* then whatever is left; data it could not write makes the exit fail */
+	if (fs.cache && cache_destroy(fs.cache) && !ret)
+		ret = 1;
 	opts_free(&o);
 	return ret;
 }

@@ -89,12 +89,15 @@ static void fd_path(char buf[64], int fd)
  * @ra: the cache's readahead state for this open file.
  * @link: on fs->open_files (fs->files_lock), so that files still open when
  *      the daemon ends (no RELEASE will come) are closed and freed.
+ * @held: the cache's state of the file, held (cache_file_hold) from the
+ *      first I/O through this open file to its release; NULL before.
  */
 struct hmm_file {
 	int fd;
 	int accmode;	/* O_RDONLY, O_WRONLY or O_RDWR, from open */
 	struct cache_ra ra;
 	struct hmm_file_link link;
+	struct cfile *_Atomic held;
 };
 
 static struct hmm_file *file_of(struct fuse_file_info *fi)
@@ -115,6 +118,11 @@ static struct cfile *inode_cfile(struct hmm_inode *inode)
 
 static int inode_cfile_get(struct hmmfs *fs, struct hmm_inode *inode,
 			   struct cfile **out);
+static int inode_cfile_attach(struct hmmfs *fs, struct hmm_inode *inode,
+			      const struct stat *st, bool create,
+			      struct cfile **out);
+static int inode_cfile_hold(struct hmmfs *fs, struct hmm_inode *inode,
+			    bool create, struct cfile **out);
 
 static int inode_stat(struct hmm_inode *inode, struct stat *st)
 {
@@ -211,6 +219,7 @@ static int do_lookup(struct hmmfs *fs, struct hmm_inode *dir, const char *name,
 		     struct fuse_entry_param *e)
 {
 	struct hmm_inode *inode;
+	struct cfile *cf;
 	int fd, ret;
 
 	entry_init(fs, e);
@@ -231,8 +240,13 @@ static int do_lookup(struct hmmfs *fs, struct hmm_inode *dir, const char *name,
 	if (ret)
 		return ret;
 	e->attr.st_ino = inode->fino;
-	if (inode_cfile(inode))
-		cache_file_fix_attr(inode_cfile(inode), &e->attr);
+	ret = inode_cfile_attach(fs, inode, &e->attr, false, &cf);
+	if (ret) {
+		itab_forget(&fs->itab, inode, 1);
+		return ret;
+	}
+	if (cf)
+		cache_file_fix_attr(cf, &e->attr);
 	e->ino = node_id(fs, inode);
 	return 0;
 }
@@ -340,11 +354,14 @@ static int set_size(struct hmmfs *fs, struct hmm_inode *inode,
 
 	if (size > fs->max_size)
 		return -EFBIG;	/* as BACKING would, before the cache takes it */
-	ret = inode_cfile_get(fs, inode, &cf);
+	ret = inode_cfile_hold(fs, inode, true, &cf);
 	if (ret)
 		return ret;
-	if (cf)
-		return cache_truncate(cf, size);
+	if (cf) {
+		ret = cache_truncate(cf, size);
+		cache_file_unhold(cf);
+		return ret;
+	}
 	if (fi && inode->type == S_IFREG)
 		return ftruncate(fh_fd(fi), size) < 0 ? -errno : 0;
 	fd_path(path, inode->fd);
@@ -361,8 +378,8 @@ static struct timespec time_arg(int valid, int set_bit, int now_bit,
 	return (struct timespec){ .tv_nsec = UTIME_OMIT };
 }
 
-static int set_times(struct hmm_inode *inode, struct fuse_file_info *fi,
-		     int valid, struct stat *attr)
+static int set_times(struct hmmfs *fs, struct hmm_inode *inode,
+		     struct fuse_file_info *fi, int valid, struct stat *attr)
 {
 	struct timespec tv[2] = {
 		time_arg(valid, FUSE_SET_ATTR_ATIME, FUSE_SET_ATTR_ATIME_NOW,
@@ -370,15 +387,20 @@ static int set_times(struct hmm_inode *inode, struct fuse_file_info *fi,
 		time_arg(valid, FUSE_SET_ATTR_MTIME, FUSE_SET_ATTR_MTIME_NOW,
 			 &attr->st_mtim),
 	};
-	struct cfile *cf = inode_cfile(inode);
+	struct cfile *cf;
 	char path[64];
 	int ret;
 
+	ret = inode_cfile_hold(fs, inode, false, &cf);
+	if (ret)
+		return ret;
 	if (cf) {
 		/* later writeback must not move the times set here */
 		ret = cache_writeback_range(cf, 0, OFF_MAX, false);
-		if (ret)
+		if (ret) {
+			cache_file_unhold(cf);
 			return ret;
+		}
 		cache_file_times_set(cf);
 		cache_file_change_begin(cf);
 	}
@@ -392,8 +414,10 @@ static int set_times(struct hmm_inode *inode, struct fuse_file_info *fi,
 		fd_path(path, inode->fd);	/* kernels without AT_EMPTY_PATH here */
 		ret = utimensat(AT_FDCWD, path, tv, 0) < 0 ? -errno : 0;
 	}
-	if (cf)
+	if (cf) {
 		cache_file_change_end(cf, -1);
+		cache_file_unhold(cf);
+	}
 	return ret;
 }
 
@@ -411,7 +435,7 @@ static void hmmfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		ret = set_size(fs_of(req), inode, fi, attr->st_size);
 	if (!ret && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 			      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
-		ret = set_times(inode, fi, valid, attr);
+		ret = set_times(fs_of(req), inode, fi, valid, attr);
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
@@ -620,17 +644,17 @@ static void cache_remember(struct hmm_inode *inode, int fd)
 }
 
 /*
- * The cache's state for @inode, made by the first operation that reads or
- * changes its data or size (read, write, O_TRUNC, truncate, fallocate,
- * copy_file_range, a range ioctl), not at open: a file opened and closed
- * without I/O (touch, a directory of 10,000 new files) then costs one
- * descriptor, not two.  Until then nothing of it is cached, and only
- * operations that leave data and size alone (getattr, times, modes) find
- * no cfile and go to BACKING directly.  Return: 0 (with *@out NULL when
- * the mount has no cache or @inode is not a regular file) or -errno.
+ * Attach @inode to the cache's state of its backing file (@st: its
+ * attributes, or NULL) if there is one, or (@create) a new one.  A file
+ * the kernel forgot keeps its cache state (cache/lifetime.c): a lookup
+ * finds it again, so its size and times are the cache's, not BACKING's,
+ * while it has dirty pages.  Return: 0 (*@out NULL when the mount has no
+ * cache, @inode is not a regular file, or none exists and !@create) or
+ * -errno.
  */
-static int inode_cfile_get(struct hmmfs *fs, struct hmm_inode *inode,
-			   struct cfile **out)
+static int inode_cfile_attach(struct hmmfs *fs, struct hmm_inode *inode,
+			      const struct stat *st, bool create,
+			      struct cfile **out)
 {
 	struct cfile *cf = inode_cfile(inode);
 	int ret = 0;
@@ -645,8 +669,8 @@ static int inode_cfile_get(struct hmmfs *fs, struct hmm_inode *inode,
 	pthread_mutex_lock(&inode->lock);
 	cf = inode_cfile(inode);
 	if (!cf) {
-		ret = cache_file_open(fs->cache, inode->fd, &cf);
-		if (!ret) {
+		ret = cache_file_attach(fs->cache, inode->fd, st, create, &cf);
+		if (!ret && cf) {
 			cache_file_set_owner(cf, node_id(fs, inode));
 			/* pairs with the load-acquire in inode_cfile() */
 			atomic_store_explicit(&inode->cfile, cf, memory_order_release);
@@ -657,6 +681,67 @@ static int inode_cfile_get(struct hmmfs *fs, struct hmm_inode *inode,
 	return ret;
 }
 
+/*
+ * The cache's state for @inode, made by the first operation that reads or
+ * changes its data or size (read, write, O_TRUNC, truncate, fallocate,
+ * copy_file_range, a range ioctl), not at open: a file opened and closed
+ * without I/O (touch, a directory of 10,000 new files) then costs no
+ * cache state.  Until then nothing of it is cached, and only operations
+ * that leave data and size alone (getattr, times, modes) find no cfile
+ * and go to BACKING directly.
+ */
+static int inode_cfile_get(struct hmmfs *fs, struct hmm_inode *inode,
+			   struct cfile **out)
+{
+	return inode_cfile_attach(fs, inode, NULL, true, out);
+}
+
+/*
+ * The cache's state of @inode for an operation outside an open file's
+ * I/O (truncate, setting times, O_TRUNC) that needs its backing
+ * descriptor: held until cache_file_unhold().  @create as above.
+ */
+static int inode_cfile_hold(struct hmmfs *fs, struct hmm_inode *inode,
+			    bool create, struct cfile **out)
+{
+	int ret = create ? inode_cfile_get(fs, inode, out) :
+			   inode_cfile_attach(fs, inode, NULL, false, out);
+
+	if (!ret && *out) {
+		ret = cache_file_hold(*out, inode->fd);
+		if (ret)
+			*out = NULL;
+	}
+	return ret;
+}
+
+/*
+ * The cache's state of @inode for I/O through the open file @fi, held
+ * from the first such I/O until the release of @fi (hmm_file_free), so
+ * the cache keeps a backing descriptor while files are open and gives it
+ * up when they are all closed.  @create as for inode_cfile_attach().
+ */
+static int file_cfile(struct hmmfs *fs, struct hmm_inode *inode,
+		      struct fuse_file_info *fi, bool create, struct cfile **out)
+{
+	struct hmm_file *hf = file_of(fi);
+	struct cfile *cf = atomic_load_explicit(&hf->held, memory_order_acquire);
+	struct cfile *none = NULL;
+	int ret;
+
+	*out = cf;
+	if (cf)
+		return 0;
+	ret = inode_cfile_hold(fs, inode, create, &cf);
+	if (ret || !cf)
+		return ret;
+	/* a racing I/O of the same open file may have held it first */
+	if (!atomic_compare_exchange_strong(&hf->held, &none, cf))
+		cache_file_unhold(cf);
+	*out = cf;
+	return 0;
+}
+
 /* Called by the inode table for an inode about to be freed. */
 void hmmfs_inode_release(void *arg, struct hmm_inode *inode)
 {
@@ -665,7 +750,7 @@ void hmmfs_inode_release(void *arg, struct hmm_inode *inode)
 	(void)arg;
 	if (cf) {
 		atomic_store(&inode->cfile, NULL);
-		cache_file_close(cf);	/* writes back what is dirty */
+		cache_file_detach(cf, inode->fd);	/* writes back; keeps the pages */
 	}
 }
 
@@ -708,17 +793,31 @@ static void open_inval_kernel(struct hmmfs *fs, struct hmm_inode *inode)
 static int file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
 			  struct fuse_file_info *fi, int fd)
 {
-	struct hmm_file *hf = calloc(1, sizeof(*hf));
 	struct cfile *cf = inode_cfile(inode);
+	struct hmm_file *hf;
 	int fresh, changed = 0, atime;
+	struct stat st;
 
+	/*
+	 * A writeback error not reported yet (the writer closed, or the
+	 * kernel forgot the file, before it happened) goes to the next
+	 * writer, as it would have at fsync or close.
+	 */
+	if (cf && (fi->flags & O_ACCMODE) != O_RDONLY) {
+		int err = cache_file_check_error(cf);
+
+		if (err)
+			return err;
+	}
+	hf = calloc(1, sizeof(*hf));
 	if (!hf)
 		return -ENOMEM;
 	hf->fd = fd;
 	hf->accmode = fi->flags & O_ACCMODE;
 	open_list_add(fs, &fs->open_files, &hf->link);
 	if (cf)
-		fresh = !(changed = cache_file_revalidate(cf));
+		fresh = !(changed = fstat(fd, &st) == 0 &&
+				    cache_file_revalidate(cf, &st));
 	else
 		fresh = cache_still_good(inode, fd, &changed);
 	if (changed)
@@ -745,8 +844,12 @@ static int open_truncate(struct hmmfs *fs, struct hmm_inode *inode,
 
 	if (!(fi->flags & O_TRUNC))
 		return 0;
-	ret = inode_cfile_get(fs, inode, &cf);
-	return ret ? ret : cf ? cache_truncate(cf, 0) : 0;
+	ret = inode_cfile_hold(fs, inode, true, &cf);
+	if (ret || !cf)
+		return ret;
+	ret = cache_truncate(cf, 0);
+	cache_file_unhold(cf);
+	return ret;
 }
 
 static void open_files_del(struct hmmfs *fs, struct hmm_file_link *l)
@@ -759,6 +862,10 @@ static void open_files_del(struct hmmfs *fs, struct hmm_file_link *l)
 
 static void hmm_file_free(struct hmm_file *hf)
 {
+	struct cfile *cf = atomic_load(&hf->held);
+
+	if (cf)
+		cache_file_unhold(cf);
 	close(hf->fd);
 	free(hf);
 }
@@ -991,7 +1098,7 @@ static void hmmfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	struct cfile *cf;
 	ssize_t n;
-	int ret = inode_cfile_get(fs_of(req), inode, &cf);
+	int ret = file_cfile(fs_of(req), inode, fi, true, &cf);
 
 	if (ret) {
 		fuse_reply_err(req, -ret);
@@ -1137,7 +1244,7 @@ static void hmmfs_write_buf(fuse_req_t req, fuse_ino_t ino,
 	int ret = write_limit(fs_of(req), in, off);
 
 	if (!ret)
-		ret = inode_cfile_get(fs_of(req), inode, &cf);
+		ret = file_cfile(fs_of(req), inode, fi, true, &cf);
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -1155,9 +1262,18 @@ static void hmmfs_write_buf(fuse_req_t req, fuse_ino_t ino,
 static void hmmfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	/* close() of a duplicate reports deferred write errors (NFS-style) */
-	struct cfile *cf = inode_cfile(inode_of(req, ino));
+	struct cfile *cf;
 	int fd = dup(fh_fd(fi));
 	int ret = fd < 0 ? -errno : 0;
+
+	if (!ret)
+		ret = file_cfile(fs_of(req), inode_of(req, ino), fi, false, &cf);
+	if (ret) {
+		if (fd >= 0)
+			close(fd);
+		reply_status(req, ret);
+		return;
+	}
 
 	if (!ret && close(fd) < 0)
 		ret = -errno;
@@ -1189,11 +1305,16 @@ static void hmmfs_release(fuse_req_t req, fuse_ino_t ino,
 static void hmmfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 			struct fuse_file_info *fi)
 {
-	struct cfile *cf = inode_cfile(inode_of(req, ino));
-	int fd = fh_fd(fi), ret;
+	struct cfile *cf;
+	int fd = fh_fd(fi);
+	int ret = file_cfile(fs_of(req), inode_of(req, ino), fi, false, &cf);
 
-	if (cf) {
+	if (!ret && cf) {
 		reply_status(req, cache_fsync(cf, datasync));
+		return;
+	}
+	if (ret) {
+		reply_status(req, ret);
 		return;
 	}
 	ret = (datasync ? fdatasync(fd) : fsync(fd)) < 0 ? -errno : 0;
@@ -1204,7 +1325,7 @@ static void hmmfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 			    off_t off, off_t len, struct fuse_file_info *fi)
 {
 	struct cfile *cf;
-	int ret = inode_cfile_get(fs_of(req), inode_of(req, ino), &cf);
+	int ret = file_cfile(fs_of(req), inode_of(req, ino), fi, true, &cf);
 
 	bool changes_data = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE |
 				    FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE);
@@ -1249,9 +1370,10 @@ static void hmmfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
 	 * an EOF still dirty here comes back short (copying nothing).  What
 	 * that adds is bounded by the dirty limit.
 	 */
-	ret = inode_cfile_get(fs_of(req), inode_of(req, ino_in), &cf_in);
+	ret = file_cfile(fs_of(req), inode_of(req, ino_in), fi_in, true, &cf_in);
 	if (!ret)
-		ret = inode_cfile_get(fs_of(req), inode_of(req, ino_out), &cf_out);
+		ret = file_cfile(fs_of(req), inode_of(req, ino_out), fi_out, true,
+				 &cf_out);
 	if (!ret && cf_in)
 		ret = cache_writeback_range(cf_in, off_in, OFF_MAX, false);
 	if (!ret && cf_out)
@@ -1281,11 +1403,17 @@ static void hmmfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
 static void hmmfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 			struct fuse_file_info *fi)
 {
-	struct cfile *cf = inode_cfile(inode_of(req, ino));
+	struct cfile *cf = NULL;
 	off_t res;
-	int ret;
+	int ret = 0;
 
-	if (cf && (whence == SEEK_DATA || whence == SEEK_HOLE)) {
+	if (whence == SEEK_DATA || whence == SEEK_HOLE)
+		ret = file_cfile(fs_of(req), inode_of(req, ino), fi, false, &cf);
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	if (cf) {
 		/* BACKING's map of data and holes must include our dirty pages */
 		ret = cache_writeback_range(cf, 0, OFF_MAX, false);
 		if (ret) {
@@ -1704,6 +1832,15 @@ static void stats_fill_device(struct hmmfs *fs, const struct cache_stats *cs,
 	st->device_frames_hwm = cs->device_frames_hwm;
 }
 
+static void stats_fill_files(const struct cache_stats *cs,
+			     struct hmmfs_ioc_stats *st)
+{
+	st->files_cached = cs->files_cached;
+	st->files_detached = cs->files_detached;
+	st->writeback_errors = cs->writeback_errors;
+	st->dirty_pages_stuck = cs->dirty_pages_stuck;
+}
+
 static void ioctl_stats(fuse_req_t req, size_t out_bufsz)
 {
 	struct hmmfs *fs = fs_of(req);
@@ -1733,6 +1870,7 @@ static void ioctl_stats(fuse_req_t req, size_t out_bufsz)
 		st.backing_writes = cs.backing_writes;
 		st.throttled = cs.throttled;
 		stats_fill_device(fs, &cs, &st);
+		stats_fill_files(&cs, &st);
 	} else {
 		snprintf(st.io_engine, sizeof(st.io_engine), "none");
 		snprintf(st.device, sizeof(st.device), "none");
@@ -1745,7 +1883,7 @@ static int ioctl_sync(fuse_req_t req, struct hmm_inode *inode,
 		      struct fuse_file_info *fi)
 {
 	struct hmmfs *fs = fs_of(req);
-	struct cfile *cf = inode_cfile(inode);
+	struct cfile *cf = NULL;
 	int ret = 0, fd;
 
 	if (inode == &fs->itab.root) {
@@ -1759,8 +1897,10 @@ static int ioctl_sync(fuse_req_t req, struct hmm_inode *inode,
 		close(fd);
 		return ret;
 	}
-	if (cf)
-		return cache_fsync(cf, false);
+	if (inode->type == S_IFREG && fi)
+		ret = file_cfile(fs, inode, fi, false, &cf);
+	if (ret || cf)
+		return ret ? ret : cache_fsync(cf, false);
 	if (inode->type == S_IFREG && fi)
 		return fsync(fh_fd(fi)) < 0 ? -errno : 0;
 	return 0;	/* nothing of ours to write back */
@@ -1788,7 +1928,7 @@ static int ioctl_file(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		return -EBADF;
 	if (!fs->cache)
 		return -ENODEV;	/* host_cache=0: no cache, no device tier */
-	return inode_cfile_get(fs, inode, out);
+	return file_cfile(fs, inode, fi, true, out);
 }
 
 /* Check a version and a byte range from the user. */

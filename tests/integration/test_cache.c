@@ -442,6 +442,165 @@ static void sub_page_writes_on_device_keep_backing_change(void)
 	two_writers_one_page(false, 500, true);
 }
 
+/* ---- cache lifetime: the kernel forgets, the cache keeps ------------ */
+
+static struct hmmfs_ioc_stats stats_now(void)
+{
+	struct hmmfs_ioc_stats st = { 0 };
+	int fd = open(it.mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	IT_REQUIRE(fd >= 0, "open %s: %s", it.mnt, it_errname(errno));
+	IT_OK(ioctl(fd, HMMFS_IOC_STATS, &st));
+	close(fd);
+	return st;
+}
+
+/*
+ * Make the kernel forget its inodes (as memory pressure would) until the
+ * daemon has at least @want detached files: FORGET is sent when the
+ * kernel gets to it, so try a few times.
+ */
+static void kernel_forgets(uint64_t want)
+{
+	for (int i = 0; i < 50; i++) {
+		sync();
+		IT_REQUIRE_OK(it_put_str("/proc/sys/vm/drop_caches", "2"));
+		if (stats_now().files_detached >= want)
+			return;
+		usleep(100 * 1000);
+	}
+	IT_TRUE(false, "the kernel forgot %llu files, want %llu",
+		(unsigned long long)stats_now().files_detached,
+		(unsigned long long)want);
+}
+
+#define LIFE_LEN (4 * MiB)
+
+/*
+ * Pages moved to the device stay there when the kernel forgets the file:
+ * residency is the same afterwards, and reading it all back is served
+ * from the cache (no backing read).
+ */
+static void device_pages_survive_forget(void)
+{
+	struct hmmfs_ioc_residency *r;
+	long long reads;
+	uint64_t moved, dev_pages;
+	int fd;
+
+	IT_REQUIRE_OK(it_put(BACK("f"), NULL, 0));
+	fd = IT_REQUIRE_OK(open(BACK("f"), O_WRONLY));
+	IT_REQUIRE_OK(it_pwrite_pattern(fd, 0, LIFE_LEN, MiB, 41));
+	close(fd);
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_RDONLY));
+	IT_EQ(it_pread_check(fd, 0, LIFE_LEN, MiB, 41), -1);
+	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE, 0, LIFE_LEN, &moved));
+	r = it_residency(fd);
+	dev_pages = r->device;
+	IT_TRUE(dev_pages == moved && moved > 0, "%llu pages moved, %llu on the "
+		"device", (unsigned long long)moved, (unsigned long long)dev_pages);
+	close(fd);
+
+	kernel_forgets(1);
+	IT_EQ(stats_now().device_pages, dev_pages);
+	reads = (long long)stats_now().backing_reads;
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_RDONLY));
+	IT_EQ(it_residency(fd)->device, dev_pages);
+	IT_EQ(it_pread_check(fd, 0, LIFE_LEN, MiB, 41), -1);
+	IT_EQ((long long)stats_now().backing_reads, reads);
+	IT_EQ(stats_now().files_detached, 0);
+	close(fd);
+}
+
+/* Host pages too: a re-read after the kernel forgot reads nothing. */
+static void host_pages_survive_forget(void)
+{
+	long long reads;
+	char name[32];
+
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		IT_REQUIRE_OK(it_put_str(BACK(name), name));
+		IT_CONTENT_STR(MNT(name), name);
+	}
+	kernel_forgets(20);
+	IT_EQ(stats_now().files_cached, 20);
+	reads = (long long)stats_now().backing_reads;
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		IT_CONTENT_STR(MNT(name), name);
+	}
+	IT_EQ((long long)stats_now().backing_reads, reads);
+}
+
+/*
+ * A file changed in BACKING while the cache held it detached: the next
+ * lookup drops the old pages, and reads show the new bytes.
+ */
+static void change_while_detached_is_seen(void)
+{
+	struct timespec later[2] = { { .tv_nsec = UTIME_OMIT },
+				     { .tv_sec = 1700000000 } };
+
+	IT_REQUIRE_OK(it_put_str(BACK("f"), "old contents"));
+	IT_CONTENT_STR(MNT("f"), "old contents");
+	kernel_forgets(1);
+	/* the same size: only mtime tells */
+	IT_REQUIRE_OK(it_put_str(BACK("f"), "new contents"));
+	IT_REQUIRE_OK(utimensat(AT_FDCWD, BACK("f"), later, 0));
+	IT_CONTENT_STR(MNT("f"), "new contents");
+}
+
+/*
+ * An inode number BACKING gives again to a new file (after the old one
+ * was removed behind the mount while its pages sat detached) never shows
+ * the old file's pages, even with the same size and mtime: the file
+ * handle's generation tells them apart.
+ */
+static void reused_inode_number_never_shows_old_data(void)
+{
+	struct stat old, st;
+	char name[32];
+	int found = -1;
+
+	IT_REQUIRE_OK(it_put_str(BACK("victim"), "OLD DATA"));
+	IT_CONTENT_STR(MNT("victim"), "OLD DATA");
+	IT_REQUIRE_OK(stat(BACK("victim"), &old));
+	kernel_forgets(1);
+	IT_REQUIRE_OK(unlink(BACK("victim")));
+	for (int i = 0; i < 2000 && found < 0; i++) {
+		snprintf(name, sizeof(name), "new%d", i);
+		IT_REQUIRE_OK(it_put_str(BACK(name), "NEW DATA"));
+		IT_REQUIRE_OK(stat(BACK(name), &st));
+		if (st.st_ino == old.st_ino)
+			found = i;
+	}
+	if (found < 0) {
+		printf("  (BACKING gave no inode number twice in 2000 files: "
+		       "nothing to check)\n");
+		return;
+	}
+	printf("  (inode number %llu came back after %d files)\n",
+	       (unsigned long long)old.st_ino, found + 1);
+	IT_REQUIRE_OK(utimensat(AT_FDCWD, BACK(name),
+				(struct timespec[2]){ old.st_atim, old.st_mtim }, 0));
+	IT_CONTENT_STR(MNT(name), "NEW DATA");
+}
+
+/* Unlinked through the mount and forgotten: nothing of it stays cached. */
+static void unlinked_file_leaves_the_cache(void)
+{
+	IT_REQUIRE_OK(it_put_str(MNT("gone"), "soon gone"));
+	IT_CONTENT_STR(MNT("gone"), "soon gone");
+	IT_OK(unlink(MNT("gone")));
+	for (int i = 0; i < 50 && stats_now().files_cached; i++) {
+		IT_REQUIRE_OK(it_put_str("/proc/sys/vm/drop_caches", "2"));
+		usleep(100 * 1000);
+	}
+	IT_EQ(stats_now().files_cached, 0);
+	IT_EQ(stats_now().host_pages, 0);
+}
+
 static const struct it_test tests[] = {
 	{ "fsync'd data survives SIGKILL", fsynced_data_survives_sigkill, 0, NULL },
 	{ "SIGTERM writes back an open dirty file",
@@ -468,6 +627,16 @@ static const struct it_test tests[] = {
 	  "direct_io,device=hostsim,migrate=bounce" },
 	{ "a refused truncate keeps the size", refused_truncate_keeps_size, 0,
 	  NULL },
+	{ "device pages survive the kernel forgetting the file",
+	  device_pages_survive_forget, 0, "direct_io,device=hostsim" },
+	{ "host pages survive the kernel forgetting files",
+	  host_pages_survive_forget, 0, NULL },
+	{ "a change in BACKING while detached is seen",
+	  change_while_detached_is_seen, 0, NULL },
+	{ "a reused inode number never shows old data",
+	  reused_inode_number_never_shows_old_data, 0, NULL },
+	{ "an unlinked file leaves the cache", unlinked_file_leaves_the_cache,
+	  0, NULL },
 	{ NULL, NULL, 0, NULL },
 };
 

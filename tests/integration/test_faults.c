@@ -107,6 +107,7 @@ static void other_file_works(uint32_t seed)
  */
 static void write_error_then_clear(const char *errname, int err)
 {
+	struct hmmfs_ioc_stats st;
 	char spec[128];
 	int fd, fd2;
 
@@ -128,16 +129,88 @@ static void write_error_then_clear(const char *errname, int err)
 
 	faults_set("");
 	IT_OK(fsync(fd));
-	IT_EQ(stats().dirty_pages, 10);	/* bad2's, kept after its failed close */
+	/*
+	 * bad2's, kept after its failed close; or written back already if
+	 * the kernel forgot the file meanwhile (memory pressure, drop_caches
+	 * by anyone on the machine): a FORGET writes dirty pages back.
+	 */
+	st = stats();
+	IT_TRUE(st.dirty_pages == 10 || (st.dirty_pages == 0 &&
+		it_file_check(BACK("bad2"), 0, 40 * KiB, 12) == -1),
+		"dirty pages %llu, want 10 (or 0 and bad2 in BACKING)",
+		(unsigned long long)st.dirty_pages);
 	IT_EQ(it_file_check(BACK("bad"), 0, 300 * KiB, 11), -1);
 	IT_OK(close(fd));
 	/* bad2's pages stayed dirty after its failed close; fsync writes them */
-	fd2 = IT_REQUIRE_OK(open(MNT("bad2"), O_RDWR));
+	fd2 = open(MNT("bad2"), O_RDWR);
+	if (fd2 < 0 && errno == err)	/* the FORGET's writeback failed too: */
+		fd2 = open(MNT("bad2"), O_RDWR);	/* reported once, here */
+	IT_REQUIRE(fd2 >= 0, "open bad2: %s", it_errname(errno));
 	IT_OK(fsync(fd2));
 	IT_OK(close(fd2));
 	IT_EQ(stats().dirty_pages, 0);
 	IT_EQ(it_file_check(BACK("bad2"), 0, 40 * KiB, 12), -1);
 	IT_EQ(it_file_check(MNT("bad2"), 0, 40 * KiB, 12), -1);
+}
+
+/*
+ * Make the kernel forget its inodes until the daemon has @want detached
+ * files (FORGET comes when the kernel gets to it).
+ */
+static void kernel_forgets(uint64_t want)
+{
+	for (int i = 0; i < 50 && stats().files_detached < want; i++) {
+		sync();
+		IT_REQUIRE_OK(it_put_str("/proc/sys/vm/drop_caches", "2"));
+		usleep(100 * 1000);
+	}
+	IT_TRUE(stats().files_detached >= want, "%llu files detached, want %llu",
+		(unsigned long long)stats().files_detached,
+		(unsigned long long)want);
+}
+
+/*
+ * Dirty data whose writeback fails is kept when the kernel forgets the
+ * file: the size the mount shows stays the cache's, the next open for
+ * writing reports the error, the stats count it, and once BACKING works
+ * again the flusher's retry brings the bytes there, with no fsync.
+ */
+static void dirty_data_kept_when_forgotten(void)
+{
+	struct hmmfs_ioc_stats st;
+	struct stat sb;
+	int fd;
+
+	fault_mount("dirty_expire_ms=200");
+	faults_set("backing_write:enospc:name=/bad");
+	fd = IT_REQUIRE_OK(open(MNT("bad"), O_CREAT | O_RDWR, 0644));
+	IT_OK(it_pwrite_pattern(fd, 0, 300 * KiB, 64 * KiB, 21));
+	IT_ERRNO(close(fd), ENOSPC);
+	kernel_forgets(1);
+	st = stats();
+	IT_TRUE(st.dirty_pages >= 75, "dirty pages %llu, want >= 75",
+		(unsigned long long)st.dirty_pages);
+	IT_TRUE(st.dirty_pages_stuck >= 75, "stuck pages %llu, want >= 75",
+		(unsigned long long)st.dirty_pages_stuck);
+	IT_TRUE(st.writeback_errors > 0, "no writeback error counted");
+	IT_TRUE(it_log_count("stay dirty in the cache") >= 1,
+		"the daemon logs the kept data: %s", it_log_tail(500));
+	IT_OK(stat(MNT("bad"), &sb));
+	IT_EQ(sb.st_size, 300 * KiB);
+	IT_ERRNO(open(MNT("bad"), O_WRONLY), ENOSPC);	/* reported once */
+	fd = IT_REQUIRE_OK(open(MNT("bad"), O_RDONLY));
+	IT_EQ(it_pread_check(fd, 0, 300 * KiB, 100 * KiB, 21), -1);
+	close(fd);
+
+	faults_set("");
+	for (int i = 0; i < 300 && stats().dirty_pages; i++)
+		sleep_ms(100);
+	st = stats();
+	IT_EQ(st.dirty_pages, 0);
+	IT_EQ(st.dirty_pages_stuck, 0);
+	IT_EQ(it_file_check(BACK("bad"), 0, 300 * KiB, 21), -1);
+	IT_OK(stat(BACK("bad"), &sb));
+	IT_EQ(sb.st_size, 300 * KiB);
 }
 
 static void write_eio_then_clear(void)
@@ -394,6 +467,8 @@ static const struct it_test tests[] = {
 	  0, NULL },
 	{ "backing write ENOSPC: fsync, close, then cleared",
 	  write_enospc_then_clear, 0, NULL },
+	{ "dirty data kept when the kernel forgets the file",
+	  dirty_data_kept_when_forgotten, IT_NO_MOUNT, NULL },
 	{ "backing write EIO at rate 0.5", write_errors_at_a_rate, 0, NULL },
 	{ "short writes are finished", short_writes_are_finished, 0, NULL },
 	{ "short writes are finished (psync)", short_writes_psync, 0, NULL },
