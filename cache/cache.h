@@ -15,8 +15,11 @@
  *   3. cache->lru_lock    (active/inactive lists)
  *   4. cache->dirty_lock  (the list of files with dirty pages)
  *   5. frame pool lock
- * Eviction holds lru_lock and only *tries* page locks, so it never waits
- * against this order.  The page index is read under RCU without locks.
+ * cache->files_lock (every file's identity and attach count, lifetime.c)
+ * is taken with no page lock held, before cfile->lock; cache->idle_lock
+ * is a leaf.  Eviction holds lru_lock and only *tries* page locks, so it
+ * never waits against this order.  The page index is read under RCU
+ * without locks.
  *
  * Every function returns 0 (or a count) on success and -errno on failure.
  */
