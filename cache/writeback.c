@@ -655,18 +655,27 @@ int cache_fsync(struct cfile *f, bool datasync)
 	return 0;
 }
 
-/* Pick a file with dirty pages and hold it.  Context: dirty_lock held. */
+/*
+ * Pick a file with dirty pages and hold it: one dirty since before
+ * @older_than, or @any; a file backing off after failed writebacks only
+ * when @older_than is UINT64_MAX (sync: now, failing or not).
+ * Context: dirty_lock held.
+ */
 static struct cfile *dirty_file_pick_locked(struct cache *c, uint64_t older_than,
 					    bool any)
 {
+	uint64_t now = cache_now_ms();
 	struct clist *pos;
 
 	for (pos = c->dirty_files.prev; pos != &c->dirty_files; pos = pos->prev) {
 		struct cfile *f = clist_entry(pos, struct cfile, dirty_link);
-
 		/* written under cfile->lock; a stale read only delays */
-		if (any || atomic_load_explicit(&f->oldest_dirty_ms,
-						memory_order_relaxed) <= older_than) {
+		uint64_t oldest = atomic_load_explicit(&f->oldest_dirty_ms,
+						       memory_order_relaxed);
+
+		if (oldest > now && older_than != UINT64_MAX)
+			continue;	/* failing: backing off */
+		if (any || oldest <= older_than) {
 			atomic_fetch_add(&f->users, 1);
 			/* rotate, so the next pick starts with another file */
 			clist_del(pos);
@@ -782,7 +791,8 @@ static void *flusher_main(void *arg)
 		ts.tv_nsec += (long)(period % 1000) * 1000000;
 		ts.tv_sec += period / 1000 + ts.tv_nsec / 1000000000;
 		ts.tv_nsec %= 1000000000;
-		if (atomic_load(&c->nr_dirty) <= c->bg_pages)
+		/* over the background limit, but failing: do not spin */
+		if (atomic_load(&c->nr_dirty) <= c->bg_pages || c->last_wb_err)
 			pthread_cond_timedwait(&c->flush_cond, &c->dirty_lock, &ts);
 		if (c->stop)
 			break;
@@ -844,7 +854,7 @@ int cache_sync_all(struct cache *c)
 	size_t guard = 1u << 20;
 
 	while (atomic_load(&c->nr_dirty) && guard--) {
-		r = flush_one_file(c, true, 0, true);
+		r = flush_one_file(c, true, UINT64_MAX, true);
 		if (r == 0)
 			break;
 		if (r < 0) {
