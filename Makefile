@@ -62,12 +62,14 @@ IT_SRCS    := $(sort $(wildcard tests/integration/*.c))
 FSX_SRCS   := $(sort $(wildcard tests/fsx/*.c))
 CRASH_SRCS := $(sort $(wildcard tests/crash/*.c))
 RACE_SRCS  := $(sort $(wildcard tests/stress/*.c))
+# helpers shared by the checkers (the drop_caches thread of -D)
+TCOMMON_SRCS := $(sort $(wildcard tests/common/*.c))
 
 FS_OBJS    := $(FS_SRCS:%.c=$(B)/obj/%.o)
 ALL_OBJS   := $(FS_OBJS) $(DAEMON_SRC:%.c=$(B)/obj/%.o) $(CTL_SRCS:%.c=$(B)/obj/%.o) \
 	      $(UNIT_SRCS:%.c=$(B)/obj/%.o) $(IT_SRCS:%.c=$(B)/obj/%.o) \
 	      $(FSX_SRCS:%.c=$(B)/obj/%.o) $(CRASH_SRCS:%.c=$(B)/obj/%.o) \
-	      $(RACE_SRCS:%.c=$(B)/obj/%.o) \
+	      $(RACE_SRCS:%.c=$(B)/obj/%.o) $(TCOMMON_SRCS:%.c=$(B)/obj/%.o) \
 	      $(B)/obj/tests/gpu/cudabw.o
 
 HMMFS      := $(B)/hmmfs
@@ -124,12 +126,12 @@ $(IT_BIN): $(IT_SRCS:%.c=$(B)/obj/%.o)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcunit
 
-$(FSX_BIN): $(FSX_SRCS:%.c=$(B)/obj/%.o)
+$(FSX_BIN): $(FSX_SRCS:%.c=$(B)/obj/%.o) $(TCOMMON_SRCS:%.c=$(B)/obj/%.o)
 	$(quiet) LD $@
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(CRASH_BIN): $(CRASH_SRCS:%.c=$(B)/obj/%.o)
+$(CRASH_BIN): $(CRASH_SRCS:%.c=$(B)/obj/%.o) $(TCOMMON_SRCS:%.c=$(B)/obj/%.o)
 	$(quiet) LD $@
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -3,7 +3,7 @@
  * tests/crash/crash.c — kill the daemon mid-work, remount, check the data.
  *
  *     HMMFS=... [HMMFSCTL=...] hmmfscrash [-n ITERATIONS] [-s SEED] [-T]
- *                                         [-o OPTS] [-k MAX_MS] [-v]
+ *                                         [-o OPTS] [-k MAX_MS] [-D MS] [-v]
  *
  * Crash loop (default).  BACKING and MNT live in a fresh temp dir.  Each
  * iteration mounts "$HMMFS BACKING MNT -f -o OPTS" (default a 256 KiB host
@@ -36,6 +36,16 @@
  * and requires exit status 0 and every byte in BACKING.  Then the same
  * data again, closed, and a plain umount.
  *
+ * Drops (-D MS).  A thread writes "2" to /proc/sys/vm/drop_caches every MS
+ * ms for the whole run, both modes, checking mounts included
+ * (tests/common/dropcaches.c), so the kernel forgets every inode no
+ * descriptor holds and hmmfs detaches and reattaches cache state under
+ * the kill.  The writers hold their files open, so in the crash loop each
+ * writer also closes its file after one write in WRITER_DROP_ONE_IN,
+ * waits for a drop that started after the close (dropcaches_now()) and
+ * opens the file again: dirty pages not yet fsynced meet a FORGET, then
+ * the kill.  Not root: said once, no drops.
+ *
  * Exit: 0 all good, 1 a check failed, 2 usage, 77 cannot run (not root,
  * no /dev/fuse, no $HMMFS).  TIMEOUT: an iteration takes about 1-3 s; the
  * make check run (-n 10) about 20 s.
@@ -59,6 +69,7 @@
 #include <unistd.h>
 
 #include "fs/hmmfs_ioctl.h"
+#include "tests/common/dropcaches.h"
 
 #define NFILES		8
 #define NWRITERS	4
@@ -66,6 +77,7 @@
 #define WRITE_MAX	(64 << 10)
 #define PAGE		4096
 #define READ_MAX	(4 << 20)	/* more than any file here holds */
+#define WRITER_DROP_ONE_IN 32	/* with -D: writes followed by close, drop, open */
 
 extern char **environ;
 
@@ -75,6 +87,7 @@ static bool verbose;
 static _Atomic uint32_t generation;
 static atomic_bool stop;
 static atomic_int threads_done;
+static struct dropcaches dropper;	/* -D */
 
 /* A write issued but not acknowledged by an fsync (yet). */
 struct pending {
@@ -102,7 +115,7 @@ struct tfile {
 static struct tfile files[NFILES];
 
 struct counts {
-	_Atomic uint64_t writes, fsyncs, migrations, migrate_fail;
+	_Atomic uint64_t writes, fsyncs, migrations, migrate_fail, reopens;
 };
 static struct counts cnt;
 
@@ -280,6 +293,22 @@ static void pend_ack(struct tfile *t)
 	t->pend_end = 0;
 }
 
+/*
+ * Close @t's file, drop the kernel's inodes, open it again: its unsynced
+ * writes stay pending (a close acknowledges nothing).  Return: 0, or -1
+ * when the open failed (the daemon is gone).
+ */
+static int reopen_dropped(struct tfile *t)
+{
+	close(t->fd);
+	dropcaches_now(&dropper);
+	t->fd = open(path_in(mnt, t->name), O_RDWR | O_CLOEXEC);
+	if (t->fd < 0)
+		return -1;
+	atomic_fetch_add(&cnt.reopens, 1);
+	return 0;
+}
+
 static void *writer_main(void *arg)
 {
 	int me = (int)(intptr_t)arg;
@@ -311,6 +340,9 @@ static void *writer_main(void *arg)
 			pend_ack(t);
 			atomic_fetch_add(&cnt.fsyncs, 1);
 		}
+		if (dropper.running && rng_next(&seed) % WRITER_DROP_ONE_IN == 0 &&
+		    reopen_dropped(t) < 0)
+			break;
 	}
 	free(buf);
 	atomic_fetch_add(&threads_done, 1);
@@ -514,9 +546,11 @@ static int crash_loop(int iterations, uint64_t seed, const char *opts, int max_m
 			bad++;
 		}
 		printf("crash: iteration %d: killed after %ld ms: %llu writes, %llu fsyncs, "
-		       "%llu migrations (%llu failed); %llu acknowledged bytes checked%s\n",
+		       "%llu reopens with a drop, %llu migrations (%llu failed); "
+		       "%llu acknowledged bytes checked%s\n",
 		       it + 1, kill_ms, (unsigned long long)cnt.writes,
-		       (unsigned long long)cnt.fsyncs, (unsigned long long)cnt.migrations,
+		       (unsigned long long)cnt.fsyncs, (unsigned long long)cnt.reopens,
+		       (unsigned long long)cnt.migrations,
 		       (unsigned long long)cnt.migrate_fail, (unsigned long long)acked,
 		       bad ? ": FAILED" : "");
 		fflush(stdout);
@@ -663,26 +697,27 @@ static void cleanup(void)
 int main(int argc, char **argv)
 {
 	const char *opts = "host_cache=256K,device_cache=64M";
-	int iterations = 10, max_ms = 1500, opt, ret;
+	int iterations = 10, max_ms = 1500, drop_ms = 0, opt, ret;
 	bool flush_mode = false;
 	uint64_t seed = (uint64_t)time(NULL);
 
-	while ((opt = getopt(argc, argv, "n:s:To:k:v")) != -1) {
+	while ((opt = getopt(argc, argv, "n:s:To:k:D:v")) != -1) {
 		switch (opt) {
 		case 'n': iterations = atoi(optarg); break;
 		case 's': seed = strtoull(optarg, NULL, 0); break;
 		case 'T': flush_mode = true; break;
 		case 'o': opts = optarg; break;
 		case 'k': max_ms = atoi(optarg); break;
+		case 'D': drop_ms = atoi(optarg); break;
 		case 'v': verbose = true; break;
 		default:
 			fprintf(stderr, "usage: hmmfscrash [-n ITER] [-s SEED] [-T] "
-				"[-o OPTS] [-k MAX_MS] [-v]\n");
+				"[-o OPTS] [-k MAX_MS] [-D MS] [-v]\n");
 			return 2;
 		}
 	}
-	if (iterations < 1 || max_ms < 40) {
-		fprintf(stderr, "crash: -n must be >= 1 and -k >= 40\n");
+	if (iterations < 1 || max_ms < 40 || drop_ms < 0) {
+		fprintf(stderr, "crash: -n must be >= 1, -k >= 40 and -D >= 0\n");
 		return 2;
 	}
 	hmmfs = getenv("HMMFS");
@@ -712,11 +747,21 @@ int main(int argc, char **argv)
 	}
 	printf("crash: seed %llu, %s, in %s\n", (unsigned long long)seed,
 	       flush_mode ? "flush mode" : opts, root);
+	if (drop_ms)
+		dropcaches_start(&dropper, (unsigned)drop_ms, "crash");
 	if (flush_mode)
 		ret = flush_round(true, (uint32_t)seed | 1) |
 		      flush_round(false, (uint32_t)seed + 2);
 	else
 		ret = crash_loop(iterations, seed, opts, max_ms);
+	if (dropper.running) {
+		dropcaches_stop(&dropper);
+		printf("crash: drop_caches: %llu drops (every %d ms, and %llu between "
+		       "a writer's close and open)%s\n",
+		       (unsigned long long)atomic_load(&dropper.drops), drop_ms,
+		       (unsigned long long)atomic_load(&dropper.now_drops),
+		       dropper.failed ? "; the thread stopped early: a write failed" : "");
+	}
 	if (ret)
 		fprintf(stderr, "crash: the daemon's log: %s\n", logpath);
 	if (ret)

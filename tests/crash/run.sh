@@ -1,11 +1,14 @@
 #!/bin/sh
-# tests/crash/run.sh [-n ITERATIONS] [-s SEED] — crash loop, then flush mode.
+# tests/crash/run.sh [-n ITERATIONS] [-s SEED] [-D MS] — crash loop, then
+# flush mode.
 #
 # Runs build/tests/hmmfscrash (see tests/crash/crash.c): ITERATIONS
 # (default 10, about 20 s) rounds of writers + fsyncs + a hmmfsctl migrate
 # loop over a 256 KiB host cache, the daemon SIGKILLed at a random moment,
 # remount, every fsync-acknowledged byte checked; then flush mode (-T):
 # thousands of dirty pages on both tiers, SIGTERM and umount write them all.
+# Both, all along, with the kernel's inodes dropped (echo 2 >
+# /proc/sys/vm/drop_caches) every MS ms (default 100; -D 0: off).
 # The long mode is one command:  tests/crash/run.sh -n 100
 #
 # Environment: HMMFS (required), HMMFSCTL (else the ioctl is used), BUILD
@@ -16,17 +19,18 @@ set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${BUILD:-$here/../../build}/tests/hmmfscrash
-n=10 seed=""
-while getopts n:s: opt; do
+n=10 seed="" drop_ms=100
+while getopts n:s:D: opt; do
 	case $opt in
 	n) n=$OPTARG ;;
 	s) seed="-s $OPTARG" ;;
-	*) echo "usage: $0 [-n ITERATIONS] [-s SEED]" >&2; exit 2 ;;
+	D) drop_ms=$OPTARG ;;
+	*) echo "usage: $0 [-n ITERATIONS] [-s SEED] [-D MS]" >&2; exit 2 ;;
 	esac
 done
 [ -x "$bin" ] || { echo "crash: build $bin first (make $bin)" >&2; exit 2; }
 # shellcheck disable=SC2086
-"$bin" -n "$n" $seed
+"$bin" -n "$n" -D "$drop_ms" $seed
 rc=$?
 [ "$rc" -eq 0 ] || exit "$rc"
-exec "$bin" -T
+exec "$bin" -T -D "$drop_ms"

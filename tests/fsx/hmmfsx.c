@@ -58,6 +58,19 @@
  * for as long as the checkers run, so every operation also meets pages
  * that are on the device or on their way there or back.
  *
+ * With -D MS, a thread writes "2" to /proc/sys/vm/drop_caches every MS ms
+ * for as long as the checkers run (tests/common/dropcaches.c): the kernel
+ * forgets every inode no descriptor holds (files between a reopen's close
+ * and open, renamed-away names, the directory's dentries), so hmmfs sees
+ * FORGET and LOOKUP of the same files all the time and must keep or drop
+ * their cached pages correctly.  A checker holds its files open, which
+ * keeps their inodes, so one reopen in REOPEN_DROP_ONE_IN also waits,
+ * between its close and its open, for a drop that started after the
+ * close (dropcaches_now()): that file's next open is a LOOKUP after a
+ * FORGET, unless something else holds the inode (with -M the migrator
+ * keeps every file open, so there it seldom is).  Not root: said once,
+ * the run goes on without drops.
+ *
  * -X is for testing hmmfsx itself: it flips one model byte just before a
  * full verification, which must then fail.
  */
@@ -84,6 +97,7 @@
 #include <unistd.h>
 
 #include "fs/hmmfs_ioctl.h"
+#include "tests/common/dropcaches.h"
 
 #define RING_SIZE		64
 #define BLOCK			4096u	/* O_DIRECT and collapse/insert unit */
@@ -93,6 +107,7 @@
 #define PROGRESS_EVERY_S	60.0
 #define MAX_FILES		1024
 #define MAX_THREADS		64
+#define REOPEN_DROP_ONE_IN	8	/* with -D: reopens that drop in between */
 
 enum op_kind {
 	OP_READ, OP_WRITE, OP_MAPREAD, OP_MAPWRITE, OP_TRUNCATE,
@@ -136,6 +151,9 @@ static const struct op_desc op_table[OP_KINDS] = {
 
 enum step { STEP_OK, STEP_SKIP, STEP_FAIL };
 
+/* op_record.mode of a reopen */
+enum { REOPEN_TRUNC = 1, REOPEN_DROPPED = 2 };
+
 struct config {
 	uint64_t seed;
 	uint64_t max_ops;
@@ -152,6 +170,7 @@ struct config {
 	bool quiet, verbose, keep, inject;
 	bool migrate;		/* -M: a thread migrating random ranges */
 	bool dedupe;		/* -K: data that dedupes, scanner at full speed */
+	unsigned drop_ms;	/* -D: drop the kernel's inodes this often; 0 off */
 };
 
 struct op_record {
@@ -160,7 +179,7 @@ struct op_record {
 	unsigned file;
 	uint64_t off, len;
 	uint64_t size_before, size_after;
-	int mode;		/* fallocate mode; 1 = O_TRUNC for reopen */
+	int mode;		/* fallocate mode; REOPEN_* flags for reopen */
 };
 
 struct test_file {
@@ -203,6 +222,8 @@ static uint64_t page_size;
 static uint64_t bufsize, dbufsize;
 static double start_time, deadline;
 static atomic_bool any_failed;
+/* -D: the drop_caches thread; dropcaches_now() from op_reopen */
+static struct dropcaches dropper;
 static atomic_uint_fast64_t total_ops;
 static atomic_bool noted[OP_KINDS];
 static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -533,7 +554,8 @@ static const struct op_record *find_op(const struct checker *c, uint64_t num)
 static void format_mode(const struct op_record *r, char *out, size_t n)
 {
 	if (r->kind == OP_REOPEN)
-		snprintf(out, n, "%s", r->mode ? " O_TRUNC" : "");
+		snprintf(out, n, "%s%s", r->mode & REOPEN_TRUNC ? " O_TRUNC" : "",
+			 r->mode & REOPEN_DROPPED ? " dropped" : "");
 	else if (r->kind == OP_ZERO && (r->mode & FALLOC_FL_KEEP_SIZE))
 		snprintf(out, n, " KEEP_SIZE");
 	else
@@ -542,7 +564,7 @@ static void format_mode(const struct op_record *r, char *out, size_t n)
 
 static void format_op(const struct op_record *r, char *out, size_t n)
 {
-	char range[96] = "", mode[16], size[64];
+	char range[96] = "", mode[32], size[64];
 	enum op_kind k = r->kind;
 
 	if (k == OP_TRUNCATE)
@@ -1093,10 +1115,14 @@ static void close_fds(struct test_file *f)
 static enum step op_reopen(struct checker *c, struct test_file *f)
 {
 	bool trunc = rng_below(c, 8) == 0;
+	bool drop = dropper.running && rng_below(c, REOPEN_DROP_ONE_IN) == 0;
 	struct op_record *r = begin_op(c, OP_REOPEN, f, 0, 0);
 
-	r->mode = trunc;
+	r->mode = (trunc ? REOPEN_TRUNC : 0) | (drop ? REOPEN_DROPPED : 0);
 	close_fds(f);
+	/* the file closed, the kernel may forget it: make sure it does */
+	if (drop)
+		dropcaches_now(&dropper);
 	f->fd = open(f->path, O_RDWR | (trunc ? O_TRUNC : 0));
 	if (f->fd < 0)
 		return fail_errno(c, f, "open", errno);
@@ -1517,7 +1543,7 @@ static void usage(FILE *out)
 	fprintf(out,
 "usage: hmmfsx [-s SEED] [-n OPS | -t SECONDS] [-f NFILES] [-l MAXLEN]\n"
 "              [-o MAXOPLEN] [-i VERIFY] [-j THREADS] [-b BACKINGDIR]\n"
-"              [-B] [-k] [-q] [-v] [-M] [-K] [-X] DIR\n"
+"              [-B] [-k] [-q] [-v] [-M] [-K] [-D MS] [-X] DIR\n"
 "\n"
 "fsx-style data-integrity checker: random reads, writes, mmap, truncate,\n"
 "fallocate, fsync, reopen, fadvise and O_DIRECT on NFILES files in DIR,\n"
@@ -1538,6 +1564,9 @@ static void usage(FILE *out)
 "  -v             log every operation\n"
 "  -M             migrate random ranges between host and device meanwhile\n"
 "  -K             dedupe stress: data of repeated bytes, scanner at full speed\n"
+"  -D, --drop-caches MS\n"
+"                 echo 2 > /proc/sys/vm/drop_caches every MS ms meanwhile\n"
+"                 (0: off; needs root, else a warning and no drops)\n"
 "  -X             inject a model error to prove the checker catches it\n"
 "  -h, --help     this help\n"
 "\n"
@@ -1615,6 +1644,7 @@ static bool parse_option(int opt, const char *arg, bool *seeded)
 	case 'X': cfg.inject = true; return true;
 	case 'M': cfg.migrate = true; return true;
 	case 'K': cfg.dedupe = true; return true;
+	case 'D': return parse_unsigned(arg, &cfg.drop_ms, 0, 3600000);
 	default: return false;
 	}
 }
@@ -1631,12 +1661,14 @@ static uint64_t random_seed(void)
 static void parse_args(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+		{ "help", no_argument, NULL, 'h' },
+		{ "drop-caches", required_argument, NULL, 'D' },
+		{ NULL, 0, NULL, 0 },
 	};
 	bool seeded = false;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "s:n:t:f:l:o:i:j:b:BkqvMKXh",
+	while ((opt = getopt_long(argc, argv, "s:n:t:f:l:o:i:j:b:BkqvMKD:Xh",
 				  longopts, NULL)) != -1) {
 		if (opt == 'h') {
 			usage(stdout);
@@ -1831,6 +1863,8 @@ int main(int argc, char **argv)
 	deadline = start_time + cfg.seconds;
 	if (cfg.dedupe)
 		dedupe_full_speed();
+	if (cfg.drop_ms)
+		dropcaches_start(&dropper, cfg.drop_ms, "hmmfsx");
 	if (cfg.migrate) {
 		mig.cs = cs;
 		rng_seed(&mig.rng, cfg.seed, MAX_THREADS);
@@ -1846,6 +1880,14 @@ int main(int argc, char **argv)
 		printf("hmmfsx: migrator: %" PRIu64 " calls, %" PRIu64 " pages to the "
 		       "device, %" PRIu64 " to the host, %" PRIu64 " refused\n",
 		       mig.calls, mig.moved[1], mig.moved[0], mig.refused);
+	}
+	if (dropper.running) {
+		dropcaches_stop(&dropper);
+		printf("hmmfsx: drop_caches: %" PRIu64 " drops (every %u ms, and "
+		       "%" PRIu64 " between a reopen's close and open)%s\n",
+		       atomic_load(&dropper.drops), cfg.drop_ms,
+		       atomic_load(&dropper.now_drops),
+		       dropper.failed ? "; the thread stopped early: a write failed" : "");
 	}
 	if (ok)
 		print_summary(cs, now_seconds() - start_time);

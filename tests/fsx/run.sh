@@ -28,6 +28,10 @@
 #                   many seconds with a random seed instead of the seed list
 #   HMMFSX_TIMEOUT  seconds before a run is killed (default 300, long mode
 #                   HMMFSX_LONG + 600)
+#   HMMFSX_DROP_MS  hmmfsx -D: echo 2 > /proc/sys/vm/drop_caches every this
+#                   many ms during each run, so the kernel forgets inodes
+#                   under the checker (default 100; 0: off).  Not root:
+#                   hmmfsx says so and runs without drops
 #
 # Examples (from the top of the tree, after make build/tests/hmmfsx):
 #   HMMFS=$PWD/build/hmmfs tests/fsx/run.sh build/tests/hmmfsx
@@ -58,6 +62,7 @@ fi
 
 SEEDS=${HMMFSX_SEEDS:-1 2}
 OPS=${HMMFSX_OPS:-20000}
+DROP_MS=${HMMFSX_DROP_MS:-100}
 LONG=${HMMFSX_LONG:-}
 if [ -n "$LONG" ]; then
 	TIMEOUT=${HMMFSX_TIMEOUT:-$((LONG + 600))}
@@ -297,11 +302,11 @@ for config in "${configs[@]}"; do
 	opts=$(join_opts "$config" "${HMMFS_OPTS:-}")
 	if [ -n "$LONG" ]; then
 		# no -q: hmmfsx prints its progress every minute
-		run_one "$opts" -s "$(random_seed)" -t "$LONG" "${extra[@]}" "$@"
+		run_one "$opts" -s "$(random_seed)" -t "$LONG" -D "$DROP_MS" "${extra[@]}" "$@"
 		continue
 	fi
 	for seed in $SEEDS $(random_seed); do
-		run_one "$opts" -q -s "$seed" -n "$OPS" "${extra[@]}" "$@"
+		run_one "$opts" -q -s "$seed" -n "$OPS" -D "$DROP_MS" "${extra[@]}" "$@"
 	done
 done
 

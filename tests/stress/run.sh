@@ -10,7 +10,9 @@
 # fallocates, renames, mmap and O_DIRECT I/O, with its migrator (-M) and
 # dedupe stress (-K: data that merges, the scanner at full speed) for
 # SECONDS (default 15; the long mode is one command: tests/stress/run.sh
-# -t 3600), then unmounts.  Beside it, for the same time, hmmfsrace races
+# -t 3600), with the kernel's inodes dropped (echo 2 >
+# /proc/sys/vm/drop_caches, hmmfsx -D) every STRESS_DROP_MS ms (default
+# 100; 0: off), then unmounts.  Beside it, for the same time, hmmfsrace races
 # processes on the same few pages of 2 files in MNT/race: 4 writers each
 # looping {pwrite 64 KiB at 0; close; open O_TRUNC; close}, truncate(2),
 # the migrate and residency ioctls, rename and unlink (the page_drop
@@ -44,6 +46,7 @@ fsx=${BUILD:-$here/../../build}/tests/hmmfsx
 race=${BUILD:-$here/../../build}/tests/hmmfsrace
 opts=${STRESS_OPTS:-host_cache=8M,device_cache=64M,ksm=on}
 overhead_mb=${STRESS_OVERHEAD_MB:-96}
+drop_ms=${STRESS_DROP_MS:-100}
 if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/fuse ]; then
 	echo "stress: needs root and /dev/fuse"
 	exit 77
@@ -70,8 +73,8 @@ for _ in $(seq 100); do
 done
 grep -q " $work/m " /proc/self/mounts || { echo "stress: no mount"; cat "$work/daemon.log"; exit 1; }
 
-echo "stress: $threads threads, -M -K, $secs s, -o $opts"
-timeout $((secs + 60)) "$fsx" -q -j "$threads" -f $((threads * 2)) -l 1m -o 64k -M -K -t "$secs" \
+echo "stress: $threads threads, -M -K -D $drop_ms, $secs s, -o $opts"
+timeout $((secs + 60)) "$fsx" -q -j "$threads" -f $((threads * 2)) -l 1m -o 64k -M -K -D "$drop_ms" -t "$secs" \
 	-b "$work/b" "$work/m" &
 checker=$!
 mkdir "$work/m/race"
