@@ -809,6 +809,8 @@ static int inode_cfile_get(struct hmmfs *fs, struct hmm_inode *inode,
 		int fd = itab_fd_get(&fs->itab, inode);
 
 		ret = fd < 0 ? fd : cache_file_open(fs->cache, fd, &cf);
+		if ((ret == -EMFILE || ret == -ENFILE) && fdc_shrink(&fs->itab.fdc))
+			ret = cache_file_open(fs->cache, fd, &cf);	/* as openat_retry */
 		if (fd >= 0)
 			itab_fd_put(&fs->itab, inode);
 		if (!ret) {
@@ -1342,6 +1344,10 @@ static void hmmfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	int fd = dup(fh_fd(fi));
 	int ret = fd < 0 ? -errno : 0;
 
+	if ((ret == -EMFILE || ret == -ENFILE) && fdc_shrink(&fs_of(req)->itab.fdc)) {
+		fd = dup(fh_fd(fi));	/* as openat_retry */
+		ret = fd < 0 ? -errno : 0;
+	}
 	if (!ret && close(fd) < 0)
 		ret = -errno;
 	if (!cf)	/* here, not at release: that comes after close returns */
