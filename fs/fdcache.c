@@ -26,7 +26,9 @@
  * by the worker threads and the open files).  If an open fails with
  * EMFILE or ENFILE (the limit was lowered under a running daemon, or
  * open files took it), fdc_shrink() halves the bound and the open is
- * tried once more.
+ * tried once more.  A lookup of a known object opens its name anyway (to
+ * learn what it is); fdc_offer() lets a closed entry take that descriptor
+ * instead of reopening by handle later.
  *
  * Pinned entries: a reference that lives long.
  *   - The root: pinned at init, forever.
@@ -394,6 +396,21 @@ void fdc_put(struct fdcache *c, struct fdc_entry *e)
 		evict_locked(c);
 	}
 	pthread_mutex_unlock(&c->lock);
+}
+
+void fdc_offer(struct fdcache *c, struct fdc_entry *e, int fd)
+{
+	pthread_mutex_lock(&c->lock);
+	if (e->fd < 0 && e->fh) {	/* closed: so on no list, unused */
+		e->fd = fd;
+		fd = -1;
+		c->open++;
+		lru_add_locked(c, e);
+		evict_locked(c);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (fd >= 0)
+		close(fd);
 }
 
 void fdc_keep(struct fdcache *c, struct fdc_entry *e, int fd)

@@ -143,6 +143,13 @@ void fdc_put(struct fdcache *c, struct fdc_entry *e);
 void fdc_keep(struct fdcache *c, struct fdc_entry *e, int fd);
 
 /*
+ * fdc_offer() - @fd, a fresh O_PATH descriptor of @e's object (a lookup
+ * opened it by name), is consumed: it becomes @e's cached descriptor if
+ * @e has none open, saving a reopen by handle, else it is closed.
+ */
+void fdc_offer(struct fdcache *c, struct fdc_entry *e, int fd);
+
+/*
  * fdc_shrink() - an open failed with EMFILE or ENFILE: lower the bound to
  * half the descriptors now cached (not below FDC_MIN_MAX) and close the
  * surplus.  Return: true if a descriptor was closed (worth a retry).

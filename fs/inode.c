@@ -246,7 +246,8 @@ int itab_lookup_insert(struct itab *t, int fd, const struct stat *st,
 	in = itab_find_get_locked(t, st);
 	pthread_mutex_unlock(&t->lock);
 	if (in) {
-		close(fd);
+		/* the lookup just raised keeps @in from being freed meanwhile */
+		fdc_offer(&t->fdc, &in->fde, fd);
 		*out = in;
 		return 0;
 	}

@@ -116,7 +116,8 @@ void itab_destroy(struct itab *t);
  * itab_lookup_insert() - find or add the inode for @st, and count a lookup.
  * @t:   the table.
  * @fd:  an O_PATH descriptor of the object; always consumed (kept by a new
- *       inode, closed when the object was already known).
+ *       inode, or by a known one whose cached descriptor was closed;
+ *       else closed).
  * @st:  its attributes (dev, ino, mode).
  * @out: the inode, with ->nlookup raised by one.
  *

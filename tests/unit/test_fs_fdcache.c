@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/unit/test_fs_fdcache.c — fs/fdcache.c: the bound holds (least
- * recently used closed first), descriptors in use and kept ones are never
+ * recently used closed first), a lookup's fresh descriptor fills a closed
+ * entry, descriptors in use and kept ones are never
  * closed, a closed one reopens by handle to the same object (also after a
  * rename), a removed object's handle gives ESTALE, EMFILE shrinks the
  * bound, and where handles do not work (procfs) entries keep their
@@ -138,6 +139,26 @@ static void test_reopen_by_handle(void)
 	fixture_destroy(&f);
 }
 
+static void test_offer_fills_closed_entry(void)
+{
+	struct fixture f;
+	int fd = -1;
+
+	FIXTURE(&f, 4);
+	CU_ASSERT_EQUAL(f.e[0].fd, -1);
+	fd = openat(f.dirfd, "f0", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	fdc_offer(&f.c, &f.e[0], fd);
+	CU_ASSERT_EQUAL(f.e[0].fd, fd);	/* taken, cached at the head */
+	CU_ASSERT_EQUAL(fdc_open_count(&f.c), 4);
+	CU_ASSERT_EQUAL(fdc_get(&f.c, &f.e[0]), fd);
+	CU_ASSERT_EQUAL(fdc_reopens(&f.c), 0);
+	fd = openat(f.dirfd, "f0", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	fdc_offer(&f.c, &f.e[0], fd);	/* it has one: this one is closed */
+	CU_ASSERT_FALSE(fd_is_open(fd));
+	fdc_put(&f.c, &f.e[0]);
+	fixture_destroy(&f);
+}
+
 static void test_in_use_never_closed(void)
 {
 	struct fixture f;
@@ -260,6 +281,7 @@ static void test_no_handles_keeps_fds(void)
 static CU_TestInfo tests[] = {
 	{ "bound_closes_least_recent", test_bound_closes_least_recent },
 	{ "reopen_by_handle", test_reopen_by_handle },
+	{ "offer_fills_closed_entry", test_offer_fills_closed_entry },
 	{ "in_use_never_closed", test_in_use_never_closed },
 	{ "rename_keeps_handle", test_rename_keeps_handle },
 	{ "removed_object_is_stale", test_removed_object_is_stale },
