@@ -154,7 +154,11 @@ static void stats_print_json(const struct hmmfs_ioc_stats *s,
 static void stats_print_text(const struct hmmfs_ioc_stats *s)
 {
 	if (!s->cache_on) {
-		printf("cache                 off (host_cache=0)\n");
+		/* the inodes' descriptors are counted with or without a cache */
+		printf("cache                 off (host_cache=0)\n"
+		       "%-21s %llu\n%-21s %llu\n",
+		       "fds_open", (unsigned long long)s->fds_open,
+		       "fd_reopens", (unsigned long long)s->fd_reopens);
 		return;
 	}
 	printf("%-21s %s\n%-21s %s\n%-21s %s\n", "io_engine", s->io_engine,

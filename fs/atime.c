@@ -120,7 +120,7 @@ int atime_setup(struct hmmfs *fs, const char *mountpoint)
 	struct hmm_atime *a = &fs->atime;
 	char real[PATH_MAX];
 
-	a->mnt = atime_clone_backing(fs->itab.root.fd);
+	a->mnt = atime_clone_backing(itab_root_fd(&fs->itab));
 	atomic_init(&a->mode, ATIME_RELATIME);
 	atomic_init(&a->checked_ms, 0);
 	if (realpath(mountpoint, real)) {
@@ -148,12 +148,18 @@ static int atime_open_clone(struct hmmfs *fs, struct hmm_inode *inode)
 		struct file_handle fh;
 		char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
 	} h;
-	int mnt_id;
+	int mnt_id, fd;
 
 	if (fs->atime.mnt < 0)
 		return -1;
 	h.fh.handle_bytes = MAX_HANDLE_SZ;
-	if (name_to_handle_at(inode->fd, "", &h.fh, &mnt_id, AT_EMPTY_PATH) < 0)
+	fd = itab_fd_get(&fs->itab, inode);
+	if (fd < 0)
+		return -1;
+	if (name_to_handle_at(fd, "", &h.fh, &mnt_id, AT_EMPTY_PATH) < 0)
+		h.fh.handle_bytes = 0;
+	itab_fd_put(&fs->itab, inode);
+	if (!h.fh.handle_bytes)
 		return -1;
 	return open_by_handle_at(fs->atime.mnt, &h.fh, O_RDONLY | O_CLOEXEC);
 }
@@ -161,12 +167,13 @@ static int atime_open_clone(struct hmmfs *fs, struct hmm_inode *inode)
 /* Set @inode's atime in BACKING to now by reading a byte of it. */
 static void atime_touch(struct hmmfs *fs, struct hmm_inode *inode)
 {
-	int fd = atime_open_clone(fs, inode);
+	int fd = atime_open_clone(fs, inode), pfd;
 	char path[64], c;
 
-	if (fd < 0) {
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", inode->fd);
+	if (fd < 0 && (pfd = itab_fd_get(&fs->itab, inode)) >= 0) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", pfd);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
+		itab_fd_put(&fs->itab, inode);
 	}
 	if (fd < 0)
 		return;		/* unreadable to us: atime stays */
@@ -185,6 +192,7 @@ bool atime_open(struct hmmfs *fs, struct hmm_inode *inode)
 {
 	struct stat st;
 	struct timespec now;
+	int fd, err;
 
 	switch (atime_mode_get(fs)) {
 	case ATIME_NEVER:
@@ -192,7 +200,12 @@ bool atime_open(struct hmmfs *fs, struct hmm_inode *inode)
 	case ATIME_STRICT:
 		return true;
 	}
-	if (fstatat(inode->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+	fd = itab_fd_get(&fs->itab, inode);
+	if (fd < 0)
+		return false;
+	err = fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	itab_fd_put(&fs->itab, inode);
+	if (err < 0)
 		return false;
 	clock_gettime(CLOCK_REALTIME, &now);
 	/* as the kernel's relatime_need_update() */

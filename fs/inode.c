@@ -14,6 +14,10 @@
  * reached zero.  A lookup racing with the forget of the same object either
  * finds the inode before the count drops (and raises it again) or after it
  * was unlinked from the table (and makes a fresh one): both under t->lock.
+ *
+ * A new inode is made outside t->lock (taking its file handle is a
+ * syscall), then the table is searched again under it: if another lookup
+ * inserted the same object meanwhile, ours is thrown away.
  */
 #include "fs/inode.h"
 
@@ -39,9 +43,15 @@ static size_t itab_hash(dev_t dev, ino_t ino, size_t nbuckets)
 
 int itab_init(struct itab *t, int root_fd, const struct stat *st)
 {
+	int ret = fdc_init(&t->fdc, 0, root_fd, st->st_dev);
+
+	if (ret)
+		return ret;
 	t->buckets = calloc(ITAB_MIN_BUCKETS, sizeof(*t->buckets));
-	if (!t->buckets)
+	if (!t->buckets) {
+		fdc_destroy(&t->fdc);
 		return -ENOMEM;
+	}
 	t->nbuckets = ITAB_MIN_BUCKETS;
 	t->count = 0;
 	t->release = NULL;
@@ -51,10 +61,12 @@ int itab_init(struct itab *t, int root_fd, const struct stat *st)
 	t->ndevs = t->devs_cap = 0;
 	t->wide_logged = 0;
 	t->root = (struct hmm_inode){
-		.fd = root_fd, .dev = st->st_dev, .ino = st->st_ino,
+		.dev = st->st_dev, .ino = st->st_ino,
 		.fino = st->st_ino,
 		.type = st->st_mode & S_IFMT, .nlookup = 2,
 	};
+	/* pinned: requests name the root without any lookup to keep it */
+	fdc_entry_init(&t->fdc, &t->root.fde, root_fd, st->st_dev, S_IFDIR, true);
 	pthread_mutex_init(&t->root.lock, NULL);
 	return 0;
 }
@@ -63,7 +75,7 @@ static void inode_free(struct itab *t, struct hmm_inode *inode)
 {
 	if (t->release)
 		t->release(t->release_arg, inode);
-	close(inode->fd);
+	fdc_entry_destroy(&t->fdc, &inode->fde);
 	pthread_mutex_destroy(&inode->lock);
 	free(inode);
 }
@@ -84,7 +96,8 @@ void itab_destroy(struct itab *t)
 	t->devs = NULL;
 	if (t->release)
 		t->release(t->release_arg, &t->root);
-	close(t->root.fd);
+	fdc_entry_destroy(&t->fdc, &t->root.fde);
+	fdc_destroy(&t->fdc);
 	pthread_mutex_destroy(&t->root.lock);
 	pthread_mutex_destroy(&t->lock);
 }
@@ -189,41 +202,69 @@ ino_t itab_ino(struct itab *t, dev_t dev, ino_t ino)
 	return fino;
 }
 
-static struct hmm_inode *inode_new(int fd, const struct stat *st)
+static struct hmm_inode *inode_new(struct itab *t, int fd,
+				   const struct stat *st)
 {
 	struct hmm_inode *in = calloc(1, sizeof(*in));
 
 	if (!in)
 		return NULL;
-	in->fd = fd;
 	in->dev = st->st_dev;
 	in->ino = st->st_ino;
 	in->type = st->st_mode & S_IFMT;
+	fdc_entry_init(&t->fdc, &in->fde, fd, in->dev, in->type, false);
 	pthread_mutex_init(&in->lock, NULL);
+	return in;
+}
+
+/* Free an inode that never was in the table (no release hook: unused). */
+static void inode_discard(struct itab *t, struct hmm_inode *in)
+{
+	fdc_entry_destroy(&t->fdc, &in->fde);
+	pthread_mutex_destroy(&in->lock);
+	free(in);
+}
+
+/* Raise @in's count if the object is known.  Return: the inode or NULL. */
+static struct hmm_inode *itab_find_get_locked(struct itab *t,
+					      const struct stat *st)
+{
+	struct hmm_inode *in = itab_find_locked(t, st->st_dev, st->st_ino);
+
+	if (in)
+		in->nlookup++;
 	return in;
 }
 
 int itab_lookup_insert(struct itab *t, int fd, const struct stat *st,
 		       struct hmm_inode **out)
 {
-	struct hmm_inode *in;
+	struct hmm_inode *in, *new;
 	size_t h;
 
 	pthread_mutex_lock(&t->lock);
-	in = itab_find_locked(t, st->st_dev, st->st_ino);
+	in = itab_find_get_locked(t, st);
+	pthread_mutex_unlock(&t->lock);
 	if (in) {
-		in->nlookup++;
-		pthread_mutex_unlock(&t->lock);
-		close(fd);
+		/* the lookup just raised keeps @in from being freed meanwhile */
+		fdc_offer(&t->fdc, &in->fde, fd);
 		*out = in;
 		return 0;
 	}
-	in = inode_new(fd, st);
-	if (!in) {
-		pthread_mutex_unlock(&t->lock);
+	new = inode_new(t, fd, st);	/* takes the handle: not under t->lock */
+	if (!new) {
 		close(fd);
 		return -ENOMEM;
 	}
+	pthread_mutex_lock(&t->lock);
+	in = itab_find_get_locked(t, st);
+	if (in) {	/* a racing lookup inserted it first */
+		pthread_mutex_unlock(&t->lock);
+		inode_discard(t, new);
+		*out = in;
+		return 0;
+	}
+	in = new;
 	in->nlookup = 1;
 	in->fino = itab_ino_locked(t, in->dev, in->ino);
 	if (t->count >= t->nbuckets)
@@ -280,4 +321,17 @@ size_t itab_count(struct itab *t)
 	n = t->count;
 	pthread_mutex_unlock(&t->lock);
 	return n;
+}
+
+void itab_keep(struct itab *t, dev_t dev, ino_t ino, int fd)
+{
+	struct hmm_inode *in;
+
+	pthread_mutex_lock(&t->lock);
+	in = itab_find_locked(t, dev, ino);
+	if (in)		/* under t->lock: it cannot be forgotten meanwhile */
+		fdc_keep(&t->fdc, &in->fde, fd);
+	pthread_mutex_unlock(&t->lock);
+	if (!in)
+		close(fd);
 }

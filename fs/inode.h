@@ -3,8 +3,10 @@
  * fs/inode.h — the inode table: FUSE node ids <-> backing objects.
  *
  * Every object the kernel knows by a node id is a struct hmm_inode, keyed by
- * the backing (st_dev, st_ino) and holding an O_PATH descriptor of it, never
- * a path.  The node id handed to the kernel is the inode's address (the root
+ * the backing (st_dev, st_ino) and reaching it through an O_PATH descriptor,
+ * never a path.  The descriptors live in a bounded cache (fdcache.h, in the
+ * table): take one with itab_fd_get() around each use, put it back with
+ * itab_fd_put(); a closed one is reopened by the object's file handle.  The node id handed to the kernel is the inode's address (the root
  * is FUSE_ROOT_ID); it stays valid until the kernel's lookup count drops to
  * zero through forget, which is exact: every reply that hands out an entry
  * adds one (itab_lookup_insert), every forget subtracts what it names.
@@ -21,7 +23,8 @@
  * Locking: one mutex, itab->lock, guards the hash chains and every
  * ->nlookup.  Inode fields other than those are set before the inode is
  * published and never change, except ->cache_*, which ->lock guards.
- * Lock order: itab->lock, then hmm_inode->lock (never the other way round).
+ * Lock order: itab->lock, then hmm_inode->lock (never the other way round);
+ * itab->lock, then itab->fdc.lock.
  */
 #ifndef HMMFS_FS_INODE_H
 #define HMMFS_FS_INODE_H
@@ -33,9 +36,12 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "fs/fdcache.h"
+
 /**
  * struct hmm_inode - one backing object the kernel holds a node id for.
- * @fd:        O_PATH|O_NOFOLLOW descriptor of the backing object; immutable.
+ * @fde:       the backing object's O_PATH descriptor and file handle, in
+ *             itab->fdc: use through itab_fd_get()/itab_fd_put().
  * @dev, @ino: the backing identity, the table key; immutable.
  * @fino:      the inode number reported to the kernel; immutable.
  * @type:      S_IFMT bits of the backing object; immutable.
@@ -52,7 +58,7 @@
  * @atime_due: under relatime, the next read sets atime (atime.c); atomic.
  */
 struct hmm_inode {
-	int fd;
+	struct fdc_entry fde;
 	dev_t dev;
 	ino_t ino;
 	ino_t fino;
@@ -80,6 +86,7 @@ struct hmm_inode {
  * @wide_logged: an inode number too wide for its prefix was logged.
  * @release: called for an inode about to be freed (before its fd closes),
  *           with @release_arg; may be NULL.
+ * @fdc:     the inodes' backing descriptors (its own lock).
  */
 struct itab {
 	pthread_mutex_t lock;
@@ -92,9 +99,14 @@ struct itab {
 	int wide_logged;
 	void (*release)(void *arg, struct hmm_inode *inode);
 	void *release_arg;
+	struct fdcache fdc;
 };
 
-/* Take ownership of @root_fd (an O_PATH fd of BACKING). Return 0 or -errno. */
+/*
+ * Take ownership of @root_fd (an O_PATH fd of BACKING); the descriptor
+ * cache gets its default bound (fdc_set_max() changes it) and finds out
+ * whether BACKING has handles (fdc_no_handles()).  Return 0 or -errno.
+ */
 int itab_init(struct itab *t, int root_fd, const struct stat *st);
 
 /* Close every descriptor and free every inode. */
@@ -104,7 +116,8 @@ void itab_destroy(struct itab *t);
  * itab_lookup_insert() - find or add the inode for @st, and count a lookup.
  * @t:   the table.
  * @fd:  an O_PATH descriptor of the object; always consumed (kept by a new
- *       inode, closed when the object was already known).
+ *       inode, or by a known one whose cached descriptor was closed;
+ *       else closed).
  * @st:  its attributes (dev, ino, mode).
  * @out: the inode, with ->nlookup raised by one.
  *
@@ -130,5 +143,36 @@ ino_t itab_ino(struct itab *t, dev_t dev, ino_t ino);
 
 /* Number of inodes other than the root (for tests and statistics). */
 size_t itab_count(struct itab *t);
+
+/*
+ * itab_keep() - the object (@dev, @ino) lost its last name through the
+ * mount; if the kernel still knows its inode, keep @fd (an O_PATH
+ * descriptor of it, consumed) as that inode's until it is freed: the
+ * handle may no longer open it (fdcache.c, "Pinned entries").
+ * Context: takes and releases t->lock, then t->fdc.lock under it.
+ */
+void itab_keep(struct itab *t, dev_t dev, ino_t ino, int fd);
+
+/*
+ * itab_fd_get() - @inode's backing O_PATH descriptor, referenced; give it
+ * back with itab_fd_put().  An inode with open files keeps one reference
+ * per open file.  Return: the descriptor or -errno (-ESTALE: the object
+ * is gone from BACKING).
+ */
+static inline int itab_fd_get(struct itab *t, struct hmm_inode *inode)
+{
+	return fdc_get(&t->fdc, &inode->fde);
+}
+
+static inline void itab_fd_put(struct itab *t, struct hmm_inode *inode)
+{
+	fdc_put(&t->fdc, &inode->fde);
+}
+
+/* BACKING's root: pinned, so usable without get and put. */
+static inline int itab_root_fd(struct itab *t)
+{
+	return t->root.fde.fd;
+}
 
 #endif

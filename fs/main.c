@@ -139,6 +139,18 @@ static off_t backing_max_size(const char *backing)
 	return ok;
 }
 
+/* One line at mount when inodes cannot give their descriptors back. */
+static void notice_no_handles(struct hmmfs *fs)
+{
+	int err = fdc_no_handles(&fs->itab.fdc);
+
+	if (err)
+		fprintf(stderr, "hmmfs: notice: BACKING's objects cannot be "
+			"reopened by file handle (%s): every inode the kernel holds "
+			"keeps a descriptor, max_fds does not apply\n",
+			strerror(err));
+}
+
 static int fs_init(struct hmmfs *fs, const struct hmmfs_opts *o,
 		   const char *backing)
 {
@@ -169,6 +181,8 @@ static int fs_init(struct hmmfs *fs, const struct hmmfs_opts *o,
 		close(fd);
 		return -1;
 	}
+	fdc_set_max(&fs->itab.fdc, o->max_fds);
+	notice_no_handles(fs);
 	fs->max_size = backing_max_size(backing);
 	return 0;
 }
@@ -741,11 +755,13 @@ out_free_argv:
 }
 
 /*
- * Every inode the kernel knows holds a descriptor of its BACKING file (and
- * every cached open file one more), so a directory of 10,000 files needs
- * more than the usual soft limit of 1024, or even a hard limit of 20,000
- * once the kernel also remembers other inodes.  Raise both as far as the
- * system allows (fs.nr_open; root may), else the soft limit to the hard.
+ * Inodes keep at most max_fds descriptors (fdcache.c), but each open file
+ * holds its own and each cached one more, and where BACKING has no file
+ * handles every inode the kernel knows keeps one, so that a directory of
+ * 10,000 files needs more than the usual soft limit of 1024.  Raise both
+ * as far as the system allows (fs.nr_open; root may), else the soft limit
+ * to the hard.  Done before the table is made: max_fds's default is a
+ * fraction of the soft limit.
  */
 static void fd_limit_raise(void)
 {

@@ -6,6 +6,12 @@
  * and reaches the backing object through the inode's O_PATH descriptor:
  * *at() calls relative to it, or "/proc/self/fd/N" where a call has no *at
  * form that works on O_PATH descriptors (open, chmod, truncate, xattrs).
+ * The descriptor comes referenced from the bounded descriptor cache
+ * (itab_fd_get, fdcache.c) and goes back right after the call; an open
+ * file or directory holds one reference until its release, so that an
+ * open file unlinked meanwhile stays reachable; unlink, rmdir and rename
+ * hand the descriptor of an object whose last name they removed to the
+ * table (victim_keep).
  * No path strings are stored, so a rename anywhere in BACKING never leaves
  * a stale name behind, and no request can name anything outside BACKING
  * (guard.c).  Each handler ends in exactly one fuse_reply_*() call; helpers
@@ -86,6 +92,8 @@ static void fd_path(char buf[64], int fd)
 /**
  * struct hmm_file - an open regular file.
  * @fd: the backing file, opened with the caller's flags (less O_DIRECT).
+ * @inode: its inode, whose O_PATH descriptor this open holds a reference
+ *      to until release (an unlinked file may have no handle that opens).
  * @ra: the cache's readahead state for this open file.
  * @link: on fs->open_files (fs->files_lock), so that files still open when
  *      the daemon ends (no RELEASE will come) are closed and freed.
@@ -94,6 +102,7 @@ static void fd_path(char buf[64], int fd)
  */
 struct hmm_file {
 	int fd;
+	struct hmm_inode *inode;
 	int accmode;	/* O_RDONLY, O_WRONLY or O_RDWR, from open */
 	struct cache_ra ra;
 	struct hmm_file_link link;
@@ -124,12 +133,34 @@ static int inode_cfile_attach(struct hmmfs *fs, struct hmm_inode *inode,
 static int inode_cfile_hold(struct hmmfs *fs, struct hmm_inode *inode,
 			    bool create, struct cfile **out);
 
-static int inode_stat(struct hmm_inode *inode, struct stat *st)
+/*
+ * An open that failed for want of descriptors: the descriptor cache gives
+ * some back (and keeps fewer from now on) and the open is tried again.
+ */
+static int openat_retry(struct hmmfs *fs, int dirfd, const char *name,
+			int flags, mode_t mode)
+{
+	int fd = openat(dirfd, name, flags, mode);
+
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE) &&
+	    fdc_shrink(&fs->itab.fdc))
+		fd = openat(dirfd, name, flags, mode);
+	return fd < 0 ? -errno : fd;
+}
+
+static int inode_stat(struct hmmfs *fs, struct hmm_inode *inode,
+		      struct stat *st)
 {
 	struct cfile *cf = inode_cfile(inode);
+	int fd = itab_fd_get(&fs->itab, inode), ret = 0;
 
-	if (fstatat(inode->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
+	if (fd < 0)
+		return fd;
+	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		ret = -errno;
+	itab_fd_put(&fs->itab, inode);
+	if (ret)
+		return ret;
 	st->st_ino = inode->fino;
 	if (cf)
 		cache_file_fix_attr(cf, st);
@@ -220,7 +251,7 @@ static int do_lookup(struct hmmfs *fs, struct hmm_inode *dir, const char *name,
 {
 	struct hmm_inode *inode;
 	struct cfile *cf;
-	int fd, ret;
+	int fd, dfd, ret;
 
 	entry_init(fs, e);
 	ret = guard_name(name);
@@ -228,9 +259,13 @@ static int do_lookup(struct hmmfs *fs, struct hmm_inode *dir, const char *name,
 		return ret;
 	if (dir == &fs->itab.root && strcmp(name, "..") == 0)
 		name = ".";	/* nothing above the root is reachable */
-	fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	dfd = itab_fd_get(&fs->itab, dir);
+	if (dfd < 0)
+		return dfd;
+	fd = openat_retry(fs, dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
+	itab_fd_put(&fs->itab, dir);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
 		ret = -errno;
 		close(fd);
@@ -292,7 +327,7 @@ static void reply_attr(fuse_req_t req, struct hmm_inode *inode,
 	struct stat st;
 	int ret;
 
-	ret = inode_stat(inode, &st);
+	ret = inode_stat(fs_of(req), inode, &st);
 	(void)fi;	/* the O_PATH fd sees the same object */
 	if (ret)
 		fuse_reply_err(req, -ret);
@@ -306,29 +341,40 @@ static void hmmfs_getattr(fuse_req_t req, fuse_ino_t ino,
 	reply_attr(req, inode_of(req, ino), fi);
 }
 
-static int set_mode(struct hmm_inode *inode, struct fuse_file_info *fi,
-		    mode_t mode)
+static int set_mode(struct hmmfs *fs, struct hmm_inode *inode,
+		    struct fuse_file_info *fi, mode_t mode)
 {
 	char path[64];
+	int fd, ret;
 
 	if (fi && inode->type == S_IFREG)
 		return fchmod(fh_fd(fi), mode) < 0 ? -errno : 0;
 	if (inode->type == S_IFLNK)
 		return -EOPNOTSUPP;	/* Linux symlinks have no mode */
-	fd_path(path, inode->fd);
-	return chmod(path, mode) < 0 ? -errno : 0;
+	fd = itab_fd_get(&fs->itab, inode);
+	if (fd < 0)
+		return fd;
+	fd_path(path, fd);
+	ret = chmod(path, mode) < 0 ? -errno : 0;
+	itab_fd_put(&fs->itab, inode);
+	return ret;
 }
 
-static int set_owner(struct hmm_inode *inode, int valid, struct stat *attr)
+static int set_owner(struct hmmfs *fs, struct hmm_inode *inode, int valid,
+		     struct stat *attr)
 {
 	uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
 	gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
 	struct cfile *cf;
-	int ret;
+	int fd = itab_fd_get(&fs->itab, inode), ret = 0;
 
-	if (fchownat(inode->fd, "", uid, gid,
-		     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
+	if (fd < 0)
+		return fd;
+	if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		ret = -errno;
+	itab_fd_put(&fs->itab, inode);
+	if (ret)
+		return ret;
 	if (uid == (uid_t)-1)
 		return 0;
 	/* a cfile opening now (inode_cfile_get) may have read the old owner */
@@ -350,7 +396,7 @@ static int set_size(struct hmmfs *fs, struct hmm_inode *inode,
 {
 	struct cfile *cf;
 	char path[64];
-	int ret;
+	int fd, ret;
 
 	if (size > fs->max_size)
 		return -EFBIG;	/* as BACKING would, before the cache takes it */
@@ -364,8 +410,13 @@ static int set_size(struct hmmfs *fs, struct hmm_inode *inode,
 	}
 	if (fi && inode->type == S_IFREG)
 		return ftruncate(fh_fd(fi), size) < 0 ? -errno : 0;
-	fd_path(path, inode->fd);
-	return truncate(path, size) < 0 ? -errno : 0;
+	fd = itab_fd_get(&fs->itab, inode);
+	if (fd < 0)
+		return fd;
+	fd_path(path, fd);
+	ret = truncate(path, size) < 0 ? -errno : 0;
+	itab_fd_put(&fs->itab, inode);
+	return ret;
 }
 
 static struct timespec time_arg(int valid, int set_bit, int now_bit,
@@ -378,6 +429,19 @@ static struct timespec time_arg(int valid, int set_bit, int now_bit,
 	return (struct timespec){ .tv_nsec = UTIME_OMIT };
 }
 
+/* utimensat() on an O_PATH descriptor @fd; 0 or -errno. */
+static int utimens_path(int fd, const struct timespec tv[2])
+{
+	char path[64];
+
+	if (utimensat(fd, "", tv, AT_EMPTY_PATH) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOENT)
+		return -errno;
+	fd_path(path, fd);	/* kernels without AT_EMPTY_PATH here */
+	return utimensat(AT_FDCWD, path, tv, 0) < 0 ? -errno : 0;
+}
+
 static int set_times(struct hmmfs *fs, struct hmm_inode *inode,
 		     struct fuse_file_info *fi, int valid, struct stat *attr)
 {
@@ -388,8 +452,7 @@ static int set_times(struct hmmfs *fs, struct hmm_inode *inode,
 			 &attr->st_mtim),
 	};
 	struct cfile *cf;
-	char path[64];
-	int ret;
+	int fd, ret;
 
 	ret = inode_cfile_hold(fs, inode, false, &cf);
 	if (ret)
@@ -404,15 +467,13 @@ static int set_times(struct hmmfs *fs, struct hmm_inode *inode,
 		cache_file_times_set(cf);
 		cache_file_change_begin(cf);
 	}
-	if (fi && inode->type == S_IFREG)
+	if (fi && inode->type == S_IFREG) {
 		ret = futimens(fh_fd(fi), tv) < 0 ? -errno : 0;
-	else if (utimensat(inode->fd, "", tv, AT_EMPTY_PATH) == 0)
-		ret = 0;
-	else if (errno != EINVAL && errno != ENOENT)
-		ret = -errno;
-	else {
-		fd_path(path, inode->fd);	/* kernels without AT_EMPTY_PATH here */
-		ret = utimensat(AT_FDCWD, path, tv, 0) < 0 ? -errno : 0;
+	} else if ((fd = itab_fd_get(&fs->itab, inode)) < 0) {
+		ret = fd;
+	} else {
+		ret = utimens_path(fd, tv);
+		itab_fd_put(&fs->itab, inode);
 	}
 	if (cf) {
 		cache_file_change_end(cf, -1);
@@ -428,9 +489,9 @@ static void hmmfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	int ret = 0;
 
 	if (valid & FUSE_SET_ATTR_MODE)
-		ret = set_mode(inode, fi, attr->st_mode);
+		ret = set_mode(fs_of(req), inode, fi, attr->st_mode);
 	if (!ret && (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
-		ret = set_owner(inode, valid, attr);
+		ret = set_owner(fs_of(req), inode, valid, attr);
 	if (!ret && (valid & FUSE_SET_ATTR_SIZE))
 		ret = set_size(fs_of(req), inode, fi, attr->st_size);
 	if (!ret && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
@@ -444,11 +505,21 @@ static void hmmfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
 static void hmmfs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
+	struct hmm_inode *inode = inode_of(req, ino);
 	char buf[PATH_MAX + 1];
-	ssize_t n = readlinkat(inode_of(req, ino)->fd, "", buf, sizeof(buf));
+	int fd = itab_fd_get(&fs_of(req)->itab, inode);
+	ssize_t n;
 
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	n = readlinkat(fd, "", buf, sizeof(buf));
 	if (n < 0)
-		fuse_reply_err(req, errno);
+		n = -errno;
+	itab_fd_put(&fs_of(req)->itab, inode);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
 	else if ((size_t)n >= sizeof(buf))
 		fuse_reply_err(req, ENAMETOOLONG);
 	else {
@@ -466,23 +537,28 @@ static int make_object(struct hmmfs *fs, fuse_req_t req, struct hmm_inode *dir,
 		       dev_t rdev, const char *target)
 {
 	struct creds c;
-	int ret = guard_name(name);
+	int dfd, ret = guard_name(name);
 
 	if (ret)
 		return ret;
+	dfd = itab_fd_get(&fs->itab, dir);
+	if (dfd < 0)
+		return dfd;
 	ret = creds_become(fs, req, &c);
 	if (ret)
-		return ret;
+		goto out_put_dir;
 	if (kind != MAKE_SYMLINK)
 		umask_become(req, &mode, &c);
 	if (kind == MAKE_DIR)
-		ret = mkdirat(dir->fd, name, mode);
+		ret = mkdirat(dfd, name, mode);
 	else if (kind == MAKE_SYMLINK)
-		ret = symlinkat(target, dir->fd, name);
+		ret = symlinkat(target, dfd, name);
 	else
-		ret = mknodat(dir->fd, name, mode, rdev);
+		ret = mknodat(dfd, name, mode, rdev);
 	ret = ret < 0 ? -errno : 0;
 	creds_restore(fs, &c);
+out_put_dir:
+	itab_fd_put(&fs->itab, dir);
 	return ret;
 }
 
@@ -526,23 +602,49 @@ static void hmmfs_symlink(fuse_req_t req, const char *target,
 					       MAKE_SYMLINK, 0, 0, target));
 }
 
+/* A new name @newname in directory @dfd for O_PATH descriptor @fd. */
+static int link_at(int fd, int dfd, const char *newname)
+{
+	char path[64];
+	int ret;
+
+	if (linkat(fd, "", dfd, newname, AT_EMPTY_PATH) == 0)
+		return 0;
+	ret = -errno;
+	if (ret == -ENOENT || ret == -EPERM) {
+		/* no CAP_DAC_READ_SEARCH: go through /proc */
+		fd_path(path, fd);
+		ret = linkat(AT_FDCWD, path, dfd, newname,
+			     AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+	}
+	return ret;
+}
+
 static void hmmfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		       const char *newname)
 {
 	struct hmm_inode *inode = inode_of(req, ino);
 	struct hmm_inode *dir = inode_of(req, newparent);
-	char path[64];
-	int ret = guard_name(newname);
+	struct itab *t = &fs_of(req)->itab;
+	int ret = guard_name(newname), fd, dfd;
 
-	if (!ret && linkat(inode->fd, "", dir->fd, newname, AT_EMPTY_PATH) < 0) {
-		ret = -errno;
-		if (ret == -ENOENT || ret == -EPERM) {
-			/* no CAP_DAC_READ_SEARCH: go through /proc */
-			fd_path(path, inode->fd);
-			ret = linkat(AT_FDCWD, path, dir->fd, newname,
-				     AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
-		}
+	if (ret)
+		goto out_reply;
+	fd = itab_fd_get(t, inode);
+	if (fd < 0) {
+		ret = fd;
+		goto out_reply;
 	}
+	dfd = itab_fd_get(t, dir);
+	if (dfd < 0) {
+		ret = dfd;
+		goto out_put_inode;
+	}
+	ret = link_at(fd, dfd, newname);
+	itab_fd_put(t, dir);
+out_put_inode:
+	itab_fd_put(t, inode);
+out_reply:
 	reply_made(req, dir, newname, ret);
 }
 
@@ -551,22 +653,81 @@ static void reply_status(fuse_req_t req, int ret)
 	fuse_reply_err(req, ret < 0 ? -ret : 0);
 }
 
+/*
+ * The object @name in @dfd names, opened before a call that may take its
+ * last name away (unlink, rmdir, a rename over it); -1 if there is none.
+ * Afterwards victim_keep() keeps it for the inode, if that was the last
+ * name: a handle may no longer open an object without names, but the
+ * kernel may still ask about it (fdcache.c, "Pinned entries").
+ */
+static int victim_open(int dfd, const char *name)
+{
+	return openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+}
+
+static void victim_keep(struct hmmfs *fs, int fd, int ret)
+{
+	struct stat st;
+
+	if (fd < 0)
+		return;
+	if (!ret && fstat(fd, &st) == 0 && st.st_nlink == 0)
+		itab_keep(&fs->itab, st.st_dev, st.st_ino, fd);
+	else
+		close(fd);
+}
+
+static int remove_name(struct hmmfs *fs, struct hmm_inode *dir,
+		       const char *name, int flags)
+{
+	int dfd, victim, ret = guard_name(name);
+
+	if (ret)
+		return ret;
+	dfd = itab_fd_get(&fs->itab, dir);
+	if (dfd < 0)
+		return dfd;
+	victim = victim_open(dfd, name);
+	ret = unlinkat(dfd, name, flags) < 0 ? -errno : 0;
+	victim_keep(fs, victim, ret);
+	itab_fd_put(&fs->itab, dir);
+	return ret;
+}
+
 static void hmmfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	int ret = guard_name(name);
-
-	if (!ret && unlinkat(inode_of(req, parent)->fd, name, 0) < 0)
-		ret = -errno;
-	reply_status(req, ret);
+	reply_status(req, remove_name(fs_of(req), inode_of(req, parent), name, 0));
 }
 
 static void hmmfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	int ret = guard_name(name);
+	reply_status(req, remove_name(fs_of(req), inode_of(req, parent), name,
+				      AT_REMOVEDIR));
+}
 
-	if (!ret && unlinkat(inode_of(req, parent)->fd, name, AT_REMOVEDIR) < 0)
-		ret = -errno;
-	reply_status(req, ret);
+/* renameat2() between two directories' descriptors; 0 or -errno. */
+static int rename_at(struct hmmfs *fs, struct hmm_inode *dir, const char *name,
+		     struct hmm_inode *newdir, const char *newname,
+		     unsigned int flags)
+{
+	int dfd, newdfd, victim = -1, ret;
+
+	dfd = itab_fd_get(&fs->itab, dir);
+	if (dfd < 0)
+		return dfd;
+	newdfd = itab_fd_get(&fs->itab, newdir);
+	if (newdfd < 0) {
+		ret = newdfd;
+		goto out_put_dir;
+	}
+	if (!(flags & RENAME_EXCHANGE))	/* an exchange removes no name */
+		victim = victim_open(newdfd, newname);
+	ret = renameat2(dfd, name, newdfd, newname, flags) < 0 ? -errno : 0;
+	victim_keep(fs, victim, ret);
+	itab_fd_put(&fs->itab, newdir);
+out_put_dir:
+	itab_fd_put(&fs->itab, dir);
+	return ret;
 }
 
 static void hmmfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -579,9 +740,9 @@ static void hmmfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		ret = guard_name(newname);
 	if (!ret && flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
 		ret = -EINVAL;	/* RENAME_WHITEOUT is for overlayfs only */
-	if (!ret && renameat2(inode_of(req, parent)->fd, name,
-			      inode_of(req, newparent)->fd, newname, flags) < 0)
-		ret = -errno;
+	if (!ret)
+		ret = rename_at(fs_of(req), inode_of(req, parent), name,
+				inode_of(req, newparent), newname, flags);
 	reply_status(req, ret);
 }
 
@@ -669,7 +830,11 @@ static int inode_cfile_attach(struct hmmfs *fs, struct hmm_inode *inode,
 	pthread_mutex_lock(&inode->lock);
 	cf = inode_cfile(inode);
 	if (!cf) {
-		ret = cache_file_attach(fs->cache, inode->fd, st, create, &cf);
+		int fd = itab_fd_get(&fs->itab, inode);
+
+		ret = fd < 0 ? fd : cache_file_attach(fs->cache, fd, st, create, &cf);
+		if (fd >= 0)
+			itab_fd_put(&fs->itab, inode);
 		if (!ret && cf) {
 			cache_file_set_owner(cf, node_id(fs, inode));
 			/* pairs with the load-acquire in inode_cfile() */
@@ -708,7 +873,14 @@ static int inode_cfile_hold(struct hmmfs *fs, struct hmm_inode *inode,
 			   inode_cfile_attach(fs, inode, NULL, false, out);
 
 	if (!ret && *out) {
-		ret = cache_file_hold(*out, inode->fd);
+		int fd = itab_fd_get(&fs->itab, inode);
+
+		ret = fd < 0 ? fd : cache_file_hold(*out, fd);
+		if ((ret == -EMFILE || ret == -ENFILE) && fd >= 0 &&
+		    fdc_shrink(&fs->itab.fdc))
+			ret = cache_file_hold(*out, fd);	/* as openat_retry */
+		if (fd >= 0)
+			itab_fd_put(&fs->itab, inode);
 		if (ret)
 			*out = NULL;
 	}
@@ -745,13 +917,18 @@ static int file_cfile(struct hmmfs *fs, struct hmm_inode *inode,
 /* Called by the inode table for an inode about to be freed. */
 void hmmfs_inode_release(void *arg, struct hmm_inode *inode)
 {
+	struct hmmfs *fs = arg;
 	struct cfile *cf = inode_cfile(inode);
+	int fd;
 
-	(void)arg;
-	if (cf) {
-		atomic_store(&inode->cfile, NULL);
-		cache_file_detach(cf, inode->fd);	/* writes back; keeps the pages */
-	}
+	if (!cf)
+		return;
+	atomic_store(&inode->cfile, NULL);
+	/* an unlinked object the kernel still knew keeps its descriptor */
+	fd = itab_fd_get(&fs->itab, inode);
+	cache_file_detach(cf, fd);	/* writes back; keeps the pages */
+	if (fd >= 0)
+		itab_fd_put(&fs->itab, inode);
 }
 
 static void open_list_add(struct hmmfs *fs, struct hmm_file_link *head,
@@ -795,7 +972,7 @@ static int file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
 {
 	struct cfile *cf = inode_cfile(inode);
 	struct hmm_file *hf;
-	int fresh, changed = 0, atime;
+	int fresh, changed = 0, atime, pin;
 	struct stat st;
 
 	/*
@@ -812,7 +989,13 @@ static int file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
 	hf = calloc(1, sizeof(*hf));
 	if (!hf)
 		return -ENOMEM;
+	pin = itab_fd_get(&fs->itab, inode);	/* until release */
+	if (pin < 0) {
+		free(hf);
+		return pin;
+	}
 	hf->fd = fd;
+	hf->inode = inode;
 	hf->accmode = fi->flags & O_ACCMODE;
 	open_list_add(fs, &fs->open_files, &hf->link);
 	if (cf)
@@ -860,13 +1043,14 @@ static void open_files_del(struct hmmfs *fs, struct hmm_file_link *l)
 	pthread_mutex_unlock(&fs->files_lock);
 }
 
-static void hmm_file_free(struct hmm_file *hf)
+static void hmm_file_free(struct hmmfs *fs, struct hmm_file *hf)
 {
 	struct cfile *cf = atomic_load(&hf->held);
 
 	if (cf)
 		cache_file_unhold(cf);
 	close(hf->fd);
+	itab_fd_put(&fs->itab, hf->inode);
 	free(hf);
 }
 
@@ -875,7 +1059,7 @@ static void file_info_free(fuse_req_t req, struct fuse_file_info *fi)
 	struct hmm_file *hf = file_of(fi);
 
 	open_files_del(fs_of(req), &hf->link);
-	hmm_file_free(hf);
+	hmm_file_free(fs_of(req), hf);
 }
 
 
@@ -883,14 +1067,14 @@ static void file_info_free(fuse_req_t req, struct fuse_file_info *fi)
  * Reads of BACKING must not set atime by BACKING's policy: atime.c sets it
  * by ours.  O_NOATIME needs the owner or CAP_FOWNER, so try without too.
  */
-static int open_backing(int dirfd, const char *name, int flags, mode_t mode)
+static int open_backing(struct hmmfs *fs, int dirfd, const char *name,
+			int flags, mode_t mode)
 {
-	int fd = openat(dirfd, name, flags | O_NOATIME, mode);
+	int fd = openat_retry(fs, dirfd, name, flags | O_NOATIME, mode);
 
-	if (fd < 0 && errno == EPERM)
-		fd = openat(dirfd, name, flags, mode);
-
-	return fd < 0 ? -errno : fd;
+	if (fd == -EPERM)
+		fd = openat_retry(fs, dirfd, name, flags, mode);
+	return fd;
 }
 
 static void hmmfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -900,8 +1084,12 @@ static void hmmfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	char path[64];
 	int fd, ret;
 
-	fd_path(path, inode->fd);
-	fd = open_backing(AT_FDCWD, path, backing_flags(fs, fi->flags), 0);
+	fd = itab_fd_get(&fs->itab, inode);
+	if (fd >= 0) {
+		fd_path(path, fd);
+		fd = open_backing(fs, AT_FDCWD, path, backing_flags(fs, fi->flags), 0);
+		itab_fd_put(&fs->itab, inode);
+	}
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
@@ -935,18 +1123,24 @@ static int create_backing(struct hmmfs *fs, fuse_req_t req,
 {
 	int base = backing_flags(fs, flags) | O_CREAT | O_NOFOLLOW;
 	struct creds c;
-	int fd = creds_become(fs, req, &c);
+	int dfd, fd;
 
 	made->st_ino = 0;
+	dfd = itab_fd_get(&fs->itab, dir);
+	if (dfd < 0)
+		return dfd;
+	fd = creds_become(fs, req, &c);
 	if (fd)
-		return fd;
+		goto out_put_dir;
 	umask_become(req, &mode, &c);
-	fd = open_backing(dir->fd, name, base | O_EXCL, mode);
+	fd = open_backing(fs, dfd, name, base | O_EXCL, mode);
 	if (fd == -EEXIST && !(flags & O_EXCL))
-		fd = open_backing(dir->fd, name, base, mode);
+		fd = open_backing(fs, dfd, name, base, mode);
 	else if (fd >= 0 && fstat(fd, made) < 0)
 		made->st_ino = 0;	/* unknown: never undone */
 	creds_restore(fs, &c);
+out_put_dir:
+	itab_fd_put(&fs->itab, dir);
 	return fd;
 }
 
@@ -955,17 +1149,18 @@ static int create_backing(struct hmmfs *fs, fuse_req_t req,
  * descriptor, ENOMEM, an interrupted reply) removes it again, if the
  * name still leads to the same file: a failed create leaves nothing.
  */
-static void create_undo(struct hmm_inode *dir, const char *name,
-			const struct stat *made)
+static void create_undo(struct hmmfs *fs, struct hmm_inode *dir,
+			const char *name, const struct stat *made)
 {
 	struct stat st;
+	int dfd;
 
-	if (!made->st_ino)
+	if (!made->st_ino || (dfd = itab_fd_get(&fs->itab, dir)) < 0)
 		return;
-	if (fstatat(dir->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    st.st_dev != made->st_dev || st.st_ino != made->st_ino)
-		return;
-	unlinkat(dir->fd, name, 0);
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    st.st_dev == made->st_dev && st.st_ino == made->st_ino)
+		unlinkat(dfd, name, 0);
+	itab_fd_put(&fs->itab, dir);
 }
 
 /* The open half of a create: 0, or -errno with @fd closed. */
@@ -1012,14 +1207,14 @@ static void hmmfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		/* the creator was interrupted: it saw an error, not a file */
 		file_info_free(req, fi);
 		itab_forget(&fs->itab, inode_of(req, e.ino), 1);
-		create_undo(dir, name, &made);
+		create_undo(fs, dir, name, &made);
 	}
 	return;
 
 forget_lookup:
 	itab_forget(&fs->itab, inode_of(req, e.ino), 1);
 undo_create:
-	create_undo(dir, name, &made);
+	create_undo(fs, dir, name, &made);
 	fuse_reply_err(req, -ret);
 }
 
@@ -1266,6 +1461,10 @@ static void hmmfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	int fd = dup(fh_fd(fi));
 	int ret = fd < 0 ? -errno : 0;
 
+	if ((ret == -EMFILE || ret == -ENFILE) && fdc_shrink(&fs_of(req)->itab.fdc)) {
+		fd = dup(fh_fd(fi));	/* as openat_retry */
+		ret = fd < 0 ? -errno : 0;
+	}
 	if (!ret)
 		ret = file_cfile(fs_of(req), inode_of(req, ino), fi, false, &cf);
 	if (ret) {
@@ -1274,8 +1473,7 @@ static void hmmfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		reply_status(req, ret);
 		return;
 	}
-
-	if (!ret && close(fd) < 0)
+	if (close(fd) < 0)
 		ret = -errno;
 	if (!cf)	/* here, not at release: that comes after close returns */
 		cache_remember(inode_of(req, ino), fh_fd(fi));
@@ -1438,6 +1636,7 @@ static void hmmfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
  */
 struct hmm_dir {
 	DIR *dp;
+	struct hmm_inode *inode;	/* referenced descriptor, as hmm_file's */
 	off_t offset;
 	struct dirent *entry;
 	struct hmm_file_link link;	/* on fs->open_dirs (files_lock) */
@@ -1447,6 +1646,7 @@ static void dir_free(struct hmmfs *fs, struct hmm_dir *d)
 {
 	open_files_del(fs, &d->link);
 	closedir(d->dp);
+	itab_fd_put(&fs->itab, d->inode);
 	free(d);
 }
 
@@ -1458,6 +1658,7 @@ static struct hmm_dir *dir_of(struct fuse_file_info *fi)
 static void hmmfs_opendir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
+	struct hmmfs *fs = fs_of(req);
 	struct hmm_dir *d = calloc(1, sizeof(*d));
 	int fd, err;
 
@@ -1465,15 +1666,20 @@ static void hmmfs_opendir(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	fd = openat(inode_of(req, ino)->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		goto out_err;
+	d->inode = inode_of(req, ino);
+	err = itab_fd_get(&fs->itab, d->inode);	/* until releasedir */
+	if (err < 0)
+		goto out_free;
+	fd = openat_retry(fs, err, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (fd < 0) {
+		err = fd;
+		goto out_put_inode;
+	}
 	d->dp = fdopendir(fd);
 	if (!d->dp) {
-		err = errno;
+		err = -errno;
 		close(fd);
-		errno = err;
-		goto out_err;
+		goto out_put_inode;
 	}
 	fi->fh = (uint64_t)(uintptr_t)d;
 	if (fs_of(req)->opts->kernel_cache)
@@ -1483,10 +1689,11 @@ static void hmmfs_opendir(fuse_req_t req, fuse_ino_t ino,
 		dir_free(fs_of(req), d);
 	return;
 
-out_err:
-	err = errno;
+out_put_inode:
+	itab_fd_put(&fs->itab, d->inode);
+out_free:
 	free(d);
-	fuse_reply_err(req, err);
+	fuse_reply_err(req, -err);
 }
 
 /*
@@ -1607,10 +1814,18 @@ static void hmmfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 static void hmmfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	struct hmm_inode *inode = inode_of(req, ino);
 	struct statvfs sv;
+	int fd = itab_fd_get(&fs_of(req)->itab, inode), ret;
 
-	if (fstatvfs(inode_of(req, ino)->fd, &sv) < 0)
-		fuse_reply_err(req, errno);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	ret = fstatvfs(fd, &sv) < 0 ? errno : 0;
+	itab_fd_put(&fs_of(req)->itab, inode);
+	if (ret)
+		fuse_reply_err(req, ret);
 	else
 		fuse_reply_statfs(req, &sv);
 }
@@ -1623,9 +1838,19 @@ static void hmmfs_statfs(fuse_req_t req, fuse_ino_t ino)
  * descriptor holds and stops there, also for a symlink (its own xattrs,
  * not its target's), so the non-l variants are the right ones.
  */
-static void xattr_path(struct hmm_inode *inode, char path[64])
+static int xattr_path_get(fuse_req_t req, fuse_ino_t ino, char path[64])
 {
-	fd_path(path, inode->fd);
+	int fd = itab_fd_get(&fs_of(req)->itab, inode_of(req, ino));
+
+	if (fd < 0)
+		return fd;
+	fd_path(path, fd);
+	return 0;
+}
+
+static void xattr_path_put(fuse_req_t req, fuse_ino_t ino)
+{
+	itab_fd_put(&fs_of(req)->itab, inode_of(req, ino));
 }
 
 static void reply_xattr_size(fuse_req_t req, size_t size, ssize_t n,
@@ -1644,13 +1869,21 @@ static void hmmfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 {
 	char path[64], *buf = NULL;
 	ssize_t n;
+	int ret = xattr_path_get(req, ino, path);
 
-	xattr_path(inode_of(req, ino), path);
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
 	if (size && !(buf = malloc(size))) {
+		xattr_path_put(req, ino);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	n = getxattr(path, name, buf, size);
+	ret = errno;
+	xattr_path_put(req, ino);
+	errno = ret;
 	reply_xattr_size(req, size, n, buf);
 	free(buf);
 }
@@ -1709,10 +1942,15 @@ static void hmmfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	char path[64], *buf = NULL;
 	ssize_t n;
+	int ret = xattr_path_get(req, ino, path);
 
-	xattr_path(inode_of(req, ino), path);
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
 	if (fuse_req_ctx(req)->uid == 0) {
 		if (size && !(buf = malloc(size))) {
+			xattr_path_put(req, ino);
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
@@ -1726,6 +1964,9 @@ static void hmmfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 			errno = ERANGE;
 		}
 	}
+	ret = errno;
+	xattr_path_put(req, ino);
+	errno = ret;
 	reply_xattr_size(req, size, n, buf);
 	free(buf);
 }
@@ -1743,24 +1984,32 @@ static void hmmfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	struct hmmfs *fs = fs_of(req);
 	struct creds c = { 0 };
 	char path[64];
-	int ret = 0;
+	int ret = xattr_path_get(req, ino, path);
 
-	xattr_path(inode_of(req, ino), path);
+	if (ret) {
+		reply_status(req, ret);
+		return;
+	}
 	if (strcmp(name, "system.posix_acl_access") == 0)
 		ret = creds_become(fs, req, &c);
 	if (!ret) {
 		ret = setxattr(path, name, value, size, flags) < 0 ? -errno : 0;
 		creds_restore(fs, &c);
 	}
+	xattr_path_put(req, ino);
 	reply_status(req, ret);
 }
 
 static void hmmfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	char path[64];
+	int ret = xattr_path_get(req, ino, path);
 
-	xattr_path(inode_of(req, ino), path);
-	reply_status(req, removexattr(path, name) < 0 ? -errno : 0);
+	if (!ret) {
+		ret = removexattr(path, name) < 0 ? -errno : 0;
+		xattr_path_put(req, ino);
+	}
+	reply_status(req, ret);
 }
 
 /* ---- access ---------------------------------------------------------- */
@@ -1785,7 +2034,7 @@ static void hmmfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct stat st;
 	mode_t bits;
-	int ret = inode_stat(inode_of(req, ino), &st);
+	int ret = inode_stat(fs_of(req), inode_of(req, ino), &st);
 
 	if (ret || mask == F_OK) {
 		reply_status(req, ret);
@@ -1841,6 +2090,27 @@ static void stats_fill_files(const struct cache_stats *cs,
 	st->dirty_pages_stuck = cs->dirty_pages_stuck;
 }
 
+/*
+ * Every descriptor the daemon holds now, counted in /proc/self/fd: the
+ * descriptor cache's, open files', the page cache's own I/O descriptors,
+ * and the fixed few (/dev/fuse, io_uring, eventfds, logs).  Counted, not
+ * tracked, so that no holder can be missed.  0 if it cannot be read.
+ */
+static uint64_t fds_count(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	uint64_t n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n ? n - 1 : 0;	/* not the one reading the directory */
+}
+
 static void ioctl_stats(fuse_req_t req, size_t out_bufsz)
 {
 	struct hmmfs *fs = fs_of(req);
@@ -1875,6 +2145,8 @@ static void ioctl_stats(fuse_req_t req, size_t out_bufsz)
 		snprintf(st.io_engine, sizeof(st.io_engine), "none");
 		snprintf(st.device, sizeof(st.device), "none");
 	}
+	st.fds_open = fds_count();
+	st.fd_reopens = fdc_reopens(&fs->itab.fdc);
 	fuse_reply_ioctl(req, 0, &st, sizeof(st));
 }
 
@@ -1889,7 +2161,8 @@ static int ioctl_sync(fuse_req_t req, struct hmm_inode *inode,
 	if (inode == &fs->itab.root) {
 		if (fs->cache)
 			ret = cache_sync_all(fs->cache);
-		fd = openat(inode->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		fd = openat(itab_root_fd(&fs->itab), ".",
+			    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0)
 			return ret ? ret : -errno;
 		if (syncfs(fd) < 0 && !ret)
@@ -2204,7 +2477,7 @@ static bool backing_has_acls(struct hmmfs *fs)
 {
 	char path[64];
 
-	fd_path(path, fs->itab.root.fd);
+	fd_path(path, itab_root_fd(&fs->itab));
 	return getxattr(path, "system.posix_acl_access", NULL, 0) >= 0 ||
 	       errno == ENODATA;
 }
@@ -2312,7 +2585,7 @@ void hmmfs_open_files_free(struct hmmfs *fs)
 		struct hmm_file_link *l = fs->open_files.next;
 
 		open_files_del(fs, l);
-		hmm_file_free((struct hmm_file *)((char *)l -
-						  offsetof(struct hmm_file, link)));
+		hmm_file_free(fs, (struct hmm_file *)((char *)l -
+						      offsetof(struct hmm_file, link)));
 	}
 }

@@ -70,6 +70,8 @@ static const struct opt_desc opt_table[] = {
 	  "=N      at most N worker threads (default 16)" },
 	{ "clone_fd", OPT_FLAG, FIELD(clone_fd), 0, 0,
 	  "one /dev/fuse descriptor per worker thread" },
+	{ "max_fds", OPT_UINT, FIELD(max_fds), 16, 1048576,
+	  "=N      cached backing descriptors of inodes (default: limit/4, <= 1024)" },
 	{ "host_cache", OPT_SIZE, FIELD(host_cache), 0, (unsigned long)-1,
 	  "=SIZE   host page cache budget; 0: no cache (default RAM/8)" },
 	{ "page_size", OPT_SIZE, FIELD(page_size), 4096, 65536,

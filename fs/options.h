@@ -40,6 +40,8 @@
  * @negative_timeout: seconds the kernel may cache "no such name".
  * @max_threads:      upper bound on worker threads.
  * @clone_fd:         one /dev/fuse fd per worker thread.
+ * @max_fds:          cached O_PATH descriptors of backing objects (the
+ *                    inode table's, fdcache.c); 0: the default.
  * @page_size:        cache page size in bytes (4K..64K, power of two).
  * @host_cache:       host page cache budget in bytes; 0 turns the cache
  *                    off (plain passthrough).
@@ -87,6 +89,7 @@ struct hmmfs_opts {
 	double negative_timeout;
 	unsigned int max_threads;
 	int clone_fd;
+	unsigned int max_fds;
 	size_t page_size;
 	size_t host_cache;
 	unsigned int dirty_expire_ms;

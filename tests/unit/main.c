@@ -31,6 +31,7 @@ int main(int argc, char **argv)
 		register_cache_page,
 		register_device_contract,
 		register_device_cuda,
+		register_fs_fdcache,
 		register_fs_guard,
 		register_fs_inode,
 		register_fs_options,

@@ -49,7 +49,7 @@ static void test_same_key_same_inode(void)
 	CU_ASSERT_EQUAL(itab_lookup_insert(&t, fd2, &st, &b), 0);
 	CU_ASSERT_PTR_EQUAL(a, b);
 	CU_ASSERT_EQUAL(a->nlookup, 2);
-	CU_ASSERT_EQUAL(a->fd, fd1);
+	CU_ASSERT_EQUAL(a->fde.fd, fd1);
 	CU_ASSERT_FALSE(fd_is_open(fd2));	/* the duplicate fd was closed */
 	CU_ASSERT_EQUAL(itab_count(&t), 1);
 	itab_destroy(&t);
@@ -85,7 +85,7 @@ static void test_root_is_not_forgotten(void)
 	CU_ASSERT_EQUAL(itab_lookup_insert(&t, open_path("/"), &st, &r), 0);
 	CU_ASSERT_PTR_EQUAL(r, &t.root);
 	itab_forget(&t, r, 1000);
-	CU_ASSERT_TRUE(fd_is_open(t.root.fd));
+	CU_ASSERT_TRUE(fd_is_open(itab_root_fd(&t)));
 	CU_ASSERT_EQUAL(itab_count(&t), 0);
 	itab_destroy(&t);
 }

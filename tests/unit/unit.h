@@ -16,6 +16,7 @@ int register_cache_migrate(void);
 int register_cache_page(void);
 int register_device_contract(void);
 int register_device_cuda(void);
+int register_fs_fdcache(void);
 int register_fs_guard(void);
 int register_fs_inode(void);
 int register_fs_options(void);
