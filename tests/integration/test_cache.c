@@ -587,6 +587,24 @@ static void reused_inode_number_never_shows_old_data(void)
 	IT_CONTENT_STR(MNT(name), "NEW DATA");
 }
 
+/*
+ * Renamed in BACKING by someone else while detached, otherwise unchanged:
+ * the cache is kept (the same object, the same size and mtime).
+ */
+static void rename_in_backing_keeps_the_cache(void)
+{
+	long long reads;
+
+	IT_REQUIRE_OK(it_put_str(BACK("before"), "renamed behind the mount"));
+	IT_CONTENT_STR(MNT("before"), "renamed behind the mount");
+	kernel_forgets(1);
+	IT_REQUIRE_OK(rename(BACK("before"), BACK("after")));
+	reads = (long long)stats_now().backing_reads;
+	IT_CONTENT_STR(MNT("after"), "renamed behind the mount");
+	IT_EQ((long long)stats_now().backing_reads, reads);
+	IT_EQ(stats_now().files_cached, 1);
+}
+
 /* Unlinked through the mount and forgotten: nothing of it stays cached. */
 static void unlinked_file_leaves_the_cache(void)
 {
@@ -635,6 +653,8 @@ static const struct it_test tests[] = {
 	  change_while_detached_is_seen, 0, NULL },
 	{ "a reused inode number never shows old data",
 	  reused_inode_number_never_shows_old_data, 0, NULL },
+	{ "a rename in BACKING keeps the cache", rename_in_backing_keeps_the_cache,
+	  0, NULL },
 	{ "an unlinked file leaves the cache", unlinked_file_leaves_the_cache,
 	  0, NULL },
 	{ NULL, NULL, 0, NULL },

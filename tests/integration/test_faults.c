@@ -213,6 +213,27 @@ static void dirty_data_kept_when_forgotten(void)
 	IT_EQ(sb.st_size, 300 * KiB);
 }
 
+/*
+ * Dirty data BACKING still refuses at unmount is the one case where it
+ * is dropped: the daemon says which file and how many bytes, and exits 1.
+ */
+static void unwritable_data_at_unmount_is_reported(void)
+{
+	int fd, status;
+
+	fault_mount(NULL);
+	faults_set("backing_write:enospc:name=/bad");
+	fd = IT_REQUIRE_OK(open(MNT("bad"), O_CREAT | O_RDWR, 0644));
+	IT_OK(it_pwrite_pattern(fd, 0, 64 * KiB, 64 * KiB, 31));
+	IT_ERRNO(close(fd), ENOSPC);
+	IT_OK(it_mount_stop(&it.mount, &status));
+	IT_TRUE(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 1,
+		"daemon wait status 0x%x, want exit 1", (unsigned int)status);
+	IT_TRUE(it_log_count("bad: writeback at unmount failed") == 1 &&
+		it_log_count("65536 bytes of it are lost") == 1,
+		"the daemon names the file and the bytes: %s", it_log_tail(800));
+}
+
 static void write_eio_then_clear(void)
 {
 	fault_mount(NULL);
@@ -469,6 +490,8 @@ static const struct it_test tests[] = {
 	  write_enospc_then_clear, 0, NULL },
 	{ "dirty data kept when the kernel forgets the file",
 	  dirty_data_kept_when_forgotten, IT_NO_MOUNT, NULL },
+	{ "unwritable data at unmount is reported, exit 1",
+	  unwritable_data_at_unmount_is_reported, IT_NO_MOUNT, NULL },
 	{ "backing write EIO at rate 0.5", write_errors_at_a_rate, 0, NULL },
 	{ "short writes are finished", short_writes_are_finished, 0, NULL },
 	{ "short writes are finished (psync)", short_writes_psync, 0, NULL },
