@@ -135,25 +135,37 @@ void page_free_deferred(struct cpage *p)
  * A frame for a new page.  When host memory is full, cold pages move to
  * the device tier (clean or dirty); without one, or when it is full of
  * dirty pages too, clean pages are dropped, and last dirty ones written
- * back.
+ * back.  Demotion or eviction can make progress that frees no frame for
+ * us (others take the frames first; a page moved off a frame dedupe
+ * shares leaves the frame in use), so even then the caller sleeps now
+ * and then, and gives up after FRAME_WAIT_MS of trying (a caller that
+ * may not wait, after FRAME_SPINS tries).  Counting tries alone let a
+ * loop of such progress end in ENOMEM within milliseconds.
  */
+#define FRAME_SPINS 64
+#define FRAME_WAIT_MS 20000
+
 void *cache_frame_get(struct cache *c, bool may_wait)
 {
-	for (int tries = 0;; tries++) {
+	uint64_t deadline = 0;
+
+	for (unsigned int tries = 1;; tries++) {
 		void *frame = frame_alloc(&c->frames);
+		bool progress;
 
 		if (frame)
 			return frame;
-		if (c->dev && lru_demote(c, 64))
-			continue;
-		if (lru_evict(c, 16))
+		progress = (c->dev && lru_demote(c, 64)) || lru_evict(c, 16);
+		if (!progress && may_wait)
+			progress = cache_reclaim_dirty(c) > 0;
+		if (progress && tries % FRAME_SPINS)
 			continue;
 		if (!may_wait)
 			return NULL;
-		if (cache_reclaim_dirty(c) > 0)
-			continue;
-		if (tries > 20000)	/* ~20 s with every page pinned */
-			return NULL;
+		if (!deadline)
+			deadline = cache_now_ms() + FRAME_WAIT_MS;
+		else if (cache_now_ms() > deadline)
+			return NULL;	/* every page pinned, for this long */
 		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
 	}
 }
