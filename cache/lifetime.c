@@ -315,7 +315,15 @@ static struct cfile *ftab_attach(struct cache *c, const struct stat *st,
 	*stale = NULL;
 	pthread_mutex_lock(&c->files_lock);
 	f = ftab_find_locked(c, st->st_dev, st->st_ino);
-	if (f && !atomic_load(&f->attached)) {
+	if (f && atomic_load(&f->attached) && !same_handle(f, h, hlen)) {
+		/*
+		 * The kernel still holds an inode of a removed object whose
+		 * number BACKING gave again: that inode keeps the file, out
+		 * of the table, until its detach frees it.
+		 */
+		ftab_del_locked(c, f);
+		f = NULL;
+	} else if (f && !atomic_load(&f->attached)) {
 		if (file_still_good_locked(f, st, h, hlen)) {
 			c->nr_detached--;
 		} else {
@@ -595,6 +603,11 @@ void cache_file_detach(struct cfile *f, int path_fd)
 	pthread_mutex_lock(&c->files_lock);
 	if (atomic_fetch_sub(&f->attached, 1) > 1) {
 		pthread_mutex_unlock(&c->files_lock);
+		return;
+	}
+	if (!f->hashed) {	/* a removed object's, replaced in the table */
+		pthread_mutex_unlock(&c->files_lock);
+		cfile_free(f);
 		return;
 	}
 	c->nr_detached++;

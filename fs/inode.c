@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -236,6 +237,48 @@ static struct hmm_inode *itab_find_get_locked(struct itab *t,
 	return in;
 }
 
+static void itab_unlink_locked(struct itab *t, struct hmm_inode *inode);
+
+/*
+ * Is @in the object @fd names?  An inode whose descriptor the cache
+ * closed does not keep its object alive, so BACKING may have given its
+ * number to a new object since (ext4 does within a few creates after an
+ * unlink): their handles differ.  Without handles, numbers are all there
+ * is.  @in's handle is set before it is published and never changes.
+ */
+static bool inode_is_object(const struct hmm_inode *in, int fd)
+{
+	union {
+		struct file_handle fh;
+		char space[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+	} h;
+	const struct file_handle *mine = in->fde.fh;
+	int mnt_id;
+
+	if (!mine)
+		return true;
+	h.fh.handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(fd, "", &h.fh, &mnt_id, AT_EMPTY_PATH) < 0)
+		return true;
+	return h.fh.handle_bytes == mine->handle_bytes &&
+	       h.fh.handle_type == mine->handle_type &&
+	       memcmp(h.fh.f_handle, mine->f_handle, mine->handle_bytes) == 0;
+}
+
+/*
+ * @in (found, its count raised by us) is a removed object whose number
+ * was given again: take it out of the table, so the new object gets an
+ * inode (and a node id) of its own; the kernel's lookups of the old one
+ * keep it until they are forgotten.
+ */
+static void itab_retire(struct itab *t, struct hmm_inode *in)
+{
+	pthread_mutex_lock(&t->lock);
+	itab_unlink_locked(t, in);
+	pthread_mutex_unlock(&t->lock);
+	itab_forget(t, in, 1);	/* our raise */
+}
+
 int itab_lookup_insert(struct itab *t, int fd, const struct stat *st,
 		       struct hmm_inode **out)
 {
@@ -245,6 +288,10 @@ int itab_lookup_insert(struct itab *t, int fd, const struct stat *st,
 	pthread_mutex_lock(&t->lock);
 	in = itab_find_get_locked(t, st);
 	pthread_mutex_unlock(&t->lock);
+	if (in && in != &t->root && !inode_is_object(in, fd)) {
+		itab_retire(t, in);
+		in = NULL;
+	}
 	if (in) {
 		/* the lookup just raised keeps @in from being freed meanwhile */
 		fdc_offer(&t->fdc, &in->fde, fd);

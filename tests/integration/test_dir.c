@@ -510,6 +510,47 @@ static void recycled_descriptor_reopens_by_handle(void)
 	close(fd);
 }
 
+/*
+ * The kernel still holds an inode whose object was removed behind the
+ * mount, and whose descriptor was recycled: BACKING may give its inode
+ * number to a new file, which must be a new inode for the kernel, with
+ * none of the old one's cached pages (same size and mtime, on purpose).
+ */
+static void reused_number_is_a_new_inode(void)
+{
+	struct stat old, st, seen;
+	char name[32];
+	int held, found = -1;
+
+	IT_REQUIRE_OK(it_put_str(BACK("victim"), "OLD DATA"));
+	IT_CONTENT_STR(MNT("victim"), "OLD DATA");	/* cached */
+	held = IT_REQUIRE_OK(open(MNT("victim"), O_PATH | O_CLOEXEC));
+	IT_REQUIRE_OK(stat(BACK("victim"), &old));
+	recycle_descriptors();
+	IT_REQUIRE_OK(unlink(BACK("victim")));
+	for (int i = 0; i < 2000 && found < 0; i++) {
+		snprintf(name, sizeof(name), "new%d", i);
+		IT_REQUIRE_OK(it_put_str(BACK(name), "NEW DATA"));
+		IT_REQUIRE_OK(stat(BACK(name), &st));
+		if (st.st_ino == old.st_ino)
+			found = i;
+	}
+	if (found < 0) {
+		printf("  (BACKING gave no inode number twice in 2000 files: "
+		       "nothing to check)\n");
+		close(held);
+		return;
+	}
+	printf("  (inode number %llu came back after %d files)\n",
+	       (unsigned long long)old.st_ino, found + 1);
+	IT_REQUIRE_OK(utimensat(AT_FDCWD, BACK(name),
+				(struct timespec[2]){ old.st_atim, old.st_mtim }, 0));
+	IT_CONTENT_STR(MNT(name), "NEW DATA");
+	IT_OK(stat(MNT(name), &seen));
+	IT_EQ(seen.st_ino, old.st_ino);	/* BACKING's number, as always */
+	close(held);
+}
+
 /* An open file whose name is gone keeps answering (fdcache: pinned). */
 static void unlinked_open_file_survives_recycling(void)
 {
@@ -587,6 +628,8 @@ static const struct it_test tests[] = {
 	  "host_cache=0" },
 	{ "recycled_descriptor_reopens_by_handle",
 	  recycled_descriptor_reopens_by_handle, 0, "max_fds=16,attr_timeout=0" },
+	{ "reused_number_is_a_new_inode", reused_number_is_a_new_inode, 0,
+	  "max_fds=16" },
 	{ "unlinked_open_file_survives_recycling",
 	  unlinked_open_file_survives_recycling, 0, "max_fds=16" },
 	{ "removed_cwd_survives_recycling", removed_cwd_survives_recycling, 0,
