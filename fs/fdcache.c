@@ -347,6 +347,21 @@ static int reopen(struct fdcache *c, struct fdc_entry *e)
 	return fd < 0 ? -errno : fd;
 }
 
+int fdc_get_open(struct fdcache *c, struct fdc_entry *e)
+{
+	int fd = -1;
+
+	pthread_mutex_lock(&c->lock);
+	if (e->fd >= 0) {
+		if (on_lru(e))
+			lru_del_locked(e);
+		e->refs++;
+		fd = e->fd;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return fd;
+}
+
 int fdc_get(struct fdcache *c, struct fdc_entry *e)
 {
 	int fd, spare = -1;

@@ -924,8 +924,14 @@ void hmmfs_inode_release(void *arg, struct hmm_inode *inode)
 	if (!cf)
 		return;
 	atomic_store(&inode->cfile, NULL);
-	/* an unlinked object the kernel still knew keeps its descriptor */
-	fd = itab_fd_get(&fs->itab, inode);
+	/*
+	 * Only a descriptor still open: forgetting 200,000 files reopened
+	 * 198,988 by handle just to ask for a link count, and an object
+	 * unlinked through the mount keeps its descriptor until now
+	 * (fdcache.c, "Pinned entries").  Without one the cache asks
+	 * its own, or keeps the pages until they are evicted.
+	 */
+	fd = fdc_get_open(&fs->itab.fdc, &inode->fde);
 	cache_file_detach(cf, fd);	/* writes back; keeps the pages */
 	if (fd >= 0)
 		itab_fd_put(&fs->itab, inode);
