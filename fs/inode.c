@@ -55,6 +55,7 @@ int itab_init(struct itab *t, int root_fd, const struct stat *st)
 	}
 	t->nbuckets = ITAB_MIN_BUCKETS;
 	t->count = 0;
+	t->retired = NULL;
 	t->release = NULL;
 	t->release_arg = NULL;
 	pthread_mutex_init(&t->lock, NULL);
@@ -90,6 +91,12 @@ void itab_destroy(struct itab *t)
 			next = in->next;
 			inode_free(t, in);
 		}
+	}
+	while (t->retired) {
+		struct hmm_inode *in = t->retired;
+
+		t->retired = in->next;
+		inode_free(t, in);
 	}
 	free(t->buckets);
 	t->buckets = NULL;
@@ -274,7 +281,12 @@ static bool inode_is_object(const struct hmm_inode *in, int fd)
 static void itab_retire(struct itab *t, struct hmm_inode *in)
 {
 	pthread_mutex_lock(&t->lock);
-	itab_unlink_locked(t, in);
+	if (!in->retired) {	/* a racing lookup may have done it */
+		itab_unlink_locked(t, in);
+		in->retired = true;
+		in->next = t->retired;
+		t->retired = in;
+	}
 	pthread_mutex_unlock(&t->lock);
 	itab_forget(t, in, 1);	/* our raise */
 }
@@ -331,10 +343,13 @@ static void itab_unlink_locked(struct itab *t, struct hmm_inode *inode)
 						      t->nbuckets)];
 
 	itab_assert_locked(t);
+	if (inode->retired)
+		pp = &t->retired;
 	for (; *pp; pp = &(*pp)->next) {
 		if (*pp == inode) {
 			*pp = inode->next;
-			t->count--;
+			if (!inode->retired)
+				t->count--;
 			return;
 		}
 	}

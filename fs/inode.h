@@ -30,6 +30,7 @@
 #define HMMFS_FS_INODE_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -46,7 +47,10 @@
  * @fino:      the inode number reported to the kernel; immutable.
  * @type:      S_IFMT bits of the backing object; immutable.
  * @nlookup:   kernel lookup count; itab->lock.
- * @next:      hash chain; itab->lock.
+ * @next:      hash chain, or the retired list; itab->lock.
+ * @retired:   on itab->retired, not in a chain: a removed object whose
+ *             number BACKING gave to another (itab_lookup_insert);
+ *             itab->lock.
  * @lock:      guards the cache_* fields.
  * @cache_mtime, @cache_size, @cache_valid: backing mtime and size when the
  *             file was last closed, to decide whether the kernel's page cache
@@ -65,6 +69,7 @@ struct hmm_inode {
 	mode_t type;
 	uint64_t nlookup;
 	struct hmm_inode *next;
+	bool retired;
 	pthread_mutex_t lock;
 	struct timespec cache_mtime;
 	off_t cache_size;
@@ -84,12 +89,15 @@ struct hmm_inode {
  *           @devs[i] has prefix i + 1.  Guarded by @lock; never shrinks.
  * @ndevs, @devs_cap: used and allocated entries of @devs.
  * @wide_logged: an inode number too wide for its prefix was logged.
+ * @retired: inodes the kernel still holds whose number now names another
+ *           object; freed at forget, or at destroy.
  * @release: called for an inode about to be freed (before its fd closes),
  *           with @release_arg; may be NULL.
  * @fdc:     the inodes' backing descriptors (its own lock).
  */
 struct itab {
 	pthread_mutex_t lock;
+	struct hmm_inode *retired;
 	struct hmm_inode **buckets;
 	size_t nbuckets;
 	size_t count;
