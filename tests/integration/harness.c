@@ -1044,3 +1044,49 @@ struct hmmfs_ioc_residency *it_residency(int fd)
 	IT_OK(ioctl(fd, HMMFS_IOC_RESIDENCY, &r));
 	return &r;
 }
+
+const struct hmmfs_ioc_stats *it_stats(void)
+{
+	static struct hmmfs_ioc_stats st;
+	int fd = open(it.mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	IT_REQUIRE(fd >= 0, "open %s: %s", it.mnt, it_errname(errno));
+	st = (struct hmmfs_ioc_stats){ 0 };
+	IT_OK(ioctl(fd, HMMFS_IOC_STATS, &st));
+	close(fd);
+	return &st;
+}
+
+void it_kernel_forgets(uint64_t want)
+{
+	for (int i = 0; i < 50 && it_stats()->files_detached < want; i++) {
+		sync();
+		IT_REQUIRE_OK(it_put_str("/proc/sys/vm/drop_caches", "2"));
+		usleep(100 * 1000);
+	}
+	IT_TRUE(it_stats()->files_detached >= want,
+		"%llu files detached, want %llu",
+		(unsigned long long)it_stats()->files_detached,
+		(unsigned long long)want);
+}
+
+bool it_backing_reuse(const struct stat *old, const char *data, char name[32])
+{
+	struct stat st;
+
+	for (int i = 0; i < 2000; i++) {
+		snprintf(name, 32, "new%d", i);
+		IT_REQUIRE_OK(it_put_str(BACK(name), data));
+		IT_REQUIRE_OK(stat(BACK(name), &st));
+		if (st.st_ino != old->st_ino)
+			continue;
+		printf("  (inode number %llu came back after %d files)\n",
+		       (unsigned long long)old->st_ino, i + 1);
+		IT_REQUIRE_OK(utimensat(AT_FDCWD, BACK(name), (struct timespec[2]){
+						old->st_atim, old->st_mtim }, 0));
+		return true;
+	}
+	printf("  (BACKING gave no inode number twice in 2000 files: nothing "
+	       "to check)\n");
+	return false;
+}

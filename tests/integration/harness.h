@@ -127,6 +127,25 @@ int it_migrate(int fd, uint32_t to, uint64_t off, uint64_t len, uint64_t *moved)
 /* HMMFS_IOC_RESIDENCY of all of @fd (a CUnit failure if it fails); the
  * result lives until the next call. */
 struct hmmfs_ioc_residency *it_residency(int fd);
+struct hmmfs_ioc_stats;
+/* HMMFS_IOC_STATS of the mount (fatal if it fails); the result lives
+ * until the next call. */
+const struct hmmfs_ioc_stats *it_stats(void);
+/*
+ * Make the kernel forget its inodes (drop_caches, as memory pressure
+ * would) until the daemon counts at least @want detached files: FORGET
+ * comes when the kernel gets to it, so up to 50 tries, 100 ms apart.
+ */
+void it_kernel_forgets(uint64_t want);
+/*
+ * Create files "newN" in BACKING holding @data until one gets the inode
+ * number @old had (BACKING reuses numbers of removed files), then give it
+ * @old's times, so only a generation can tell them apart.  Its name goes
+ * to @name (32 bytes).  Return: false (said on stdout) if 2000 files
+ * brought no such number.
+ */
+struct stat;
+bool it_backing_reuse(const struct stat *old, const char *data, char name[32]);
 /* Count of lines containing @needle in the daemon log. */
 int it_log_count(const char *needle);
 /* The last @max bytes of the daemon log, for messages. */

@@ -444,36 +444,6 @@ static void sub_page_writes_on_device_keep_backing_change(void)
 
 /* ---- cache lifetime: the kernel forgets, the cache keeps ------------ */
 
-static struct hmmfs_ioc_stats stats_now(void)
-{
-	struct hmmfs_ioc_stats st = { 0 };
-	int fd = open(it.mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	IT_REQUIRE(fd >= 0, "open %s: %s", it.mnt, it_errname(errno));
-	IT_OK(ioctl(fd, HMMFS_IOC_STATS, &st));
-	close(fd);
-	return st;
-}
-
-/*
- * Make the kernel forget its inodes (as memory pressure would) until the
- * daemon has at least @want detached files: FORGET is sent when the
- * kernel gets to it, so try a few times.
- */
-static void kernel_forgets(uint64_t want)
-{
-	for (int i = 0; i < 50; i++) {
-		sync();
-		IT_REQUIRE_OK(it_put_str("/proc/sys/vm/drop_caches", "2"));
-		if (stats_now().files_detached >= want)
-			return;
-		usleep(100 * 1000);
-	}
-	IT_TRUE(false, "the kernel forgot %llu files, want %llu",
-		(unsigned long long)stats_now().files_detached,
-		(unsigned long long)want);
-}
-
 #define LIFE_LEN (4 * MiB)
 
 /*
@@ -501,14 +471,14 @@ static void device_pages_survive_forget(void)
 		"device", (unsigned long long)moved, (unsigned long long)dev_pages);
 	close(fd);
 
-	kernel_forgets(1);
-	IT_EQ(stats_now().device_pages, dev_pages);
-	reads = (long long)stats_now().backing_reads;
+	it_kernel_forgets(1);
+	IT_EQ(it_stats()->device_pages, dev_pages);
+	reads = (long long)it_stats()->backing_reads;
 	fd = IT_REQUIRE_OK(open(MNT("f"), O_RDONLY));
 	IT_EQ(it_residency(fd)->device, dev_pages);
 	IT_EQ(it_pread_check(fd, 0, LIFE_LEN, MiB, 41), -1);
-	IT_EQ((long long)stats_now().backing_reads, reads);
-	IT_EQ(stats_now().files_detached, 0);
+	IT_EQ((long long)it_stats()->backing_reads, reads);
+	IT_EQ(it_stats()->files_detached, 0);
 	close(fd);
 }
 
@@ -523,14 +493,14 @@ static void host_pages_survive_forget(void)
 		IT_REQUIRE_OK(it_put_str(BACK(name), name));
 		IT_CONTENT_STR(MNT(name), name);
 	}
-	kernel_forgets(20);
-	IT_EQ(stats_now().files_cached, 20);
-	reads = (long long)stats_now().backing_reads;
+	it_kernel_forgets(20);
+	IT_EQ(it_stats()->files_cached, 20);
+	reads = (long long)it_stats()->backing_reads;
 	for (int i = 0; i < 20; i++) {
 		snprintf(name, sizeof(name), "f%d", i);
 		IT_CONTENT_STR(MNT(name), name);
 	}
-	IT_EQ((long long)stats_now().backing_reads, reads);
+	IT_EQ((long long)it_stats()->backing_reads, reads);
 }
 
 /*
@@ -544,7 +514,7 @@ static void change_while_detached_is_seen(void)
 
 	IT_REQUIRE_OK(it_put_str(BACK("f"), "old contents"));
 	IT_CONTENT_STR(MNT("f"), "old contents");
-	kernel_forgets(1);
+	it_kernel_forgets(1);
 	/* the same size: only mtime tells */
 	IT_REQUIRE_OK(it_put_str(BACK("f"), "new contents"));
 	IT_REQUIRE_OK(utimensat(AT_FDCWD, BACK("f"), later, 0));
@@ -559,32 +529,16 @@ static void change_while_detached_is_seen(void)
  */
 static void reused_inode_number_never_shows_old_data(void)
 {
-	struct stat old, st;
+	struct stat old;
 	char name[32];
-	int found = -1;
 
 	IT_REQUIRE_OK(it_put_str(BACK("victim"), "OLD DATA"));
 	IT_CONTENT_STR(MNT("victim"), "OLD DATA");
 	IT_REQUIRE_OK(stat(BACK("victim"), &old));
-	kernel_forgets(1);
+	it_kernel_forgets(1);
 	IT_REQUIRE_OK(unlink(BACK("victim")));
-	for (int i = 0; i < 2000 && found < 0; i++) {
-		snprintf(name, sizeof(name), "new%d", i);
-		IT_REQUIRE_OK(it_put_str(BACK(name), "NEW DATA"));
-		IT_REQUIRE_OK(stat(BACK(name), &st));
-		if (st.st_ino == old.st_ino)
-			found = i;
-	}
-	if (found < 0) {
-		printf("  (BACKING gave no inode number twice in 2000 files: "
-		       "nothing to check)\n");
-		return;
-	}
-	printf("  (inode number %llu came back after %d files)\n",
-	       (unsigned long long)old.st_ino, found + 1);
-	IT_REQUIRE_OK(utimensat(AT_FDCWD, BACK(name),
-				(struct timespec[2]){ old.st_atim, old.st_mtim }, 0));
-	IT_CONTENT_STR(MNT(name), "NEW DATA");
+	if (it_backing_reuse(&old, "NEW DATA", name))
+		IT_CONTENT_STR(MNT(name), "NEW DATA");
 }
 
 /*
@@ -597,12 +551,12 @@ static void rename_in_backing_keeps_the_cache(void)
 
 	IT_REQUIRE_OK(it_put_str(BACK("before"), "renamed behind the mount"));
 	IT_CONTENT_STR(MNT("before"), "renamed behind the mount");
-	kernel_forgets(1);
+	it_kernel_forgets(1);
 	IT_REQUIRE_OK(rename(BACK("before"), BACK("after")));
-	reads = (long long)stats_now().backing_reads;
+	reads = (long long)it_stats()->backing_reads;
 	IT_CONTENT_STR(MNT("after"), "renamed behind the mount");
-	IT_EQ((long long)stats_now().backing_reads, reads);
-	IT_EQ(stats_now().files_cached, 1);
+	IT_EQ((long long)it_stats()->backing_reads, reads);
+	IT_EQ(it_stats()->files_cached, 1);
 }
 
 /* Unlinked through the mount and forgotten: nothing of it stays cached. */
@@ -611,12 +565,12 @@ static void unlinked_file_leaves_the_cache(void)
 	IT_REQUIRE_OK(it_put_str(MNT("gone"), "soon gone"));
 	IT_CONTENT_STR(MNT("gone"), "soon gone");
 	IT_OK(unlink(MNT("gone")));
-	for (int i = 0; i < 50 && stats_now().files_cached; i++) {
+	for (int i = 0; i < 50 && it_stats()->files_cached; i++) {
 		IT_REQUIRE_OK(it_put_str("/proc/sys/vm/drop_caches", "2"));
 		usleep(100 * 1000);
 	}
-	IT_EQ(stats_now().files_cached, 0);
-	IT_EQ(stats_now().host_pages, 0);
+	IT_EQ(it_stats()->files_cached, 0);
+	IT_EQ(it_stats()->host_pages, 0);
 }
 
 static const struct it_test tests[] = {

@@ -154,22 +154,6 @@ static void write_error_then_clear(const char *errname, int err)
 }
 
 /*
- * Make the kernel forget its inodes until the daemon has @want detached
- * files (FORGET comes when the kernel gets to it).
- */
-static void kernel_forgets(uint64_t want)
-{
-	for (int i = 0; i < 50 && stats().files_detached < want; i++) {
-		sync();
-		IT_REQUIRE_OK(it_put_str("/proc/sys/vm/drop_caches", "2"));
-		usleep(100 * 1000);
-	}
-	IT_TRUE(stats().files_detached >= want, "%llu files detached, want %llu",
-		(unsigned long long)stats().files_detached,
-		(unsigned long long)want);
-}
-
-/*
  * Dirty data whose writeback fails is kept when the kernel forgets the
  * file: the size the mount shows stays the cache's, the next open for
  * writing reports the error, the stats count it, and once BACKING works
@@ -186,7 +170,7 @@ static void dirty_data_kept_when_forgotten(void)
 	fd = IT_REQUIRE_OK(open(MNT("bad"), O_CREAT | O_RDWR, 0644));
 	IT_OK(it_pwrite_pattern(fd, 0, 300 * KiB, 64 * KiB, 21));
 	IT_ERRNO(close(fd), ENOSPC);
-	kernel_forgets(1);
+	it_kernel_forgets(1);
 	st = stats();
 	IT_TRUE(st.dirty_pages >= 75, "dirty pages %llu, want >= 75",
 		(unsigned long long)st.dirty_pages);
