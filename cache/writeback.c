@@ -694,9 +694,9 @@ void file_wait_unused(struct cfile *f)
 
 /*
  * When the flusher looks at @f again: pages still dirty after a failed
- * writeback wait twice as long each time (from dirty_expire_ms up to
- * WB_RETRY_MAX_MS), so a BACKING that keeps failing is not hammered;
- * a success starts over.  Context: @f->lock.
+ * writeback wait twice as long each time (from 100 ms up to
+ * WB_RETRY_MAX_MS, on top of dirty_expire_ms), so a BACKING that keeps
+ * failing is not hammered; a success starts over.  Context: @f->lock.
  */
 #define WB_RETRY_MAX_MS 30000
 
