@@ -71,6 +71,20 @@ bench_init() {
 }
 
 # machine_line: one line saying where and what ran.
+# results_init: a fresh $RESULTS with its raw/ folder ($RAW), the daemons'
+# log copied there on exit; sets machine, t_start and failed for the report.
+results_init() {
+	rm -rf "$RESULTS"
+	RAW=$RESULTS/raw
+	mkdir -p "$RAW"
+	bench_on_exit keep_logs
+	machine=$(machine_line)
+	t_start=$(date +%s)
+	failed=0
+}
+
+keep_logs() { cp "$base/daemon.log" "$RAW/daemon.log" 2>/dev/null; }
+
 machine_line() {
 	local cpu mem os rev fusever
 	cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)

@@ -66,14 +66,7 @@ RESULTS=${RESULTS:-$top/bench/results/$(date +%F)-manyfiles-$nfiles}
 # shellcheck source=bench/lib.sh
 . "$top/bench/lib.sh"
 bench_init
-rm -rf "$RESULTS"
-RAW=$RESULTS/raw
-mkdir -p "$RAW"
-keep_logs() { cp "$base/daemon.log" "$RAW/daemon.log" 2>/dev/null; }
-bench_on_exit keep_logs
-machine=$(machine_line)
-t_start=$(date +%s)
-failed=0
+results_init
 : >"$RAW/rows.tsv"	# target step seconds errors fds rss_mib
 
 # step TARGET STEP CMD...: run a filetree command, log it, add a row.
