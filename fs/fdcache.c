@@ -347,6 +347,16 @@ static int reopen(struct fdcache *c, struct fdc_entry *e)
 	return fd < 0 ? -errno : fd;
 }
 
+bool fdc_is_open(struct fdcache *c, struct fdc_entry *e)
+{
+	bool open;
+
+	pthread_mutex_lock(&c->lock);
+	open = e->fd >= 0;
+	pthread_mutex_unlock(&c->lock);
+	return open;
+}
+
 int fdc_get_open(struct fdcache *c, struct fdc_entry *e)
 {
 	int fd = -1;

@@ -133,6 +133,9 @@ void fdc_entry_destroy(struct fdcache *c, struct fdc_entry *e);
 int fdc_get(struct fdcache *c, struct fdc_entry *e);
 
 /* Drop a reference fdc_get() took.  Context: takes c->lock. */
+/* Is @e's descriptor open now (its object alive, while it is)? */
+bool fdc_is_open(struct fdcache *c, struct fdc_entry *e);
+
 /*
  * The same as fdc_get(), but only if the descriptor is open now (no
  * reopen by handle): -1 otherwise.  A reference taken goes back with

@@ -300,7 +300,13 @@ int itab_lookup_insert(struct itab *t, int fd, const struct stat *st,
 	pthread_mutex_lock(&t->lock);
 	in = itab_find_get_locked(t, st);
 	pthread_mutex_unlock(&t->lock);
-	if (in && in != &t->root && !inode_is_object(in, fd)) {
+	/*
+	 * An open descriptor keeps its object alive, and two live objects
+	 * never share a number: only a closed one needs the handle check
+	 * (a syscall, on the path of every lookup of a known inode).
+	 */
+	if (in && in != &t->root && !fdc_is_open(&t->fdc, &in->fde) &&
+	    !inode_is_object(in, fd)) {
 		itab_retire(t, in);
 		in = NULL;
 	}
