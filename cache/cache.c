@@ -319,6 +319,7 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 	st->readahead_pages = ctr_read(c, readahead_pages);
 	st->evictions = ctr_read(c, evictions);
 	st->writeback_bytes = ctr_read(c, writeback_bytes);
+	st->written_bytes = ctr_read(c, written_bytes);
 	st->backing_reads = ctr_read(c, backing_reads);
 	st->backing_writes = ctr_read(c, backing_writes);
 	st->throttled = ctr_read(c, throttled);

@@ -96,6 +96,9 @@ struct cache_config {
  * @readahead_pages: pages read ahead of a sequential reader.
  * @evictions:       pages dropped to make room.
  * @writeback_bytes: bytes written back to BACKING.
+ * @written_bytes:   bytes written into the cache (WRITE requests: with the
+ *                   writeback cache, the kernel's write-back of its pages);
+ *                   writeback_bytes / written_bytes is the amplification.
  * @backing_reads:   read requests issued to BACKING.
  * @backing_writes:  write requests issued to BACKING.
  * @throttled:       times a writer waited for the dirty limit.
@@ -131,6 +134,7 @@ struct cache_stats {
 	uint64_t readahead_pages;
 	uint64_t evictions;
 	uint64_t writeback_bytes;
+	uint64_t written_bytes;
 	uint64_t backing_reads;
 	uint64_t backing_writes;
 	uint64_t throttled;

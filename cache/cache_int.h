@@ -227,7 +227,7 @@ struct frame_pool {
 /* Counters; relaxed atomics, read by cache_get_stats(). */
 struct cache_counters {
 	_Atomic uint64_t hits, misses, readahead_pages, evictions;
-	_Atomic uint64_t writeback_bytes, backing_reads, backing_writes;
+	_Atomic uint64_t writeback_bytes, written_bytes, backing_reads, backing_writes;
 	_Atomic uint64_t throttled;
 	_Atomic uint64_t migrations_to_device, migrations_to_host;
 	_Atomic uint64_t bounce_reads, bounce_writes, device_faults;

@@ -978,6 +978,7 @@ ssize_t cache_write(struct cfile *f, const void *buf, size_t len, off_t off)
 			break;
 		done += to - from;
 	}
+	ctr_inc(c, written_bytes, done);
 	return done ? (ssize_t)done : ret;
 }
 

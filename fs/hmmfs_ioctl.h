@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #define HMMFS_IOC_MAGIC 0xb7
-#define HMMFS_IOC_VERSION 3
+#define HMMFS_IOC_VERSION 4
 
 /**
  * struct hmmfs_ioc_stats - cache counters (hmmfsctl stats).
@@ -30,6 +30,7 @@
  * @writeback_errors:  writebacks of dirty pages that failed (they stay
  *                  dirty and are retried).
  * @dirty_pages_stuck: dirty pages whose last writeback failed.
+ * @written_bytes:  bytes written into the cache (against writeback_bytes).
  */
 struct hmmfs_ioc_stats {
 	uint32_t version;
@@ -70,6 +71,7 @@ struct hmmfs_ioc_stats {
 	uint64_t fd_reopens;
 	uint64_t writeback_errors;
 	uint64_t dirty_pages_stuck;
+	uint64_t written_bytes;
 };
 
 /* Counters of the whole mount, from any file or directory of it. */

@@ -2142,6 +2142,7 @@ static void ioctl_stats(fuse_req_t req, size_t out_bufsz)
 		st.readahead_pages = cs.readahead_pages;
 		st.evictions = cs.evictions;
 		st.writeback_bytes = cs.writeback_bytes;
+		st.written_bytes = cs.written_bytes;
 		st.backing_reads = cs.backing_reads;
 		st.backing_writes = cs.backing_writes;
 		st.throttled = cs.throttled;
