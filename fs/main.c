@@ -35,6 +35,7 @@
 #include "cache/cache.h"
 #include "fault/fault.h"
 #include "fs/fs.h"
+#include "fs/bdi.h"
 #include "fs/guard.h"
 
 static int check_backing(const char *backing, char real[PATH_MAX])
@@ -659,6 +660,15 @@ static int serve(struct hmmfs *fs, const struct hmmfs_opts *o)
 	return ret;
 }
 
+/* The kernel's dirty limit for the new mount (bdi.c); failing is a notice. */
+static void mount_dirty_limit(const struct hmmfs_opts *o)
+{
+	dev_t dev;
+
+	if (o->kernel_dirty && guard_mount_dev(stopper.path, &dev) == 0)
+		bdi_setup(dev, o->kernel_dirty, o->debug);
+}
+
 /* Mount, serve until unmounted or signalled, unmount.  Return exit code. */
 static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 {
@@ -704,6 +714,7 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 		ret = 1;
 		goto out_unmount;
 	}
+	mount_dirty_limit(o);
 	ret = atime_setup(fs, o->mountpoint);
 	if (ret) {
 		fprintf(stderr, "hmmfs: %s\n", strerror(-ret));

@@ -25,6 +25,7 @@
 
 enum opt_kind {
 	OPT_FLAG,	/* name        -> int field = 1 */
+	OPT_NOFLAG,	/* noname      -> int field = 0 (a default-on flag) */
 	OPT_SECONDS,	/* name=double -> double field, 0..1e6 */
 	OPT_UINT,	/* name=N      -> unsigned field, min..max */
 	OPT_PASS,	/* name        -> to libfuse, no value allowed */
@@ -54,9 +55,12 @@ static const struct opt_desc opt_table[] = {
 	  "every read and write reaches the daemon (no kernel page cache)" },
 	{ "kernel_cache", OPT_FLAG, FIELD(kernel_cache), 0, 0,
 	  "keep kernel page cache across opens even if BACKING changed" },
-	{ "writeback_cache", OPT_FLAG, FIELD(writeback_cache), 0, 0,
-	  "let the kernel batch small writes (FUSE writeback cache)" },
-	{ "nosplice", OPT_FLAG, FIELD(splice), 0, 0,
+	{ "writeback_cache", OPT_FLAG, FIELD(writeback_cache), 0, 0, NULL },
+	{ "nowriteback_cache", OPT_NOFLAG, FIELD(writeback_cache), 0, 0,
+	  "no FUSE writeback cache: every write(2) reaches the daemon" },
+	{ "kernel_dirty", OPT_SIZE, FIELD(kernel_dirty), 0, (unsigned long)-1,
+	  "=SIZE   kernel's dirty data for the mount (default min(1G, RAM/16))" },
+	{ "nosplice", OPT_NOFLAG, FIELD(splice), 0, 0,
 	  "copy file data instead of moving it with splice(2)" },
 	{ "noxattr", OPT_FLAG, FIELD(noxattr), 0, 0,
 	  "no extended attributes: small writes take one round trip, not two" },
@@ -178,6 +182,23 @@ static size_t default_host_cache(void)
 	return (size_t)pages * (size_t)psz / 8;
 }
 
+/*
+ * Default kernel_dirty: a sixteenth of memory, at most 1 GiB.  The kernel
+ * gives a FUSE mount 1% of its dirty limit (about 50 MB on a 24 GiB
+ * machine), which makes writers wait on the daemon long before the
+ * kernel's own limits would; a local filesystem may use all of them.
+ */
+static size_t default_kernel_dirty(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	size_t max = (size_t)1 << 30;
+
+	if (pages <= 0 || psz <= 0)
+		return (size_t)64 << 20;
+	return (size_t)pages * (size_t)psz / 16 < max ?
+	       (size_t)pages * (size_t)psz / 16 : max;
+}
+
 static void opts_set_defaults(struct hmmfs_opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -194,6 +215,8 @@ static void opts_set_defaults(struct hmmfs_opts *o)
 	strcpy(o->ksm, "off");
 	strcpy(o->ksm_scope, "uid");
 	o->splice = 1;
+	o->writeback_cache = 1;
+	o->kernel_dirty = default_kernel_dirty();
 	o->attr_timeout = 1.0;
 	o->entry_timeout = 1.0;
 	o->negative_timeout = 0.0;
@@ -394,14 +417,13 @@ static int opt_apply(struct hmmfs_opts *o, const struct opt_desc *d,
 
 	switch (d->kind) {
 	case OPT_FLAG:
+	case OPT_NOFLAG:
 	case OPT_PASS:
 		if (val)
 			return fail(err, errlen, "option '%s' takes no value",
 				    d->name);
 		if (d->offset != NO_FIELD)
-			*(int *)field = 1;
-		if (d->kind == OPT_FLAG && strcmp(d->name, "nosplice") == 0)
-			o->splice = 0;
+			*(int *)field = d->kind != OPT_NOFLAG;
 		return d->kind == OPT_PASS ? fuse_opts_append(o, opt) : 0;
 	case OPT_PASS_VALUE:
 		if (!val || !*val)
@@ -560,6 +582,8 @@ int opts_parse(int argc, char **argv, struct hmmfs_opts *o,
 	}
 	if (o->debug)
 		o->foreground = 1;
+	if (o->direct_io)
+		o->writeback_cache = 0;	/* no kernel page cache to batch in */
 	if (o->allow_other && !o->default_permissions) {
 		/* Other users' access must be checked, and we run as root. */
 		ret = fuse_opts_append(o, "default_permissions");

@@ -29,7 +29,10 @@
  * @kernel_cache:     keep the kernel page cache across opens even if the
  *                    backing file changed (default: dropped when the
  *                    backing mtime or size changed since the last close).
- * @writeback_cache:  let the kernel batch writes (FUSE writeback cache).
+ * @writeback_cache:  let the kernel batch writes (FUSE writeback cache);
+ *                    on unless nowriteback_cache or direct_io.
+ * @kernel_dirty:     bytes of dirty data the kernel may hold for the mount
+ *                    (the bdi's max_bytes, bdi.c); 0: the kernel's default.
  * @splice:           move file data with splice(2) where it helps.
  * @noxattr:          no extended attributes (the kernel stops asking).
  * @allow_other:      other users may use the mount (implies
@@ -80,6 +83,7 @@ struct hmmfs_opts {
 	int direct_io;
 	int kernel_cache;
 	int writeback_cache;
+	size_t kernel_dirty;
 	int splice;
 	int noxattr;
 	int allow_other;

@@ -762,11 +762,32 @@ int it_mount_stop(struct it_mount *m, int *status)
 	return ret;
 }
 
+static char mount_opts[1024];	/* of the last it_mount_default() */
+
+/* Does the word @opt appear in the comma-separated list @list? */
+static bool opt_listed(const char *list, const char *opt)
+{
+	size_t len = strlen(opt);
+
+	for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (!strncmp(p, opt, len) && (p[len] == ',' || p[len] == '\0'))
+			return true;
+	return false;
+}
+
+bool it_writeback_cache(void)
+{
+	return !opt_listed(mount_opts, "nowriteback_cache") &&
+	       !opt_listed(mount_opts, "direct_io");
+}
+
 void it_mount_default(const char *opts, bool debug)
 {
 	const char *extra = getenv("HMMFS_IT_OPTS");
 	char err[2048], all[1024];
 
+	snprintf(mount_opts, sizeof(mount_opts), "%s,%s", extra ? extra : "",
+		 opts ? opts : "");
 	if (it.nomount)
 		return;
 	/* $HMMFS_IT_OPTS first, so that a test's own options win */

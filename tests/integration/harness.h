@@ -101,6 +101,9 @@ void it_env_destroy(void);
  * fatal CUnit failure (with the daemon's output) if it does not come up
  * within 10 s. */
 void it_mount_default(const char *opts, bool debug);
+/* The last it_mount_default() mounted with the FUSE writeback cache (the
+ * default: neither nowriteback_cache nor direct_io). */
+bool it_writeback_cache(void);
 /* Start "$HMMFS backing mnt -f [-d] [-o opts]"; 0 once mounted. */
 int it_mount_start(struct it_mount *m, const char *backing, const char *mnt,
 		   const char *opts, bool debug, char *err, size_t errlen);

@@ -600,7 +600,8 @@ static void bounded_sparse_requests(void)
 static const struct it_test tests[] = {
 	{ "migrate, read back through the bounce path", migrate_and_read_back,
 	  0, "migrate=bounce" },
-	{ "writes into device pages", write_into_device_pages, 0, NULL },
+	/* every pwrite must reach the daemon while the pages are on the device */
+	{ "writes into device pages", write_into_device_pages, 0, "nowriteback_cache" },
 	{ "devop, fsync, BACKING", devop_then_fsync, 0, NULL },
 	{ "SIGTERM writes back dirty device pages",
 	  sigterm_writes_back_device_pages, 0, NULL },

@@ -88,7 +88,8 @@ static const struct it_test tests[] = {
 	{ "read_only", read_only, 0, "ro" },
 	{ "fsname_shown", fsname_shown, 0, "fsname=hmmfs-it-source" },
 	{ "default_fsname_is_backing", default_fsname_is_backing, 0, NULL },
-	{ "attr_timeout_zero", attr_timeout_zero, 0, "attr_timeout=0" },
+	/* the kernel keeps a cached file's size under the writeback cache */
+	{ "attr_timeout_zero", attr_timeout_zero, 0, "attr_timeout=0,nowriteback_cache" },
 	{ "entry_timeout_zero", entry_timeout_zero, 0, "entry_timeout=0" },
 	{ "many_options", many_options, 0,
 	  "allow_other,default_permissions,fsname=x,attr_timeout=2.5,"
