@@ -36,6 +36,7 @@
 #include "fault/fault.h"
 #include "fs/fs.h"
 #include "fs/bdi.h"
+#include "fs/devio.h"
 #include "fs/guard.h"
 
 static int check_backing(const char *backing, char real[PATH_MAX])
@@ -707,6 +708,11 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 		fprintf(stderr, "hmmfs: cannot mount on '%s'\n", o->mountpoint);
 		goto out_signals;
 	}
+	ret = devio_install(fs->se, true);
+	if (ret)
+		fprintf(stderr, "hmmfs: notice: libfuse does the device I/O (%s): "
+			"the kernel asks for security.capability before each "
+			"write\n", strerror(-ret));
 	ret = apply_vfs_flags(o->mountpoint, o);
 	if (ret) {
 		fprintf(stderr, "hmmfs: cannot set atime options on '%s': %s\n",

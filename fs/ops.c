@@ -60,6 +60,7 @@
 
 #include "cache/cache.h"
 #include "cache/racy.h"
+#include "fs/devio.h"
 #include "fs/guard.h"
 #include "fs/hmmfs_ioctl.h"
 
@@ -482,6 +483,22 @@ static int set_times(struct hmmfs *fs, struct hmm_inode *inode,
 	return ret;
 }
 
+/*
+ * Clear setuid/setgid of @inode for a request whose caller lacks
+ * CAP_FSETID (KILLPRIV_V2, devio.c): BACKING sees our writes and
+ * truncates as root's, which keep the bits.
+ */
+static int inode_kill_suidgid(struct hmmfs *fs, struct hmm_inode *inode)
+{
+	int fd = itab_fd_get(&fs->itab, inode), ret;
+
+	if (fd < 0)
+		return fd;
+	ret = kill_suidgid(fd);
+	itab_fd_put(&fs->itab, inode);
+	return ret;
+}
+
 static void hmmfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			  int valid, struct fuse_file_info *fi)
 {
@@ -494,6 +511,8 @@ static void hmmfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		ret = set_owner(fs_of(req), inode, valid, attr);
 	if (!ret && (valid & FUSE_SET_ATTR_SIZE))
 		ret = set_size(fs_of(req), inode, fi, attr->st_size);
+	if (!ret && devio_kill_suidgid())	/* truncate, chown (devio.c) */
+		ret = inode_kill_suidgid(fs_of(req), inode);
 	if (!ret && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 			      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
 		ret = set_times(fs_of(req), inode, fi, valid, attr);
@@ -1096,6 +1115,13 @@ static void hmmfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fd = open_backing(fs, AT_FDCWD, path, backing_flags(fs, fi->flags), 0);
 		itab_fd_put(&fs->itab, inode);
 	}
+	if (fd >= 0 && (fi->flags & O_TRUNC) && devio_kill_suidgid()) {
+		ret = kill_suidgid(fd);
+		if (ret) {
+			close(fd);
+			fd = ret;
+		}
+	}
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
@@ -1197,6 +1223,12 @@ static void hmmfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	if (!fd)
 		fd = create_backing(fs, req, dir, name, fi->flags, mode, &made);
+	if (fd >= 0 && (fi->flags & O_TRUNC) && devio_kill_suidgid() &&
+	    (ret = kill_suidgid(fd))) {
+		close(fd);
+		fuse_reply_err(req, -ret);	/* an existing file: nothing to undo */
+		return;
+	}
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
 		return;
@@ -1449,6 +1481,13 @@ static void hmmfs_write_buf(fuse_req_t req, fuse_ino_t ino,
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
+	}
+	if (devio_kill_suidgid()) {	/* as a local write would (devio.c) */
+		ret = kill_suidgid(fh_fd(fi));
+		if (ret) {
+			fuse_reply_err(req, -ret);
+			return;
+		}
 	}
 	atime_written(inode);
 	n = cf ? write_cached(cf, in, off) : write_backing(in, off, fi);

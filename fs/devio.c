@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs/devio.c — our own reads and writes of /dev/fuse, for what libfuse
+ * 3.14 does not pass on.
+ *
+ * FUSE_HANDLE_KILLPRIV_V2 (Linux 5.11) makes the file server clear the
+ * setuid and setgid bits on write, truncate and O_TRUNC open by a caller
+ * without CAP_FSETID, and in return the kernel marks the mount SB_NOSEC:
+ * it then asks for security.capability once per attribute refresh, not
+ * before every write(2).  With the writeback cache that getxattr round
+ * trip is the whole cost of a small write (rand 4k: 146 MB/s with it,
+ * 1,565 MB/s without, docs/performance.md).  libfuse 3.14 neither offers
+ * the flag nor passes on the request bits that go with it
+ * (FUSE_WRITE_KILL_SUIDGID, FUSE_OPEN_KILL_SUIDGID, FATTR_KILL_SUIDGID).
+ *
+ * libfuse 3.14 does let a daemon do the device I/O itself
+ * (fuse_session_custom_io).  devio_install() hands it two functions over
+ * the same descriptor, installed before the kernel's INIT is read:
+ *   devio_read():   read(2) one request; remember INIT's unique id and
+ *                   whether the kernel offers KILLPRIV_V2, and for WRITE,
+ *                   OPEN, CREATE and SETATTR the kill bit, in a thread-
+ *                   local word (a worker reads a request and serves it on
+ *                   the same thread, before its next read);
+ *   devio_writev(): writev(2) one reply; the reply to INIT gets
+ *                   FUSE_HANDLE_KILLPRIV_V2 added when offered.
+ * splice_send is plain splice(2), so replies still move pages; requests
+ * are never spliced in (libfuse only splices them in when asked to).
+ * ops.c asks devio_kill_suidgid() and clears the bits (kill_suidgid()).
+ *
+ * Locking: INIT is the first request and is served before any other is
+ * read; its fields are atomics anyway.  The rest is thread-local.
+ */
+#include "fs/devio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <linux/fuse.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static _Atomic uint64_t init_unique;	/* 0: INIT not seen or answered */
+static _Atomic bool init_offers_v2;
+static _Atomic bool v2_wanted;
+static _Atomic bool v2_on;
+static __thread bool req_kill;		/* the request being served */
+
+/* The kill bit of one request, from its argument after the header. */
+static bool request_kill(uint32_t opcode, const char *arg, size_t len)
+{
+	switch (opcode) {
+	case FUSE_WRITE: {
+		struct fuse_write_in w;
+
+		if (len < sizeof(w))
+			return false;
+		memcpy(&w, arg, sizeof(w));
+		return w.write_flags & FUSE_WRITE_KILL_SUIDGID;
+	}
+	case FUSE_OPEN: {
+		struct fuse_open_in o;
+
+		if (len < sizeof(o))
+			return false;
+		memcpy(&o, arg, sizeof(o));
+		return o.open_flags & FUSE_OPEN_KILL_SUIDGID;
+	}
+	case FUSE_CREATE: {
+		struct fuse_create_in c;
+
+		if (len < sizeof(c))
+			return false;
+		memcpy(&c, arg, sizeof(c));
+		return c.open_flags & FUSE_OPEN_KILL_SUIDGID;
+	}
+	case FUSE_SETATTR: {
+		struct fuse_setattr_in s;
+
+		if (len < sizeof(s))
+			return false;
+		memcpy(&s, arg, sizeof(s));
+		return s.valid & FATTR_KILL_SUIDGID;
+	}
+	}
+	return false;
+}
+
+static void note_init(const struct fuse_in_header *h, const char *arg,
+		      size_t len)
+{
+	struct fuse_init_in in;
+
+	if (len < offsetof(struct fuse_init_in, flags) + sizeof(in.flags))
+		return;
+	memset(&in, 0, sizeof(in));
+	memcpy(&in, arg, len < sizeof(in) ? len : sizeof(in));
+	atomic_store(&init_offers_v2, in.flags & FUSE_HANDLE_KILLPRIV_V2);
+	atomic_store(&init_unique, h->unique);
+}
+
+static ssize_t devio_read(int fd, void *buf, size_t len, void *userdata)
+{
+	ssize_t n = read(fd, buf, len);
+	struct fuse_in_header h;
+
+	(void)userdata;
+	req_kill = false;
+	if (n < (ssize_t)sizeof(h))
+		return n;
+	memcpy(&h, buf, sizeof(h));
+	if (h.opcode == FUSE_INIT)
+		note_init(&h, (char *)buf + sizeof(h), (size_t)n - sizeof(h));
+	else
+		req_kill = request_kill(h.opcode, (char *)buf + sizeof(h),
+					(size_t)n - sizeof(h));
+	return n;
+}
+
+/* The INIT reply, with KILLPRIV_V2 added: a copy, libfuse's stays. */
+static ssize_t init_reply(int fd, struct iovec *iov, int count)
+{
+	struct fuse_init_out out;
+	struct iovec v[count];
+
+	memcpy(v, iov, sizeof(v));
+	memset(&out, 0, sizeof(out));
+	memcpy(&out, iov[1].iov_base,
+	       iov[1].iov_len < sizeof(out) ? iov[1].iov_len : sizeof(out));
+	out.flags |= FUSE_HANDLE_KILLPRIV_V2;
+	v[1].iov_base = &out;
+	atomic_store(&v2_on, true);
+	return writev(fd, v, count);
+}
+
+static ssize_t devio_writev(int fd, struct iovec *iov, int count,
+			    void *userdata)
+{
+	uint64_t unique = atomic_load(&init_unique);
+	struct fuse_out_header h;
+
+	(void)userdata;
+	if (unique && count >= 2 && iov[0].iov_len >= sizeof(h) &&
+	    iov[1].iov_len >= offsetof(struct fuse_init_out, flags) +
+			      sizeof(uint32_t)) {
+		memcpy(&h, iov[0].iov_base, sizeof(h));
+		if (h.unique == unique) {
+			atomic_store(&init_unique, 0);
+			if (h.error == 0 && atomic_load(&init_offers_v2) &&
+			    atomic_load(&v2_wanted))
+				return init_reply(fd, iov, count);
+		}
+	}
+	return writev(fd, iov, count);
+}
+
+static ssize_t devio_splice_send(int fdin, off_t *offin, int fdout,
+				 off_t *offout, size_t len, unsigned int flags,
+				 void *userdata)
+{
+	(void)userdata;
+	return splice(fdin, offin, fdout, offout, len, flags);
+}
+
+int devio_install(struct fuse_session *se, bool killpriv_v2)
+{
+	static const struct fuse_custom_io io = {
+		.read = devio_read,
+		.writev = devio_writev,
+		.splice_send = devio_splice_send,
+	};
+
+	atomic_store(&v2_wanted, killpriv_v2);
+	return fuse_session_custom_io(se, &io, fuse_session_fd(se));
+}
+
+bool devio_killpriv_v2(void)
+{
+	return atomic_load(&v2_on);
+}
+
+bool devio_kill_suidgid(void)
+{
+	return req_kill;
+}
+
+int kill_suidgid(int fd)
+{
+	mode_t kill = S_ISUID;
+	struct stat st;
+	char path[64];
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	/* setgid without group execute is mandatory locking, not privilege */
+	if (st.st_mode & S_IXGRP)
+		kill |= S_ISGID;
+	if (!S_ISREG(st.st_mode) || !(st.st_mode & kill))
+		return 0;
+	if (fchmod(fd, st.st_mode & ~kill & 07777) == 0)
+		return 0;
+	if (errno != EBADF)
+		return -errno;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);	/* O_PATH */
+	return chmod(path, st.st_mode & ~kill & 07777) < 0 ? -errno : 0;
+}
