@@ -1643,6 +1643,32 @@ static void hmmfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
 	fuse_reply_write(req, (size_t)n);
 }
 
+/*
+ * With the writeback cache, pages the kernel holds dirty are data that
+ * neither BACKING nor our cache has seen, and the kernel does not send
+ * them before asking us (fuse_lseek).  Dropping its pages of the file
+ * makes it send them first (it launders a dirty page before dropping
+ * it); the notifier thread asks, a worker serves those WRITEs, and this
+ * one waits.  Clean pages go too: SEEK_DATA and SEEK_HOLE are rare
+ * (cp, tar, backup tools), a reread is cheap.  Single-threaded, no
+ * worker could serve the WRITEs: the caller answers ENOSYS instead, and
+ * the kernel then treats every file as all data (generic_file_llseek),
+ * which POSIX allows.  Return: 0, -ETIMEDOUT or -ENOSYS.
+ */
+#define LSEEK_FLUSH_WAIT_MS 10000
+
+static int lseek_kernel_flush(fuse_req_t req, fuse_ino_t ino)
+{
+	struct hmmfs *fs = fs_of(req);
+
+	if (!fs->opts->writeback_cache)
+		return 0;
+	if (fs->opts->singlethread)
+		return -ENOSYS;
+	notify_inval(fs, ino, 0, 0);
+	return notify_flush(fs, LSEEK_FLUSH_WAIT_MS);
+}
+
 static void hmmfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 			struct fuse_file_info *fi)
 {
@@ -1650,8 +1676,12 @@ static void hmmfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	off_t res;
 	int ret = 0;
 
-	if (whence == SEEK_DATA || whence == SEEK_HOLE)
-		ret = file_cfile(fs_of(req), inode_of(req, ino), fi, false, &cf);
+	if (whence == SEEK_DATA || whence == SEEK_HOLE) {
+		ret = lseek_kernel_flush(req, ino);
+		if (!ret)
+			ret = file_cfile(fs_of(req), inode_of(req, ino), fi,
+					 false, &cf);
+	}
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
