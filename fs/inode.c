@@ -278,7 +278,7 @@ static bool inode_is_object(const struct hmm_inode *in, int fd)
  * inode (and a node id) of its own; the kernel's lookups of the old one
  * keep it until they are forgotten.
  */
-static void itab_retire(struct itab *t, struct hmm_inode *in)
+void itab_retire_inode(struct itab *t, struct hmm_inode *in)
 {
 	pthread_mutex_lock(&t->lock);
 	if (!in->retired) {	/* a racing lookup may have done it */
@@ -288,6 +288,11 @@ static void itab_retire(struct itab *t, struct hmm_inode *in)
 		t->retired = in;
 	}
 	pthread_mutex_unlock(&t->lock);
+}
+
+static void itab_retire(struct itab *t, struct hmm_inode *in)
+{
+	itab_retire_inode(t, in);
 	itab_forget(t, in, 1);	/* our raise */
 }
 

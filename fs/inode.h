@@ -49,7 +49,8 @@
  * @nlookup:   kernel lookup count; itab->lock.
  * @next:      hash chain, or the retired list; itab->lock.
  * @retired:   on itab->retired, not in a chain: a removed object whose
- *             number BACKING gave to another (itab_lookup_insert);
+ *             number BACKING gave to another (itab_lookup_insert), or
+ *             one the kernel must look up afresh (ops.c, open_kernel_stale);
  *             itab->lock.
  * @lock:      guards the cache_* fields.
  * @cache_mtime, @cache_size, @cache_valid: backing mtime and size when the
@@ -60,6 +61,7 @@
  *             under @lock at the first open, freed with the inode through
  *             itab->release.  Load with acquire.
  * @atime_due: under relatime, the next read sets atime (atime.c); atomic.
+ * @nopen:     open files of the inode (struct hmm_file); atomic.
  */
 struct hmm_inode {
 	struct fdc_entry fde;
@@ -76,6 +78,7 @@ struct hmm_inode {
 	int cache_valid;
 	void *_Atomic cfile;
 	_Atomic int atime_due;
+	_Atomic int nopen;
 };
 
 /**
@@ -132,6 +135,13 @@ void itab_destroy(struct itab *t);
  * Context: takes and releases t->lock.
  * Return: 0, or -ENOMEM (and @fd is closed).
  */
+/*
+ * itab_retire_inode() - take @in out of the table: the next lookup of its
+ * object makes a new inode, with a new node id; the kernel's lookups of
+ * @in keep it until they are forgotten.
+ */
+void itab_retire_inode(struct itab *t, struct hmm_inode *in);
+
 int itab_lookup_insert(struct itab *t, int fd, const struct stat *st,
 		       struct hmm_inode **out);
 

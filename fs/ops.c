@@ -1022,6 +1022,7 @@ static int file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
 	hf->fd = fd;
 	hf->inode = inode;
 	hf->accmode = fi->flags & O_ACCMODE;
+	atomic_fetch_add(&inode->nopen, 1);
 	open_list_add(fs, &fs->open_files, &hf->link);
 	if (cf)
 		fresh = !(changed = fstat(fd, &st) == 0 &&
@@ -1075,6 +1076,7 @@ static void hmm_file_free(struct hmmfs *fs, struct hmm_file *hf)
 	if (cf)
 		cache_file_unhold(cf);
 	close(hf->fd);
+	atomic_fetch_sub(&hf->inode->nopen, 1);
 	itab_fd_put(&fs->itab, hf->inode);
 	free(hf);
 }
@@ -1102,6 +1104,43 @@ static int open_backing(struct hmmfs *fs, int dirfd, const char *name,
 	return fd;
 }
 
+/*
+ * Close-to-open under the writeback cache.  The kernel then keeps its own
+ * size and times of a file it has cached and never takes ours
+ * (fuse_change_attributes_i), so an open after BACKING changed behind us
+ * would see the old size and, with it, cut off or pad BACKING's new
+ * data.  When BACKING changed and the kernel has no open file of the
+ * inode (so no dirty pages of it either), retire the inode and answer
+ * ESTALE: the VFS retries the open once with LOOKUP_REVAL, that LOOKUP
+ * gets a new node id, and the kernel opens a fresh inode with BACKING's
+ * size.  The retry may land on the retired inode again (a /proc/PID/fd
+ * link has no name to look up): that open is served as it is.
+ */
+static bool open_kernel_stale(struct hmmfs *fs, struct hmm_inode *inode,
+			      int fd)
+{
+	struct cfile *cf = inode_cfile(inode);
+	int changed = 0;
+	bool retired;
+	struct stat st;
+
+	if (!fs->opts->writeback_cache || inode->type != S_IFREG ||
+	    atomic_load(&inode->nopen))
+		return false;
+	pthread_mutex_lock(&fs->itab.lock);
+	retired = inode->retired;
+	pthread_mutex_unlock(&fs->itab.lock);
+	if (retired)
+		return false;
+	if (cf)	/* drops the stale pages; the retry finds it fresh */
+		changed = fstat(fd, &st) == 0 && cache_file_revalidate(cf, &st);
+	else
+		cache_still_good(inode, fd, &changed);
+	if (changed)
+		itab_retire_inode(&fs->itab, inode);
+	return changed;
+}
+
 static void hmmfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct hmmfs *fs = fs_of(req);
@@ -1114,6 +1153,10 @@ static void hmmfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fd_path(path, fd);
 		fd = open_backing(fs, AT_FDCWD, path, backing_flags(fs, fi->flags), 0);
 		itab_fd_put(&fs->itab, inode);
+	}
+	if (fd >= 0 && open_kernel_stale(fs, inode, fd)) {
+		close(fd);
+		fd = -ESTALE;
 	}
 	if (fd >= 0 && (fi->flags & O_TRUNC) && devio_kill_suidgid()) {
 		ret = kill_suidgid(fd);
