@@ -63,6 +63,8 @@ run_suite crash "$(dirname "$0")/crash/run.sh" -n 10
 # processes racing O_TRUNC opens, truncate, rename and the ioctls on a few
 # pages (15 s; tests/stress/run.sh -t 3600: an hour).
 run_suite stress "$(dirname "$0")/stress/run.sh" -t 15
+run_suite stress-nowriteback env STRESS_OPTS=host_cache=8M,device_cache=64M,ksm=on,nowriteback_cache \
+	"$(dirname "$0")/stress/run.sh" -t 10
 
 echo
 [ -n "$failed_names" ] && echo "failed suites:$failed_names"

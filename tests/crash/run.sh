@@ -7,6 +7,8 @@
 # loop over a 256 KiB host cache, the daemon SIGKILLed at a random moment,
 # remount, every fsync-acknowledged byte checked; then flush mode (-T):
 # thousands of dirty pages on both tiers, SIGTERM and umount write them all.
+# The loop runs with the default options (FUSE writeback cache on), then
+# half as many rounds with nowriteback_cache.
 # Both, all along, with the kernel's inodes dropped (echo 2 >
 # /proc/sys/vm/drop_caches) every MS ms (default 100; -D 0: off).
 # The long mode is one command:  tests/crash/run.sh -n 100
@@ -31,6 +33,12 @@ done
 [ -x "$bin" ] || { echo "crash: build $bin first (make $bin)" >&2; exit 2; }
 # shellcheck disable=SC2086
 "$bin" -n "$n" -D "$drop_ms" $seed
+rc=$?
+[ "$rc" -eq 0 ] || exit "$rc"
+# Again with every write(2) reaching the daemon (no kernel writeback cache).
+# shellcheck disable=SC2086
+"$bin" -n $(((n + 1) / 2)) -D "$drop_ms" $seed \
+	-o host_cache=256K,device_cache=64M,nowriteback_cache
 rc=$?
 [ "$rc" -eq 0 ] || exit "$rc"
 exec "$bin" -T -D "$drop_ms"

@@ -3,7 +3,8 @@
 #
 # usage: tests/fsx/run.sh HMMFSX_BIN [extra hmmfsx args]
 #
-# For every configuration (default options, -o direct_io, then each entry of
+# For every configuration (default options, -o nowriteback_cache, -o
+# direct_io, then each entry of
 # $HMMFSX_CONFIGS) and every seed (the fixed $HMMFSX_SEEDS plus one random
 # seed, printed), it makes a fresh temp dir holding BACKING and MNT, starts
 # "$HMMFS BACKING MNT -f -o OPTS" in the background, waits for the mount, runs
@@ -19,7 +20,7 @@
 #   HMMFS           absolute path of the hmmfs daemon (required)
 #   HMMFS_OPTS      extra -o options for every mount, comma-separated
 #   HMMFSX_CONFIGS  extra configurations, separated by spaces, each one a
-#                   comma-separated -o list: "writeback_cache nosplice,clone_fd";
+#                   comma-separated -o list: "nosplice clone_fd,threads=4";
 #                   hmmfsx flags for that configuration only may follow a
 #                   slash, comma-separated: "host_cache=256K/-M"
 #   HMMFSX_SEEDS    fixed seeds (default "1 2")
@@ -35,7 +36,7 @@
 #
 # Examples (from the top of the tree, after make build/tests/hmmfsx):
 #   HMMFS=$PWD/build/hmmfs tests/fsx/run.sh build/tests/hmmfsx
-#   HMMFS=$PWD/build/hmmfs HMMFSX_LONG=7200 HMMFSX_CONFIGS=writeback_cache \
+#   HMMFS=$PWD/build/hmmfs HMMFSX_LONG=7200 HMMFSX_CONFIGS=nowriteback_cache \
 #       tests/fsx/run.sh build/tests/hmmfsx -j 2 -l 1m
 set -u
 
@@ -289,7 +290,7 @@ run_one() {
 	remove_work
 }
 
-configs=("" direct_io)
+configs=("" nowriteback_cache direct_io)
 # shellcheck disable=SC2206
 configs+=(${HMMFSX_CONFIGS:-})
 
