@@ -25,7 +25,7 @@
  *                   FUSE_HANDLE_KILLPRIV_V2 added when offered.
  * splice_send is plain splice(2), so replies still move pages; requests
  * are never spliced in (libfuse only splices them in when asked to).
- * ops.c asks devio_kill_suidgid() and clears the bits (kill_suidgid()).
+ * ops.c asks devio_kill_suidgid() and clears the bits (kill_setid()).
  *
  * Locking: INIT is the first request and is served before any other is
  * read; its fields are atomics anyway.  The rest is thread-local.
@@ -33,13 +33,10 @@
 #include "fs/devio.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stddef.h>
 #include <linux/fuse.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -185,25 +182,4 @@ bool devio_killpriv_v2(void)
 bool devio_kill_suidgid(void)
 {
 	return req_kill;
-}
-
-int kill_suidgid(int fd)
-{
-	mode_t kill = S_ISUID;
-	struct stat st;
-	char path[64];
-
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	/* setgid without group execute is mandatory locking, not privilege */
-	if (st.st_mode & S_IXGRP)
-		kill |= S_ISGID;
-	if (!S_ISREG(st.st_mode) || !(st.st_mode & kill))
-		return 0;
-	if (fchmod(fd, st.st_mode & ~kill & 07777) == 0)
-		return 0;
-	if (errno != EBADF)
-		return -errno;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);	/* O_PATH */
-	return chmod(path, st.st_mode & ~kill & 07777) < 0 ? -errno : 0;
 }

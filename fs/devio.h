@@ -23,11 +23,4 @@ bool devio_killpriv_v2(void);
  */
 bool devio_kill_suidgid(void);
 
-/*
- * Clear setuid, and setgid where group execute is set, as a write by an
- * unprivileged caller does on a local filesystem.  @fd: any descriptor of
- * the backing file, O_PATH included.  Return: 0 or -errno.
- */
-int kill_suidgid(int fd);
-
 #endif

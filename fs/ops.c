@@ -483,18 +483,46 @@ static int set_times(struct hmmfs *fs, struct hmm_inode *inode,
 	return ret;
 }
 
+static int in_groups(fuse_req_t req, gid_t gid);
+
 /*
- * Clear setuid/setgid of @inode for a request whose caller lacks
- * CAP_FSETID (KILLPRIV_V2, devio.c): BACKING sees our writes and
- * truncates as root's, which keep the bits.
+ * For a request whose caller lacks CAP_FSETID (KILLPRIV_V2, devio.c):
+ * clear setuid, and setgid where group execute is set or the caller is
+ * not in the file's group, as a write, truncate or O_TRUNC open does on
+ * a local file system (Linux 6.2+).  BACKING sees our writes and
+ * truncates as root's, which keep the bits.  @fd: any descriptor of the
+ * backing file, O_PATH included.  Return: 0 or -errno.
  */
-static int inode_kill_suidgid(struct hmmfs *fs, struct hmm_inode *inode)
+static int kill_setid(fuse_req_t req, int fd)
 {
+	mode_t kill = S_ISUID, mode;
+	struct stat st;
+	char path[64];
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if ((st.st_mode & S_IXGRP) || (fuse_req_ctx(req)->gid != st.st_gid &&
+				       !in_groups(req, st.st_gid)))
+		kill |= S_ISGID;
+	if (!S_ISREG(st.st_mode) || !(st.st_mode & kill))
+		return 0;
+	mode = st.st_mode & ~kill & 07777;
+	if (fchmod(fd, mode) == 0)
+		return 0;
+	if (errno != EBADF)
+		return -errno;
+	fd_path(path, fd);	/* an O_PATH descriptor */
+	return chmod(path, mode) < 0 ? -errno : 0;
+}
+
+static int inode_kill_setid(fuse_req_t req, struct hmm_inode *inode)
+{
+	struct hmmfs *fs = fs_of(req);
 	int fd = itab_fd_get(&fs->itab, inode), ret;
 
 	if (fd < 0)
 		return fd;
-	ret = kill_suidgid(fd);
+	ret = kill_setid(req, fd);
 	itab_fd_put(&fs->itab, inode);
 	return ret;
 }
@@ -512,7 +540,7 @@ static void hmmfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (!ret && (valid & FUSE_SET_ATTR_SIZE))
 		ret = set_size(fs_of(req), inode, fi, attr->st_size);
 	if (!ret && devio_kill_suidgid())	/* truncate, chown (devio.c) */
-		ret = inode_kill_suidgid(fs_of(req), inode);
+		ret = inode_kill_setid(req, inode);
 	if (!ret && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 			      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
 		ret = set_times(fs_of(req), inode, fi, valid, attr);
@@ -1159,7 +1187,7 @@ static void hmmfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fd = -ESTALE;
 	}
 	if (fd >= 0 && (fi->flags & O_TRUNC) && devio_kill_suidgid()) {
-		ret = kill_suidgid(fd);
+		ret = kill_setid(req, fd);
 		if (ret) {
 			close(fd);
 			fd = ret;
@@ -1267,7 +1295,7 @@ static void hmmfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (!fd)
 		fd = create_backing(fs, req, dir, name, fi->flags, mode, &made);
 	if (fd >= 0 && (fi->flags & O_TRUNC) && devio_kill_suidgid() &&
-	    (ret = kill_suidgid(fd))) {
+	    (ret = kill_setid(req, fd))) {
 		close(fd);
 		fuse_reply_err(req, -ret);	/* an existing file: nothing to undo */
 		return;
@@ -1526,7 +1554,7 @@ static void hmmfs_write_buf(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	if (devio_kill_suidgid()) {	/* as a local write would (devio.c) */
-		ret = kill_suidgid(fh_fd(fi));
+		ret = kill_setid(req, fh_fd(fi));
 		if (ret) {
 			fuse_reply_err(req, -ret);
 			return;
