@@ -62,7 +62,7 @@ extern const struct it_suite it_suite_attr, it_suite_names, it_suite_io,
 	it_suite_access, it_suite_locks, it_suite_concurrency,
 	it_suite_escape, it_suite_startup, it_suite_options,
 	it_suite_direct_io, it_suite_cache, it_suite_device, it_suite_ksm,
-	it_suite_faults, it_suite_badinput;
+	it_suite_faults, it_suite_badinput, it_suite_writes;
 
 /* ---- the environment of the running test ----------------------------- */
 

@@ -38,6 +38,7 @@ static const struct it_suite *const all_suites[] = {
 	&it_suite_ksm,
 	&it_suite_faults,
 	&it_suite_badinput,
+	&it_suite_writes,
 };
 #define N_SUITES (sizeof(all_suites) / sizeof(all_suites[0]))
 
