@@ -268,6 +268,32 @@ if [ -n "$quick" ]; then jobs=$(quick_jobs); else jobs=$(all_jobs); fi
 # the scanner are sized for it); in a quick run, numjobs 1 only.
 sub_jobs=$(grep ' warm small$' <<<"$jobs" | { if [ -n "$quick" ]; then grep ' 1 warm'; else cat; fi; })
 
+# wb_counters CFG SECTION [sync]: "writeback_bytes written_bytes" of an
+# hmmfs mount for a job that writes, after writing everything back (the
+# kernel's dirty pages by sync(1), the cache's by hmmfsctl sync) if
+# "sync"; nothing for other configurations and jobs.
+wb_counters() {
+	case $1/$2 in hmmfs*/*write*|hmmfs*/randrw*) ;; *) return 0 ;; esac
+	[ -n "$pid" ] || return 0
+	if [ -n "${3:-}" ]; then
+		sync
+		"$hmmfsctl" sync "$M" >/dev/null 2>&1 || true
+	fi
+	"$hmmfsctl" stats "$M" --json 2>/dev/null | python3 -c 'import json, sys
+d = json.load(sys.stdin); print(d.get("writeback_bytes", 0), d.get("written_bytes", 0))'
+}
+
+# write_amp CFG ID "BEFORE" "AFTER": bytes written to BACKING over bytes
+# written into the cache during the job (issue 15: at most 1.1).
+write_amp() {
+	[ -n "$3" ] && [ -n "$4" ] || return 0
+	read -r b0 w0 <<<"$3"
+	read -r b1 w1 <<<"$4"
+	[ $((w1 - w0)) -gt 0 ] || return 0
+	extra "write_amp_$1_$2" "$(awk -v b=$((b1 - b0)) -v w=$((w1 - w0)) 'BEGIN {printf "%.3f", b / w}')" x \
+		"writeback_bytes / written_bytes over the job, after sync; $(((w1 - w0) >> 20)) MiB in"
+}
+
 # run_job CFG SECTION MODE NJ CACHE WS
 run_job() {
 	local cfg=$1 sec=$2 mode=$3 nj=$4 cache=$5 ws=$6 id file size direct jf t0 t1 out
@@ -294,6 +320,7 @@ run_job() {
 	fi
 	out=$RAW/$cfg/$id.json
 	mkdir -p "$RAW/$cfg"
+	wb0=$(wb_counters "$cfg" "$sec")
 	t0=$(cpu_ticks)
 	if DIR=$T FILE=$file SIZE=$size DIRECT=$direct NUMJOBS=$nj RUNTIME=$RUNTIME \
 		TIMEBASED=$([ "$cache" = warm ] && echo 1 || echo 0) \
@@ -306,6 +333,7 @@ run_job() {
 	fi
 	[ -n "$pid" ] && [ "$cfg" = hmmfs-device ] &&
 		"$hmmfsctl" stats "$M" --json >"$RAW/$cfg/$id.stats.json" 2>/dev/null
+	write_amp "$cfg" "$id" "$wb0" "$(wb_counters "$cfg" "$sec" sync)"
 	note_hwm "$cfg"
 	say "$cfg $id: $(tail -n 1 "$RAW/jobs.tsv" | cut -f 3)"
 }
