@@ -43,7 +43,6 @@
 static _Atomic uint64_t init_unique;	/* 0: INIT not seen or answered */
 static _Atomic bool init_offers_v2;
 static _Atomic bool v2_wanted;
-static _Atomic bool v2_on;
 static __thread bool req_kill;		/* the request being served */
 
 /* The kill bit of one request, from its argument after the header. */
@@ -129,7 +128,6 @@ static ssize_t init_reply(int fd, struct iovec *iov, int count)
 	       iov[1].iov_len < sizeof(out) ? iov[1].iov_len : sizeof(out));
 	out.flags |= FUSE_HANDLE_KILLPRIV_V2;
 	v[1].iov_base = &out;
-	atomic_store(&v2_on, true);
 	return writev(fd, v, count);
 }
 
@@ -172,11 +170,6 @@ int devio_install(struct fuse_session *se, bool killpriv_v2)
 
 	atomic_store(&v2_wanted, killpriv_v2);
 	return fuse_session_custom_io(se, &io, fuse_session_fd(se));
-}
-
-bool devio_killpriv_v2(void)
-{
-	return atomic_load(&v2_on);
 }
 
 bool devio_kill_suidgid(void)

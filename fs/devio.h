@@ -14,9 +14,6 @@
  */
 int devio_install(struct fuse_session *se, bool killpriv_v2);
 
-/* KILLPRIV_V2 is on: the kernel leaves setuid/setgid clearing to us. */
-bool devio_killpriv_v2(void);
-
 /*
  * The request this thread serves (WRITE, OPEN, CREATE, SETATTR) asks us
  * to clear setuid/setgid: its caller lacks CAP_FSETID.
