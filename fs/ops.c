@@ -501,10 +501,12 @@ static int kill_setid(fuse_req_t req, int fd)
 
 	if (fstat(fd, &st) < 0)
 		return -errno;
+	if (!S_ISREG(st.st_mode) || !(st.st_mode & (S_ISUID | S_ISGID)))
+		return 0;	/* the common case: no group lookup */
 	if ((st.st_mode & S_IXGRP) || (fuse_req_ctx(req)->gid != st.st_gid &&
 				       !in_groups(req, st.st_gid)))
 		kill |= S_ISGID;
-	if (!S_ISREG(st.st_mode) || !(st.st_mode & kill))
+	if (!(st.st_mode & kill))
 		return 0;
 	mode = st.st_mode & ~kill & 07777;
 	if (fchmod(fd, mode) == 0)
