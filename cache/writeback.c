@@ -12,9 +12,12 @@
  * Writing back a range of a file (file_writeback): collect its dirty
  * pages, sort them by index, and for each one take the page lock, clear
  * PG_dirty and set PG_writeback (like clear_page_dirty_for_io), drop the
- * lock, and queue a write of the frame; runs of up to 64 pages go to the
- * I/O engine in one batch, so contiguous dirty ranges become one burst of
- * sequential writes.  A writer that wants a page under writeback waits for
+ * lock, and queue a write of the frame.  Back-to-back pages become one
+ * write of up to CACHE_MAX_RUN pages, and a batch of WB_BATCH pages (8
+ * such runs) goes to the I/O engine at once, so a long dirty range keeps
+ * up to 8 large writes in flight: BACKING's O_DIRECT writes are only as
+ * fast as their queue is deep (this disk: 750 MB/s at depth 1, 1.6 GB/s
+ * at depth 8, fio 1 MiB).  A writer that wants a page under writeback waits for
  * it to end (stable pages), so the bytes BACKING gets are the bytes that
  * were there when the page was cleaned.  When a write fails the page is
  * dirtied again, so nothing is lost and a later pass retries, and the
@@ -59,7 +62,7 @@
 
 #include "cache/cache_int.h"
 
-#define WB_BATCH CACHE_MAX_RUN
+#define WB_BATCH (8 * CACHE_MAX_RUN)	/* pages per batch: see the top */
 
 /*
  * Context: page locked, or (page_end_io) the page under writeback by the
