@@ -97,6 +97,8 @@ int notify_start(struct hmmfs *fs);
 void notify_stop(struct hmmfs *fs);
 /* The cache's inval hook (@arg is the struct hmmfs): queue only. */
 void notify_inval(void *arg, uint64_t ino, off_t off, off_t len);
+/* Drop the kernel's attributes of @ino now, from this thread. */
+void notify_inval_attr_now(struct hmmfs *fs, uint64_t ino);
 /* Wait until what was queued so far was sent.  Return: 0 or -ETIMEDOUT. */
 int notify_flush(struct hmmfs *fs, unsigned int timeout_ms);
 

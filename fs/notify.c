@@ -11,6 +11,9 @@
  * cache's inval hook) and one thread sends them, holding no lock while it
  * does.  Adjacent ranges of one file are merged in the queue.
  *
+ * notify_inval_attr_now() drops only the kernel's attributes of a file,
+ * from the calling thread: no page is touched, so nothing can wait.
+ *
  * notify_flush() lets a control ioctl wait until what it queued was sent,
  * so `hmmfsctl migrate` returns with the kernel cache already dropped, and
  * an O_DIRECT write reply only once the kernel's stale copy of the written
@@ -98,6 +101,16 @@ void notify_inval(void *arg, uint64_t ino, off_t off, off_t len)
 		pthread_cond_signal(&n->cond);
 	}
 	pthread_mutex_unlock(&n->lock);
+}
+
+/*
+ * Attributes only: the kernel then takes no lock a request in flight may
+ * hold (fuse_reverse_inval_inode with a negative offset touches no page),
+ * so a worker may send it itself, synchronously, before its reply.
+ */
+void notify_inval_attr_now(struct hmmfs *fs, uint64_t ino)
+{
+	fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
 }
 
 int notify_flush(struct hmmfs *fs, unsigned int timeout_ms)

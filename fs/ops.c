@@ -491,9 +491,13 @@ static int in_groups(fuse_req_t req, gid_t gid);
  * not in the file's group, as a write, truncate or O_TRUNC open does on
  * a local file system (Linux 6.2+).  BACKING sees our writes and
  * truncates as root's, which keep the bits.  @fd: any descriptor of the
- * backing file, O_PATH included.  Return: 0 or -errno.
+ * backing file, O_PATH included.  @ino: the kernel's node whose cached
+ * mode must go before the reply (a write or open has no attributes in
+ * its reply, and the kernel would show, and exec, the old setuid bit
+ * until attr_timeout); 0 when the reply carries fresh attributes.
+ * Return: 0 or -errno.
  */
-static int kill_setid(fuse_req_t req, int fd)
+static int kill_setid(fuse_req_t req, int fd, fuse_ino_t ino)
 {
 	mode_t kill = S_ISUID, mode;
 	struct stat st;
@@ -509,12 +513,16 @@ static int kill_setid(fuse_req_t req, int fd)
 	if (!(st.st_mode & kill))
 		return 0;
 	mode = st.st_mode & ~kill & 07777;
-	if (fchmod(fd, mode) == 0)
-		return 0;
-	if (errno != EBADF)
-		return -errno;
-	fd_path(path, fd);	/* an O_PATH descriptor */
-	return chmod(path, mode) < 0 ? -errno : 0;
+	if (fchmod(fd, mode) < 0) {
+		if (errno != EBADF)
+			return -errno;
+		fd_path(path, fd);	/* an O_PATH descriptor */
+		if (chmod(path, mode) < 0)
+			return -errno;
+	}
+	if (ino)
+		notify_inval_attr_now(fs_of(req), ino);
+	return 0;
 }
 
 static int inode_kill_setid(fuse_req_t req, struct hmm_inode *inode)
@@ -524,7 +532,7 @@ static int inode_kill_setid(fuse_req_t req, struct hmm_inode *inode)
 
 	if (fd < 0)
 		return fd;
-	ret = kill_setid(req, fd);
+	ret = kill_setid(req, fd, 0);	/* the reply has the attributes */
 	itab_fd_put(&fs->itab, inode);
 	return ret;
 }
@@ -1189,7 +1197,7 @@ static void hmmfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fd = -ESTALE;
 	}
 	if (fd >= 0 && (fi->flags & O_TRUNC) && devio_kill_suidgid()) {
-		ret = kill_setid(req, fd);
+		ret = kill_setid(req, fd, ino);
 		if (ret) {
 			close(fd);
 			fd = ret;
@@ -1297,7 +1305,7 @@ static void hmmfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (!fd)
 		fd = create_backing(fs, req, dir, name, fi->flags, mode, &made);
 	if (fd >= 0 && (fi->flags & O_TRUNC) && devio_kill_suidgid() &&
-	    (ret = kill_setid(req, fd))) {
+	    (ret = kill_setid(req, fd, 0))) {	/* the lookup below */
 		close(fd);
 		fuse_reply_err(req, -ret);	/* an existing file: nothing to undo */
 		return;
@@ -1556,7 +1564,7 @@ static void hmmfs_write_buf(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	if (devio_kill_suidgid()) {	/* as a local write would (devio.c) */
-		ret = kill_setid(req, fh_fd(fi));
+		ret = kill_setid(req, fh_fd(fi), ino);
 		if (ret) {
 			fuse_reply_err(req, -ret);
 			return;

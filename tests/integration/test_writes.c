@@ -34,6 +34,8 @@
  * - setid_outsider_like_backing: the same ops by a user outside the
  *   file's group on a set-gid file without group execute do what they do
  *   directly in BACKING (Linux 6.2 and later clear S_ISGID then).
+ * - setid_cleared_at_once: the mount shows the cleared setuid bit right
+ *   after the write, though the kernel had the old mode cached.
  * - setid_root_keeps: root (CAP_FSETID) clears nothing.
  *
  *   Every setid case is also done directly in BACKING first, as the
@@ -508,6 +510,57 @@ static void setid_root_keeps(void)
 	}
 }
 
+/* In the child: append one byte to @arg (a path); 0 or errno. */
+static int append_byte(void *arg, void *out)
+{
+	int fd = open(arg, O_WRONLY | O_APPEND), err = 0;
+
+	(void)out;
+	if (fd < 0)
+		return errno;
+	if (write(fd, "z", 1) != 1)
+		err = errno ? errno : EIO;
+	if (close(fd) < 0 && !err)
+		err = errno;
+	return err;
+}
+
+/* The mode as statx(STATX_MODE) gives it: only what the kernel has
+ * marked stale is asked again (stat(1) and exec ask for no more). */
+static mode_t mode_now(const char *path)
+{
+	struct statx stx;
+
+	IT_REQUIRE_OK(statx(AT_FDCWD, path, 0, STATX_MODE, &stx));
+	return stx.stx_mode & 07777;
+}
+
+/*
+ * The mount shows the cleared setuid bit at once, not after attr_timeout:
+ * the kernel had the old mode cached (stat just before), marks only size
+ * and times stale after a write, and would exec the file setuid until it
+ * asked again.  A user outside the file's group appends (as `echo >>`).
+ */
+static void setid_cleared_at_once(void)
+{
+	static char path[PATH_MAX];
+	struct stat st;
+	int ret;
+
+	printf("[%s] ", mode_name());
+	snprintf(path, sizeof(path), "%s", MNT("at_once"));
+	IT_REQUIRE_OK(it_put_str(path, "x\n"));
+	IT_REQUIRE_OK(chmod(path, 04777));
+	IT_REQUIRE_OK(stat(path, &st));	/* the kernel caches 04777 */
+	IT_EQ_OCT(st.st_mode & 07777, 04777);
+	ret = it_child(append_byte, path, NULL, 0, NOBODY, NOBODY);
+	IT_TRUE(ret == 0, "append as uid %d: %s", NOBODY,
+		ret < 0 ? "child failed" : it_errname(ret));
+	IT_EQ_OCT(mode_now(path), 0777);
+	IT_REQUIRE_OK(stat(BACK("at_once"), &st));
+	IT_EQ_OCT(st.st_mode & 07777, 0777);
+}
+
 /* Each test on a default mount (writeback cache) and without it. */
 static const struct it_test tests[] = {
 	{ "seek_data_kernel_dirty", seek_data_kernel_dirty, 0, NULL },
@@ -533,6 +586,9 @@ static const struct it_test tests[] = {
 	{ "setid_outsider_like_backing", setid_outsider_like_backing, 0,
 	  "allow_other" },
 	{ "setid_outsider_like_backing_nowb", setid_outsider_like_backing, 0,
+	  "allow_other,nowriteback_cache" },
+	{ "setid_cleared_at_once", setid_cleared_at_once, 0, "allow_other" },
+	{ "setid_cleared_at_once_nowb", setid_cleared_at_once, 0,
 	  "allow_other,nowriteback_cache" },
 	{ "setid_root_keeps", setid_root_keeps, 0, "allow_other" },
 	{ "setid_root_keeps_nowb", setid_root_keeps, 0,
