@@ -549,7 +549,12 @@ static void hmmfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		ret = set_owner(fs_of(req), inode, valid, attr);
 	if (!ret && (valid & FUSE_SET_ATTR_SIZE))
 		ret = set_size(fs_of(req), inode, fi, attr->st_size);
-	if (!ret && devio_kill_suidgid())	/* truncate, chown (devio.c) */
+	/*
+	 * The kill bit also comes with every chown, privileged or not; there
+	 * BACKING's own chown (ours, as root) already clears what a chown by
+	 * root clears, which is what the kernel did before KILLPRIV_V2.
+	 */
+	if (!ret && (valid & FUSE_SET_ATTR_SIZE) && devio_kill_suidgid())
 		ret = inode_kill_setid(req, inode);
 	if (!ret && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 			      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))

@@ -36,6 +36,8 @@
  *   directly in BACKING (Linux 6.2 and later clear S_ISGID then).
  * - setid_cleared_at_once: the mount shows the cleared setuid bit right
  *   after the write, though the kernel had the old mode cached.
+ * - chown_root_keeps_sgid: chown by root clears what it clears directly
+ *   in BACKING (setuid; setgid only with group execute).
  * - setid_root_keeps: root (CAP_FSETID) clears nothing.
  *
  *   Every setid case is also done directly in BACKING first, as the
@@ -561,6 +563,32 @@ static void setid_cleared_at_once(void)
 	IT_EQ_OCT(st.st_mode & 07777, 0777);
 }
 
+/*
+ * chown by root clears setuid and keeps setgid without group execute, as
+ * directly in BACKING (generic/193): the kernel sends the kill bit with
+ * every chown, also root's.
+ */
+static void chown_root_keeps_sgid(void)
+{
+	static const mode_t modes[] = { 06644, 06754 };
+
+	printf("[%s] ", mode_name());
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		struct stat b, m;
+
+		IT_REQUIRE_OK(it_put_str(BACK("ref"), "x"));
+		IT_REQUIRE_OK(chmod(BACK("ref"), modes[i]));
+		IT_REQUIRE_OK(chown(BACK("ref"), NOBODY, NOBODY));
+		IT_REQUIRE_OK(stat(BACK("ref"), &b));
+		IT_REQUIRE_OK(it_put_str(MNT("f"), "x"));
+		IT_REQUIRE_OK(chmod(MNT("f"), modes[i]));
+		IT_REQUIRE_OK(chown(MNT("f"), NOBODY, NOBODY));
+		IT_EQ_OCT(mode_now(MNT("f")), b.st_mode & 07777);
+		IT_REQUIRE_OK(stat(BACK("f"), &m));
+		IT_EQ_OCT(m.st_mode & 07777, b.st_mode & 07777);
+	}
+}
+
 /* Each test on a default mount (writeback cache) and without it. */
 static const struct it_test tests[] = {
 	{ "seek_data_kernel_dirty", seek_data_kernel_dirty, 0, NULL },
@@ -590,6 +618,8 @@ static const struct it_test tests[] = {
 	{ "setid_cleared_at_once", setid_cleared_at_once, 0, "allow_other" },
 	{ "setid_cleared_at_once_nowb", setid_cleared_at_once, 0,
 	  "allow_other,nowriteback_cache" },
+	{ "chown_root_keeps_sgid", chown_root_keeps_sgid, 0, NULL },
+	{ "chown_root_keeps_sgid_nowb", chown_root_keeps_sgid, 0, "nowriteback_cache" },
 	{ "setid_root_keeps", setid_root_keeps, 0, "allow_other" },
 	{ "setid_root_keeps_nowb", setid_root_keeps, 0,
 	  "allow_other,nowriteback_cache" },
