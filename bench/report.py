@@ -208,6 +208,19 @@ def main():
         else:
             w("| %s | %s | %s | %s |" % (label, e[0], e[1], e[2]))
     w("")
+    amp = sorted(r for r in extra if r[0].startswith("write_amp_"))
+    if amp:
+        w("## Write amplification")
+        w("")
+        w("writeback_bytes / written_bytes of each hmmfs write job, after "
+          "sync(1) and hmmfsctl sync (target: at most 1.1).")
+        w("")
+        w("| configuration and job | ratio | bytes in |")
+        w("|---|---:|---|")
+        for r in amp:
+            w("| %s | %s | %s |" % (r[0][len("write_amp_"):], r[1],
+                                    r[3].rsplit("; ", 1)[-1]))
+        w("")
     w("Plots: seq-1m.png, rand-4k.png, ratio.png, meta.png.")
     with open(os.path.join(res, "results.md"), "w") as f:
         f.write("\n".join(out) + "\n")
