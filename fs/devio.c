@@ -33,9 +33,10 @@
 #include "fs/devio.h"
 
 #include <errno.h>
-#include <stddef.h>
 #include <linux/fuse.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -45,42 +46,35 @@ static _Atomic bool init_offers_v2;
 static _Atomic bool v2_wanted;
 static __thread bool req_kill;		/* the request being served */
 
+/* Where each request that may carry the kill bit keeps it (a u32). */
+static const struct kill_field {
+	uint32_t opcode;
+	size_t size, off;	/* of the argument, of the field in it */
+	uint32_t mask;
+} kill_fields[] = {
+	{ FUSE_WRITE, sizeof(struct fuse_write_in),
+	  offsetof(struct fuse_write_in, write_flags), FUSE_WRITE_KILL_SUIDGID },
+	{ FUSE_OPEN, sizeof(struct fuse_open_in),
+	  offsetof(struct fuse_open_in, open_flags), FUSE_OPEN_KILL_SUIDGID },
+	{ FUSE_CREATE, sizeof(struct fuse_create_in),
+	  offsetof(struct fuse_create_in, open_flags), FUSE_OPEN_KILL_SUIDGID },
+	{ FUSE_SETATTR, sizeof(struct fuse_setattr_in),
+	  offsetof(struct fuse_setattr_in, valid), FATTR_KILL_SUIDGID },
+};
+
 /* The kill bit of one request, from its argument after the header. */
 static bool request_kill(uint32_t opcode, const char *arg, size_t len)
 {
-	switch (opcode) {
-	case FUSE_WRITE: {
-		struct fuse_write_in w;
+	for (size_t i = 0; i < sizeof(kill_fields) / sizeof(kill_fields[0]); i++) {
+		const struct kill_field *k = &kill_fields[i];
+		uint32_t v;
 
-		if (len < sizeof(w))
+		if (k->opcode != opcode)
+			continue;
+		if (len < k->size)
 			return false;
-		memcpy(&w, arg, sizeof(w));
-		return w.write_flags & FUSE_WRITE_KILL_SUIDGID;
-	}
-	case FUSE_OPEN: {
-		struct fuse_open_in o;
-
-		if (len < sizeof(o))
-			return false;
-		memcpy(&o, arg, sizeof(o));
-		return o.open_flags & FUSE_OPEN_KILL_SUIDGID;
-	}
-	case FUSE_CREATE: {
-		struct fuse_create_in c;
-
-		if (len < sizeof(c))
-			return false;
-		memcpy(&c, arg, sizeof(c));
-		return c.open_flags & FUSE_OPEN_KILL_SUIDGID;
-	}
-	case FUSE_SETATTR: {
-		struct fuse_setattr_in s;
-
-		if (len < sizeof(s))
-			return false;
-		memcpy(&s, arg, sizeof(s));
-		return s.valid & FATTR_KILL_SUIDGID;
-	}
+		memcpy(&v, arg + k->off, sizeof(v));
+		return v & k->mask;
 	}
 	return false;
 }
