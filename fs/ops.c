@@ -1668,6 +1668,13 @@ static void hmmfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 	 */
 	if (cf && changes_data)
 		ret = cache_writeback_range(cf, off, end, true);
+	/*
+	 * A local file system clears setuid/setgid on fallocate by a caller
+	 * without CAP_FSETID (file_modified); FUSE_FALLOCATE carries no kill
+	 * bit, so uid 0 stands for the capability (generic/683-685).
+	 */
+	if (!ret && fuse_req_ctx(req)->uid != 0)
+		ret = kill_setid(req, fh_fd(fi), ino);
 	if (cf)
 		cache_file_change_begin(cf);
 	if (!ret && fallocate(fh_fd(fi), mode, off, len) < 0)

@@ -36,6 +36,7 @@
  *   directly in BACKING (Linux 6.2 and later clear S_ISGID then).
  * - setid_cleared_at_once: the mount shows the cleared setuid bit right
  *   after the write, though the kernel had the old mode cached.
+ * - setid_fallocate: fallocate by a user clears them too, by root not.
  * - chown_root_keeps_sgid: chown by root clears what it clears directly
  *   in BACKING (setuid; setgid only with group execute).
  * - setid_root_keeps: root (CAP_FSETID) clears nothing.
@@ -563,6 +564,43 @@ static void setid_cleared_at_once(void)
 	IT_EQ_OCT(st.st_mode & 07777, 0777);
 }
 
+/* In the child: fallocate 64 KiB into @arg (a path); 0 or errno. */
+static int falloc_64k(void *arg, void *out)
+{
+	int fd = open(arg, O_WRONLY), err = 0;
+
+	(void)out;
+	if (fd < 0)
+		return errno;
+	if (fallocate(fd, 0, 0, 65536) < 0)
+		err = errno;
+	if (close(fd) < 0 && !err)
+		err = errno;
+	return err;
+}
+
+/*
+ * fallocate by a user clears setuid and setgid (group execute set) as on
+ * a local file system (generic/683); by root it keeps them.
+ */
+static void setid_fallocate(void)
+{
+	static char path[PATH_MAX];
+	int ret;
+
+	printf("[%s] ", mode_name());
+	snprintf(path, sizeof(path), "%s", MNT("falloc"));
+	IT_REQUIRE_OK(it_put_str(path, "x"));
+	IT_REQUIRE_OK(chmod(path, 06777));
+	ret = it_child(falloc_64k, path, NULL, 0, (uid_t)-1, (gid_t)-1);
+	IT_EQ(ret, 0);
+	IT_EQ_OCT(mode_now(path), 06777);
+	ret = it_child(falloc_64k, path, NULL, 0, NOBODY, NOBODY);
+	IT_TRUE(ret == 0, "fallocate as uid %d: %s", NOBODY,
+		ret < 0 ? "child failed" : it_errname(ret));
+	IT_EQ_OCT(mode_now(path), 0777);
+}
+
 /*
  * chown by root clears setuid and keeps setgid without group execute, as
  * directly in BACKING (generic/193): the kernel sends the kill bit with
@@ -618,6 +656,8 @@ static const struct it_test tests[] = {
 	{ "setid_cleared_at_once", setid_cleared_at_once, 0, "allow_other" },
 	{ "setid_cleared_at_once_nowb", setid_cleared_at_once, 0,
 	  "allow_other,nowriteback_cache" },
+	{ "setid_fallocate", setid_fallocate, 0, "allow_other" },
+	{ "setid_fallocate_nowb", setid_fallocate, 0, "allow_other,nowriteback_cache" },
 	{ "chown_root_keeps_sgid", chown_root_keeps_sgid, 0, NULL },
 	{ "chown_root_keeps_sgid_nowb", chown_root_keeps_sgid, 0, "nowriteback_cache" },
 	{ "setid_root_keeps", setid_root_keeps, 0, "allow_other" },
