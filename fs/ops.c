@@ -1036,7 +1036,7 @@ static void open_inval_kernel(struct hmmfs *fs, struct hmm_inode *inode)
  * saw it (close-to-open), as judged by our cache if there is one.
  */
 static int file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
-			  struct fuse_file_info *fi, int fd)
+			  struct fuse_file_info *fi, int fd, int *changed_out)
 {
 	struct cfile *cf = inode_cfile(inode);
 	struct hmm_file *hf;
@@ -1074,6 +1074,8 @@ static int file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
 		fresh = cache_still_good(inode, fd, &changed);
 	if (changed)
 		open_inval_kernel(fs, inode);
+	if (changed_out)
+		*changed_out = changed;
 	/* a read that must set atime has to reach us (atime.c) */
 	atime = atime_open(fs, inode);
 	fi->fh = (uint64_t)(uintptr_t)hf;
@@ -1152,36 +1154,27 @@ static int open_backing(struct hmmfs *fs, int dirfd, const char *name,
  * size and times of a file it has cached and never takes ours
  * (fuse_change_attributes_i), so an open after BACKING changed behind us
  * would see the old size and, with it, cut off or pad BACKING's new
- * data.  When BACKING changed and the kernel has no open file of the
- * inode (so no dirty pages of it either), retire the inode and answer
- * ESTALE: the VFS retries the open once with LOOKUP_REVAL, that LOOKUP
- * gets a new node id, and the kernel opens a fresh inode with BACKING's
- * size.  The retry may land on the retired inode again (a /proc/PID/fd
- * link has no name to look up): that open is served as it is.
+ * data.  When the open found BACKING changed (file_info_fill) and the
+ * kernel has no other open file of the inode (so no dirty pages of it
+ * either), retire the inode and answer ESTALE: the VFS retries the open
+ * once with LOOKUP_REVAL, that LOOKUP gets a new node id, and the kernel
+ * opens a fresh inode with BACKING's size.  The retry may land on the
+ * retired inode again (a /proc/PID/fd link has no name to look up): that
+ * open is served as it is.  Return: true if the open must answer ESTALE.
  */
-static bool open_kernel_stale(struct hmmfs *fs, struct hmm_inode *inode,
-			      int fd)
+static bool open_kernel_stale(struct hmmfs *fs, struct hmm_inode *inode)
 {
-	struct cfile *cf = inode_cfile(inode);
-	int changed = 0;
 	bool retired;
-	struct stat st;
 
 	if (!fs->opts->writeback_cache || inode->type != S_IFREG ||
-	    atomic_load(&inode->nopen))
+	    atomic_load(&inode->nopen) > 1)	/* this open counts */
 		return false;
 	pthread_mutex_lock(&fs->itab.lock);
 	retired = inode->retired;
 	pthread_mutex_unlock(&fs->itab.lock);
-	if (retired)
-		return false;
-	if (cf)	/* drops the stale pages; the retry finds it fresh */
-		changed = fstat(fd, &st) == 0 && cache_file_revalidate(cf, &st);
-	else
-		cache_still_good(inode, fd, &changed);
-	if (changed)
+	if (!retired)
 		itab_retire_inode(&fs->itab, inode);
-	return changed;
+	return !retired;
 }
 
 static void hmmfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1189,17 +1182,13 @@ static void hmmfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct hmmfs *fs = fs_of(req);
 	struct hmm_inode *inode = inode_of(req, ino);
 	char path[64];
-	int fd, ret;
+	int fd, ret, changed;
 
 	fd = itab_fd_get(&fs->itab, inode);
 	if (fd >= 0) {
 		fd_path(path, fd);
 		fd = open_backing(fs, AT_FDCWD, path, backing_flags(fs, fi->flags), 0);
 		itab_fd_put(&fs->itab, inode);
-	}
-	if (fd >= 0 && open_kernel_stale(fs, inode, fd)) {
-		close(fd);
-		fd = -ESTALE;
 	}
 	if (fd >= 0 && (fi->flags & O_TRUNC) && devio_kill_suidgid()) {
 		ret = kill_setid(req, fd, ino);
@@ -1212,10 +1201,15 @@ static void hmmfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	ret = file_info_fill(fs, inode, fi, fd);
+	ret = file_info_fill(fs, inode, fi, fd, &changed);
 	if (ret) {
 		close(fd);
 		fuse_reply_err(req, -ret);
+		return;
+	}
+	if (changed && open_kernel_stale(fs, inode)) {
+		file_info_free(req, fi);
+		fuse_reply_err(req, ESTALE);
 		return;
 	}
 	ret = open_truncate(fs, inode, fi);
@@ -1286,7 +1280,7 @@ static int create_open(fuse_req_t req, struct hmm_inode *inode,
 		       struct fuse_file_info *fi, int fd)
 {
 	struct hmmfs *fs = fs_of(req);
-	int ret = file_info_fill(fs, inode, fi, fd);
+	int ret = file_info_fill(fs, inode, fi, fd, NULL);
 
 	if (ret) {
 		close(fd);
