@@ -367,8 +367,12 @@ static int start_threads(struct hmmfs *fs)
  * kernel send those pages as WRITE requests, served by the session loop
  * (still running: its other workers, or the loop thread itself with -s,
  * since the sync runs on a thread of its own).  After the sync, or
- * STOP_SYNC_MS, or a second signal, the stopper ends the loop, and run()
- * goes on as after an umount.
+ * STOP_SYNC_MS without a WRITE coming (STOP_SYNC_MAX_MS in all), or a
+ * second signal, the stopper ends the loop, and run() goes on as after an
+ * umount.  The kernel may hold kernel_dirty bytes (up to 1 GiB by
+ * default), which a slow BACKING takes longer than STOP_SYNC_MS to
+ * absorb: while WRITEs keep coming the sync is making progress, and the
+ * stopper says how far it got every STOP_SYNC_SAY_MS.
  *
  * The mount point is opened by path at the signal, not held open from the
  * mount on: an open descriptor would keep umount busy and keep a lazily
@@ -381,7 +385,9 @@ static int start_threads(struct hmmfs *fs)
  * exited flag cannot interrupt, so the stopper signals it (the handler
  * then does nothing) until serve() returns.
  */
-#define STOP_SYNC_MS	30000
+#define STOP_SYNC_MS	30000		/* without a WRITE coming */
+#define STOP_SYNC_MAX_MS 600000		/* in all */
+#define STOP_SYNC_SAY_MS 10000		/* progress on stderr */
 #define STOP_KICK_MS	50
 #define STOP_QUIET_MS	200		/* no WRITE for this long: done */
 #define STOP_QUIET_BUSY_MS 1000		/* the same while fusectl shows requests */
@@ -538,11 +544,31 @@ static void stop_wait_until(long long deadline_ms)
 	sem_clockwait(&stopper.wake, CLOCK_MONOTONIC, &ts);
 }
 
-/* Have the kernel write its dirty pages, within STOP_SYNC_MS; log it. */
+/*
+ * When to give up waiting for the sync: STOP_SYNC_MS after the last WRITE
+ * seen (the kernel hands them over one after another while it has dirty
+ * pages), at most STOP_SYNC_MAX_MS after @start.
+ */
+static long long stop_sync_deadline(long long start, unsigned long *seen,
+				    long long *progress)
+{
+	unsigned long now_seen = atomic_load(&stopper.writes_seen);
+	long long d;
+
+	if (now_seen != *seen || atomic_load(&stopper.writes_busy)) {
+		*seen = now_seen;
+		*progress = now_ms();
+	}
+	d = *progress + STOP_SYNC_MS;
+	return d < start + STOP_SYNC_MAX_MS ? d : start + STOP_SYNC_MAX_MS;
+}
+
+/* Have the kernel write its dirty pages, while it makes progress; log it. */
 static void stop_sync_kernel(void)
 {
 	const char *name = atomic_load(&stopper.sig) == SIGINT ? "SIGINT" : "SIGTERM";
-	long long start = now_ms();
+	long long start = now_ms(), progress = start, deadline;
+	unsigned long seen0 = atomic_load(&stopper.writes_seen), seen = seen0;
 	pthread_attr_t attr;
 	pthread_t t;
 	int ret;
@@ -560,8 +586,16 @@ static void stop_sync_kernel(void)
 	}
 	while (!atomic_load(&stopper.sync_done) && !atomic_load(&stopper.loop_ended) &&
 	       atomic_load(&stopper.state) == STOP_SYNCING &&
-	       now_ms() < start + STOP_SYNC_MS)
-		stop_wait_until(start + STOP_SYNC_MS);
+	       now_ms() < (deadline = stop_sync_deadline(start, &seen, &progress))) {
+		long long next = now_ms() + STOP_SYNC_SAY_MS;
+
+		stop_wait_until(next < deadline ? next : deadline);
+		if (now_ms() >= next)
+			fprintf(stderr, "hmmfs: %s: still syncing after %lld s: "
+				"%lu WRITE requests so far\n", name,
+				(now_ms() - start) / 1000,
+				atomic_load(&stopper.writes_seen) - seen0);
+	}
 	ret = atomic_load(&stopper.sync_err);
 	if (!atomic_load(&stopper.sync_done))
 		fprintf(stderr, "hmmfs: %s: kernel sync unfinished after %lld ms; "
