@@ -203,7 +203,6 @@ static int page_end_io(struct cpage *p, ssize_t res)
 	}
 	atomic_fetch_sub(&c->nr_writeback, 1);
 	wp_unprotect(p, WP_WRITEBACK);
-	pthread_cond_broadcast(&c->clean_cond);
 	return err;
 }
 
@@ -530,6 +529,8 @@ static int write_batch(struct cfile *f, struct wb_batch *b)
 	if (b->nbufs)
 		bounce_put(c->bounce, b->bufs, b->nbufs);
 	b->nbufs = 0;
+	/* throttled writers: once per batch, not per page (each would wake all) */
+	pthread_cond_broadcast(&c->clean_cond);
 	return err;
 }
 
