@@ -88,6 +88,25 @@ static const struct {
 	STAT(dirty_pages_stuck), STAT(written_bytes),
 };
 
+/* FUSE opcodes by number (linux/fuse.h; the protocol fixes them). */
+static const char *const op_names[HMMFS_OPS_MAX] = {
+	[1] = "lookup", [2] = "forget", [3] = "getattr", [4] = "setattr",
+	[5] = "readlink", [6] = "symlink", [8] = "mknod", [9] = "mkdir",
+	[10] = "unlink", [11] = "rmdir", [12] = "rename", [13] = "link",
+	[14] = "open", [15] = "read", [16] = "write", [17] = "statfs",
+	[18] = "release", [20] = "fsync", [21] = "setxattr",
+	[22] = "getxattr", [23] = "listxattr", [24] = "removexattr",
+	[25] = "flush", [26] = "init", [27] = "opendir", [28] = "readdir",
+	[29] = "releasedir", [30] = "fsyncdir", [31] = "getlk", [32] = "setlk",
+	[33] = "setlkw", [34] = "access", [35] = "create", [36] = "interrupt",
+	[37] = "bmap", [38] = "destroy", [39] = "ioctl", [40] = "poll",
+	[41] = "notify_reply", [42] = "batch_forget", [43] = "fallocate",
+	[44] = "readdirplus", [45] = "rename2", [46] = "lseek",
+	[47] = "copy_file_range", [48] = "setupmapping",
+	[49] = "removemapping", [50] = "syncfs", [51] = "tmpfile",
+	[52] = "statx",
+};
+
 static const char *const ksm_knob_names[HMMFS_KSM_NR_KNOBS] = {
 	[HMMFS_KSM_RUN] = "run",
 	[HMMFS_KSM_PAGES_TO_SCAN] = "pages_to_scan",
@@ -128,6 +147,105 @@ static void ksm_print_json(const struct hmmfs_ioc_ksm *k)
 	printf("}");
 }
 
+/*
+ * The latency under which @pct percent of an opcode's timed requests
+ * finished, as the upper edge of its histogram bucket in microseconds;
+ * 0 for the last, open bucket (more than its lower edge).
+ */
+static unsigned long long op_percentile_us(const struct hmmfs_ioc_op *o,
+					   unsigned int pct)
+{
+	uint64_t want = (o->timed * pct + 99) / 100, seen = 0;
+
+	for (unsigned int b = 0; b < HMMFS_OPS_BUCKETS; b++) {
+		seen += o->hist[b];
+		if (seen >= want && want)
+			return b + 1 < HMMFS_OPS_BUCKETS ? 2ull << b : 0;
+	}
+	return 0;
+}
+
+static const char *op_name(unsigned int i, char *buf, size_t len)
+{
+	if (op_names[i])
+		return op_names[i];
+	snprintf(buf, len, "op%u", i);
+	return buf;
+}
+
+static unsigned long long op_mean_us(const struct hmmfs_ioc_op *o)
+{
+	return o->timed ? (unsigned long long)(o->total_ns / o->timed / 1000) : 0;
+}
+
+/* "p99 <= 64" or, in the last bucket, "p99 > 2097152": the text form. */
+static void op_print_pct(const struct hmmfs_ioc_op *o, unsigned int pct)
+{
+	unsigned long long us = op_percentile_us(o, pct);
+
+	if (!o->timed)
+		printf(" %10s", "-");
+	else if (us)
+		printf(" %10llu", us);
+	else
+		printf(" %9s+", "2097152");
+}
+
+static void ops_print_text(const struct hmmfs_ioc_ops *ops)
+{
+	char buf[16];
+
+	printf("\n%-16s %12s %10s %10s %10s %10s\n", "operation", "count",
+	       "errors", "mean_us", "p50_us<=", "p99_us<=");
+	for (unsigned int i = 0; i < HMMFS_OPS_MAX; i++) {
+		const struct hmmfs_ioc_op *o = &ops->op[i];
+
+		if (!o->count)
+			continue;
+		printf("%-16s %12llu %10llu %10llu", op_name(i, buf, sizeof(buf)),
+		       (unsigned long long)o->count, (unsigned long long)o->errors,
+		       op_mean_us(o));
+		op_print_pct(o, 50);
+		op_print_pct(o, 99);
+		printf("\n");
+	}
+}
+
+/* ,"ops":{"lookup":{...},...}: every opcode seen, with its histogram. */
+static void ops_print_json(const struct hmmfs_ioc_ops *ops)
+{
+	const char *sep = "";
+	char buf[16];
+
+	printf(",\"ops\":{");
+	for (unsigned int i = 0; i < HMMFS_OPS_MAX; i++) {
+		const struct hmmfs_ioc_op *o = &ops->op[i];
+
+		if (!o->count)
+			continue;
+		printf("%s\"%s\":{\"count\":%llu,\"timed\":%llu,\"errors\":%llu,"
+		       "\"total_ns\":%llu,\"mean_us\":%llu,\"hist_us_log2\":[", sep,
+		       op_name(i, buf, sizeof(buf)), (unsigned long long)o->count,
+		       (unsigned long long)o->timed, (unsigned long long)o->errors,
+		       (unsigned long long)o->total_ns, op_mean_us(o));
+		for (unsigned int b = 0; b < HMMFS_OPS_BUCKETS; b++)
+			printf("%s%llu", b ? "," : "", (unsigned long long)o->hist[b]);
+		printf("]}");
+		sep = ",";
+	}
+	printf("}");
+}
+
+/* The opcode counters, if the daemon has them (0: it has). */
+static int ops_get(int fd, struct hmmfs_ioc_ops *ops)
+{
+	memset(ops, 0, sizeof(*ops));
+	if (ioctl(fd, HMMFS_IOC_OPS, ops) < 0 || ops->version != HMMFS_IOC_VERSION ||
+	    !ops->available)
+		return -1;
+	return 0;
+}
+
 static unsigned long long stat_value(const struct hmmfs_ioc_stats *s, size_t i)
 {
 	uint64_t v;
@@ -137,7 +255,8 @@ static unsigned long long stat_value(const struct hmmfs_ioc_stats *s, size_t i)
 }
 
 static void stats_print_json(const struct hmmfs_ioc_stats *s,
-			     const struct hmmfs_ioc_ksm *k)
+			     const struct hmmfs_ioc_ksm *k,
+			     const struct hmmfs_ioc_ops *ops)
 {
 	printf("{\"io_engine\":\"%s\",\"cache\":%s,\"device\":\"%s\","
 	       "\"migrate\":\"%s\"", s->io_engine, s->cache_on ? "true" : "false",
@@ -148,6 +267,8 @@ static void stats_print_json(const struct hmmfs_ioc_stats *s,
 		printf(",\"ksm\":");
 		ksm_print_json(k);
 	}
+	if (ops)
+		ops_print_json(ops);
 	printf("}\n");
 }
 
@@ -171,8 +292,9 @@ static int cmd_stats(int argc, char **argv)
 {
 	struct hmmfs_ioc_stats s;
 	struct hmmfs_ioc_ksm k = { .version = HMMFS_IOC_VERSION };
+	static struct hmmfs_ioc_ops ops;
 	const char *path = NULL;
-	int json = 0, fd, have_ksm;
+	int json = 0, fd, have_ksm, have_ops;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
@@ -199,6 +321,7 @@ static int cmd_stats(int argc, char **argv)
 		return ret;
 	}
 	have_ksm = s.cache_on && ioctl(fd, HMMFS_IOC_KSM, &k) == 0;
+	have_ops = ops_get(fd, &ops) == 0;
 	close(fd);
 	if (s.version != HMMFS_IOC_VERSION) {
 		fprintf(stderr, "hmmfsctl: stats: %s: daemon speaks version %u, "
@@ -208,10 +331,13 @@ static int cmd_stats(int argc, char **argv)
 	s.io_engine[sizeof(s.io_engine) - 1] = '\0';
 	s.device[sizeof(s.device) - 1] = '\0';
 	s.migrate[sizeof(s.migrate) - 1] = '\0';
-	if (json)
-		stats_print_json(&s, have_ksm ? &k : NULL);
-	else
+	if (json) {
+		stats_print_json(&s, have_ksm ? &k : NULL, have_ops ? &ops : NULL);
+	} else {
 		stats_print_text(&s);
+		if (have_ops)
+			ops_print_text(&ops);
+	}
 	return 0;
 }
 

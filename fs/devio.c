@@ -25,12 +25,15 @@
  *                   FUSE_HANDLE_KILLPRIV_V2 added when offered.
  * splice_send is plain splice(2), so replies still move pages; requests
  * are never spliced in (libfuse only splices them in when asked to).
+ * Both ends of every request also feed the per-opcode counters and
+ * latencies of opstat.c (hmmfsctl stats).
  * ops.c asks devio_kill_suidgid() and clears the bits (kill_setid()).
  *
  * Locking: INIT is the first request and is served before any other is
  * read; its fields are atomics anyway.  The rest is thread-local.
  */
 #include "fs/devio.h"
+#include "fs/opstat.h"
 
 #include <errno.h>
 #include <linux/fuse.h>
@@ -107,6 +110,7 @@ static __attribute__((noinline)) void note_request(const void *buf, ssize_t n)
 	if (n < (ssize_t)sizeof(h))
 		return;
 	memcpy(&h, buf, sizeof(h));
+	opstat_request(h.opcode, h.unique);
 	if (h.opcode == FUSE_INIT)
 		note_init(&h, (const char *)buf + sizeof(h), (size_t)n - sizeof(h));
 	else
@@ -157,10 +161,23 @@ static __attribute__((noinline)) bool init_reply_to_patch(const struct iovec *io
 	       atomic_load(&v2_wanted);
 }
 
+/* Stop the clock of the request this reply answers (opstat.c). */
+static __attribute__((noinline)) void note_reply(const struct iovec *iov, int count)
+{
+	struct fuse_out_header h;
+
+	if (count < 1 || iov[0].iov_len < sizeof(h))
+		return;
+	memcpy(&h, iov[0].iov_base, sizeof(h));
+	if (h.unique)	/* 0: a notification */
+		opstat_reply(h.unique, h.error);
+}
+
 static ssize_t devio_writev(int fd, struct iovec *iov, int count,
 			    void *userdata)
 {
 	(void)userdata;
+	note_reply(iov, count);
 	if (init_reply_to_patch(iov, count))
 		return init_reply(fd, iov, count);	/* once, at mount */
 	return writev(fd, iov, count);
@@ -171,6 +188,7 @@ static ssize_t devio_splice_send(int fdin, off_t *offin, int fdout,
 				 void *userdata)
 {
 	(void)userdata;
+	opstat_reply_spliced();
 	return splice(fdin, offin, fdout, offout, len, flags);
 }
 
@@ -182,8 +200,13 @@ int devio_install(struct fuse_session *se, bool killpriv_v2)
 		.splice_send = devio_splice_send,
 	};
 
+	int ret;
+
 	atomic_store(&v2_wanted, killpriv_v2);
-	return fuse_session_custom_io(se, &io, fuse_session_fd(se));
+	ret = fuse_session_custom_io(se, &io, fuse_session_fd(se));
+	if (!ret)
+		opstat_enable();
+	return ret;
 }
 
 bool devio_kill_suidgid(void)

@@ -234,4 +234,40 @@ struct hmmfs_ioc_ksm {
 
 #define HMMFS_IOC_KSM _IOWR(HMMFS_IOC_MAGIC, 6, struct hmmfs_ioc_ksm)
 
+/*
+ * struct hmmfs_ioc_ops - the FUSE requests the daemon served since mount,
+ * per opcode (linux/fuse.h's numbers, index = opcode; hmmfsctl stats
+ * names them).  A request is counted when the daemon reads it; its
+ * latency runs from that read to the write of its reply on the same
+ * thread, so requests without a reply (FORGET, BATCH_FORGET, INTERRUPT)
+ * and replies sent from another thread are counted but not timed.
+ * @count:   requests read.
+ * @timed:   requests whose latency is in @total_ns and @hist.
+ * @errors:  of those, replies with an error (ENOENT of LOOKUP included).
+ * @total_ns: their summed latency.
+ * @hist:    their latency histogram: bucket 0 counts latencies under
+ *           2 us, bucket b (1 <= b < last) those in [2^b, 2^(b+1)) us, the
+ *           last bucket everything longer.
+ * @available: 0 when the daemon does not see its own device I/O (libfuse
+ *           kept it, said at mount): then every counter is 0.
+ */
+#define HMMFS_OPS_MAX 64
+#define HMMFS_OPS_BUCKETS 22
+
+struct hmmfs_ioc_op {
+	uint64_t count;
+	uint64_t timed;
+	uint64_t errors;
+	uint64_t total_ns;
+	uint64_t hist[HMMFS_OPS_BUCKETS];
+};
+
+struct hmmfs_ioc_ops {
+	uint32_t version;
+	uint32_t available;
+	struct hmmfs_ioc_op op[HMMFS_OPS_MAX];
+};
+
+#define HMMFS_IOC_OPS _IOR(HMMFS_IOC_MAGIC, 7, struct hmmfs_ioc_ops)
+
 #endif

@@ -63,6 +63,7 @@
 #include "fs/devio.h"
 #include "fs/guard.h"
 #include "fs/hmmfs_ioctl.h"
+#include "fs/opstat.h"
 
 #define MAX_IO (1u << 20)	/* max_read / max_write */
 #define OFF_MAX ((off_t)INT64_MAX)
@@ -2313,6 +2314,25 @@ static void ioctl_stats(fuse_req_t req, size_t out_bufsz)
 	fuse_reply_ioctl(req, 0, &st, sizeof(st));
 }
 
+/* The per-opcode request counters and latencies (opstat.c). */
+static void ioctl_ops(fuse_req_t req, size_t out_bufsz)
+{
+	struct hmmfs_ioc_ops *ops;
+
+	if (out_bufsz < sizeof(*ops)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	ops = malloc(sizeof(*ops));
+	if (!ops) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	opstat_snapshot(ops);
+	fuse_reply_ioctl(req, 0, ops, sizeof(*ops));
+	free(ops);
+}
+
 /* Write back one file, or everything from the root; then sync BACKING. */
 static int ioctl_sync(fuse_req_t req, struct hmm_inode *inode,
 		      struct fuse_file_info *fi)
@@ -2597,6 +2617,9 @@ static void hmmfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 	switch (cmd) {
 	case HMMFS_IOC_STATS:
 		ioctl_stats(req, out_bufsz);
+		return;
+	case HMMFS_IOC_OPS:
+		ioctl_ops(req, out_bufsz);
 		return;
 	case HMMFS_IOC_SYNC:
 		ret = ioctl_sync(req, inode_of(req, ino),

@@ -135,6 +135,7 @@ static unsigned long pick_cmd(size_t *size)
 	static const unsigned long real[] = {
 		HMMFS_IOC_STATS, HMMFS_IOC_SYNC, HMMFS_IOC_MIGRATE, HMMFS_IOC_DEVOP,
 		HMMFS_IOC_RESIDENCY, HMMFS_IOC_KSM, HMMFS_IOC_MIGRATE_OLD,
+		HMMFS_IOC_OPS,
 	};
 	static const unsigned int dirs[] = { _IOC_NONE, _IOC_READ, _IOC_WRITE,
 					     _IOC_READ | _IOC_WRITE };

@@ -20,6 +20,7 @@
  * daemon's cache instead of stopping in the kernel's page cache.
  */
 #include <fcntl.h>
+#include <linux/fuse.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -573,7 +574,81 @@ static void unlinked_file_leaves_the_cache(void)
 	IT_EQ(it_stats()->host_pages, 0);
 }
 
+/* The per-opcode request counters (HMMFS_IOC_OPS), by ioctl. */
+static void ops_snapshot(struct hmmfs_ioc_ops *ops)
+{
+	int fd = open(it.mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	IT_REQUIRE(fd >= 0, "open %s: %s", it.mnt, it_errname(errno));
+	memset(ops, 0, sizeof(*ops));
+	IT_OK(ioctl(fd, HMMFS_IOC_OPS, ops));
+	close(fd);
+	IT_EQ(ops->version, HMMFS_IOC_VERSION);
+	IT_EQ(ops->available, 1);
+}
+
+/*
+ * Each request the daemon serves is counted under its opcode, timed, and
+ * its failure counted: a mkdir, a create, a failed lookup, an unlink and
+ * an rmdir move exactly those counters, every histogram adds up to its
+ * timed count, and hmmfsctl stats prints them (text and JSON).
+ */
+static void stats_count_fuse_requests(void)
+{
+	static struct hmmfs_ioc_ops before, after;
+	static const struct { unsigned int op; const char *name; } want[] = {
+		{ FUSE_MKDIR, "mkdir" }, { FUSE_CREATE, "create" },
+		{ FUSE_UNLINK, "unlink" }, { FUSE_RMDIR, "rmdir" },
+	};
+	char *const text[] = { (char *)it.hmmfsctl, "stats", it.mnt, NULL };
+	char *const json[] = { (char *)it.hmmfsctl, "stats", it.mnt, "--json", NULL };
+	struct it_proc p;
+	struct stat st;
+	int fd;
+
+	ops_snapshot(&before);
+	IT_OK(mkdir(MNT("opsd"), 0755));
+	fd = open(MNT("opsd/f"), O_CREAT | O_EXCL | O_WRONLY, 0644);
+	IT_REQUIRE(fd >= 0, "create: %s", it_errname(errno));
+	close(fd);
+	IT_ERRNO(stat(MNT("opsd/none"), &st), ENOENT);
+	IT_OK(unlink(MNT("opsd/f")));
+	IT_OK(rmdir(MNT("opsd")));
+	ops_snapshot(&after);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		const struct hmmfs_ioc_op *a = &after.op[want[i].op], *b = &before.op[want[i].op];
+
+		IT_TRUE(a->count == b->count + 1 && a->timed == b->timed + 1,
+			"%s: count %llu -> %llu, timed %llu -> %llu", want[i].name,
+			(unsigned long long)b->count, (unsigned long long)a->count,
+			(unsigned long long)b->timed, (unsigned long long)a->timed);
+		IT_EQ(a->errors, b->errors);
+		IT_TRUE(a->total_ns > b->total_ns, "%s: no time counted", want[i].name);
+	}
+	IT_TRUE(after.op[FUSE_LOOKUP].errors > before.op[FUSE_LOOKUP].errors,
+		"the failed lookup is not counted as an error");
+	for (unsigned int i = 0; i < HMMFS_OPS_MAX; i++) {
+		uint64_t sum = 0;
+
+		for (unsigned int k = 0; k < HMMFS_OPS_BUCKETS; k++)
+			sum += after.op[i].hist[k];
+		IT_TRUE(sum <= after.op[i].timed && after.op[i].timed <= after.op[i].count,
+			"opcode %u: histogram %llu, timed %llu, count %llu", i,
+			(unsigned long long)sum, (unsigned long long)after.op[i].timed,
+			(unsigned long long)after.op[i].count);
+	}
+	IT_OK(it_spawn(text, NULL, 5000, &p));
+	IT_TRUE(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0, "hmmfsctl stats: 0x%x",
+		(unsigned int)p.status);
+	IT_HAS(p.out, "p99_us");
+	IT_HAS(p.out, "\nrmdir ");
+	IT_OK(it_spawn(json, NULL, 5000, &p));
+	IT_HAS(p.out, "\"ops\":{");
+	IT_HAS(p.out, "\"unlink\":{\"count\":");
+}
+
 static const struct it_test tests[] = {
+	{ "stats count FUSE requests", stats_count_fuse_requests, 0, NULL },
 	{ "fsync'd data survives SIGKILL", fsynced_data_survives_sigkill, 0, NULL },
 	{ "SIGTERM writes back an open dirty file",
 	  sigterm_flushes_open_dirty_file, 0, NULL },

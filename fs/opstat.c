@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs/opstat.c — how many FUSE requests of each kind the daemon served, how
+ * many failed, and how long they took (hmmfsctl stats).
+ *
+ * devio.c reads every request and writes every reply, so it tells us
+ * both ends: opstat_request() counts the request and notes its unique id,
+ * opcode and start time in thread-local storage, since a worker serves
+ * the request it read before it reads the next one; opstat_reply() on the
+ * same thread with the same unique id (or opstat_reply_spliced(): a
+ * spliced reply, whose header devio cannot see) stops the clock and adds the latency to the opcode's
+ * log2 histogram.  Replies sent from another thread and requests without
+ * a reply (FORGET, BATCH_FORGET, INTERRUPT) are counted, not timed.
+ *
+ * Cost: two clock_gettime(CLOCK_MONOTONIC) calls (vDSO, tens of ns) and
+ * four relaxed atomic adds per request.  Opcodes at or above
+ * HMMFS_OPS_MAX (CUSE_INIT) are not counted.
+ *
+ * Locking: none.  The counters are relaxed atomics; a snapshot may mix
+ * counts from either side of a request, which statistics tolerate.
+ */
+#include "fs/opstat.h"
+
+#include <linux/fuse.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+struct op_counter {
+	_Atomic uint64_t count, errors, timed, total_ns;
+	_Atomic uint64_t hist[HMMFS_OPS_BUCKETS];
+};
+
+static struct op_counter counters[HMMFS_OPS_MAX];
+static atomic_bool enabled;
+
+/* The request this thread serves: unique 0 when none is being timed. */
+static __thread struct {
+	uint64_t unique, start_ns;
+	uint32_t opcode;
+} current;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The histogram bucket of a latency: floor(log2(us)), clamped. */
+static unsigned int bucket_of(uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	unsigned int b = us < 2 ? 0 : 63 - (unsigned int)__builtin_clzll(us);
+
+	return b < HMMFS_OPS_BUCKETS ? b : HMMFS_OPS_BUCKETS - 1;
+}
+
+void opstat_enable(void)
+{
+	atomic_store(&enabled, true);
+}
+
+/* Requests the kernel expects no reply to. */
+static bool has_reply(uint32_t opcode)
+{
+	return opcode != FUSE_FORGET && opcode != FUSE_BATCH_FORGET &&
+	       opcode != FUSE_INTERRUPT && opcode != FUSE_NOTIFY_REPLY;
+}
+
+void opstat_request(uint32_t opcode, uint64_t unique)
+{
+	current.unique = 0;
+	if (opcode >= HMMFS_OPS_MAX || !atomic_load_explicit(&enabled, memory_order_relaxed))
+		return;
+	atomic_fetch_add_explicit(&counters[opcode].count, 1, memory_order_relaxed);
+	if (!has_reply(opcode))
+		return;
+	current.unique = unique;
+	current.opcode = opcode;
+	current.start_ns = now_ns();
+}
+
+void opstat_reply(uint64_t unique, int32_t error)
+{
+	struct op_counter *c;
+	uint64_t ns;
+
+	if (!current.unique || unique != current.unique)
+		return;
+	c = &counters[current.opcode];
+	current.unique = 0;
+	ns = now_ns() - current.start_ns;
+	if (error < 0)
+		atomic_fetch_add_explicit(&c->errors, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->timed, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->total_ns, ns, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->hist[bucket_of(ns)], 1, memory_order_relaxed);
+}
+
+void opstat_reply_spliced(void)
+{
+	opstat_reply(current.unique, 0);
+}
+
+void opstat_snapshot(struct hmmfs_ioc_ops *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->version = HMMFS_IOC_VERSION;
+	out->available = atomic_load(&enabled);
+	for (unsigned int i = 0; i < HMMFS_OPS_MAX; i++) {
+		struct op_counter *c = &counters[i];
+		struct hmmfs_ioc_op *o = &out->op[i];
+
+		o->count = atomic_load_explicit(&c->count, memory_order_relaxed);
+		o->errors = atomic_load_explicit(&c->errors, memory_order_relaxed);
+		o->timed = atomic_load_explicit(&c->timed, memory_order_relaxed);
+		o->total_ns = atomic_load_explicit(&c->total_ns, memory_order_relaxed);
+		for (unsigned int b = 0; b < HMMFS_OPS_BUCKETS; b++)
+			o->hist[b] = atomic_load_explicit(&c->hist[b], memory_order_relaxed);
+	}
+}
