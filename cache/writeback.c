@@ -63,6 +63,7 @@
 #include "cache/cache_int.h"
 
 #define WB_BATCH (8 * CACHE_MAX_RUN)	/* pages per batch: see the top */
+#define WB_BUFFERED_MAX (256u << 10)	/* bytes: see wb_runs_build() */
 
 /*
  * Context: page locked, or (page_end_io) the page under writeback by the
@@ -404,14 +405,14 @@ static bool wb_page_span(const struct cpage *p, size_t ps, off_t size,
  * is a run of whole pages ending just before it, else as a new request.
  */
 static void wb_add_whole(struct cfile *f, struct wb_batch *b, size_t k,
-			 off_t pos, struct page_runs *r)
+			 off_t pos, int fd, struct page_runs *r)
 {
 	size_t ps = f->cache->cfg.page_size;
 	struct io_req *q = r->nreqs ? &r->reqs[r->nreqs - 1] : NULL;
 	size_t first = q ? (uintptr_t)q->priv : 0;
 
 	r->iovs[k] = (struct iovec){ b->data[k], ps };
-	if (q && q->fd == f->fd && (q->iovcnt || q->len == ps) &&
+	if (q && q->fd == fd && (q->iovcnt || q->len == ps) &&
 	    first + page_run_len(q) == k && page_run_len(q) < CACHE_MAX_RUN &&
 	    q->off + (off_t)(page_run_len(q) * ps) == pos) {
 		if (!q->iovcnt) {	/* one page so far: make it a vector */
@@ -424,7 +425,7 @@ static void wb_add_whole(struct cfile *f, struct wb_batch *b, size_t k,
 		return;
 	}
 	r->reqs[r->nreqs++] = (struct io_req){
-		.fd = f->fd, .op = IO_WRITE, .buf = b->data[k], .len = ps,
+		.fd = fd, .op = IO_WRITE, .buf = b->data[k], .len = ps,
 		.off = pos, .priv = (void *)(uintptr_t)k };
 }
 
@@ -435,13 +436,23 @@ static void wb_add_whole(struct cfile *f, struct wb_batch *b, size_t k,
  * just those bytes, on a buffered descriptor.  Without one (the /proc
  * open failed) such a page is written whole, the old behaviour: at EOF,
  * file_after_writeback() cuts BACKING back after.  Pages with nothing to
- * write get no request.  Return: 0 or -ENOMEM; *@end: the end of what is
- * written (0: nothing).
+ * write get no request.
+ *
+ * A small batch (WB_BUFFERED_MAX bytes or less: the close of a small
+ * file, an fsync after a few writes) goes wholly through the buffered
+ * descriptor: an O_DIRECT write waits for the disk (a 4 KiB one about
+ * 35 us here, 85 us into a new file) where a buffered one is a copy into
+ * BACKING's page cache (4 us), and tar, rsync or git close thousands of
+ * small files, each closed after a synchronous writeback.  Large batches
+ * keep O_DIRECT: their bytes are not cached twice, and a deep queue of
+ * large direct writes is faster than the kernel's own writeback.
+ * Return: 0 or -ENOMEM; *@end: the end of what is written (0: nothing).
  */
 static int wb_runs_build(struct cfile *f, struct wb_batch *b, off_t size,
 			 struct page_runs *r, off_t *end)
 {
 	size_t ps = f->cache->cfg.page_size, n = b->n, lo, hi;
+	bool small = f->direct && n * ps <= WB_BUFFERED_MAX;
 	bool no_tail = false;
 
 	*end = 0;
@@ -452,7 +463,7 @@ static int wb_runs_build(struct cfile *f, struct wb_batch *b, off_t size,
 
 		if (!wb_page_span(b->v[k], ps, size, &lo, &hi))
 			continue;
-		if ((lo || hi < ps) && r->tail_fd < 0 && !no_tail) {
+		if ((small || lo || hi < ps) && r->tail_fd < 0 && !no_tail) {
 			r->tail_fd = file_tail_fd(f);
 			no_tail = r->tail_fd < 0;
 		}
@@ -464,7 +475,8 @@ static int wb_runs_build(struct cfile *f, struct wb_batch *b, off_t size,
 			*end = pos + (off_t)hi;
 			continue;
 		}
-		wb_add_whole(f, b, k, pos, r);
+		wb_add_whole(f, b, k, pos,
+			     small && r->tail_fd >= 0 ? r->tail_fd : f->fd, r);
 		*end = pos + (off_t)ps;
 	}
 	return 0;
