@@ -12,8 +12,9 @@
  * long as the mount, so contexts are not freed per thread.
  *
  * io_submit_wait() runs the fault hooks, hands the batch to the engine in
- * pieces of at most ->depth requests, and finishes short writes with
- * pwritev: a write is complete or failed when it returns.  Two hooks: the
+ * pieces of at most ->depth requests (a lone small request it does itself,
+ * engine_for()), and finishes short writes with pwritev: a write is
+ * complete or failed when it returns.  Two hooks: the
  * per-engine one of io_engine_set_fault() (unit tests), and the daemon's
  * fault rules (fault/fault.h: backing_read, backing_write, slow_io), which
  * can fail a request, delay it, or make the engine's write come back
@@ -62,6 +63,8 @@ struct io_engine {
 	struct io_fault *retired;
 	_Atomic uint64_t reads, writes, bytes_read, bytes_written;
 };
+
+#define IO_INLINE_MAX (64u << 10)	/* bytes: see engine_for() */
 
 #define TL_SLOTS 8
 
@@ -288,6 +291,22 @@ static void count(struct io_engine *e, const struct io_req *r)
 	}
 }
 
+/*
+ * The engine for a submission: a lone request of at most IO_INLINE_MAX
+ * bytes runs in the caller (psync).  A queue gains nothing for one small
+ * request, and io_uring hands a buffered write that cannot complete
+ * without blocking (ext4's, always) to a worker thread and wakes us when
+ * it is done: two thread switches around a 4 KiB copy.  The context is
+ * psync's too: it keeps none.
+ */
+static const struct io_engine_ops *engine_for(const struct io_engine *e,
+					      struct io_req **batch, unsigned int nb)
+{
+	if (nb == 1 && req_bytes(batch[0]) <= IO_INLINE_MAX)
+		return &io_engine_psync;
+	return e->ops;
+}
+
 int io_submit_wait(struct io_engine *e, struct io_req *reqs, unsigned int n)
 {
 	struct io_req *batch[256];
@@ -315,7 +334,7 @@ int io_submit_wait(struct io_engine *e, struct io_req *reqs, unsigned int n)
 		}
 		if (!nb)
 			continue;
-		ret = e->ops->submit_wait(ctx, batch, nb);
+		ret = engine_for(e, batch, nb)->submit_wait(ctx, batch, nb);
 		for (unsigned int k = 0; k < nb; k++) {
 			if (ret) {
 				batch[k]->res = ret;
