@@ -85,7 +85,7 @@ FSX_BIN    := $(B)/tests/hmmfsx
 CRASH_BIN  := $(B)/tests/hmmfscrash
 RACE_BIN   := $(B)/tests/hmmfsrace
 
-.PHONY: all bench demo deps check check-unit check-integration check-fsx check-crash \
+.PHONY: all bench bench-everyday demo deps check check-unit check-integration check-fsx check-crash \
 	install uninstall clean
 .DEFAULT_GOAL := all
 
@@ -102,6 +102,13 @@ demo: all
 # bench/results/DATE/.  Needs root (drop_caches, mounts).
 bench: all
 	$(Q)HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) QUICK=$(QUICK) bench/run.sh
+
+# Everyday workloads (tar, git, a build, sqlite, rsync) and single-call
+# latencies through native, passthrough_ll and hmmfs side by side; results
+# go to bench/results/DATE-everyday/ and DATE-oplat/.  Needs root.
+bench-everyday: all
+	$(Q)HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) bench/everyday.sh
+	$(Q)HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) bench/oplat.sh
 
 $(B)/obj/%.o: %.c
 	$(quiet) CC $@

@@ -39,9 +39,10 @@ bench_cleanup() {
 }
 
 # bench_init: check what is needed, make $base under BENCH_DIR (a real
-# disk), build passthrough_ll and bench/filetree.c into it.
+# disk), build passthrough_ll (unless bench_no_ptll=1) and bench/filetree.c
+# into it.
 bench_init() {
-	local t d src=""
+	local t
 	[ "$(id -u)" -eq 0 ] || skip "needs root (drop_caches, FUSE mounts)"
 	[ -c /dev/fuse ] || skip "no /dev/fuse"
 	[ -w /proc/sys/vm/drop_caches ] || skip "cannot write /proc/sys/vm/drop_caches"
@@ -55,6 +56,15 @@ bench_init() {
 	[ "$(stat -f -c %T "$base")" = tmpfs ] && die "BENCH_DIR is on tmpfs; use a real disk"
 	M=$base/mnt
 	mkdir -p "$M"
+	[ "${bench_no_ptll:-0}" = 1 ] || bench_build_ptll
+	cc -O2 -Wall -Wextra -pthread "$top/bench/filetree.c" -o "$base/filetree" ||
+		die "bench/filetree.c did not build"
+	filetree=$base/filetree
+}
+
+# bench_build_ptll: $base/passthrough_ll from libfuse3-dev's examples.
+bench_build_ptll() {
+	local d src=""
 	for d in /usr/share/doc/libfuse3-dev/examples /usr/share/doc/libfuse3-dev/example \
 		 /usr/share/doc/fuse3/examples; do
 		[ -f "$d/passthrough_ll.c" ] && { src=$d; break; }
@@ -65,9 +75,6 @@ bench_init() {
 		-I"$src" "$src/passthrough_ll.c" -o "$base/passthrough_ll" \
 		$(pkg-config --cflags --libs fuse3) -lpthread 2>"$base/ptll-build.log" ||
 		skip "passthrough_ll did not build: $(tail -n 1 "$base/ptll-build.log")"
-	cc -O2 -Wall -Wextra -pthread "$top/bench/filetree.c" -o "$base/filetree" ||
-		die "bench/filetree.c did not build"
-	filetree=$base/filetree
 }
 
 # machine_line: one line saying where and what ran.

@@ -1,13 +1,14 @@
 #!/bin/sh
 # Install, from Debian 12 packages, what hmmfs needs to build, test and
-# benchmark (bench/run.sh: python3, gnuplot; libfuse3-dev has the examples).
+# benchmark (bench/run.sh: python3, gnuplot; libfuse3-dev has the examples;
+# bench/everyday.sh: rsync, git, perf).
 # Fast when everything is there (one dpkg-query); otherwise apt-get installs
 # the missing packages, which needs root.  Run by `make` before each build.
 set -eu
 
 PKGS="build-essential pkg-config fuse3 libfuse3-dev liburing-dev libaio-dev \
 libxxhash-dev libcunit1-dev liburcu-dev fio attr acl util-linux e2fsprogs \
-python3 gnuplot-nox"
+python3 gnuplot-nox rsync git linux-perf"
 
 missing=""
 for p in $PKGS; do

@@ -65,6 +65,11 @@ run_suite crash "$(dirname "$0")/crash/run.sh" -n 10
 run_suite stress "$(dirname "$0")/stress/run.sh" -t 15
 run_suite stress-nowriteback env STRESS_OPTS=host_cache=8M,device_cache=64M,ksm=on,nowriteback_cache \
 	"$(dirname "$0")/stress/run.sh" -t 10
+# Everyday work through the mount, small and checked (bench/everyday.sh
+# -c): tar x + sha256 + find + rm, git clone + fsck + status + gc, a
+# build, sqlite in both journal modes, rsync + checksum verify; with and
+# without the writeback cache.  The timed comparison: make bench-everyday.
+run_suite everyday "$(dirname "$0")/../bench/everyday.sh" -c
 
 echo
 [ -n "$failed_names" ] && echo "failed suites:$failed_names"
