@@ -2708,6 +2708,12 @@ static void hmmfs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->capable & FUSE_CAP_IOCTL_DIR)
 		conn->want |= FUSE_CAP_IOCTL_DIR;	/* hmmfsctl on the mount root */
+	/*
+	 * The kernel keeps symlink targets: a symlink's target never changes
+	 * (BACKING replaces the object, which a lookup then finds).
+	 */
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	acl_init(fs, conn);
 	if (conn->max_write > MAX_IO)
 		conn->max_write = MAX_IO;

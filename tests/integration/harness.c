@@ -1078,6 +1078,18 @@ const struct hmmfs_ioc_stats *it_stats(void)
 	return &st;
 }
 
+void it_ops(struct hmmfs_ioc_ops *ops)
+{
+	int fd = open(it.mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	IT_REQUIRE(fd >= 0, "open %s: %s", it.mnt, it_errname(errno));
+	memset(ops, 0, sizeof(*ops));
+	IT_OK(ioctl(fd, HMMFS_IOC_OPS, ops));
+	close(fd);
+	IT_EQ(ops->version, HMMFS_IOC_VERSION);
+	IT_EQ(ops->available, 1);
+}
+
 void it_kernel_forgets(uint64_t want)
 {
 	for (int i = 0; i < 50 && it_stats()->files_detached < want; i++) {

@@ -134,6 +134,9 @@ struct hmmfs_ioc_stats;
 /* HMMFS_IOC_STATS of the mount (fatal if it fails); the result lives
  * until the next call. */
 const struct hmmfs_ioc_stats *it_stats(void);
+struct hmmfs_ioc_ops;
+/* The mount's per-opcode request counters, copied into @ops (ioctl). */
+void it_ops(struct hmmfs_ioc_ops *ops);
 /*
  * Make the kernel forget its inodes (drop_caches, as memory pressure
  * would) until the daemon counts at least @want detached files: FORGET

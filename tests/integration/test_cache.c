@@ -574,19 +574,6 @@ static void unlinked_file_leaves_the_cache(void)
 	IT_EQ(it_stats()->host_pages, 0);
 }
 
-/* The per-opcode request counters (HMMFS_IOC_OPS), by ioctl. */
-static void ops_snapshot(struct hmmfs_ioc_ops *ops)
-{
-	int fd = open(it.mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	IT_REQUIRE(fd >= 0, "open %s: %s", it.mnt, it_errname(errno));
-	memset(ops, 0, sizeof(*ops));
-	IT_OK(ioctl(fd, HMMFS_IOC_OPS, ops));
-	close(fd);
-	IT_EQ(ops->version, HMMFS_IOC_VERSION);
-	IT_EQ(ops->available, 1);
-}
-
 /*
  * Each request the daemon serves is counted under its opcode, timed, and
  * its failure counted: a mkdir, a create, a failed lookup, an unlink and
@@ -606,7 +593,7 @@ static void stats_count_fuse_requests(void)
 	struct stat st;
 	int fd;
 
-	ops_snapshot(&before);
+	it_ops(&before);
 	IT_OK(mkdir(MNT("opsd"), 0755));
 	fd = open(MNT("opsd/f"), O_CREAT | O_EXCL | O_WRONLY, 0644);
 	IT_REQUIRE(fd >= 0, "create: %s", it_errname(errno));
@@ -614,7 +601,7 @@ static void stats_count_fuse_requests(void)
 	IT_ERRNO(stat(MNT("opsd/none"), &st), ENOENT);
 	IT_OK(unlink(MNT("opsd/f")));
 	IT_OK(rmdir(MNT("opsd")));
-	ops_snapshot(&after);
+	it_ops(&after);
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		const struct hmmfs_ioc_op *a = &after.op[want[i].op], *b = &before.op[want[i].op];
 

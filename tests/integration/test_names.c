@@ -11,6 +11,7 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/fuse.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "fs/hmmfs_ioctl.h"
 #include "tests/integration/harness.h"
 
 static void expect_type(const char *path, mode_t type_and_mode)
@@ -59,6 +61,28 @@ static void readlink_made_in_backing(void)
 	/* a short buffer gets a truncated, unterminated result */
 	IT_EQ(readlink(MNT("l"), buf, sizeof(buf)), 4);
 	IT_MEM_EQ(buf, "/abs", 4);
+}
+
+/*
+ * The kernel keeps a symlink's target (FUSE_CAP_CACHE_SYMLINKS): a second
+ * readlink asks the daemon nothing.  A symlink replaced in BACKING is a
+ * new object there, and the mount shows its target once the name is
+ * looked up again (entry_timeout).
+ */
+static void symlink_cached_and_replaced_in_backing(void)
+{
+	struct hmmfs_ioc_ops before, after;
+
+	IT_REQUIRE_OK(symlink("first/target", MNT("l")));
+	IT_STR_EQ(readlink_str(MNT("l")), "first/target");
+	it_ops(&before);
+	IT_STR_EQ(readlink_str(MNT("l")), "first/target");
+	it_ops(&after);
+	IT_EQ(after.op[FUSE_READLINK].count, before.op[FUSE_READLINK].count);
+	IT_OK(unlink(BACK("l")));
+	IT_REQUIRE_OK(symlink("second/and/longer/target", BACK("l")));
+	usleep(1200 * 1000);	/* entry_timeout 1 s */
+	IT_STR_EQ(readlink_str(MNT("l")), "second/and/longer/target");
 }
 
 static void symlink_followed_to_file(void)
@@ -477,6 +501,8 @@ static void create_emfile_leaves_nothing(void)
 static const struct it_test tests[] = {
 	{ "symlink_create", symlink_create, 0, NULL },
 	{ "readlink_made_in_backing", readlink_made_in_backing, 0, NULL },
+	{ "symlink cached, and replaced in BACKING",
+	  symlink_cached_and_replaced_in_backing, 0, NULL },
 	{ "symlink_followed_to_file", symlink_followed_to_file, 0, NULL },
 	{ "readlink_of_file_einval", readlink_of_file_einval, 0, NULL },
 	{ "mknod_fifo", mknod_fifo, 0, NULL },
