@@ -2189,18 +2189,41 @@ static int in_groups(fuse_req_t req, gid_t gid)
 }
 
 /*
- * access(2) from the mode bits, with the caller's ids; only asked when
- * the kernel does not check permissions itself (no default_permissions).
+ * access(2) by the daemon's own user, who is the caller on a private
+ * mount: BACKING answers, ACLs included.  Return: 0 or -errno.
+ */
+static int access_as_daemon(struct hmmfs *fs, struct hmm_inode *inode, int mask)
+{
+	char path[64];
+	int fd = itab_fd_get(&fs->itab, inode), ret;
+
+	if (fd < 0)
+		return fd;
+	fd_path(path, fd);
+	ret = faccessat(AT_FDCWD, path, mask, AT_EACCESS) < 0 ? -errno : 0;
+	itab_fd_put(&fs->itab, inode);
+	return ret;
+}
+
+/*
+ * access(2), only asked when the kernel does not check permissions
+ * itself (no default_permissions): from the mode bits with the caller's
+ * ids, or BACKING's own answer when the caller is the daemon's user.
  */
 static void hmmfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct hmmfs *fs = fs_of(req);
 	struct stat st;
 	mode_t bits;
-	int ret = inode_stat(fs_of(req), inode_of(req, ino), &st);
+	int ret = inode_stat(fs, inode_of(req, ino), &st);
 
 	if (ret || mask == F_OK) {
 		reply_status(req, ret);
+		return;
+	}
+	if (ctx->uid != 0 && ctx->uid == fs->uid) {
+		reply_status(req, access_as_daemon(fs, inode_of(req, ino), mask));
 		return;
 	}
 	if (ctx->uid == 0) {
@@ -2675,17 +2698,29 @@ static bool backing_has_acls(struct hmmfs *fs)
  * mode or an ACL changes through the mount.  BACKING's setxattr of an ACL
  * updates the mode itself.  Default ACLs on create are BACKING's work too:
  * FUSE_CAP_DONT_MASK hands us the mode and umask unmixed (umask_become).
+ *
+ * The kernel checks permissions only where others use the mount
+ * (allow_other, which implies default_permissions, or default_permissions
+ * asked for).  A private mount has one user, the one who mounted it: the
+ * daemon runs as that user, so BACKING itself checks every access as it
+ * would without us, ACLs included; or as root, whom only the execute bits
+ * stop (hmmfs_access).  Checking again in the kernel costs a GETATTR
+ * whenever the kernel's attributes are stale, once per file in tar x or
+ * rm -rf (docs/performance.md, everyday workloads).
+ *
  * Without xattr handlers (noxattr) the kernel cannot read ACLs, so other
  * users are checked against the mode bits alone: say so.
  */
 static void acl_init(struct hmmfs *fs, struct fuse_conn_info *conn)
 {
-	const unsigned int caps = FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
-
 	if (!backing_has_acls(fs))
 		return;
-	if (!fs->opts->noxattr && (conn->capable & caps) == caps) {
-		conn->want |= caps;
+	if (!fs->opts->noxattr && (conn->capable & FUSE_CAP_DONT_MASK))
+		conn->want |= FUSE_CAP_DONT_MASK;
+	if (!fs->opts->default_permissions)
+		return;		/* a private mount: BACKING checks */
+	if (!fs->opts->noxattr && (conn->capable & FUSE_CAP_POSIX_ACL)) {
+		conn->want |= FUSE_CAP_POSIX_ACL;
 		return;
 	}
 	if (fs->opts->allow_other)
