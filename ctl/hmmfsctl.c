@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "fs/hmmfs_ioctl.h"
+#include "fs/opnames.h"
 
 struct ctl_cmd {
 	const char *name;
@@ -88,25 +89,6 @@ static const struct {
 	STAT(dirty_pages_stuck), STAT(written_bytes),
 };
 
-/* FUSE opcodes by number (linux/fuse.h; the protocol fixes them). */
-static const char *const op_names[HMMFS_OPS_MAX] = {
-	[1] = "lookup", [2] = "forget", [3] = "getattr", [4] = "setattr",
-	[5] = "readlink", [6] = "symlink", [8] = "mknod", [9] = "mkdir",
-	[10] = "unlink", [11] = "rmdir", [12] = "rename", [13] = "link",
-	[14] = "open", [15] = "read", [16] = "write", [17] = "statfs",
-	[18] = "release", [20] = "fsync", [21] = "setxattr",
-	[22] = "getxattr", [23] = "listxattr", [24] = "removexattr",
-	[25] = "flush", [26] = "init", [27] = "opendir", [28] = "readdir",
-	[29] = "releasedir", [30] = "fsyncdir", [31] = "getlk", [32] = "setlk",
-	[33] = "setlkw", [34] = "access", [35] = "create", [36] = "interrupt",
-	[37] = "bmap", [38] = "destroy", [39] = "ioctl", [40] = "poll",
-	[41] = "notify_reply", [42] = "batch_forget", [43] = "fallocate",
-	[44] = "readdirplus", [45] = "rename2", [46] = "lseek",
-	[47] = "copy_file_range", [48] = "setupmapping",
-	[49] = "removemapping", [50] = "syncfs", [51] = "tmpfile",
-	[52] = "statx",
-};
-
 static const char *const ksm_knob_names[HMMFS_KSM_NR_KNOBS] = {
 	[HMMFS_KSM_RUN] = "run",
 	[HMMFS_KSM_PAGES_TO_SCAN] = "pages_to_scan",
@@ -167,8 +149,8 @@ static unsigned long long op_percentile_us(const struct hmmfs_ioc_op *o,
 
 static const char *op_name(unsigned int i, char *buf, size_t len)
 {
-	if (op_names[i])
-		return op_names[i];
+	if (hmmfs_op_names[i])
+		return hmmfs_op_names[i];
 	snprintf(buf, len, "op%u", i);
 	return buf;
 }

@@ -12,6 +12,12 @@
  * log2 histogram.  Replies sent from another thread and requests without
  * a reply (FORGET, BATCH_FORGET, INTERRUPT) are counted, not timed.
  *
+ * The first reply of each kind of resource failure (out of descriptors,
+ * memory or space, an I/O error) is logged, with the request that got it:
+ * an operator finds in the log when and how the mount first ran short;
+ * later ones are only counted (@errors per opcode), so a failing
+ * workload cannot flood the log.
+ *
  * Cost: two clock_gettime(CLOCK_MONOTONIC) calls (vDSO, tens of ns) and
  * four relaxed atomic adds per request.  Opcodes at or above
  * HMMFS_OPS_MAX (CUSE_INIT) are not counted.
@@ -20,10 +26,14 @@
  * counts from either side of a request, which statistics tolerate.
  */
 #include "fs/opstat.h"
+#include "fs/opnames.h"
 
+#include <errno.h>
 #include <linux/fuse.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 
 struct op_counter {
@@ -82,6 +92,32 @@ void opstat_request(uint32_t opcode, uint64_t unique)
 	current.start_ns = now_ns();
 }
 
+/* The errors logged once each: running out of something, or BACKING failing. */
+static const int logged_errors[] = { EMFILE, ENFILE, ENOMEM, ENOSPC, EDQUOT, EIO };
+static atomic_bool logged[sizeof(logged_errors) / sizeof(logged_errors[0])];
+
+/*
+ * Log @err answered to @opcode if it is the first of its kind.  Operators
+ * read stderr in the foreground and syslog in the background.
+ */
+static void log_first_failure(uint32_t opcode, int err)
+{
+	const char *op = hmmfs_op_names[opcode] ? hmmfs_op_names[opcode] : "request";
+	char msg[256];
+
+	for (size_t i = 0; i < sizeof(logged_errors) / sizeof(logged_errors[0]); i++) {
+		if (logged_errors[i] != err || atomic_exchange(&logged[i], true))
+			continue;
+		snprintf(msg, sizeof(msg), "a %s failed with %s (%s), the first "
+			 "such failure; later ones are counted, not logged "
+			 "(hmmfsctl stats: errors)", op, strerrorname_np(err),
+			 strerror(err));
+		fprintf(stderr, "hmmfs: %s\n", msg);
+		syslog(LOG_WARNING, "%s", msg);
+		return;
+	}
+}
+
 void opstat_reply(uint64_t unique, int32_t error)
 {
 	struct op_counter *c;
@@ -92,8 +128,10 @@ void opstat_reply(uint64_t unique, int32_t error)
 	c = &counters[current.opcode];
 	current.unique = 0;
 	ns = now_ns() - current.start_ns;
-	if (error < 0)
+	if (error < 0) {
 		atomic_fetch_add_explicit(&c->errors, 1, memory_order_relaxed);
+		log_first_failure(current.opcode, -error);
+	}
 	atomic_fetch_add_explicit(&c->timed, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&c->total_ns, ns, memory_order_relaxed);
 	atomic_fetch_add_explicit(&c->hist[bucket_of(ns)], 1, memory_order_relaxed);

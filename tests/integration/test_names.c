@@ -468,7 +468,8 @@ static int create_until_emfile(int round, int *fds, int *n, int cap,
  * BACKING (here: out of descriptors for the lookup that follows) removes
  * it again.  The daemon's descriptor limit is lowered to just above what
  * it has open, with a few different margins, so that creates fail at
- * each step in turn; then the limit comes back and the daemon must work.
+ * each step in turn; then the limit comes back and the daemon must work,
+ * and its log says once that it ran out.
  */
 static void create_emfile_leaves_nothing(void)
 {
@@ -496,6 +497,9 @@ static void create_emfile_leaves_nothing(void)
 		IT_OK(close(fds[--n]));
 	IT_OK(it_put_str(MNT("after"), "still works"));
 	IT_CONTENT_BOTH_STR("after", "still works");
+	/* the first failure is logged, once, whatever request met it */
+	IT_EQ(it_log_count("failed with EMFILE") + it_log_count("failed with ENFILE"), 1);
+	IT_EQ(it_log_count("the first such failure"), 1);
 }
 
 static const struct it_test tests[] = {
