@@ -123,6 +123,9 @@ static inline dev_addr_t page_daddr(const struct cpage *p)
  *           and clean (lifetime.c): it changes only then, when no I/O on
  *           the file can be in flight.
  * @direct:  @fd is O_DIRECT.
+ * @bfd:     a buffered descriptor of the same file when @fd is O_DIRECT,
+ *           for writes of part of a page and small batches (writeback.c),
+ *           opened on first use under @lock, closed with @fd; or -1.
  * @lock:    guards everything below.
  * @size:    the file size as the cache sees it.
  * @mtime:   when the cache last changed data, which BACKING is given once
@@ -174,6 +177,7 @@ struct cfile {
 	_Atomic(void *) root;
 	int fd;
 	int direct;
+	int bfd;
 	pthread_mutex_t lock;
 	off_t size;
 	struct timespec mtime;
@@ -346,8 +350,9 @@ size_t lru_evict(struct cache *c, size_t want);
  * @reqs:  one request per run; ->priv is the run's first position in the
  *         page array, ->iovcnt (or 1) its length.
  * @iovs:  one iovec per page.
- * @tail_fd: the descriptor of the EOF page's write when it is not the
- *         file's own (writeback.c), else -1.
+ * @tail_fd: the buffered descriptor for writes of part of a page and
+ *         small batches (writeback.c: file_tail_fd(), the file's own,
+ *         not closed here), else -1.
  */
 struct page_runs {
 	struct io_req *reqs;

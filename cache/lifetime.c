@@ -219,6 +219,7 @@ static struct cfile *cfile_new(struct cache *c, const struct stat *st,
 	if (!f)
 		return NULL;
 	f->fd = -1;
+	f->bfd = -1;
 	atomic_init(&f->root, NULL);
 	f->cache = c;
 	pthread_mutex_init(&f->lock, NULL);
@@ -250,6 +251,19 @@ static void cfile_free_rcu(struct rcu_head *head)
 	free(f);
 }
 
+/* Close a file's backing descriptors (-1: none), taken from it already. */
+static void file_close_fds(struct cache *c, int fd, int bfd)
+{
+	if (fd >= 0) {
+		close(fd);
+		atomic_fetch_sub(&c->nr_fds, 1);
+	}
+	if (bfd >= 0) {
+		close(bfd);
+		atomic_fetch_sub(&c->nr_fds, 1);
+	}
+}
+
 /*
  * Drop every page of @f (dirty ones too) and free it.  Context: @f is out
  * of the table; nobody else can find it but the flusher and the scanner,
@@ -268,10 +282,7 @@ static void cfile_free(struct cfile *f)
 	pthread_mutex_unlock(&c->idle_lock);
 	ksm_forget_file(c->ksm, f);
 	atomic_fetch_sub(&c->nr_stuck, f->stuck);
-	if (f->fd >= 0) {
-		close(f->fd);
-		atomic_fetch_sub(&c->nr_fds, 1);
-	}
+	file_close_fds(c, f->fd, f->bfd);
 	/*
 	 * Not synchronize_rcu() here: a grace period per file made closing
 	 * many files (the kernel's FORGET after unlink) 3-5x slower.
@@ -530,7 +541,7 @@ void file_idle_queue(struct cfile *f)
 static void file_idle_put(struct cache *c, struct cfile *f)
 {
 	bool idle, later = false, free_it = false;
-	int fd = -1;
+	int fd = -1, bfd = -1;
 
 	pthread_mutex_lock(&c->files_lock);
 	pthread_mutex_lock(&f->lock);
@@ -541,7 +552,8 @@ static void file_idle_put(struct cache *c, struct cfile *f)
 	}
 	if (idle) {
 		fd = f->fd;
-		f->fd = -1;
+		bfd = f->bfd;
+		f->fd = f->bfd = -1;
 		free_it = f->hashed && !atomic_load(&f->attached) &&
 			  !atomic_load(&f->nr_pages);
 	}
@@ -550,10 +562,7 @@ static void file_idle_put(struct cache *c, struct cfile *f)
 		ftab_del_locked(c, f);
 	atomic_fetch_sub(&f->users, 1);
 	pthread_mutex_unlock(&c->files_lock);
-	if (fd >= 0) {
-		close(fd);
-		atomic_fetch_sub(&c->nr_fds, 1);
-	}
+	file_close_fds(c, fd, bfd);
 	if (free_it)
 		cfile_free(f);
 	else if (later)

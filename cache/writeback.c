@@ -272,14 +272,30 @@ static int wb_fetch_device_pages(struct cache *c, struct wb_batch *b)
  * none (then the whole page is written and BACKING cut back after: exact
  * again, but not across a crash in between).
  */
+/*
+ * A buffered descriptor of @f's file, for writes of part of a page and
+ * small batches: @f->fd itself unless that is O_DIRECT, else @f->bfd,
+ * opened on first use and closed with @f->fd (lifetime.c).  Return: the
+ * descriptor, or -1 with errno set.  Context: @f's descriptor open (held,
+ * or pages dirty or under writeback); page locks may be held.
+ */
 static int file_tail_fd(struct cfile *f)
 {
 	char path[64];
+	int fd;
 
 	if (!f->direct)
 		return f->fd;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
-	return open(path, O_WRONLY | O_CLOEXEC);
+	pthread_mutex_lock(&f->lock);
+	if (f->bfd < 0) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
+		f->bfd = open(path, O_WRONLY | O_CLOEXEC);
+		if (f->bfd >= 0)
+			atomic_fetch_add(&f->cache->nr_fds, 1);
+	}
+	fd = f->bfd;
+	pthread_mutex_unlock(&f->lock);
+	return fd;
 }
 
 /*
@@ -331,8 +347,6 @@ static int page_write_range_now_locked(struct cpage *p)
 	}
 	if (bb)
 		bounce_put(c->bounce, &bb, 1);
-	if (fd != f->fd)
-		close(fd);
 	if (ret)
 		return ret;
 	ctr_inc(c, backing_writes, 1);
@@ -533,8 +547,6 @@ static int write_batch(struct cfile *f, struct wb_batch *b)
 	for (size_t k = 0; !ret && k < n; k++)
 		if (!ended[k])	/* nothing to write: written or truncated away */
 			page_end_io(v[k], (ssize_t)ps);
-	if (r.tail_fd >= 0 && r.tail_fd != f->fd)
-		close(r.tail_fd);
 	if (built)
 		page_runs_free(&r);
 	file_after_writeback(f, end, n);
