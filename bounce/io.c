@@ -12,7 +12,7 @@
  * long as the mount, so contexts are not freed per thread.
  *
  * io_submit_wait() runs the fault hooks, hands the batch to the engine in
- * pieces of at most ->depth requests (a lone small request it does itself,
+ * pieces of at most ->depth requests (a small batch it does itself,
  * engine_for()), and finishes short writes with pwritev: a write is
  * complete or failed when it returns.  Two hooks: the
  * per-engine one of io_engine_set_fault() (unit tests), and the daemon's
@@ -292,19 +292,23 @@ static void count(struct io_engine *e, const struct io_req *r)
 }
 
 /*
- * The engine for a submission: a lone request of at most IO_INLINE_MAX
- * bytes runs in the caller (psync).  A queue gains nothing for one small
- * request, and io_uring hands a buffered write that cannot complete
- * without blocking (ext4's, always) to a worker thread and wakes us when
- * it is done: two thread switches around a 4 KiB copy.  The context is
- * psync's too: it keeps none.
+ * The engine for a submission: a batch of at most IO_INLINE_MAX bytes in
+ * all runs in the caller (psync), one request after the other.  A queue
+ * gains little for a few small requests, and io_uring hands a buffered
+ * write that cannot complete without blocking (ext4's, always) to a
+ * worker thread and wakes us when it is done: two thread switches around
+ * a 4 KiB copy (the close or fsync of a small file writes its last page
+ * and the run before it: two such requests).  psync keeps no context, so
+ * the engine's is passed along unused.
  */
 static const struct io_engine_ops *engine_for(const struct io_engine *e,
 					      struct io_req **batch, unsigned int nb)
 {
-	if (nb == 1 && req_bytes(batch[0]) <= IO_INLINE_MAX)
-		return &io_engine_psync;
-	return e->ops;
+	size_t total = 0;
+
+	for (unsigned int i = 0; i < nb && total <= IO_INLINE_MAX; i++)
+		total += req_bytes(batch[i]);
+	return total <= IO_INLINE_MAX ? &io_engine_psync : e->ops;
 }
 
 int io_submit_wait(struct io_engine *e, struct io_req *reqs, unsigned int n)
