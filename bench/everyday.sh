@@ -2,8 +2,9 @@
 # bench/everyday.sh [-r ROUNDS] [-c] — what people do on a mounted
 # filesystem, timed through each target, each step checked.
 #
-# Targets (TARGETS, in this order every round; each round mounts each
-# target once, on a fresh BACKING directory on the real disk):
+# Targets (TARGETS; each round mounts each target once, on a fresh
+# BACKING directory on the real disk, the order rotating from round to
+# round, see rotate() in bench/lib.sh):
 #   native          BACKING itself
 #   passthrough_ll  libfuse's example, built with fallocate and
 #                   copy_file_range, default options
@@ -40,7 +41,8 @@
 # A target whose mount failed, or a step whose check failed, is reported
 # (raw/*.log) and the run exits 1 at the end; times are wall seconds.
 #
-# -r ROUNDS  rounds (default 3); the report gives each step's median per
+# -r ROUNDS  rounds (default 4: each of the 4 targets runs once in each
+#            place of the order); the report gives each step's median per
 #            target, and the ratios hmmfs/passthrough_ll and hmmfs/native.
 # -c         check mode, for make check: small data (/usr/include/linux,
 #            /usr/include/x86_64-linux-gnu, 10 bulk transactions, 200
@@ -61,7 +63,7 @@ set -eu -o pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 name=everyday
-rounds=3 check=0
+rounds=4 check=0
 while getopts r:c opt; do
 	case $opt in
 	r) rounds=$OPTARG ;;
@@ -253,7 +255,7 @@ run_target() {
 
 printf 'round\ttarget\tstep\tseconds\n' >"$RESULTS/results.tsv"
 for r in $(seq "$rounds"); do
-	for target in $targets; do
+	for target in $(rotate "$r" $targets); do
 		say "round $r/$rounds: $target"
 		run_target "$r" "$target"
 	done

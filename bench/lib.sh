@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2034,SC2154
-# bench/lib.sh — what bench/manyfiles.sh and bench/epoch.sh share: the
+# bench/lib.sh — what the benchmarks besides run.sh share: the
 # three targets (native, passthrough_ll, hmmfs) mounted one at a time on
 # one mount point, the tools they need, the daemon's descriptors and RSS,
 # hmmfs's counters, and the clean-up.  Sourced, not run.
@@ -168,3 +168,17 @@ stat_of() {
 secs_of() { sed -n 's/^filetree: .* in \([0-9.]*\) s .*/\1/p' "$1"; }
 # errors_of LOGFILE: "E errors (X EMFILE, Y ENFILE)" from filetree's line.
 errors_of() { sed -n 's/^filetree: .*; \(.* errors .*\)$/\1/p' "$1"; }
+
+# rotate ROUND T1 T2 ...: the targets, starting with the ROUND-th (cyclic).
+# A round that deletes thousands of inodes (everyday.sh, oplat.sh) leaves
+# ext4 searching past the recently deleted ones for every new inode for
+# minutes (recently_deleted in perf): whoever runs later in a round
+# creates files more slowly, so every target takes each place in turn.
+rotate() {
+	local r=$1 n k
+	shift
+	n=$#
+	for k in $(seq 0 $((n - 1))); do
+		eval "echo \${$(( (r - 1 + k) % n + 1 ))}"
+	done
+}

@@ -2,7 +2,7 @@
 # bench/oplat.sh [-n FILES] [-r ROUNDS] — the latency of single calls
 # (bench/oplat.c: create, write, close, utimens, chmod, chown, stat, open,
 # fsync, rename, unlink, mkdir, rmdir) through native, passthrough_ll and
-# hmmfs side by side, targets alternating each round; then the FUSE
+# hmmfs side by side, the targets' order rotating each round; then the FUSE
 # requests hmmfs served for them (hmmfsctl stats: count and mean latency
 # per opcode, the daemon's side of the same round trips).
 #
@@ -33,7 +33,7 @@ targets=${TARGETS:-native passthrough_ll hmmfs}
 cc -O2 -Wall -Wextra "$top/bench/oplat.c" -o "$base/oplat" || die "bench/oplat.c did not build"
 
 for r in $(seq "$rounds"); do
-	for target in $targets; do
+	for target in $(rotate "$r" $targets); do
 		say "round $r/$rounds: $target"
 		b=$base/backing-$target
 		mkdir -p "$b"
