@@ -2135,11 +2135,23 @@ static void hmmfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 }
 
 /*
+ * An access ACL set or removed changed the mode in BACKING.  Where the
+ * kernel enforces ACLs (FUSE_CAP_POSIX_ACL) it drops its attributes
+ * itself; where it does not, it would show the old mode until
+ * attr_timeout: drop them before the reply.
+ */
+static void acl_changed(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	if (strncmp(name, "system.posix_acl_", 17) == 0)
+		notify_inval_attr_now(fs_of(req), ino);
+}
+
+/*
  * An access ACL is set with the caller's ids, so that BACKING clears
  * S_ISGID as it does for an owner outside the file's group: the kernel
  * asks for that with FUSE_SETXATTR_ACL_KILL_SGID, which this libfuse
- * cannot receive.  The kernel has already checked that the caller owns
- * the file.
+ * cannot receive.  The kernel (default_permissions) or BACKING (the
+ * caller's ids) checks that the caller owns the file.
  */
 static void hmmfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			   const char *value, size_t size, int flags)
@@ -2160,6 +2172,8 @@ static void hmmfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		creds_restore(fs, &c);
 	}
 	xattr_path_put(req, ino);
+	if (!ret)
+		acl_changed(req, ino, name);
 	reply_status(req, ret);
 }
 
@@ -2172,6 +2186,8 @@ static void hmmfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		ret = removexattr(path, name) < 0 ? -errno : 0;
 		xattr_path_put(req, ino);
 	}
+	if (!ret)
+		acl_changed(req, ino, name);
 	reply_status(req, ret);
 }
 
@@ -2189,57 +2205,49 @@ static int in_groups(fuse_req_t req, gid_t gid)
 }
 
 /*
- * access(2) by the daemon's own user, who is the caller on a private
- * mount: BACKING answers, ACLs included.  Return: 0 or -errno.
+ * access(2) as the caller: with the caller's fsuid, fsgid and groups on
+ * this thread (creds_become: a root daemon's filesystem capabilities go
+ * with its fsuid), BACKING answers, ACLs included.  Return: 0 or -errno.
  */
-static int access_as_daemon(struct hmmfs *fs, struct hmm_inode *inode, int mask)
+static int access_as_caller(fuse_req_t req, struct hmm_inode *inode, int mask)
 {
+	struct hmmfs *fs = fs_of(req);
+	struct creds c = { 0 };
 	char path[64];
 	int fd = itab_fd_get(&fs->itab, inode), ret;
 
 	if (fd < 0)
 		return fd;
 	fd_path(path, fd);
-	ret = faccessat(AT_FDCWD, path, mask, AT_EACCESS) < 0 ? -errno : 0;
+	ret = creds_become(fs, req, &c);
+	if (!ret)
+		ret = faccessat(AT_FDCWD, path, mask, AT_EACCESS) < 0 ? -errno : 0;
+	creds_restore(fs, &c);
 	itab_fd_put(&fs->itab, inode);
 	return ret;
 }
 
 /*
  * access(2), only asked when the kernel does not check permissions
- * itself (no default_permissions): from the mode bits with the caller's
- * ids, or BACKING's own answer when the caller is the daemon's user.
+ * itself (a private mount, no default_permissions): root may execute
+ * only what someone may execute; anyone else gets BACKING's answer.
  */
 static void hmmfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	struct hmmfs *fs = fs_of(req);
 	struct stat st;
-	mode_t bits;
-	int ret = inode_stat(fs, inode_of(req, ino), &st);
+	int ret = inode_stat(fs_of(req), inode_of(req, ino), &st);
 
 	if (ret || mask == F_OK) {
 		reply_status(req, ret);
 		return;
 	}
-	if (ctx->uid != 0 && ctx->uid == fs->uid) {
-		reply_status(req, access_as_daemon(fs, inode_of(req, ino), mask));
-		return;
-	}
-	if (ctx->uid == 0) {
-		/* root may execute only what someone may execute */
+	if (fuse_req_ctx(req)->uid == 0) {
 		ret = (mask & X_OK) && !S_ISDIR(st.st_mode) &&
 		      !(st.st_mode & 0111) ? -EACCES : 0;
 		reply_status(req, ret);
 		return;
 	}
-	if (ctx->uid == st.st_uid)
-		bits = (st.st_mode >> 6) & 7;
-	else if (ctx->gid == st.st_gid || in_groups(req, st.st_gid))
-		bits = (st.st_mode >> 3) & 7;
-	else
-		bits = st.st_mode & 7;
-	reply_status(req, ((mode_t)mask & ~bits & 7) ? -EACCES : 0);
+	reply_status(req, access_as_caller(req, inode_of(req, ino), mask));
 }
 
 /* ---- control ioctls (fs/hmmfs_ioctl.h) ------------------------------- */
@@ -2745,9 +2753,12 @@ static void hmmfs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_IOCTL_DIR;	/* hmmfsctl on the mount root */
 	/*
 	 * The kernel keeps symlink targets: a symlink's target never changes
-	 * (BACKING replaces the object, which a lookup then finds).
+	 * (BACKING replaces the object, which a lookup then finds under a new
+	 * node id).  Without file handles a reused inode number cannot be
+	 * told from the old object and would keep the old node id and the
+	 * old target: then the kernel asks each time.
 	 */
-	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+	if ((conn->capable & FUSE_CAP_CACHE_SYMLINKS) && !fdc_no_handles(&fs->itab.fdc))
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	acl_init(fs, conn);
 	if (conn->max_write > MAX_IO)
