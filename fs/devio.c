@@ -176,11 +176,15 @@ static __attribute__((noinline)) void note_reply(const struct iovec *iov, int co
 static ssize_t devio_writev(int fd, struct iovec *iov, int count,
 			    void *userdata)
 {
+	ssize_t n;
+
 	(void)userdata;
-	note_reply(iov, count);
 	if (init_reply_to_patch(iov, count))
-		return init_reply(fd, iov, count);	/* once, at mount */
-	return writev(fd, iov, count);
+		n = init_reply(fd, iov, count);	/* once, at mount */
+	else
+		n = writev(fd, iov, count);
+	note_reply(iov, count);
+	return n;
 }
 
 static ssize_t devio_splice_send(int fdin, off_t *offin, int fdout,

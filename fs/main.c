@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -768,6 +769,11 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 		ret = 1;
 		goto out_unmount;
 	}
+	/*
+	 * The log's socket now, not at the first message: that may be the
+	 * first EMFILE (opstat.c), when no descriptor is left to open it.
+	 */
+	openlog("hmmfs", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 	if (start_threads(fs)) {
 		daemon_ready(report_fd, 1);
 		ret = 1;

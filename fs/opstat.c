@@ -19,11 +19,13 @@
  * workload cannot flood the log.
  *
  * Cost: two clock_gettime(CLOCK_MONOTONIC) calls (vDSO, tens of ns) and
- * four relaxed atomic adds per request.  Opcodes at or above
+ * five atomic adds per request.  Opcodes at or above
  * HMMFS_OPS_MAX (CUSE_INIT) are not counted.
  *
- * Locking: none.  The counters are relaxed atomics; a snapshot may mix
- * counts from either side of a request, which statistics tolerate.
+ * Locking: none.  The counters are atomics (sequentially consistent, so
+ * a snapshot read against the writers' order stays self-consistent:
+ * opstat_snapshot()).  devio.c notes a reply after writing it, so the
+ * log of a first failure never delays the reply.
  */
 #include "fs/opstat.h"
 #include "fs/opnames.h"
@@ -84,7 +86,7 @@ void opstat_request(uint32_t opcode, uint64_t unique)
 	current.unique = 0;
 	if (opcode >= HMMFS_OPS_MAX || !atomic_load_explicit(&enabled, memory_order_relaxed))
 		return;
-	atomic_fetch_add_explicit(&counters[opcode].count, 1, memory_order_relaxed);
+	atomic_fetch_add(&counters[opcode].count, 1);
 	if (!has_reply(opcode))
 		return;
 	current.unique = unique;
@@ -128,13 +130,12 @@ void opstat_reply(uint64_t unique, int32_t error)
 	c = &counters[current.opcode];
 	current.unique = 0;
 	ns = now_ns() - current.start_ns;
-	if (error < 0) {
-		atomic_fetch_add_explicit(&c->errors, 1, memory_order_relaxed);
+	atomic_fetch_add(&c->timed, 1);
+	atomic_fetch_add(&c->errors, error < 0);
+	atomic_fetch_add(&c->total_ns, ns);
+	atomic_fetch_add(&c->hist[bucket_of(ns)], 1);
+	if (error < 0)
 		log_first_failure(current.opcode, -error);
-	}
-	atomic_fetch_add_explicit(&c->timed, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&c->total_ns, ns, memory_order_relaxed);
-	atomic_fetch_add_explicit(&c->hist[bucket_of(ns)], 1, memory_order_relaxed);
 }
 
 void opstat_reply_spliced(void)
@@ -151,11 +152,17 @@ void opstat_snapshot(struct hmmfs_ioc_ops *out)
 		struct op_counter *c = &counters[i];
 		struct hmmfs_ioc_op *o = &out->op[i];
 
-		o->count = atomic_load_explicit(&c->count, memory_order_relaxed);
-		o->errors = atomic_load_explicit(&c->errors, memory_order_relaxed);
-		o->timed = atomic_load_explicit(&c->timed, memory_order_relaxed);
-		o->total_ns = atomic_load_explicit(&c->total_ns, memory_order_relaxed);
+		/*
+		 * Against the writers' order (count at the request; errors,
+		 * timed, total, hist at the reply): a request that ends
+		 * meanwhile can only make a later read larger, so the copy
+		 * keeps sum(hist) <= timed <= count and errors <= timed.
+		 */
 		for (unsigned int b = 0; b < HMMFS_OPS_BUCKETS; b++)
-			o->hist[b] = atomic_load_explicit(&c->hist[b], memory_order_relaxed);
+			o->hist[b] = atomic_load(&c->hist[b]);
+		o->total_ns = atomic_load(&c->total_ns);
+		o->errors = atomic_load(&c->errors);
+		o->timed = atomic_load(&c->timed);
+		o->count = atomic_load(&c->count);
 	}
 }
