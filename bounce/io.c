@@ -12,8 +12,8 @@
  * long as the mount, so contexts are not freed per thread.
  *
  * io_submit_wait() runs the fault hooks, hands the batch to the engine in
- * pieces of at most ->depth requests (a small batch it does itself,
- * engine_for()), and finishes short writes with pwritev: a write is
+ * pieces of at most ->depth requests (a small batch of writes it does
+ * itself, engine_for()), and finishes short writes with pwritev: a write is
  * complete or failed when it returns.  Two hooks: the
  * per-engine one of io_engine_set_fault() (unit tests), and the daemon's
  * fault rules (fault/fault.h: backing_read, backing_write, slow_io), which
@@ -42,6 +42,8 @@ struct io_ctx_link {
  * @ops:    the engine.
  * @id:     unique among engines ever opened (thread-local lookups).
  * @depth:  requests per submission.
+ * @inline_max: bytes of writes a batch may have to run in the caller
+ *          (engine_for()); set before I/O starts.
  * @lock:   guards @ctxs.
  * @ctxs:   every context made, freed at close.
  * @fault:  the test hook and its argument (atomic: set while I/O runs).
@@ -57,6 +59,7 @@ struct io_engine {
 	const struct io_engine_ops *ops;
 	uint64_t id;
 	unsigned int depth;
+	size_t inline_max;
 	pthread_mutex_t lock;
 	struct io_ctx_link *ctxs;
 	_Atomic(struct io_fault *) fault;
@@ -97,6 +100,7 @@ int io_engine_open(const char *name, unsigned int depth, struct io_engine **out)
 	e->ops = ops;
 	e->id = atomic_fetch_add(&engine_ids, 1);
 	e->depth = depth ? depth : 64;
+	e->inline_max = IO_INLINE_MAX;
 	pthread_mutex_init(&e->lock, NULL);
 	*out = e;
 	return 0;
@@ -292,23 +296,32 @@ static void count(struct io_engine *e, const struct io_req *r)
 }
 
 /*
- * The engine for a submission: a batch of at most IO_INLINE_MAX bytes in
- * all runs in the caller (psync), one request after the other.  A queue
- * gains little for a few small requests, and io_uring hands a buffered
- * write that cannot complete without blocking (ext4's, always) to a
- * worker thread and wakes us when it is done: two thread switches around
- * a 4 KiB copy (the close or fsync of a small file writes its last page
- * and the run before it: two such requests).  psync keeps no context, so
- * the engine's is passed along unused.
+ * The engine for a submission: a batch of writes of at most ->inline_max
+ * bytes in all (IO_INLINE_MAX unless a test changed it) runs in the
+ * caller (psync), one request after the other.  A queue gains little for
+ * a few small writes, and io_uring hands a buffered write that cannot
+ * complete without blocking (ext4's, always) to a worker thread and wakes
+ * us when it is done: two thread switches around a 4 KiB copy (the close
+ * or fsync of a small file writes a page or a few).  Reads keep the
+ * engine: a few O_DIRECT cache misses are worth reading at once.  psync
+ * keeps no context, so the engine's is passed along unused.
  */
 static const struct io_engine_ops *engine_for(const struct io_engine *e,
 					      struct io_req **batch, unsigned int nb)
 {
 	size_t total = 0;
 
-	for (unsigned int i = 0; i < nb && total <= IO_INLINE_MAX; i++)
+	for (unsigned int i = 0; i < nb && total <= e->inline_max; i++) {
+		if (batch[i]->op != IO_WRITE)
+			return e->ops;	/* reads: queued together, see above */
 		total += req_bytes(batch[i]);
-	return total <= IO_INLINE_MAX ? &io_engine_psync : e->ops;
+	}
+	return total <= e->inline_max ? &io_engine_psync : e->ops;
+}
+
+void io_engine_set_inline_max(struct io_engine *e, size_t bytes)
+{
+	e->inline_max = bytes;
 }
 
 int io_submit_wait(struct io_engine *e, struct io_req *reqs, unsigned int n)

@@ -81,6 +81,13 @@ const char *io_engine_name(const struct io_engine *e);
 int io_submit_wait(struct io_engine *e, struct io_req *reqs, unsigned int n);
 
 /*
+ * Batches of writes of at most @bytes in all run in the caller with
+ * preadv/pwritev instead of the engine (default 64 KiB; 0: never).  For
+ * tests of an engine itself; call before any I/O.
+ */
+void io_engine_set_inline_max(struct io_engine *e, size_t bytes);
+
+/*
  * Fault injection for tests: @before runs before each request is issued;
  * a negative return completes the request with that error untouched, a
  * positive N shorter than the request cuts it to N bytes.  NULL: off.

@@ -58,6 +58,7 @@ static void check_engine(const char *name)
 	int direct, fd = file_open(&direct);
 
 	CU_ASSERT_EQUAL_FATAL(io_engine_open(name, 64, &e), 0);
+	io_engine_set_inline_max(e, 0);	/* the engine itself, not psync */
 	CU_ASSERT_STRING_EQUAL(io_engine_name(e), name);
 	CU_ASSERT_EQUAL(direct, 1);	/* ext4 under /var/tmp */
 	/* 64 single-page writes in one batch */
@@ -129,6 +130,7 @@ static void test_fault_hook(void)
 		struct io_req r = { .fd = fd, .op = IO_WRITE, .buf = a, .len = BS };
 
 		CU_ASSERT_EQUAL_FATAL(io_engine_open(engine_names[n], 8, &e), 0);
+		io_engine_set_inline_max(e, 0);
 		io_engine_set_fault(e, fault_eio_on_writes, NULL);
 		CU_ASSERT_EQUAL(io_submit_wait(e, &r, 1), 0);
 		CU_ASSERT_EQUAL(r.res, -EIO);
@@ -183,6 +185,7 @@ static void test_threads(void)
 		int direct, fd = file_open(&direct);
 
 		CU_ASSERT_EQUAL_FATAL(io_engine_open(engine_names[n], 16, &e), 0);
+		io_engine_set_inline_max(e, 0);
 		for (int i = 0; i < 8; i++) {
 			h[i] = (struct hammer){ .e = e, .fd = fd, .id = i };
 			pthread_create(&th[i], NULL, hammer_main, &h[i]);
