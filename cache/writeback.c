@@ -63,7 +63,7 @@
 #include "cache/cache_int.h"
 
 #define WB_BATCH (8 * CACHE_MAX_RUN)	/* pages per batch: see the top */
-#define WB_BUFFERED_MAX (256u << 10)	/* bytes: see wb_runs_build() */
+#define WB_BUFFERED_MAX (64u << 10)	/* bytes: see wb_runs_build() */
 
 /*
  * Context: page locked, or (page_end_io) the page under writeback by the
@@ -265,37 +265,44 @@ static int wb_fetch_device_pages(struct cache *c, struct wb_batch *b)
 }
 
 /*
- * The descriptor for a write of part of a page (a partly dirty page, or
- * one that ends at EOF inside a page): @f->fd when it is buffered, else a
- * buffered one opened through /proc for this batch (not kept: every
- * cached file would hold one more descriptor).  Return: -1 if there is
- * none (then the whole page is written and BACKING cut back after: exact
- * again, but not across a crash in between).
- */
-/*
- * A buffered descriptor of @f's file, for writes of part of a page and
- * small batches: @f->fd itself unless that is O_DIRECT, else @f->bfd,
- * opened on first use and closed with @f->fd (lifetime.c).  Return: the
- * descriptor, or -1 with errno set.  Context: @f's descriptor open (held,
- * or pages dirty or under writeback); page locks may be held.
+ * A buffered descriptor of @f's file, for writes of part of a page (a
+ * partly dirty page, or one that ends at EOF inside a page) and small
+ * batches: @f->fd itself unless that is O_DIRECT, else @f->bfd, opened on
+ * first use (outside @f->lock: an open of a network file may be slow)
+ * and closed with @f->fd (lifetime.c), which holds it as long as pages
+ * are dirty or under writeback.  Return: the descriptor, or -1 if there
+ * is none (then the whole page is written and BACKING cut back after:
+ * exact again, but not across a crash in between).  Context: @f's
+ * descriptor open (held, or pages dirty or under writeback); page locks
+ * may be held.
  */
 static int file_tail_fd(struct cfile *f)
 {
 	char path[64];
-	int fd;
+	int fd, ret;
 
 	if (!f->direct)
 		return f->fd;
 	pthread_mutex_lock(&f->lock);
-	if (f->bfd < 0) {
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
-		f->bfd = open(path, O_WRONLY | O_CLOEXEC);
-		if (f->bfd >= 0)
-			atomic_fetch_add(&f->cache->nr_fds, 1);
-	}
 	fd = f->bfd;
 	pthread_mutex_unlock(&f->lock);
-	return fd;
+	if (fd >= 0)
+		return fd;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	pthread_mutex_lock(&f->lock);
+	if (f->bfd < 0) {
+		f->bfd = fd;
+		atomic_fetch_add(&f->cache->nr_fds, 1);
+		fd = -1;
+	}
+	ret = f->bfd;
+	pthread_mutex_unlock(&f->lock);
+	if (fd >= 0)
+		close(fd);	/* another writer's was first */
+	return ret;
 }
 
 /*
@@ -426,7 +433,7 @@ static void wb_add_whole(struct cfile *f, struct wb_batch *b, size_t k,
 	size_t first = q ? (uintptr_t)q->priv : 0;
 
 	r->iovs[k] = (struct iovec){ b->data[k], ps };
-	if (q && q->fd == fd && (q->iovcnt || q->len == ps) &&
+	if (q && q->fd == fd && fd == f->fd && (q->iovcnt || q->len == ps) &&
 	    first + page_run_len(q) == k && page_run_len(q) < CACHE_MAX_RUN &&
 	    q->off + (off_t)(page_run_len(q) * ps) == pos) {
 		if (!q->iovcnt) {	/* one page so far: make it a vector */
@@ -460,6 +467,14 @@ static void wb_add_whole(struct cfile *f, struct wb_batch *b, size_t k,
  * small files, each closed after a synchronous writeback.  Large batches
  * keep O_DIRECT: their bytes are not cached twice, and a deep queue of
  * large direct writes is faster than the kernel's own writeback.
+ *
+ * Buffered writes go one page at a time, never as a run: BACKING's page
+ * cache sizes a folio by the write, and a folio holding several of our
+ * pages could be dirtied by one page's buffered write while another
+ * writeback's O_DIRECT write of its neighbour cannot invalidate it (the
+ * kernel then warns of a collision with buffered I/O, and the stale folio
+ * may be written back later).  A folio within one page is written only
+ * by that page's writeback, and a page is under one writeback at a time.
  * Return: 0 or -ENOMEM; *@end: the end of what is written (0: nothing).
  */
 static int wb_runs_build(struct cfile *f, struct wb_batch *b, off_t size,
