@@ -2,9 +2,11 @@
 # bench/everyday.sh [-r ROUNDS] [-c] — what people do on a mounted
 # filesystem, timed through each target, each step checked.
 #
-# Targets (TARGETS; each round mounts each target once, on a fresh
-# BACKING directory on the real disk, the order rotating from round to
-# round, see rotate() in bench/lib.sh):
+# Targets (TARGETS; each round mounts each target once, the order
+# rotating from round to round, see rotate() in bench/lib.sh), each on a
+# fresh BACKING: a new journaled ext4 on a loop device (an image file in
+# BENCH_DIR), so that each starts from the same file system state
+# (FRESH_FS=0: a fresh directory in BENCH_DIR itself):
 #   native          BACKING itself
 #   passthrough_ll  libfuse's example, built with fallocate and
 #                   copy_file_range, default options
@@ -45,12 +47,12 @@
 #            place of the order); the report gives each step's median per
 #            target, and the ratios hmmfs/passthrough_ll and hmmfs/native.
 # -c         check mode, for make check: small data (/usr/include/linux,
-#            /usr/include/x86_64-linux-gnu, 10 bulk transactions, 200
+#            /usr/include/c++, 10 bulk transactions, 200
 #            autocommit rows, only hmmfsctl built), one round, targets
 #            hmmfs and hmmfs with nowriteback_cache, no passthrough_ll;
 #            nothing written to bench/results.
 #
-# Environment: TARGETS, HMMFS_OPTS (as above), HEADERS (default
+# Environment: TARGETS, HMMFS_OPTS, FRESH_FS (as above), HEADERS (default
 # /usr/include), DOCS (default /usr/share/doc), HMMFS, HMMFSCTL,
 # BENCH_DIR (default /var/tmp; not tmpfs), RESULTS (default
 # bench/results/DATE-everyday).  Writes RESULTS/results.md, results.tsv
@@ -86,15 +88,24 @@ if [ "$check" = 1 ]; then
 	bench_no_ptll=1
 	targets=${TARGETS:-hmmfs hmmfs-nowb}
 	headers=${HEADERS:-/usr/include/linux}
-	docs=${DOCS:-/usr/include/x86_64-linux-gnu}
+	docs=${DOCS:-/usr/include/c++}
 	bulk_tx=10 auto_rows=200 build_what=hmmfsctl
+	fresh_fs=0
 else
+	fresh_fs=${FRESH_FS:-1}
 	targets=${TARGETS:-native passthrough_ll hmmfs hmmfs-opts}
+	case " $targets " in *" passthrough_ll "*) ;; *) bench_no_ptll=1 ;; esac
 	headers=${HEADERS:-/usr/include}
 	docs=${DOCS:-/usr/share/doc}
 	bulk_tx=100 auto_rows=2000 build_what=all
 fi
 bench_init
+bench_on_exit backing_cleanup
+if [ "$fresh_fs" = 1 ]; then
+	for t in mkfs.ext4 losetup; do
+		command -v "$t" >/dev/null || skip "$t not found (FRESH_FS=0 runs on BENCH_DIR itself)"
+	done
+fi
 if [ "$check" = 1 ]; then
 	RESULTS=$base/results
 else
@@ -171,23 +182,31 @@ if [ "$check" = 0 ] && [ "${ROUNDTRIPS:-1}" = 1 ]; then
 		say "round trips not counted: this kernel has no fuse:fuse_request_send tracepoint"
 	else
 		count_trips=1
+		bench_on_exit stop_perf
 	fi
 fi
 
-# trips_step TARGET STEP DIR: run STEP under perf, counts to trips.tsv.
+# trips_step TARGET STEP DIR: run STEP under perf, counts to trips.tsv:
+# the requests of this mount's FUSE connection ($conn) only.
+perf_pid=""
+stop_perf() { [ -z "$perf_pid" ] || kill -INT "$perf_pid" 2>/dev/null; }
 trips_step() {
 	local target=$1 step=$2 dir=$3 data=$RAW/$1-$2.perf pp i
 	[ "$step" = find_du ] && drop_kernel_caches 2
 	perf record -q -e fuse:fuse_request_send -a -o "$data" 2>/dev/null &
 	pp=$!
+	perf_pid=$pp
 	for i in $(seq 50); do [ -s "$data" ] && break; sleep 0.1; done
 	sleep 0.2
-	"s_$step" "$dir" >/dev/null 2>&1 || say "$target: $step failed while counting"
+	( "s_$step" "$dir" ) >/dev/null 2>&1 &
+	wait $! || say "$target: $step failed while counting"
 	sleep 0.2
 	kill -INT "$pp"
 	wait "$pp" || true
+	perf_pid=""
 	perf script -F trace -i "$data" 2>/dev/null |
-		sed -n 's/.* opcode [0-9]* (FUSE_\([A-Z_0-9]*\)).*/\1/p' | sort | uniq -c |
+		sed -n "s/.*connection $conn req [0-9]* opcode [0-9]* (FUSE_\([A-Z_0-9]*\)).*/\1/p" |
+		sort | uniq -c |
 		awk -v t="$target" -v s="$step" '{ printf "%s\t%s\t%s\t%s\n", t, s, tolower($2), $1 }' \
 		>>"$RESULTS/trips.tsv"
 	rm -f "$data"
@@ -200,13 +219,14 @@ count_round_trips() {
 		[ "$target" = native ] && continue
 		say "counting round trips: $target"
 		b=$base/backing-$target-trips
-		mkdir -p "$b"
-		mount_target "$target" "$b" "$(target_opts "$target")" || continue
+		backing_new "$b"
+		mount_target "$target" "$b" "$(target_opts "$target")" || { backing_done "$b"; continue; }
+		conn=$(mountpoint -d "$M" | cut -d: -f2)
 		for step in $steps; do
 			trips_step "$target" "$step" "$T"
 		done
 		umount_target
-		rm -rf --one-file-system "$b"
+		backing_done "$b"
 	done
 }
 
@@ -216,7 +236,11 @@ run_step() {
 	log=$RAW/$target-r$r-$step.log
 	[ "$step" = find_du ] && drop_kernel_caches 2
 	t0=$(date +%s.%N)
-	"s_$step" "$dir" >"$log" 2>&1 || rc=$?
+	# in the background so that set -e holds inside the step (a function
+	# called from || runs with it off, and a failing command inside would
+	# go unnoticed)
+	( "s_$step" "$dir" ) >"$log" 2>&1 &
+	wait $! || rc=$?
 	t1=$(date +%s.%N)
 	if [ "$rc" -ne 0 ]; then
 		say "$target round $r: $step FAILED (exit $rc): $(tail -n 3 "$log" | tr '\n' ' ')"
@@ -237,12 +261,41 @@ target_opts() {
 	esac
 }
 
+# backing_new DIR / backing_done DIR: BACKING for one target's run.  With
+# fresh_fs (the default outside check mode) a new journaled ext4 in a
+# 2 GiB sparse image on a loop device, mounted on DIR, so that every
+# target starts from the same state: on a file system where thousands of
+# inodes were just deleted, ext4 searches past them for each new inode
+# (recently_deleted in perf), and a create's cost then depends on what
+# ran before it more than on the target.
+backing_new() {
+	mkdir -p "$1"
+	[ "$fresh_fs" = 1 ] || return 0
+	rm -f "$base/backing.img"
+	truncate -s 2G "$base/backing.img"
+	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$base/backing.img" ||
+		die "mkfs.ext4 of the backing image failed"
+	mount -o loop "$base/backing.img" "$1" || die "cannot mount the backing image"
+	backing_mounted=$1
+}
+backing_done() {
+	if [ -n "$backing_mounted" ]; then
+		umount "$backing_mounted"
+		backing_mounted=""
+		rm -f "$base/backing.img"
+	fi
+	rm -rf --one-file-system "$1"
+}
+backing_mounted=""
+backing_cleanup() { [ -z "$backing_mounted" ] || umount -l "$backing_mounted"; }
+
 run_target() {
 	local r=$1 target=$2 b step
 	b=$base/backing-$target-r$r
-	mkdir -p "$b"
+	backing_new "$b"
 	if ! mount_target "$target" "$b" "$(target_opts "$target")"; then
 		failed=1
+		backing_done "$b"
 		return 0
 	fi
 	for step in $steps; do
@@ -250,7 +303,7 @@ run_target() {
 	done
 	[ "$target" = native ] || stats_json "$RAW/$target-r$r-stats.json"
 	umount_target
-	rm -rf --one-file-system "$b"
+	backing_done "$b"
 }
 
 printf 'round\ttarget\tstep\tseconds\n' >"$RESULTS/results.tsv"
@@ -264,10 +317,10 @@ done
 [ "$count_trips" = 1 ] && count_round_trips
 
 python3 - "$RESULTS/results.tsv" "$machine" "$rounds" "$hmmfs_opts" "$targets" \
-	"$RESULTS/trips.tsv" >"$RESULTS/results.md" <<'EOF'
+	"$RESULTS/trips.tsv" "$fresh_fs" >"$RESULTS/results.md" <<'EOF'
 import statistics, sys
 import os
-tsv, machine, rounds, opts, targets, trips_tsv = sys.argv[1:]
+tsv, machine, rounds, opts, targets, trips_tsv, fresh_fs = sys.argv[1:]
 targets = targets.split()
 times, steps, fails = {}, [], set()
 for line in open(tsv).read().splitlines()[1:]:
@@ -287,7 +340,11 @@ def ratio(a, b):
     return "-" if a is None or b is None or b == 0 else "%.2f" % (a / b)
 print("# Everyday workloads: %s round(s), median wall seconds\n" % rounds)
 print(machine + "\n")
-print("hmmfs-opts: `-o %s`. Steps and checks: bench/everyday.sh's header.\n" % opts)
+if fresh_fs == "1":
+    print("BACKING: a new journaled ext4 (2 GiB image on a loop device) for each target in each round; the targets' order rotates.\n")
+if "hmmfs-opts" in targets:
+    print("hmmfs-opts: `-o %s`.\n" % opts)
+print("Steps and checks: bench/everyday.sh's header.\n")
 hdr = ["step"] + targets
 has = lambda t: t in targets
 pairs = [(h, b) for h in targets if h.startswith("hmmfs")

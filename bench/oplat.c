@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -117,6 +118,7 @@ int main(int argc, char **argv)
 	static char buf[4096];
 	char sub[4096];
 	struct timespec times[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+	struct rlimit rl;
 
 	if (argc < 2 || argc > 3) {
 		fprintf(stderr, "usage: oplat DIR [N]\n");
@@ -127,6 +129,11 @@ int main(int argc, char **argv)
 	if (n_files < 1) {
 		fprintf(stderr, "oplat: N must be positive\n");
 		return 2;
+	}
+	/* N descriptors stay open across phases: the hard limit, if needed */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	snprintf(sub, sizeof(sub), "%s/oplat.%d", argv[1], (int)getpid());
 	if (mkdir(sub, 0755) < 0 || (dirfd_g = open(sub, O_RDONLY | O_DIRECTORY)) < 0)

@@ -2,8 +2,8 @@
 """bench/sqlite_load.py DB JOURNAL SHAPE [N] — a sqlite load for
 bench/everyday.sh, then its own correctness check.
 
-JOURNAL is delete or wal (PRAGMA journal_mode; synchronous stays at the
-default FULL, so every commit is fsync'ed as an application expects).
+JOURNAL is delete or wal (PRAGMA journal_mode; synchronous is set to
+FULL, so every commit is fsync'ed as an application expects).
 SHAPE is
   bulk        N transactions (default 100) of 1,000 rows each
   autocommit  N rows (default 2,000), each its own transaction
@@ -31,6 +31,7 @@ def main():
         sys.exit("sqlite_load.py: %s exists" % path)
     n = int(sys.argv[4]) if len(sys.argv) == 5 else (100 if shape == "bulk" else 2000)
     db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA synchronous=FULL")
     mode = db.execute("PRAGMA journal_mode=%s" % journal).fetchone()[0]
     if mode != journal:
         sys.exit("sqlite_load.py: journal_mode is %s, not %s" % (mode, journal))
