@@ -100,12 +100,7 @@ else
 	bulk_tx=100 auto_rows=2000 build_what=all
 fi
 bench_init
-bench_on_exit backing_cleanup
-if [ "$fresh_fs" = 1 ]; then
-	for t in mkfs.ext4 losetup; do
-		command -v "$t" >/dev/null || skip "$t not found (FRESH_FS=0 runs on BENCH_DIR itself)"
-	done
-fi
+backing_init
 if [ "$check" = 1 ]; then
 	RESULTS=$base/results
 else
@@ -260,34 +255,6 @@ target_opts() {
 	hmmfs-nowb) echo nowriteback_cache ;;
 	esac
 }
-
-# backing_new DIR / backing_done DIR: BACKING for one target's run.  With
-# fresh_fs (the default outside check mode) a new journaled ext4 in a
-# 2 GiB sparse image on a loop device, mounted on DIR, so that every
-# target starts from the same state: on a file system where thousands of
-# inodes were just deleted, ext4 searches past them for each new inode
-# (recently_deleted in perf), and a create's cost then depends on what
-# ran before it more than on the target.
-backing_new() {
-	mkdir -p "$1"
-	[ "$fresh_fs" = 1 ] || return 0
-	rm -f "$base/backing.img"
-	truncate -s 2G "$base/backing.img"
-	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$base/backing.img" ||
-		die "mkfs.ext4 of the backing image failed"
-	mount -o loop "$base/backing.img" "$1" || die "cannot mount the backing image"
-	backing_mounted=$1
-}
-backing_done() {
-	if [ -n "$backing_mounted" ]; then
-		umount "$backing_mounted"
-		backing_mounted=""
-		rm -f "$base/backing.img"
-	fi
-	rm -rf --one-file-system "$1"
-}
-backing_mounted=""
-backing_cleanup() { [ -z "$backing_mounted" ] || umount -l "$backing_mounted"; }
 
 run_target() {
 	local r=$1 target=$2 b step

@@ -6,6 +6,9 @@
 # requests hmmfs served for them (hmmfsctl stats: count and mean latency
 # per opcode, the daemon's side of the same round trips).
 #
+# Each target runs on a new journaled ext4 on a loop device (FRESH_FS=0:
+# a directory in BENCH_DIR; see backing_new in bench/lib.sh).
+#
 # Environment: TARGETS (default "native passthrough_ll hmmfs"), HMMFS_OPTS
 # (hmmfs's -o options), BENCH_DIR, RESULTS (default
 # bench/results/DATE-oplat), HMMFS, HMMFSCTL.  Writes RESULTS/results.md;
@@ -26,7 +29,9 @@ done
 
 # shellcheck source=bench/lib.sh
 . "$top/bench/lib.sh"
+fresh_fs=${FRESH_FS:-1}
 bench_init
+backing_init
 RESULTS=${RESULTS:-$top/bench/results/$(date +%F)-oplat}
 results_init
 targets=${TARGETS:-native passthrough_ll hmmfs}
@@ -36,14 +41,14 @@ for r in $(seq "$rounds"); do
 	for target in $(rotate "$r" $targets); do
 		say "round $r/$rounds: $target"
 		b=$base/backing-$target
-		mkdir -p "$b"
-		mount_target "$target" "$b" "${HMMFS_OPTS:-}" || { failed=1; continue; }
+		backing_new "$b"
+		mount_target "$target" "$b" "${HMMFS_OPTS:-}" || { failed=1; backing_done "$b"; continue; }
 		"$base/oplat" "$T" "$nfiles" >"$RAW/$target-r$r.txt" || failed=1
 		if [ "$target" = hmmfs ]; then
 			"$hmmfsctl" stats "$M" >"$RAW/$target-r$r-stats.txt" || true
 		fi
 		umount_target
-		rm -rf --one-file-system "$b"
+		backing_done "$b"
 	done
 done
 
@@ -66,6 +71,7 @@ for t in targets:
 print("# Latency of single calls (bench/oplat.c), %s files, median of %s rounds' means, microseconds\n"
       % (nfiles, rounds))
 print(machine + "\n")
+print("BACKING: a new journaled ext4 (2 GiB image on a loop device) for each target in each round, unless FRESH_FS=0.\n")
 if opts:
     print("hmmfs options: `-o %s`\n" % opts)
 hdr = ["call"] + targets
