@@ -179,11 +179,12 @@ static ssize_t devio_writev(int fd, struct iovec *iov, int count,
 	ssize_t n;
 
 	(void)userdata;
+	note_reply(iov, count);
 	if (init_reply_to_patch(iov, count))
 		n = init_reply(fd, iov, count);	/* once, at mount */
 	else
 		n = writev(fd, iov, count);
-	note_reply(iov, count);
+	opstat_reply_sent();
 	return n;
 }
 

@@ -24,8 +24,9 @@
  *
  * Locking: none.  The counters are atomics (sequentially consistent, so
  * a snapshot read against the writers' order stays self-consistent:
- * opstat_snapshot()).  devio.c notes a reply after writing it, so the
- * log of a first failure never delays the reply.
+ * opstat_snapshot()).  devio.c counts a reply before writing it (once
+ * written, its caller may read the counters) and logs a first failure
+ * after (opstat_reply_sent()), so the log never delays the reply.
  */
 #include "fs/opstat.h"
 #include "fs/opnames.h"
@@ -50,6 +51,7 @@ static atomic_bool enabled;
 static __thread struct {
 	uint64_t unique, start_ns;
 	uint32_t opcode;
+	int failed;	/* the errno of its reply, until logged */
 } current;
 
 static uint64_t now_ns(void)
@@ -135,7 +137,17 @@ void opstat_reply(uint64_t unique, int32_t error)
 	atomic_fetch_add(&c->total_ns, ns);
 	atomic_fetch_add(&c->hist[bucket_of(ns)], 1);
 	if (error < 0)
-		log_first_failure(current.opcode, -error);
+		current.failed = -error;	/* logged by opstat_reply_sent() */
+}
+
+void opstat_reply_sent(void)
+{
+	int err = current.failed;
+
+	if (!err)
+		return;
+	current.failed = 0;
+	log_first_failure(current.opcode, err);
 }
 
 void opstat_reply_spliced(void)

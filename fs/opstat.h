@@ -16,6 +16,9 @@ void opstat_reply(uint64_t unique, int32_t error);
 /* devio.c spliced a reply, whose header it cannot see: this thread's. */
 void opstat_reply_spliced(void);
 
+/* The reply counted last on this thread is written: log what it failed. */
+void opstat_reply_sent(void);
+
 /* Start counting (devio.c sees the requests); until then all stay 0. */
 void opstat_enable(void);
 
