@@ -204,7 +204,6 @@ int devio_install(struct fuse_session *se, bool killpriv_v2)
 		.writev = devio_writev,
 		.splice_send = devio_splice_send,
 	};
-
 	int ret;
 
 	atomic_store(&v2_wanted, killpriv_v2);

@@ -8,8 +8,8 @@
  * opcode and start time in thread-local storage, since a worker serves
  * the request it read before it reads the next one; opstat_reply() on the
  * same thread with the same unique id (or opstat_reply_spliced(): a
- * spliced reply, whose header devio cannot see) stops the clock and adds the latency to the opcode's
- * log2 histogram.  Replies sent from another thread and requests without
+ * spliced reply, whose header devio cannot see) stops the clock and adds
+ * the latency to the opcode's log2 histogram.  Replies sent from another thread and requests without
  * a reply (FORGET, BATCH_FORGET, INTERRUPT) are counted, not timed.
  *
  * The first reply of each kind of resource failure (out of descriptors,
