@@ -50,6 +50,19 @@ static int cache_parse_policy(const char *s, enum migrate_policy *out)
 	return 0;
 }
 
+static int cache_parse_copy_path(const char *s, enum dev_copy_path *out)
+{
+	if (!s || !strcmp(s, "auto"))
+		*out = DEV_PATH_AUTO;
+	else if (!strcmp(s, "sync"))
+		*out = DEV_PATH_SYNC;
+	else if (!strcmp(s, "async"))
+		*out = DEV_PATH_ASYNC;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 static bool cache_has_device(const struct cache_config *cfg)
 {
 	return cfg->device && *cfg->device && strcmp(cfg->device, "none");
@@ -60,9 +73,14 @@ static int cache_check_config(const struct cache_config *cfg, char *err,
 {
 	size_t ps = cfg->page_size;
 	enum migrate_policy pol;
+	enum dev_copy_path path;
 
 	if (cache_parse_policy(cfg->migrate, &pol)) {
 		snprintf(err, errlen, "migrate must be bounce, promote or adaptive");
+		return -EINVAL;
+	}
+	if (cache_parse_copy_path(cfg->device_copy, &path)) {
+		snprintf(err, errlen, "device_copy must be auto, sync or async");
 		return -EINVAL;
 	}
 	if (cache_has_device(cfg) && cfg->bounce_buffers < 1) {
@@ -107,6 +125,7 @@ static int cache_device_open(struct cache *c, char *err, size_t errlen)
 		.frame_size = cfg->page_size, .bw = cfg->device_bw,
 		.lat_ns = cfg->device_lat_ns, .gpu = cfg->gpu,
 	};
+	enum dev_copy_path path = DEV_PATH_AUTO;
 	size_t len;
 	void *region;
 	int ret;
@@ -114,6 +133,8 @@ static int cache_device_open(struct cache *c, char *err, size_t errlen)
 	ret = dev_open(&dc, &c->dev, err, errlen);
 	if (ret)
 		return ret;
+	cache_parse_copy_path(cfg->device_copy, &path);
+	dev_copy_path_set(c->dev, path);
 	ret = bounce_pool_create(cfg->bounce_buffers, cfg->page_size, &c->bounce);
 	if (ret) {
 		snprintf(err, errlen, "cannot allocate %zu bounce buffers: %s",
@@ -338,6 +359,8 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 	pthread_mutex_unlock(&c->frames.lock);
 	st->device_frames_used = c->dev ? dev_frames_used(c->dev) : 0;
 	st->device_frames_hwm = c->dev ? dev_frames_hwm(c->dev) : 0;
+	st->device_copy_sync = c->dev ? dev_copy_batches(c->dev, DEV_PATH_SYNC) : 0;
+	st->device_copy_async = c->dev ? dev_copy_batches(c->dev, DEV_PATH_ASYNC) : 0;
 	cache_file_counts(c, &st->files_cached, &st->files_detached);
 	st->fds_open = atomic_load(&c->nr_fds);
 	st->writeback_errors = ctr_read(c, writeback_errors);

@@ -52,6 +52,8 @@ struct cfile;
  * @device_cache:    device memory budget in bytes.
  * @device_bw, @device_lat_ns, @gpu: passed to the backend (device.h).
  * @migrate:         "bounce", "promote" or "adaptive" (NULL: adaptive).
+ * @device_copy:     "auto", "sync" or "async" (NULL: auto): see
+ *                   dev_copy_batch() in device/device.h.
  * @bounce_buffers:  bounce buffers, one page each.
  * @inval:           called when pages of a file move to the device, so
  *                   the kernel's copy of [@off, @off + @len) can be
@@ -79,6 +81,7 @@ struct cache_config {
 	uint64_t device_lat_ns;
 	int gpu;
 	const char *migrate;
+	const char *device_copy;
 	size_t bounce_buffers;
 	void (*inval)(void *arg, uint64_t owner, off_t off, off_t len);
 	void *inval_arg;
@@ -105,7 +108,9 @@ struct cache_config {
  * @device_pages:    pages on the device now.
  * @device_frames:   device frames in all (the device_cache budget).
  * @migrations_to_device, @migrations_to_host: pages moved between tiers.
- * @bounce_reads:    page reads by the CPU served through a bounce buffer.
+ * @bounce_reads:    CPU reads of device pages (each page's bytes copied
+ *                   off the device into a bounce buffer or straight into
+ *                   the reader's buffer).
  * @bounce_writes:   CPU writes into device pages through a bounce buffer.
  * @bounce_waits:    times a user of bounce buffers waited for one.
  * @device_faults:   device writes to read-only pages (made dirty, mapped
@@ -124,6 +129,9 @@ struct cache_config {
  * @writeback_errors: page writes to BACKING that failed (the pages stay
  *                   dirty and are retried).
  * @dirty_pages_stuck: dirty pages whose file's last writeback failed.
+ * @device_copy_sync, @device_copy_async: batches of copies of CPU reads
+ *                   and writes of device pages run on the synchronous
+ *                   fast path and by the device's engine (dev_copy_batch).
  */
 struct cache_stats {
 	uint64_t host_pages;
@@ -156,6 +164,8 @@ struct cache_stats {
 	uint64_t fds_open;
 	uint64_t writeback_errors;
 	uint64_t dirty_pages_stuck;
+	uint64_t device_copy_sync;
+	uint64_t device_copy_async;
 };
 
 /* Residency of a run of pages (cache_residency). */

@@ -514,70 +514,65 @@ static void read_span(size_t ps, const struct cpage *p, off_t at, size_t left,
 		*n = left;
 }
 
+/* Add a device-to-host copy to @cps, merged into the last if they abut. */
+static size_t copies_add(struct dev_copy *cps, size_t n, dev_addr_t src,
+			 char *dst, size_t len)
+{
+	struct dev_copy *last = n ? &cps[n - 1] : NULL;
+
+	if (last && last->src + last->len == src &&
+	    (char *)last->host + last->len == dst) {
+		last->len += len;
+		return n;
+	}
+	cps[n] = (struct dev_copy){ .dir = DEV_D2H, .host = dst, .src = src, .len = len };
+	return n + 1;
+}
+
 /*
  * Copy pages @b->pages[@i...] (at most READ_ROUND) to @buf + *@done.
- * Host pages are copied from their frames; device pages through bounce
- * buffers: their device-to-host copies are queued together on one fence
- * first.  All of it runs in one RCU read-side section: a migration moving
- * a page meanwhile frees the old frame only after the section ends
- * (migrate.c), so readers never wait for a migration.
+ * Host pages are copied from their frames; device pages straight into
+ * @buf, one copy per run of back-to-back device frames, the runs of the
+ * round run as one batch (dev_copy_batch: the synchronous fast path or
+ * the device's engine).  All of it runs in one RCU read-side section: a
+ * migration moving a page meanwhile frees the old frame only after the
+ * section ends (migrate.c), so readers never wait for a migration.
  * Return: the index after the last page copied, or -errno.
  */
 static ssize_t read_copy_round(struct cfile *f, struct read_batch *b, size_t i,
 			       char *buf, off_t off, size_t len, size_t *done)
 {
 	struct cache *c = f->cache;
-	size_t ps = c->cfg.page_size, ndev = 0, nb = 0, used = 0, end, at;
-	struct dev_fence fence = DEV_FENCE_INIT;
-	void *bufs[READ_ROUND];
-	const char *src[READ_ROUND];
+	size_t ps = c->cfg.page_size, ncps = 0, ndev = 0, end, at = *done;
+	struct dev_copy cps[READ_ROUND];
 	ssize_t ret = 0;
 
-	for (size_t k = i; k < b->npages && k - i < READ_ROUND; k++)
-		ndev += page_test_device(&b->pages[k]->ps);
-	if (ndev)	/* taken before the section: no waiting inside it */
-		nb = bounce_get(c->bounce, bufs, ndev, true);
 	rcu_read_lock();
-	for (end = i, at = *done; end < b->npages && end - i < READ_ROUND &&
-				  at < len; end++) {
+	for (end = i; end < b->npages && end - i < READ_ROUND && at < len; end++) {
 		struct cpage *p = b->pages[end];
 		size_t from, n;
 
 		read_span(ps, p, off + (off_t)at, len - at, &from, &n);
 		cache_rcu_found(p);
 		if (page_test_device(&p->ps)) {	/* pairs: migrate.c release */
-			if (used == nb)
-				break;	/* moved there since: next round */
-			ret = dev_copy_to_host(c->dev, bufs[used], page_daddr(p) + from,
-					       n, &fence);
-			if (ret)
-				break;
-			src[end - i] = bufs[used++];
+			ncps = copies_add(cps, ncps, page_daddr(p) + from, buf + at, n);
+			ndev++;
 		} else {
-			src[end - i] = (char *)page_frame(p) + from;
+			racy_read_begin();
+			memcpy(buf + at, (char *)page_frame(p) + from, n);
+			racy_read_end();
 		}
 		at += n;
 	}
-	if (used) {
-		int r = dev_fence_wait(c->dev, &fence);
-
-		ret = ret ? ret : r;
-		ctr_inc(c, bounce_reads, used);
-	}
-	for (size_t k = i; k < end && !ret; k++) {
-		size_t from, n;
-
-		read_span(ps, b->pages[k], off + (off_t)*done, len - *done, &from, &n);
-		racy_read_begin();
-		memcpy(buf + *done, src[k - i], n);
-		racy_read_end();
-		*done += n;
+	if (ncps) {
+		ret = dev_copy_batch(c->dev, cps, ncps);
+		ctr_inc(c, bounce_reads, ndev);
 	}
 	cache_rcu_read_unlock();
-	bounce_put(c->bounce, bufs, nb);
 	if (ret)
 		return ret == -ENODEV ? -EIO : ret;
-	if (used)
+	*done = at;
+	if (ndev)
 		pages_promote_hot(c, b->pages + i, end - i);
 	return (ssize_t)end;
 }
@@ -683,7 +678,6 @@ static int write_device_page_locked(struct cpage *p, size_t from, size_t to,
 				    const char *src)
 {
 	struct cache *c = p->file->cache;
-	struct dev_fence fence = DEV_FENCE_INIT;
 	void *bb;
 	int ret = wp_fault_locked(p, WP_BOUNCE);	/* read-only for the update */
 
@@ -691,10 +685,9 @@ static int write_device_page_locked(struct cpage *p, size_t from, size_t to,
 		return ret;
 	bounce_get(c->bounce, &bb, 1, true);
 	memcpy((char *)bb + from, src, to - from);
-	ret = dev_copy_to_device(c->dev, page_daddr(p) + from, (char *)bb + from,
-				 to - from, &fence);
-	if (!ret)
-		ret = dev_fence_wait(c->dev, &fence);
+	ret = dev_copy_batch(c->dev, &(struct dev_copy){ .dir = DEV_H2D,
+			     .host = (char *)bb + from, .dst = page_daddr(p) + from,
+			     .len = to - from }, 1);
 	bounce_put(c->bounce, &bb, 1);
 	if (ret)
 		return ret == -ENODEV ? -EIO : ret;
@@ -737,40 +730,6 @@ static int write_host_page_locked(struct cfile *f, struct cpage *p,
 	return ret;
 }
 
-/*
- * Device-to-bounce copies of consecutive pages whose device frames and
- * bounce buffers both lie back to back (the usual case after a sequential
- * migration) are queued as one copy: a DMA engine, like hostsim's, pays per
- * request.
- */
-struct copy_run {
-	dev_addr_t src;
-	char *dst;
-	size_t len;
-};
-
-static int run_flush(struct copy_run *r, struct cache *c, struct dev_fence *f)
-{
-	int ret = r->len ? dev_copy_to_host(c->dev, r->dst, r->src, r->len, f) : 0;
-
-	r->len = 0;
-	return ret;
-}
-
-static int run_add(struct copy_run *r, struct cache *c, dev_addr_t src,
-		   char *dst, size_t n, struct dev_fence *f)
-{
-	int ret = 0;
-
-	if (r->len && r->src + r->len == src && r->dst + r->len == dst) {
-		r->len += n;
-		return 0;
-	}
-	ret = run_flush(r, c, f);
-	*r = (struct copy_run){ src, dst, n };
-	return ret;
-}
-
 /* Append [@p, @p + @n) to @v, merging with the last entry if adjacent. */
 static void iov_add(struct cache_read_vec *v, char *p, size_t n)
 {
@@ -784,7 +743,10 @@ static void iov_add(struct cache_read_vec *v, char *p, size_t n)
 
 /*
  * Fill @v from the gathered pages: host pages by pointer into their
- * frames, device pages by a device-to-bounce copy.  Enters an RCU
+ * frames, device pages by device-to-bounce copies (one per run of frames
+ * and buffers that both lie back to back, all run as one batch): the
+ * reply is written from the buffers, so a device page is copied once on
+ * its way to the kernel.  Enters an RCU
  * read-side section that cache_read_vec_done() leaves (see
  * read_copy_round() for why).  Return: bytes, or -EAGAIN/-errno with
  * nothing held but the page references.
@@ -793,9 +755,8 @@ static ssize_t read_vec_fill(struct cfile *f, struct read_batch *b, off_t off,
 			     size_t len, struct cache_read_vec *v)
 {
 	struct cache *c = f->cache;
-	size_t ps = c->cfg.page_size, ndev = 0, used = 0, done = 0;
-	struct dev_fence fence = DEV_FENCE_INIT;
-	struct copy_run run = { 0 };
+	size_t ps = c->cfg.page_size, ndev = 0, used = 0, done = 0, ncps = 0;
+	struct dev_copy cps[CACHE_READ_VEC_MAX];
 	ssize_t ret = 0;
 
 	for (size_t k = 0; k < b->npages; k++)
@@ -806,7 +767,7 @@ static ssize_t read_vec_fill(struct cfile *f, struct read_batch *b, off_t off,
 			goto out_again;	/* short of buffers: the copying path */
 	}
 	rcu_read_lock();
-	for (size_t k = 0; k < b->npages && done < len && !ret; k++) {
+	for (size_t k = 0; k < b->npages && done < len; k++) {
 		struct cpage *p = b->pages[k];
 		size_t from, n;
 		char *src;
@@ -819,19 +780,15 @@ static ssize_t read_vec_fill(struct cfile *f, struct read_batch *b, off_t off,
 				break;
 			}
 			src = v->bufs[used++];
-			ret = run_add(&run, c, page_daddr(p) + from, src, n, &fence);
+			ncps = copies_add(cps, ncps, page_daddr(p) + from, src, n);
 		} else {
 			src = (char *)page_frame(p) + from;
 		}
 		iov_add(v, src, n);
 		done += n;
 	}
-	if (!ret)
-		ret = run_flush(&run, c, &fence);
-	if (used) {
-		int r = dev_fence_wait(c->dev, &fence);
-
-		ret = ret ? ret : r;
+	if (!ret && ncps) {
+		ret = dev_copy_batch(c->dev, cps, ncps);
 		ctr_inc(c, bounce_reads, used);
 	}
 	if (!ret) {

@@ -26,11 +26,28 @@
  * (fault/fault.h: dev_alloc, dev_copy) first, so every backend fails the
  * same way: an allocation with -ENOSPC (or the rule's errno), a copy at
  * queueing time, before anything was queued.
+ *
+ * Two paths for a batch of copies.  A reader of one device page wants
+ * its 4 KiB now: handing the copy to an engine thread and sleeping on a
+ * fence costs a wake-up or two, several times the copy itself.  So a
+ * backend may offer copy_sync, which runs a batch in the calling thread
+ * (hostsim: memcpy; cuda: its own stream, polled).  dev_copy_batch()
+ * picks a path per batch by what each has cost so far: every batch run
+ * is timed, and each path keeps a moving average (1/8 weight) of a fixed
+ * cost per batch, learnt from batches of at most DEV_COST_SMALL bytes,
+ * and of a cost per byte, learnt from batches of at least DEV_COST_LARGE
+ * bytes (the fixed part taken off).  A batch of B bytes goes the way
+ * with the smaller fixed + B * per-byte.  A path with no estimate yet is
+ * tried on the first small batch, and every DEV_PATH_PROBE-th batch goes
+ * the other way, so a path that became cheaper (an engine no longer busy
+ * with a migration) is noticed.  The estimates are relaxed
+ * atomics; a lost update between racing threads only delays learning.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "device/device.h"
 #include "fault/fault.h"
@@ -90,6 +107,7 @@ int dev_open(const struct device_config *cfg, struct device **out,
 	ret = ops->open(d, &d->cfg, err, errlen);
 	if (ret)
 		goto out_mutex;
+	d->path = DEV_PATH_AUTO;
 	*out = d;
 	return 0;
 
@@ -234,6 +252,21 @@ static int dev_queue_copy(struct device *d, const struct dev_copy *cp,
 	return ret ? ret : d->ops->copy(d, cp, f);
 }
 
+/* Are the device ranges of @cp inside device memory? */
+static bool dev_copy_ok(const struct device *d, const struct dev_copy *cp)
+{
+	switch (cp->dir) {
+	case DEV_H2D:
+		return cp->host && dev_range_ok(d, cp->dst, cp->len);
+	case DEV_D2H:
+		return cp->host && dev_range_ok(d, cp->src, cp->len);
+	case DEV_D2D:
+		return dev_range_ok(d, cp->dst, cp->len) &&
+		       dev_range_ok(d, cp->src, cp->len);
+	}
+	return false;
+}
+
 int dev_copy_to_device(struct device *d, dev_addr_t dst, const void *src,
 		       size_t len, struct dev_fence *f)
 {
@@ -337,4 +370,141 @@ int dev_fence_wait(struct device *d, struct dev_fence *f)
 	if (ret == -ENODEV && !atomic_exchange(&d->lost, 1))
 		fprintf(stderr, "hmmfs: device %s lost\n", d->ops->name);
 	return ret;
+}
+
+/* ---- copy batches: the synchronous fast path or the engine ---------- */
+
+#define DEV_COST_SMALL	(16u << 10)	/* batches that teach the fixed cost */
+#define DEV_COST_LARGE	(256u << 10)	/* ... and those that teach per byte */
+#define DEV_PATH_PROBE	64		/* every 64th batch tries the other way */
+
+uint64_t dev_clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * *@avg moves 1/8 of the way to @sample.  The first sample is taken whole
+ * (never as 0, which means "none yet"); later ones at most 4 times the
+ * average, so one preempted batch does not turn a path away for long,
+ * while a lasting change is still learnt within a few batches.
+ */
+static void dev_cost_ewma(_Atomic uint64_t *avg, uint64_t sample)
+{
+	uint64_t old = atomic_load_explicit(avg, memory_order_relaxed);
+	int64_t step;
+
+	if (!old) {
+		atomic_store_explicit(avg, sample ? sample : 1, memory_order_relaxed);
+		return;
+	}
+	if (sample > 4 * old)
+		sample = 4 * old;
+	step = ((int64_t)sample - (int64_t)old) / 8;
+	atomic_store_explicit(avg, (uint64_t)((int64_t)old + step), memory_order_relaxed);
+}
+
+static uint64_t dev_cost_predict(struct dev_path_cost *c, size_t bytes)
+{
+	return atomic_load_explicit(&c->fixed_ns, memory_order_relaxed) +
+	       atomic_load_explicit(&c->ps_per_byte, memory_order_relaxed) *
+	       bytes / 1000;
+}
+
+/* A batch of @bytes took @ns: learn from it (see the top of the file). */
+static void dev_cost_learn(struct dev_path_cost *c, size_t bytes, uint64_t ns)
+{
+	uint64_t per_byte = atomic_load_explicit(&c->ps_per_byte, memory_order_relaxed);
+	uint64_t fixed = atomic_load_explicit(&c->fixed_ns, memory_order_relaxed);
+	uint64_t moving = per_byte * bytes / 1000;
+
+	if (bytes <= DEV_COST_SMALL)
+		dev_cost_ewma(&c->fixed_ns, ns > moving ? ns - moving : 0);
+	else if (bytes >= DEV_COST_LARGE)
+		dev_cost_ewma(&c->ps_per_byte, (ns > fixed ? ns - fixed : 0) * 1000 / bytes);
+	atomic_fetch_add_explicit(&c->batches, 1, memory_order_relaxed);
+}
+
+static enum dev_copy_path dev_path_choose(struct device *d, size_t bytes)
+{
+	enum dev_copy_path best;
+
+	if (!d->ops->copy_sync)
+		return DEV_PATH_ASYNC;
+	if (d->path != DEV_PATH_AUTO)
+		return d->path;
+	for (int path = 0; path < DEV_PATH_NR; path++)	/* not tried yet */
+		if (!atomic_load_explicit(&d->cost[path].fixed_ns, memory_order_relaxed) &&
+		    bytes <= DEV_COST_SMALL)
+			return path;
+	best = dev_cost_predict(&d->cost[DEV_PATH_SYNC], bytes) <=
+	       dev_cost_predict(&d->cost[DEV_PATH_ASYNC], bytes) ?
+	       DEV_PATH_SYNC : DEV_PATH_ASYNC;
+	if (atomic_fetch_add_explicit(&d->choices, 1, memory_order_relaxed) %
+	    DEV_PATH_PROBE == DEV_PATH_PROBE - 1)
+		best = best == DEV_PATH_SYNC ? DEV_PATH_ASYNC : DEV_PATH_SYNC;
+	return best;
+}
+
+/* Queue every copy on one fence and wait once. */
+static int dev_copy_async(struct device *d, const struct dev_copy *cp, size_t n)
+{
+	struct dev_fence fence = DEV_FENCE_INIT;
+	int ret = 0, r;
+
+	for (size_t i = 0; i < n && !ret; i++)
+		ret = d->ops->copy(d, &cp[i], &fence);
+	r = d->ops->fence_wait(d, &fence);
+	return ret ? ret : r;
+}
+
+static int dev_copy_run(struct device *d, enum dev_copy_path path,
+			const struct dev_copy *cp, size_t n, size_t bytes)
+{
+	uint64_t t0 = dev_clock_ns();
+	int ret = path == DEV_PATH_SYNC ? d->ops->copy_sync(d, cp, n)
+					: dev_copy_async(d, cp, n);
+
+	if (!ret)
+		dev_cost_learn(&d->cost[path], bytes, dev_clock_ns() - t0);
+	if (ret == -ENODEV && !atomic_exchange(&d->lost, 1))
+		fprintf(stderr, "hmmfs: device %s lost\n", d->ops->name);
+	return ret;
+}
+
+int dev_copy_batch(struct device *d, const struct dev_copy *cp, size_t n)
+{
+	size_t bytes = 0;
+	int ret;
+
+	for (size_t i = 0; i < n; i++) {
+		static const enum fault_dir dirs[] = {
+			[DEV_H2D] = FAULT_DIR_H2D, [DEV_D2H] = FAULT_DIR_D2H,
+			[DEV_D2D] = FAULT_DIR_D2D,
+		};
+
+		if (!dev_copy_ok(d, &cp[i]))
+			return -EINVAL;
+		ret = dev_lost_err(d);
+		if (!ret)
+			ret = fault_hit(FAULT_DEV_COPY, &(struct fault_where){
+					.fd = -1, .dir = dirs[cp[i].dir] });
+		if (ret < 0)
+			return ret;
+		bytes += cp[i].len;
+	}
+	return n ? dev_copy_run(d, dev_path_choose(d, bytes), cp, n, bytes) : 0;
+}
+
+void dev_copy_path_set(struct device *d, enum dev_copy_path path)
+{
+	d->path = path;
+}
+
+uint64_t dev_copy_batches(struct device *d, enum dev_copy_path path)
+{
+	return atomic_load_explicit(&d->cost[path].batches, memory_order_relaxed);
 }

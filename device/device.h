@@ -139,6 +139,15 @@ struct dev_ops {
 	int (*copy)(struct device *d, const struct dev_copy *cp,
 		    struct dev_fence *f);
 	/*
+	 * Run the @n copies @cp now and return when they are all done: the
+	 * synchronous fast path, in the calling thread, with no hand-off to
+	 * another thread and no sleep for a short wait (hostsim: memcpy under
+	 * its model; cuda: queued on the thread's stream, then polled).  Not
+	 * required.  dev_copy_batch() picks it or copy + fence_wait by
+	 * measured cost.  Return: 0 or -errno (-ENODEV: the device is lost).
+	 */
+	int (*copy_sync)(struct device *d, const struct dev_copy *cp, size_t n);
+	/*
 	 * Queue @op with @value over [@dst, @dst + @len) of device memory
 	 * (DEV_OP_FILL also serves dev_fill()).  Required.
 	 */
@@ -162,6 +171,30 @@ struct dev_ops {
 
 #define DEV_OPS_VERSION 1
 
+/*
+ * The two ways dev_copy_batch() runs a batch: the backend's synchronous
+ * fast path, or queued to its engine with one fence wait.
+ */
+enum dev_copy_path {
+	DEV_PATH_SYNC,
+	DEV_PATH_ASYNC,
+	DEV_PATH_NR,
+	DEV_PATH_AUTO = DEV_PATH_NR	/* choose by measured cost */
+};
+
+/**
+ * struct dev_path_cost - what running a batch one way has cost, learnt
+ * from the batches run that way (a moving average; see device.c).
+ * @fixed_ns:    per batch, whatever its size: hand-off, latency, wake-up.
+ * @ps_per_byte: per byte moved, in picoseconds.
+ * @batches:     batches run this way.
+ */
+struct dev_path_cost {
+	_Atomic uint64_t fixed_ns;
+	_Atomic uint64_t ps_per_byte;
+	_Atomic uint64_t batches;
+};
+
 /**
  * struct device - an open device.
  * @ops:       its backend.
@@ -175,6 +208,10 @@ struct dev_ops {
  *             device maps it read-write.  Atomic words; see dev_protect().
  * @lost:      set once the backend reported the device gone.
  * @used:      frames handed out.
+ * @cost:      per enum dev_copy_path, what a batch costs that way.
+ * @choices:   batches dev_copy_batch() chose a path for (it tries the
+ *             other path every DEV_PATH_PROBE-th time, to keep learning).
+ * @path:      DEV_PATH_AUTO, or the path every batch takes (-o device_copy).
  */
 struct device {
 	const struct dev_ops *ops;
@@ -187,6 +224,9 @@ struct device {
 	_Atomic uint64_t *writable;
 	_Atomic int lost;
 	_Atomic size_t used;
+	struct dev_path_cost cost[DEV_PATH_NR];
+	_Atomic uint64_t choices;
+	enum dev_copy_path path;
 };
 
 extern const struct dev_ops dev_hostsim_ops;
@@ -216,6 +256,18 @@ int dev_copy_to_host(struct device *d, void *dst, dev_addr_t src, size_t len,
 		     struct dev_fence *f);
 int dev_copy_on_device(struct device *d, dev_addr_t dst, dev_addr_t src,
 		       size_t len, struct dev_fence *f);
+/*
+ * dev_copy_batch() - run @n copies (any directions) and wait for them:
+ * through the backend's synchronous fast path or its engine, whichever
+ * has been cheaper for a batch of this many bytes (see device.c).  For
+ * the latency-bound callers (a read or write of a few device pages);
+ * bulk movers queue on fences.  Return: 0, or the first -errno.
+ */
+int dev_copy_batch(struct device *d, const struct dev_copy *cp, size_t n);
+/* Force a path for every batch, or DEV_PATH_AUTO (the default). */
+void dev_copy_path_set(struct device *d, enum dev_copy_path path);
+/* Batches run each way so far (for stats). */
+uint64_t dev_copy_batches(struct device *d, enum dev_copy_path path);
 /* Driver-side fill (not a device write: ignores the page table). */
 int dev_fill(struct device *d, dev_addr_t dst, uint8_t byte, size_t len,
 	     struct dev_fence *f);
@@ -233,6 +285,9 @@ int dev_compare(struct device *d, dev_addr_t a, dev_addr_t b, size_t len,
 		struct dev_fence *f);
 
 int dev_fence_wait(struct device *d, struct dev_fence *f);
+
+/* CLOCK_MONOTONIC in nanoseconds (the backends' models and the cost model). */
+uint64_t dev_clock_ns(void);
 
 /*
  * The device page table.  dev_protect() maps frame @a read-write (@rw) or

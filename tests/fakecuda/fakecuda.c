@@ -556,6 +556,25 @@ FK_API CUresult cuEventSynchronize(CUevent e)
 	return atomic_load(&fk_lost) ? CUDA_ERROR_DEVICE_UNAVAILABLE : CUDA_SUCCESS;
 }
 
+FK_API CUresult cuEventQuery(CUevent e)
+{
+	CUresult r = fk_check();
+	bool done = true;
+
+	if (r)
+		return r;
+	if (!e)
+		return CUDA_ERROR_INVALID_HANDLE;
+	if (e->stream) {
+		pthread_mutex_lock(&e->stream->lock);
+		done = e->stream->done >= e->seq;
+		pthread_mutex_unlock(&e->stream->lock);
+	}
+	if (atomic_load(&fk_lost))
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
+	return done ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
+}
+
 FK_API CUresult cuModuleLoadData(CUmodule *out, const void *image)
 {
 	CUresult r = fk_check();

@@ -7,15 +7,20 @@
  * fill, the compute ops with exact bytes, compare, the device page table
  * (new frames read-only; a device write to a read-only frame faults and
  * changes nothing; read-write after dev_protect), range checks, four
- * threads at once, and an unknown backend.
+ * threads at once, and an unknown backend.  Copy batches: both paths
+ * (the synchronous fast path and the engine) move the same bytes, fail
+ * the same way under fault injection, and, on hostsim, the cheaper one
+ * is chosen while a kept-busy engine still completes what it is given.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "device/device.h"
+#include "fault/fault.h"
 #include "tests/unit/unit.h"
 
 #define FS 4096
@@ -232,6 +237,179 @@ static void threads(const char *name)
 
 static void test_threads(void) { each_backend(threads); }
 
+/* Run @cp through @path; the batch counter of that path goes up by one. */
+static int batch_on(struct device *d, enum dev_copy_path path,
+		    const struct dev_copy *cp, size_t n)
+{
+	uint64_t before = dev_copy_batches(d, path);
+	int ret;
+
+	dev_copy_path_set(d, path);
+	ret = dev_copy_batch(d, cp, n);
+	dev_copy_path_set(d, DEV_PATH_AUTO);
+	if (!ret)
+		CU_ASSERT_EQUAL(dev_copy_batches(d, path), before + 1);
+	return ret;
+}
+
+/*
+ * Both paths, each direction: 16 frames in (one run of 3, then pages one
+ * by one), back out whole and partly, and on the device.
+ */
+static void batches(const char *name)
+{
+	struct device *d = open_dev(name, 64);
+	char *src = malloc(16 * FS), *dst = malloc(16 * FS);
+	dev_addr_t a[16];
+
+	for (size_t i = 0; i < 16 * FS; i++)
+		src[i] = (char)(i * 13 + i / FS);
+	for (int i = 0; i < 16; i++)
+		CU_ASSERT_EQUAL_FATAL(dev_frame_alloc(d, &a[i]), 0);
+	CU_ASSERT_EQUAL_FATAL(a[2], a[0] + 2 * FS);	/* new frames run in order */
+	for (int path = 0; path < DEV_PATH_NR; path++) {
+		struct dev_copy in[14], out[2];
+
+		in[0] = (struct dev_copy){ .dir = DEV_H2D, .host = src, .dst = a[0],
+					   .len = 3 * FS };
+		for (int i = 3; i < 16; i++)
+			in[i - 2] = (struct dev_copy){ .dir = DEV_H2D, .host = src + i * FS,
+						       .dst = a[i], .len = FS };
+		CU_ASSERT_EQUAL(batch_on(d, path, in, 14), 0);
+		memset(dst, 0, 16 * FS);
+		out[0] = (struct dev_copy){ .dir = DEV_D2H, .host = dst, .src = a[0],
+					    .len = 16 * FS };
+		CU_ASSERT_EQUAL(batch_on(d, path, out, 1), 0);
+		CU_ASSERT_EQUAL(memcmp(dst, src, 16 * FS), 0);
+		/* a part of a frame; frame 5 := frame 6 on the device */
+		out[0] = (struct dev_copy){ .dir = DEV_D2D, .dst = a[5], .src = a[6],
+					    .len = FS };
+		out[1] = (struct dev_copy){ .dir = DEV_D2H, .host = dst, .src = a[9] + 7,
+					    .len = 100 };
+		CU_ASSERT_EQUAL(batch_on(d, path, out, 2), 0);
+		CU_ASSERT_EQUAL(memcmp(dst, src + 9 * FS + 7, 100), 0);
+		out[0] = (struct dev_copy){ .dir = DEV_D2H, .host = dst, .src = a[5],
+					    .len = FS };
+		CU_ASSERT_EQUAL(batch_on(d, path, out, 1), 0);
+		CU_ASSERT_EQUAL(memcmp(dst, src + 6 * FS, FS), 0);
+		/* out of range: refused before either path runs */
+		out[0].src = dev_frames_total(d) * FS;
+		CU_ASSERT_EQUAL(dev_copy_batch(d, out, 1), -EINVAL);
+	}
+	free(src);
+	free(dst);
+	dev_close(d);
+}
+
+static void test_batches(void) { each_backend(batches); }
+
+/* An injected copy failure comes back from either path, then goes. */
+static void batch_faults(const char *name)
+{
+	struct device *d = open_dev(name, 8);
+	char buf[FS], err[128];
+	dev_addr_t a;
+
+	CU_ASSERT_EQUAL_FATAL(dev_frame_alloc(d, &a), 0);
+	setenv("HMMFS_FAULT", "dev_copy:eio:dir=d2h", 1);
+	CU_ASSERT_EQUAL_FATAL(fault_init(err, sizeof(err)), 0);
+	for (int path = 0; path < DEV_PATH_NR; path++)
+		CU_ASSERT_EQUAL(batch_on(d, path, &(struct dev_copy){ .dir = DEV_D2H,
+				.host = buf, .src = a, .len = FS }, 1), -EIO);
+	unsetenv("HMMFS_FAULT");
+	CU_ASSERT_EQUAL_FATAL(fault_init(err, sizeof(err)), 0);
+	for (int path = 0; path < DEV_PATH_NR; path++)
+		CU_ASSERT_EQUAL(batch_on(d, path, &(struct dev_copy){ .dir = DEV_D2H,
+				.host = buf, .src = a, .len = FS }, 1), 0);
+	dev_close(d);
+}
+
+static void test_batch_faults(void) { each_backend(batch_faults); }
+
+struct busy {
+	struct device *d;
+	dev_addr_t a, b;
+	atomic_int stop;
+	int errors;
+};
+
+/* Keep hostsim's engine busy with 4 MiB device-to-device copies. */
+static void *busy_main(void *arg)
+{
+	struct busy *bz = arg;
+
+	while (!atomic_load(&bz->stop)) {
+		struct dev_fence f = DEV_FENCE_INIT;
+
+		for (int i = 0; i < 4; i++)
+			bz->errors += dev_copy_on_device(bz->d, bz->a, bz->b, 4 << 20, &f) != 0;
+		bz->errors += dev_fence_wait(bz->d, &f) != 0;
+	}
+	return NULL;
+}
+
+/* 1-page batches in auto mode, each checked: how many went each way. */
+static void auto_batches(struct device *d, dev_addr_t a, const char *want,
+			 int n, uint64_t *sync, uint64_t *async)
+{
+	uint64_t s0 = dev_copy_batches(d, DEV_PATH_SYNC);
+	uint64_t a0 = dev_copy_batches(d, DEV_PATH_ASYNC);
+	char got[FS];
+
+	for (int i = 0; i < n; i++) {
+		memset(got, 0, FS);
+		CU_ASSERT_EQUAL(dev_copy_batch(d, &(struct dev_copy){ .dir = DEV_D2H,
+				.host = got, .src = a, .len = FS }, 1), 0);
+		CU_ASSERT_EQUAL(memcmp(got, want, FS), 0);
+	}
+	*sync = dev_copy_batches(d, DEV_PATH_SYNC) - s0;
+	*async = dev_copy_batches(d, DEV_PATH_ASYNC) - a0;
+}
+
+/*
+ * hostsim: a 4 KiB batch costs a memcpy on the fast path and a hand-off
+ * and a wake-up through the engine, so the fast path is chosen, and every
+ * 64th batch still tries the engine.  With the engine kept busy the
+ * engine's batches wait behind 4 MiB copies and still complete, and the
+ * fast path stays the choice.
+ */
+static void test_batch_choice(void)
+{
+	struct device *d = open_dev("hostsim", 4096);	/* 16 MiB */
+	struct busy bz = { .d = d };
+	char want[FS];
+	uint64_t sync, async;
+	dev_addr_t a;
+	pthread_t th;
+
+	CU_ASSERT_EQUAL_FATAL(dev_frame_alloc(d, &a), 0);
+	memset(want, 0x3c, FS);
+	CU_ASSERT_EQUAL(batch_on(d, DEV_PATH_ASYNC, &(struct dev_copy){
+			.dir = DEV_H2D, .host = want, .dst = a, .len = FS }, 1), 0);
+	auto_batches(d, a, want, 640, &sync, &async);
+	CU_ASSERT_EQUAL(sync + async, 640);
+	CU_ASSERT_TRUE(sync > async);
+	CU_ASSERT_TRUE(async >= 640 / 64 - 1);	/* the probes */
+	bz.a = 4 << 20;
+	bz.b = 8 << 20;
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, busy_main, &bz), 0);
+	auto_batches(d, a, want, 320, &sync, &async);
+	CU_ASSERT_TRUE(sync > async);
+	CU_ASSERT_TRUE(async >= 320 / 64 - 1);
+	/* forced through the busy engine: slow, complete */
+	for (int i = 0; i < 4; i++) {
+		char got[FS] = { 0 };
+
+		CU_ASSERT_EQUAL(batch_on(d, DEV_PATH_ASYNC, &(struct dev_copy){
+				.dir = DEV_D2H, .host = got, .src = a, .len = FS }, 1), 0);
+		CU_ASSERT_EQUAL(memcmp(got, want, FS), 0);
+	}
+	atomic_store(&bz.stop, 1);
+	pthread_join(th, NULL);
+	CU_ASSERT_EQUAL(bz.errors, 0);
+	dev_close(d);
+}
+
 static void test_unknown_backend(void)
 {
 	struct device_config cfg = { .backend = "fpga", .mem_bytes = 1 << 20,
@@ -255,6 +433,9 @@ int register_device_contract(void)
 		{ "compare", test_compare },
 		{ "range checks", test_ranges },
 		{ "four threads", test_threads },
+		{ "copy batches: both paths, the same bytes", test_batches },
+		{ "copy batches: injected faults on both paths", test_batch_faults },
+		{ "copy batches: the cheaper path, a busy engine", test_batch_choice },
 		{ "unknown backend, too small", test_unknown_backend },
 		CU_TEST_INFO_NULL,
 	};
