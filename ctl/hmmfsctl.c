@@ -86,7 +86,8 @@ static const struct {
 	STAT(thrash_holds), STAT(host_frames_used), STAT(device_frames_used),
 	STAT(device_frames_hwm), STAT(files_cached), STAT(files_detached),
 	STAT(fds_open), STAT(fd_reopens), STAT(writeback_errors),
-	STAT(dirty_pages_stuck), STAT(written_bytes),
+	STAT(dirty_pages_stuck), STAT(written_bytes), STAT(device_copy_sync),
+	STAT(device_copy_async),
 };
 
 static const char *const ksm_knob_names[HMMFS_KSM_NR_KNOBS] = {

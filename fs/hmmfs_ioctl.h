@@ -31,6 +31,8 @@
  *                  dirty and are retried).
  * @dirty_pages_stuck: dirty pages whose last writeback failed.
  * @written_bytes:  bytes written into the cache (against writeback_bytes).
+ * @device_copy_sync, @device_copy_async: copy batches of CPU access to
+ *                  device pages on the fast path and by the engine.
  */
 struct hmmfs_ioc_stats {
 	uint32_t version;
@@ -72,6 +74,8 @@ struct hmmfs_ioc_stats {
 	uint64_t writeback_errors;
 	uint64_t dirty_pages_stuck;
 	uint64_t written_bytes;
+	uint64_t device_copy_sync;
+	uint64_t device_copy_async;
 };
 
 /* Counters of the whole mount, from any file or directory of it. */

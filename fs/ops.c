@@ -2273,6 +2273,8 @@ static void stats_fill_device(struct hmmfs *fs, const struct cache_stats *cs,
 	st->host_frames_used = cs->host_frames_used;
 	st->device_frames_used = cs->device_frames_used;
 	st->device_frames_hwm = cs->device_frames_hwm;
+	st->device_copy_sync = cs->device_copy_sync;
+	st->device_copy_async = cs->device_copy_async;
 }
 
 static void stats_fill_files(const struct cache_stats *cs,

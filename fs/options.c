@@ -98,6 +98,8 @@ static const struct opt_desc opt_table[] = {
 	  "=TIME   hostsim: latency per copy, e.g. 20us or 2ms (default 0)" },
 	{ "gpu", OPT_UINT, FIELD(gpu), 0, 255,
 	  "=N      cuda: the GPU to use (default 0)" },
+	{ "device_copy", OPT_CHOICE, FIELD(device_copy), 0, 0,
+	  "=auto|sync|async   CPU access to device pages copies in the caller, by the device's engine, or the cheaper way (default auto)" },
 	{ "migrate", OPT_CHOICE, FIELD(migrate), 0, 0,
 	  "=bounce|promote|adaptive   CPU access to device pages (default adaptive)" },
 	{ "ksm", OPT_CHOICE, FIELD(ksm), 0, 0,
@@ -211,6 +213,7 @@ static void opts_set_defaults(struct hmmfs_opts *o)
 	strcpy(o->device, "hostsim");
 	o->device_cache = (size_t)1 << 30;
 	strcpy(o->migrate, "adaptive");
+	strcpy(o->device_copy, "auto");
 	o->bounce_buffers = 512;
 	strcpy(o->ksm, "off");
 	strcpy(o->ksm_scope, "uid");
@@ -302,6 +305,7 @@ static const struct {
 	{ "io_engine", "uring|aio|psync" },
 	{ "device", "hostsim|cuda|none" },
 	{ "migrate", "bounce|promote|adaptive" },
+	{ "device_copy", "auto|sync|async" },
 	{ "ksm", "on|off" },
 	{ "ksm_scope", "uid|all" },
 };

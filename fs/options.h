@@ -58,6 +58,8 @@
  * @device_cache:     device memory budget in bytes.
  * @device_bw:        hostsim bandwidth model, bytes/s (0: unlimited).
  * @device_lat_us:    hostsim latency model per operation.
+ * @device_copy:      "auto", "sync" or "async": how reads and writes of
+ *                    device pages run their copies (device.h).
  * @gpu:              cuda: GPU ordinal.
  * @migrate:          "bounce", "promote" or "adaptive".
  * @bounce_buffers:   bounce buffers (one page each).
@@ -107,6 +109,7 @@ struct hmmfs_opts {
 	size_t device_bw;
 	uint64_t device_lat_us;
 	unsigned int gpu;
+	char device_copy[16];
 	char migrate[16];
 	unsigned int bounce_buffers;
 	char ksm[16];

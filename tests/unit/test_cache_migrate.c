@@ -25,11 +25,13 @@
 #include <unistd.h>
 
 #include "cache/cache_int.h"
+#include "fault/fault.h"
 #include "tests/unit/unit.h"
 
 #define PS 4096
 
 static char dir[] = "/var/tmp/hmmfs-unit-migrate.XXXXXX";
+static bool dir_made;
 
 struct mfix {
 	struct cache *c;
@@ -56,8 +58,10 @@ static void mfix_open(struct mfix *x, size_t pages, size_t host_cache,
 	unsigned char *b = malloc(pages * PS);
 	int pfd;
 
-	if (dir[strlen(dir) - 1] == 'X')
+	if (!dir_made) {	/* once: the name made may itself end in X */
 		CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+		dir_made = true;
+	}
 	snprintf(path, sizeof(path), "%s/f", dir);
 	x->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	CU_ASSERT_FATAL(x->fd >= 0 && b);
@@ -108,6 +112,34 @@ static bool reads_back(struct mfix *x, size_t size, size_t off, size_t len,
 	for (size_t i = 0; ok && i < size; i++)
 		ok = b[i] == (i >= off && i < off + len ? (unsigned char)byte : pat(i));
 	free(b);
+	return ok;
+}
+
+/*
+ * As reads_back(), with no overwritten range, one page at a time through
+ * cache_read_vec(): the zero-copy path, whose device pages take bounce
+ * buffers (-EAGAIN, the caller's cue for the copying path, counts as
+ * reading nothing wrong).
+ */
+static bool reads_back_vec(struct mfix *x, size_t size)
+{
+	struct cache_read_vec *v = malloc(sizeof(*v));	/* 8 KiB */
+	bool ok = v != NULL;
+
+	for (size_t off = 0; ok && off < size; off += PS) {
+		ssize_t n = cache_read_vec(x->f, PS, (off_t)off, NULL, v);
+		size_t at = off;
+
+		if (n == -EAGAIN)
+			continue;
+		ok = n == PS;
+		for (int k = 0; ok && k < v->n; k++)
+			for (size_t i = 0; ok && i < v->iov[k].iov_len; i++, at++)
+				ok = ((unsigned char *)v->iov[k].iov_base)[i] == pat(at);
+		if (n >= 0)
+			cache_read_vec_done(x->f, v);
+	}
+	free(v);
 	return ok;
 }
 
@@ -283,12 +315,17 @@ static void *rd_main(void *arg)
 	struct rd *r = arg;
 
 	for (int i = 0; i < 50; i++)
-		if (!reads_back(r->x, 64 * PS, 0, 0, 0))
+		if (!(i % 2 ? reads_back_vec(r->x, 64 * PS) :
+			      reads_back(r->x, 64 * PS, 0, 0, 0)))
 			r->bad++;
 	return NULL;
 }
 
-/* One bounce buffer, eight readers of 64 device pages and a writeback. */
+/*
+ * One bounce buffer, eight readers of 64 device pages (the copying path,
+ * which needs none, and the zero-copy path, which needs one a page) and
+ * a writeback.
+ */
 static void test_bounce_exhaustion(void)
 {
 	struct mfix x;
@@ -314,6 +351,41 @@ static void test_bounce_exhaustion(void)
 	}
 	CU_ASSERT_TRUE(st_of(&x).bounce_waits > 0);
 	CU_ASSERT_EQUAL(bounce_in_use(x.c->bounce), 0);
+	mfix_close(&x);
+}
+
+/*
+ * Reads of device pages through each copy path (the synchronous fast path
+ * and the device's engine), by the copying and the zero-copy read paths,
+ * return the same bytes; an injected device-to-host copy failure is -EIO
+ * through both and leaves the pages where they were.
+ */
+static void test_copy_paths(void)
+{
+	static const enum dev_copy_path paths[] = { DEV_PATH_SYNC, DEV_PATH_ASYNC };
+	struct mfix x;
+	uint64_t moved;
+	char buf[3 * PS], err[128];
+
+	mfix_open(&x, 32, 1 << 20, 1 << 20, "bounce", 64);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, NULL), 0);
+	CU_ASSERT_EQUAL(moved, 32);
+	for (size_t i = 0; i < 2; i++) {
+		uint64_t before = dev_copy_batches(x.c->dev, paths[i]);
+
+		dev_copy_path_set(x.c->dev, paths[i]);
+		CU_ASSERT_TRUE(reads_back(&x, 32 * PS, 0, 0, 0));
+		CU_ASSERT_TRUE(reads_back_vec(&x, 32 * PS));
+		CU_ASSERT_TRUE(dev_copy_batches(x.c->dev, paths[i]) > before);
+		setenv("HMMFS_FAULT", "dev_copy:eio:dir=d2h", 1);
+		CU_ASSERT_EQUAL_FATAL(fault_init(err, sizeof(err)), 0);
+		CU_ASSERT_EQUAL(cache_read(x.f, buf, sizeof(buf), PS + 5, NULL), -EIO);
+		unsetenv("HMMFS_FAULT");
+		CU_ASSERT_EQUAL_FATAL(fault_init(err, sizeof(err)), 0);
+	}
+	dev_copy_path_set(x.c->dev, DEV_PATH_AUTO);
+	CU_ASSERT_EQUAL(res_of(&x).device, 32);
+	CU_ASSERT_TRUE(reads_back(&x, 32 * PS, 0, 0, 0));
 	mfix_close(&x);
 }
 
@@ -396,6 +468,7 @@ int register_cache_migrate(void)
 		{ "demotion and device eviction", test_demote_and_evict },
 		{ "promote and adaptive policies", test_promote_policy },
 		{ "bounce pool exhaustion", test_bounce_exhaustion },
+		{ "device reads: both copy paths, faults", test_copy_paths },
 		{ "no device tier", test_no_device },
 		{ "bounded requests skip holes", test_bounded_sparse },
 		CU_TEST_INFO_NULL,

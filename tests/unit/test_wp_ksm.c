@@ -31,6 +31,7 @@
 #define PS 4096
 
 static char dir[] = "/var/tmp/hmmfs-unit-ksm.XXXXXX";
+static bool dir_made;
 
 struct kfix {
 	struct cache *c;
@@ -59,8 +60,10 @@ static void kfix_open(struct kfix *x, int nfiles, size_t pages, int mode,
 	unsigned char *b = malloc(pages * PS);
 	char err[256], path[300];
 
-	if (dir[strlen(dir) - 1] == 'X')
+	if (!dir_made) {	/* once: the name made may itself end in X */
 		CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+		dir_made = true;
+	}
 	CU_ASSERT_FATAL(cache_create(&cfg, &x->c, err, sizeof(err)) == 0);
 	CU_ASSERT_FATAL(cache_start(x->c, err, sizeof(err)) == 0);
 	x->n = nfiles;
