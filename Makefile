@@ -85,7 +85,7 @@ FSX_BIN    := $(B)/tests/hmmfsx
 CRASH_BIN  := $(B)/tests/hmmfscrash
 RACE_BIN   := $(B)/tests/hmmfsrace
 
-.PHONY: all bench bench-everyday demo deps check check-unit check-integration check-fsx check-crash \
+.PHONY: all bench bench-everyday bench-devread demo deps check check-unit check-integration check-fsx check-crash \
 	install uninstall clean
 .DEFAULT_GOAL := all
 
@@ -109,6 +109,11 @@ bench: all
 bench-everyday: all
 	$(Q)HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) bench/everyday.sh
 	$(Q)HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) bench/oplat.sh
+
+# Reads of device-resident pages against host-resident ones (hostsim, and
+# hostsim with a PCIe-like model); results go to bench/results/DATE-devread/.
+bench-devread: all
+	$(Q)HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) bench/devread.sh
 
 $(B)/obj/%.o: %.c
 	$(quiet) CC $@
