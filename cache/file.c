@@ -500,7 +500,7 @@ static int read_fill(struct cfile *f, struct read_batch *b, uint64_t first,
 	return ret;
 }
 
-#define READ_ROUND 64	/* pages per RCU section and bounce batch */
+#define READ_ROUND 64	/* pages per RCU section and copy batch */
 
 /* The part of page @p that a read of [@at, @at + @left) wants. */
 static void read_span(size_t ps, const struct cpage *p, off_t at, size_t left,
