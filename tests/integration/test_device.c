@@ -103,6 +103,48 @@ static void migrate_and_read_back(void)
 	close(fd);
 }
 
+/*
+ * Reads of device pages through a real mount on the copy path the mount
+ * was given (-o device_copy=): 4 KiB and 1 MiB reads return BACKING's
+ * bytes, and the batches are counted on that path (auto: mostly the fast
+ * path, with the engine probed now and then).
+ */
+enum copy_path { PATH_SYNC, PATH_ASYNC, PATH_AUTO };
+
+static void read_device_pages_on(enum copy_path want)
+{
+	struct hmmfs_ioc_stats before, after;
+	uint64_t moved, sync, async;
+	int fd;
+
+	backing_file("f", 4 * MiB, 7);
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_RDONLY));
+	IT_EQ(it_pread_check(fd, 0, 4 * MiB, MiB, 7), -1);
+	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, &moved));
+	IT_EQ(moved, 1024);
+	before = stats();
+	IT_EQ(it_pread_check(fd, 0, 4 * MiB, PS, 7), -1);
+	IT_EQ(it_pread_check(fd, 5, 4 * MiB - 5, MiB, 7), -1);
+	after = stats();
+	IT_EQ(it_residency(fd)->device, 1024);	/* read in place */
+	sync = after.device_copy_sync - before.device_copy_sync;
+	async = after.device_copy_async - before.device_copy_async;
+	IT_TRUE(sync + async >= 1024, "batches: %llu sync, %llu async",
+		(unsigned long long)sync, (unsigned long long)async);
+	if (want == PATH_SYNC)
+		IT_EQ(async, 0);
+	else if (want == PATH_ASYNC)
+		IT_EQ(sync, 0);
+	else
+		IT_TRUE(sync > async && async > 0, "auto: %llu sync, %llu async",
+			(unsigned long long)sync, (unsigned long long)async);
+	close(fd);
+}
+
+static void read_device_pages_sync(void) { read_device_pages_on(PATH_SYNC); }
+static void read_device_pages_async(void) { read_device_pages_on(PATH_ASYNC); }
+static void read_device_pages_auto(void) { read_device_pages_on(PATH_AUTO); }
+
 /* The pattern of seed @seed with [off, off + len) replaced by @byte. */
 static char *expected_with(size_t size, uint32_t seed, off_t off, size_t len,
 			   int byte)
@@ -601,6 +643,12 @@ static const struct it_test tests[] = {
 	{ "migrate, read back through the bounce path", migrate_and_read_back,
 	  0, "migrate=bounce" },
 	/* every pwrite must reach the daemon while the pages are on the device */
+	{ "device reads on the fast path", read_device_pages_sync, 0,
+	  "direct_io,migrate=bounce,device_copy=sync" },
+	{ "device reads through the engine", read_device_pages_async, 0,
+	  "direct_io,migrate=bounce,device_copy=async" },
+	{ "device reads, the path measured cheaper", read_device_pages_auto, 0,
+	  "direct_io,migrate=bounce,device_lat=20us" },
 	{ "writes into device pages", write_into_device_pages, 0, "nowriteback_cache" },
 	{ "devop, fsync, BACKING", devop_then_fsync, 0, NULL },
 	{ "SIGTERM writes back dirty device pages",
