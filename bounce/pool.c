@@ -21,6 +21,12 @@
  * device pages, obeys the same rules, so memory pressure cannot starve
  * it of buffers forever.
  *
+ * Spares.  The one holder that keeps buffers between requests is the
+ * cache's readahead from the device: bytes copied for a request that has
+ * not come yet.  It takes them with bounce_get_spare(), which never waits
+ * and never lets spares hold more than a quarter of the pool; the other
+ * three quarters obey the rules above, so waiters still always wake.
+ *
  * Fault injection: bounce:starve (fault/fault.h) makes bounce_get() hand
  * out one buffer at a time, so every caller's "fewer than asked" path runs.
  *
@@ -41,6 +47,7 @@
  * @lock:     guards @free, @nfree, @waiters.
  * @cond:     signalled when buffers come back and someone waits.
  * @free:     stack of free buffers.
+ * @spares:   buffers out through bounce_get_spare(), at most @nbuf / 4.
  * @waits:    times a caller slept (relaxed atomic, for stats).
  */
 struct bounce_pool {
@@ -51,6 +58,7 @@ struct bounce_pool {
 	void **free;
 	size_t nfree;
 	unsigned int waiters;
+	size_t spares;
 	_Atomic uint64_t waits;
 };
 
@@ -134,6 +142,30 @@ void bounce_put(struct bounce_pool *bp, void *const *bufs, size_t n)
 	if (bp->waiters)
 		pthread_cond_broadcast(&bp->cond);
 	pthread_mutex_unlock(&bp->lock);
+}
+
+size_t bounce_get_spare(struct bounce_pool *bp, void **bufs, size_t want)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&bp->lock);
+	if (want && bp->spares + want <= bp->nbuf / 4 && bp->nfree >= want) {
+		for (; n < want; n++)
+			bufs[n] = bp->free[--bp->nfree];
+		bp->spares += n;
+	}
+	pthread_mutex_unlock(&bp->lock);
+	return n;
+}
+
+void bounce_put_spare(struct bounce_pool *bp, void *const *bufs, size_t n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&bp->lock);
+	bp->spares -= n;
+	pthread_mutex_unlock(&bp->lock);
+	bounce_put(bp, bufs, n);
 }
 
 uint64_t bounce_waits(const struct bounce_pool *bp)

@@ -39,6 +39,18 @@ size_t bounce_get(struct bounce_pool *bp, void **bufs, size_t want, bool wait);
 /* Give back @n buffers and wake waiters. */
 void bounce_put(struct bounce_pool *bp, void *const *bufs, size_t n);
 
+/**
+ * bounce_get_spare() - take exactly @want buffers to keep across requests.
+ *
+ * For data copied ahead of the request that will want it (the cache's
+ * readahead from the device).  Never waits: takes all @want or none, and
+ * none if spares would then hold more than a quarter of the pool, so the
+ * other three quarters always circulate (pool.c).  Give them back with
+ * bounce_put_spare().  Return: @want or 0.
+ */
+size_t bounce_get_spare(struct bounce_pool *bp, void **bufs, size_t want);
+void bounce_put_spare(struct bounce_pool *bp, void *const *bufs, size_t n);
+
 /* Times a caller had to wait for a buffer; buffers in use now. */
 uint64_t bounce_waits(const struct bounce_pool *bp);
 size_t bounce_in_use(const struct bounce_pool *bp);

@@ -361,6 +361,7 @@ void cache_get_stats(struct cache *c, struct cache_stats *st)
 	st->device_frames_hwm = c->dev ? dev_frames_hwm(c->dev) : 0;
 	st->device_copy_sync = c->dev ? dev_copy_batches(c->dev, DEV_PATH_SYNC) : 0;
 	st->device_copy_async = c->dev ? dev_copy_batches(c->dev, DEV_PATH_ASYNC) : 0;
+	st->device_readahead = ctr_read(c, device_readahead);
 	cache_file_counts(c, &st->files_cached, &st->files_detached);
 	st->fds_open = atomic_load(&c->nr_fds);
 	st->writeback_errors = ctr_read(c, writeback_errors);

@@ -132,6 +132,8 @@ struct cache_config {
  * @device_copy_sync, @device_copy_async: batches of copies of CPU reads
  *                   and writes of device pages run on the synchronous
  *                   fast path and by the device's engine (dev_copy_batch).
+ * @device_readahead: device pages a sequential read got from bytes copied
+ *                   ahead while the read before it was answered (devra.c).
  */
 struct cache_stats {
 	uint64_t host_pages;
@@ -166,6 +168,7 @@ struct cache_stats {
 	uint64_t dirty_pages_stuck;
 	uint64_t device_copy_sync;
 	uint64_t device_copy_async;
+	uint64_t device_readahead;
 };
 
 /* Residency of a run of pages (cache_residency). */
@@ -197,13 +200,18 @@ struct cache_res_counts {
  * @next:   the offset a sequential reader asks for next.
  * @window: pages to read ahead (0: not sequential yet).
  *
+ * @ahead:  bytes of device pages copied for the read expected next, or
+ *          NULL (devra.c); freed by cache_ra_drop().
+ *
  * The kernel may send reads on one open file at once (its own readahead),
- * so both are atomics, updated relaxed: a lost update only misjudges one
- * read's pattern.
+ * so all are atomics, updated relaxed: a lost update only misjudges one
+ * read's pattern (@ahead is taken and given by exchange).
  */
+struct devra;
 struct cache_ra {
 	_Atomic off_t next;
 	_Atomic unsigned int window;
+	struct devra *_Atomic ahead;
 };
 
 /* Build the cache.  @err gets a message on failure. */
@@ -317,6 +325,8 @@ struct cache_read_vec {
 	void *bufs[CACHE_READ_VEC_MAX];
 	size_t nbufs;
 	bool in_rcu;
+	struct devra *served, *ahead;
+	struct cache_ra *ra;
 };
 
 /*
@@ -328,6 +338,9 @@ struct cache_read_vec {
 ssize_t cache_read_vec(struct cfile *f, size_t len, off_t off,
 		       struct cache_ra *ra, struct cache_read_vec *v);
 void cache_read_vec_done(struct cfile *f, struct cache_read_vec *v);
+
+/* The open file of @ra is closing: free what its readahead holds. */
+void cache_ra_drop(struct cfile *f, struct cache_ra *ra);
 
 /* Write @len bytes at @off into the cache.  Return: @len or -errno. */
 ssize_t cache_write(struct cfile *f, const void *buf, size_t len, off_t off);

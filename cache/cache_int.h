@@ -163,6 +163,9 @@ static inline dev_addr_t page_daddr(const struct cpage *p)
  * @holds:   open files (and setattrs) using @fd: it stays open while
  *           there are any; @lock.
  * @nr_pages: pages in the index (atomic; host and device).
+ * @content_gen: bumped after any cached byte of the file changes or its
+ *           page goes (file_content_changed()): bytes copied ahead of a
+ *           read (devra.c) are good only while it has not moved.
  * @stuck:   dirty pages the last writeback of the file left dirty
  *           because it failed (counted in cache->nr_stuck); @lock.
  * @wb_retry_ms: the flusher's backoff for a failing file; @lock.
@@ -202,6 +205,7 @@ struct cfile {
 	_Atomic int attached;
 	unsigned int holds;
 	_Atomic uint64_t nr_pages;
+	_Atomic uint64_t content_gen;
 	uint64_t stuck;
 	uint64_t wb_retry_ms;
 	struct clist idle_link;
@@ -237,6 +241,7 @@ struct cache_counters {
 	_Atomic uint64_t bounce_reads, bounce_writes, device_faults;
 	_Atomic uint64_t device_evictions, thrash_holds;
 	_Atomic uint64_t writeback_errors;
+	_Atomic uint64_t device_readahead;
 };
 
 /* What CPU access to a device-resident page does (-o migrate=). */
@@ -368,6 +373,9 @@ int page_runs_build(struct cfile *f, struct cpage **pp, void *const *data,
 		    size_t n, int op, struct page_runs *r);
 void page_runs_free(struct page_runs *r);
 size_t page_run_len(const struct io_req *req);
+size_t read_copies_add(struct dev_copy *cps, size_t n, dev_addr_t src,
+		       char *dst, size_t len);
+void read_vec_iov_add(struct cache_read_vec *v, char *p, size_t n);
 
 /* index.c */
 struct cpage *index_lookup(struct cfile *f, uint64_t index);
@@ -429,6 +437,24 @@ void file_note_backing_locked(struct cfile *f);
 int cache_throttle(struct cache *c);
 int cache_reclaim_dirty(struct cache *c);
 void file_wait_unused(struct cfile *f);
+
+/*
+ * Some cached byte of @f changed, or a page of it went: readahead copies
+ * taken before (devra.c) are stale.  Call after the change is complete
+ * and before it is acknowledged.
+ */
+static inline void file_content_changed(struct cfile *f)
+{
+	atomic_fetch_add_explicit(&f->content_gen, 1, memory_order_release);
+}
+
+/* devra.c */
+ssize_t devra_serve(struct cfile *f, struct cache_ra *ra, off_t off,
+		    size_t len, struct cache_read_vec *v);
+void devra_start(struct cfile *f, struct cache_ra *ra, off_t next,
+		 size_t len, struct cache_read_vec *v);
+void devra_wait(struct cfile *f, struct cache_read_vec *v);
+void devra_finish(struct cfile *f, struct cache_read_vec *v);
 
 /* lifetime.c */
 int cache_ftab_init(struct cache *c);

@@ -121,6 +121,7 @@ int page_remove_locked(struct cpage *p)
 		frame_free(&c->frames, page_frame(p));
 		atomic_fetch_sub(&c->nr_pages, 1);
 	}
+	file_content_changed(p->file);
 	file_page_gone(p->file);	/* last: the file may go once it is 0 */
 	return 0;
 }
@@ -515,8 +516,8 @@ static void read_span(size_t ps, const struct cpage *p, off_t at, size_t left,
 }
 
 /* Add a device-to-host copy to @cps, merged into the last if they abut. */
-static size_t copies_add(struct dev_copy *cps, size_t n, dev_addr_t src,
-			 char *dst, size_t len)
+size_t read_copies_add(struct dev_copy *cps, size_t n, dev_addr_t src,
+		       char *dst, size_t len)
 {
 	struct dev_copy *last = n ? &cps[n - 1] : NULL;
 
@@ -555,7 +556,7 @@ static ssize_t read_copy_round(struct cfile *f, struct read_batch *b, size_t i,
 		read_span(ps, p, off + (off_t)at, len - at, &from, &n);
 		cache_rcu_found(p);
 		if (page_test_device(&p->ps)) {	/* pairs: migrate.c release */
-			ncps = copies_add(cps, ncps, page_daddr(p) + from, buf + at, n);
+			ncps = read_copies_add(cps, ncps, page_daddr(p) + from, buf + at, n);
 			ndev++;
 		} else {
 			racy_read_begin();
@@ -731,7 +732,7 @@ static int write_host_page_locked(struct cfile *f, struct cpage *p,
 }
 
 /* Append [@p, @p + @n) to @v, merging with the last entry if adjacent. */
-static void iov_add(struct cache_read_vec *v, char *p, size_t n)
+void read_vec_iov_add(struct cache_read_vec *v, char *p, size_t n)
 {
 	struct iovec *last = v->n ? &v->iov[v->n - 1] : NULL;
 
@@ -780,11 +781,11 @@ static ssize_t read_vec_fill(struct cfile *f, struct read_batch *b, off_t off,
 				break;
 			}
 			src = v->bufs[used++];
-			ncps = copies_add(cps, ncps, page_daddr(p) + from, src, n);
+			ncps = read_copies_add(cps, ncps, page_daddr(p) + from, src, n);
 		} else {
 			src = (char *)page_frame(p) + from;
 		}
-		iov_add(v, src, n);
+		read_vec_iov_add(v, src, n);
 		done += n;
 	}
 	if (!ret && ncps) {
@@ -807,7 +808,7 @@ ssize_t cache_read_vec(struct cfile *f, size_t len, off_t off,
 		       struct cache_ra *ra, struct cache_read_vec *v)
 {
 	struct cache *c = f->cache;
-	unsigned int shift = c->page_shift, window;
+	unsigned int shift = c->page_shift, window, seq;
 	off_t size = cache_file_size(f);
 	uint64_t first, last, ra_last, last_page;
 	struct read_batch b = { .pages = v->pages };
@@ -817,6 +818,8 @@ ssize_t cache_read_vec(struct cfile *f, size_t len, off_t off,
 	v->n = 0;
 	v->npages = v->nbufs = 0;
 	v->in_rcu = false;
+	v->served = v->ahead = NULL;
+	v->ra = ra;
 	if (off < 0)
 		return -EINVAL;
 	if (off >= size || !len)
@@ -828,7 +831,14 @@ ssize_t cache_read_vec(struct cfile *f, size_t len, off_t off,
 	if (last - first + 1 > CACHE_READ_VEC_MAX ||
 	    last - first + 1 > c->frames.max_frames / 4)
 		return -EAGAIN;	/* long reads take the copying path */
-	window = ra_update(c, ra, off, len);
+	window = seq = ra_update(c, ra, off, len);
+	ret = devra_serve(f, ra, off, len, v);
+	if (ret > 0) {	/* copied ahead: the next one goes now */
+		rcu_read_lock();
+		v->in_rcu = true;
+		devra_start(f, ra, off + ret, (size_t)ret, v);
+		return ret;
+	}
 	if (!window)
 		window = ra_context(f, ra, first, last);
 	last_page = (uint64_t)(size - 1) >> shift;
@@ -844,6 +854,8 @@ ssize_t cache_read_vec(struct cfile *f, size_t len, off_t off,
 		ret = -EAGAIN;	/* frames ran short: the copying path goes on */
 	if (!ret)
 		ret = read_vec_fill(f, &b, off, len, v);
+	if (ret > 0 && seq)	/* sequential: copy the next read's device pages */
+		devra_start(f, ra, off + ret, (size_t)ret, v);
 	if (ret >= 0)
 		return ret;
 	for (size_t i = 0; i < b.npages; i++)
@@ -857,8 +869,10 @@ void cache_read_vec_done(struct cfile *f, struct cache_read_vec *v)
 	struct cache *c = f->cache;
 	size_t ndev = v->nbufs;
 
+	devra_wait(f, v);	/* before the section ends: the copies read frames */
 	if (v->in_rcu)
 		cache_rcu_read_unlock();
+	devra_finish(f, v);
 	v->in_rcu = false;
 	if (v->nbufs)
 		bounce_put(c->bounce, v->bufs, v->nbufs);
@@ -906,6 +920,7 @@ static int write_page(struct cfile *f, uint64_t index, size_t from, size_t to,
 		clock_gettime(CLOCK_REALTIME, &f->mtime);
 		pthread_mutex_unlock(&f->lock);
 		page_mark_dirty_range_locked(p, from, to);
+		file_content_changed(f);
 	}
 	cache_page_unlock(&p->ps);
 	page_put(p);
@@ -1235,6 +1250,7 @@ int cache_truncate(struct cfile *f, off_t size)
 	file_drop_range(f, keep, UINT64_MAX, true);
 	/* bytes past the new EOF must read as zero if it grows again */
 	ret = page_zero_tail(f, size);
+	file_content_changed(f);
 	pthread_mutex_lock(&f->lock);
 	if (!ret && fstat(f->fd, &st) == 0) {
 		f->seen_size = st.st_size;
@@ -1288,6 +1304,7 @@ void cache_file_change_end(struct cfile *f, off_t end)
 	file_note_backing_locked(f);
 	f->own_changes--;
 	pthread_mutex_unlock(&f->lock);
+	file_content_changed(f);	/* BACKING's bytes under the cache moved */
 }
 
 static bool ts_after(const struct timespec *a, const struct timespec *b)

@@ -751,6 +751,8 @@ static int devop_chunk(struct cfile *f, uint64_t first, uint64_t last,
 			done++;
 	}
 	r = dev_fence_wait(c->dev, &fence);	/* before any page unlocks */
+	if (done)
+		file_content_changed(f);
 	pages_unlock_put_all(v, n);
 	if (ret >= 0)
 		ret = r;

@@ -88,6 +88,7 @@ static const struct {
 	STAT(fds_open), STAT(fd_reopens), STAT(writeback_errors),
 	STAT(dirty_pages_stuck), STAT(written_bytes), STAT(device_copy_sync),
 	STAT(device_copy_async),
+	STAT(device_readahead),
 };
 
 static const char *const ksm_knob_names[HMMFS_KSM_NR_KNOBS] = {

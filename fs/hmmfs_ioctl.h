@@ -33,6 +33,8 @@
  * @written_bytes:  bytes written into the cache (against writeback_bytes).
  * @device_copy_sync, @device_copy_async: copy batches of CPU access to
  *                  device pages on the fast path and by the engine.
+ * @device_readahead: device pages sequential reads got from copies made
+ *                  ahead of them.
  */
 struct hmmfs_ioc_stats {
 	uint32_t version;
@@ -76,6 +78,7 @@ struct hmmfs_ioc_stats {
 	uint64_t written_bytes;
 	uint64_t device_copy_sync;
 	uint64_t device_copy_async;
+	uint64_t device_readahead;
 };
 
 /* Counters of the whole mount, from any file or directory of it. */

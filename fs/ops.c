@@ -1119,8 +1119,10 @@ static void hmm_file_free(struct hmmfs *fs, struct hmm_file *hf)
 {
 	struct cfile *cf = atomic_load(&hf->held);
 
-	if (cf)
+	if (cf) {
+		cache_ra_drop(cf, &hf->ra);	/* before the file may go */
 		cache_file_unhold(cf);
+	}
 	close(hf->fd);
 	atomic_fetch_sub(&hf->inode->nopen, 1);
 	itab_fd_put(&fs->itab, hf->inode);
@@ -2275,6 +2277,7 @@ static void stats_fill_device(struct hmmfs *fs, const struct cache_stats *cs,
 	st->device_frames_hwm = cs->device_frames_hwm;
 	st->device_copy_sync = cs->device_copy_sync;
 	st->device_copy_async = cs->device_copy_async;
+	st->device_readahead = cs->device_readahead;
 }
 
 static void stats_fill_files(const struct cache_stats *cs,

@@ -107,9 +107,21 @@ static void migrate_and_read_back(void)
  * Reads of device pages through a real mount on the copy path the mount
  * was given (-o device_copy=): 4 KiB and 1 MiB reads return BACKING's
  * bytes, and the batches are counted on that path (auto: mostly the fast
- * path, with the engine probed now and then).
+ * path, with the engine probed now and then).  The reads go backwards:
+ * sequential ones would be served by readahead from the device instead.
  */
 enum copy_path { PATH_SYNC, PATH_ASYNC, PATH_AUTO };
+
+/* Read the 4 MiB of pattern @seed at [@start, 4 MiB) in @chunk reads, last first. */
+static void read_backwards(int fd, off_t start, size_t chunk, uint32_t seed)
+{
+	for (off_t off = start + (4 * MiB - start - 1) / (off_t)chunk * (off_t)chunk;
+	     off >= start; off -= (off_t)chunk) {
+		size_t len = 4 * MiB - off < (off_t)chunk ? (size_t)(4 * MiB - off) : chunk;
+
+		IT_EQ(it_pread_check(fd, off, len, chunk, seed), -1);
+	}
+}
 
 static void read_device_pages_on(enum copy_path want)
 {
@@ -123,8 +135,8 @@ static void read_device_pages_on(enum copy_path want)
 	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, &moved));
 	IT_EQ(moved, 1024);
 	before = stats();
-	IT_EQ(it_pread_check(fd, 0, 4 * MiB, PS, 7), -1);
-	IT_EQ(it_pread_check(fd, 5, 4 * MiB - 5, MiB, 7), -1);
+	read_backwards(fd, 0, PS, 7);
+	read_backwards(fd, 5, MiB, 7);
 	after = stats();
 	IT_EQ(it_residency(fd)->device, 1024);	/* read in place */
 	sync = after.device_copy_sync - before.device_copy_sync;
@@ -202,6 +214,68 @@ static int devop(int fd, uint32_t op, uint64_t value, uint64_t off,
 	if (pages)
 		*pages = d.pages;
 	return ret;
+}
+
+/*
+ * Readahead from the device: a sequential reader of device pages gets the
+ * next read's bytes copied ahead (counted), and what changes in between
+ * is seen: a CPU write and a devop into the next chunk, and a truncate
+ * down and back up (the tail must read as zeros, not as the copy).
+ */
+#define RA_CHUNK (64 * 1024)
+
+static void read_chunk_expect(int fd, off_t off, const char *exp, size_t len)
+{
+	static char got[RA_CHUNK];
+	ssize_t n = pread(fd, got, RA_CHUNK, off);
+
+	IT_EQ(n, (ssize_t)len);
+	IT_TRUE(n == (ssize_t)len && !memcmp(got, exp + off, len),
+		"chunk at %lld differs", (long long)off);
+}
+
+static void device_readahead(void)
+{
+	struct hmmfs_ioc_stats before, after;
+	char *exp = malloc(4 * MiB);
+	off_t cut = 41 * RA_CHUNK + 100;
+	uint64_t moved, pages;
+	int fd, w;
+
+	backing_file("f", 4 * MiB, 9);
+	it_pattern(exp, 4 * MiB, 9, 0);
+	fd = IT_REQUIRE_OK(open(MNT("f"), O_RDONLY));
+	w = IT_REQUIRE_OK(open(MNT("f"), O_RDWR));
+	IT_EQ(it_pread_check(fd, 0, 4 * MiB, MiB, 9), -1);
+	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, &moved));
+	before = stats();
+	for (int k = 0; k < 64; k++) {
+		off_t next = (off_t)(k + 1) * RA_CHUNK;
+
+		read_chunk_expect(fd, (off_t)k * RA_CHUNK, exp, RA_CHUNK);
+		if (k == 10) {	/* a CPU write into the copied-ahead chunk */
+			memset(exp + next + 5, 0xab, 100);
+			IT_EQ(pwrite(w, exp + next + 5, 100, next + 5), 100);
+		} else if (k == 20) {	/* a device write into it */
+			IT_OK(devop(w, HMMFS_DEVOP_XOR, 0x5a, (uint64_t)next,
+				    RA_CHUNK, &pages));
+			for (size_t i = 0; i < RA_CHUNK; i++)
+				exp[next + (off_t)i] ^= 0x5a;
+		} else if (k == 40) {	/* cut inside it, grow again: zeros */
+			IT_OK(ftruncate(w, cut));
+			IT_OK(ftruncate(w, 4 * MiB));
+			memset(exp + cut, 0, (size_t)(4 * MiB - cut));
+		}
+	}
+	after = stats();
+	/* chunks 2..40 but the three after a change (the rest were dropped
+	 * by the truncate and come from BACKING to the host) */
+	IT_TRUE(after.device_readahead - before.device_readahead >= 30 * 16,
+		"device readahead: %llu pages",
+		(unsigned long long)(after.device_readahead - before.device_readahead));
+	close(w);
+	close(fd);
+	free(exp);
 }
 
 static void devop_then_fsync(void)
@@ -651,6 +725,8 @@ static const struct it_test tests[] = {
 	 * fake driver under device=cuda has no such cost to measure */
 	{ "device reads, the path measured cheaper", read_device_pages_auto, 0,
 	  "direct_io,migrate=bounce,device=hostsim,device_lat=20us" },
+	{ "sequential device reads are copied ahead, changes seen",
+	  device_readahead, 0, "direct_io,migrate=bounce" },
 	{ "writes into device pages", write_into_device_pages, 0, "nowriteback_cache" },
 	{ "devop, fsync, BACKING", devop_then_fsync, 0, NULL },
 	{ "SIGTERM writes back dirty device pages",
