@@ -24,8 +24,8 @@
  * Spares.  The one holder that keeps buffers between requests is the
  * cache's readahead from the device: bytes copied for a request that has
  * not come yet.  It takes them with bounce_get_spare(), which never waits
- * and never lets spares hold more than a quarter of the pool; the other
- * three quarters obey the rules above, so waiters still always wake.
+ * and never lets spares hold more than half the pool; the other half
+ * obeys the rules above, so waiters still always wake.
  *
  * Fault injection: bounce:starve (fault/fault.h) makes bounce_get() hand
  * out one buffer at a time, so every caller's "fewer than asked" path runs.
@@ -47,7 +47,7 @@
  * @lock:     guards @free, @nfree, @waiters.
  * @cond:     signalled when buffers come back and someone waits.
  * @free:     stack of free buffers.
- * @spares:   buffers out through bounce_get_spare(), at most @nbuf / 4.
+ * @spares:   buffers out through bounce_get_spare(), at most @nbuf / 2.
  * @waits:    times a caller slept (relaxed atomic, for stats).
  */
 struct bounce_pool {
@@ -149,7 +149,7 @@ size_t bounce_get_spare(struct bounce_pool *bp, void **bufs, size_t want)
 	size_t n = 0;
 
 	pthread_mutex_lock(&bp->lock);
-	if (want && bp->spares + want <= bp->nbuf / 4 && bp->nfree >= want) {
+	if (want && bp->spares + want <= bp->nbuf / 2 && bp->nfree >= want) {
 		for (; n < want; n++)
 			bufs[n] = bp->free[--bp->nfree];
 		bp->spares += n;

@@ -44,8 +44,8 @@ void bounce_put(struct bounce_pool *bp, void *const *bufs, size_t n);
  *
  * For data copied ahead of the request that will want it (the cache's
  * readahead from the device).  Never waits: takes all @want or none, and
- * none if spares would then hold more than a quarter of the pool, so the
- * other three quarters always circulate (pool.c).  Give them back with
+ * none if spares would then hold more than half the pool, so the other
+ * half always circulates (pool.c).  Give them back with
  * bounce_put_spare().  Return: @want or 0.
  */
 size_t bounce_get_spare(struct bounce_pool *bp, void **bufs, size_t want);

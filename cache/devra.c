@@ -30,7 +30,7 @@
  * so neither a removal nor a migration frees a frame under them.
  *
  * Bounds.  One parked range per open file, at most CACHE_READ_VEC_MAX
- * pages.  Spares are at most a quarter of the bounce pool (pool.c says
+ * pages.  Spares are at most half the bounce pool (pool.c says
  * why that keeps the pool deadlock-free); when none are to be had nothing
  * is copied ahead.  A parked range the next read does not want is given
  * back then, and cache_ra_drop() gives back the last one at close.

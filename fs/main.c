@@ -209,6 +209,19 @@ static void notice_direct_io(const char *backing)
 		"backing files use buffered I/O\n");
 }
 
+/*
+ * Bounce buffers when -o bounce_buffers is not given: 16 MiB of them (a
+ * 1 MiB read of device pages takes 256 four-KiB buffers, and sequential
+ * readers keep their next read's copy in up to half), at least 512.  The
+ * region is touched only as buffers are used.
+ */
+static size_t bounce_buffers_default(size_t page_size)
+{
+	size_t n = ((size_t)16 << 20) / page_size;
+
+	return n > 512 ? n : 512;
+}
+
 static int cache_setup(struct hmmfs *fs, const struct hmmfs_opts *o,
 		       const char *backing)
 {
@@ -226,7 +239,8 @@ static int cache_setup(struct hmmfs *fs, const struct hmmfs_opts *o,
 		.gpu = (int)o->gpu,
 		.migrate = o->migrate,
 		.device_copy = o->device_copy,
-		.bounce_buffers = o->bounce_buffers,
+		.bounce_buffers = o->bounce_buffers ? o->bounce_buffers :
+				  bounce_buffers_default(o->page_size),
 		.inval = notify_inval,
 		.inval_arg = fs,
 		.ksm = !strcmp(o->ksm, "on"),

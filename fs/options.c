@@ -107,7 +107,7 @@ static const struct opt_desc opt_table[] = {
 	{ "ksm_scope", OPT_CHOICE, FIELD(ksm_scope), 0, 0,
 	  "=uid|all   merge only files of one owner, or any (default uid)" },
 	{ "bounce_buffers", OPT_UINT, FIELD(bounce_buffers), 1, 65536,
-	  "=N      bounce buffers of one page each (default 512)" },
+	  "=N      bounce buffers of one page each (default 16 MiB's, at least 512)" },
 	/* mount options handed to libfuse and the kernel */
 	{ "allow_other", OPT_PASS, FIELD(allow_other), 0, 0,
 	  "other users may use the mount (implies default_permissions)" },
@@ -214,7 +214,7 @@ static void opts_set_defaults(struct hmmfs_opts *o)
 	o->device_cache = (size_t)1 << 30;
 	strcpy(o->migrate, "adaptive");
 	strcpy(o->device_copy, "auto");
-	o->bounce_buffers = 512;
+	o->bounce_buffers = 0;	/* main.c: 16 MiB of buffers, at least 512 */
 	strcpy(o->ksm, "off");
 	strcpy(o->ksm_scope, "uid");
 	o->splice = 1;
