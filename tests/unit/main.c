@@ -25,6 +25,7 @@ int main(int argc, char **argv)
 {
 	int (*const registers[])(void) = {
 		register_bounce_io,
+		register_bounce_pool,
 		register_cache_file,
 		register_cache_index,
 		register_cache_migrate,

@@ -10,6 +10,7 @@
 #include <CUnit/CUnit.h>
 
 int register_bounce_io(void);
+int register_bounce_pool(void);
 int register_cache_file(void);
 int register_cache_index(void);
 int register_cache_migrate(void);
