@@ -223,6 +223,10 @@ void devra_start(struct cfile *f, struct cache_ra *ra, off_t next,
 
 	if (!c->dev || !ra || next % (off_t)ps || next >= size || !len)
 		return;
+	/* a later read came meanwhile (the kernel's readahead sends several
+	 * at once): it asked for this range already, a copy would be wasted */
+	if (atomic_load_explicit(&ra->next, memory_order_relaxed) != next)
+		return;
 	if ((off_t)len > size - next)
 		len = (size_t)(size - next);
 	n = (len + ps - 1) / ps;
