@@ -10,10 +10,13 @@
 # 3. measures raw copy bandwidth through the cuda backend with cudabw:
 #    1 GiB in 1 MiB pieces, both ways, pinned (1 and 4 threads), pageable,
 #    and in 64 KiB pieces;
-# 4. at the mount: hmmfs migration throughput to the device and back
-#    (hmmfsctl migrate), and a bounce read (fio, seq 1M direct=1) of a file
-#    whose pages are on the device.  These steps run once the daemon has
-#    -o device=cuda and hmmfsctl has migrate; until then they say "skipped".
+# 4. at the mount (migrate=bounce): hmmfs migration throughput to the
+#    device and back (hmmfsctl migrate), and reads of the file with its
+#    pages on the host, then on the device (fio psync, 5 s each: seq 1M
+#    direct, rand 4k direct with 1 and 4 jobs), with the device/host ratio
+#    bench/devread.sh reports for hostsim.  These steps run once the
+#    daemon has -o device=cuda and hmmfsctl has migrate; until then they
+#    say "skipped".
 # Prints one table at the end, also written to $RESULTS (default
 # build/gpu-results.txt).  Exit 0 if nothing failed, 1 if something did,
 # 77 if there is no NVIDIA driver here.
@@ -109,6 +112,30 @@ bw "pageable 1 MiB x1 thread" -m "$SIZE_MIB" -c 1024 -r 1 -t 1 -P
 # build/hmmfsctl migrate --to device|host FILE (prints the pages moved);
 # build/hmmfsctl stats MNT --json (page_size); fio.
 echo "== mount: migration and bounce reads"
+
+# fio_iops MNT RW BS JOBS: read IOPS over 5 s (terse v3 field 8, summed).
+fio_iops() {
+	timeout 60 fio --name=tier --filename="$1/data" --rw="$2" --bs="$3" \
+		--direct=1 --numjobs="$4" --ioengine=psync --size="${SIZE_MIB}M" \
+		--time_based --runtime=5 --group_reporting --minimal 2>/dev/null |
+		awk -F';' '{ s += $8 } END { if (NR) printf "%.0f", s }'
+}
+
+# tier_reads MNT LABEL RW BS JOBS: the same job with the file on the host
+# tier, then on the device tier; one row with both and their ratio.
+tier_reads() {
+	"$B/hmmfsctl" migrate --to host "$1/data" >/dev/null 2>&1 &&
+		host=$(fio_iops "$1" "$3" "$4" "$5")
+	"$B/hmmfsctl" migrate --to device "$1/data" >/dev/null 2>&1 &&
+		dev=$(fio_iops "$1" "$3" "$4" "$5")
+	if [ -z "${host:-}" ] || [ -z "${dev:-}" ] || [ "$host" -eq 0 ]; then
+		fail "fio $2" "host ${host:-?}, device ${dev:-?} IOPS"
+		return
+	fi
+	row "fio $2: device/host" \
+	    "$(awk -v d="$dev" -v h="$host" 'BEGIN { printf "%.2fx (%d / %d IOPS)", d / h, d, h }')"
+}
+
 mount_tests() {
 	if [ "$have_hmmfs" != 1 ]; then
 		row "migration, bounce read" "skipped: no build"
@@ -119,7 +146,7 @@ mount_tests() {
 		return
 	fi
 	backing=$(mktemp -d) mnt=$(mktemp -d)
-	opts="device=cuda${HMMFS_GPU_MOUNT_OPTS:+,$HMMFS_GPU_MOUNT_OPTS}"
+	opts="device=cuda,migrate=bounce${HMMFS_GPU_MOUNT_OPTS:+,$HMMFS_GPU_MOUNT_OPTS}"
 	dd if=/dev/urandom of="$backing/data" bs=1M count="$SIZE_MIB" status=none
 	if ! timeout 20 "$B/hmmfs" "$backing" "$mnt" -o "$opts"; then
 		fail "mount -o $opts"
@@ -146,18 +173,11 @@ mount_tests() {
 		       'BEGIN { printf "%.2f GiB/s", n * p / (b - a) / 1073741824 }')"
 	done
 	if command -v fio >/dev/null 2>&1; then
-		# terse v3: field 7 is the read bandwidth in KiB/s
-		kibs=$(timeout 60 fio --name=bounce --filename="$mnt/data" --rw=read \
-		       --bs=1M --direct=1 --ioengine=psync --size="${SIZE_MIB}M" \
-		       --minimal 2>/dev/null | cut -d';' -f7)
-		if [ -n "$kibs" ]; then
-			row "fio seq read 1M direct=1 (pages on device)" \
-			    "$(awk -v k="$kibs" 'BEGIN { printf "%.2f GiB/s", k / 1048576 }')"
-		else
-			fail "fio seq read 1M direct=1"
-		fi
+		tier_reads "$mnt" "seq 1M direct" read 1M 1
+		tier_reads "$mnt" "rand 4k direct" randread 4k 1
+		tier_reads "$mnt" "rand 4k direct, 4 jobs" randread 4k 4
 	else
-		row "fio seq read 1M direct=1" "skipped: no fio"
+		row "fio reads, device/host" "skipped: no fio"
 	fi
 	"$B/hmmfsctl" stats "$mnt" --json
 	fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt"
