@@ -202,6 +202,10 @@ struct cache_res_counts {
  *
  * @ahead:  bytes of device pages copied for the read expected next, or
  *          NULL (devra.c); freed by cache_ra_drop().
+ * @device_ahead: copy device pages ahead for this open file at all (set
+ *          by the opener, where the kernel does not read ahead itself:
+ *          O_DIRECT, direct_io; with its own readahead a copy ahead is
+ *          more often wasted than used).
  *
  * The kernel may send reads on one open file at once (its own readahead),
  * so all are atomics, updated relaxed: a lost update only misjudges one
@@ -212,6 +216,7 @@ struct cache_ra {
 	_Atomic off_t next;
 	_Atomic unsigned int window;
 	struct devra *_Atomic ahead;
+	bool device_ahead;
 };
 
 /* Build the cache.  @err gets a message on failure. */

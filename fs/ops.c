@@ -1083,6 +1083,9 @@ static int file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
 	fi->direct_io = fs->opts->direct_io;
 	fi->keep_cache = !fs->opts->direct_io && !atime &&
 			 (fs->opts->kernel_cache || fresh);
+	/* the kernel reads ahead for opens it caches; copies ahead only
+	 * pay where it does not */
+	hf->ra.device_ahead = fi->direct_io || (fi->flags & O_DIRECT);
 	return 0;
 }
 
