@@ -59,9 +59,14 @@ static int check_backing(const char *backing, char real[PATH_MAX])
 	return 0;
 }
 
-static int check_mountpoint(const char *mnt)
+/*
+ * MOUNTPOINT must be an existing directory that is not a mount point
+ * already; @real gets its absolute path, which is what gets mounted and
+ * unmounted (the daemon's chdir("/") would make a relative one name
+ * something else, leaving a dead mount at the end).
+ */
+static int check_mountpoint(const char *mnt, char real[PATH_MAX])
 {
-	char real[PATH_MAX];
 	struct stat st;
 	int ret;
 
@@ -93,6 +98,24 @@ static int check_mountpoint(const char *mnt)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * MOUNTPOINT inside BACKING would show the mount inside itself: the daemon
+ * holds a descriptor on its own mount point once something looks there,
+ * and neither umount nor fusermount3 -u can remove it.  Refused.
+ */
+static int check_not_nested(const char *backing, const char *mnt)
+{
+	size_t n = strlen(backing);
+
+	if (strcmp(backing, "/") != 0 &&
+	    (strncmp(mnt, backing, n) != 0 || (mnt[n] != '/' && mnt[n] != '\0')))
+		return 0;
+	fprintf(stderr, "hmmfs: MOUNTPOINT '%s' is inside BACKING '%s': the mount "
+		"would show itself and could not be unmounted; mount it elsewhere\n",
+		mnt, backing);
+	return -1;
 }
 
 static int check_fuse_device(void)
@@ -861,7 +884,7 @@ int main(int argc, char **argv)
 {
 	struct hmmfs_opts o;
 	struct hmmfs fs;
-	char err[512], backing[PATH_MAX];
+	char err[512], backing[PATH_MAX], mountpoint[PATH_MAX];
 	int ret;
 
 	ret = opts_parse(argc, argv, &o, err, sizeof(err));
@@ -887,8 +910,14 @@ int main(int argc, char **argv)
 	/* modes arrive with the caller's umask applied; do not apply ours */
 	umask(0);
 	fd_limit_raise();
-	if (check_backing(o.backing, backing) || check_mountpoint(o.mountpoint) ||
-	    check_fuse_device() || fs_init(&fs, &o, backing)) {
+	if (check_backing(o.backing, backing) ||
+	    check_mountpoint(o.mountpoint, mountpoint) ||
+	    check_not_nested(backing, mountpoint)) {
+		opts_free(&o);
+		return 1;
+	}
+	o.mountpoint = mountpoint;	/* absolute from here on */
+	if (check_fuse_device() || fs_init(&fs, &o, backing)) {
 		opts_free(&o);
 		return 1;
 	}

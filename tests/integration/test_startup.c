@@ -14,7 +14,9 @@
  * kernel still held (writeback_cache writes on an open fd, MAP_SHARED
  * stores with no msync) when SIGTERM came.  Without -f the
  * command returns 0 once mounted, and the background daemon goes away on
- * umount.
+ * umount; given relative paths it unmounts them on SIGTERM and SIGINT,
+ * and when its start fails after the fork (no CUDA driver), leaving no
+ * dead mount.  MOUNTPOINT inside BACKING is refused.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -387,6 +389,84 @@ static void daemonizes_without_f(void)
 		kill(find_daemon_for(it.mnt), SIGKILL);
 }
 
+/* In the child before exec: relative paths below are from it.root. */
+static void chdir_root(void)
+{
+	if (chdir(it.root) < 0)
+		_exit(125);
+}
+
+static void chdir_root_no_cuda(void)
+{
+	chdir_root();
+	setenv("HMMFS_CUDA_LIB", "/nonexistent/libcuda.so.1", 1);
+}
+
+/* MOUNTPOINT is not mounted, and not a dead mount either. */
+static void expect_clean_mountpoint(void)
+{
+	struct stat st;
+
+	IT_TRUE(stat(it.mnt, &st) == 0, "stat %s: %s", it.mnt, it_errname(errno));
+	IT_EQ(it_mount_count(it.mnt, NULL, NULL, 0), 0);
+}
+
+/*
+ * Relative BACKING and MOUNTPOINT, in the background: @sig ends the daemon
+ * and the mount goes with it (the daemon's chdir("/") must not leave
+ * libfuse unmounting a relative path from there).
+ */
+static void relative_paths_signal(int sig)
+{
+	pid_t daemon;
+
+	run_hmmfs(chdir_root, "b/backing", "m/mnt", NULL, NULL, NULL);
+	expect_exit_0();
+	IT_REQUIRE_EQ(it_mount_count(it.mnt, NULL, NULL, 0), 1);
+	daemon = find_daemon_for("m/mnt");
+	IT_REQUIRE(daemon > 0, "no background daemon process found");
+	IT_OK(it_put_str(MNT("f"), "relative"));
+	IT_OK(kill(daemon, sig));
+	IT_TRUE(wait_daemon_gone("m/mnt", 10000),
+		"daemon (pid %d) still running 10 s after signal %d", (int)daemon, sig);
+	if (find_daemon_for("m/mnt") > 0)
+		kill(find_daemon_for("m/mnt"), SIGKILL);
+	expect_clean_mountpoint();
+	IT_CONTENT_STR(BACK("f"), "relative");
+}
+
+static void relative_paths_sigterm(void)
+{
+	relative_paths_signal(SIGTERM);
+}
+
+static void relative_paths_sigint(void)
+{
+	relative_paths_signal(SIGINT);
+}
+
+/* Relative paths, a start-up that fails after the fork: nothing left. */
+static void relative_paths_late_failure(void)
+{
+	run_hmmfs(chdir_root_no_cuda, "b/backing", "m/mnt", "-o", "device=cuda", NULL);
+	expect_failure_naming("cuda");
+	IT_TRUE(!strstr(proc.err, "failed to unmount"), "stderr: %s", proc.err);
+	expect_clean_mountpoint();
+}
+
+/* MOUNTPOINT inside BACKING is refused, naming both. */
+static void mountpoint_inside_backing(void)
+{
+	char inner[PATH_MAX + 8];
+
+	snprintf(inner, sizeof(inner), "%s/m", it.backing);
+	IT_REQUIRE_OK(mkdir(inner, 0755));
+	run_hmmfs(NULL, it.backing, inner, "-f", NULL, NULL);
+	expect_failure_naming("inside BACKING");
+	IT_EQ(it_mount_count(inner, NULL, NULL, 0), 0);
+	IT_EQ(it_mounts_below(it.root), 0);
+}
+
 /*
  * Started with a soft limit of 256 descriptors, the daemon raises its own
  * (open files and cached ones each hold one, and every inode does where
@@ -449,6 +529,11 @@ static const struct it_test tests[] = {
 	  0, NULL },
 	{ "umount_ends_daemon", umount_ends_daemon, 0, NULL },
 	{ "daemonizes_without_f", daemonizes_without_f, 0, NULL },
+	{ "relative paths, background, SIGTERM", relative_paths_sigterm, 0, NULL },
+	{ "relative paths, background, SIGINT", relative_paths_sigint, 0, NULL },
+	{ "relative paths, a failure after the fork", relative_paths_late_failure,
+	  0, NULL },
+	{ "mountpoint inside backing", mountpoint_inside_backing, 0, NULL },
 	{ "raises_fd_limit", raises_fd_limit, 0, NULL },
 	{ NULL, NULL, 0, NULL },
 };
