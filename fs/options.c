@@ -586,6 +586,14 @@ int opts_parse(int argc, char **argv, struct hmmfs_opts *o,
 	}
 	if (o->debug)
 		o->foreground = 1;
+	/* every modelled copy must end: one page within a second */
+	if (o->device_bw && o->device_bw < o->page_size)
+		return fail(err, errlen, "device_bw=%llu: a page of %llu bytes would "
+			    "take more than a second to copy; give at least %llu "
+			    "(or 0: no bandwidth model)",
+			    (unsigned long long)o->device_bw,
+			    (unsigned long long)o->page_size,
+			    (unsigned long long)o->page_size);
 	if (o->direct_io)
 		o->writeback_cache = 0;	/* no kernel page cache to batch in */
 	if (o->allow_other && !o->default_permissions) {
