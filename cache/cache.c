@@ -18,6 +18,7 @@
 
 #include "cache/cache_int.h"
 #include "cache/rcu.h"
+#include "log/log.h"
 
 #if defined(__SANITIZE_THREAD__)
 char cache_rcu_token;
@@ -282,8 +283,8 @@ int cache_destroy(struct cache *c)
 	uint64_t lost = cache_files_close_all(c);
 
 	if (lost)
-		fprintf(stderr, "hmmfs: %llu bytes of dirty data could not be "
-			"written back at unmount (files logged above)\n",
+		log_print(LOG_ERR, "%llu bytes of dirty data could not be "
+			"written back at unmount (files logged above)",
 			(unsigned long long)lost);
 	if (c->started)
 		cache_flusher_stop(c);

@@ -63,11 +63,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <syslog.h>
 #include <unistd.h>
 
 #include "cache/cache_int.h"
 #include "cache/rcu.h"
+#include "log/log.h"
 
 #define FTAB_MIN_SIZE 1024
 
@@ -507,7 +507,7 @@ static void file_path(struct cfile *f, char *buf, size_t len)
 	buf[n < (ssize_t)len ? n : (ssize_t)len - 1] = '\0';
 }
 
-/* Operators read stderr in the foreground and syslog in the background. */
+/* Every such line reaches the log (log/log.h): data is named there. */
 void cache_log_file(struct cfile *f, const char *fmt, const char *err,
 		    uint64_t bytes)
 {
@@ -519,8 +519,7 @@ void cache_log_file(struct cfile *f, const char *fmt, const char *err,
 	file_path(f, path, sizeof(path));
 	snprintf(msg, sizeof(msg), fmt, path, err, (unsigned long long)bytes);
 #pragma GCC diagnostic pop
-	fprintf(stderr, "hmmfs: %s\n", msg);
-	syslog(LOG_ERR, "%s", msg);
+	log_print(LOG_ERR, "%s", msg);
 }
 
 void file_idle_queue(struct cfile *f)

@@ -67,6 +67,7 @@
 
 #include "device/cuda_int.h"
 #include "device/device.h"
+#include "log/log.h"
 
 #define CUDA_NSTREAMS	8
 #define CUDA_BLOCK	256		/* threads per block */
@@ -381,7 +382,7 @@ static int cuda_fail(struct cuda_dev *cd, const char *what, CUresult r)
 {
 	char msg[256];
 
-	fprintf(stderr, "hmmfs: cuda: GPU %d: %s: %s\n", cd->gpu, what,
+	log_err("cuda: GPU %d: %s: %s", cd->gpu, what,
 		cuda_describe(&cd->api, r, msg, sizeof(msg)));
 	return cuda_result_errno(r);
 }

@@ -51,6 +51,7 @@
 
 #include "device/device.h"
 #include "fault/fault.h"
+#include "log/log.h"
 
 static const struct dev_ops *dev_backends[] = {
 	&dev_cuda_ops,
@@ -368,7 +369,7 @@ int dev_fence_wait(struct device *d, struct dev_fence *f)
 	int ret = d->ops->fence_wait(d, f);
 
 	if (ret == -ENODEV && !atomic_exchange(&d->lost, 1))
-		fprintf(stderr, "hmmfs: device %s lost\n", d->ops->name);
+		log_err("device %s lost", d->ops->name);
 	return ret;
 }
 
@@ -471,7 +472,7 @@ static int dev_copy_run(struct device *d, enum dev_copy_path path,
 	if (!ret)
 		dev_cost_learn(&d->cost[path], bytes, dev_clock_ns() - t0);
 	if (ret == -ENODEV && !atomic_exchange(&d->lost, 1))
-		fprintf(stderr, "hmmfs: device %s lost\n", d->ops->name);
+		log_err("device %s lost", d->ops->name);
 	return ret;
 }
 

@@ -44,6 +44,7 @@
 
 #include "fs/fs.h"
 #include "fs/guard.h"
+#include "log/log.h"
 
 #define ATIME_RECHECK_MS 1000	/* how stale the mount's flags may be */
 #define RELATIME_MAX_AGE (24 * 60 * 60)
@@ -178,7 +179,7 @@ static void atime_touch(struct hmmfs *fs, struct hmm_inode *inode)
 	if (fd < 0)
 		return;		/* unreadable to us: atime stays */
 	if (pread(fd, &c, 1, 0) < 0)
-		fprintf(stderr, "hmmfs: cannot set atime: %s\n", strerror(errno));
+		log_warn("cannot set atime: %s", strerror(errno));
 	close(fd);
 }
 

@@ -20,6 +20,7 @@
  * Runs once, after the mount and before serving; no locking.
  */
 #include "fs/bdi.h"
+#include "log/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -78,14 +79,14 @@ int bdi_setup(dev_t dev, size_t max_bytes, int verbose)
 	if (ret == -EINVAL)
 		ret = bdi_write(dev, "max_ratio", 100);
 	if (ret) {
-		fprintf(stderr, "hmmfs: notice: cannot set the mount's kernel dirty "
+		log_notice("cannot set the mount's kernel dirty "
 			"limit (/sys/class/bdi/%u:%u/max_bytes: %s); writes wait "
-			"for the daemon beyond the kernel's 1%% share\n",
+			"for the daemon beyond the kernel's 1%% share",
 			major(dev), minor(dev), strerror(-ret));
 		return ret;
 	}
 	if (verbose && bdi_read(dev, "max_bytes", &got) == 0)
-		fprintf(stderr, "hmmfs: bdi %u:%u: max_bytes %llu (kernel_dirty), "
-			"strict_limit on\n", major(dev), minor(dev), got);
+		log_info("bdi %u:%u: max_bytes %llu (kernel_dirty), "
+			"strict_limit on", major(dev), minor(dev), got);
 	return 0;
 }

@@ -72,6 +72,7 @@
  * held when it is taken; nothing is taken under it).
  */
 #include "fs/fdcache.h"
+#include "log/log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -257,8 +258,8 @@ bool fdc_shrink(struct fdcache *c)
 	max = c->open / 2 < FDC_MIN_MAX ? FDC_MIN_MAX : c->open / 2;
 	if (max < c->max) {
 		c->max = max;
-		fprintf(stderr, "hmmfs: out of descriptors: max_fds lowered to "
-			"%zu\n", max);
+		log_warn("out of descriptors: max_fds lowered to "
+			"%zu", max);
 	}
 	evict_locked(c);
 	closed = c->open < before;
@@ -286,8 +287,8 @@ static int mount_for(struct fdcache *c, int fd, dev_t dev, mode_t type)
 	if (type == S_IFDIR) {
 		/* a new device is rare: probing under the lock is fine */
 		if (handles_probe(fd, &mnt))
-			fprintf(stderr, "hmmfs: notice: a file system below BACKING "
-				"has no file handles; its inodes keep descriptors\n");
+			log_notice("a file system below BACKING "
+				"has no file handles; its inodes keep descriptors");
 		if (mount_add_locked(c, dev, mnt) && mnt >= 0) {
 			close(mnt);
 			mnt = -1;
@@ -413,7 +414,7 @@ void fdc_put(struct fdcache *c, struct fdc_entry *e)
 	pthread_mutex_lock(&c->lock);
 	if (!e->refs) {
 		pthread_mutex_unlock(&c->lock);
-		fprintf(stderr, "hmmfs: fdcache: put without get\n");
+		log_err("fdcache: put without get");
 		return;
 	}
 	if (--e->refs == 0 && e->fh) {

@@ -20,6 +20,7 @@
  * inserted the same object meanwhile, ours is thrown away.
  */
 #include "fs/inode.h"
+#include "log/log.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -188,8 +189,8 @@ static ino_t itab_ino_locked(struct itab *t, dev_t dev, ino_t ino)
 		return ino;
 	if ((prefix < 0 || ((uint64_t)ino & ~ITAB_INO_MASK)) && !t->wide_logged) {
 		t->wide_logged = 1;
-		fprintf(stderr, "hmmfs: inode %llu on device %u:%u below BACKING "
-			"gets no unique number; st_ino may repeat\n",
+		log_warn("inode %llu on device %u:%u below BACKING "
+			"gets no unique number; st_ino may repeat",
 			(unsigned long long)ino, major(dev), minor(dev));
 	}
 	if (prefix < 0)
@@ -372,7 +373,7 @@ void itab_forget(struct itab *t, struct hmm_inode *inode, uint64_t n)
 		return;
 	pthread_mutex_lock(&t->lock);
 	if (n > inode->nlookup) {
-		fprintf(stderr, "hmmfs: forget of %llu lookups on an inode with %llu\n",
+		log_err("forget of %llu lookups on an inode with %llu",
 			(unsigned long long)n, (unsigned long long)inode->nlookup);
 		n = inode->nlookup;
 	}

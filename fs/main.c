@@ -39,6 +39,7 @@
 #include "fs/bdi.h"
 #include "fs/devio.h"
 #include "fs/guard.h"
+#include "log/log.h"
 
 static int check_backing(const char *backing, char real[PATH_MAX])
 {
@@ -364,6 +365,8 @@ static void daemon_ready(int report_fd, int status)
 
 	if (report_fd < 0)
 		return;
+	if (!status)
+		log_to_syslog();	/* stderr goes to /dev/null next */
 	if (!status && (nul = open("/dev/null", O_RDWR)) >= 0) {
 		dup2(nul, STDIN_FILENO);
 		dup2(nul, STDOUT_FILENO);
@@ -807,11 +810,6 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 		ret = 1;
 		goto out_unmount;
 	}
-	/*
-	 * The log's socket now, not at the first message: that may be the
-	 * first EMFILE (opstat.c), when no descriptor is left to open it.
-	 */
-	openlog("hmmfs", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 	if (start_threads(fs)) {
 		daemon_ready(report_fd, 1);
 		ret = 1;
@@ -826,6 +824,8 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 		goto out_notify;
 	}
 	daemon_ready(report_fd, 0);
+	if (!o->foreground)	/* the system log's first line of this mount */
+		log_print(LOG_INFO, "mounted %s (hmmfs %s)", fsname, HMMFS_VERSION);
 	/*
 	 * libfuse returns the signal number after SIGHUP, and the single-
 	 * threaded loop may return -EINTR after the stopper's kick: clean.
@@ -917,6 +917,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	o.mountpoint = mountpoint;	/* absolute from here on */
+	log_init(mountpoint);
 	if (check_fuse_device() || fs_init(&fs, &o, backing)) {
 		opts_free(&o);
 		return 1;
@@ -932,6 +933,9 @@ int main(int argc, char **argv)
 	/* then whatever is left; data it could not write makes the exit fail */
 	if (fs.cache && cache_destroy(fs.cache) && !ret)
 		ret = 1;
+	if (!o.foreground || ret)
+		log_print(ret ? LOG_ERR : LOG_INFO, "ended with exit status %d", ret);
+	log_close();
 	opts_free(&o);
 	return ret;
 }

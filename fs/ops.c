@@ -64,6 +64,7 @@
 #include "fs/guard.h"
 #include "fs/hmmfs_ioctl.h"
 #include "fs/opstat.h"
+#include "log/log.h"
 
 #define MAX_IO (1u << 20)	/* max_read / max_write */
 #define OFF_MAX ((off_t)INT64_MAX)
@@ -388,8 +389,8 @@ static int set_owner(struct hmmfs *fs, struct hmm_inode *inode, int valid,
 	/* dedupe merges by owner: the old owner's frames must let go */
 	ret = cache_file_set_uid(cf, (uint32_t)uid);
 	if (ret)
-		fprintf(stderr, "hmmfs: chown: %s: pages stay shared with the "
-			"old owner's files\n", strerror(-ret));
+		log_warn("chown: %s: pages stay shared with the "
+			"old owner's files", strerror(-ret));
 	return 0;
 }
 
@@ -1519,9 +1520,9 @@ static void direct_write_inval(fuse_req_t req, fuse_ino_t ino, off_t off,
 	notify_inval(fs, ino, off, (off_t)len);
 	if (!fs->opts->singlethread && notify_flush(fs, DIO_INVAL_WAIT_MS) &&
 	    !atomic_exchange(&said, true))
-		fprintf(stderr, "hmmfs: dropping the kernel's cached copy after an "
+		log_notice("dropping the kernel's cached copy after an "
 			"O_DIRECT write waits for reads in flight; replying first "
-			"(said once)\n");
+			"(said once)");
 }
 
 /*
@@ -2443,7 +2444,7 @@ static int ioctl_range_ok(uint32_t version, uint64_t off, uint64_t len)
 static void ioctl_wait_inval(struct hmmfs *fs)
 {
 	if (notify_flush(fs, 5000))
-		fprintf(stderr, "hmmfs: kernel cache invalidation is slow\n");
+		log_warn("kernel cache invalidation is slow");
 }
 
 /*
@@ -2740,8 +2741,8 @@ static void acl_init(struct hmmfs *fs, struct fuse_conn_info *conn)
 		return;
 	}
 	if (fs->opts->allow_other)
-		fprintf(stderr, "hmmfs: BACKING keeps POSIX ACLs, but %s: other "
-			"users are checked against the mode bits only\n",
+		log_notice("BACKING keeps POSIX ACLs, but %s: other "
+			"users are checked against the mode bits only",
 			fs->opts->noxattr ? "noxattr is set" :
 			"the kernel cannot enforce them through FUSE");
 }

@@ -30,13 +30,13 @@
  */
 #include "fs/opstat.h"
 #include "fs/opnames.h"
+#include "log/log.h"
 
 #include <errno.h>
 #include <linux/fuse.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <syslog.h>
 #include <time.h>
 
 struct op_counter {
@@ -101,8 +101,8 @@ static const int logged_errors[] = { EMFILE, ENFILE, ENOMEM, ENOSPC, EDQUOT, EIO
 static atomic_bool logged[sizeof(logged_errors) / sizeof(logged_errors[0])];
 
 /*
- * Log @err answered to @opcode if it is the first of its kind.  Operators
- * read stderr in the foreground and syslog in the background.
+ * Log @err answered to @opcode if it is the first of its kind (log/log.h
+ * says where it goes).
  */
 static void log_first_failure(uint32_t opcode, int err)
 {
@@ -116,8 +116,7 @@ static void log_first_failure(uint32_t opcode, int err)
 			 "such failure; later ones are counted, not logged "
 			 "(hmmfsctl stats: errors)", op, strerrorname_np(err),
 			 strerror(err));
-		fprintf(stderr, "hmmfs: %s\n", msg);
-		syslog(LOG_WARNING, "%s", msg);
+		log_warn("%s", msg);
 		return;
 	}
 }

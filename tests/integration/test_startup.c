@@ -16,10 +16,12 @@
  * command returns 0 once mounted, and the background daemon goes away on
  * umount; given relative paths it unmounts them on SIGTERM and SIGINT,
  * and when its start fails after the fork (no CUDA driver), leaving no
- * dead mount.  MOUNTPOINT inside BACKING is refused.
+ * dead mount; its lines go to the system log (a socket of the test's),
+ * naming the mount point.  MOUNTPOINT inside BACKING is refused.
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <regex.h>
 #include <sched.h>
 #include <signal.h>
@@ -29,7 +31,9 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -454,6 +458,58 @@ static void relative_paths_late_failure(void)
 	expect_clean_mountpoint();
 }
 
+static char log_sock[PATH_MAX];
+
+static void log_to_test_socket(void)
+{
+	setenv("HMMFS_LOG_SOCKET", log_sock, 1);
+}
+
+/* The next datagram on @fd within 5 s, into @buf (empty on timeout). */
+static void log_recv(int fd, char *buf, size_t len)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	ssize_t n = 0;
+
+	if (poll(&p, 1, 5000) == 1)
+		n = recv(fd, buf, len - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+}
+
+/*
+ * In the background the daemon's lines go to the system log (here a
+ * socket of the test's, $HMMFS_LOG_SOCKET), each naming the mount point:
+ * "mounted" first, "ended with exit status 0" after SIGTERM.
+ */
+static void background_logs_to_syslog(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char line[2048], want[PATH_MAX + 16];
+	pid_t daemon;
+	int fd;
+
+	IT_REQUIRE(snprintf(log_sock, sizeof(log_sock), "%s/log.sock", it.root) <
+		   (int)sizeof(sa.sun_path), "%s/log.sock: too long", it.root);
+	memcpy(sa.sun_path, log_sock, strlen(log_sock) + 1);
+	fd = IT_REQUIRE_OK(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+	IT_REQUIRE_OK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)));
+	run_hmmfs(log_to_test_socket, it.backing, it.mnt, NULL, NULL, NULL);
+	expect_exit_0();
+	daemon = find_daemon_for(it.mnt);
+	IT_REQUIRE(daemon > 0, "no background daemon process found");
+	snprintf(want, sizeof(want), "%s: mounted", it.mnt);
+	log_recv(fd, line, sizeof(line));
+	IT_HAS(line, want);
+	snprintf(want, sizeof(want), "hmmfs[%d]: ", (int)daemon);
+	IT_HAS(line, want);
+	IT_OK(kill(daemon, SIGTERM));
+	IT_TRUE(wait_daemon_gone(it.mnt, 10000), "daemon still running");
+	log_recv(fd, line, sizeof(line));
+	IT_HAS(line, "ended with exit status 0");
+	close(fd);
+	unlink(log_sock);
+}
+
 /* MOUNTPOINT inside BACKING is refused, naming both. */
 static void mountpoint_inside_backing(void)
 {
@@ -534,6 +590,7 @@ static const struct it_test tests[] = {
 	{ "relative paths, a failure after the fork", relative_paths_late_failure,
 	  0, NULL },
 	{ "mountpoint inside backing", mountpoint_inside_backing, 0, NULL },
+	{ "background: lines to the system log", background_logs_to_syslog, 0, NULL },
 	{ "raises_fd_limit", raises_fd_limit, 0, NULL },
 	{ NULL, NULL, 0, NULL },
 };

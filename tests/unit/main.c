@@ -36,6 +36,7 @@ int main(int argc, char **argv)
 		register_fs_guard,
 		register_fs_inode,
 		register_fs_options,
+		register_log_log,
 		register_wp_ksm,
 	};
 	unsigned int failed;
