@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 
 #include "fs/hmmfs_ioctl.h"
 #include "fs/opnames.h"
+#include "util/size.h"
 
 struct ctl_cmd {
 	const char *name;
@@ -342,31 +344,6 @@ static int cmd_sync(int argc, char **argv)
 	return ret;
 }
 
-/* "4096", "64K", "1M", "2G" -> bytes.  Return: 0, or -1 if malformed. */
-static int parse_bytes(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	unsigned int shift = 0;
-
-	if (*s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno)
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	}
-	if (*end || (shift && v > (UINT64_MAX >> shift)))
-		return -1;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
 /* Options shared by the range commands. */
 struct range_args {
 	const char *path;
@@ -376,17 +353,31 @@ struct range_args {
 	int have_value, json;
 };
 
-/* Parse PATH and --offset/--length/--to/--op/--value/--json. */
+/*
+ * Parse PATH and --offset/--length/--to/--op/--value/--json; an option's
+ * value comes as the next argument or after '=' (--offset=4096).
+ */
 static int range_args_parse(int argc, char **argv, struct range_args *a,
 			    const char *usage_line)
 {
+	char name[32];
+
 	memset(a, 0, sizeof(*a));
 	for (int i = 1; i < argc; i++) {
-		const char *o = argv[i];
+		const char *o = argv[i], *eq = strchr(o, '=');
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		bool inline_value = o[0] == '-' && eq;
 		int bad = 0;
 
-		if (!strcmp(o, "--json")) {
+		if (inline_value) {
+			if ((size_t)(eq - o) >= sizeof(name))
+				goto out_usage;
+			memcpy(name, o, (size_t)(eq - o));
+			name[eq - o] = '\0';
+			o = name;
+			v = eq + 1;
+		}
+		if (!strcmp(o, "--json") && !inline_value) {
 			a->json = 1;
 			continue;
 		}
@@ -399,22 +390,24 @@ static int range_args_parse(int argc, char **argv, struct range_args *a,
 		if (!v)
 			goto out_usage;
 		if (!strcmp(o, "--offset"))
-			bad = parse_bytes(v, &a->offset);
+			bad = size_parse(v, &a->offset);
 		else if (!strcmp(o, "--length"))
-			bad = parse_bytes(v, &a->length);
+			bad = size_parse(v, &a->length);
 		else if (!strcmp(o, "--to"))
 			a->to = v;
 		else if (!strcmp(o, "--op"))
 			a->op = v;
 		else if (!strcmp(o, "--value"))
-			bad = parse_bytes(v, &a->value), a->have_value = 1;
+			bad = size_parse(v, &a->value), a->have_value = 1;
 		else
 			goto out_usage;
 		if (bad) {
-			fprintf(stderr, "hmmfsctl: %s: not a size or number: '%s'\n", o, v);
+			fprintf(stderr, "hmmfsctl: %s: not a size (decimal, with K, M, G, "
+				"T or P if wanted: 4096, 64K, 1.5M): '%s'\n", o, v);
 			return 2;
 		}
-		i++;
+		if (!inline_value)
+			i++;	/* the value was the next argument */
 	}
 	if (!a->path)
 		goto out_usage;
@@ -662,7 +655,7 @@ static int ksm_parse_set(const char *arg, struct hmmfs_ioc_ksm *k)
 		if (strlen(ksm_knob_names[i]) != (size_t)(eq - arg) ||
 		    strncmp(arg, ksm_knob_names[i], (size_t)(eq - arg)))
 			continue;
-		if (parse_bytes(eq + 1, &v) || v > UINT32_MAX) {
+		if (size_parse(eq + 1, &v) || v > UINT32_MAX) {
 			fprintf(stderr, "hmmfsctl: ksm: %s: not a number\n", arg);
 			return -1;
 		}

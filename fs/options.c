@@ -23,6 +23,8 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include "util/size.h"
+
 enum opt_kind {
 	OPT_FLAG,	/* name        -> int field = 1 */
 	OPT_NOFLAG,	/* noname      -> int field = 0 (a default-on flag) */
@@ -265,39 +267,6 @@ static int parse_uint(const char *val, unsigned long min, unsigned long max,
 	return 0;
 }
 
-int opts_parse_size(const char *s, size_t *out)
-{
-	static const char units[] = "KMGTP";
-	char *end;
-	double v;
-	const char *u;
-	double mult = 1;
-
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || !isfinite(v))
-		return -EINVAL;
-	if (*end) {
-		u = strchr(units, end[0] & ~0x20);
-		if (!u || !end[0])
-			return -EINVAL;
-		mult = (double)(1ull << (10 * (u - units + 1)));
-		end++;
-		if (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0 ||
-		    strcmp(end, "b") == 0)
-			end += strlen(end);
-		if (*end)
-			return -EINVAL;
-	}
-	v *= mult;
-	if (v >= 18446744073709551616.0)
-		return -ERANGE;
-	*out = (size_t)v;
-	return 0;
-}
-
 /* The words each OPT_CHOICE option takes; its field is a char[16]. */
 static const struct {
 	const char *name, *words;
@@ -379,6 +348,7 @@ static int parse_dirty(const char *val, size_t *bytes, unsigned int *pct)
 {
 	size_t len = strlen(val);
 	unsigned long p;
+	uint64_t v;
 
 	if (len > 1 && val[len - 1] == '%') {
 		char num[16];
@@ -393,8 +363,9 @@ static int parse_dirty(const char *val, size_t *bytes, unsigned int *pct)
 		*bytes = 0;
 		return 0;
 	}
-	if (opts_parse_size(val, bytes) || *bytes == 0)
+	if (size_parse(val, &v) || v == 0)
 		return -EINVAL;
+	*bytes = (size_t)v;
 	return 0;
 }
 
@@ -454,9 +425,9 @@ static int opt_apply(struct hmmfs_opts *o, const struct opt_desc *d,
 	case OPT_DROP:
 		return 0;
 	case OPT_SIZE: {
-		size_t v;
+		uint64_t v;
 
-		if (!val || opts_parse_size(val, &v) || v < d->min || v > d->max ||
+		if (!val || size_parse(val, &v) || v < d->min || v > d->max ||
 		    (d->offset == FIELD(page_size) && (v & (v - 1))))
 			return fail(err, errlen,
 				    "option '%s' needs a size%s (e.g. 64M), got '%s'",

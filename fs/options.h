@@ -156,12 +156,6 @@ int opts_fuse_argv(const struct hmmfs_opts *o, const char *fsname,
 
 void opts_fuse_argv_free(struct opts_fuse_argv *fa);
 
-/**
- * opts_parse_size() - "4096", "64K", "1.5G", "2MiB" -> bytes.
- * Return: 0, or -EINVAL (malformed) / -ERANGE (does not fit).
- */
-int opts_parse_size(const char *s, size_t *out);
-
 /* The dirty thresholds in bytes, from bytes or percentages of host_cache. */
 size_t opts_dirty_background(const struct hmmfs_opts *o);
 size_t opts_dirty_limit(const struct hmmfs_opts *o);

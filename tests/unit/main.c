@@ -37,6 +37,7 @@ int main(int argc, char **argv)
 		register_fs_inode,
 		register_fs_options,
 		register_log_log,
+		register_util_size,
 		register_wp_ksm,
 	};
 	unsigned int failed;

@@ -172,30 +172,6 @@ static void test_fuse_argv(void)
 	opts_free(&o);
 }
 
-static void test_sizes(void)
-{
-	size_t v;
-
-	CU_ASSERT_EQUAL(opts_parse_size("4096", &v), 0);
-	CU_ASSERT_EQUAL(v, 4096);
-	CU_ASSERT_EQUAL(opts_parse_size("64K", &v), 0);
-	CU_ASSERT_EQUAL(v, 65536);
-	CU_ASSERT_EQUAL(opts_parse_size("1.5G", &v), 0);
-	CU_ASSERT_EQUAL(v, (size_t)3 << 29);
-	CU_ASSERT_EQUAL(opts_parse_size("2MiB", &v), 0);
-	CU_ASSERT_EQUAL(v, (size_t)2 << 20);
-	CU_ASSERT_EQUAL(opts_parse_size("8m", &v), 0);
-	CU_ASSERT_EQUAL(v, (size_t)8 << 20);
-	CU_ASSERT_EQUAL(opts_parse_size("0", &v), 0);
-	CU_ASSERT_EQUAL(v, 0);
-	CU_ASSERT_EQUAL(opts_parse_size("", &v), -EINVAL);
-	CU_ASSERT_EQUAL(opts_parse_size("-1", &v), -EINVAL);
-	CU_ASSERT_EQUAL(opts_parse_size("12Q", &v), -EINVAL);
-	CU_ASSERT_EQUAL(opts_parse_size("12Kx", &v), -EINVAL);
-	CU_ASSERT_EQUAL(opts_parse_size("K", &v), -EINVAL);
-	CU_ASSERT_EQUAL(opts_parse_size("99999999P", &v), -ERANGE);
-}
-
 static void test_cache_options(void)
 {
 	struct hmmfs_opts o;
@@ -305,7 +281,6 @@ int register_fs_options(void)
 		{ "allow_other implies default_permissions",
 		  test_allow_other_implies_permissions },
 		{ "libfuse argv", test_fuse_argv },
-		{ "sizes", test_sizes },
 		{ "cache options", test_cache_options },
 		{ "cache option errors", test_cache_option_errors },
 		{ "atime flags for the mount", test_atime_flags },

@@ -22,6 +22,7 @@ int register_fs_guard(void);
 int register_fs_inode(void);
 int register_fs_options(void);
 int register_log_log(void);
+int register_util_size(void);
 int register_wp_ksm(void);
 
 /* Add @tests (NULL-name terminated) as suite @name; 0 or a CUnit error. */
