@@ -60,14 +60,54 @@ static int open_target(const char *path)
 	return fd;
 }
 
+/*
+ * What the mount of @path lacks for a command that failed with ENODEV:
+ * its page cache (host_cache=0) or its device tier (device=none).
+ */
+static const char *mount_lacks(const char *path)
+{
+	struct hmmfs_ioc_stats st = { .version = HMMFS_IOC_VERSION };
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	int ret = fd < 0 ? -1 : ioctl(fd, HMMFS_IOC_STATS, &st);
+
+	if (fd >= 0)
+		close(fd);
+	if (ret < 0)
+		return NULL;
+	if (!st.cache_on)
+		return "no page cache (mounted with host_cache=0)";
+	if (!strcmp(st.device, "none"))
+		return "no device tier (mounted with device=none)";
+	return NULL;
+}
+
+/* One message for an ioctl that failed with errno; exit status 1. */
 static int ioctl_failed(const char *what, const char *path)
 {
-	if (errno == ENOTTY || errno == ENOSYS || errno == EINVAL)
+	int err = errno;
+	const char *lacks = err == ENODEV ? mount_lacks(path) : NULL;
+
+	if (err == ENOTTY || err == ENOSYS || err == EINVAL)
 		fprintf(stderr, "hmmfsctl: %s: %s: not an hmmfs mount (or a "
 			"version without this command): %s\n", what, path,
-			strerror(errno));
+			strerror(err));
+	else if (lacks)
+		fprintf(stderr, "hmmfsctl: %s: %s: the mount has %s\n", what,
+			path, lacks);
 	else
-		fprintf(stderr, "hmmfsctl: %s: %s: %s\n", what, path, strerror(errno));
+		fprintf(stderr, "hmmfsctl: %s: %s: %s\n", what, path, strerror(err));
+	return 1;
+}
+
+/* An offset past EOF is an error of every range command, said one way. */
+static int offset_past_end(const char *what, const char *path, uint64_t off,
+			   const struct stat *st)
+{
+	if (off <= (uint64_t)st->st_size)
+		return 0;
+	fprintf(stderr, "hmmfsctl: %s: %s: offset %llu is past the end of the "
+		"file (%lld bytes)\n", what, path, (unsigned long long)off,
+		(long long)st->st_size);
 	return 1;
 }
 
@@ -473,10 +513,7 @@ static int cmd_migrate(int argc, char **argv)
 	end = a.length ? a.offset + a.length : (uint64_t)st.st_size;
 	if (end > (uint64_t)st.st_size)
 		end = (uint64_t)st.st_size;
-	if (a.offset > (uint64_t)st.st_size) {
-		fprintf(stderr, "hmmfsctl: migrate: %s: offset %llu is past the end "
-			"of the file (%lld bytes)\n", a.path,
-			(unsigned long long)a.offset, (long long)st.st_size);
+	if (offset_past_end("migrate", a.path, a.offset, &st)) {
 		close(fd);
 		return 1;
 	}
@@ -500,6 +537,8 @@ static int cmd_migrate(int argc, char **argv)
 	if (bar && !ret)
 		fputc('\n', stderr);
 	close(fd);
+	if (ret)
+		return ret;	/* said above; nothing on stdout */
 	if (a.json)
 		printf("{\"moved\":%llu}\n", (unsigned long long)moved);
 	else
@@ -538,6 +577,10 @@ static int cmd_devop(int argc, char **argv)
 	if (fd < 0)
 		return 1;
 	fstat(fd, &st);
+	if (offset_past_end("devop", a.path, a.offset, &st)) {
+		close(fd);
+		return 1;
+	}
 	end = a.length ? a.offset + a.length : (uint64_t)st.st_size;
 	d.value = a.value;
 	ret = 0;
@@ -571,77 +614,109 @@ static const char *res_flags_text(uint32_t f, char *buf, size_t len)
 	return buf;
 }
 
-static int cmd_residency(int argc, char **argv)
+/* Print @r's extents to @out, text or JSON (@first: none printed yet). */
+static void res_print_extents(FILE *out, const struct hmmfs_ioc_residency *r,
+			      bool json, bool *first)
 {
-	static const char use[] = "residency PATH [--offset N] [--length N] [--json]";
+	for (uint32_t i = 0; i < r->n_ext && i < HMMFS_RES_MAX_EXTENTS; i++) {
+		const struct hmmfs_ioc_extent *e = &r->ext[i];
+		unsigned long long at = e->first * r->page_size;
+		unsigned long long len = e->count * r->page_size;
+		char fl[64];
+
+		res_flags_text(e->flags, fl, sizeof(fl));
+		if (json)
+			fprintf(out, "%s{\"offset\":%llu,\"length\":%llu,\"flags\":\"%s\"}",
+				*first ? "" : ",", at, len, fl);
+		else
+			fprintf(out, "%12llu %12llu  %s\n", at, len, fl);
+		*first = false;
+	}
+}
+
+static void res_print_totals(FILE *out, const uint64_t tot[6], bool json)
+{
+	if (json)
+		fprintf(out, "],\"pages\":%llu,\"host\":%llu,\"device\":%llu,"
+			"\"dirty\":%llu,\"writeback\":%llu,\"shared\":%llu}\n",
+			(unsigned long long)tot[0], (unsigned long long)tot[1],
+			(unsigned long long)tot[2], (unsigned long long)tot[3],
+			(unsigned long long)tot[4], (unsigned long long)tot[5]);
+	else
+		fprintf(out, "pages %llu: host %llu, device %llu, dirty %llu, "
+			"writeback %llu, shared %llu\n",
+			(unsigned long long)tot[0], (unsigned long long)tot[1],
+			(unsigned long long)tot[2], (unsigned long long)tot[3],
+			(unsigned long long)tot[4], (unsigned long long)tot[5]);
+}
+
+/*
+ * Walk [@a->offset, end) of @fd with the residency ioctl, printing to
+ * @out.  Return: 0, or 1 after a message.
+ */
+static int res_walk(int fd, const struct range_args *a, uint64_t end, FILE *out)
+{
 	struct hmmfs_ioc_residency *r = calloc(1, sizeof(*r));
-	uint64_t tot[6] = { 0 }, end;
-	struct range_args a;
-	struct stat st;
-	int fd, ret, first = 1;
+	uint64_t tot[6] = { 0 };
+	bool first = true;
 
 	if (!r)
 		return 1;
-	ret = range_args_parse(argc, argv, &a, use);
-	if (ret)
-		goto out_free;
-	ret = 1;
-	fd = open_file(a.path, O_RDONLY);
-	if (fd < 0)
-		goto out_free;
-	fstat(fd, &st);
-	end = a.length ? a.offset + a.length : (uint64_t)st.st_size;
-	if (a.json)
-		printf("{\"extents\":[");
-	for (uint64_t off = a.offset;;) {
+	if (a->json)
+		fprintf(out, "{\"extents\":[");
+	for (uint64_t off = a->offset;;) {
 		*r = (struct hmmfs_ioc_residency){ .version = HMMFS_IOC_VERSION,
 						   .offset = off,
 						   .length = end > off ? end - off : 0 };
-		if (!r->length && off != a.offset)
+		if (!r->length && off != a->offset)
 			break;
 		if (ioctl(fd, HMMFS_IOC_RESIDENCY, r) < 0) {
-			ret = ioctl_failed("residency", a.path);
-			goto out_close;
+			free(r);
+			return ioctl_failed("residency", a->path);
 		}
-		for (uint32_t i = 0; i < r->n_ext && i < HMMFS_RES_MAX_EXTENTS; i++) {
-			const struct hmmfs_ioc_extent *e = &r->ext[i];
-			char fl[64];
-
-			res_flags_text(e->flags, fl, sizeof(fl));
-			if (a.json)
-				printf("%s{\"offset\":%llu,\"length\":%llu,\"flags\":\"%s\"}",
-				       first ? "" : ",",
-				       (unsigned long long)(e->first * r->page_size),
-				       (unsigned long long)(e->count * r->page_size), fl);
-			else
-				printf("%12llu %12llu  %s\n",
-				       (unsigned long long)(e->first * r->page_size),
-				       (unsigned long long)(e->count * r->page_size), fl);
-			first = 0;
-		}
+		res_print_extents(out, r, a->json, &first);
 		tot[0] += r->pages, tot[1] += r->host, tot[2] += r->device;
 		tot[3] += r->dirty, tot[4] += r->writeback, tot[5] += r->shared;
 		if (r->next <= off || r->next >= end)
 			break;
 		off = r->next;
 	}
-	if (a.json)
-		printf("],\"pages\":%llu,\"host\":%llu,\"device\":%llu,\"dirty\":%llu,"
-		       "\"writeback\":%llu,\"shared\":%llu}\n",
-		       (unsigned long long)tot[0], (unsigned long long)tot[1],
-		       (unsigned long long)tot[2], (unsigned long long)tot[3],
-		       (unsigned long long)tot[4], (unsigned long long)tot[5]);
-	else
-		printf("pages %llu: host %llu, device %llu, dirty %llu, "
-		       "writeback %llu, shared %llu\n",
-		       (unsigned long long)tot[0], (unsigned long long)tot[1],
-		       (unsigned long long)tot[2], (unsigned long long)tot[3],
-		       (unsigned long long)tot[4], (unsigned long long)tot[5]);
-	ret = 0;
-out_close:
-	close(fd);
-out_free:
+	res_print_totals(out, tot, a->json);
 	free(r);
+	return 0;
+}
+
+/* Output goes to memory first: on a failure stdout gets nothing. */
+static int cmd_residency(int argc, char **argv)
+{
+	static const char use[] = "residency PATH [--offset N] [--length N] [--json]";
+	struct range_args a;
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out;
+	int fd, ret = range_args_parse(argc, argv, &a, use);
+
+	if (ret)
+		return ret;
+	fd = open_file(a.path, O_RDONLY);
+	if (fd < 0)
+		return 1;
+	fstat(fd, &st);
+	out = open_memstream(&buf, &len);
+	if (!out) {
+		close(fd);
+		return 1;
+	}
+	ret = offset_past_end("residency", a.path, a.offset, &st);
+	if (!ret)
+		ret = res_walk(fd, &a, a.length ? a.offset + a.length :
+				       (uint64_t)st.st_size, out);
+	close(fd);
+	fclose(out);
+	if (!ret)
+		fwrite(buf, 1, len, stdout);
+	free(buf);
 	return ret;
 }
 

@@ -445,6 +445,23 @@ static void hmmfsctl_commands(void)
 	IT_EQ(ctl(&p, (char *[]){ "devop", f, "--op", "mul", "--value", "1", NULL }), 2);
 	IT_EQ(ctl(&p, (char *[]){ "devop", f, "--op", "add", "--value", "256", NULL }), 2);
 	IT_EQ(ctl(&p, (char *[]){ "residency", f, "--offset", "x", NULL }), 2);
+	/* one size grammar, --opt=value, one message per failure, no stdout */
+	IT_EQ(ctl(&p, (char *[]){ "residency", f, "--offset=1.5M", "--json", NULL }), 1);
+	IT_HAS(p.err, "offset 1572864 is past the end");
+	IT_STR_EQ(p.out, "");
+	IT_EQ(ctl(&p, (char *[]){ "residency", f, "--offset=256K", "--length", "08K",
+				  "--json", NULL }), 0);
+	IT_HAS(p.out, "{\"extents\":[{\"offset\":262144,\"length\":8192,");
+	IT_EQ(ctl(&p, (char *[]){ "devop", f, "--op", "add", "--value", "1",
+				  "--offset", "2M", NULL }), 1);
+	IT_HAS(p.err, "past the end");
+	free(f);
+	f = strdup(BACK("c"));	/* not on the mount */
+	IT_EQ(ctl(&p, (char *[]){ "residency", f, "--json", NULL }), 1);
+	IT_HAS(p.err, "not an hmmfs mount");
+	IT_STR_EQ(p.out, "");
+	IT_EQ(ctl(&p, (char *[]){ "migrate", "--to", "host", f, NULL }), 1);
+	IT_STR_EQ(p.out, "");
 	free(f);
 	free(got);
 }
@@ -479,6 +496,8 @@ static void ioctl_checks(void)
 
 static void no_device_tier(void)
 {
+	struct it_proc p;
+	char *f = strdup(MNT("n"));
 	int fd;
 
 	backing_file("n", 64 * 1024, 9);
@@ -486,6 +505,11 @@ static void no_device_tier(void)
 	IT_ERRNO(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, NULL), ENODEV);
 	IT_STR_EQ(stats().device, "none");
 	close(fd);
+	/* hmmfsctl says what the mount lacks, not just "No such device" */
+	IT_EQ(ctl(&p, (char *[]){ "migrate", "--to", "device", f, NULL }), 1);
+	IT_HAS(p.err, "the mount has no device tier (mounted with device=none)");
+	IT_STR_EQ(p.out, "");
+	free(f);
 }
 
 /*
