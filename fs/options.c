@@ -74,6 +74,8 @@ static const struct opt_desc opt_table[] = {
 	  "=SECS   kernel caches failed lookups this long (default 0)" },
 	{ "threads", OPT_UINT, FIELD(max_threads), 1, 1024,
 	  "=N      at most N worker threads (default 16)" },
+	{ "max_threads", OPT_UINT, FIELD(max_threads), 1, 1024,
+	  "=N  the same as threads=N (libfuse's name)" },
 	{ "clone_fd", OPT_FLAG, FIELD(clone_fd), 0, 0,
 	  "one /dev/fuse descriptor per worker thread" },
 	{ "max_fds", OPT_UINT, FIELD(max_fds), 16, 1048576,
@@ -480,6 +482,10 @@ static int opt_parse_one(struct hmmfs_opts *o, const char *opt,
 		return *opt ? fail(err, errlen, "empty option name in '%s'", opt) : 0;
 	if (strncmp(opt, "x-", 2) == 0)	/* fstab x-systemd.* and friends */
 		return 0;
+	if (strcmp(opt, "help") == 0) {	/* -o help, as libfuse's tools take it */
+		o->show_help = 1;
+		return 0;
+	}
 	d = opt_find(opt, len);
 	if (!d)
 		return fail(err, errlen, "unknown option '%.*s' (see hmmfs --help)",
@@ -524,7 +530,7 @@ static int opt_parse_arg(struct hmmfs_opts *o, int argc, char **argv, int *i,
 		o->show_help = 1;
 	else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0)
 		o->show_version = 1;
-	else if (strcmp(a, "-f") == 0)
+	else if (strcmp(a, "-f") == 0 || strcmp(a, "--foreground") == 0)
 		o->foreground = 1;
 	else if (strcmp(a, "-s") == 0)
 		o->singlethread = 1;

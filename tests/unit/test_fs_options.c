@@ -51,6 +51,24 @@ static void test_flags_and_values(void)
 	opts_free(&o);
 }
 
+/* libfuse's spellings where they mean something here */
+static void test_libfuse_spellings(void)
+{
+	struct hmmfs_opts o;
+
+	CU_ASSERT_EQUAL(PARSE(&o, "--foreground", "/b", "/m", "-o", "max_threads=3"), 0);
+	CU_ASSERT_EQUAL(o.foreground, 1);
+	CU_ASSERT_EQUAL(o.max_threads, 3);
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "-o", "help"), 0);
+	CU_ASSERT_EQUAL(o.show_help, 1);
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "max_threads=0"), -EINVAL);
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "--foregrnd", "/b", "/m"), -EINVAL);
+	opts_free(&o);
+}
+
 static void test_debug_implies_foreground(void)
 {
 	struct hmmfs_opts o;
@@ -274,6 +292,7 @@ int register_fs_options(void)
 		{ "defaults", test_defaults },
 		{ "flags and values", test_flags_and_values },
 		{ "-d implies -f", test_debug_implies_foreground },
+		{ "libfuse's spellings", test_libfuse_spellings },
 		{ "unknown option", test_unknown_option },
 		{ "malformed values", test_malformed_values },
 		{ "positionals", test_positionals },
