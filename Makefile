@@ -79,7 +79,7 @@ UNIT_BIN   := $(B)/tests/unit_tests
 # the copy-bandwidth tool of tests/gpu/run.sh (device/ only).
 FAKECUDA   := $(B)/tests/libfakecuda.so
 CUDABW     := $(B)/tests/cudabw
-DEV_OBJS   := $(filter $(B)/obj/device/% $(B)/obj/fault/%,$(FS_OBJS))
+DEV_OBJS   := $(filter $(B)/obj/device/% $(B)/obj/fault/% $(B)/obj/log/%,$(FS_OBJS))
 IT_BIN     := $(B)/tests/integration_tests
 FSX_BIN    := $(B)/tests/hmmfsx
 CRASH_BIN  := $(B)/tests/hmmfscrash

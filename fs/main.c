@@ -101,6 +101,12 @@ static int check_mountpoint(const char *mnt, char real[PATH_MAX])
 	return 0;
 }
 
+/* libfuse's messages take the daemon's way (log/log.h). */
+static void libfuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	log_from_libfuse((int)level, fmt, ap);
+}
+
 /*
  * MOUNTPOINT inside BACKING would show the mount inside itself: the daemon
  * holds a descriptor on its own mount point once something looks there,
@@ -918,6 +924,7 @@ int main(int argc, char **argv)
 	}
 	o.mountpoint = mountpoint;	/* absolute from here on */
 	log_init(mountpoint);
+	fuse_set_log_func(libfuse_log);
 	if (check_fuse_device() || fs_init(&fs, &o, backing)) {
 		opts_free(&o);
 		return 1;

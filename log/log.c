@@ -23,7 +23,6 @@
  * and the mode; nothing else is taken under it.  Messages are rare.
  */
 #include <errno.h>
-#include <fuse_log.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -169,9 +168,7 @@ void log_site_print(struct log_site *site, int level, const char *fmt, ...)
 	pthread_mutex_unlock(&log_lock);
 }
 
-/* libfuse's messages ("fuse: ...\n"), rate limited as one site. */
-static void log_from_libfuse(enum fuse_log_level level, const char *fmt,
-			     va_list ap)
+void log_from_libfuse(int level, const char *fmt, va_list ap)
 {
 	static struct log_site site;
 	char msg[1024];
@@ -185,7 +182,7 @@ static void log_from_libfuse(enum fuse_log_level level, const char *fmt,
 	pthread_mutex_lock(&log_lock);
 	if (site_may_print(&site, &held)) {
 		if (log_syslog)
-			syslog_send((int)level, msg);
+			syslog_send(level, msg);
 		else
 			fprintf(stderr, "%s\n", msg);
 	}
@@ -197,7 +194,6 @@ void log_init(const char *mountpoint)
 	pthread_mutex_lock(&log_lock);
 	log_mnt = mountpoint;
 	pthread_mutex_unlock(&log_lock);
-	fuse_set_log_func(log_from_libfuse);
 }
 
 void log_to_syslog(void)

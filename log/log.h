@@ -23,6 +23,7 @@
 #ifndef HMMFS_LOG_LOG_H
 #define HMMFS_LOG_LOG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <syslog.h>
@@ -37,11 +38,15 @@ struct log_site {
 	uint64_t held_back;
 };
 
-/*
- * Name the mount in every line from now on (@mountpoint must stay valid),
- * and route libfuse's messages here.
- */
+/* Name the mount in every line from now on (@mountpoint must stay valid). */
 void log_init(const char *mountpoint);
+/*
+ * A message of libfuse's ("fuse: ...\n", a syslog @level), rate limited
+ * as one site; fs/main.c hands libfuse's log here (fuse_set_log_func), so
+ * that log/ needs nothing but libc.
+ */
+void log_from_libfuse(int level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 /*
  * From now on to the system log (the socket of $HMMFS_LOG_SOCKET, or
  * /dev/log), connected now, while descriptors are there to connect with.
