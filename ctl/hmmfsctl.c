@@ -7,7 +7,8 @@
  * the ioctls of fs/hmmfs_ioctl.h; FUSE forwards it to the daemon.  Errors
  * are printed with what was being done and exit with 1; bad usage exits 2.
  * Range commands (migrate, devop, residency) take --offset and --length
- * in bytes with K/M/G suffixes.  The daemon does a bounded amount of a
+ * as sizes (util/size.h), the value after a space or an '='.  "hmmfsctl
+ * COMMAND --help" prints that command's usage.  The daemon does a bounded amount of a
  * migrate or devop per ioctl and says where to go on (@next): the tool
  * asks again from there until the range is done, with a progress bar
  * for a migration of more than one step when stderr is a terminal.
@@ -829,9 +830,17 @@ int main(int argc, char **argv)
 		printf("hmmfsctl %s\n", HMMFS_VERSION);
 		return 0;
 	}
-	for (const struct ctl_cmd *c = cmd_table; c->name; c++)
-		if (strcmp(argv[1], c->name) == 0)
-			return c->run(argc - 1, argv + 1);
+	for (const struct ctl_cmd *c = cmd_table; c->name; c++) {
+		if (strcmp(argv[1], c->name) != 0)
+			continue;
+		if (argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+			printf("usage: hmmfsctl %s\n\nhmmfsctl %s: %s.\nExit status: 0 "
+			       "done, 1 failed, 2 bad usage.\n", c->usage, c->name,
+			       c->summary);
+			return 0;
+		}
+		return c->run(argc - 1, argv + 1);
+	}
 	fprintf(stderr, "hmmfsctl: unknown command '%s'\n\n", argv[1]);
 	usage(stderr);
 	return 2;

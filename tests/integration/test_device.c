@@ -445,6 +445,15 @@ static void hmmfsctl_commands(void)
 	IT_EQ(ctl(&p, (char *[]){ "devop", f, "--op", "mul", "--value", "1", NULL }), 2);
 	IT_EQ(ctl(&p, (char *[]){ "devop", f, "--op", "add", "--value", "256", NULL }), 2);
 	IT_EQ(ctl(&p, (char *[]){ "residency", f, "--offset", "x", NULL }), 2);
+	/* every command's own --help: its usage, exit 0 */
+	for (const char *const *c = (const char *const[]){ "stats", "sync", "migrate",
+			"devop", "residency", "ksm", NULL }; *c; c++) {
+		char want[64];
+
+		snprintf(want, sizeof(want), "usage: hmmfsctl %s ", *c);
+		IT_EQ(ctl(&p, (char *[]){ (char *)*c, "--help", NULL }), 0);
+		IT_HAS(p.out, want);
+	}
 	/* one size grammar, --opt=value, one message per failure, no stdout */
 	IT_EQ(ctl(&p, (char *[]){ "residency", f, "--offset=1.5M", "--json", NULL }), 1);
 	IT_HAS(p.err, "offset 1572864 is past the end");
