@@ -391,7 +391,7 @@ struct range_args {
 	uint64_t offset, length;	/* length 0: to EOF */
 	const char *to, *op;
 	uint64_t value;
-	int have_value, json;
+	int have_value, json, map;
 };
 
 /*
@@ -420,6 +420,10 @@ static int range_args_parse(int argc, char **argv, struct range_args *a,
 		}
 		if (!strcmp(o, "--json") && !inline_value) {
 			a->json = 1;
+			continue;
+		}
+		if (!strcmp(o, "--map") && !inline_value) {
+			a->map = 1;
 			continue;
 		}
 		if (o[0] != '-') {
@@ -615,24 +619,103 @@ static const char *res_flags_text(uint32_t f, char *buf, size_t len)
 	return buf;
 }
 
-/* Print @r's extents to @out, text or JSON (@first: none printed yet). */
+/*
+ * How a residency walk is shown: extents as text or JSON lines, with the
+ * uncached gaps between them, and for --map one character per column of
+ * MAP_WIDTH over the range (like vmtouch -v).
+ * @at:   the byte after the last extent or gap printed (UINT64_MAX: none).
+ * @cols: per column: pages cached, on the device, dirty, shared.
+ */
+#define MAP_WIDTH 64
+struct res_view {
+	bool json, map, first;
+	uint64_t at, first_page, npages;
+	unsigned int width;
+	struct { uint64_t cached, device, dirty, shared; } cols[MAP_WIDTH];
+};
+
+static void res_print_one(FILE *out, struct res_view *v, uint64_t at,
+			  uint64_t len, const char *flags)
+{
+	if (v->json)
+		fprintf(out, "%s{\"offset\":%llu,\"length\":%llu,\"flags\":\"%s\"}",
+			v->first ? "" : ",", (unsigned long long)at,
+			(unsigned long long)len, flags);
+	else if (!v->map)
+		fprintf(out, "%12llu %12llu  %s\n", (unsigned long long)at,
+			(unsigned long long)len, flags);
+	v->first = false;
+}
+
+/* Up to byte @to, what no extent covered is an uncached gap. */
+static void res_gap_until(FILE *out, struct res_view *v, uint64_t to)
+{
+	if (to > v->at)
+		res_print_one(out, v, v->at, to - v->at, "uncached");
+	if (to > v->at)
+		v->at = to;
+}
+
+/* Count extent @e's pages into the map's columns. */
+static void res_map_add(struct res_view *v, const struct hmmfs_ioc_extent *e)
+{
+	for (unsigned int c = 0; c < v->width; c++) {
+		uint64_t lo = v->first_page + c * v->npages / v->width;
+		uint64_t hi = v->first_page + (c + 1) * v->npages / v->width;
+		uint64_t from = e->first > lo ? e->first : lo;
+		uint64_t to = e->first + e->count < hi ? e->first + e->count : hi;
+
+		if (from >= to)
+			continue;
+		v->cols[c].cached += to - from;
+		if (e->flags & HMMFS_RES_DEVICE)
+			v->cols[c].device += to - from;
+		if (e->flags & HMMFS_RES_DIRTY)
+			v->cols[c].dirty += to - from;
+		if (e->flags & HMMFS_RES_SHARED)
+			v->cols[c].shared += to - from;
+	}
+}
+
+/* Print @r's extents to @out, with the gaps before them. */
 static void res_print_extents(FILE *out, const struct hmmfs_ioc_residency *r,
-			      bool json, bool *first)
+			      struct res_view *v)
 {
 	for (uint32_t i = 0; i < r->n_ext && i < HMMFS_RES_MAX_EXTENTS; i++) {
 		const struct hmmfs_ioc_extent *e = &r->ext[i];
-		unsigned long long at = e->first * r->page_size;
-		unsigned long long len = e->count * r->page_size;
 		char fl[64];
 
+		res_gap_until(out, v, e->first * r->page_size);
 		res_flags_text(e->flags, fl, sizeof(fl));
-		if (json)
-			fprintf(out, "%s{\"offset\":%llu,\"length\":%llu,\"flags\":\"%s\"}",
-				*first ? "" : ",", at, len, fl);
-		else
-			fprintf(out, "%12llu %12llu  %s\n", at, len, fl);
-		*first = false;
+		res_print_one(out, v, e->first * r->page_size, e->count * r->page_size, fl);
+		v->at = (e->first + e->count) * r->page_size;
+		if (v->map)
+			res_map_add(v, e);
 	}
+}
+
+/*
+ * The map: '.' nothing cached, '*' some page dirty, 'S' some shared, 'D'
+ * all cached pages on the device, 'H' all on the host, 'M' both; lower
+ * case (d, h, m) when under half the column is cached.
+ */
+static void res_print_map(FILE *out, const struct res_view *v, uint64_t ps)
+{
+	fputc('[', out);
+	for (unsigned int c = 0; c < v->width; c++) {
+		uint64_t span = (c + 1) * v->npages / v->width - c * v->npages / v->width;
+		uint64_t n = v->cols[c].cached, d = v->cols[c].device;
+		char ch = !n ? '.' : v->cols[c].dirty ? '*' : v->cols[c].shared ? 'S' :
+			  d == n ? 'D' : d == 0 ? 'H' : 'M';
+
+		if (n && 2 * n < span && ch != '*' && ch != 'S')
+			ch = (char)(ch - 'A' + 'a');
+		fputc(ch, out);
+	}
+	fprintf(out, "]  %u columns of %.1f KiB\n", v->width,
+		(double)v->npages * (double)ps / v->width / 1024);
+	fprintf(out, "H host  D device  M both  * dirty  S shared  . not cached"
+		"  (lower case: under half cached)\n");
 }
 
 static void res_print_totals(FILE *out, const uint64_t tot[6], bool json)
@@ -655,14 +738,31 @@ static void res_print_totals(FILE *out, const uint64_t tot[6], bool json)
  * Walk [@a->offset, end) of @fd with the residency ioctl, printing to
  * @out.  Return: 0, or 1 after a message.
  */
+/* Start @v for [@a->offset, @end) once the page size @ps is known. */
+static void res_view_start(struct res_view *v, const struct range_args *a,
+			   uint64_t end, uint64_t ps)
+{
+	v->first_page = a->offset / ps;
+	v->at = v->first_page * ps;
+	v->npages = end > v->at ? (end - v->at + ps - 1) / ps : 0;
+	v->width = v->npages < MAP_WIDTH ? (unsigned int)v->npages : MAP_WIDTH;
+	if (!v->width)
+		v->width = 1;
+}
+
 static int res_walk(int fd, const struct range_args *a, uint64_t end, FILE *out)
 {
 	struct hmmfs_ioc_residency *r = calloc(1, sizeof(*r));
+	struct res_view *v = calloc(1, sizeof(*v));
 	uint64_t tot[6] = { 0 };
-	bool first = true;
 
-	if (!r)
+	if (!r || !v) {
+		free(r);
+		free(v);
 		return 1;
+	}
+	*v = (struct res_view){ .json = a->json, .map = a->map && !a->json,
+				.first = true, .at = UINT64_MAX };
 	if (a->json)
 		fprintf(out, "{\"extents\":[");
 	for (uint64_t off = a->offset;;) {
@@ -673,24 +773,32 @@ static int res_walk(int fd, const struct range_args *a, uint64_t end, FILE *out)
 			break;
 		if (ioctl(fd, HMMFS_IOC_RESIDENCY, r) < 0) {
 			free(r);
+			free(v);
 			return ioctl_failed("residency", a->path);
 		}
-		res_print_extents(out, r, a->json, &first);
+		if (v->at == UINT64_MAX)
+			res_view_start(v, a, end, r->page_size);
+		res_print_extents(out, r, v);
 		tot[0] += r->pages, tot[1] += r->host, tot[2] += r->device;
 		tot[3] += r->dirty, tot[4] += r->writeback, tot[5] += r->shared;
 		if (r->next <= off || r->next >= end)
 			break;
 		off = r->next;
 	}
+	if (v->at != UINT64_MAX)
+		res_gap_until(out, v, (end + r->page_size - 1) / r->page_size * r->page_size);
+	if (v->map)
+		res_print_map(out, v, r->page_size);
 	res_print_totals(out, tot, a->json);
 	free(r);
+	free(v);
 	return 0;
 }
 
 /* Output goes to memory first: on a failure stdout gets nothing. */
 static int cmd_residency(int argc, char **argv)
 {
-	static const char use[] = "residency PATH [--offset N] [--length N] [--json]";
+	static const char use[] = "residency PATH [--offset N] [--length N] [--json | --map]";
 	struct range_args a;
 	struct stat st;
 	char *buf = NULL;
@@ -809,7 +917,7 @@ static const struct ctl_cmd cmd_table[] = {
 	  "move a file range between host memory and the device", cmd_migrate },
 	{ "devop", "devop PATH --op fill|xor|add --value N [--offset N] [--length N]",
 	  "run a device-side operation on a file range", cmd_devop },
-	{ "residency", "residency PATH [--offset N] [--length N] [--json]",
+	{ "residency", "residency PATH [--offset N] [--length N] [--json | --map]",
 	  "show where a file's cached pages are", cmd_residency },
 	{ "ksm", "ksm MOUNTPOINT [--json] [--set knob=value ...]",
 	  "show or change dedupe knobs and statistics", cmd_ksm },

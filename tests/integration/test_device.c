@@ -445,6 +445,10 @@ static void hmmfsctl_commands(void)
 	IT_EQ(ctl(&p, (char *[]){ "devop", f, "--op", "mul", "--value", "1", NULL }), 2);
 	IT_EQ(ctl(&p, (char *[]){ "devop", f, "--op", "add", "--value", "256", NULL }), 2);
 	IT_EQ(ctl(&p, (char *[]){ "residency", f, "--offset", "x", NULL }), 2);
+	/* the picture, and the gaps in the JSON */
+	IT_EQ(ctl(&p, (char *[]){ "residency", f, "--map", NULL }), 0);
+	IT_HAS(p.out, "]  64 columns of 16.0 KiB");
+	IT_HAS(p.out, "DDDD");
 	/* every command's own --help: its usage, exit 0 */
 	for (const char *const *c = (const char *const[]){ "stats", "sync", "migrate",
 			"devop", "residency", "ksm", NULL }; *c; c++) {
@@ -471,6 +475,14 @@ static void hmmfsctl_commands(void)
 	IT_STR_EQ(p.out, "");
 	IT_EQ(ctl(&p, (char *[]){ "migrate", "--to", "host", f, NULL }), 1);
 	IT_STR_EQ(p.out, "");
+	free(f);
+	backing_file("g", MiB, 3);	/* never read: one gap */
+	f = strdup(MNT("g"));
+	IT_EQ(ctl(&p, (char *[]){ "residency", f, "--json", NULL }), 0);
+	IT_HAS(p.out, "{\"extents\":[{\"offset\":0,\"length\":1048576,"
+		      "\"flags\":\"uncached\"}],\"pages\":0,");
+	IT_EQ(ctl(&p, (char *[]){ "residency", f, "--map", NULL }), 0);
+	IT_HAS(p.out, "[................................................................]");
 	free(f);
 	free(got);
 }
