@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs/hmmfs_ioctl.h"
@@ -315,28 +316,116 @@ static void stats_print_text(const struct hmmfs_ioc_stats *s)
 		printf("%-21s %llu\n", stat_fields[i].name, stat_value(s, i));
 }
 
+/*
+ * stats --watch: one row per interval, like vmstat: rates per second of
+ * the counters that count events, the level of a few that are sizes, and
+ * the interval's hit ratio.  A header every 20 rows.
+ */
+static double per_s(uint64_t now, uint64_t before, double secs)
+{
+	return now >= before ? (double)(now - before) / secs : 0;
+}
+
+static void watch_row(const struct hmmfs_ioc_stats *n,
+		      const struct hmmfs_ioc_stats *o, double secs, unsigned int row)
+{
+	uint64_t h = n->hits - o->hits, m = n->misses - o->misses;
+	char when[16];
+	time_t t = time(NULL);
+	struct tm tm;
+
+	if (row % 20 == 0)
+		printf("%-8s %9s %9s %6s %9s %9s %9s %9s %9s %10s %10s %10s\n",
+		       "time", "hits/s", "misses/s", "hit%", "ra_pg/s", "wr_MB/s",
+		       "wb_MB/s", "dirty_MB", "host_MB", "device_MB", "to_dev/s",
+		       "bounce/s");
+	strftime(when, sizeof(when), "%H:%M:%S", localtime_r(&t, &tm));
+	printf("%-8s %9.0f %9.0f %6.1f %9.0f %9.1f %9.1f %9.1f %9.1f %10.1f %10.0f %10.0f\n",
+	       when, per_s(n->hits, o->hits, secs), per_s(n->misses, o->misses, secs),
+	       h + m ? 100.0 * (double)h / (double)(h + m) : 100.0,
+	       per_s(n->readahead_pages, o->readahead_pages, secs),
+	       per_s(n->written_bytes, o->written_bytes, secs) / 1048576,
+	       per_s(n->writeback_bytes, o->writeback_bytes, secs) / 1048576,
+	       (double)(n->dirty_pages * n->page_size) / 1048576,
+	       (double)(n->host_pages * n->page_size) / 1048576,
+	       (double)(n->device_pages * n->page_size) / 1048576,
+	       per_s(n->migrations_to_device, o->migrations_to_device, secs),
+	       per_s(n->bounce_reads + n->bounce_writes,
+		     o->bounce_reads + o->bounce_writes, secs));
+	fflush(stdout);
+}
+
+static int stats_read(int fd, const char *path, struct hmmfs_ioc_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->version = HMMFS_IOC_VERSION;
+	return ioctl(fd, HMMFS_IOC_STATS, s) < 0 ? ioctl_failed("stats", path) : 0;
+}
+
+/* Every @secs seconds until interrupted (or @count rows, if not 0). */
+static int stats_watch(const char *path, unsigned int secs, unsigned int count)
+{
+	struct hmmfs_ioc_stats prev, now;
+	int fd = open_target(path), ret;
+
+	if (fd < 0)
+		return 1;
+	ret = stats_read(fd, path, &prev);
+	for (unsigned int row = 0; !ret && (!count || row < count); row++) {
+		sleep(secs);
+		ret = stats_read(fd, path, &now);
+		if (!ret)
+			watch_row(&now, &prev, secs, row);
+		prev = now;
+	}
+	close(fd);
+	return ret;
+}
+
+/* "--watch" or "--watch=SECONDS" (1 to 3600) into *@secs; 0 if not it. */
+static int watch_arg(const char *a, const char *name, unsigned int *secs)
+{
+	size_t n = strlen(name);
+	uint64_t v = 1;
+
+	if (strncmp(a, name, n) || (a[n] && a[n] != '='))
+		return 0;
+	if (a[n] == '=' && (size_parse(a + n + 1, &v) || v < 1 || v > 3600))
+		return -1;
+	*secs = (unsigned int)v;
+	return 1;
+}
+
 static int cmd_stats(int argc, char **argv)
 {
 	struct hmmfs_ioc_stats s;
 	struct hmmfs_ioc_ksm k = { .version = HMMFS_IOC_VERSION };
 	static struct hmmfs_ioc_ops ops;
 	const char *path = NULL;
-	int json = 0, fd, have_ksm, have_ops;
+	unsigned int watch = 0, count = 0;
+	int json = 0, fd, have_ksm, have_ops, r = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
 			json = 1;
-		else if (!path && argv[i][0] != '-')
+		else if ((r = watch_arg(argv[i], "--watch", &watch)) != 0 ||
+			 (r = watch_arg(argv[i], "--count", &count)) != 0) {
+			if (r < 0)
+				break;
+		} else if (!path && argv[i][0] != '-') {
 			path = argv[i];
-		else {
+		} else {
 			fprintf(stderr, "hmmfsctl stats: unexpected '%s'\n", argv[i]);
 			return 2;
 		}
 	}
-	if (!path) {
-		fprintf(stderr, "usage: hmmfsctl stats MOUNTPOINT [--json]\n");
+	if (!path || r < 0 || (json && watch) || (count && !watch)) {
+		fprintf(stderr, "usage: hmmfsctl stats MOUNTPOINT [--json | "
+			"--watch[=SECONDS] [--count=N]]\n");
 		return 2;
 	}
+	if (watch)
+		return stats_watch(path, watch, count);
 	fd = open_target(path);
 	if (fd < 0)
 		return 1;
@@ -909,7 +998,8 @@ static int cmd_ksm(int argc, char **argv)
 }
 
 static const struct ctl_cmd cmd_table[] = {
-	{ "stats", "stats MOUNTPOINT [--json]", "show the cache's counters",
+	{ "stats", "stats MOUNTPOINT [--json | --watch[=SECONDS] [--count=N]]",
+	  "show the cache's counters, or their rates every SECONDS",
 	  cmd_stats },
 	{ "sync", "sync PATH", "write back a file, or everything at the mount point",
 	  cmd_sync },

@@ -402,6 +402,15 @@ static void readers_not_blocked_by_migration(void)
 	close(fd);
 }
 
+static int lines_in(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
 static int ctl(struct it_proc *p, char *const args[])
 {
 	char *argv[12] = { (char *)it.hmmfsctl };
@@ -449,6 +458,12 @@ static void hmmfsctl_commands(void)
 	IT_EQ(ctl(&p, (char *[]){ "residency", f, "--map", NULL }), 0);
 	IT_HAS(p.out, "]  64 columns of 16.0 KiB");
 	IT_HAS(p.out, "DDDD");
+	/* rates per interval, a header and one row each */
+	IT_EQ(ctl(&p, (char *[]){ "stats", it.mnt, "--watch=1", "--count=2", NULL }), 0);
+	IT_HAS(p.out, "hits/s");
+	IT_EQ(lines_in(p.out), 3);
+	IT_EQ(ctl(&p, (char *[]){ "stats", it.mnt, "--watch", "--json", NULL }), 2);
+	IT_EQ(ctl(&p, (char *[]){ "stats", it.mnt, "--watch=0", NULL }), 2);
 	/* every command's own --help: its usage, exit 0 */
 	for (const char *const *c = (const char *const[]){ "stats", "sync", "migrate",
 			"devop", "residency", "ksm", NULL }; *c; c++) {
