@@ -536,8 +536,8 @@ static int range_args_parse(int argc, char **argv, struct range_args *a,
 		else
 			goto out_usage;
 		if (bad) {
-			fprintf(stderr, "hmmfsctl: %s: not a size (decimal, with K, M, G, "
-				"T or P if wanted: 4096, 64K, 1.5M): '%s'\n", o, v);
+			fprintf(stderr, "hmmfsctl: %s: not a size: '%s' (decimal, with K, "
+				"M, G, T or P if wanted: 4096, 64K, 1.5M)\n", o, v);
 			return 2;
 		}
 		if (!inline_value)
