@@ -781,10 +781,12 @@ static const struct it_test tests[] = {
 	  "direct_io,migrate=bounce,device_copy=sync" },
 	{ "device reads through the engine", read_device_pages_async, 0,
 	  "direct_io,migrate=bounce,device_copy=async" },
-	/* hostsim's model makes the engine's hand-off the dearer path; the
-	 * fake driver under device=cuda has no such cost to measure */
+	/* on hostsim the engine's hand-off is the dearer path by far (with
+	 * device_lat=20us both paths paid the 20 us and the choice was close
+	 * enough to flip); the fake driver under device=cuda has no such
+	 * cost to measure */
 	{ "device reads, the path measured cheaper", read_device_pages_auto, 0,
-	  "direct_io,migrate=bounce,device=hostsim,device_lat=20us" },
+	  "direct_io,migrate=bounce,device=hostsim" },
 	{ "sequential device reads are copied ahead, changes seen",
 	  device_readahead, 0, "direct_io,migrate=bounce" },
 	{ "writes into device pages", write_into_device_pages, 0, "nowriteback_cache" },
