@@ -80,5 +80,5 @@ for phase in (create, read, ls, drop, read, ls):
 print("errors %s %s  wall %.1f s  peak daemon fds %d" %
       (" ".join(errs), why or "", time.monotonic() - t, peak))
 EOF
-"$hmmfsctl" stats "$base/m" 2>/dev/null | grep -E 'fds_open|fd_reopens' | tr '\n' ' ' || true
+"$hmmfsctl" stats "$base/m" --json 2>/dev/null | grep -oE '"(fds_open|fd_reopens)":[0-9]+' | tr '\n' ' ' || true
 echo

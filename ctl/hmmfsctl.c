@@ -300,6 +300,75 @@ static void stats_print_json(const struct hmmfs_ioc_stats *s,
 	printf("}\n");
 }
 
+/* @n bytes as "8.0 MiB" (binary units, one decimal). */
+static const char *human(uint64_t n, char buf[24])
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	double v = (double)n;
+	unsigned int u = 0;
+
+	while (v >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0]))
+		v /= 1024, u++;
+	if (u)
+		snprintf(buf, 24, "%.1f %s", v, unit[u]);
+	else
+		snprintf(buf, 24, "%llu B", (unsigned long long)n);
+	return buf;
+}
+
+/*
+ * The text form: counters grouped as an operator looks for them, sizes
+ * in binary units, the hit ratio worked out.  Scripts read --json.
+ */
+static void stats_print_groups(const struct hmmfs_ioc_stats *s)
+{
+	uint64_t ps = s->page_size, looked = s->hits + s->misses;
+	char a[24], b[24], c[24], d[24];
+
+	printf("hmmfs: io_engine %s, device %s, migrate %s, page %s\n\n",
+	       s->io_engine, s->device, s->migrate, human(ps, a));
+	printf("%-12s cached %s of %s (%llu pages, %llu frames in use)\n", "host tier",
+	       human(s->host_pages * ps, a), human(s->host_cache, b),
+	       (unsigned long long)s->host_pages, (unsigned long long)s->host_frames_used);
+	printf("%-12s hits %llu, misses %llu, hit ratio %.1f%%, readahead %llu "
+	       "pages, evictions %llu\n", "",
+	       (unsigned long long)s->hits, (unsigned long long)s->misses,
+	       looked ? 100.0 * (double)s->hits / (double)looked : 100.0,
+	       (unsigned long long)s->readahead_pages, (unsigned long long)s->evictions);
+	printf("%-12s dirty %s, under writeback %s, stuck %llu pages, errors %llu, "
+	       "throttled %llu\n", "writeback", human(s->dirty_pages * ps, a),
+	       human(s->writeback_pages * ps, b), (unsigned long long)s->dirty_pages_stuck,
+	       (unsigned long long)s->writeback_errors, (unsigned long long)s->throttled);
+	printf("%-12s written in %s, written back %s; BACKING reads %llu, writes %llu\n",
+	       "", human(s->written_bytes, a), human(s->writeback_bytes, b),
+	       (unsigned long long)s->backing_reads, (unsigned long long)s->backing_writes);
+	if (strcmp(s->device, "none")) {
+		printf("%-12s cached %s of %s (%llu pages; frames %llu of %llu in use, "
+		       "at most %llu)\n", "device tier", human(s->device_pages * ps, c),
+		       human(s->device_cache, d), (unsigned long long)s->device_pages,
+		       (unsigned long long)s->device_frames_used,
+		       (unsigned long long)s->device_frames,
+		       (unsigned long long)s->device_frames_hwm);
+		printf("%-12s to device %llu, to host %llu, faults %llu, evictions %llu, "
+		       "thrash holds %llu\n", "", (unsigned long long)s->migrations_to_device,
+		       (unsigned long long)s->migrations_to_host,
+		       (unsigned long long)s->device_faults,
+		       (unsigned long long)s->device_evictions,
+		       (unsigned long long)s->thrash_holds);
+		printf("%-12s reads %llu, writes %llu, waits %llu; copy batches: fast "
+		       "path %llu, engine %llu; read ahead %llu pages\n", "bounce",
+		       (unsigned long long)s->bounce_reads, (unsigned long long)s->bounce_writes,
+		       (unsigned long long)s->bounce_waits,
+		       (unsigned long long)s->device_copy_sync,
+		       (unsigned long long)s->device_copy_async,
+		       (unsigned long long)s->device_readahead);
+	}
+	printf("%-12s cached %llu (the kernel forgot %llu), backing descriptors %llu, "
+	       "reopened %llu\n", "files", (unsigned long long)s->files_cached,
+	       (unsigned long long)s->files_detached, (unsigned long long)s->fds_open,
+	       (unsigned long long)s->fd_reopens);
+}
+
 static void stats_print_text(const struct hmmfs_ioc_stats *s)
 {
 	if (!s->cache_on) {
@@ -310,10 +379,7 @@ static void stats_print_text(const struct hmmfs_ioc_stats *s)
 		       "fd_reopens", (unsigned long long)s->fd_reopens);
 		return;
 	}
-	printf("%-21s %s\n%-21s %s\n%-21s %s\n", "io_engine", s->io_engine,
-	       "device", s->device, "migrate", s->migrate);
-	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++)
-		printf("%-21s %llu\n", stat_fields[i].name, stat_value(s, i));
+	stats_print_groups(s);
 }
 
 /*

@@ -445,6 +445,10 @@ static void hmmfsctl_commands(void)
 			"device=cuda") ? "\"device\":\"cuda\"" : "\"device\":\"hostsim\"");
 	IT_HAS(p.out, "\"device_pages\":256");
 	IT_HAS(p.out, "\"device_faults\":256");
+	/* the text form: grouped, human sizes, the hit ratio worked out */
+	IT_EQ(ctl(&p, (char *[]){ "stats", it.mnt, NULL }), 0);
+	IT_HAS(p.out, "device tier  cached 1.0 MiB of ");
+	IT_HAS(p.out, "hit ratio ");
 	/* errors */
 	IT_EQ(ctl(&p, (char *[]){ "migrate", "--to", "device", f, "--offset", "2M", NULL }), 1);
 	IT_HAS(p.err, "past the end");
