@@ -25,6 +25,8 @@
 
 #include "util/size.h"
 
+#define DEVICE_BW_MIN ((size_t)1 << 20)	/* bytes per second */
+
 enum opt_kind {
 	OPT_FLAG,	/* name        -> int field = 1 */
 	OPT_NOFLAG,	/* noname      -> int field = 0 (a default-on flag) */
@@ -563,14 +565,15 @@ int opts_parse(int argc, char **argv, struct hmmfs_opts *o,
 	}
 	if (o->debug)
 		o->foreground = 1;
-	/* every modelled copy must end: one page within a second */
-	if (o->device_bw && o->device_bw < o->page_size)
-		return fail(err, errlen, "device_bw=%llu: a page of %llu bytes would "
-			    "take more than a second to copy; give at least %llu "
-			    "(or 0: no bandwidth model)",
-			    (unsigned long long)o->device_bw,
-			    (unsigned long long)o->page_size,
-			    (unsigned long long)o->page_size);
+	/*
+	 * Every modelled copy must end soon: one bounded request (64 MiB of
+	 * migration, fs/hmmfs_ioctl.h) within about a minute.
+	 */
+	if (o->device_bw && o->device_bw < DEVICE_BW_MIN)
+		return fail(err, errlen, "device_bw=%llu: under 1 MiB/s one migrate "
+			    "step (64 MiB) would take over a minute; give at least "
+			    "1M (or 0: no bandwidth model)",
+			    (unsigned long long)o->device_bw);
 	if (o->direct_io)
 		o->writeback_cache = 0;	/* no kernel page cache to batch in */
 	if (o->allow_other && !o->default_permissions) {
