@@ -151,6 +151,14 @@ static void option_empty_value(void)
 	expect_nothing_mounted();
 }
 
+/* A modelled bandwidth that would hang a migrate for hours is refused. */
+static void option_device_bw_too_small(void)
+{
+	run_hmmfs(NULL, it.backing, it.mnt, "-f", "-o", "device_bw=1");
+	expect_failure_naming("device_bw=1: under 1 MiB/s");
+	expect_nothing_mounted();
+}
+
 static void no_arguments(void)
 {
 	run_hmmfs(NULL, NULL, NULL, NULL, NULL, NULL);
@@ -573,6 +581,7 @@ static const struct it_test tests[] = {
 	{ "option_malformed_attr_timeout", option_malformed_attr_timeout, 0, NULL },
 	{ "option_malformed_entry_timeout", option_malformed_entry_timeout, 0, NULL },
 	{ "option_empty_value", option_empty_value, 0, NULL },
+	{ "option_device_bw_too_small", option_device_bw_too_small, 0, NULL },
 	{ "no_arguments", no_arguments, 0, NULL },
 	{ "help", help, 0, NULL },
 	{ "version", version, 0, NULL },
