@@ -19,6 +19,7 @@ PREFIX     ?= /usr/local
 SBINDIR    ?= $(PREFIX)/sbin
 BINDIR     ?= $(PREFIX)/bin
 MANDIR     ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 DESTDIR    ?=
 
 CC         ?= cc
@@ -191,10 +192,12 @@ check-crash: all $(CRASH_BIN)
 	$(Q)$(TEST_ENV) tests/crash/run.sh
 
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(BASHCOMPDIR)
 	install -m 755 $(HMMFS) $(DESTDIR)$(BINDIR)/hmmfs
 	install -m 755 $(HMMFSCTL) $(DESTDIR)$(BINDIR)/hmmfsctl
 	install -m 644 docs/hmmfs.8 docs/hmmfsctl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 ctl/hmmfsctl.bash $(DESTDIR)$(BASHCOMPDIR)/hmmfsctl
 	@# mount -t fuse.hmmfs runs mount.fuse3, which execs "hmmfs" from PATH;
 	@# mount(8) drops PATH to a fixed list, so link it where that list looks.
 	@if [ "$(BINDIR)" != /usr/bin ] && [ "$(BINDIR)" != /usr/sbin ] && [ -z "$(DESTDIR)" ]; then \
@@ -204,7 +207,8 @@ install: all
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/hmmfs $(DESTDIR)$(BINDIR)/hmmfsctl \
-	      $(DESTDIR)$(MANDIR)/man8/hmmfs.8 $(DESTDIR)$(MANDIR)/man8/hmmfsctl.8
+	      $(DESTDIR)$(MANDIR)/man8/hmmfs.8 $(DESTDIR)$(MANDIR)/man8/hmmfsctl.8 \
+	      $(DESTDIR)$(BASHCOMPDIR)/hmmfsctl
 	@if [ -L /usr/sbin/hmmfs ] && [ -z "$(DESTDIR)" ]; then rm -f /usr/sbin/hmmfs; fi
 
 clean:
