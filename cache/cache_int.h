@@ -127,6 +127,11 @@ static inline dev_addr_t page_daddr(const struct cpage *p)
  *           for writes of part of a page and small batches (writeback.c),
  *           opened on first use under @lock, closed with @fd; or -1.
  * @lock:    guards everything below.
+ * @trunc_lock: one truncate at a time (cache_truncate): the new size, the
+ *           pages dropped and BACKING cut as one step.  Two at once could
+ *           cut BACKING in the other order than they set @size, leaving
+ *           BACKING 1000 bytes long under a cache that says 0 (hmmfsrace
+ *           saw it once).  Taken before any page lock and @lock.
  * @size:    the file size as the cache sees it.
  * @mtime:   when the cache last changed data, which BACKING is given once
  *           the file is clean (writeback.c); 0: BACKING's own mtime stands.
@@ -182,6 +187,7 @@ struct cfile {
 	int direct;
 	int bfd;
 	pthread_mutex_t lock;
+	pthread_mutex_t trunc_lock;
 	off_t size;
 	struct timespec mtime;
 	off_t seen_size;

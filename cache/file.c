@@ -1221,7 +1221,8 @@ static int page_zero_tail(struct cfile *f, off_t size)
  * old bytes from BACKING in between.  If BACKING refuses the truncate, the
  * file keeps its size and its data: nothing dirty was discarded yet.
  */
-int cache_truncate(struct cfile *f, off_t size)
+/* cache_truncate()'s work.  Context: f->trunc_lock held. */
+static int truncate_locked(struct cfile *f, off_t size)
 {
 	struct cache *c = f->cache;
 	size_t ps = c->cfg.page_size;
@@ -1230,8 +1231,6 @@ int cache_truncate(struct cfile *f, off_t size)
 	off_t old;
 	int ret;
 
-	if (size < 0)
-		return -EINVAL;
 	pthread_mutex_lock(&f->lock);
 	old = f->size;
 	f->size = size;
@@ -1260,6 +1259,18 @@ int cache_truncate(struct cfile *f, off_t size)
 	}
 	f->own_changes--;
 	pthread_mutex_unlock(&f->lock);
+	return ret;
+}
+
+int cache_truncate(struct cfile *f, off_t size)
+{
+	int ret;
+
+	if (size < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&f->trunc_lock);	/* see struct cfile */
+	ret = truncate_locked(f, size);
+	pthread_mutex_unlock(&f->trunc_lock);
 	return ret;
 }
 

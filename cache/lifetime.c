@@ -223,6 +223,7 @@ static struct cfile *cfile_new(struct cache *c, const struct stat *st,
 	atomic_init(&f->root, NULL);
 	f->cache = c;
 	pthread_mutex_init(&f->lock, NULL);
+	pthread_mutex_init(&f->trunc_lock, NULL);
 	f->size = st->st_size;
 	f->seen_size = st->st_size;
 	f->seen_mtime = st->st_mtim;
@@ -248,6 +249,7 @@ static void cfile_free_rcu(struct rcu_head *head)
 	cache_rcu_reclaim();
 	index_destroy(f);
 	pthread_mutex_destroy(&f->lock);
+	pthread_mutex_destroy(&f->trunc_lock);
 	free(f);
 }
 
@@ -386,6 +388,7 @@ static int ftab_create(struct cache *c, const struct stat *st,
 		cfile_free(stale);
 	if (other) {
 		pthread_mutex_destroy(&f->lock);
+		pthread_mutex_destroy(&f->trunc_lock);
 		free(f);
 		f = other;
 	}
