@@ -1220,8 +1220,8 @@ static int page_zero_tail(struct cfile *f, off_t size)
  * pages in without the kernel's ordering against truncate) may have read
  * old bytes from BACKING in between.  If BACKING refuses the truncate, the
  * file keeps its size and its data: nothing dirty was discarded yet.
+ * This is cache_truncate()'s work.  Context: f->trunc_lock held.
  */
-/* cache_truncate()'s work.  Context: f->trunc_lock held. */
 static int truncate_locked(struct cfile *f, off_t size)
 {
 	struct cache *c = f->cache;

@@ -108,16 +108,19 @@ static void libfuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
 }
 
 /*
- * MOUNTPOINT inside BACKING would show the mount inside itself: the daemon
+ * MOUNTPOINT below BACKING would show the mount inside itself: the daemon
  * holds a descriptor on its own mount point once something looks there,
- * and neither umount nor fusermount3 -u can remove it.  Refused.
+ * and neither umount nor fusermount3 -u can remove it.  Refused.  (On
+ * BACKING itself is fine: the daemon reaches the directory it covers
+ * through the descriptor it opened before mounting.)
  */
 static int check_not_nested(const char *backing, const char *mnt)
 {
 	size_t n = strlen(backing);
+	bool below = !strcmp(backing, "/") ? strcmp(mnt, "/") != 0 :
+		     !strncmp(mnt, backing, n) && mnt[n] == '/';
 
-	if (strcmp(backing, "/") != 0 &&
-	    (strncmp(mnt, backing, n) != 0 || (mnt[n] != '/' && mnt[n] != '\0')))
+	if (!below)
 		return 0;
 	fprintf(stderr, "hmmfs: MOUNTPOINT '%s' is inside BACKING '%s': the mount "
 		"would show itself and could not be unmounted; mount it elsewhere\n",
