@@ -62,6 +62,13 @@ struct cfile;
  *                   @owner is what cache_file_set_owner() gave.  May be
  *                   NULL.
  * @inval_arg:       its first argument.
+ * @cancelled:       asked between chunks of a migrate or devop request:
+ *                   true when the caller has gone (the FUSE request was
+ *                   interrupted, the daemon is ending), so the request
+ *                   stops early and says where the rest starts.  After
+ *                   at least one chunk, so requests make progress.  May
+ *                   be NULL.
+ * @cancel_arg:      its argument.
  * @ksm:             start the dedupe scanner (-o ksm=on); its other knobs
  *                   start at Linux KSM's defaults and change at run time.
  * @ksm_scope_all:   dedupe may merge pages of files of different owners
@@ -85,6 +92,8 @@ struct cache_config {
 	size_t bounce_buffers;
 	void (*inval)(void *arg, uint64_t owner, off_t off, off_t len);
 	void *inval_arg;
+	bool (*cancelled)(void *arg);
+	void *cancel_arg;
 	bool ksm;
 	bool ksm_scope_all;
 };
@@ -407,7 +416,7 @@ uint32_t cache_file_uid(struct cfile *f);
  * cache_migrate() - move the cached pages of [@off, @off + @len) to the
  * device (@to_device; pages BACKING has data for are read first if not
  * cached, holes are skipped) or back to host memory.  Works on at most
- * CACHE_REQUEST_BYTES of the range.
+ * CACHE_REQUEST_BYTES of the range, less when cancelled (cache_config).
  * @moved: pages moved.
  * @next:  NULL, or where the rest of the range starts (@off + @len,
  *         clipped to the file, when it was all done).

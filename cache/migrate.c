@@ -511,7 +511,14 @@ struct scan {
 	struct cfile *f;
 	enum scan_mode mode;
 	uint64_t cur, last, budget, step;
+	bool started;	/* a chunk was handed out */
 };
+
+/* Has the request's caller gone (cache_config.cancelled)? */
+static bool request_cancelled(struct cache *c)
+{
+	return c->cfg.cancelled && c->cfg.cancelled(c->cfg.cancel_arg);
+}
 
 static void scan_init(struct scan *s, struct cfile *f, enum scan_mode mode,
 		      uint64_t first, uint64_t last)
@@ -582,6 +589,9 @@ static bool scan_next(struct scan *s, uint64_t *first, uint64_t *last,
 
 	if (s->cur > s->last || !s->budget)
 		return false;
+	if (s->started && request_cancelled(s->f->cache))
+		return false;	/* the caller has gone: stop, say where */
+	s->started = true;
 	if (s->mode == SCAN_ALL)
 		d = s->cur;
 	else if (s->mode == SCAN_DATA)

@@ -92,6 +92,13 @@ bool atime_open(struct hmmfs *fs, struct hmm_inode *inode);
 void atime_read(struct hmmfs *fs, struct hmm_inode *inode);
 void atime_written(struct hmm_inode *inode);
 
+/*
+ * ops.c: the cache's cancelled hook (@arg is the struct hmmfs): has the
+ * caller of the migrate or devop this thread runs gone (a FUSE INTERRUPT
+ * came for it: the caller was killed), or is the daemon ending?
+ */
+bool ioctl_cancelled(void *arg);
+
 /* notify.c: kernel cache invalidations, sent by their own thread. */
 int notify_start(struct hmmfs *fs);
 void notify_stop(struct hmmfs *fs);

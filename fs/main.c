@@ -276,6 +276,8 @@ static int cache_setup(struct hmmfs *fs, const struct hmmfs_opts *o,
 				  bounce_buffers_default(o->page_size),
 		.inval = notify_inval,
 		.inval_arg = fs,
+		.cancelled = ioctl_cancelled,
+		.cancel_arg = fs,
 		.ksm = !strcmp(o->ksm, "on"),
 		.ksm_scope_all = !strcmp(o->ksm_scope, "all"),
 	};

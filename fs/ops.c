@@ -2448,6 +2448,22 @@ static void ioctl_wait_inval(struct hmmfs *fs)
 }
 
 /*
+ * The migrate or devop request this thread is running, for
+ * ioctl_cancelled(): libfuse marks it when the kernel sends an INTERRUPT
+ * for it (the caller got a signal; after SIGKILL the caller cannot go
+ * before the reply comes).
+ */
+static __thread fuse_req_t ioctl_running;
+
+bool ioctl_cancelled(void *arg)
+{
+	struct hmmfs *fs = arg;
+
+	return (ioctl_running && fuse_req_interrupted(ioctl_running)) ||
+	       fuse_session_exited(fs->se);
+}
+
+/*
  * A bounded migration (cache_migrate); @size is the caller's struct, the
  * older one (HMMFS_IOC_MIGRATE_OLD) lacks only @next at its end.
  */
@@ -2473,9 +2489,12 @@ static int ioctl_migrate(fuse_req_t req, fuse_ino_t ino,
 		ret = -EINVAL;
 	if (!ret)
 		ret = ioctl_file(req, ino, fi, flags, O_RDONLY, &cf);
-	if (!ret)
+	if (!ret) {
+		ioctl_running = req;
 		ret = cache_migrate(cf, (off_t)m.offset, (off_t)m.length,
 				    m.to == HMMFS_TO_DEVICE, &m.moved, &next);
+		ioctl_running = NULL;
+	}
 	m.next = (uint64_t)next;
 	if (m.to == HMMFS_TO_DEVICE && (!ret || m.moved))
 		ioctl_wait_inval(fs_of(req));
@@ -2507,9 +2526,12 @@ static int ioctl_devop(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		ret = -EINVAL;
 	if (!ret)
 		ret = ioctl_file(req, ino, fi, flags, O_WRONLY, &cf);
-	if (!ret)
+	if (!ret) {
+		ioctl_running = req;
 		ret = cache_devop(cf, (off_t)d.offset, (off_t)d.length, ops[d.op],
 				  d.value, &d.pages, &next);
+		ioctl_running = NULL;
+	}
 	d.next = (uint64_t)next;
 	if (!ret || d.pages)
 		ioctl_wait_inval(fs_of(req));

@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs/hmmfs_ioctl.h"
@@ -381,6 +382,50 @@ static void *reader_main(void *arg)
 }
 
 /* Readers of pages under migration finish while it still runs. */
+/*
+ * A killed hmmfsctl does not wait out its migrate step: at device_bw=1M
+ * one step over a 32 MiB file takes 32 s, and after SIGKILL the caller
+ * cannot leave before the daemon replies; the kernel's INTERRUPT makes
+ * the daemon stop at the next chunk and say where the rest starts.
+ */
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void killed_migrate_ends_soon(void)
+{
+	char *argv[] = { (char *)it.hmmfsctl, "migrate", "--to", "device",
+			 strdup(MNT("k")), NULL };
+	uint64_t t0;
+	int status = -1, fd;
+	pid_t pid;
+
+	backing_file("k", 32 * MiB, 5);
+	fd = IT_REQUIRE_OK(open(MNT("k"), O_RDONLY));
+	IT_EQ(it_pread_check(fd, 0, 32 * MiB, MiB, 5), -1);	/* cached */
+	pid = fork();
+	IT_REQUIRE(pid >= 0, "fork: %s", it_errname(errno));
+	if (pid == 0) {
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	usleep(1500 * 1000);	/* inside the step */
+	t0 = now_ms();
+	IT_OK(kill(pid, SIGKILL));
+	IT_TRUE(it_wait_pid(pid, 10000, &status) == 0,
+		"hmmfsctl still there 10 s after SIGKILL");
+	IT_TRUE(now_ms() - t0 < 10000, "SIGKILL took %llu ms",
+		(unsigned long long)(now_ms() - t0));
+	IT_TRUE(it_residency(fd)->device < 32 * MiB / PS, "the step ran to its end");
+	IT_EQ(it_pread_check(fd, 0, 32 * MiB, MiB, 5), -1);	/* intact */
+	close(fd);
+	free(argv[4]);
+}
+
 static void readers_not_blocked_by_migration(void)
 {
 	_Atomic int migrating = 1;
@@ -799,6 +844,8 @@ static const struct it_test tests[] = {
 	  sigterm_writes_back_device_pages, 0, NULL },
 	{ "a small host cache demotes to the device", small_host_cache_demotes,
 	  0, "direct_io,host_cache=256K" },
+	{ "a killed hmmfsctl does not wait out its migrate step",
+	  killed_migrate_ends_soon, 0, "device=hostsim,device_bw=1M,host_cache=64M" },
 	{ "readers are not blocked by a migration",
 	  readers_not_blocked_by_migration, 0,
 	  "direct_io,device=hostsim,device_lat=1500ms" },
