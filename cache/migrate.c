@@ -482,7 +482,10 @@ static size_t chunk_pages(struct cache *c)
  * says where it stopped (@next), and the caller asks again from there:
  * however large the range a raw ioctl names, the daemon answers after
  * that much work, so the caller can be killed between requests, and the
- * only memory a request allocates is one chunk's page array.
+ * only memory a request allocates is one chunk's page array.  Between
+ * chunks a request also asks cache_config.cancelled: a caller killed in
+ * the middle of one (the kernel sent an INTERRUPT), or a daemon that is
+ * ending, stops it after the chunk, with @next saying where.
  *
  * Holes cost nothing.  A page that is neither cached nor backed by data
  * in BACKING (SEEK_DATA) reads as zeros: moving it would fill the cache
