@@ -117,6 +117,8 @@ static const struct opt_desc opt_table[] = {
 	/* mount options handed to libfuse and the kernel */
 	{ "allow_other", OPT_PASS, FIELD(allow_other), 0, 0,
 	  "other users may use the mount (implies default_permissions)" },
+	{ "allow_root", OPT_PASS, FIELD(allow_root), 0, 0,
+	  "root may use the mount too (libfuse's option)" },
 	{ "default_permissions", OPT_PASS, FIELD(default_permissions), 0, 0,
 	  "the kernel checks permissions from mode bits" },
 	{ "debug", OPT_PASS, FIELD(debug), 0, 0, NULL },
@@ -576,6 +578,9 @@ int opts_parse(int argc, char **argv, struct hmmfs_opts *o,
 			    (unsigned long long)o->device_bw);
 	if (o->direct_io)
 		o->writeback_cache = 0;	/* no kernel page cache to batch in */
+	if (o->allow_other && o->allow_root)
+		return fail(err, errlen, "allow_other and allow_root: give one (allow_other "
+			    "lets every user in, allow_root only root besides the owner)");
 	if (o->allow_other && !o->default_permissions) {
 		/* Other users' access must be checked, and we run as root. */
 		ret = fuse_opts_append(o, "default_permissions");

@@ -37,6 +37,8 @@
  * @noxattr:          no extended attributes (the kernel stops asking).
  * @allow_other:      other users may use the mount (implies
  *                    default_permissions: the kernel checks permissions).
+ * @allow_root:       root may use the mount too (libfuse's option; with
+ *                    the daemon run by root: root only)
  * @default_permissions: the kernel checks permissions from the mode bits.
  * @attr_timeout:     seconds the kernel may cache attributes.
  * @entry_timeout:    seconds the kernel may cache name lookups.
@@ -89,6 +91,7 @@ struct hmmfs_opts {
 	int splice;
 	int noxattr;
 	int allow_other;
+	int allow_root;
 	int default_permissions;
 	double attr_timeout;
 	double entry_timeout;

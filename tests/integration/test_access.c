@@ -128,6 +128,17 @@ static void user_without_allow_other_denied(void)
 	IT_STR_EQ(it_errname(r.open_r), "EACCES");
 }
 
+/* allow_root (libfuse's): the kernel lets others in, libfuse turns them away. */
+static void user_with_allow_root_denied(void)
+{
+	struct user_result r;
+
+	make_root_file("f", 0644);
+	IT_CONTENT_STR(MNT("f"), "public");	/* root is in */
+	IT_REQUIRE_EQ(probe(MNT("f"), &r), 0);
+	IT_STR_EQ(it_errname(r.open_r), "EACCES");
+}
+
 static int create_as_user(void *arg, void *out)
 {
 	int fd = open((const char *)arg, O_CREAT | O_WRONLY, 0640);
@@ -473,6 +484,7 @@ static const struct it_test tests[] = {
 	{ "user_creates_own_file", user_creates_own_file, 0, "allow_other" },
 	{ "user_without_allow_other_denied", user_without_allow_other_denied, 0,
 	  NULL },
+	{ "user_with_allow_root_denied", user_with_allow_root_denied, 0, "allow_root" },
 	{ "acl_named_user_denied", acl_named_user_denied, 0, "allow_other" },
 	{ "acl_named_user_granted", acl_named_user_granted, 0, "allow_other" },
 	{ "acl_set_clears_sgid", acl_set_clears_sgid, 0, "allow_other" },

@@ -67,6 +67,12 @@ static void test_libfuse_spellings(void)
 	opts_free(&o);
 	CU_ASSERT_EQUAL(PARSE(&o, "--foregrnd", "/b", "/m"), -EINVAL);
 	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "allow_root"), 0);
+	CU_ASSERT_EQUAL(o.allow_root, 1);
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "allow_root,allow_other"), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "give one"));
+	opts_free(&o);
 }
 
 static void test_debug_implies_foreground(void)
