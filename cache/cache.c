@@ -125,6 +125,7 @@ static int cache_device_open(struct cache *c, char *err, size_t errlen)
 		.backend = cfg->device, .mem_bytes = cfg->device_cache,
 		.frame_size = cfg->page_size, .bw = cfg->device_bw,
 		.lat_ns = cfg->device_lat_ns, .gpu = cfg->gpu,
+		.cancelled = cfg->cancelled, .cancel_arg = cfg->cancel_arg,
 	};
 	enum dev_copy_path path = DEV_PATH_AUTO;
 	size_t len;
@@ -276,6 +277,12 @@ int cache_start(struct cache *c, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start the dedupe scanner: %s",
 			 strerror(-ret));
 	return ret;
+}
+
+void cache_hurry(struct cache *c)
+{
+	if (c)
+		dev_hurry(c->dev);
 }
 
 int cache_destroy(struct cache *c)

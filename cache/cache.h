@@ -66,8 +66,11 @@ struct cfile;
  *                   true when the caller has gone (the FUSE request was
  *                   interrupted, the daemon is ending), so the request
  *                   stops early and says where the rest starts.  After
- *                   at least one chunk, so requests make progress.  May
- *                   be NULL.
+ *                   at least one chunk, so requests make progress.  Also
+ *                   asked by the thread's long device waits, which then
+ *                   skip their modelled delay (device_config).  Any
+ *                   thread may call it, at any time until cache_destroy().
+ *                   May be NULL.
  * @cancel_arg:      its argument.
  * @ksm:             start the dedupe scanner (-o ksm=on); its other knobs
  *                   start at Linux KSM's defaults and change at run time.
@@ -240,6 +243,13 @@ int cache_create(const struct cache_config *cfg, struct cache **out,
  * failure.
  */
 int cache_start(struct cache *c, char *err, size_t errlen);
+
+/*
+ * The daemon is ending (a signal, an unmount): device waits stop waiting
+ * out modelled delays, so the writeback that follows is not stretched by
+ * device_bw or device_lat.  Any thread; may be called more than once.
+ */
+void cache_hurry(struct cache *c);
 
 /*
  * Write back everything, stop the flusher, free everything.  Return: 0, or

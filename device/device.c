@@ -132,6 +132,18 @@ void dev_close(struct device *d)
 	free(d);
 }
 
+void dev_hurry(struct device *d)
+{
+	if (d)
+		atomic_store(&d->hurry, 1);
+}
+
+bool dev_wait_cut_short(struct device *d)
+{
+	return atomic_load_explicit(&d->hurry, memory_order_relaxed) ||
+	       (d->cfg.cancelled && d->cfg.cancelled(d->cfg.cancel_arg));
+}
+
 const char *dev_name(const struct device *d)
 {
 	return d->ops->name;

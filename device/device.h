@@ -45,6 +45,10 @@ struct device;
  * @bw:         hostsim: copy bandwidth model in bytes/s (0: unlimited).
  * @lat_ns:     hostsim: latency added to each queued operation.
  * @gpu:        cuda: the GPU ordinal.
+ * @cancelled:  asked by a thread waiting out a modelled delay (hostsim):
+ *              true when the request it serves was interrupted, so that
+ *              the wait ends now.  May be NULL.
+ * @cancel_arg: its argument.
  */
 struct device_config {
 	const char *backend;
@@ -53,6 +57,8 @@ struct device_config {
 	uint64_t bw;
 	uint64_t lat_ns;
 	int gpu;
+	bool (*cancelled)(void *arg);
+	void *cancel_arg;
 };
 
 /**
@@ -61,6 +67,8 @@ struct device_config {
  *           (cuda: queued since the last wait).
  * @error:   the first error of any of them (0 if none).
  * @result:  dev_compare: 0 if the ranges were equal, else non-zero.
+ * @hurry:   set by a waiter that must not wait out modelled delays (its
+ *           request was interrupted); the operations still run.
  * @priv:    the backend's own; zero-initialise.  cuda: while operations
  *           are queued, its per-stream event record (see cuda.c).
  *
@@ -71,6 +79,7 @@ struct dev_fence {
 	_Atomic uint32_t pending;
 	_Atomic int error;
 	_Atomic int result;
+	_Atomic int hurry;
 	void *priv;
 };
 
@@ -207,6 +216,7 @@ struct dev_path_cost {
  * @writable:  the device page table: one bit per frame, set while the
  *             device maps it read-write.  Atomic words; see dev_protect().
  * @lost:      set once the backend reported the device gone.
+ * @hurry:     set by dev_hurry(): modelled delays are no longer waited.
  * @used:      frames handed out.
  * @cost:      per enum dev_copy_path, what a batch costs that way.
  * @choices:   batches dev_copy_batch() chose a path for (it tries the
@@ -223,6 +233,7 @@ struct device {
 	size_t nfree, bump;
 	_Atomic uint64_t *writable;
 	_Atomic int lost;
+	_Atomic int hurry;
 	_Atomic size_t used;
 	struct dev_path_cost cost[DEV_PATH_NR];
 	_Atomic uint64_t choices;
@@ -236,6 +247,15 @@ extern const struct dev_ops dev_cuda_ops;
 int dev_open(const struct device_config *cfg, struct device **out,
 	     char *err, size_t errlen);
 void dev_close(struct device *d);
+/*
+ * The daemon is ending: from now on no wait is stretched by a bandwidth
+ * or latency model (hostsim), so what is left to write back goes at the
+ * speed of memory.  Waits already sleeping end within milliseconds.
+ */
+void dev_hurry(struct device *d);
+/* Should a wait of this thread end its modelled delay now?  (hurry, or
+ * the thread's request was interrupted: device_config.cancelled) */
+bool dev_wait_cut_short(struct device *d);
 const char *dev_name(const struct device *d);
 
 /* A free frame (mapped read-only).  Return: 0, or -ENOSPC when full. */

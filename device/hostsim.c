@@ -25,6 +25,14 @@
  * times the PCIe-like latency modelled.  Without a model, operations run
  * as fast as memcpy.
  *
+ * A way out.  At device_bw=1M and device_lat=10s one operation is modelled
+ * to take seconds, and a caller whose request was interrupted, or a daemon
+ * told to stop, must not wait that out: longer waits sleep in HS_SLICE_NS
+ * slices and between them ask dev_wait_cut_short() (the caller's own
+ * question; the engine learns it from the fence's @hurry flag, which the
+ * waiter sets).  A wait cut short runs its operation at once: the bytes are
+ * still moved, only the modelled time is skipped.
+ *
  * Device-to-host copies are the device's side of a CPU read, which may
  * race a write of the same page by design (cache/racy.h); they are marked
  * so for ThreadSanitizer.
@@ -48,6 +56,7 @@
 
 #define HS_RING 4096
 #define HS_SPIN_NS 100000	/* waits shorter than this spin */
+#define HS_SLICE_NS 10000000	/* a longer wait looks every 10 ms whether to end */
 
 enum hs_kind { HS_COPY, HS_COMPUTE, HS_COMPARE };
 
@@ -64,12 +73,14 @@ struct hs_op {
 
 /**
  * struct hostsim - the simulated device.
+ * @dev:        the device it backs (dev_wait_cut_short(), @dev->hurry).
  * @mem:        device memory; touched only by @engine.
  * @q_lock:     guards @ring, @head, @count, @stop, @busy_until.
  * @q_cond:     wakes the engine; @space_cond wakes full-ring submitters.
  * @busy_until: when the modelled copy engine is next free (ns).
  */
 struct hostsim {
+	struct device *dev;
 	char *mem;
 	size_t mem_bytes;
 	uint64_t bw, lat_ns;
@@ -91,18 +102,38 @@ static inline void hs_cpu_relax(void)
 #endif
 }
 
-/* Wait until CLOCK_MONOTONIC reaches @ns: sleep, then spin the end. */
-static void hs_wait_until(uint64_t ns)
+/*
+ * Should the wait for @f's operation end its modelled delay now?  The
+ * engine learns a waiter's wish from f->hurry (set in hostsim_fence_wait);
+ * a synchronous batch (@f NULL) runs in its caller, which asks for itself.
+ */
+static bool hs_cut_short(struct hostsim *hs, struct dev_fence *f)
 {
-	uint64_t now = dev_clock_ns();
+	if (!f)
+		return dev_wait_cut_short(hs->dev);
+	return atomic_load_explicit(&f->hurry, memory_order_relaxed) ||
+	       atomic_load_explicit(&hs->dev->hurry, memory_order_relaxed);
+}
 
-	if (ns > now + HS_SPIN_NS) {
-		uint64_t wake = ns - HS_SPIN_NS;
-		struct timespec ts = { .tv_sec = (time_t)(wake / 1000000000ull),
-				       .tv_nsec = (long)(wake % 1000000000ull) };
+/*
+ * Wait until CLOCK_MONOTONIC reaches @ns: sleep in slices of at most
+ * HS_SLICE_NS, looking between them whether the wait is cut short, then
+ * spin the end.
+ */
+static void hs_wait_until(struct hostsim *hs, uint64_t ns, struct dev_fence *f)
+{
+	uint64_t now, wake;
 
-		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-			;
+	while ((now = dev_clock_ns()) + HS_SPIN_NS < ns) {
+		if (hs_cut_short(hs, f))
+			return;
+		wake = ns - HS_SPIN_NS;
+		if (wake > now + HS_SLICE_NS)
+			wake = now + HS_SLICE_NS;
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME,
+				&(struct timespec){ .tv_sec = (time_t)(wake / 1000000000ull),
+						    .tv_nsec = (long)(wake % 1000000000ull) },
+				NULL);
 	}
 	while (dev_clock_ns() < ns)
 		hs_cpu_relax();
@@ -214,7 +245,7 @@ static void *hostsim_engine(void *arg)
 		pthread_mutex_unlock(&hs->q_lock);
 		for (size_t i = 0; i < n; i++) {
 			if (when[i])
-				hs_wait_until(when[i]);
+				hs_wait_until(hs, when[i], batch[i].fence);
 			hs_run(hs, &batch[i]);
 			hostsim_complete(batch[i].fence, 0);
 		}
@@ -248,6 +279,7 @@ static int hostsim_open(struct device *d, const struct device_config *cfg,
 
 	if (!hs)
 		return -ENOMEM;
+	hs->dev = d;
 	hs->mem_bytes = cfg->mem_bytes;
 	hs->bw = cfg->bw;
 	hs->lat_ns = cfg->lat_ns;
@@ -320,7 +352,7 @@ static int hostsim_copy_sync(struct device *d, const struct dev_copy *cp,
 	for (size_t i = 0; i < n; i++)
 		hs_copy(hs, &cp[i]);
 	if (done)
-		hs_wait_until(done);
+		hs_wait_until(hs, done, NULL);
 	return 0;
 }
 
@@ -342,14 +374,24 @@ static int hostsim_compare(struct device *d, dev_addr_t a, dev_addr_t b,
 	return hostsim_queue(d, &o);
 }
 
-/* Sleep until every operation of @f is done; pairs with hostsim_complete(). */
+/*
+ * Sleep until every operation of @f is done; pairs with hostsim_complete().
+ * Every HS_SLICE_NS it asks whether its wait should be cut short, and if
+ * so tells the engine through f->hurry.
+ */
 static int hostsim_fence_wait(struct device *d, struct dev_fence *f)
 {
+	const struct timespec slice = { .tv_nsec = HS_SLICE_NS };
 	uint32_t v;
 
-	(void)d;
-	while ((v = atomic_load_explicit(&f->pending, memory_order_acquire)))
-		syscall(SYS_futex, &f->pending, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0);
+	while ((v = atomic_load_explicit(&f->pending, memory_order_acquire))) {
+		if (!atomic_load_explicit(&f->hurry, memory_order_relaxed) &&
+		    dev_wait_cut_short(d))
+			atomic_store_explicit(&f->hurry, 1, memory_order_relaxed);
+		syscall(SYS_futex, &f->pending, FUTEX_WAIT_PRIVATE, v, &slice,
+			NULL, 0);
+	}
+	atomic_store_explicit(&f->hurry, 0, memory_order_relaxed);
 	return atomic_exchange(&f->error, 0);
 }
 

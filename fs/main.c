@@ -449,6 +449,7 @@ enum { STOP_NONE, STOP_SYNCING, STOP_NOW };
 
 static struct stopper {
 	struct fuse_session *se;
+	struct cache *cache;		/* hurried at the first signal; may be NULL */
 	pthread_t loop;			/* the thread in serve() */
 	pthread_t thread;
 	bool started;
@@ -669,6 +670,7 @@ static void *stopper_main(void *arg)
 		sem_wait(&stopper.wake);
 	if (atomic_load(&stopper.loop_ended))
 		return NULL;	/* unmounted: nothing to stop */
+	cache_hurry(stopper.cache);	/* device models wait no more */
 	if (atomic_load(&stopper.state) == STOP_SYNCING)
 		stop_sync_kernel();
 	atomic_store(&stopper.state, STOP_NOW);
@@ -684,9 +686,11 @@ static void *stopper_main(void *arg)
  * Before the mount (no fd held, see above): where to find it.  After the
  * mount: its device number.  Failing either only costs the st_dev check.
  */
-static void stopper_init(struct fuse_session *se, const char *mountpoint)
+static void stopper_init(struct fuse_session *se, struct cache *cache,
+			 const char *mountpoint)
 {
 	stopper.se = se;
+	stopper.cache = cache;
 	sem_init(&stopper.wake, 0, 0);
 	if (!realpath(mountpoint, stopper.path))
 		snprintf(stopper.path, sizeof(stopper.path), "%s", mountpoint);
@@ -790,7 +794,7 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 		goto out_free_argv;
 	if (fuse_set_signal_handlers(fs->se))
 		goto out_destroy;
-	stopper_init(fs->se, o->mountpoint);	/* before daemon_fork's chdir */
+	stopper_init(fs->se, fs->cache, o->mountpoint);	/* before daemon_fork's chdir */
 	if (fuse_session_mount(fs->se, o->mountpoint)) {
 		fprintf(stderr, "hmmfs: cannot mount on '%s'\n", o->mountpoint);
 		goto out_signals;
@@ -842,6 +846,7 @@ static int run(struct hmmfs *fs, const struct hmmfs_opts *o, const char *fsname)
 	 * threaded loop may return -EINTR after the stopper's kick: clean.
 	 */
 	ret = serve(fs, o);
+	cache_hurry(fs->cache);	/* unmounted: what is left, at full speed */
 	if (ret == -EINTR && atomic_load(&stopper.state) == STOP_NOW)
 		ret = 0;
 	ret = ret < 0 ? 1 : 0;

@@ -2459,8 +2459,9 @@ bool ioctl_cancelled(void *arg)
 {
 	struct hmmfs *fs = arg;
 
-	return (ioctl_running && fuse_req_interrupted(ioctl_running)) ||
-	       fuse_session_exited(fs->se);
+	/* only a worker runs an ioctl: fs->se is alive while it does */
+	return ioctl_running && (fuse_req_interrupted(ioctl_running) ||
+				 fuse_session_exited(fs->se));
 }
 
 /*

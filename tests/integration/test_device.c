@@ -426,6 +426,81 @@ static void killed_migrate_ends_soon(void)
 	free(argv[4]);
 }
 
+/* hmmfsctl migrate --to device @path, in a child; return its pid. */
+static pid_t migrate_in_child(const char *path)
+{
+	char *argv[] = { (char *)it.hmmfsctl, "migrate", "--to", "device",
+			 (char *)path, NULL };
+	pid_t pid = fork();
+
+	IT_REQUIRE(pid >= 0, "fork: %s", it_errname(errno));
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		if (null >= 0)
+			dup2(null, STDOUT_FILENO);	/* its "N pages moved" */
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/*
+ * A device wait ends with its request: at device_lat=10s one copy is
+ * modelled to take 10 s; SIGKILL of hmmfsctl inside it interrupts the
+ * request, and the wait ends at once (the bytes still move).
+ */
+static void killed_migrate_cuts_device_wait(void)
+{
+	uint64_t t0;
+	int status = -1, fd;
+	pid_t pid;
+
+	backing_file("w", 16 * PS, 7);
+	fd = IT_REQUIRE_OK(open(MNT("w"), O_RDONLY));
+	IT_EQ(it_pread_check(fd, 0, 16 * PS, 16 * PS, 7), -1);	/* cached */
+	pid = migrate_in_child(MNT("w"));
+	usleep(1000 * 1000);	/* inside the copy's 10 s */
+	t0 = now_ms();
+	IT_OK(kill(pid, SIGKILL));
+	IT_TRUE(it_wait_pid(pid, 20000, &status) == 0, "hmmfsctl still there 20 s after SIGKILL");
+	IT_TRUE(now_ms() - t0 < 5000, "SIGKILL took %llu ms of a 10 s wait",
+		(unsigned long long)(now_ms() - t0));
+	IT_EQ(it_file_check(BACK("w"), 0, 16 * PS, 7), -1);
+	close(fd);
+}
+
+/*
+ * SIGTERM ends device waits too: with a migrate of dirty pages inside its
+ * 10 s copy, the daemon stops waiting out the model, writes the pages
+ * back (through the device at memory speed) and exits cleanly, well
+ * before the 10 s the copy alone was modelled to take.
+ */
+static void sigterm_cuts_device_wait(void)
+{
+	struct it_mount *m = &it.mount;
+	int status = -1, ctl_status = -1, fd;
+	uint64_t t0;
+	pid_t pid;
+
+	fd = IT_REQUIRE_OK(open(MNT("d"), O_CREAT | O_RDWR, 0644));
+	IT_REQUIRE_OK(it_pwrite_pattern(fd, 0, 16 * PS, 16 * PS, 8));
+	pid = migrate_in_child(MNT("d"));
+	usleep(1000 * 1000);	/* inside the copy's 10 s */
+	t0 = now_ms();
+	IT_REQUIRE_OK(kill(m->pid, SIGTERM));
+	IT_EQ(it_wait_pid(m->pid, 30000, &status), 0);
+	IT_TRUE(now_ms() - t0 < 5000, "the daemon took %llu ms after SIGTERM",
+		(unsigned long long)(now_ms() - t0));
+	IT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		"daemon wait status 0x%x", (unsigned int)status);
+	m->live = it_mount_count(it.mnt, NULL, NULL, 0) > 0;
+	m->pid = 0;
+	IT_EQ(it_wait_pid(pid, 10000, &ctl_status), 0);
+	close(fd);
+	IT_EQ(it_file_check(BACK("d"), 0, 16 * PS, 8), -1);
+}
+
 static void readers_not_blocked_by_migration(void)
 {
 	_Atomic int migrating = 1;
@@ -846,6 +921,11 @@ static const struct it_test tests[] = {
 	  0, "direct_io,host_cache=256K" },
 	{ "a killed hmmfsctl does not wait out its migrate step",
 	  killed_migrate_ends_soon, 0, "device=hostsim,device_bw=1M,host_cache=64M" },
+	{ "a killed hmmfsctl does not wait out a device copy",
+	  killed_migrate_cuts_device_wait, 0, "device=hostsim,device_lat=10s" },
+	{ "SIGTERM ends a device copy's wait, then writes back",
+	  sigterm_cuts_device_wait, 0,
+	  "nowriteback_cache,device=hostsim,device_lat=10s" },
 	{ "readers are not blocked by a migration",
 	  readers_not_blocked_by_migration, 0,
 	  "direct_io,device=hostsim,device_lat=1500ms" },
