@@ -338,6 +338,28 @@ size_t cache_page_size(const struct cache *c)
 
 #define ctr_read(c, name) atomic_load_explicit(&(c)->ctr.name, memory_order_relaxed)
 
+#define fctr_read(f, name) \
+	atomic_load_explicit(&(f)->ctr.name, memory_order_relaxed)
+
+void cache_file_get_stats(struct cfile *f, struct cache_file_stats *st)
+{
+	pthread_mutex_lock(&f->lock);
+	st->size = (uint64_t)f->size;
+	st->dirty = f->nr_dirty;
+	st->writeback = f->nr_writeback;
+	pthread_mutex_unlock(&f->lock);
+	st->pages = atomic_load_explicit(&f->nr_pages, memory_order_relaxed);
+	st->hits = fctr_read(f, hits);
+	st->misses = fctr_read(f, misses);
+	st->readahead_pages = fctr_read(f, readahead_pages);
+	st->bounce_reads = fctr_read(f, bounce_reads);
+	st->bounce_writes = fctr_read(f, bounce_writes);
+	st->written_bytes = fctr_read(f, written_bytes);
+	st->writeback_bytes = fctr_read(f, writeback_bytes);
+	st->migrations_to_device = fctr_read(f, migrations_to_device);
+	st->migrations_to_host = fctr_read(f, migrations_to_host);
+}
+
 void cache_get_stats(struct cache *c, struct cache_stats *st)
 {
 	st->host_pages = atomic_load(&c->nr_pages);

@@ -263,6 +263,25 @@ size_t cache_page_size(const struct cache *c);
 void cache_get_stats(struct cache *c, struct cache_stats *st);
 
 /**
+ * struct cache_file_stats - one file's counters (hmmfsctl stats FILE).
+ * @size:   its size as the cache knows it.
+ * @pages, @dirty, @writeback: its cached pages (host and device), those
+ *          newer than BACKING, those being written.
+ * The rest count as cache_stats's fields of the same names, for this file
+ * only, since the cache took the file in (a file it dropped starts again
+ * from zero); dedupe's moves between tiers are not counted per file.
+ */
+struct cache_file_stats {
+	uint64_t size, pages, dirty, writeback;
+	uint64_t hits, misses, readahead_pages;
+	uint64_t bounce_reads, bounce_writes;
+	uint64_t written_bytes, writeback_bytes;
+	uint64_t migrations_to_device, migrations_to_host;
+};
+
+void cache_file_get_stats(struct cfile *f, struct cache_file_stats *st);
+
+/**
  * cache_file_attach() - the cache's state for one backing regular file,
  * found by the object's identity: a file the kernel forgot (detached) is
  * found again while it is the same object, unchanged (lifetime.c).

@@ -115,6 +115,14 @@ static inline dev_addr_t page_daddr(const struct cpage *p)
 	return atomic_load_explicit(&((struct cpage *)p)->daddr, memory_order_relaxed);
 }
 
+/* One file's share of some cache_counters (cache_file_get_stats()). */
+struct file_counters {
+	_Atomic uint64_t hits, misses, readahead_pages;
+	_Atomic uint64_t bounce_reads, bounce_writes;
+	_Atomic uint64_t written_bytes, writeback_bytes;
+	_Atomic uint64_t migrations_to_device, migrations_to_host;
+};
+
 /**
  * struct cfile - the cache's state for one backing file.
  * @cache:   the cache.
@@ -175,6 +183,7 @@ static inline dev_addr_t page_daddr(const struct cpage *p)
  *           because it failed (counted in cache->nr_stuck); @lock.
  * @wb_retry_ms: the flusher's backoff for a failing file; @lock.
  * @idle_link: on cache->idle_files, or empty; cache->idle_lock.
+ * @ctr:     the file's own counters (hmmfsctl stats FILE); relaxed atomics.
  * @hlen, @htype, @handle: the object's file handle (name_to_handle_at),
  *           which names one object for its lifetime (the inode number
  *           plus a generation): a reused inode number has another.
@@ -215,6 +224,7 @@ struct cfile {
 	uint64_t stuck;
 	uint64_t wb_retry_ms;
 	struct clist idle_link;
+	struct file_counters ctr;
 	unsigned int hlen;
 	int htype;
 	unsigned char handle[];
@@ -337,6 +347,12 @@ static inline uint64_t cache_now_ms(void)
 
 #define ctr_inc(c, name, n) \
 	atomic_fetch_add_explicit(&(c)->ctr.name, (n), memory_order_relaxed)
+
+/* Count in the cache's counter and in file @f's of the same name. */
+#define fctr_inc(f, name, n) do {					\
+	ctr_inc((f)->cache, name, n);					\
+	atomic_fetch_add_explicit(&(f)->ctr.name, (n), memory_order_relaxed); \
+} while (0)
 
 /* frame.c */
 int frame_pool_init(struct frame_pool *fp, size_t page_size, size_t max_frames);

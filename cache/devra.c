@@ -138,7 +138,7 @@ ssize_t devra_serve(struct cfile *f, struct cache_ra *ra, off_t off,
 		done += n;
 	}
 	v->served = s;
-	ctr_inc(c, bounce_reads, (len + ps - 1) / ps);
+	fctr_inc(f, bounce_reads, (len + ps - 1) / ps);
 	ctr_inc(c, device_readahead, (len + ps - 1) / ps);
 	return (ssize_t)len;
 }

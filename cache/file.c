@@ -448,7 +448,6 @@ struct read_batch {
 static int read_gather(struct cfile *f, struct read_batch *b, uint64_t first,
 		       uint64_t last, uint64_t ra_last)
 {
-	struct cache *c = f->cache;
 	bool created;
 
 	for (uint64_t i = first; i <= ra_last; i++) {
@@ -460,11 +459,11 @@ static int read_gather(struct cfile *f, struct read_batch *b, uint64_t first,
 		if (created) {
 			b->fresh[b->nfresh++] = p;
 			if (ra)
-				ctr_inc(c, readahead_pages, 1);
+				fctr_inc(f, readahead_pages, 1);
 			else
-				ctr_inc(c, misses, 1);
+				fctr_inc(f, misses, 1);
 		} else if (!ra) {
-			ctr_inc(c, hits, 1);
+			fctr_inc(f, hits, 1);
 			if (!page_test_referenced(&p->ps))
 				page_set_referenced(&p->ps);
 		}
@@ -567,7 +566,7 @@ static ssize_t read_copy_round(struct cfile *f, struct read_batch *b, size_t i,
 	}
 	if (ncps) {
 		ret = dev_copy_batch(c->dev, cps, ncps);
-		ctr_inc(c, bounce_reads, ndev);
+		fctr_inc(f, bounce_reads, ndev);
 	}
 	cache_rcu_read_unlock();
 	if (ret)
@@ -692,7 +691,7 @@ static int write_device_page_locked(struct cpage *p, size_t from, size_t to,
 	bounce_put(c->bounce, &bb, 1);
 	if (ret)
 		return ret == -ENODEV ? -EIO : ret;
-	ctr_inc(c, bounce_writes, 1);
+	fctr_inc(p->file, bounce_writes, 1);
 	return 0;
 }
 
@@ -790,7 +789,7 @@ static ssize_t read_vec_fill(struct cfile *f, struct read_batch *b, off_t off,
 	}
 	if (!ret && ncps) {
 		ret = dev_copy_batch(c->dev, cps, ncps);
-		ctr_inc(c, bounce_reads, used);
+		fctr_inc(f, bounce_reads, used);
 	}
 	if (!ret) {
 		v->in_rcu = true;
@@ -950,7 +949,7 @@ ssize_t cache_write(struct cfile *f, const void *buf, size_t len, off_t off)
 			break;
 		done += to - from;
 	}
-	ctr_inc(c, written_bytes, done);
+	fctr_inc(f, written_bytes, done);
 	return done ? (ssize_t)done : ret;
 }
 

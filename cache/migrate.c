@@ -188,6 +188,8 @@ static void pages_commit_to_device(struct cache *c, struct cpage **pp,
 		clist_add_head(&c->dev_lru, &p->lru);
 		atomic_store_explicit(&p->cpu_reads, 0, memory_order_relaxed);
 		page_note_migration(p, now);
+		atomic_fetch_add_explicit(&p->file->ctr.migrations_to_device, 1,
+					  memory_order_relaxed);
 		count++;
 	}
 	pthread_mutex_unlock(&c->lru_lock);
@@ -303,6 +305,8 @@ static void pages_commit_to_host(struct cache *c, struct cpage **pp,
 		clist_del(&p->lru);
 		clist_add_head(&c->inactive, &p->lru);
 		page_note_migration(p, now);
+		atomic_fetch_add_explicit(&p->file->ctr.migrations_to_host, 1,
+					  memory_order_relaxed);
 		count++;
 	}
 	pthread_mutex_unlock(&c->lru_lock);

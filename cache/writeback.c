@@ -200,7 +200,7 @@ static int page_end_io(struct cpage *p, ssize_t res)
 		pthread_mutex_unlock(&f->lock);
 	} else {
 		page_clear_error(&p->ps);
-		ctr_inc(c, writeback_bytes, ps);
+		fctr_inc(f, writeback_bytes, ps);
 	}
 	atomic_fetch_sub(&c->nr_writeback, 1);
 	wp_unprotect(p, WP_WRITEBACK);
@@ -357,7 +357,7 @@ static int page_write_range_now_locked(struct cpage *p)
 	if (ret)
 		return ret;
 	ctr_inc(c, backing_writes, 1);
-	ctr_inc(c, writeback_bytes, hi - lo);
+	fctr_inc(f, writeback_bytes, hi - lo);
 	/*
 	 * A truncate meanwhile: BACKING must not keep what it cut.  Then
 	 * note BACKING's state, so that this write is not taken for

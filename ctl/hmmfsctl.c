@@ -62,6 +62,24 @@ static int open_target(const char *path)
 	return fd;
 }
 
+/* Open a regular file of the mount with @flags. */
+static int open_file(const char *path, int flags)
+{
+	struct stat st;
+	int fd = open(path, flags | O_CLOEXEC);
+
+	if (fd < 0) {
+		fprintf(stderr, "hmmfsctl: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		fprintf(stderr, "hmmfsctl: %s: not a regular file\n", path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /*
  * What the mount of @path lacks for a command that failed with ENODEV:
  * its page cache (host_cache=0) or its device tier (device=none).
@@ -462,6 +480,116 @@ static int watch_arg(const char *a, const char *name, unsigned int *secs)
 	return 1;
 }
 
+/*
+ * Where @fd's cached pages are, over the whole file: @tot gets pages,
+ * host, device, dirty, writeback, shared.  Return: 0, or 1 after a message.
+ */
+static int res_count(int fd, const char *path, uint64_t size, uint64_t tot[6])
+{
+	struct hmmfs_ioc_residency *r = malloc(sizeof(*r));
+
+	if (!r)
+		return 1;
+	memset(tot, 0, 6 * sizeof(tot[0]));
+	for (uint64_t off = 0; off < size;) {
+		*r = (struct hmmfs_ioc_residency){ .version = HMMFS_IOC_VERSION,
+						   .offset = off, .length = size - off };
+		if (ioctl(fd, HMMFS_IOC_RESIDENCY, r) < 0) {
+			free(r);
+			return ioctl_failed("stats", path);
+		}
+		tot[0] += r->pages, tot[1] += r->host, tot[2] += r->device;
+		tot[3] += r->dirty, tot[4] += r->writeback, tot[5] += r->shared;
+		if (r->next <= off)
+			break;
+		off = r->next;
+	}
+	free(r);
+	return 0;
+}
+
+static void file_stats_print(const char *path, const struct hmmfs_ioc_file_stats *f,
+			     const uint64_t tot[6], bool json)
+{
+	uint64_t looked = f->hits + f->misses, ps = f->page_size;
+	char a[24], b[24], c[24];
+
+	if (json) {
+		printf("{\"size\":%llu,\"page_size\":%llu,\"pages\":%llu,"
+		       "\"host\":%llu,\"device\":%llu,\"dirty\":%llu,"
+		       "\"writeback\":%llu,\"shared\":%llu,\"hits\":%llu,"
+		       "\"misses\":%llu,\"readahead_pages\":%llu,"
+		       "\"bounce_reads\":%llu,\"bounce_writes\":%llu,"
+		       "\"written_bytes\":%llu,\"writeback_bytes\":%llu,"
+		       "\"migrations_to_device\":%llu,\"migrations_to_host\":%llu}\n",
+		       (unsigned long long)f->size, (unsigned long long)ps,
+		       (unsigned long long)f->pages, (unsigned long long)tot[1],
+		       (unsigned long long)tot[2], (unsigned long long)f->dirty,
+		       (unsigned long long)f->writeback, (unsigned long long)tot[5],
+		       (unsigned long long)f->hits, (unsigned long long)f->misses,
+		       (unsigned long long)f->readahead_pages,
+		       (unsigned long long)f->bounce_reads,
+		       (unsigned long long)f->bounce_writes,
+		       (unsigned long long)f->written_bytes,
+		       (unsigned long long)f->writeback_bytes,
+		       (unsigned long long)f->migrations_to_device,
+		       (unsigned long long)f->migrations_to_host);
+		return;
+	}
+	printf("%s: %s, %s of it cached (%llu pages of %s)\n\n", path,
+	       human(f->size, a), human(f->pages * ps, b),
+	       (unsigned long long)f->pages, human(ps, c));
+	printf("%-12s host %llu, device %llu, dirty %llu, under writeback %llu, "
+	       "shared %llu\n", "pages", (unsigned long long)tot[1],
+	       (unsigned long long)tot[2], (unsigned long long)f->dirty,
+	       (unsigned long long)f->writeback, (unsigned long long)tot[5]);
+	printf("%-12s hits %llu, misses %llu, hit ratio %.1f%%, readahead %llu pages\n",
+	       "reads", (unsigned long long)f->hits, (unsigned long long)f->misses,
+	       looked ? 100.0 * (double)f->hits / (double)looked : 100.0,
+	       (unsigned long long)f->readahead_pages);
+	printf("%-12s written in %s, written back %s\n", "writes",
+	       human(f->written_bytes, a), human(f->writeback_bytes, b));
+	printf("%-12s to device %llu, to host %llu; bounce reads %llu, writes %llu\n",
+	       "device tier", (unsigned long long)f->migrations_to_device,
+	       (unsigned long long)f->migrations_to_host,
+	       (unsigned long long)f->bounce_reads, (unsigned long long)f->bounce_writes);
+}
+
+/* stats FILE: that file's counters and where its pages are. */
+static int file_stats(const char *path, bool json)
+{
+	struct hmmfs_ioc_file_stats f;
+	uint64_t tot[6];
+	int fd = open_file(path, O_RDONLY), ret;
+
+	if (fd < 0)
+		return 1;
+	memset(&f, 0, sizeof(f));
+	if (ioctl(fd, HMMFS_IOC_FILE_STATS, &f) < 0) {
+		ret = ioctl_failed("stats", path);
+		close(fd);
+		return ret;
+	}
+	if (f.version != HMMFS_IOC_VERSION) {
+		fprintf(stderr, "hmmfsctl: stats: %s: daemon speaks version %u, "
+			"this tool %u\n", path, f.version, HMMFS_IOC_VERSION);
+		close(fd);
+		return 1;
+	}
+	ret = res_count(fd, path, f.size, tot);
+	close(fd);
+	if (!ret)
+		file_stats_print(path, &f, tot, json);
+	return ret;
+}
+
+static bool is_regular(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 static int cmd_stats(int argc, char **argv)
 {
 	struct hmmfs_ioc_stats s;
@@ -485,11 +613,15 @@ static int cmd_stats(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!path || r < 0 || (json && watch) || (count && !watch)) {
+	if (!path || r < 0 || (json && watch) || (count && !watch) ||
+	    (watch && is_regular(path))) {
 		fprintf(stderr, "usage: hmmfsctl stats MOUNTPOINT [--json | "
-			"--watch[=SECONDS] [--count=N]]\n");
+			"--watch[=SECONDS] [--count=N]]\n"
+			"       hmmfsctl stats FILE [--json]\n");
 		return 2;
 	}
+	if (is_regular(path))
+		return file_stats(path, json);
 	if (watch)
 		return stats_watch(path, watch, count);
 	fd = open_target(path);
@@ -620,24 +752,6 @@ static int range_args_parse(int argc, char **argv, struct range_args *a,
 out_usage:
 	fprintf(stderr, "usage: hmmfsctl %s\n", usage_line);
 	return 2;
-}
-
-/* Open a regular file of the mount with @flags. */
-static int open_file(const char *path, int flags)
-{
-	struct stat st;
-	int fd = open(path, flags | O_CLOEXEC);
-
-	if (fd < 0) {
-		fprintf(stderr, "hmmfsctl: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		fprintf(stderr, "hmmfsctl: %s: not a regular file\n", path);
-		close(fd);
-		return -1;
-	}
-	return fd;
 }
 
 static void progress(const char *what, uint64_t done, uint64_t total)
@@ -1064,9 +1178,9 @@ static int cmd_ksm(int argc, char **argv)
 }
 
 static const struct ctl_cmd cmd_table[] = {
-	{ "stats", "stats MOUNTPOINT [--json | --watch[=SECONDS] [--count=N]]",
-	  "show the cache's counters, or their rates every SECONDS",
-	  cmd_stats },
+	{ "stats", "stats MOUNTPOINT|FILE [--json | --watch[=SECONDS] [--count=N]]",
+	  "show the cache's or one file's counters, or the cache's rates every "
+	  "SECONDS", cmd_stats },
 	{ "sync", "sync PATH", "write back a file, or everything at the mount point",
 	  cmd_sync },
 	{ "migrate", "migrate --to device|host PATH [--offset N] [--length N]",

@@ -277,4 +277,30 @@ struct hmmfs_ioc_ops {
 
 #define HMMFS_IOC_OPS _IOR(HMMFS_IOC_MAGIC, 7, struct hmmfs_ioc_ops)
 
+/**
+ * struct hmmfs_ioc_file_stats - one file's counters (hmmfsctl stats FILE).
+ * @size:      the file's size as the cache knows it.
+ * @pages, @dirty, @writeback: its cached pages (host and device), those
+ *             newer than BACKING, those being written to it.
+ * @hits .. @migrations_to_host: as struct hmmfs_ioc_stats's fields of
+ *             the same names, for this file, since the cache took it in
+ *             (a file the cache dropped starts again from zero).
+ * Needs the file open for reading; ENODEV on a mount without a cache.
+ * Where pages are (host, device, shared) is the residency ioctl's.
+ */
+struct hmmfs_ioc_file_stats {
+	uint32_t version;
+	uint32_t reserved0;
+	uint64_t page_size;
+	uint64_t size;
+	uint64_t pages, dirty, writeback;
+	uint64_t hits, misses, readahead_pages;
+	uint64_t bounce_reads, bounce_writes;
+	uint64_t written_bytes, writeback_bytes;
+	uint64_t migrations_to_device, migrations_to_host;
+	uint64_t reserved[4];
+};
+
+#define HMMFS_IOC_FILE_STATS _IOR(HMMFS_IOC_MAGIC, 8, struct hmmfs_ioc_file_stats)
+
 #endif

@@ -2614,6 +2614,40 @@ static int ioctl_residency(fuse_req_t req, fuse_ino_t ino,
 	return ret;
 }
 
+/* One file's counters (hmmfsctl stats FILE). */
+static int ioctl_file_stats(fuse_req_t req, fuse_ino_t ino,
+			    struct fuse_file_info *fi, unsigned int flags,
+			    size_t out_sz)
+{
+	struct hmmfs_ioc_file_stats r = { .version = HMMFS_IOC_VERSION };
+	struct cache_file_stats st;
+	struct cfile *cf;
+	int ret;
+
+	if (out_sz < sizeof(r))
+		return -EINVAL;
+	ret = ioctl_file(req, ino, fi, flags, O_RDONLY, &cf);
+	if (ret)
+		return ret;
+	cache_file_get_stats(cf, &st);
+	r.page_size = cache_page_size(fs_of(req)->cache);
+	r.size = st.size;
+	r.pages = st.pages;
+	r.dirty = st.dirty;
+	r.writeback = st.writeback;
+	r.hits = st.hits;
+	r.misses = st.misses;
+	r.readahead_pages = st.readahead_pages;
+	r.bounce_reads = st.bounce_reads;
+	r.bounce_writes = st.bounce_writes;
+	r.written_bytes = st.written_bytes;
+	r.writeback_bytes = st.writeback_bytes;
+	r.migrations_to_device = st.migrations_to_device;
+	r.migrations_to_host = st.migrations_to_host;
+	fuse_reply_ioctl(req, 0, &r, sizeof(r));
+	return 0;
+}
+
 /*
  * Dedupe knobs and counters; changing knobs is for the owner or root.
  * With ksm_scope=all the counters are too: pages_sharing going up after
@@ -2708,6 +2742,9 @@ static void hmmfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		break;
 	case HMMFS_IOC_KSM:
 		ret = ioctl_ksm(req, in_buf, in_bufsz, out_bufsz);
+		break;
+	case HMMFS_IOC_FILE_STATS:
+		ret = ioctl_file_stats(req, ino, fi, flags, out_bufsz);
 		break;
 	default:
 		ret = -ENOTTY;

@@ -626,6 +626,57 @@ static void hmmfsctl_commands(void)
 	free(got);
 }
 
+/* The number after "@key": in @json, or -1. */
+static long long json_num(const char *json, const char *key)
+{
+	char want[64];
+	const char *at;
+
+	snprintf(want, sizeof(want), "\"%s\":", key);
+	at = strstr(json, want);
+	return at ? strtoll(at + strlen(want), NULL, 10) : -1;
+}
+
+/* hmmfsctl stats FILE: that file's counters, and only its. */
+static void hmmfsctl_file_stats(void)
+{
+	char *f1 = strdup(MNT("s1")), *f2 = strdup(MNT("s2"));
+	struct it_proc p;
+	int fd;
+
+	backing_file("s1", 64 * PS, 1);
+	backing_file("s2", 64 * PS, 2);
+	fd = IT_REQUIRE_OK(open(f1, O_RDONLY | O_DIRECT));
+	IT_EQ(it_pread_check(fd, 0, 64 * PS, 16 * PS, 1), -1);	/* misses */
+	IT_EQ(it_pread_check(fd, 0, 64 * PS, 16 * PS, 1), -1);	/* hits */
+	close(fd);
+	IT_EQ(ctl(&p, (char *[]){ "migrate", "--to", "device", f1, "--length",
+				  "128K", NULL }), 0);
+	IT_EQ(ctl(&p, (char *[]){ "stats", f1, "--json", NULL }), 0);
+	IT_EQ(json_num(p.out, "size"), 64 * PS);
+	IT_EQ(json_num(p.out, "pages"), 64);
+	IT_EQ(json_num(p.out, "host"), 32);
+	IT_EQ(json_num(p.out, "device"), 32);
+	IT_EQ(json_num(p.out, "migrations_to_device"), 32);
+	IT_TRUE(json_num(p.out, "hits") >= 64, "hits: %s", p.out);
+	IT_TRUE(json_num(p.out, "misses") + json_num(p.out, "readahead_pages") >= 1,
+		"misses: %s", p.out);
+	/* a file nobody read or moved: its own counters are still zero */
+	IT_EQ(ctl(&p, (char *[]){ "stats", f2, "--json", NULL }), 0);
+	IT_EQ(json_num(p.out, "hits"), 0);
+	IT_EQ(json_num(p.out, "migrations_to_device"), 0);
+	IT_EQ(json_num(p.out, "pages"), 0);
+	/* the text form */
+	IT_EQ(ctl(&p, (char *[]){ "stats", f1, NULL }), 0);
+	IT_HAS(p.out, "256.0 KiB, 256.0 KiB of it cached (64 pages of 4.0 KiB)");
+	IT_HAS(p.out, "pages        host 32, device 32, dirty 0");
+	IT_HAS(p.out, "hit ratio ");
+	IT_HAS(p.out, "device tier  to device 32, to host 0");
+	IT_EQ(ctl(&p, (char *[]){ "stats", f1, "--watch", NULL }), 2);
+	free(f1);
+	free(f2);
+}
+
 /* Rules the daemon enforces on the ioctls themselves. */
 static void ioctl_checks(void)
 {
@@ -930,6 +981,7 @@ static const struct it_test tests[] = {
 	  readers_not_blocked_by_migration, 0,
 	  "direct_io,device=hostsim,device_lat=1500ms" },
 	{ "hmmfsctl migrate, residency, devop, stats", hmmfsctl_commands, 0, NULL },
+	{ "hmmfsctl stats FILE", hmmfsctl_file_stats, 0, NULL },
 	{ "ioctl argument checks", ioctl_checks, 0, NULL },
 	{ "device=none", no_device_tier, 0, "device=none" },
 	{ "one ioctl over a sparse TiB is bounded", bounded_sparse_requests, 0,
