@@ -22,7 +22,7 @@ _hmmfsctl()
 	sync) opts="--help" ;;
 	migrate) opts="--to --offset --length --json --help" ;;
 	devop) opts="--op --value --offset --length --json --help" ;;
-	residency) opts="--offset --length --json --map --help" ;;
+	residency) opts="--offset --length --json --map --human --help" ;;
 	ksm) opts="--json --set --help" ;;
 	*) return ;;
 	esac

@@ -678,7 +678,7 @@ struct range_args {
 	uint64_t offset, length;	/* length 0: to EOF */
 	const char *to, *op;
 	uint64_t value;
-	int have_value, json, map;
+	int have_value, json, map, human;
 };
 
 /*
@@ -711,6 +711,10 @@ static int range_args_parse(int argc, char **argv, struct range_args *a,
 		}
 		if (!strcmp(o, "--map") && !inline_value) {
 			a->map = 1;
+			continue;
+		}
+		if (!strcmp(o, "--human") && !inline_value) {
+			a->human = 1;
 			continue;
 		}
 		if (o[0] != '-') {
@@ -897,7 +901,7 @@ static const char *res_flags_text(uint32_t f, char *buf, size_t len)
  */
 #define MAP_WIDTH 64
 struct res_view {
-	bool json, map, first;
+	bool json, map, human, first;
 	uint64_t at, first_page, npages;
 	unsigned int width;
 	struct { uint64_t cached, device, dirty, shared; } cols[MAP_WIDTH];
@@ -906,10 +910,14 @@ struct res_view {
 static void res_print_one(FILE *out, struct res_view *v, uint64_t at,
 			  uint64_t len, const char *flags)
 {
+	char a[24], b[24];
+
 	if (v->json)
 		fprintf(out, "%s{\"offset\":%llu,\"length\":%llu,\"flags\":\"%s\"}",
 			v->first ? "" : ",", (unsigned long long)at,
 			(unsigned long long)len, flags);
+	else if (v->human)
+		fprintf(out, "%12s %12s  %s\n", human(at, a), human(len, b), flags);
 	else if (!v->map)
 		fprintf(out, "%12llu %12llu  %s\n", (unsigned long long)at,
 			(unsigned long long)len, flags);
@@ -1031,6 +1039,7 @@ static int res_walk(int fd, const struct range_args *a, uint64_t end, FILE *out)
 		return 1;
 	}
 	*v = (struct res_view){ .json = a->json, .map = a->map && !a->json,
+				.human = a->human,
 				.first = true, .at = UINT64_MAX };
 	if (a->json)
 		fprintf(out, "{\"extents\":[");
@@ -1067,7 +1076,7 @@ static int res_walk(int fd, const struct range_args *a, uint64_t end, FILE *out)
 /* Output goes to memory first: on a failure stdout gets nothing. */
 static int cmd_residency(int argc, char **argv)
 {
-	static const char use[] = "residency PATH [--offset N] [--length N] [--json | --map]";
+	static const char use[] = "residency PATH [--offset N] [--length N] [--json | --map | --human]";
 	struct range_args a;
 	struct stat st;
 	char *buf = NULL;
@@ -1187,7 +1196,7 @@ static const struct ctl_cmd cmd_table[] = {
 	  "move a file range between host memory and the device", cmd_migrate },
 	{ "devop", "devop PATH --op fill|xor|add --value N [--offset N] [--length N]",
 	  "run a device-side operation on a file range", cmd_devop },
-	{ "residency", "residency PATH [--offset N] [--length N] [--json | --map]",
+	{ "residency", "residency PATH [--offset N] [--length N] [--json | --map | --human]",
 	  "show where a file's cached pages are", cmd_residency },
 	{ "ksm", "ksm MOUNTPOINT [--json] [--set knob=value ...]",
 	  "show or change dedupe knobs and statistics", cmd_ksm },

@@ -582,6 +582,8 @@ static void hmmfsctl_commands(void)
 	IT_EQ(ctl(&p, (char *[]){ "residency", f, "--map", NULL }), 0);
 	IT_HAS(p.out, "]  64 columns of 16.0 KiB");
 	IT_HAS(p.out, "DDDD");
+	IT_EQ(ctl(&p, (char *[]){ "residency", f, "--human", NULL }), 0);
+	IT_HAS(p.out, "         0 B      1.0 MiB  device\n");
 	/* rates per interval, a header and one row each */
 	IT_EQ(ctl(&p, (char *[]){ "stats", it.mnt, "--watch=1", "--count=2", NULL }), 0);
 	IT_HAS(p.out, "hits/s");
