@@ -346,6 +346,36 @@ static int settle(const char *path, const char *bpath)
 	return 0;
 }
 
+/*
+ * For a report of a difference: what the daemon's cache says of the file
+ * (its size, pages, dirty pages) beside what the kernel said.
+ */
+static void explain_difference(const char *path, const char *bpath)
+{
+	struct hmmfs_ioc_file_stats fs;
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	memset(&fs, 0, sizeof(fs));
+	if (fd >= 0 && ioctl(fd, HMMFS_IOC_FILE_STATS, &fs) == 0)
+		printf("hmmfsrace:   the cache: size %llu, %llu pages, %llu dirty, "
+		       "%llu written in, %llu written back\n",
+		       (unsigned long long)fs.size, (unsigned long long)fs.pages,
+		       (unsigned long long)fs.dirty,
+		       (unsigned long long)fs.written_bytes,
+		       (unsigned long long)fs.writeback_bytes);
+	else
+		printf("hmmfsrace:   the cache: no file stats (%s)\n", strerror(errno));
+	if (fd >= 0 && fstat(fd, &st) == 0)
+		printf("hmmfsrace:   the kernel: size %lld, inode %llu\n",
+		       (long long)st.st_size, (unsigned long long)st.st_ino);
+	if (stat(bpath, &st) == 0)
+		printf("hmmfsrace:   BACKING: size %lld, inode %llu\n",
+		       (long long)st.st_size, (unsigned long long)st.st_ino);
+	if (fd >= 0)
+		close(fd);
+}
+
 /* Only zeros and writers' bytes, and BACKING the same.  0 or 1. */
 static int check_file(int file, int writers, const char *backing)
 {
@@ -378,6 +408,7 @@ static int check_file(int file, int writers, const char *backing)
 			printf("hmmfsrace: FAILED: %s (%lld bytes) differs from "
 			       "BACKING (%lld bytes)\n", path, (long long)len,
 			       (long long)blen);
+			explain_difference(path, bpath);
 			goto out_free;
 		}
 	}
