@@ -135,11 +135,18 @@ struct file_counters {
  *           for writes of part of a page and small batches (writeback.c),
  *           opened on first use under @lock, closed with @fd; or -1.
  * @lock:    guards everything below.
- * @trunc_lock: one truncate at a time (cache_truncate): the new size, the
- *           pages dropped and BACKING cut as one step.  Two at once could
- *           cut BACKING in the other order than they set @size, leaving
- *           BACKING 1000 bytes long under a cache that says 0 (hmmfsrace
- *           saw it once).  Taken before any page lock and @lock.
+ * @trunc_lock: a truncate (cache_truncate) takes it exclusive: the new
+ *           size, the pages dropped and BACKING cut as one step.  Writes
+ *           (cache_write) and BACKING changes (cache_file_change_begin to
+ *           _end) take it shared, so each happens wholly before or after a
+ *           truncate.  Two truncates at once could cut BACKING in the
+ *           other order than they set @size (BACKING 1000 bytes long under
+ *           a cache that says 0); a write landing inside one kept its size
+ *           and lost its pages (64 KiB of zeros, BACKING empty).  The
+ *           kernel orders both for us except an O_TRUNC open without
+ *           writeback_cache.  Writer-preferring, so a stream of writes
+ *           does not starve a truncate.  Taken before any page lock and
+ *           @lock.
  * @size:    the file size as the cache sees it.
  * @mtime:   when the cache last changed data, which BACKING is given once
  *           the file is clean (writeback.c); 0: BACKING's own mtime stands.
@@ -196,7 +203,7 @@ struct cfile {
 	int direct;
 	int bfd;
 	pthread_mutex_t lock;
-	pthread_mutex_t trunc_lock;
+	pthread_rwlock_t trunc_lock;
 	off_t size;
 	struct timespec mtime;
 	off_t seen_size;

@@ -930,7 +930,7 @@ ssize_t cache_write(struct cfile *f, const void *buf, size_t len, off_t off)
 {
 	struct cache *c = f->cache;
 	size_t ps = c->cfg.page_size, done = 0;
-	off_t size = cache_file_size(f);
+	off_t size;
 	int ret;
 
 	if (off < 0 || (off_t)len < 0 || off + (off_t)len < off)
@@ -938,6 +938,8 @@ ssize_t cache_write(struct cfile *f, const void *buf, size_t len, off_t off)
 	ret = cache_throttle(c);
 	if (ret)
 		return ret;
+	pthread_rwlock_rdlock(&f->trunc_lock);	/* wholly before or after one */
+	size = cache_file_size(f);
 	while (done < len) {
 		off_t o = off + (off_t)done;
 		uint64_t index = (uint64_t)o >> c->page_shift;
@@ -949,6 +951,7 @@ ssize_t cache_write(struct cfile *f, const void *buf, size_t len, off_t off)
 			break;
 		done += to - from;
 	}
+	pthread_rwlock_unlock(&f->trunc_lock);
 	fctr_inc(f, written_bytes, done);
 	return done ? (ssize_t)done : ret;
 }
@@ -1267,9 +1270,9 @@ int cache_truncate(struct cfile *f, off_t size)
 
 	if (size < 0)
 		return -EINVAL;
-	pthread_mutex_lock(&f->trunc_lock);	/* see struct cfile */
+	pthread_rwlock_wrlock(&f->trunc_lock);	/* see struct cfile */
 	ret = truncate_locked(f, size);
-	pthread_mutex_unlock(&f->trunc_lock);
+	pthread_rwlock_unlock(&f->trunc_lock);
 	return ret;
 }
 
@@ -1291,6 +1294,7 @@ int cache_writeback_range(struct cfile *f, off_t start, off_t end, bool drop)
 
 void cache_file_change_begin(struct cfile *f)
 {
+	pthread_rwlock_rdlock(&f->trunc_lock);	/* held until _end */
 	pthread_mutex_lock(&f->lock);
 	f->own_changes++;
 	pthread_mutex_unlock(&f->lock);
@@ -1314,6 +1318,7 @@ void cache_file_change_end(struct cfile *f, off_t end)
 	file_note_backing_locked(f);
 	f->own_changes--;
 	pthread_mutex_unlock(&f->lock);
+	pthread_rwlock_unlock(&f->trunc_lock);
 	file_content_changed(f);	/* BACKING's bytes under the cache moved */
 }
 

@@ -211,6 +211,17 @@ static int open_backing_io(int path_fd, int *direct)
 	return ret;
 }
 
+/* Writer-preferring: see struct cfile's @trunc_lock. */
+static void trunc_lock_init(struct cfile *f)
+{
+	pthread_rwlockattr_t a;
+
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&f->trunc_lock, &a);
+	pthread_rwlockattr_destroy(&a);
+}
+
 static struct cfile *cfile_new(struct cache *c, const struct stat *st,
 			       const union fh_buf *h, unsigned int hlen)
 {
@@ -223,7 +234,7 @@ static struct cfile *cfile_new(struct cache *c, const struct stat *st,
 	atomic_init(&f->root, NULL);
 	f->cache = c;
 	pthread_mutex_init(&f->lock, NULL);
-	pthread_mutex_init(&f->trunc_lock, NULL);
+	trunc_lock_init(f);
 	f->size = st->st_size;
 	f->seen_size = st->st_size;
 	f->seen_mtime = st->st_mtim;
@@ -249,7 +260,7 @@ static void cfile_free_rcu(struct rcu_head *head)
 	cache_rcu_reclaim();
 	index_destroy(f);
 	pthread_mutex_destroy(&f->lock);
-	pthread_mutex_destroy(&f->trunc_lock);
+	pthread_rwlock_destroy(&f->trunc_lock);
 	free(f);
 }
 
@@ -388,7 +399,7 @@ static int ftab_create(struct cache *c, const struct stat *st,
 		cfile_free(stale);
 	if (other) {
 		pthread_mutex_destroy(&f->lock);
-		pthread_mutex_destroy(&f->trunc_lock);
+		pthread_rwlock_destroy(&f->trunc_lock);
 		free(f);
 		f = other;
 	}

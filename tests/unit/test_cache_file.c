@@ -320,6 +320,72 @@ static void test_concurrent_drops_finish(void)
 	fixture_close(&x);
 }
 
+struct racing_write {
+	struct cfile *f;
+	pthread_barrier_t *bar;
+	const char *buf;
+	size_t len;
+	int rounds;
+};
+
+static void *racing_write_main(void *arg)
+{
+	struct racing_write *w = arg;
+
+	for (int i = 0; i < w->rounds; i++) {
+		pthread_barrier_wait(w->bar);
+		cache_write(w->f, w->buf, w->len, 0);
+		pthread_barrier_wait(w->bar);
+	}
+	return NULL;
+}
+
+/*
+ * A write of many pages and a truncate to 0 at once (an O_TRUNC open is
+ * not ordered against writes by the kernel without writeback_cache) end
+ * as one after the other: the file is empty, or holds the whole write,
+ * and BACKING the same after fsync.  A write landing between the
+ * truncate's new size and its drop of the pages used to leave its size
+ * with its pages gone: 64 pages of zeros, and BACKING empty.
+ */
+static void test_write_and_truncate_ordered(void)
+{
+	enum { ROUNDS = 300, PAGES = 64 };
+	static char w[PAGES * PS], r[PAGES * PS];
+	struct racing_write rw;
+	pthread_barrier_t bar;
+	pthread_t th;
+	struct fixture x;
+	int bad = 0;
+
+	fixture_open(&x, "wtrunc", 0, 4 << 20, 4 << 20);
+	memset(w, 'w', sizeof(w));
+	CU_ASSERT_FATAL(pthread_barrier_init(&bar, NULL, 2) == 0);
+	rw = (struct racing_write){ .f = x.f, .bar = &bar, .buf = w, .len = sizeof(w),
+				    .rounds = ROUNDS };
+	CU_ASSERT_FATAL(pthread_create(&th, NULL, racing_write_main, &rw) == 0);
+	for (int i = 0; i < ROUNDS; i++) {
+		off_t size;
+
+		pthread_barrier_wait(&bar);	/* go */
+		cache_truncate(x.f, 0);
+		pthread_barrier_wait(&bar);	/* both done */
+		size = cache_file_size(x.f);
+		if (size != 0 && (size != (off_t)sizeof(w) ||
+				  cache_read(x.f, r, sizeof(r), 0, NULL) != (ssize_t)sizeof(r) ||
+				  memcmp(r, w, sizeof(w)))) {
+			bad++;
+			continue;
+		}
+		if (cache_fsync(x.f, false) || lseek(x.fd, 0, SEEK_END) != size)
+			bad++;
+	}
+	pthread_join(th, NULL);
+	CU_ASSERT_EQUAL(bad, 0);
+	pthread_barrier_destroy(&bar);
+	fixture_close(&x);
+}
+
 static void test_readahead(void)
 {
 	struct fixture x;
@@ -617,6 +683,8 @@ int register_cache_file(void)
 		{ "concurrent misses share one read", test_coalesced_misses },
 		{ "truncate zeroes past EOF", test_truncate_zeroes_tail },
 		{ "concurrent truncates finish", test_concurrent_drops_finish },
+		{ "a write and a truncate at once are ordered",
+		  test_write_and_truncate_ordered },
 		{ "sequential readahead", test_readahead },
 		{ "readahead after cached pages", test_readahead_context },
 		{ "eviction resists a scan", test_scan_resistance },
