@@ -125,6 +125,7 @@ static int cache_device_open(struct cache *c, char *err, size_t errlen)
 		.backend = cfg->device, .mem_bytes = cfg->device_cache,
 		.frame_size = cfg->page_size, .bw = cfg->device_bw,
 		.lat_ns = cfg->device_lat_ns, .gpu = cfg->gpu,
+		.units = cfg->devices,
 		.cancelled = cfg->cancelled, .cancel_arg = cfg->cancel_arg,
 	};
 	enum dev_copy_path path = DEV_PATH_AUTO;
@@ -227,7 +228,8 @@ int cache_create(const struct cache_config *cfg, struct cache **out,
 	clist_init(&c->active);
 	clist_init(&c->inactive);
 	clist_init(&c->dirty_files);
-	clist_init(&c->dev_lru);
+	for (unsigned int k = 0; k < DEV_MAX_UNITS; k++)
+		clist_init(&c->dev_lru[k]);
 	clist_init(&c->files);
 	pthread_mutex_init(&c->files_lock, NULL);
 	clist_init(&c->idle_files);
@@ -337,6 +339,28 @@ size_t cache_page_size(const struct cache *c)
 }
 
 #define ctr_read(c, name) atomic_load_explicit(&(c)->ctr.name, memory_order_relaxed)
+
+_Static_assert(CACHE_MAX_DEVICES == DEV_MAX_UNITS, "one limit on devices");
+
+unsigned int cache_devices(const struct cache *c)
+{
+	return c->dev ? dev_units(c->dev) : 0;
+}
+
+void cache_device_get_stats(struct cache *c, unsigned int k,
+			    struct cache_device_stats *st)
+{
+	struct dev_unit_stats u;
+
+	dev_unit_stats(c->dev, k, &u);
+	st->pages = atomic_load(&c->nr_unit_pages[k]);
+	st->frames = u.frames;
+	st->frames_used = u.frames_used;
+	st->frames_hwm = u.frames_hwm;
+	st->copies_in = u.copies_in;
+	st->copies_out = u.copies_out;
+	st->faults = u.faults;
+}
 
 #define fctr_read(f, name) \
 	atomic_load_explicit(&(f)->ctr.name, memory_order_relaxed)

@@ -51,6 +51,7 @@ struct cfile;
  *                   "none" for no device tier.
  * @device_cache:    device memory budget in bytes.
  * @device_bw, @device_lat_ns, @gpu: passed to the backend (device.h).
+ * @devices:         how many devices (hostsim), each with @device_cache.
  * @migrate:         "bounce", "promote" or "adaptive" (NULL: adaptive).
  * @device_copy:     "auto", "sync" or "async" (NULL: auto): see
  *                   dev_copy_batch() in device/device.h.
@@ -89,6 +90,7 @@ struct cache_config {
 	size_t device_cache;
 	uint64_t device_bw;
 	uint64_t device_lat_ns;
+	unsigned int devices;
 	int gpu;
 	const char *migrate;
 	const char *device_copy;
@@ -195,11 +197,13 @@ enum {
 /**
  * struct cache_extent - consecutive cached pages with the same flags.
  * @first: first page number.  @count: pages.  @flags: CACHE_RES_*.
+ * @units: bit k: their copy is on device unit k.
  */
 struct cache_extent {
 	uint64_t first;
 	uint64_t count;
 	uint32_t flags;
+	uint32_t units;
 };
 
 /* Page counts of a residency query. */
@@ -280,6 +284,19 @@ struct cache_file_stats {
 };
 
 void cache_file_get_stats(struct cfile *f, struct cache_file_stats *st);
+
+/* One device unit's figures (hmmfsctl stats: "devices"). */
+struct cache_device_stats {
+	uint64_t pages, frames, frames_used, frames_hwm;
+	uint64_t copies_in, copies_out, faults;
+};
+
+/* Device units of the tier (0: none, at most CACHE_MAX_DEVICES); @st
+ * for unit @k < that. */
+#define CACHE_MAX_DEVICES 8
+unsigned int cache_devices(const struct cache *c);
+void cache_device_get_stats(struct cache *c, unsigned int k,
+			    struct cache_device_stats *st);
 
 /**
  * cache_file_attach() - the cache's state for one backing regular file,
@@ -438,6 +455,9 @@ int cache_file_set_uid(struct cfile *f, uint32_t uid);
 /* The file's owner as dedupe knows it. */
 uint32_t cache_file_uid(struct cfile *f);
 
+/* No device unit in particular: the one with the most free frames. */
+#define CACHE_UNIT_ANY (-1)
+
 /* The most of a file's range one migrate or devop request works on. */
 #define CACHE_REQUEST_BYTES ((uint64_t)64 << 20)
 
@@ -446,6 +466,8 @@ uint32_t cache_file_uid(struct cfile *f);
  * device (@to_device; pages BACKING has data for are read first if not
  * cached, holes are skipped) or back to host memory.  Works on at most
  * CACHE_REQUEST_BYTES of the range, less when cancelled (cache_config).
+ * @unit:  the device unit to move to (pages on other units move too), or
+ *         -1: any, by room.
  * @moved: pages moved.
  * @next:  NULL, or where the rest of the range starts (@off + @len,
  *         clipped to the file, when it was all done).
@@ -453,7 +475,7 @@ uint32_t cache_file_uid(struct cfile *f);
  * the host cache) filled up before the whole range moved; -errno.
  */
 int cache_migrate(struct cfile *f, off_t off, off_t len, bool to_device,
-		  uint64_t *moved, off_t *next);
+		  int unit, uint64_t *moved, off_t *next);
 
 /* Device-side operations on file data (cache_devop). */
 enum cache_devop_kind {

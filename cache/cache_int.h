@@ -294,8 +294,10 @@ enum migrate_policy {
  * @dev:         the device tier, or NULL (device=none).
  * @bounce:      bounce buffers (with @dev only).
  * @policy:      -o migrate=.
- * @dev_lru:     device-resident pages, coldest at the tail; lru_lock.
- * @nr_dev_pages: pages on the device (atomic).
+ * @dev_lru:     per device unit, its resident pages, coldest at the tail;
+ *               lru_lock.
+ * @nr_dev_pages: pages on the device tier (atomic); @nr_unit_pages: on
+ *               each unit (dev_pages_inc/_dec keep both).
  * @files_lock:  guards @files (every cfile, attached or detached), @ftab,
  *               @nr_files, @nr_detached and the dedupe cursor.
  * @ftab, @ftab_size: hash of every cfile by (dev, ino) (lifetime.c).
@@ -329,8 +331,9 @@ struct cache {
 	struct device *dev;
 	struct bounce_pool *bounce;
 	enum migrate_policy policy;
-	struct clist dev_lru;
+	struct clist dev_lru[DEV_MAX_UNITS];
 	_Atomic size_t nr_dev_pages;
+	_Atomic size_t nr_unit_pages[DEV_MAX_UNITS];
 	pthread_mutex_t files_lock;
 	struct clist files;
 	struct cfile **ftab;
@@ -350,6 +353,19 @@ static inline uint64_t cache_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A page now lives at device address @a, or no longer does. */
+static inline void dev_pages_inc(struct cache *c, dev_addr_t a)
+{
+	atomic_fetch_add(&c->nr_dev_pages, 1);
+	atomic_fetch_add(&c->nr_unit_pages[dev_addr_unit(a)], 1);
+}
+
+static inline void dev_pages_dec(struct cache *c, dev_addr_t a)
+{
+	atomic_fetch_sub(&c->nr_dev_pages, 1);
+	atomic_fetch_sub(&c->nr_unit_pages[dev_addr_unit(a)], 1);
 }
 
 #define ctr_inc(c, name, n) \
@@ -431,12 +447,12 @@ void file_touch_mtime(struct cfile *f);
 
 /* migrate.c */
 int pages_to_device_locked(struct cache *c, struct cpage **pp, size_t n,
-			   bool automatic);
+			   bool automatic, int unit);
 int pages_to_host_locked(struct cache *c, struct cpage **pp, size_t n,
 			 bool automatic);
 size_t lru_demote(struct cache *c, size_t want);
-size_t dev_lru_evict(struct cache *c, size_t want);
-int dev_frame_get(struct cache *c, dev_addr_t *a, size_t want);
+size_t dev_lru_evict(struct cache *c, unsigned int unit, size_t want);
+int dev_frame_get(struct cache *c, int unit, dev_addr_t *a, size_t want);
 void frame_free_deferred(struct cache *c, void *frame, dev_addr_t daddr);
 void page_switch_tier_locked(struct cache *c, struct cpage *p, void *frame,
 			     dev_addr_t daddr);

@@ -111,12 +111,14 @@ int page_remove_locked(struct cpage *p)
 	/* No turning back from here: nobody can take a reference now. */
 	index_remove(p->file, p);
 	if (page_test_shared(&p->ps)) {	/* the frame is dedupe's */
-		atomic_fetch_sub(page_test_device(&p->ps) ? &c->nr_dev_pages :
-							    &c->nr_pages, 1);
+		if (page_test_device(&p->ps))
+			dev_pages_dec(c, page_daddr(p));
+		else
+			atomic_fetch_sub(&c->nr_pages, 1);
 		ksm_unshare_removed(p);
 	} else if (page_test_device(&p->ps)) {
 		dev_frame_free(c->dev, page_daddr(p));
-		atomic_fetch_sub(&c->nr_dev_pages, 1);
+		dev_pages_dec(c, page_daddr(p));
 	} else {
 		frame_free(&c->frames, page_frame(p));
 		atomic_fetch_sub(&c->nr_pages, 1);

@@ -173,7 +173,7 @@ size_t lru_demote(struct cache *c, size_t want)
 	pthread_mutex_unlock(&c->lru_lock);
 	if (!n)
 		return 0;
-	moved = pages_to_device_locked(c, v, n, true);
+	moved = pages_to_device_locked(c, v, n, true, CACHE_UNIT_ANY);
 	pthread_mutex_lock(&c->lru_lock);
 	for (size_t i = 0; i < n; i++)
 		if (!page_test_device(&v[i]->ps))	/* not moved: back it goes */
@@ -186,25 +186,26 @@ size_t lru_demote(struct cache *c, size_t want)
 	return moved > 0 ? (size_t)moved : 0;
 }
 
-size_t dev_lru_evict(struct cache *c, size_t want)
+size_t dev_lru_evict(struct cache *c, unsigned int unit, size_t want)
 {
+	struct clist *lru = &c->dev_lru[unit];
 	size_t done = 0, scan;
 	bool dirty = false;
 
 	pthread_mutex_lock(&c->lru_lock);
-	scan = 2 * atomic_load(&c->nr_dev_pages) + 2;
-	while (done < want && scan-- && !clist_empty(&c->dev_lru)) {
-		struct cpage *p = clist_entry(c->dev_lru.prev, struct cpage, lru);
+	scan = 2 * atomic_load(&c->nr_unit_pages[unit]) + 2;
+	while (done < want && scan-- && !clist_empty(lru)) {
+		struct cpage *p = clist_entry(lru->prev, struct cpage, lru);
 
 		if (page_test_clear_referenced(&p->ps) || !cache_page_trylock(&p->ps)) {
-			lru_move_head(&c->dev_lru, p);
+			lru_move_head(lru, p);
 			continue;
 		}
 		if (page_flags(&p->ps) & (PG_BIT(PG_dirty) | PG_BIT(PG_writeback)) ||
 		    page_remove_locked(p)) {
 			dirty |= page_test_dirty(&p->ps);
 			cache_page_unlock(&p->ps);
-			lru_move_head(&c->dev_lru, p);
+			lru_move_head(lru, p);
 			continue;
 		}
 		clist_del(&p->lru);

@@ -158,13 +158,24 @@ static bool page_can_demote(struct cache *c, struct cpage *p, bool automatic)
 	return !automatic || !page_thrash_hold(c, p);
 }
 
-/* A device frame, dropping cold device pages if it is full. */
-int dev_frame_get(struct cache *c, dev_addr_t *a, size_t want)
+/*
+ * A device frame on @unit (CACHE_UNIT_ANY: the unit with the most room),
+ * dropping cold device pages of a full unit.
+ */
+int dev_frame_get(struct cache *c, int unit, dev_addr_t *a, size_t want)
 {
-	int ret = dev_frame_alloc(c->dev, a);
+	int ret;
 
-	if (ret == -ENOSPC && dev_lru_evict(c, want))
-		ret = dev_frame_alloc(c->dev, a);
+	if (unit != CACHE_UNIT_ANY) {
+		ret = dev_frame_alloc_on(c->dev, (unsigned int)unit, a);
+		if (ret == -ENOSPC && dev_lru_evict(c, (unsigned int)unit, want))
+			ret = dev_frame_alloc_on(c->dev, (unsigned int)unit, a);
+		return ret;
+	}
+	ret = dev_frame_alloc(c->dev, a);
+	for (unsigned int k = 0; ret == -ENOSPC && k < dev_units(c->dev); k++)
+		if (dev_lru_evict(c, k, want))
+			ret = dev_frame_alloc_on(c->dev, k, a);
 	return ret;
 }
 
@@ -185,7 +196,8 @@ static void pages_commit_to_device(struct cache *c, struct cpage **pp,
 		atomic_store_explicit(&p->daddr, to[i], memory_order_relaxed);
 		page_set_device(&p->ps);	/* pairs: readers' page_test_device */
 		lru_del_locked(c, p);
-		clist_add_head(&c->dev_lru, &p->lru);
+		clist_add_head(&c->dev_lru[dev_addr_unit(to[i])], &p->lru);
+		dev_pages_inc(c, to[i]);
 		atomic_store_explicit(&p->cpu_reads, 0, memory_order_relaxed);
 		page_note_migration(p, now);
 		atomic_fetch_add_explicit(&p->file->ctr.migrations_to_device, 1,
@@ -203,7 +215,6 @@ static void pages_commit_to_device(struct cache *c, struct cpage **pp,
 		atomic_store_explicit(&pp[i]->frame, NULL, memory_order_relaxed);
 	}
 	atomic_fetch_sub(&c->nr_pages, count);
-	atomic_fetch_add(&c->nr_dev_pages, count);
 	ctr_inc(c, migrations_to_device, count);
 }
 
@@ -232,8 +243,75 @@ static int pages_move_shared_locked(struct cache *c, struct cpage **pp,
 	return moved ? moved : err;
 }
 
+/*
+ * Device page @p moves to unit @unit: a copy between units (through the
+ * host: device.c), then the address switches under lru_lock; readers that
+ * saw the old one finish before its frame goes (deferred free).  Dirty
+ * pages move dirty, a page the device maps read-write stays so.
+ * Context: page locked, on the device, not shared, not under writeback.
+ * Return: 1 moved, 0 if @unit is full, -errno.
+ */
+static int page_to_unit_locked(struct cache *c, struct cpage *p, unsigned int unit)
+{
+	dev_addr_t old = page_daddr(p), to;
+	struct dev_fence fence = DEV_FENCE_INIT;
+	int ret = dev_frame_get(c, (int)unit, &to, 1), r;
+
+	if (ret)
+		return ret == -ENOSPC ? 0 : ret;
+	ret = dev_copy_on_device(c->dev, to, old, c->cfg.page_size, &fence);
+	r = dev_fence_wait(c->dev, &fence);
+	if (ret || r) {
+		dev_frame_free(c->dev, to);
+		return ret ? ret : r;
+	}
+	if (page_test_dev_rw(&p->ps))
+		dev_protect(c->dev, to, true);
+	pthread_mutex_lock(&c->lru_lock);
+	atomic_store_explicit(&p->daddr, to, memory_order_release);
+	clist_del(&p->lru);
+	clist_add_head(&c->dev_lru[unit], &p->lru);
+	dev_pages_dec(c, old);
+	dev_pages_inc(c, to);
+	pthread_mutex_unlock(&c->lru_lock);
+	dev_protect(c->dev, old, false);
+	frame_free_deferred(c, NULL, old);
+	atomic_fetch_add_explicit(&p->file->ctr.migrations_to_device, 1,
+				  memory_order_relaxed);
+	ctr_inc(c, migrations_to_device, 1);
+	return 1;
+}
+
+/* The device pages of @pp on other units than @unit move there. */
+static int pages_to_unit_locked(struct cache *c, struct cpage **pp, size_t n,
+				unsigned int unit)
+{
+	int moved = 0, ret = 0;
+
+	for (size_t i = 0; i < n && !ret; i++) {
+		struct cpage *p = pp[i];
+
+		if (!page_test_device(&p->ps) || dev_addr_unit(page_daddr(p)) == unit ||
+		    page_flags(&p->ps) & (PG_BIT(PG_shared) | PG_BIT(PG_writeback)))
+			continue;
+		ret = page_to_unit_locked(c, p, unit);
+		if (ret == 1) {
+			moved++;
+			ret = 0;
+		} else if (ret == 0) {
+			break;	/* the unit is full */
+		}
+	}
+	return moved ? moved : ret;
+}
+
+/*
+ * Move the host pages of @pp to the device: to @unit, or (CACHE_UNIT_ANY)
+ * wherever there is room; with a unit, device pages on other units move
+ * there too.  Return: pages moved, or -errno if none moved.
+ */
 int pages_to_device_locked(struct cache *c, struct cpage **pp, size_t n,
-			   bool automatic)
+			   bool automatic, int unit)
 {
 	struct dev_fence fence = DEV_FENCE_INIT;
 	dev_addr_t *to = malloc(n * sizeof(*to));
@@ -251,7 +329,7 @@ int pages_to_device_locked(struct cache *c, struct cpage **pp, size_t n,
 		assert(page_test_locked(&pp[i]->ps));
 		if (ret || !page_can_demote(c, pp[i], automatic))
 			continue;
-		ret = dev_frame_get(c, &to[i], n - i);
+		ret = dev_frame_get(c, unit, &to[i], n - i);
 		if (ret)
 			continue;	/* full: the rest stay on the host */
 		ret = dev_copy_to_device(c->dev, to[i], page_frame(pp[i]),
@@ -281,6 +359,13 @@ int pages_to_device_locked(struct cache *c, struct cpage **pp, size_t n,
 		queued += (size_t)r;
 	else if (r < 0 && !ret)
 		ret = r;
+	if (unit != CACHE_UNIT_ANY && !ret) {
+		r = pages_to_unit_locked(c, pp, n, (unsigned int)unit);
+		if (r > 0)
+			queued += (size_t)r;
+		else if (r < 0)
+			ret = r;
+	}
 	if (queued)
 		return (int)queued;
 	return ret == -ENOSPC ? 0 : ret;
@@ -300,6 +385,7 @@ static void pages_commit_to_host(struct cache *c, struct cpage **pp,
 		if (!to[i])
 			continue;
 		atomic_store_explicit(&p->frame, to[i], memory_order_relaxed);
+		dev_pages_dec(c, page_daddr(p));
 		page_clear_dev_rw(&p->ps);
 		page_clear_device(&p->ps);	/* pairs: readers' page_test_device */
 		clist_del(&p->lru);
@@ -322,7 +408,6 @@ static void pages_commit_to_host(struct cache *c, struct cpage **pp,
 		atomic_store_explicit(&pp[i]->daddr, DEV_ADDR_NONE, memory_order_relaxed);
 	}
 	atomic_fetch_add(&c->nr_pages, count);
-	atomic_fetch_sub(&c->nr_dev_pages, count);
 	ctr_inc(c, migrations_to_host, count);
 }
 
@@ -394,9 +479,11 @@ void page_switch_tier_locked(struct cache *c, struct cpage *p, void *frame,
 	if (to_dev) {
 		atomic_store_explicit(&p->daddr, daddr, memory_order_relaxed);
 		page_set_device(&p->ps);	/* pairs: readers' page_test_device */
-		clist_add_head(&c->dev_lru, &p->lru);
+		clist_add_head(&c->dev_lru[dev_addr_unit(daddr)], &p->lru);
 		atomic_store_explicit(&p->frame, NULL, memory_order_relaxed);
+		dev_pages_inc(c, daddr);
 	} else {
+		dev_pages_dec(c, page_daddr(p));
 		atomic_store_explicit(&p->frame, frame, memory_order_relaxed);
 		page_clear_dev_rw(&p->ps);
 		page_clear_device(&p->ps);
@@ -404,8 +491,10 @@ void page_switch_tier_locked(struct cache *c, struct cpage *p, void *frame,
 		atomic_store_explicit(&p->daddr, DEV_ADDR_NONE, memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&c->lru_lock);
-	atomic_fetch_add(to_dev ? &c->nr_dev_pages : &c->nr_pages, 1);
-	atomic_fetch_sub(to_dev ? &c->nr_pages : &c->nr_dev_pages, 1);
+	if (to_dev)
+		atomic_fetch_sub(&c->nr_pages, 1);
+	else
+		atomic_fetch_add(&c->nr_pages, 1);
 }
 
 /* Does the policy want device page @p (just read by the CPU) on the host? */
@@ -669,7 +758,7 @@ static int chunk_get(struct cfile *f, uint64_t first, uint64_t last,
 
 /* Move one chunk of pages.  Return: pages moved, or -errno. */
 static int migrate_chunk(struct cfile *f, uint64_t first, uint64_t last,
-			 bool to_device, bool populate)
+			 bool to_device, int unit, bool populate)
 {
 	struct cache *c = f->cache;
 	uint32_t need = to_device ? PG_BIT(PG_uptodate) : PG_BIT(PG_device);
@@ -682,9 +771,11 @@ static int migrate_chunk(struct cfile *f, uint64_t first, uint64_t last,
 		return ret;
 	pages_lock_all(v, n);
 	for (size_t i = 0; i < n; i++)
-		if (page_test_device(&v[i]->ps) != to_device)
+		if (page_test_device(&v[i]->ps) != to_device ||
+		    (to_device && unit != CACHE_UNIT_ANY &&
+		     dev_addr_unit(page_daddr(v[i])) != (unsigned int)unit))
 			want++;
-	ret = to_device ? pages_to_device_locked(c, v, n, false) :
+	ret = to_device ? pages_to_device_locked(c, v, n, false, unit) :
 			  pages_to_host_locked(c, v, n, false);
 	pages_unlock_put_all(v, n);
 	if (ret >= 0 && (size_t)ret < want)
@@ -693,7 +784,7 @@ static int migrate_chunk(struct cfile *f, uint64_t first, uint64_t last,
 }
 
 int cache_migrate(struct cfile *f, off_t off, off_t len, bool to_device,
-		  uint64_t *moved, off_t *next)
+		  int unit, uint64_t *moved, off_t *next)
 {
 	struct cache *c = f->cache;
 	unsigned int shift = c->page_shift;
@@ -707,6 +798,8 @@ int cache_migrate(struct cfile *f, off_t off, off_t len, bool to_device,
 		*next = off;
 	if (!c->dev)
 		return -ENODEV;
+	if (unit != CACHE_UNIT_ANY && (unit < 0 || (unsigned int)unit >= dev_units(c->dev)))
+		return -EINVAL;
 	ret = range_clip(f, &off, &len);
 	if (next && !ret)
 		*next = off + len;
@@ -715,7 +808,7 @@ int cache_migrate(struct cfile *f, off_t off, off_t len, bool to_device,
 	scan_init(&s, f, to_device ? SCAN_DATA : SCAN_CACHED,
 		  (uint64_t)off >> shift, (uint64_t)(off + len - 1) >> shift);
 	while (scan_next(&s, &first, &last, &populate)) {
-		ret = migrate_chunk(f, first, last, to_device, populate);
+		ret = migrate_chunk(f, first, last, to_device, unit, populate);
 		if (ret < 0)
 			return ret;
 		*moved += (uint64_t)ret;
@@ -761,7 +854,7 @@ static int devop_chunk(struct cfile *f, uint64_t first, uint64_t last,
 	if (ret)
 		return ret;
 	pages_lock_all(v, n);
-	ret = pages_to_device_locked(c, v, n, false);
+	ret = pages_to_device_locked(c, v, n, false, CACHE_UNIT_ANY);
 	for (size_t i = 0; i < n && ret >= 0; i++) {
 		ret = devop_page_locked(c, v[i], op, value, off, end, &fence);
 		if (!ret)
@@ -842,6 +935,14 @@ static uint32_t page_res_flags(const struct cpage *p)
 	return r;
 }
 
+/* Bit k: a copy of @p is on device unit k. */
+static uint32_t page_res_units(const struct cpage *p)
+{
+	if (!page_test_device(&p->ps))
+		return 0;
+	return 1u << dev_addr_unit(page_daddr(p));
+}
+
 static void res_count(struct cache_res_counts *cnt, uint32_t fl)
 {
 	cnt->pages++;
@@ -871,13 +972,14 @@ int cache_residency(struct cfile *f, off_t off, off_t len, uint32_t hide,
 				 (uint64_t)(off + len - 1) >> shift, 0, &v, &nv);
 	for (size_t i = 0; i < nv; i++) {
 		struct cpage *p = v[i];
-		uint32_t fl = page_res_flags(p) & ~hide;
+		uint32_t fl = page_res_flags(p) & ~hide, units = page_res_units(p);
 		struct cache_extent *e = *n ? &ext[*n - 1] : NULL;
 
-		if (e && e->flags == fl && e->first + e->count == p->index) {
+		if (e && e->flags == fl && e->units == units &&
+		    e->first + e->count == p->index) {
 			e->count++;
 		} else if (*n < max) {
-			ext[(*n)++] = (struct cache_extent){ p->index, 1, fl };
+			ext[(*n)++] = (struct cache_extent){ p->index, 1, fl, units };
 		} else {
 			*next = (off_t)(p->index << shift);
 			for (; i < nv; i++)

@@ -13,6 +13,7 @@
  * asks again from there until the range is done, with a progress bar
  * for a migration of more than one step when stderr is a terminal.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -300,24 +301,6 @@ static unsigned long long stat_value(const struct hmmfs_ioc_stats *s, size_t i)
 	return (unsigned long long)v;
 }
 
-static void stats_print_json(const struct hmmfs_ioc_stats *s,
-			     const struct hmmfs_ioc_ksm *k,
-			     const struct hmmfs_ioc_ops *ops)
-{
-	printf("{\"io_engine\":\"%s\",\"cache\":%s,\"device\":\"%s\","
-	       "\"migrate\":\"%s\"", s->io_engine, s->cache_on ? "true" : "false",
-	       s->device, s->migrate);
-	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++)
-		printf(",\"%s\":%llu", stat_fields[i].name, stat_value(s, i));
-	if (k) {
-		printf(",\"ksm\":");
-		ksm_print_json(k);
-	}
-	if (ops)
-		ops_print_json(ops);
-	printf("}\n");
-}
-
 /* @n bytes as "8.0 MiB" (binary units, one decimal). */
 static const char *human(uint64_t n, char buf[24])
 {
@@ -334,11 +317,68 @@ static const char *human(uint64_t n, char buf[24])
 	return buf;
 }
 
+static void devices_print_json(const struct hmmfs_ioc_devices *d)
+{
+	printf(",\"devices\":[");
+	for (uint32_t k = 0; k < d->count && k < HMMFS_MAX_DEVICES; k++) {
+		const struct hmmfs_ioc_device *x = &d->dev[k];
+
+		printf("%s{\"id\":%u,\"pages\":%llu,\"frames\":%llu,\"frames_used\":%llu,"
+		       "\"frames_hwm\":%llu,\"copies_in\":%llu,\"copies_out\":%llu,"
+		       "\"faults\":%llu}", k ? "," : "", k, (unsigned long long)x->pages,
+		       (unsigned long long)x->frames, (unsigned long long)x->frames_used,
+		       (unsigned long long)x->frames_hwm, (unsigned long long)x->copies_in,
+		       (unsigned long long)x->copies_out, (unsigned long long)x->faults);
+	}
+	printf("]");
+}
+
+/* With several devices, a line for each. */
+static void devices_print_text(const struct hmmfs_ioc_devices *d, uint64_t ps)
+{
+	char a[24];
+
+	for (uint32_t k = 0; d->count > 1 && k < d->count && k < HMMFS_MAX_DEVICES; k++) {
+		const struct hmmfs_ioc_device *x = &d->dev[k];
+		char name[16];
+
+		snprintf(name, sizeof(name), "device %u", k);
+		printf("%-12s cached %s (%llu pages; frames %llu of %llu in use), "
+		       "copies in %llu, out %llu, faults %llu\n", name,
+		       human(x->pages * ps, a), (unsigned long long)x->pages,
+		       (unsigned long long)x->frames_used, (unsigned long long)x->frames,
+		       (unsigned long long)x->copies_in, (unsigned long long)x->copies_out,
+		       (unsigned long long)x->faults);
+	}
+}
+
+static void stats_print_json(const struct hmmfs_ioc_stats *s,
+			     const struct hmmfs_ioc_ksm *k,
+			     const struct hmmfs_ioc_ops *ops,
+			     const struct hmmfs_ioc_devices *dv)
+{
+	printf("{\"io_engine\":\"%s\",\"cache\":%s,\"device\":\"%s\","
+	       "\"migrate\":\"%s\"", s->io_engine, s->cache_on ? "true" : "false",
+	       s->device, s->migrate);
+	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++)
+		printf(",\"%s\":%llu", stat_fields[i].name, stat_value(s, i));
+	if (k) {
+		printf(",\"ksm\":");
+		ksm_print_json(k);
+	}
+	if (ops)
+		ops_print_json(ops);
+	if (dv)
+		devices_print_json(dv);
+	printf("}\n");
+}
+
 /*
  * The text form: counters grouped as an operator looks for them, sizes
  * in binary units, the hit ratio worked out.  Scripts read --json.
  */
-static void stats_print_groups(const struct hmmfs_ioc_stats *s)
+static void stats_print_groups(const struct hmmfs_ioc_stats *s,
+			       const struct hmmfs_ioc_devices *dv)
 {
 	uint64_t ps = s->page_size, looked = s->hits + s->misses;
 	char a[24], b[24], c[24], d[24];
@@ -380,6 +420,8 @@ static void stats_print_groups(const struct hmmfs_ioc_stats *s)
 		       (unsigned long long)s->device_copy_sync,
 		       (unsigned long long)s->device_copy_async,
 		       (unsigned long long)s->device_readahead);
+		if (dv)
+			devices_print_text(dv, ps);
 	}
 	printf("%-12s cached %llu (the kernel forgot %llu), backing descriptors %llu, "
 	       "reopened %llu\n", "files", (unsigned long long)s->files_cached,
@@ -387,7 +429,8 @@ static void stats_print_groups(const struct hmmfs_ioc_stats *s)
 	       (unsigned long long)s->fd_reopens);
 }
 
-static void stats_print_text(const struct hmmfs_ioc_stats *s)
+static void stats_print_text(const struct hmmfs_ioc_stats *s,
+			     const struct hmmfs_ioc_devices *dv)
 {
 	if (!s->cache_on) {
 		/* the inodes' descriptors are counted with or without a cache */
@@ -397,7 +440,7 @@ static void stats_print_text(const struct hmmfs_ioc_stats *s)
 		       "fd_reopens", (unsigned long long)s->fd_reopens);
 		return;
 	}
-	stats_print_groups(s);
+	stats_print_groups(s, dv);
 }
 
 /*
@@ -595,9 +638,10 @@ static int cmd_stats(int argc, char **argv)
 	struct hmmfs_ioc_stats s;
 	struct hmmfs_ioc_ksm k = { .version = HMMFS_IOC_VERSION };
 	static struct hmmfs_ioc_ops ops;
+	struct hmmfs_ioc_devices dv = { .version = 0 };
 	const char *path = NULL;
 	unsigned int watch = 0, count = 0;
-	int json = 0, fd, have_ksm, have_ops, r = 0;
+	int json = 0, fd, have_ksm, have_ops, have_dv, r = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
@@ -636,6 +680,8 @@ static int cmd_stats(int argc, char **argv)
 	}
 	have_ksm = s.cache_on && ioctl(fd, HMMFS_IOC_KSM, &k) == 0;
 	have_ops = ops_get(fd, &ops) == 0;
+	have_dv = s.cache_on && ioctl(fd, HMMFS_IOC_DEVICES, &dv) == 0 &&
+		  dv.version == HMMFS_IOC_VERSION && dv.count > 0;
 	close(fd);
 	if (s.version != HMMFS_IOC_VERSION) {
 		fprintf(stderr, "hmmfsctl: stats: %s: daemon speaks version %u, "
@@ -646,9 +692,10 @@ static int cmd_stats(int argc, char **argv)
 	s.device[sizeof(s.device) - 1] = '\0';
 	s.migrate[sizeof(s.migrate) - 1] = '\0';
 	if (json) {
-		stats_print_json(&s, have_ksm ? &k : NULL, have_ops ? &ops : NULL);
+		stats_print_json(&s, have_ksm ? &k : NULL, have_ops ? &ops : NULL,
+				 have_dv ? &dv : NULL);
 	} else {
-		stats_print_text(&s);
+		stats_print_text(&s, have_dv ? &dv : NULL);
 		if (have_ops)
 			ops_print_text(&ops);
 	}
@@ -768,9 +815,40 @@ static void progress(const char *what, uint64_t done, uint64_t total)
 		(unsigned long long)(done >> 20), (unsigned long long)(total >> 20));
 }
 
+/* Devices of the mount of @fd (1 when the daemon does not say). */
+static unsigned int devices_count(int fd)
+{
+	struct hmmfs_ioc_devices d;
+
+	memset(&d, 0, sizeof(d));
+	if (ioctl(fd, HMMFS_IOC_DEVICES, &d) < 0 || d.version != HMMFS_IOC_VERSION)
+		return 1;
+	return d.count;
+}
+
+/* "host", "device" or "device:K" into an HMMFS_TO_* value; -1: none. */
+static long to_parse(const char *to)
+{
+	char *end;
+	unsigned long k;
+
+	if (!strcmp(to, "host"))
+		return HMMFS_TO_HOST;
+	if (!strcmp(to, "device"))
+		return HMMFS_TO_DEVICE;
+	if (strncmp(to, "device:", 7) || !isdigit((unsigned char)to[7]))
+		return -1;
+	k = strtoul(to + 7, &end, 10);
+	if (*end || k >= HMMFS_MAX_DEVICES)
+		return -1;
+	return (long)HMMFS_TO_DEVICE_UNIT(k);
+}
+
 static int cmd_migrate(int argc, char **argv)
 {
-	static const char use[] = "migrate --to device|host PATH [--offset N] [--length N]";
+	static const char use[] = "migrate --to device[:K]|host PATH [--offset N] [--length N]";
+	unsigned int ndev;
+	long to;
 	struct range_args a;
 	struct hmmfs_ioc_migrate m = { .version = HMMFS_IOC_VERSION };
 	uint64_t end, moved = 0;
@@ -780,7 +858,7 @@ static int cmd_migrate(int argc, char **argv)
 	ret = range_args_parse(argc, argv, &a, use);
 	if (ret)
 		return ret;
-	if (!a.to || (strcmp(a.to, "device") && strcmp(a.to, "host"))) {
+	if (!a.to || (to = to_parse(a.to)) < 0) {
 		fprintf(stderr, "usage: hmmfsctl %s\n", use);
 		return 2;
 	}
@@ -791,12 +869,20 @@ static int cmd_migrate(int argc, char **argv)
 	end = a.length ? a.offset + a.length : (uint64_t)st.st_size;
 	if (end > (uint64_t)st.st_size)
 		end = (uint64_t)st.st_size;
+	ndev = to >= (long)HMMFS_TO_DEVICE_UNIT(0) ? devices_count(fd) : 0;
+	if (ndev && (unsigned int)(to & HMMFS_TO_UNIT_MASK) >= ndev) {
+		fprintf(stderr, "hmmfsctl: migrate: %s: no %s: the mount has %u "
+			"device%s, device:0 to device:%u\n", a.path, a.to, ndev,
+			ndev > 1 ? "s" : "", ndev - 1);
+		close(fd);
+		return 1;
+	}
 	if (offset_past_end("migrate", a.path, a.offset, &st)) {
 		close(fd);
 		return 1;
 	}
 	bar = isatty(STDERR_FILENO) && end - a.offset > HMMFS_IOC_MAX_WORK;
-	m.to = strcmp(a.to, "device") ? HMMFS_TO_HOST : HMMFS_TO_DEVICE;
+	m.to = (uint32_t)to;
 	for (uint64_t off = a.offset; off < end; off = m.next) {
 		m.offset = off;
 		m.length = end - off;
@@ -820,7 +906,9 @@ static int cmd_migrate(int argc, char **argv)
 	if (a.json)
 		printf("{\"moved\":%llu}\n", (unsigned long long)moved);
 	else
-		printf("%llu pages moved to the %s\n", (unsigned long long)moved, a.to);
+		printf("%llu pages moved to the %s%s\n", (unsigned long long)moved,
+		       to >= (long)HMMFS_TO_DEVICE_UNIT(0) ? "device " : "",
+		       to >= (long)HMMFS_TO_DEVICE_UNIT(0) ? a.to + 7 : a.to);
 	return ret;
 }
 
@@ -883,9 +971,26 @@ static int cmd_devop(int argc, char **argv)
 	return 0;
 }
 
-static const char *res_flags_text(uint32_t f, char *buf, size_t len)
+/*
+ * "host", "device", or with several devices "device:0+2" (the devices
+ * holding a copy), then ",dirty", ",writeback", ",shared".
+ */
+static const char *res_flags_text(uint32_t f, uint32_t units, bool multi,
+				  char *buf, size_t len)
 {
-	snprintf(buf, len, "%s%s%s%s", (f & HMMFS_RES_DEVICE) ? "device" : "host",
+	char where[64] = "host";
+
+	if ((f & HMMFS_RES_DEVICE) && !(multi && units)) {
+		snprintf(where, sizeof(where), "device");
+	} else if (f & HMMFS_RES_DEVICE) {
+		size_t at = (size_t)snprintf(where, sizeof(where), "device:");
+
+		for (unsigned int k = 0; k < HMMFS_MAX_DEVICES && at < sizeof(where); k++)
+			if (units & (1u << k))
+				at += (size_t)snprintf(where + at, sizeof(where) - at, "%s%u",
+						       where[at - 1] == ':' ? "" : "+", k);
+	}
+	snprintf(buf, len, "%s%s%s%s", where,
 		 (f & HMMFS_RES_DIRTY) ? ",dirty" : "",
 		 (f & HMMFS_RES_WRITEBACK) ? ",writeback" : "",
 		 (f & HMMFS_RES_SHARED) ? ",shared" : "");
@@ -901,7 +1006,7 @@ static const char *res_flags_text(uint32_t f, char *buf, size_t len)
  */
 #define MAP_WIDTH 64
 struct res_view {
-	bool json, map, human, first;
+	bool json, map, human, multi, first;
 	uint64_t at, first_page, npages;
 	unsigned int width;
 	struct { uint64_t cached, device, dirty, shared; } cols[MAP_WIDTH];
@@ -963,7 +1068,7 @@ static void res_print_extents(FILE *out, const struct hmmfs_ioc_residency *r,
 		char fl[64];
 
 		res_gap_until(out, v, e->first * r->page_size);
-		res_flags_text(e->flags, fl, sizeof(fl));
+		res_flags_text(e->flags, e->units, v->multi, fl, sizeof(fl));
 		res_print_one(out, v, e->first * r->page_size, e->count * r->page_size, fl);
 		v->at = (e->first + e->count) * r->page_size;
 		if (v->map)
@@ -1039,7 +1144,7 @@ static int res_walk(int fd, const struct range_args *a, uint64_t end, FILE *out)
 		return 1;
 	}
 	*v = (struct res_view){ .json = a->json, .map = a->map && !a->json,
-				.human = a->human,
+				.human = a->human, .multi = devices_count(fd) > 1,
 				.first = true, .at = UINT64_MAX };
 	if (a->json)
 		fprintf(out, "{\"extents\":[");
@@ -1192,7 +1297,7 @@ static const struct ctl_cmd cmd_table[] = {
 	  "SECONDS", cmd_stats },
 	{ "sync", "sync PATH", "write back a file, or everything at the mount point",
 	  cmd_sync },
-	{ "migrate", "migrate --to device|host PATH [--offset N] [--length N]",
+	{ "migrate", "migrate --to device[:K]|host PATH [--offset N] [--length N]",
 	  "move a file range between host memory and the device", cmd_migrate },
 	{ "devop", "devop PATH --op fill|xor|add --value N [--offset N] [--length N]",
 	  "run a device-side operation on a file range", cmd_devop },

@@ -483,7 +483,7 @@ static int cuda_fence_record_locked(struct cuda_dev *cd, struct cuda_fence *rec,
 	return 0;
 }
 
-static int cuda_copy(struct device *d, const struct dev_copy *cp,
+static int cuda_copy(struct dev_unit *d, const struct dev_copy *cp,
 		     struct dev_fence *f)
 {
 	struct cuda_dev *cd = d->priv;
@@ -541,7 +541,7 @@ static int cuda_launch_locked(struct cuda_dev *cd, struct cuda_fence *rec,
 	return cuda_fence_record_locked(cd, rec, s, f);
 }
 
-static int cuda_compute(struct device *d, enum dev_op_kind op, dev_addr_t dst,
+static int cuda_compute(struct dev_unit *d, enum dev_op_kind op, dev_addr_t dst,
 			size_t len, uint64_t value, struct dev_fence *f)
 {
 	struct cuda_dev *cd = d->priv;
@@ -574,7 +574,7 @@ static int cuda_word_set(struct cuda_dev *cd, CUdeviceptr w, uint32_t v)
 	return r ? cuda_fail(cd, "setting the compare flag", r) : 0;
 }
 
-static int cuda_compare(struct device *d, dev_addr_t a, dev_addr_t b,
+static int cuda_compare(struct dev_unit *d, dev_addr_t a, dev_addr_t b,
 			size_t len, struct dev_fence *f)
 {
 	struct cuda_dev *cd = d->priv;
@@ -633,7 +633,7 @@ static int cuda_fence_collect(struct cuda_dev *cd, struct cuda_fence *rec,
 	return cuda_word_set(cd, rec->flag, 0);
 }
 
-static int cuda_fence_wait(struct device *d, struct dev_fence *f)
+static int cuda_fence_wait(struct dev_unit *d, struct dev_fence *f)
 {
 	struct cuda_dev *cd = d->priv;
 	struct cuda_fence *rec;
@@ -691,7 +691,7 @@ out:
 	pthread_mutex_unlock(&rec->lock);
 }
 
-static int cuda_copy_sync(struct device *d, const struct dev_copy *cp, size_t n)
+static int cuda_copy_sync(struct dev_unit *d, const struct dev_copy *cp, size_t n)
 {
 	struct dev_fence f = DEV_FENCE_INIT;
 	int ret = 0, r;
@@ -704,7 +704,7 @@ static int cuda_copy_sync(struct device *d, const struct dev_copy *cp, size_t n)
 	return ret ? ret : r;
 }
 
-static int cuda_host_register(struct device *d, void *p, size_t len)
+static int cuda_host_register(struct dev_unit *d, void *p, size_t len)
 {
 	struct cuda_dev *cd = d->priv;
 	CUresult r;
@@ -717,7 +717,7 @@ static int cuda_host_register(struct device *d, void *p, size_t len)
 	return r ? cuda_fail(cd, "cuMemHostRegister", r) : 0;
 }
 
-static void cuda_host_unregister(struct device *d, void *p)
+static void cuda_host_unregister(struct dev_unit *d, void *p)
 {
 	struct cuda_dev *cd = d->priv;
 	CUresult r;
@@ -758,7 +758,7 @@ static int cuda_open_fail(struct cuda_dev *cd, const char *what, CUresult r,
 	return cuda_fail(cd, what, r);
 }
 
-static int cuda_open(struct device *d, const struct device_config *cfg,
+static int cuda_open(struct dev_unit *d, const struct device_config *cfg,
 		     char *err, size_t errlen)
 {
 	static const char *const names[DEV_OP_NR] = {
@@ -867,7 +867,7 @@ out_free:
 	return ret;
 }
 
-static void cuda_close(struct device *d)
+static void cuda_close(struct dev_unit *d)
 {
 	struct cuda_dev *cd = d->priv;
 	struct cuda_fence *rec, *next;

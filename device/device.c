@@ -11,18 +11,29 @@
  *
  * The device page table.  One bit per frame in an array of atomic words:
  * set while the device maps the frame read-write.  Frames start read-only.
- * dev_compute(), the only device-side write, checks every frame of its
+ * unit_compute(), the only device-side write, checks every frame of its
  * range and returns -EFAULT (the device write fault) without queueing
  * anything if one is read-only; the cache's fault handler marks the page
- * dirty, maps it read-write with dev_protect() and retries.  The bit is
- * read and written with relaxed atomics: the cache orders dev_protect()
- * against dev_compute() of the same frame with the page lock, so the bit
+ * dirty, maps it read-write with unit_protect() and retries.  The bit is
+ * read and written with relaxed atomics: the cache orders unit_protect()
+ * against unit_compute() of the same frame with the page lock, so the bit
  * never has to carry ordering of its own.
+ *
+ * Several devices.  struct device is a set of units (-o devices=N), each
+ * a backend instance with its own allocation, frames, page table, copy
+ * engine and cost estimates (struct dev_unit; everything above is per
+ * unit).  An address carries its unit in its top bits (dev_addr_unit;
+ * unit 0's addresses are plain offsets), so the cache names device memory
+ * exactly as before and the dev_* functions at the bottom of this file
+ * find the unit from the address.  A fence notes the units it has
+ * operations on and dev_fence_wait() waits on each.  Copies and compares
+ * between two units go through a host buffer and are done before the
+ * call returns (no peer path yet); a batch runs per unit.
  *
  * Checks.  Every address and length is checked against the allocation
  * here, so a backend never sees an out-of-range request.
  *
- * Faults.  dev_frame_alloc() and the copy functions run the fault hooks
+ * Faults.  unit_frame_alloc() and the copy functions run the fault hooks
  * (fault/fault.h: dev_alloc, dev_copy) first, so every backend fails the
  * same way: an allocation with -ENOSPC (or the rule's errno), a copy at
  * queueing time, before anything was queued.
@@ -31,7 +42,7 @@
  * its 4 KiB now: handing the copy to an engine thread and sleeping on a
  * fence costs a wake-up or two, several times the copy itself.  So a
  * backend may offer copy_sync, which runs a batch in the calling thread
- * (hostsim: memcpy; cuda: its own stream, polled).  dev_copy_batch()
+ * (hostsim: memcpy; cuda: its own stream, polled).  unit_copy_batch()
  * picks a path per batch by what each has cost so far: every batch run
  * is timed, and each path keeps a moving average (1/8 weight) of a fixed
  * cost per batch, learnt from batches of at most DEV_COST_SMALL bytes,
@@ -66,12 +77,14 @@ static const struct dev_ops *dev_backend_find(const char *name)
 	return NULL;
 }
 
-int dev_open(const struct device_config *cfg, struct device **out,
+static void unit_protect(struct dev_unit *d, dev_addr_t a, bool rw);
+
+static int unit_open(const struct device_config *cfg, struct dev_unit **out,
 	     char *err, size_t errlen)
 {
 	const struct dev_ops *ops = dev_backend_find(cfg->backend);
 	size_t fs = cfg->frame_size, words;
-	struct device *d;
+	struct dev_unit *d;
 	int ret;
 
 	if (!ops) {
@@ -121,7 +134,7 @@ out_free:
 	return ret;
 }
 
-void dev_close(struct device *d)
+static void unit_close(struct dev_unit *d)
 {
 	if (!d)
 		return;
@@ -132,35 +145,29 @@ void dev_close(struct device *d)
 	free(d);
 }
 
-void dev_hurry(struct device *d)
-{
-	if (d)
-		atomic_store(&d->hurry, 1);
-}
-
-bool dev_wait_cut_short(struct device *d)
+bool dev_unit_cut_short(struct dev_unit *d)
 {
 	return atomic_load_explicit(&d->hurry, memory_order_relaxed) ||
 	       (d->cfg.cancelled && d->cfg.cancelled(d->cfg.cancel_arg));
 }
 
-const char *dev_name(const struct device *d)
+static const char *unit_name(const struct dev_unit *d)
 {
 	return d->ops->name;
 }
 
-size_t dev_frames_total(const struct device *d)
+static size_t unit_frames_total(const struct dev_unit *d)
 {
 	return d->nframes;
 }
 
-size_t dev_frames_used(const struct device *d)
+static size_t unit_frames_used(const struct dev_unit *d)
 {
-	return atomic_load_explicit(&((struct device *)d)->used,
+	return atomic_load_explicit(&((struct dev_unit *)d)->used,
 				    memory_order_relaxed);
 }
 
-size_t dev_frames_hwm(struct device *d)
+static size_t unit_frames_hwm(struct dev_unit *d)
 {
 	size_t n;
 
@@ -170,12 +177,12 @@ size_t dev_frames_hwm(struct device *d)
 	return n;
 }
 
-static size_t dev_frame_no(const struct device *d, dev_addr_t a)
+static size_t dev_frame_no(const struct dev_unit *d, dev_addr_t a)
 {
 	return (size_t)(a / d->cfg.frame_size);
 }
 
-int dev_frame_alloc(struct device *d, dev_addr_t *out)
+static int unit_frame_alloc(struct dev_unit *d, dev_addr_t *out)
 {
 	size_t n = SIZE_MAX;
 	int ret = fault_hit(FAULT_DEV_ALLOC, NULL);
@@ -190,24 +197,24 @@ int dev_frame_alloc(struct device *d, dev_addr_t *out)
 	pthread_mutex_unlock(&d->lock);
 	if (n == SIZE_MAX)
 		return -ENOSPC;
-	dev_protect(d, (dev_addr_t)n * d->cfg.frame_size, false);
+	unit_protect(d, (dev_addr_t)n * d->cfg.frame_size, false);
 	atomic_fetch_add_explicit(&d->used, 1, memory_order_relaxed);
 	*out = (dev_addr_t)n * d->cfg.frame_size;
 	return 0;
 }
 
-void dev_frame_free(struct device *d, dev_addr_t a)
+static void unit_frame_free(struct dev_unit *d, dev_addr_t a)
 {
 	size_t n = dev_frame_no(d, a);
 
-	dev_protect(d, a, false);
+	unit_protect(d, a, false);
 	pthread_mutex_lock(&d->lock);
 	d->free[d->nfree++] = (uint32_t)n;
 	pthread_mutex_unlock(&d->lock);
 	atomic_fetch_sub_explicit(&d->used, 1, memory_order_relaxed);
 }
 
-void dev_protect(struct device *d, dev_addr_t a, bool rw)
+static void unit_protect(struct dev_unit *d, dev_addr_t a, bool rw)
 {
 	size_t n = dev_frame_no(d, a);
 	uint64_t bit = 1ull << (n % 64);
@@ -218,7 +225,7 @@ void dev_protect(struct device *d, dev_addr_t a, bool rw)
 		atomic_fetch_and_explicit(&d->writable[n / 64], ~bit, memory_order_relaxed);
 }
 
-bool dev_writable(struct device *d, dev_addr_t a)
+static bool unit_writable(struct dev_unit *d, dev_addr_t a)
 {
 	size_t n = dev_frame_no(d, a);
 
@@ -227,28 +234,28 @@ bool dev_writable(struct device *d, dev_addr_t a)
 }
 
 /* Is [a, a + len) inside device memory? */
-static bool dev_range_ok(const struct device *d, dev_addr_t a, size_t len)
+static bool dev_range_ok(const struct dev_unit *d, dev_addr_t a, size_t len)
 {
 	return len && a < d->cfg.mem_bytes && len <= d->cfg.mem_bytes - a;
 }
 
-static int dev_lost_err(struct device *d)
+static int dev_lost_err(struct dev_unit *d)
 {
 	return atomic_load_explicit(&d->lost, memory_order_relaxed) ? -ENODEV : 0;
 }
 
-int dev_host_register(struct device *d, void *p, size_t len)
+static int unit_host_register(struct dev_unit *d, void *p, size_t len)
 {
 	return d->ops->host_register ? d->ops->host_register(d, p, len) : 0;
 }
 
-void dev_host_unregister(struct device *d, void *p)
+static void unit_host_unregister(struct dev_unit *d, void *p)
 {
 	if (d->ops->host_unregister)
 		d->ops->host_unregister(d, p);
 }
 
-static int dev_queue_copy(struct device *d, const struct dev_copy *cp,
+static int dev_queue_copy(struct dev_unit *d, const struct dev_copy *cp,
 			  struct dev_fence *f)
 {
 	static const enum fault_dir dirs[] = {
@@ -266,7 +273,7 @@ static int dev_queue_copy(struct device *d, const struct dev_copy *cp,
 }
 
 /* Are the device ranges of @cp inside device memory? */
-static bool dev_copy_ok(const struct device *d, const struct dev_copy *cp)
+static bool dev_copy_ok(const struct dev_unit *d, const struct dev_copy *cp)
 {
 	switch (cp->dir) {
 	case DEV_H2D:
@@ -280,7 +287,7 @@ static bool dev_copy_ok(const struct device *d, const struct dev_copy *cp)
 	return false;
 }
 
-int dev_copy_to_device(struct device *d, dev_addr_t dst, const void *src,
+static int unit_copy_to_device(struct dev_unit *d, dev_addr_t dst, const void *src,
 		       size_t len, struct dev_fence *f)
 {
 	struct dev_copy cp = { .dir = DEV_H2D, .host = (void *)src, .dst = dst,
@@ -291,7 +298,7 @@ int dev_copy_to_device(struct device *d, dev_addr_t dst, const void *src,
 	return dev_queue_copy(d, &cp, f);
 }
 
-int dev_copy_to_host(struct device *d, void *dst, dev_addr_t src, size_t len,
+static int unit_copy_to_host(struct dev_unit *d, void *dst, dev_addr_t src, size_t len,
 		     struct dev_fence *f)
 {
 	struct dev_copy cp = { .dir = DEV_D2H, .host = dst, .src = src, .len = len };
@@ -301,7 +308,7 @@ int dev_copy_to_host(struct device *d, void *dst, dev_addr_t src, size_t len,
 	return dev_queue_copy(d, &cp, f);
 }
 
-int dev_copy_on_device(struct device *d, dev_addr_t dst, dev_addr_t src,
+static int unit_copy_on_device(struct dev_unit *d, dev_addr_t dst, dev_addr_t src,
 		       size_t len, struct dev_fence *f)
 {
 	struct dev_copy cp = { .dir = DEV_D2D, .dst = dst, .src = src, .len = len };
@@ -311,7 +318,7 @@ int dev_copy_on_device(struct device *d, dev_addr_t dst, dev_addr_t src,
 	return dev_queue_copy(d, &cp, f);
 }
 
-int dev_fill(struct device *d, dev_addr_t dst, uint8_t byte, size_t len,
+static int unit_fill(struct dev_unit *d, dev_addr_t dst, uint8_t byte, size_t len,
 	     struct dev_fence *f)
 {
 	int ret;
@@ -322,7 +329,7 @@ int dev_fill(struct device *d, dev_addr_t dst, uint8_t byte, size_t len,
 	return ret ? ret : d->ops->compute(d, DEV_OP_FILL, dst, len, byte, f);
 }
 
-int dev_compute(struct device *d, enum dev_op_kind op, dev_addr_t dst,
+static int unit_compute(struct dev_unit *d, enum dev_op_kind op, dev_addr_t dst,
 		size_t len, uint64_t value, struct dev_fence *f)
 {
 	size_t fs = d->cfg.frame_size;
@@ -331,14 +338,14 @@ int dev_compute(struct device *d, enum dev_op_kind op, dev_addr_t dst,
 	if ((unsigned int)op >= DEV_OP_NR || !dev_range_ok(d, dst, len))
 		return -EINVAL;
 	for (dev_addr_t a = dst - dst % fs; a < dst + len; a += fs)
-		if (!dev_writable(d, a))
+		if (!unit_writable(d, a))
 			return -EFAULT;	/* the device write fault */
 	ret = dev_lost_err(d);
 	return ret ? ret : d->ops->compute(d, op, dst, len, value, f);
 }
 
 /* Compare through two host copies, for backends without ->compare. */
-static int dev_compare_on_host(struct device *d, dev_addr_t a, dev_addr_t b,
+static int dev_compare_on_host(struct dev_unit *d, dev_addr_t a, dev_addr_t b,
 			       size_t len, struct dev_fence *f)
 {
 	struct dev_fence local = DEV_FENCE_INIT;
@@ -361,7 +368,7 @@ static int dev_compare_on_host(struct device *d, dev_addr_t a, dev_addr_t b,
 	return ret;
 }
 
-int dev_compare(struct device *d, dev_addr_t a, dev_addr_t b, size_t len,
+static int unit_compare(struct dev_unit *d, dev_addr_t a, dev_addr_t b, size_t len,
 		struct dev_fence *f)
 {
 	int ret;
@@ -376,7 +383,7 @@ int dev_compare(struct device *d, dev_addr_t a, dev_addr_t b, size_t len,
 	return d->ops->compare(d, a, b, len, f);
 }
 
-int dev_fence_wait(struct device *d, struct dev_fence *f)
+static int unit_fence_wait(struct dev_unit *d, struct dev_fence *f)
 {
 	int ret = d->ops->fence_wait(d, f);
 
@@ -441,7 +448,7 @@ static void dev_cost_learn(struct dev_path_cost *c, size_t bytes, uint64_t ns)
 	atomic_fetch_add_explicit(&c->batches, 1, memory_order_relaxed);
 }
 
-static enum dev_copy_path dev_path_choose(struct device *d, size_t bytes)
+static enum dev_copy_path dev_path_choose(struct dev_unit *d, size_t bytes)
 {
 	enum dev_copy_path best;
 
@@ -463,7 +470,7 @@ static enum dev_copy_path dev_path_choose(struct device *d, size_t bytes)
 }
 
 /* Queue every copy on one fence and wait once. */
-static int dev_copy_async(struct device *d, const struct dev_copy *cp, size_t n)
+static int dev_copy_async(struct dev_unit *d, const struct dev_copy *cp, size_t n)
 {
 	struct dev_fence fence = DEV_FENCE_INIT;
 	int ret = 0, r;
@@ -474,7 +481,7 @@ static int dev_copy_async(struct device *d, const struct dev_copy *cp, size_t n)
 	return ret ? ret : r;
 }
 
-static int dev_copy_run(struct device *d, enum dev_copy_path path,
+static int dev_copy_run(struct dev_unit *d, enum dev_copy_path path,
 			const struct dev_copy *cp, size_t n, size_t bytes)
 {
 	uint64_t t0 = dev_clock_ns();
@@ -488,7 +495,7 @@ static int dev_copy_run(struct device *d, enum dev_copy_path path,
 	return ret;
 }
 
-int dev_copy_batch(struct device *d, const struct dev_copy *cp, size_t n)
+static int unit_copy_batch(struct dev_unit *d, const struct dev_copy *cp, size_t n)
 {
 	size_t bytes = 0;
 	int ret;
@@ -512,12 +519,474 @@ int dev_copy_batch(struct device *d, const struct dev_copy *cp, size_t n)
 	return n ? dev_copy_run(d, dev_path_choose(d, bytes), cp, n, bytes) : 0;
 }
 
-void dev_copy_path_set(struct device *d, enum dev_copy_path path)
+static void unit_copy_path_set(struct dev_unit *d, enum dev_copy_path path)
 {
 	d->path = path;
 }
 
-uint64_t dev_copy_batches(struct device *d, enum dev_copy_path path)
+static uint64_t unit_copy_batches(struct dev_unit *d, enum dev_copy_path path)
 {
 	return atomic_load_explicit(&d->cost[path].batches, memory_order_relaxed);
+}
+
+/* ---- the set: several units, found by address ----------------------- */
+
+/* The unit @a names, or NULL. */
+static struct dev_unit *unit_of(const struct device *d, dev_addr_t a)
+{
+	unsigned int k = dev_addr_unit(a);
+
+	return k < d->nunits ? d->unit[k] : NULL;
+}
+
+static dev_addr_t unit_addr(const struct dev_unit *u, dev_addr_t off)
+{
+	return ((dev_addr_t)u->id << DEV_UNIT_SHIFT) | off;
+}
+
+/* Note that @f has operations on @u until its next wait. */
+static void fence_note(struct dev_fence *f, const struct dev_unit *u)
+{
+	atomic_fetch_or_explicit(&f->units, 1u << u->id, memory_order_relaxed);
+}
+
+int dev_open(const struct device_config *cfg, struct device **out,
+	     char *err, size_t errlen)
+{
+	unsigned int n = cfg->units ? cfg->units : 1;
+	struct device *d;
+	int ret = 0;
+
+	if (n > DEV_MAX_UNITS) {
+		snprintf(err, errlen, "at most %d devices", DEV_MAX_UNITS);
+		return -EINVAL;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	for (unsigned int k = 0; k < n && !ret; k++) {
+		struct device_config uc = *cfg;
+		char uerr[256];
+
+		if (n > 1)
+			uc.gpu = cfg->gpus[k];
+		ret = unit_open(&uc, &d->unit[k], uerr, sizeof(uerr));
+		if (ret) {
+			snprintf(err, errlen, n > 1 ? "device %u: %s" : "%.0u%s", k, uerr);
+			break;
+		}
+		d->unit[k]->id = k;
+		d->nunits = k + 1;
+	}
+	if (ret) {
+		dev_close(d);
+		return ret;
+	}
+	*out = d;
+	return 0;
+}
+
+void dev_close(struct device *d)
+{
+	if (!d)
+		return;
+	for (unsigned int k = 0; k < d->nunits; k++)
+		unit_close(d->unit[k]);
+	free(d);
+}
+
+void dev_hurry(struct device *d)
+{
+	for (unsigned int k = 0; d && k < d->nunits; k++)
+		atomic_store(&d->unit[k]->hurry, 1);
+}
+
+const char *dev_name(const struct device *d)
+{
+	return unit_name(d->unit[0]);
+}
+
+unsigned int dev_units(const struct device *d)
+{
+	return d->nunits;
+}
+
+void dev_unit_stats(const struct device *d, unsigned int k,
+		    struct dev_unit_stats *st)
+{
+	struct dev_unit *u = d->unit[k];
+
+	st->frames = unit_frames_total(u);
+	st->frames_used = unit_frames_used(u);
+	st->frames_hwm = unit_frames_hwm(u);
+	st->copies_in = atomic_load_explicit(&u->copies_in, memory_order_relaxed);
+	st->copies_out = atomic_load_explicit(&u->copies_out, memory_order_relaxed);
+	st->faults = atomic_load_explicit(&u->faults, memory_order_relaxed);
+}
+
+bool dev_lost(const struct device *d)
+{
+	for (unsigned int k = 0; k < d->nunits; k++)
+		if (atomic_load(&d->unit[k]->lost))
+			return true;
+	return false;
+}
+
+int dev_frame_alloc_on(struct device *d, unsigned int k, dev_addr_t *out)
+{
+	dev_addr_t off;
+	int ret;
+
+	if (k >= d->nunits)
+		return -EINVAL;
+	ret = unit_frame_alloc(d->unit[k], &off);
+	if (!ret)
+		*out = unit_addr(d->unit[k], off);
+	return ret;
+}
+
+/* Spread frames: the unit with the most free frames gives one. */
+int dev_frame_alloc(struct device *d, dev_addr_t *out)
+{
+	unsigned int best = 0;
+	size_t most = 0;
+
+	for (unsigned int k = 0; k < d->nunits; k++) {
+		struct dev_unit *u = d->unit[k];
+		size_t free_frames = u->nframes - unit_frames_used(u);
+
+		if (free_frames > most) {
+			most = free_frames;
+			best = k;
+		}
+	}
+	return dev_frame_alloc_on(d, best, out);
+}
+
+void dev_frame_free(struct device *d, dev_addr_t a)
+{
+	struct dev_unit *u = unit_of(d, a);
+
+	if (u)
+		unit_frame_free(u, dev_addr_offset(a));
+}
+
+size_t dev_frames_total(const struct device *d)
+{
+	size_t n = 0;
+
+	for (unsigned int k = 0; k < d->nunits; k++)
+		n += unit_frames_total(d->unit[k]);
+	return n;
+}
+
+size_t dev_frames_used(const struct device *d)
+{
+	size_t n = 0;
+
+	for (unsigned int k = 0; k < d->nunits; k++)
+		n += unit_frames_used(d->unit[k]);
+	return n;
+}
+
+size_t dev_frames_hwm(struct device *d)
+{
+	size_t n = 0;
+
+	for (unsigned int k = 0; k < d->nunits; k++)
+		n += unit_frames_hwm(d->unit[k]);
+	return n;
+}
+
+void dev_protect(struct device *d, dev_addr_t a, bool rw)
+{
+	struct dev_unit *u = unit_of(d, a);
+
+	if (u)
+		unit_protect(u, dev_addr_offset(a), rw);
+}
+
+bool dev_writable(struct device *d, dev_addr_t a)
+{
+	struct dev_unit *u = unit_of(d, a);
+
+	return u && unit_writable(u, dev_addr_offset(a));
+}
+
+int dev_host_register(struct device *d, void *p, size_t len)
+{
+	for (unsigned int k = 0; k < d->nunits; k++) {
+		int ret = unit_host_register(d->unit[k], p, len);
+
+		if (ret) {
+			while (k--)
+				unit_host_unregister(d->unit[k], p);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+void dev_host_unregister(struct device *d, void *p)
+{
+	for (unsigned int k = 0; k < d->nunits; k++)
+		unit_host_unregister(d->unit[k], p);
+}
+
+int dev_copy_to_device(struct device *d, dev_addr_t dst, const void *src,
+		       size_t len, struct dev_fence *f)
+{
+	struct dev_unit *u = unit_of(d, dst);
+	int ret;
+
+	if (!u)
+		return -EINVAL;
+	ret = unit_copy_to_device(u, dev_addr_offset(dst), src, len, f);
+	if (!ret) {
+		fence_note(f, u);
+		atomic_fetch_add_explicit(&u->copies_in, 1, memory_order_relaxed);
+	}
+	return ret;
+}
+
+int dev_copy_to_host(struct device *d, void *dst, dev_addr_t src, size_t len,
+		     struct dev_fence *f)
+{
+	struct dev_unit *u = unit_of(d, src);
+	int ret;
+
+	if (!u)
+		return -EINVAL;
+	ret = unit_copy_to_host(u, dst, dev_addr_offset(src), len, f);
+	if (!ret) {
+		fence_note(f, u);
+		atomic_fetch_add_explicit(&u->copies_out, 1, memory_order_relaxed);
+	}
+	return ret;
+}
+
+/*
+ * A copy from one unit to another, through host memory (no peer path
+ * yet), done before returning: the staging buffer must outlive it.
+ */
+static int copy_across(struct dev_unit *to, dev_addr_t dst, struct dev_unit *from,
+		       dev_addr_t src, size_t len)
+{
+	struct dev_fence f = DEV_FENCE_INIT;
+	void *buf = malloc(len);
+	int ret, r;
+
+	if (!buf)
+		return -ENOMEM;
+	ret = unit_copy_to_host(from, buf, src, len, &f);
+	r = unit_fence_wait(from, &f);
+	ret = ret ? ret : r;
+	if (!ret) {
+		ret = unit_copy_to_device(to, dst, buf, len, &f);
+		r = unit_fence_wait(to, &f);
+		ret = ret ? ret : r;
+	}
+	free(buf);
+	if (!ret) {
+		atomic_fetch_add_explicit(&from->copies_out, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&to->copies_in, 1, memory_order_relaxed);
+	}
+	return ret;
+}
+
+int dev_copy_on_device(struct device *d, dev_addr_t dst, dev_addr_t src,
+		       size_t len, struct dev_fence *f)
+{
+	struct dev_unit *to = unit_of(d, dst), *from = unit_of(d, src);
+	int ret;
+
+	if (!to || !from)
+		return -EINVAL;
+	if (to != from)
+		return copy_across(to, dev_addr_offset(dst), from,
+				   dev_addr_offset(src), len);
+	ret = unit_copy_on_device(to, dev_addr_offset(dst), dev_addr_offset(src),
+				  len, f);
+	if (!ret) {
+		fence_note(f, to);
+		atomic_fetch_add_explicit(&to->copies_in, 1, memory_order_relaxed);
+	}
+	return ret;
+}
+
+int dev_fill(struct device *d, dev_addr_t dst, uint8_t byte, size_t len,
+	     struct dev_fence *f)
+{
+	struct dev_unit *u = unit_of(d, dst);
+	int ret;
+
+	if (!u)
+		return -EINVAL;
+	ret = unit_fill(u, dev_addr_offset(dst), byte, len, f);
+	if (!ret)
+		fence_note(f, u);
+	return ret;
+}
+
+int dev_compute(struct device *d, enum dev_op_kind op, dev_addr_t dst,
+		size_t len, uint64_t value, struct dev_fence *f)
+{
+	struct dev_unit *u = unit_of(d, dst);
+	int ret;
+
+	if (!u)
+		return -EINVAL;
+	ret = unit_compute(u, op, dev_addr_offset(dst), len, value, f);
+	if (!ret)
+		fence_note(f, u);
+	else if (ret == -EFAULT)
+		atomic_fetch_add_explicit(&u->faults, 1, memory_order_relaxed);
+	return ret;
+}
+
+/* Compare ranges on two units through host copies, done before returning. */
+static int compare_across(struct dev_unit *ua, dev_addr_t a, struct dev_unit *ub,
+			  dev_addr_t b, size_t len, struct dev_fence *f)
+{
+	struct dev_fence local = DEV_FENCE_INIT;
+	char *x = malloc(len), *y = malloc(len);
+	int ret = -ENOMEM, r;
+
+	if (x && y) {
+		ret = unit_copy_to_host(ua, x, a, len, &local);
+		r = unit_fence_wait(ua, &local);
+		ret = ret ? ret : r;
+		if (!ret) {
+			ret = unit_copy_to_host(ub, y, b, len, &local);
+			r = unit_fence_wait(ub, &local);
+			ret = ret ? ret : r;
+		}
+		if (!ret && memcmp(x, y, len))
+			atomic_store(&f->result, 1);
+	}
+	free(x);
+	free(y);
+	return ret;
+}
+
+int dev_compare(struct device *d, dev_addr_t a, dev_addr_t b, size_t len,
+		struct dev_fence *f)
+{
+	struct dev_unit *ua = unit_of(d, a), *ub = unit_of(d, b);
+	int ret;
+
+	if (!ua || !ub)
+		return -EINVAL;
+	if (ua != ub)
+		return compare_across(ua, dev_addr_offset(a), ub, dev_addr_offset(b),
+				      len, f);
+	ret = unit_compare(ua, dev_addr_offset(a), dev_addr_offset(b), len, f);
+	if (!ret)
+		fence_note(f, ua);
+	return ret;
+}
+
+/* Wait on every unit @f has operations on; the first error. */
+int dev_fence_wait(struct device *d, struct dev_fence *f)
+{
+	uint32_t units = atomic_exchange_explicit(&f->units, 0, memory_order_relaxed);
+	int ret = 0;
+
+	if (!units)
+		return unit_fence_wait(d->unit[0], f);	/* nothing queued */
+	for (unsigned int k = 0; k < d->nunits; k++) {
+		int r;
+
+		if (!(units & (1u << k)))
+			continue;
+		r = unit_fence_wait(d->unit[k], f);
+		if (r && !ret)
+			ret = r;
+	}
+	return ret;
+}
+
+/*
+ * @cp with device addresses made offsets into @u: the copies of @cp on
+ * unit @u (both ends on it, or one end on the host) go to @out.
+ * Return: how many.
+ */
+static size_t batch_pick(const struct dev_copy *cp, size_t n, unsigned int k,
+			 struct dev_copy *out)
+{
+	size_t m = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		dev_addr_t a = cp[i].dir == DEV_D2H ? cp[i].src : cp[i].dst;
+
+		if (dev_addr_unit(a) != k ||
+		    (cp[i].dir == DEV_D2D && dev_addr_unit(cp[i].src) != k))
+			continue;
+		out[m] = cp[i];
+		out[m].src = dev_addr_offset(cp[i].src);
+		out[m].dst = dev_addr_offset(cp[i].dst);
+		m++;
+	}
+	return m;
+}
+
+static void batch_count(struct dev_unit *u, const struct dev_copy *cp, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		atomic_fetch_add_explicit(cp[i].dir == DEV_D2H ? &u->copies_out :
+					  &u->copies_in, 1, memory_order_relaxed);
+}
+
+/*
+ * Per unit, its copies as one batch; copies between units one by one
+ * through the host.  The common case, one unit, copies nothing.
+ */
+int dev_copy_batch(struct device *d, const struct dev_copy *cp, size_t n)
+{
+	struct dev_copy stack[64], *mine = n <= 64 ? stack : malloc(n * sizeof(*mine));
+	size_t done = 0;
+	int ret = 0;
+
+	if (!mine)
+		return -ENOMEM;
+	for (unsigned int k = 0; k < d->nunits && !ret; k++) {
+		size_t m = batch_pick(cp, n, k, mine);
+
+		if (!m)
+			continue;
+		ret = unit_copy_batch(d->unit[k], mine, m);
+		if (!ret)
+			batch_count(d->unit[k], mine, m);
+		done += m;
+	}
+	for (size_t i = 0; i < n && !ret && done < n; i++) {
+		struct dev_unit *to = unit_of(d, cp[i].dst), *from = unit_of(d, cp[i].src);
+
+		if (cp[i].dir != DEV_D2D || to == from)
+			continue;
+		ret = to && from ? copy_across(to, dev_addr_offset(cp[i].dst), from,
+					       dev_addr_offset(cp[i].src), cp[i].len)
+				 : -EINVAL;
+		done++;
+	}
+	if (!ret && done < n)
+		ret = -EINVAL;	/* an address of no unit */
+	if (mine != stack)
+		free(mine);
+	return ret;
+}
+
+void dev_copy_path_set(struct device *d, enum dev_copy_path path)
+{
+	for (unsigned int k = 0; k < d->nunits; k++)
+		unit_copy_path_set(d->unit[k], path);
+}
+
+uint64_t dev_copy_batches(struct device *d, enum dev_copy_path path)
+{
+	uint64_t n = 0;
+
+	for (unsigned int k = 0; k < d->nunits; k++)
+		n += unit_copy_batches(d->unit[k], path);
+	return n;
 }

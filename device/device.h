@@ -10,6 +10,10 @@
  * a copy is queued against a fence and the caller waits on the fence once
  * for a whole batch.
  *
+ * The device tier may be several devices of one backend (units): an
+ * address names its unit in its top bits (DEV_UNIT_SHIFT), and every
+ * dev_* function finds the unit from the address.
+ *
  * This file has two halves:
  *   - struct dev_ops, what a backend provides (hostsim.c, cuda.c);
  *   - the dev_* functions the cache calls (device.c).  device.c carves the
@@ -35,6 +39,23 @@ typedef uint64_t dev_addr_t;
 
 #define DEV_ADDR_NONE UINT64_MAX
 
+/*
+ * Several devices: an address names its unit in its top bits (unit 0's
+ * addresses are plain offsets); each unit has its own allocation from 0.
+ */
+#define DEV_MAX_UNITS	8
+#define DEV_UNIT_SHIFT	48
+
+static inline unsigned int dev_addr_unit(dev_addr_t a)
+{
+	return (unsigned int)(a >> DEV_UNIT_SHIFT);
+}
+
+static inline dev_addr_t dev_addr_offset(dev_addr_t a)
+{
+	return a & ((1ull << DEV_UNIT_SHIFT) - 1);
+}
+
 struct device;
 
 /**
@@ -44,7 +65,9 @@ struct device;
  * @frame_size: bytes per frame (the cache's page size).
  * @bw:         hostsim: copy bandwidth model in bytes/s (0: unlimited).
  * @lat_ns:     hostsim: latency added to each queued operation.
- * @gpu:        cuda: the GPU ordinal.
+ * @units:      how many devices (0 or 1: one); each gets @mem_bytes.
+ * @gpu:        cuda: the GPU ordinal of unit 0; unit k takes @gpus[k]
+ *              when @units > 1.
  * @cancelled:  asked by a thread waiting out a modelled delay (hostsim):
  *              true when the request it serves was interrupted, so that
  *              the wait ends now.  May be NULL.
@@ -56,10 +79,14 @@ struct device_config {
 	size_t frame_size;
 	uint64_t bw;
 	uint64_t lat_ns;
+	unsigned int units;
 	int gpu;
+	int gpus[DEV_MAX_UNITS];
 	bool (*cancelled)(void *arg);
 	void *cancel_arg;
 };
+
+struct dev_unit;
 
 /**
  * struct dev_fence - completion of a batch of queued operations.
@@ -69,6 +96,8 @@ struct device_config {
  * @result:  dev_compare: 0 if the ranges were equal, else non-zero.
  * @hurry:   set by a waiter that must not wait out modelled delays (its
  *           request was interrupted); the operations still run.
+ * @units:   bit k: operations were queued on unit k since the last wait
+ *           (device.c waits on each).
  * @priv:    the backend's own; zero-initialise.  cuda: while operations
  *           are queued, its per-stream event record (see cuda.c).
  *
@@ -80,6 +109,7 @@ struct dev_fence {
 	_Atomic int error;
 	_Atomic int result;
 	_Atomic int hurry;
+	_Atomic uint32_t units;
 	void *priv;
 };
 
@@ -134,18 +164,18 @@ struct dev_ops {
 	 * in d->priv.  Required.  Return: 0, or -errno with a message for
 	 * the user in @err.
 	 */
-	int (*open)(struct device *d, const struct device_config *cfg,
+	int (*open)(struct dev_unit *d, const struct device_config *cfg,
 		    char *err, size_t errlen);
 	/* Wait for everything queued, free it all.  Required. */
-	void (*close)(struct device *d);
+	void (*close)(struct dev_unit *d);
 	/*
 	 * Pin [@p, @p + @len) of host memory for fast copies (the frame
 	 * arena, the bounce pool).  Not required.
 	 */
-	int (*host_register)(struct device *d, void *p, size_t len);
-	void (*host_unregister)(struct device *d, void *p);
+	int (*host_register)(struct dev_unit *d, void *p, size_t len);
+	void (*host_unregister)(struct dev_unit *d, void *p);
 	/* Queue a copy.  Required.  Return: 0 if queued, or -errno. */
-	int (*copy)(struct device *d, const struct dev_copy *cp,
+	int (*copy)(struct dev_unit *d, const struct dev_copy *cp,
 		    struct dev_fence *f);
 	/*
 	 * Run the @n copies @cp now and return when they are all done: the
@@ -155,12 +185,12 @@ struct dev_ops {
 	 * required.  dev_copy_batch() picks it or copy + fence_wait by
 	 * measured cost.  Return: 0 or -errno (-ENODEV: the device is lost).
 	 */
-	int (*copy_sync)(struct device *d, const struct dev_copy *cp, size_t n);
+	int (*copy_sync)(struct dev_unit *d, const struct dev_copy *cp, size_t n);
 	/*
 	 * Queue @op with @value over [@dst, @dst + @len) of device memory
 	 * (DEV_OP_FILL also serves dev_fill()).  Required.
 	 */
-	int (*compute)(struct device *d, enum dev_op_kind op, dev_addr_t dst,
+	int (*compute)(struct dev_unit *d, enum dev_op_kind op, dev_addr_t dst,
 		       size_t len, uint64_t value, struct dev_fence *f);
 	/*
 	 * Queue a comparison of [@a, @a + @len) with [@b, @b + @len); the
@@ -168,14 +198,14 @@ struct dev_ops {
 	 * to zero by a later equal comparison).  Not required: without it
 	 * device.c compares through host copies.
 	 */
-	int (*compare)(struct device *d, dev_addr_t a, dev_addr_t b,
+	int (*compare)(struct dev_unit *d, dev_addr_t a, dev_addr_t b,
 		       size_t len, struct dev_fence *f);
 	/*
 	 * Wait for every operation queued on @f.  Required.  Return: the
 	 * fence's first error (a lost device: -ENODEV; a bad address: -EFAULT
 	 * must never happen, since device.c checks addresses).
 	 */
-	int (*fence_wait)(struct device *d, struct dev_fence *f);
+	int (*fence_wait)(struct dev_unit *d, struct dev_fence *f);
 };
 
 #define DEV_OPS_VERSION 1
@@ -205,10 +235,11 @@ struct dev_path_cost {
 };
 
 /**
- * struct device - an open device.
+ * struct dev_unit - one open device: one backend instance, one allocation.
  * @ops:       its backend.
  * @priv:      the backend's state.
- * @cfg:       what it was opened with.
+ * @cfg:       what it was opened with (@cfg.gpu: its GPU).
+ * @id:        its number in the set (the top bits of its addresses).
  * @nframes:   frames in device memory.
  * @lock:      guards @free and @nfree.
  * @free:      stack of free frame numbers; frames from @bump up were
@@ -222,11 +253,13 @@ struct dev_path_cost {
  * @choices:   batches dev_copy_batch() chose a path for (it tries the
  *             other path every DEV_PATH_PROBE-th time, to keep learning).
  * @path:      DEV_PATH_AUTO, or the path every batch takes (-o device_copy).
+ * @copies_in, @copies_out, @faults: counters for dev_unit_stats().
  */
-struct device {
+struct dev_unit {
 	const struct dev_ops *ops;
 	void *priv;
 	struct device_config cfg;
+	unsigned int id;
 	size_t nframes;
 	pthread_mutex_t lock;
 	uint32_t *free;
@@ -238,6 +271,23 @@ struct device {
 	struct dev_path_cost cost[DEV_PATH_NR];
 	_Atomic uint64_t choices;
 	enum dev_copy_path path;
+	_Atomic uint64_t copies_in, copies_out, faults;
+};
+
+/**
+ * struct device - the device tier: one or more units of one backend
+ * (-o devices=N with hostsim, a GPU per unit with cuda).  Every dev_*
+ * function below takes it and finds the unit from the address.
+ */
+struct device {
+	unsigned int nunits;
+	struct dev_unit *unit[DEV_MAX_UNITS];
+};
+
+/* Per-unit figures (hmmfsctl stats: "devices"). */
+struct dev_unit_stats {
+	uint64_t frames, frames_used, frames_hwm;
+	uint64_t copies_in, copies_out, faults;
 };
 
 extern const struct dev_ops dev_hostsim_ops;
@@ -253,17 +303,27 @@ void dev_close(struct device *d);
  * speed of memory.  Waits already sleeping end within milliseconds.
  */
 void dev_hurry(struct device *d);
-/* Should a wait of this thread end its modelled delay now?  (hurry, or
- * the thread's request was interrupted: device_config.cancelled) */
-bool dev_wait_cut_short(struct device *d);
+/* For backends: should a wait of this thread end its modelled delay now?
+ * (dev_hurry(), or the thread's request was interrupted:
+ * device_config.cancelled) */
+bool dev_unit_cut_short(struct dev_unit *u);
 const char *dev_name(const struct device *d);
+unsigned int dev_units(const struct device *d);
+void dev_unit_stats(const struct device *d, unsigned int unit,
+		    struct dev_unit_stats *st);
+/* Has a unit been reported gone? */
+bool dev_lost(const struct device *d);
 
-/* A free frame (mapped read-only).  Return: 0, or -ENOSPC when full. */
+/*
+ * A free frame (mapped read-only) on @unit, or on the unit with the most
+ * free frames (dev_frame_alloc).  Return: 0, or -ENOSPC when full.
+ */
 int dev_frame_alloc(struct device *d, dev_addr_t *out);
+int dev_frame_alloc_on(struct device *d, unsigned int unit, dev_addr_t *out);
 void dev_frame_free(struct device *d, dev_addr_t a);
+/* Frames of all units: in all, in use, the most ever in use at once. */
 size_t dev_frames_total(const struct device *d);
 size_t dev_frames_used(const struct device *d);
-/* The most frames ever in use at once (device memory touched so far). */
 size_t dev_frames_hwm(struct device *d);
 
 int dev_host_register(struct device *d, void *p, size_t len);

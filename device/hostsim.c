@@ -28,7 +28,7 @@
  * A way out.  At device_bw=1M and device_lat=10s one operation is modelled
  * to take seconds, and a caller whose request was interrupted, or a daemon
  * told to stop, must not wait that out: longer waits sleep in HS_SLICE_NS
- * slices and between them ask dev_wait_cut_short() (the caller's own
+ * slices and between them ask dev_unit_cut_short() (the caller's own
  * question; the engine learns it from the fence's @hurry flag, which the
  * waiter sets).  A wait cut short runs its operation at once: the bytes are
  * still moved, only the modelled time is skipped.
@@ -73,14 +73,14 @@ struct hs_op {
 
 /**
  * struct hostsim - the simulated device.
- * @dev:        the device it backs (dev_wait_cut_short(), @dev->hurry).
+ * @dev:        the device it backs (dev_unit_cut_short(), @dev->hurry).
  * @mem:        device memory; touched only by @engine.
  * @q_lock:     guards @ring, @head, @count, @stop, @busy_until.
  * @q_cond:     wakes the engine; @space_cond wakes full-ring submitters.
  * @busy_until: when the modelled copy engine is next free (ns).
  */
 struct hostsim {
-	struct device *dev;
+	struct dev_unit *dev;
 	char *mem;
 	size_t mem_bytes;
 	uint64_t bw, lat_ns;
@@ -110,7 +110,7 @@ static inline void hs_cpu_relax(void)
 static bool hs_cut_short(struct hostsim *hs, struct dev_fence *f)
 {
 	if (!f)
-		return dev_wait_cut_short(hs->dev);
+		return dev_unit_cut_short(hs->dev);
 	return atomic_load_explicit(&f->hurry, memory_order_relaxed) ||
 	       atomic_load_explicit(&hs->dev->hurry, memory_order_relaxed);
 }
@@ -255,7 +255,7 @@ static void *hostsim_engine(void *arg)
 	return NULL;
 }
 
-static int hostsim_queue(struct device *d, struct hs_op *o)
+static int hostsim_queue(struct dev_unit *d, struct hs_op *o)
 {
 	struct hostsim *hs = d->priv;
 
@@ -271,7 +271,7 @@ static int hostsim_queue(struct device *d, struct hs_op *o)
 	return 0;
 }
 
-static int hostsim_open(struct device *d, const struct device_config *cfg,
+static int hostsim_open(struct dev_unit *d, const struct device_config *cfg,
 			char *err, size_t errlen)
 {
 	struct hostsim *hs = calloc(1, sizeof(*hs));
@@ -307,7 +307,7 @@ static int hostsim_open(struct device *d, const struct device_config *cfg,
 	return 0;
 }
 
-static void hostsim_close(struct device *d)
+static void hostsim_close(struct dev_unit *d)
 {
 	struct hostsim *hs = d->priv;
 
@@ -323,7 +323,7 @@ static void hostsim_close(struct device *d)
 	free(hs);
 }
 
-static int hostsim_copy(struct device *d, const struct dev_copy *cp,
+static int hostsim_copy(struct dev_unit *d, const struct dev_copy *cp,
 			struct dev_fence *f)
 {
 	struct hs_op o = { .kind = HS_COPY, .cp = *cp, .len = cp->len, .fence = f };
@@ -335,7 +335,7 @@ static int hostsim_copy(struct device *d, const struct dev_copy *cp,
  * The synchronous fast path: the caller is the copy engine for its own
  * batch, charged by the model like one queued operation.
  */
-static int hostsim_copy_sync(struct device *d, const struct dev_copy *cp,
+static int hostsim_copy_sync(struct dev_unit *d, const struct dev_copy *cp,
 			     size_t n)
 {
 	struct hostsim *hs = d->priv;
@@ -356,7 +356,7 @@ static int hostsim_copy_sync(struct device *d, const struct dev_copy *cp,
 	return 0;
 }
 
-static int hostsim_compute(struct device *d, enum dev_op_kind op, dev_addr_t dst,
+static int hostsim_compute(struct dev_unit *d, enum dev_op_kind op, dev_addr_t dst,
 			   size_t len, uint64_t value, struct dev_fence *f)
 {
 	struct hs_op o = { .kind = HS_COMPUTE, .op = op, .a = dst, .len = len,
@@ -365,7 +365,7 @@ static int hostsim_compute(struct device *d, enum dev_op_kind op, dev_addr_t dst
 	return hostsim_queue(d, &o);
 }
 
-static int hostsim_compare(struct device *d, dev_addr_t a, dev_addr_t b,
+static int hostsim_compare(struct dev_unit *d, dev_addr_t a, dev_addr_t b,
 			   size_t len, struct dev_fence *f)
 {
 	struct hs_op o = { .kind = HS_COMPARE, .a = a, .b = b, .len = len,
@@ -379,14 +379,14 @@ static int hostsim_compare(struct device *d, dev_addr_t a, dev_addr_t b,
  * Every HS_SLICE_NS it asks whether its wait should be cut short, and if
  * so tells the engine through f->hurry.
  */
-static int hostsim_fence_wait(struct device *d, struct dev_fence *f)
+static int hostsim_fence_wait(struct dev_unit *d, struct dev_fence *f)
 {
 	const struct timespec slice = { .tv_nsec = HS_SLICE_NS };
 	uint32_t v;
 
 	while ((v = atomic_load_explicit(&f->pending, memory_order_acquire))) {
 		if (!atomic_load_explicit(&f->hurry, memory_order_relaxed) &&
-		    dev_wait_cut_short(d))
+		    dev_unit_cut_short(d))
 			atomic_store_explicit(&f->hurry, 1, memory_order_relaxed);
 		syscall(SYS_futex, &f->pending, FUTEX_WAIT_PRIVATE, v, &slice,
 			NULL, 0);

@@ -111,12 +111,17 @@ struct hmmfs_ioc_stats {
 
 
 enum { HMMFS_TO_HOST = 0, HMMFS_TO_DEVICE = 1 };
+/* To device unit K (-o devices=N): pages on other units move there too. */
+#define HMMFS_TO_DEVICE_UNIT(k)	(0x100u | (uint32_t)(k))
+#define HMMFS_TO_UNIT_MASK	0xffu
 
 /**
  * struct hmmfs_ioc_migrate - move a file range between the tiers.
  * @to:    HMMFS_TO_DEVICE (cached pages, and data BACKING has, read in
- *         first; holes are skipped, not filled) or HMMFS_TO_HOST (pages
- *         on the device).
+ *         first; holes are skipped, not filled; to whichever device has
+ *         room), HMMFS_TO_DEVICE_UNIT(k) (the same, to device k; EINVAL
+ *         if there is no such device) or HMMFS_TO_HOST (pages on the
+ *         device).
  * @moved: out: pages moved.
  * @next:  out: the offset to ask from for the rest (see above).
  * Needs the file open for reading.  ENOSPC: the target tier is full.
@@ -182,7 +187,7 @@ struct hmmfs_ioc_extent {
 	uint64_t first;		/* first page */
 	uint64_t count;		/* pages */
 	uint32_t flags;		/* HMMFS_RES_* */
-	uint32_t pad;
+	uint32_t units;		/* bit k: on device k (0 from older daemons) */
 };
 
 #define HMMFS_RES_MAX_EXTENTS 256
@@ -302,5 +307,31 @@ struct hmmfs_ioc_file_stats {
 };
 
 #define HMMFS_IOC_FILE_STATS _IOR(HMMFS_IOC_MAGIC, 8, struct hmmfs_ioc_file_stats)
+
+/**
+ * struct hmmfs_ioc_devices - each device of the tier (-o devices=N).
+ * @count:  devices (0: no device tier).
+ * @dev[k]: device k: @pages cached there, its frames in all, in use and
+ *          the most ever in use, copies into it and out of it (each
+ *          queued copy counts once, whatever its size), and device write
+ *          faults taken there.
+ * From any file or directory of the mount; ENODEV without a cache.
+ */
+#define HMMFS_MAX_DEVICES 8
+
+struct hmmfs_ioc_device {
+	uint64_t pages;
+	uint64_t frames, frames_used, frames_hwm;
+	uint64_t copies_in, copies_out;
+	uint64_t faults;
+};
+
+struct hmmfs_ioc_devices {
+	uint32_t version;
+	uint32_t count;
+	struct hmmfs_ioc_device dev[HMMFS_MAX_DEVICES];
+};
+
+#define HMMFS_IOC_DEVICES _IOR(HMMFS_IOC_MAGIC, 9, struct hmmfs_ioc_devices)
 
 #endif

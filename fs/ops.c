@@ -2265,7 +2265,7 @@ static void stats_fill_device(struct hmmfs *fs, const struct cache_stats *cs,
 
 	snprintf(st->device, sizeof(st->device), "%s", dev ? dev : "none");
 	snprintf(st->migrate, sizeof(st->migrate), "%s", fs->opts->migrate);
-	st->device_cache = dev ? fs->opts->device_cache : 0;
+	st->device_cache = dev ? fs->opts->device_cache * fs->opts->devices : 0;
 	st->device_frames = cs->device_frames;
 	st->device_pages = cs->device_pages;
 	st->migrations_to_device = cs->migrations_to_device;
@@ -2486,18 +2486,22 @@ static int ioctl_migrate(fuse_req_t req, fuse_ino_t ino,
 		return -EINVAL;
 	memcpy(&m, in, size);
 	ret = ioctl_range_ok(m.version, m.offset, m.length);
-	if (!ret && m.to != HMMFS_TO_HOST && m.to != HMMFS_TO_DEVICE)
+	if (!ret && m.to != HMMFS_TO_HOST && m.to != HMMFS_TO_DEVICE &&
+	    (m.to & ~HMMFS_TO_UNIT_MASK) != HMMFS_TO_DEVICE_UNIT(0))
 		ret = -EINVAL;
 	if (!ret)
 		ret = ioctl_file(req, ino, fi, flags, O_RDONLY, &cf);
 	if (!ret) {
 		ioctl_running = req;
 		ret = cache_migrate(cf, (off_t)m.offset, (off_t)m.length,
-				    m.to == HMMFS_TO_DEVICE, &m.moved, &next);
+				    m.to != HMMFS_TO_HOST,
+				    m.to >= HMMFS_TO_DEVICE_UNIT(0) ?
+				    (int)(m.to & HMMFS_TO_UNIT_MASK) : CACHE_UNIT_ANY,
+				    &m.moved, &next);
 		ioctl_running = NULL;
 	}
 	m.next = (uint64_t)next;
-	if (m.to == HMMFS_TO_DEVICE && (!ret || m.moved))
+	if (m.to != HMMFS_TO_HOST && (!ret || m.moved))
 		ioctl_wait_inval(fs_of(req));
 	if (ret)
 		return ret;
@@ -2607,11 +2611,40 @@ static int ioctl_residency(fuse_req_t req, fuse_ino_t ino,
 		for (size_t i = 0; i < n; i++)	/* CACHE_RES_* == HMMFS_RES_* */
 			r->ext[i] = (struct hmmfs_ioc_extent){ ext[i].first,
 							       ext[i].count,
-							       ext[i].flags, 0 };
+							       ext[i].flags,
+							       ext[i].units };
 		fuse_reply_ioctl(req, 0, r, sizeof(*r));
 	}
 	free(r);
 	return ret;
+}
+
+/* Each device unit's figures (hmmfsctl stats: "devices"). */
+static int ioctl_devices(fuse_req_t req, size_t out_sz)
+{
+	struct hmmfs_ioc_devices r = { .version = HMMFS_IOC_VERSION };
+	struct cache *c = fs_of(req)->cache;
+
+	_Static_assert(HMMFS_MAX_DEVICES == CACHE_MAX_DEVICES,
+		       "every device fits the ioctl");
+	if (out_sz < sizeof(r))
+		return -EINVAL;
+	if (!c)
+		return -ENODEV;
+	r.count = cache_devices(c);
+	for (unsigned int k = 0; k < r.count; k++) {
+		struct cache_device_stats st;
+
+		cache_device_get_stats(c, k, &st);
+		r.dev[k] = (struct hmmfs_ioc_device){
+			.pages = st.pages, .frames = st.frames,
+			.frames_used = st.frames_used, .frames_hwm = st.frames_hwm,
+			.copies_in = st.copies_in, .copies_out = st.copies_out,
+			.faults = st.faults,
+		};
+	}
+	fuse_reply_ioctl(req, 0, &r, sizeof(r));
+	return 0;
 }
 
 /* One file's counters (hmmfsctl stats FILE). */
@@ -2745,6 +2778,9 @@ static void hmmfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		break;
 	case HMMFS_IOC_FILE_STATS:
 		ret = ioctl_file_stats(req, ino, fi, flags, out_bufsz);
+		break;
+	case HMMFS_IOC_DEVICES:
+		ret = ioctl_devices(req, out_bufsz);
 		break;
 	default:
 		ret = -ENOTTY;

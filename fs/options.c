@@ -102,6 +102,8 @@ static const struct opt_desc opt_table[] = {
 	  "=SIZE   hostsim: copy bandwidth per second; 0: unlimited (default)" },
 	{ "device_lat", OPT_USEC, FIELD(device_lat_us), 0, 10000000,
 	  "=TIME   hostsim: latency per copy, e.g. 20us or 2ms (default 0)" },
+	{ "devices", OPT_UINT, FIELD(devices), 1, 8,
+	  "=N      hostsim: N devices, each with its own device_cache (default 1)" },
 	{ "gpu", OPT_UINT, FIELD(gpu), 0, 255,
 	  "=N      cuda: the GPU to use (default 0)" },
 	{ "device_copy", OPT_CHOICE, FIELD(device_copy), 0, 0,
@@ -220,6 +222,7 @@ static void opts_set_defaults(struct hmmfs_opts *o)
 	strcpy(o->io_engine, "uring");
 	strcpy(o->device, "hostsim");
 	o->device_cache = (size_t)1 << 30;
+	o->devices = 1;
 	strcpy(o->migrate, "adaptive");
 	strcpy(o->device_copy, "auto");
 	o->bounce_buffers = 0;	/* main.c: 16 MiB of buffers, at least 512 */
@@ -576,6 +579,9 @@ int opts_parse(int argc, char **argv, struct hmmfs_opts *o,
 			    "step (64 MiB) would take over a minute; give at least "
 			    "1M (or 0: no bandwidth model)",
 			    (unsigned long long)o->device_bw);
+	if (o->devices > 1 && strcmp(o->device, "hostsim"))
+		return fail(err, errlen, "devices=%u: only device=hostsim has several "
+			    "devices (cuda: one GPU, gpu=N)", o->devices);
 	if (o->direct_io)
 		o->writeback_cache = 0;	/* no kernel page cache to batch in */
 	if (o->allow_other && o->allow_root)

@@ -62,6 +62,7 @@
  * @device_lat_us:    hostsim latency model per operation.
  * @device_copy:      "auto", "sync" or "async": how reads and writes of
  *                    device pages run their copies (device.h).
+ * @devices:          hostsim: how many devices (1..8).
  * @gpu:              cuda: GPU ordinal.
  * @migrate:          "bounce", "promote" or "adaptive".
  * @bounce_buffers:   bounce buffers (one page each).
@@ -111,6 +112,7 @@ struct hmmfs_opts {
 	size_t device_cache;
 	size_t device_bw;
 	uint64_t device_lat_us;
+	unsigned int devices;
 	unsigned int gpu;
 	char device_copy[16];
 	char migrate[16];

@@ -556,7 +556,7 @@ static int cow_on_device(struct cache *c, struct cpage *p, struct ksm_frame *s)
 {
 	struct dev_fence fence = DEV_FENCE_INIT;
 	dev_addr_t a;
-	int ret = dev_frame_get(c, &a, 1);
+	int ret = dev_frame_get(c, CACHE_UNIT_ANY, &a, 1);
 
 	if (ret)
 		return ret;
@@ -695,7 +695,7 @@ static int ksm_frame_copy(struct cache *c, struct ksm_frame *s, bool to_dev,
 	*frame = NULL;
 	*daddr = DEV_ADDR_NONE;
 	if (to_dev) {
-		ret = dev_frame_get(c, daddr, 1);
+		ret = dev_frame_get(c, CACHE_UNIT_ANY, daddr, 1);
 		if (!ret)
 			ret = dev_copy_to_device(c->dev, *daddr, s->frame, ps, &fence);
 	} else {

@@ -679,6 +679,74 @@ static void hmmfsctl_file_stats(void)
 	free(f2);
 }
 
+/*
+ * Three devices (-o devices=3): pages go to the device named, move between
+ * devices (dirty ones too, and stay dirty), residency says which device
+ * holds each range, stats count per device, and the bytes survive it all.
+ */
+static void three_devices(void)
+{
+	char *f = strdup(MNT("3d"));
+	struct it_proc p;
+	int fd;
+
+	fd = IT_REQUIRE_OK(open(f, O_CREAT | O_RDWR, 0644));
+	IT_REQUIRE_OK(it_pwrite_pattern(fd, 0, 96 * PS, 96 * PS, 9));	/* dirty */
+	IT_EQ(ctl(&p, (char *[]){ "migrate", "--to", "device:1", f, "--length",
+				  "128K", NULL }), 0);
+	IT_HAS(p.out, "32 pages moved to the device 1");
+	IT_EQ(ctl(&p, (char *[]){ "migrate", "--to", "device:2", f, "--offset",
+				  "128K", "--length", "128K", NULL }), 0);
+	IT_EQ(ctl(&p, (char *[]){ "migrate", "--to", "device:0", f, "--offset",
+				  "64K", "--length", "128K", NULL }), 0);
+	IT_HAS(p.out, "32 pages moved to the device 0");	/* 16 from each */
+	IT_EQ(ctl(&p, (char *[]){ "residency", f, NULL }), 0);
+	IT_HAS(p.out, "           0        65536  device:1\n"
+		      "       65536       131072  device:0\n"
+		      "      196608        65536  device:2\n"
+		      "      262144       131072  host\n");
+	IT_EQ(ctl(&p, (char *[]){ "residency", f, "--json", NULL }), 0);
+	IT_HAS(p.out, "{\"offset\":65536,\"length\":131072,\"flags\":\"device:0\"}");
+	/* written on device 1, the pages move to device 2 dirty (through our
+	 * descriptor: hmmfsctl's close would write them back) */
+	IT_OK(devop(fd, HMMFS_DEVOP_FILL, 90, 0, 64 * 1024, NULL));
+	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE_UNIT(2), 0, 64 * 1024, NULL));
+	{
+		struct hmmfs_ioc_residency *r = it_residency(fd);
+
+		IT_EQ(r->ext[0].first, 0);
+		IT_EQ(r->ext[0].count, 16);
+		IT_EQ(r->ext[0].flags, HMMFS_RES_DEVICE | HMMFS_RES_DIRTY);
+		IT_EQ(r->ext[0].units, 1u << 2);
+		IT_EQ(r->dirty, 16);
+	}
+	IT_EQ(ctl(&p, (char *[]){ "stats", it.mnt, "--json", NULL }), 0);
+	IT_HAS(p.out, "\"devices\":[{\"id\":0,\"pages\":32,");
+	IT_HAS(p.out, "{\"id\":1,\"pages\":0,");
+	IT_HAS(p.out, "{\"id\":2,\"pages\":32,");
+	IT_EQ(ctl(&p, (char *[]){ "stats", it.mnt, NULL }), 0);
+	IT_HAS(p.out, "device 2     cached 128.0 KiB (32 pages;");
+	/* a device the mount does not have */
+	IT_EQ(ctl(&p, (char *[]){ "migrate", "--to", "device:3", f, NULL }), 1);
+	IT_HAS(p.err, "the mount has 3 devices, device:0 to device:2");
+	IT_EQ(ctl(&p, (char *[]){ "migrate", "--to", "device:x", f, NULL }), 2);
+	/* the bytes, through the bounce path from each device, then BACKING */
+	{
+		char *got = malloc(16 * PS);
+
+		IT_EQ(pread(fd, got, 16 * PS, 0), 16 * PS);
+		IT_EQ(it_first_not(got, 16 * PS, 90), -1);
+		IT_EQ(it_pread_check(fd, 16 * PS, 80 * PS, 7 * PS, 9), -1);
+		IT_OK(fsync(fd));
+		IT_EQ(it_get(BACK("3d"), got, 16 * PS), 16 * PS);
+		IT_EQ(it_first_not(got, 16 * PS, 90), -1);
+		IT_EQ(it_file_check(BACK("3d"), 16 * PS, 80 * PS, 9), -1);
+		free(got);
+	}
+	close(fd);
+	free(f);
+}
+
 /* Rules the daemon enforces on the ioctls themselves. */
 static void ioctl_checks(void)
 {
@@ -984,6 +1052,8 @@ static const struct it_test tests[] = {
 	  "direct_io,device=hostsim,device_lat=1500ms" },
 	{ "hmmfsctl migrate, residency, devop, stats", hmmfsctl_commands, 0, NULL },
 	{ "hmmfsctl stats FILE", hmmfsctl_file_stats, 0, NULL },
+	{ "three devices", three_devices, 0,
+	  "device=hostsim,devices=3,device_cache=16M,nowriteback_cache,migrate=bounce" },
 	{ "ioctl argument checks", ioctl_checks, 0, NULL },
 	{ "device=none", no_device_tier, 0, "device=none" },
 	{ "one ioctl over a sparse TiB is bounded", bounded_sparse_requests, 0,

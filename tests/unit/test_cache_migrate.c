@@ -152,7 +152,7 @@ static void test_state_machine(void)
 	mfix_open(&x, 32, 1 << 20, 1 << 20, "bounce", 16);
 	CU_ASSERT_TRUE(reads_back(&x, 32 * PS, 0, 0, 0));
 	CU_ASSERT_EQUAL(st_of(&x).host_pages, 32);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, NULL), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, CACHE_UNIT_ANY, &moved, NULL), 0);
 	CU_ASSERT_EQUAL(moved, 32);
 	r = res_of(&x);
 	CU_ASSERT_EQUAL(r.device, 32);
@@ -161,14 +161,14 @@ static void test_state_machine(void)
 	CU_ASSERT_EQUAL(dev_frames_used(x.c->dev), 32);
 	CU_ASSERT_EQUAL(x.c->frames.nfree, 32);
 	/* already there: nothing moves, no error */
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, NULL), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, CACHE_UNIT_ANY, &moved, NULL), 0);
 	CU_ASSERT_EQUAL(moved, 0);
 	/* bounce reads; the pages stay on the device (policy bounce) */
 	CU_ASSERT_TRUE(reads_back(&x, 32 * PS, 0, 0, 0));
 	CU_ASSERT_EQUAL(st_of(&x).bounce_reads, 32);
 	CU_ASSERT_EQUAL(res_of(&x).device, 32);
 	/* back: part of it */
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 8 * PS, 8 * PS, false, &moved, NULL), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 8 * PS, 8 * PS, false, CACHE_UNIT_ANY, &moved, NULL), 0);
 	CU_ASSERT_EQUAL(moved, 8);
 	r = res_of(&x);
 	CU_ASSERT_EQUAL(r.host, 8);
@@ -178,8 +178,8 @@ static void test_state_machine(void)
 	CU_ASSERT_EQUAL(st_of(&x).migrations_to_host, 8);
 	CU_ASSERT_TRUE(reads_back(&x, 32 * PS, 0, 0, 0));
 	/* bad ranges */
-	CU_ASSERT_EQUAL(cache_migrate(x.f, -1, 0, true, &moved, NULL), -EINVAL);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 33 * PS, 0, true, &moved, NULL), -ERANGE);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, -1, 0, true, CACHE_UNIT_ANY, &moved, NULL), -EINVAL);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 33 * PS, 0, true, CACHE_UNIT_ANY, &moved, NULL), -ERANGE);
 	mfix_close(&x);
 }
 
@@ -190,7 +190,7 @@ static void test_cpu_write_and_writeback(void)
 	uint64_t moved;
 
 	mfix_open(&x, 16, 1 << 20, 1 << 20, "bounce", 16);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, NULL), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, CACHE_UNIT_ANY, &moved, NULL), 0);
 	CU_ASSERT_EQUAL(moved, 16);
 	memset(w, 'w', sizeof(w));
 	CU_ASSERT_EQUAL(cache_write(x.f, w, 2 * PS + 10, PS - 5), 2 * PS + 10);
@@ -215,7 +215,7 @@ static void test_device_write_fault(void)
 	uint64_t pages;
 
 	mfix_open(&x, 4, 1 << 20, 1 << 20, "bounce", 16);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &pages, NULL), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, CACHE_UNIT_ANY, &pages, NULL), 0);
 	p = page_lookup_get(x.f, 1);
 	CU_ASSERT_FATAL(p != NULL);
 	/* device-resident, mapped read-only, clean */
@@ -289,14 +289,14 @@ static void test_promote_policy(void)
 	uint64_t moved;
 
 	mfix_open(&x, 8, 1 << 20, 1 << 20, "promote", 16);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, NULL), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, CACHE_UNIT_ANY, &moved, NULL), 0);
 	CU_ASSERT_TRUE(reads_back(&x, 8 * PS, 0, 0, 0));	/* served, then promoted */
 	CU_ASSERT_EQUAL(res_of(&x).host, 8);
 	CU_ASSERT_EQUAL(st_of(&x).migrations_to_host, 8);
 	mfix_close(&x);
 	/* adaptive: the third read of a page brings it back */
 	mfix_open(&x, 8, 1 << 20, 1 << 20, "adaptive", 16);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, NULL), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, CACHE_UNIT_ANY, &moved, NULL), 0);
 	CU_ASSERT_TRUE(reads_back(&x, 8 * PS, 0, 0, 0));
 	CU_ASSERT_TRUE(reads_back(&x, 8 * PS, 0, 0, 0));
 	CU_ASSERT_EQUAL(res_of(&x).device, 8);
@@ -334,7 +334,7 @@ static void test_bounce_exhaustion(void)
 	uint64_t moved, pages;
 
 	mfix_open(&x, 64, 1 << 20, 1 << 20, "bounce", 1);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, NULL), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, CACHE_UNIT_ANY, &moved, NULL), 0);
 	for (int i = 0; i < 8; i++) {
 		r[i] = (struct rd){ .x = &x };
 		pthread_create(&th[i], NULL, rd_main, &r[i]);
@@ -368,7 +368,7 @@ static void test_copy_paths(void)
 	char buf[3 * PS], err[128];
 
 	mfix_open(&x, 32, 1 << 20, 1 << 20, "bounce", 64);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, NULL), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, CACHE_UNIT_ANY, &moved, NULL), 0);
 	CU_ASSERT_EQUAL(moved, 32);
 	for (size_t i = 0; i < 2; i++) {
 		uint64_t before = dev_copy_batches(x.c->dev, paths[i]);
@@ -434,7 +434,7 @@ static void test_bounded_sparse(void)
 	CU_ASSERT_FATAL(cache_file_open(x.c, pfd, &x.f) == 0);
 	close(pfd);
 	/* the data pages only, the whole TiB in one request */
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, &next), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, CACHE_UNIT_ANY, &moved, &next), 0);
 	CU_ASSERT_EQUAL(moved, 3);
 	CU_ASSERT_EQUAL(next, tib);
 	r = res_of(&x);
@@ -442,9 +442,9 @@ static void test_bounded_sparse(void)
 	CU_ASSERT_EQUAL(r.device, 3);
 	/* a cached page in a hole moves too */
 	CU_ASSERT_EQUAL(cache_write(x.f, b, PS, 100 << 20), PS);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, &moved, &next), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 0, 0, true, CACHE_UNIT_ANY, &moved, &next), 0);
 	CU_ASSERT_EQUAL(moved, 1);
-	CU_ASSERT_EQUAL(cache_migrate(x.f, PS, 0, false, &moved, &next), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, PS, 0, false, CACHE_UNIT_ANY, &moved, &next), 0);
 	CU_ASSERT_EQUAL(moved, 3);
 	CU_ASSERT_EQUAL(next, tib);
 	/* a value that writes holes: one bounded step, then where to go on */

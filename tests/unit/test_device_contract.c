@@ -410,6 +410,70 @@ static void test_batch_choice(void)
 	dev_close(d);
 }
 
+/*
+ * Several hostsim devices behind one struct device: addresses carry their
+ * unit, frames come from the unit named (or the emptiest), copies and
+ * compares between units go through the host, one fence may span units.
+ */
+static void test_units(void)
+{
+	struct device_config cfg = { .backend = "hostsim", .mem_bytes = 8 * FS,
+				     .frame_size = FS, .units = 3 };
+	struct dev_fence f = DEV_FENCE_INIT;
+	static char src[FS], got[2][FS];
+	struct dev_unit_stats st;
+	struct dev_copy cp[2];
+	dev_addr_t a0, a2, any, b1;
+	struct device *d = NULL;
+	char err[256];
+
+	CU_ASSERT_EQUAL_FATAL(dev_open(&cfg, &d, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(dev_units(d), 3);
+	CU_ASSERT_EQUAL(dev_frames_total(d), 24);
+	CU_ASSERT_EQUAL(dev_frame_alloc_on(d, 0, &a0), 0);
+	CU_ASSERT_EQUAL(dev_frame_alloc_on(d, 2, &a2), 0);
+	CU_ASSERT_EQUAL(dev_addr_unit(a0), 0);
+	CU_ASSERT_EQUAL(dev_addr_unit(a2), 2);
+	CU_ASSERT_EQUAL(dev_frame_alloc_on(d, 3, &any), -EINVAL);
+	CU_ASSERT_EQUAL(dev_frame_alloc(d, &any), 0);	/* the emptiest: unit 1 */
+	CU_ASSERT_EQUAL(dev_addr_unit(any), 1);
+	b1 = any;
+	memset(src, 'u', sizeof(src));
+	/* unit 2, then across to unit 0, then both back in one batch */
+	CU_ASSERT_EQUAL(dev_copy_to_device(d, a2, src, FS, &f), 0);
+	CU_ASSERT_EQUAL(dev_fence_wait(d, &f), 0);
+	CU_ASSERT_EQUAL(dev_copy_on_device(d, a0, a2, FS, &f), 0);
+	CU_ASSERT_EQUAL(dev_fence_wait(d, &f), 0);
+	cp[0] = (struct dev_copy){ .dir = DEV_D2H, .host = got[0], .src = a0, .len = FS };
+	cp[1] = (struct dev_copy){ .dir = DEV_D2D, .dst = b1, .src = a2, .len = FS };
+	CU_ASSERT_EQUAL(dev_copy_batch(d, cp, 2), 0);
+	CU_ASSERT_EQUAL(memcmp(got[0], src, FS), 0);
+	/* one fence over two units */
+	CU_ASSERT_EQUAL(dev_copy_to_host(d, got[0], a0, FS, &f), 0);
+	CU_ASSERT_EQUAL(dev_copy_to_host(d, got[1], b1, FS, &f), 0);
+	CU_ASSERT_EQUAL(dev_fence_wait(d, &f), 0);
+	CU_ASSERT_EQUAL(memcmp(got[1], src, FS), 0);
+	CU_ASSERT_EQUAL(dev_compare(d, a0, b1, FS, &f), 0);
+	CU_ASSERT_EQUAL(dev_fence_wait(d, &f), 0);
+	CU_ASSERT_EQUAL(atomic_load(&f.result), 0);
+	/* an address of no unit */
+	CU_ASSERT_EQUAL(dev_copy_to_host(d, got[0], (dev_addr_t)5 << DEV_UNIT_SHIFT,
+					 FS, &f), -EINVAL);
+	dev_unit_stats(d, 2, &st);
+	CU_ASSERT_EQUAL(st.frames_used, 1);
+	CU_ASSERT_EQUAL(st.copies_in, 1);
+	CU_ASSERT(st.copies_out >= 2);	/* to unit 0, to unit 1 */
+	dev_unit_stats(d, 0, &st);
+	CU_ASSERT_EQUAL(st.copies_in, 1);
+	dev_frame_free(d, a0);
+	dev_frame_free(d, a2);
+	dev_frame_free(d, b1);
+	CU_ASSERT_EQUAL(dev_frames_used(d), 0);
+	dev_close(d);
+	cfg.units = DEV_MAX_UNITS + 1;
+	CU_ASSERT_EQUAL(dev_open(&cfg, &d, err, sizeof(err)), -EINVAL);
+}
+
 static void test_unknown_backend(void)
 {
 	struct device_config cfg = { .backend = "fpga", .mem_bytes = 1 << 20,
@@ -436,6 +500,7 @@ int register_device_contract(void)
 		{ "copy batches: both paths, the same bytes", test_batches },
 		{ "copy batches: injected faults on both paths", test_batch_faults },
 		{ "copy batches: the cheaper path, a busy engine", test_batch_choice },
+		{ "several devices: units by address", test_units },
 		{ "unknown backend, too small", test_unknown_backend },
 		CU_TEST_INFO_NULL,
 	};

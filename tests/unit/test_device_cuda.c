@@ -144,11 +144,11 @@ static void test_lost_device(void)
 	for (int i = 0; i < 3; i++)
 		CU_ASSERT_EQUAL(dev_copy_to_device(d, a, buf, FS, &f), 0);
 	CU_ASSERT_EQUAL(dev_fence_wait(d, &f), 0);
-	CU_ASSERT_EQUAL(atomic_load(&d->lost), 0);
+	CU_ASSERT_FALSE(dev_lost(d));
 	/* the fourth is accepted, and the device falls off the bus */
 	CU_ASSERT_EQUAL(dev_copy_to_host(d, buf, a, FS, &f), 0);
 	CU_ASSERT_EQUAL(dev_fence_wait(d, &f), -ENODEV);
-	CU_ASSERT_EQUAL(atomic_load(&d->lost), 1);
+	CU_ASSERT_TRUE(dev_lost(d));
 	/* from now on nothing is queued */
 	CU_ASSERT_EQUAL(dev_copy_to_device(d, a, buf, FS, &f), -ENODEV);
 	CU_ASSERT_EQUAL(dev_fill(d, a, 0, FS, &f), -ENODEV);
@@ -173,9 +173,9 @@ static void test_lost_at_queue(void)
 	CU_ASSERT_EQUAL(dev_copy_to_device(d, a, buf, FS, &f), 0);
 	/* the driver refuses the next call: the fence keeps the loss */
 	CU_ASSERT_EQUAL(dev_copy_to_device(d, a, buf, FS, &f), -ENODEV);
-	CU_ASSERT_EQUAL(atomic_load(&d->lost), 0);
+	CU_ASSERT_FALSE(dev_lost(d));
 	CU_ASSERT_EQUAL(dev_fence_wait(d, &f), -ENODEV);
-	CU_ASSERT_EQUAL(atomic_load(&d->lost), 1);
+	CU_ASSERT_TRUE(dev_lost(d));
 	dev_close(d);
 	restore_lib();
 }

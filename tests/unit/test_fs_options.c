@@ -262,6 +262,26 @@ static void test_device_bw_floor(void)
 	opts_free(&o);
 }
 
+/* devices=N: 1 to 8, hostsim only. */
+static void test_devices(void)
+{
+	struct hmmfs_opts o;
+
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m"), 0);
+	CU_ASSERT_EQUAL(o.devices, 1);
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "devices=3"), 0);
+	CU_ASSERT_EQUAL(o.devices, 3);
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "devices=9"), -EINVAL);
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "devices=0"), -EINVAL);
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "device=cuda,devices=2"), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "only device=hostsim"));
+	opts_free(&o);
+}
+
 /* Dedupe's scope: one owner's files by default (issue 13, item 3). */
 static void test_ksm_scope(void)
 {
@@ -309,6 +329,7 @@ int register_fs_options(void)
 		{ "cache option errors", test_cache_option_errors },
 		{ "atime flags for the mount", test_atime_flags },
 		{ "device_bw under 1 MiB/s", test_device_bw_floor },
+		{ "devices=N", test_devices },
 		{ "ksm_scope", test_ksm_scope },
 		CU_TEST_INFO_NULL,
 	};

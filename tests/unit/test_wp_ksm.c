@@ -266,7 +266,7 @@ static void test_device_pages(void)
 
 	kfix_open(&x, 2, 32, 0, 1 << 20);
 	for (int f = 0; f < 2; f++)
-		CU_ASSERT_EQUAL(cache_migrate(x.f[f], 0, 0, true, &moved, NULL), 0);
+		CU_ASSERT_EQUAL(cache_migrate(x.f[f], 0, 0, true, CACHE_UNIT_ANY, &moved, NULL), 0);
 	CU_ASSERT_EQUAL(dev_frames_used(x.c->dev), 64);
 	scan_passes(&x, 3);
 	CU_ASSERT_EQUAL(kst(&x).pages_shared, 32);
@@ -301,7 +301,7 @@ static void test_migrate_shared(void)
 	scan_passes(&x, 3);
 	CU_ASSERT_EQUAL_FATAL(kst(&x).pages_shared, 16);
 	CU_ASSERT_EQUAL(kst(&x).pages_sharing, 32);
-	CU_ASSERT_EQUAL(cache_migrate(x.f[0], 0, 0, true, &moved, NULL), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f[0], 0, 0, true, CACHE_UNIT_ANY, &moved, NULL), 0);
 	CU_ASSERT_EQUAL(moved, 48);
 	rcu_barrier();
 	CU_ASSERT_EQUAL(dev_frames_used(x.c->dev), 16);
@@ -313,7 +313,7 @@ static void test_migrate_shared(void)
 		CU_ASSERT_TRUE(file_reads(&x, f, 16, 0, 0, -1));	/* bounce */
 	/* unshare page 0 of file 1 on the device, then bring file 2 home */
 	CU_ASSERT_EQUAL(cache_write(x.f[1], "w", 1, 0), 1);
-	CU_ASSERT_EQUAL(cache_migrate(x.f[2], 0, 0, false, &moved, NULL), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f[2], 0, 0, false, CACHE_UNIT_ANY, &moved, NULL), 0);
 	CU_ASSERT_EQUAL(moved, 47);
 	rcu_barrier();
 	CU_ASSERT_EQUAL(dev_frames_used(x.c->dev), 1);	/* file 1's own page */
@@ -336,7 +336,7 @@ static void test_cow_device_full(void)
 
 	kfix_open(&x, 2, 4, 0, 1 << 20);
 	for (int f = 0; f < 2; f++)
-		CU_ASSERT_EQUAL(cache_migrate(x.f[f], 0, 0, true, &moved, NULL), 0);
+		CU_ASSERT_EQUAL(cache_migrate(x.f[f], 0, 0, true, CACHE_UNIT_ANY, &moved, NULL), 0);
 	scan_passes(&x, 3);
 	CU_ASSERT_EQUAL_FATAL(kst(&x).pages_shared, 4);
 	/* the next two device frame allocations fail: the COW's, its retry */
@@ -370,7 +370,7 @@ static void test_migrate_zero_pages(void)
 	knob(&x, 4, 1);	/* use_zero_pages */
 	scan_passes(&x, 1);
 	CU_ASSERT_EQUAL_FATAL(kst(&x).zero_pages, 16);
-	CU_ASSERT_EQUAL(cache_migrate(x.f[0], 0, 0, true, &moved, NULL), 0);
+	CU_ASSERT_EQUAL(cache_migrate(x.f[0], 0, 0, true, CACHE_UNIT_ANY, &moved, NULL), 0);
 	CU_ASSERT_EQUAL(moved, 8);
 	rcu_barrier();
 	CU_ASSERT_EQUAL(dev_frames_used(x.c->dev), 1);	/* the device zero frame */
