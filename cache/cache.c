@@ -228,8 +228,10 @@ int cache_create(const struct cache_config *cfg, struct cache **out,
 	clist_init(&c->active);
 	clist_init(&c->inactive);
 	clist_init(&c->dirty_files);
-	for (unsigned int k = 0; k < DEV_MAX_UNITS; k++)
+	for (unsigned int k = 0; k < DEV_MAX_UNITS; k++) {
 		clist_init(&c->dev_lru[k]);
+		clist_init(&c->rep_lru[k]);
+	}
 	clist_init(&c->files);
 	pthread_mutex_init(&c->files_lock, NULL);
 	clist_init(&c->idle_files);
@@ -360,6 +362,8 @@ void cache_device_get_stats(struct cache *c, unsigned int k,
 	st->copies_in = u.copies_in;
 	st->copies_out = u.copies_out;
 	st->faults = u.faults;
+	st->replicas = atomic_load(&c->nr_unit_replicas[k]);
+	st->replicas_dropped = atomic_load(&c->unit_replica_drops[k]);
 }
 
 #define fctr_read(f, name) \

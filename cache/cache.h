@@ -289,6 +289,7 @@ void cache_file_get_stats(struct cfile *f, struct cache_file_stats *st);
 struct cache_device_stats {
 	uint64_t pages, frames, frames_used, frames_hwm;
 	uint64_t copies_in, copies_out, faults;
+	uint64_t replicas, replicas_dropped;
 };
 
 /* Device units of the tier (0: none, at most CACHE_MAX_DEVICES); @st
@@ -498,6 +499,40 @@ enum cache_devop_kind {
 int cache_devop(struct cfile *f, off_t off, off_t len,
 		enum cache_devop_kind op, uint64_t value, uint64_t *pages,
 		off_t *next);
+
+/**
+ * cache_replicate() - give the cached pages of [@off, @off + @len) (read
+ * in first, as for a migration) a read-only replica on every device unit
+ * of the mask @units, keeping where they are.  A write collapses them
+ * (cache/replica.c).  Works on at most CACHE_REQUEST_BYTES of the range.
+ * @copies: replicas made.  @next: as for cache_migrate().
+ * Return: 0; -ENODEV without a device tier; -EINVAL for a unit the tier
+ * does not have; -ENOSPC if a unit filled up with its own pages; -errno.
+ */
+int cache_replicate(struct cfile *f, off_t off, off_t len, uint32_t units,
+		    uint64_t *copies, off_t *next);
+
+/*
+ * Read-only device operations: the XXH64 of a file range computed on one
+ * device, from the copies that live there (pages elsewhere get a replica
+ * there first; holes hash as zeros).  A hash runs over several requests,
+ * each bounded like a migration: create it at the range's start, call
+ * cache_devread_xxh64() from where the last one stopped (*@next) until
+ * the range is done, then take the digest.
+ */
+struct cache_xxh64;
+struct cache_xxh64 *cache_xxh64_new(off_t at);
+void cache_xxh64_free(struct cache_xxh64 *h);
+off_t cache_xxh64_at(const struct cache_xxh64 *h);
+uint64_t cache_xxh64_digest(const struct cache_xxh64 *h);
+/*
+ * Hash [@off, @off + @len) of @f on device @unit into @h, which must be at
+ * @off.  @pages: pages hashed on the device.  Return: 0 (*@next: where the
+ * rest starts), -ENODEV without a device tier, -EINVAL for a unit the tier
+ * lacks or an @off that is not where @h stands, -errno.
+ */
+int cache_devread_xxh64(struct cfile *f, off_t off, off_t len, unsigned int unit,
+			struct cache_xxh64 *h, uint64_t *pages, off_t *next);
 
 /**
  * cache_residency() - where the cached pages of [@off, @off + @len) are.

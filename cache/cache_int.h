@@ -77,6 +77,9 @@ static inline void clist_add_head(struct clist *h, struct clist *n)
  * @shared_link: on @shared's list of pages; ksm->lock.
  * @ksm_hash: the hash the dedupe scanner last saw; @ksm_pass: it saw one.
  *            Page lock.
+ * @rep_units: bit k: a read-only replica is on device unit k (relaxed
+ *            atomic, for residency; written under the page lock).
+ * @replicas: those replicas, a chain (replica.c); page lock.
  * @lru:      the host active or inactive list, or the device list;
  *            cache->lru_lock.
  * @rcu:      deferred free after removal.
@@ -97,6 +100,8 @@ struct cpage {
 	struct clist shared_link;
 	uint64_t ksm_hash;
 	uint32_t ksm_pass;
+	_Atomic uint32_t rep_units;
+	struct replica *replicas;
 	struct clist lru;
 	struct rcu_head rcu;
 };
@@ -298,6 +303,10 @@ enum migrate_policy {
  *               lru_lock.
  * @nr_dev_pages: pages on the device tier (atomic); @nr_unit_pages: on
  *               each unit (dev_pages_inc/_dec keep both).
+ * @rep_lru:     per unit, its replicas (struct replica), oldest at the
+ *               tail, the first to go when the unit is full; lru_lock.
+ * @nr_unit_replicas, @unit_replica_drops: per unit, replicas now, and
+ *               replicas dropped (evicted or collapsed) so far (atomic).
  * @files_lock:  guards @files (every cfile, attached or detached), @ftab,
  *               @nr_files, @nr_detached and the dedupe cursor.
  * @ftab, @ftab_size: hash of every cfile by (dev, ino) (lifetime.c).
@@ -334,6 +343,9 @@ struct cache {
 	struct clist dev_lru[DEV_MAX_UNITS];
 	_Atomic size_t nr_dev_pages;
 	_Atomic size_t nr_unit_pages[DEV_MAX_UNITS];
+	struct clist rep_lru[DEV_MAX_UNITS];
+	_Atomic size_t nr_unit_replicas[DEV_MAX_UNITS];
+	_Atomic uint64_t unit_replica_drops[DEV_MAX_UNITS];
 	pthread_mutex_t files_lock;
 	struct clist files;
 	struct cfile **ftab;
@@ -444,6 +456,29 @@ void *cache_frame_get(struct cache *c, bool may_wait);
 int file_populate(struct cfile *f, uint64_t first, uint64_t last,
 		  struct cpage ***out, size_t *count);
 void file_touch_mtime(struct cfile *f);
+
+/* replica.c */
+/**
+ * struct replica - a read-only copy of a page on another device unit.
+ * @lru:  on cache->rep_lru[unit]; lru_lock.
+ * @page: the page it copies.
+ * @addr: its device frame (never mapped read-write).
+ * @next: the page's next replica; page lock.
+ */
+struct replica {
+	struct clist lru;
+	struct cpage *page;
+	dev_addr_t addr;
+	struct replica *next;
+};
+
+int pages_replicate_locked(struct cache *c, struct cpage **pp, size_t n,
+			   unsigned int unit, size_t *made);
+void page_collapse_locked(struct cpage *p);
+dev_addr_t replica_take_locked(struct cache *c, struct cpage *p, int unit);
+dev_addr_t page_addr_on_unit_locked(const struct cpage *p, unsigned int unit);
+size_t rep_evict(struct cache *c, unsigned int unit, size_t want);
+uint32_t page_units(const struct cpage *p);
 
 /* migrate.c */
 int pages_to_device_locked(struct cache *c, struct cpage **pp, size_t n,

@@ -110,6 +110,7 @@ int page_remove_locked(struct cpage *p)
 		return -EAGAIN;
 	/* No turning back from here: nobody can take a reference now. */
 	index_remove(p->file, p);
+	page_collapse_locked(p);	/* its replicas go with it */
 	if (page_test_shared(&p->ps)) {	/* the frame is dedupe's */
 		if (page_test_device(&p->ps))
 			dev_pages_dec(c, page_daddr(p));

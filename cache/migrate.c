@@ -59,6 +59,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "cache/cache_int.h"
 #include "cache/rcu.h"
@@ -158,9 +159,18 @@ static bool page_can_demote(struct cache *c, struct cpage *p, bool automatic)
 	return !automatic || !page_thrash_hold(c, p);
 }
 
+/* Make room on a full unit: its replicas first (free to drop), then its
+ * coldest clean pages.  Return: frames freed. */
+static size_t unit_make_room(struct cache *c, unsigned int unit, size_t want)
+{
+	size_t n = rep_evict(c, unit, want);
+
+	return n ? n : dev_lru_evict(c, unit, want);
+}
+
 /*
  * A device frame on @unit (CACHE_UNIT_ANY: the unit with the most room),
- * dropping cold device pages of a full unit.
+ * making room on a full unit.
  */
 int dev_frame_get(struct cache *c, int unit, dev_addr_t *a, size_t want)
 {
@@ -168,13 +178,13 @@ int dev_frame_get(struct cache *c, int unit, dev_addr_t *a, size_t want)
 
 	if (unit != CACHE_UNIT_ANY) {
 		ret = dev_frame_alloc_on(c->dev, (unsigned int)unit, a);
-		if (ret == -ENOSPC && dev_lru_evict(c, (unsigned int)unit, want))
+		if (ret == -ENOSPC && unit_make_room(c, (unsigned int)unit, want))
 			ret = dev_frame_alloc_on(c->dev, (unsigned int)unit, a);
 		return ret;
 	}
 	ret = dev_frame_alloc(c->dev, a);
 	for (unsigned int k = 0; ret == -ENOSPC && k < dev_units(c->dev); k++)
-		if (dev_lru_evict(c, k, want))
+		if (unit_make_room(c, k, want))
 			ret = dev_frame_alloc_on(c->dev, k, a);
 	return ret;
 }
@@ -253,17 +263,20 @@ static int pages_move_shared_locked(struct cache *c, struct cpage **pp,
  */
 static int page_to_unit_locked(struct cache *c, struct cpage *p, unsigned int unit)
 {
-	dev_addr_t old = page_daddr(p), to;
+	dev_addr_t old = page_daddr(p), to = replica_take_locked(c, p, (int)unit);
 	struct dev_fence fence = DEV_FENCE_INIT;
-	int ret = dev_frame_get(c, (int)unit, &to, 1), r;
+	int ret, r;
 
-	if (ret)
-		return ret == -ENOSPC ? 0 : ret;
-	ret = dev_copy_on_device(c->dev, to, old, c->cfg.page_size, &fence);
-	r = dev_fence_wait(c->dev, &fence);
-	if (ret || r) {
-		dev_frame_free(c->dev, to);
-		return ret ? ret : r;
+	if (to == DEV_ADDR_NONE) {	/* no replica there to take: copy */
+		ret = dev_frame_get(c, (int)unit, &to, 1);
+		if (ret)
+			return ret == -ENOSPC ? 0 : ret;
+		ret = dev_copy_on_device(c->dev, to, old, c->cfg.page_size, &fence);
+		r = dev_fence_wait(c->dev, &fence);
+		if (ret || r) {
+			dev_frame_free(c->dev, to);
+			return ret ? ret : r;
+		}
 	}
 	if (page_test_dev_rw(&p->ps))
 		dev_protect(c->dev, to, true);
@@ -329,6 +342,11 @@ int pages_to_device_locked(struct cache *c, struct cpage **pp, size_t n,
 		assert(page_test_locked(&pp[i]->ps));
 		if (ret || !page_can_demote(c, pp[i], automatic))
 			continue;
+		to[i] = replica_take_locked(c, pp[i], unit);
+		if (to[i] != DEV_ADDR_NONE) {	/* a replica becomes the page */
+			queued++;
+			continue;
+		}
 		ret = dev_frame_get(c, unit, &to[i], n - i);
 		if (ret)
 			continue;	/* full: the rest stay on the host */
@@ -817,6 +835,62 @@ int cache_migrate(struct cfile *f, off_t off, off_t len, bool to_device,
 	return 0;
 }
 
+/* Replicate one chunk to every unit of @units, counting into *@made. */
+static int replicate_chunk(struct cfile *f, uint64_t first, uint64_t last,
+			   uint32_t units, bool populate, uint64_t *made)
+{
+	struct cache *c = f->cache;
+	struct cpage **v;
+	size_t n, m;
+	int ret;
+
+	ret = chunk_get(f, first, last, populate, PG_BIT(PG_uptodate), &v, &n);
+	if (ret)
+		return ret;
+	pages_lock_all(v, n);
+	for (unsigned int k = 0; k < dev_units(c->dev) && !ret; k++) {
+		if (!(units & (1u << k)))
+			continue;
+		ret = pages_replicate_locked(c, v, n, k, &m);
+		*made += m;
+	}
+	pages_unlock_put_all(v, n);
+	return ret;
+}
+
+int cache_replicate(struct cfile *f, off_t off, off_t len, uint32_t units,
+		    uint64_t *copies, off_t *next)
+{
+	struct cache *c = f->cache;
+	unsigned int shift = c->page_shift;
+	uint64_t first, last;
+	struct scan s;
+	bool populate;
+	int ret;
+
+	*copies = 0;
+	if (next)
+		*next = off;
+	if (!c->dev)
+		return -ENODEV;
+	if (!units || units >> dev_units(c->dev))
+		return -EINVAL;
+	ret = range_clip(f, &off, &len);
+	if (next && !ret)
+		*next = off + len;
+	if (ret || !len)
+		return ret;
+	scan_init(&s, f, SCAN_DATA, (uint64_t)off >> shift,
+		  (uint64_t)(off + len - 1) >> shift);
+	while (scan_next(&s, &first, &last, &populate)) {
+		ret = replicate_chunk(f, first, last, units, populate, copies);
+		if (ret < 0)
+			return ret;
+	}
+	scan_next_offset(&s, off + len, next);
+	return 0;
+}
+
 /* Run @op over the part of page @p inside [off, end).  Context: locked. */
 static int devop_page_locked(struct cache *c, struct cpage *p, int op,
 			     uint64_t value, off_t off, off_t end,
@@ -921,6 +995,211 @@ int cache_devop(struct cfile *f, off_t off, off_t len,
 	return ret;
 }
 
+/* ---- read-only device operations: XXH64 of a range on one device ---- */
+
+/**
+ * struct cache_xxh64 - a hash of a file range in progress, across
+ * requests: @at is the next byte it takes.
+ */
+struct cache_xxh64 {
+	XXH64_state_t *st;
+	off_t at;
+};
+
+struct cache_xxh64 *cache_xxh64_new(off_t at)
+{
+	struct cache_xxh64 *h = malloc(sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->st = XXH64_createState();
+	if (!h->st) {
+		free(h);
+		return NULL;
+	}
+	XXH64_reset(h->st, 0);
+	h->at = at;
+	return h;
+}
+
+void cache_xxh64_free(struct cache_xxh64 *h)
+{
+	if (h) {
+		XXH64_freeState(h->st);
+		free(h);
+	}
+}
+
+off_t cache_xxh64_at(const struct cache_xxh64 *h)
+{
+	return h->at;
+}
+
+uint64_t cache_xxh64_digest(const struct cache_xxh64 *h)
+{
+	return XXH64_digest(h->st);
+}
+
+/* Feed zeros up to @to (a hole).  At most one request's worth. */
+static void xxh64_zeros(struct cache_xxh64 *h, off_t to)
+{
+	static const char zeros[4096];
+
+	while (h->at < to) {
+		size_t n = to - h->at < (off_t)sizeof(zeros) ? (size_t)(to - h->at) :
+							       sizeof(zeros);
+
+		XXH64_update(h->st, zeros, n);
+		h->at += (off_t)n;
+	}
+}
+
+/*
+ * Bytes [@from, @from + @n) of @p, which has no copy on the unit asked
+ * (a page dedupe shares is not replicated), read by the CPU where they
+ * are.  Context: page locked.
+ */
+static int xxh64_page_cpu_locked(struct cache *c, struct cpage *p, size_t from,
+				 size_t n, struct cache_xxh64 *h)
+{
+	struct dev_fence f = DEV_FENCE_INIT;
+	char *buf;
+	int ret, r;
+
+	if (!page_test_device(&p->ps)) {
+		XXH64_update(h->st, (char *)page_frame(p) + from, n);
+		return 0;
+	}
+	buf = malloc(n);
+	if (!buf)
+		return -ENOMEM;
+	ret = dev_copy_to_host(c->dev, buf, page_daddr(p) + from, n, &f);
+	r = dev_fence_wait(c->dev, &f);
+	ret = ret ? ret : r;
+	if (!ret)
+		XXH64_update(h->st, buf, n);
+	free(buf);
+	return ret;
+}
+
+/* Hash the spans gathered so far, on their device. */
+static int xxh64_flush(struct cache *c, struct dev_span *sp, size_t *ns,
+		       struct cache_xxh64 *h)
+{
+	int ret = *ns ? dev_xxh64(c->dev, sp, *ns, h->st) : 0;
+
+	*ns = 0;
+	return ret;
+}
+
+/*
+ * Hash one chunk: its pages on @unit (replicated there first when they
+ * are elsewhere), zeros for the holes.  A chunk of data that came in
+ * short (no frames to read into) sets *@cut: the request stops after
+ * what was hashed.  Return: 0 or -errno.
+ */
+static int xxh64_chunk(struct cfile *f, uint64_t first, uint64_t last,
+		       bool populate, unsigned int unit, off_t end,
+		       struct cache_xxh64 *h, uint64_t *pages, bool *cut)
+{
+	struct cache *c = f->cache;
+	size_t ps = c->cfg.page_size, n, ns = 0, made;
+	off_t chunk_end = (off_t)((last + 1) * ps) < end ? (off_t)((last + 1) * ps) : end;
+	struct dev_span *sp;
+	struct cpage **v;
+	int ret;
+
+	xxh64_zeros(h, (off_t)(first * ps));	/* the hole the scan skipped */
+	ret = chunk_get(f, first, last, populate, PG_BIT(PG_uptodate), &v, &n);
+	if (ret)
+		return ret;
+	pages_lock_all(v, n);
+	ret = pages_replicate_locked(c, v, n, unit, &made);
+	if (ret == -ENOSPC)
+		ret = 0;	/* what did not fit is read where it is */
+	sp = malloc((n ? n : 1) * sizeof(*sp));
+	if (!sp && !ret)
+		ret = -ENOMEM;
+	for (size_t i = 0; i < n && !ret && !*cut; i++) {
+		struct cpage *p = v[i];
+		off_t pstart = (off_t)(p->index * ps);
+		off_t from = pstart > h->at ? pstart : h->at;
+		off_t to = pstart + (off_t)ps < end ? pstart + (off_t)ps : end;
+		dev_addr_t a = page_addr_on_unit_locked(p, unit);
+
+		if (to <= from)
+			continue;
+		if (pstart > h->at && populate) {
+			*cut = true;	/* a page of data missing: stop here */
+			break;
+		}
+		if (pstart > h->at || a == DEV_ADDR_NONE)
+			ret = xxh64_flush(c, sp, &ns, h);
+		xxh64_zeros(h, pstart);	/* a hole between cached pages */
+		if (!ret && a != DEV_ADDR_NONE) {
+			sp[ns++] = (struct dev_span){ a + (dev_addr_t)(from - pstart),
+						      (size_t)(to - from) };
+			(*pages)++;
+		} else if (!ret) {
+			ret = xxh64_page_cpu_locked(c, p, (size_t)(from - pstart),
+						    (size_t)(to - from), h);
+		}
+		h->at = to;
+	}
+	if (!ret)
+		ret = xxh64_flush(c, sp, &ns, h);
+	pages_unlock_put_all(v, n);
+	free(sp);
+	if (!ret && !*cut && h->at < chunk_end) {
+		if (populate)
+			*cut = true;	/* the data came in short at the end */
+		else
+			xxh64_zeros(h, chunk_end);
+	}
+	return ret == -ENODEV ? -EIO : ret;
+}
+
+int cache_devread_xxh64(struct cfile *f, off_t off, off_t len, unsigned int unit,
+			struct cache_xxh64 *h, uint64_t *pages, off_t *next)
+{
+	struct cache *c = f->cache;
+	unsigned int shift = c->page_shift;
+	uint64_t first, last;
+	bool populate, cut = false;
+	struct scan s;
+	off_t end;
+	int ret;
+
+	*pages = 0;
+	*next = off;
+	if (!c->dev)
+		return -ENODEV;
+	if (unit >= dev_units(c->dev) || off != h->at)
+		return -EINVAL;
+	ret = range_clip(f, &off, &len);
+	if (ret)
+		return ret;
+	if (len > (off_t)CACHE_REQUEST_BYTES)	/* holes count: they are hashed */
+		len = (off_t)CACHE_REQUEST_BYTES;
+	end = off + len;
+	*next = end;
+	if (!len)
+		return 0;
+	scan_init(&s, f, SCAN_DATA, (uint64_t)off >> shift, (uint64_t)(end - 1) >> shift);
+	while (!cut && scan_next(&s, &first, &last, &populate)) {
+		ret = xxh64_chunk(f, first, last, populate, unit, end, h, pages, &cut);
+		if (ret)
+			return ret;
+	}
+	if (cut) {
+		*next = h->at;
+		return 0;
+	}
+	scan_next_offset(&s, end, next);
+	xxh64_zeros(h, *next);	/* holes to where the request stopped */
+	return 0;
+}
+
 static uint32_t page_res_flags(const struct cpage *p)
 {
 	uint32_t s = page_flags(&p->ps), r;
@@ -933,14 +1212,6 @@ static uint32_t page_res_flags(const struct cpage *p)
 	if (s & PG_BIT(PG_shared))
 		r |= CACHE_RES_SHARED;
 	return r;
-}
-
-/* Bit k: a copy of @p is on device unit k. */
-static uint32_t page_res_units(const struct cpage *p)
-{
-	if (!page_test_device(&p->ps))
-		return 0;
-	return 1u << dev_addr_unit(page_daddr(p));
 }
 
 static void res_count(struct cache_res_counts *cnt, uint32_t fl)
@@ -972,7 +1243,7 @@ int cache_residency(struct cfile *f, off_t off, off_t len, uint32_t hide,
 				 (uint64_t)(off + len - 1) >> shift, 0, &v, &nv);
 	for (size_t i = 0; i < nv; i++) {
 		struct cpage *p = v[i];
-		uint32_t fl = page_res_flags(p) & ~hide, units = page_res_units(p);
+		uint32_t fl = page_res_flags(p) & ~hide, units = page_units(p);
 		struct cache_extent *e = *n ? &ext[*n - 1] : NULL;
 
 		if (e && e->flags == fl && e->units == units &&

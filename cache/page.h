@@ -34,6 +34,7 @@ enum page_flag {
 	PG_device,	/* the only copy lives in device memory */
 	PG_dev_rw,	/* the device maps it read-write */
 	PG_shared,	/* frame shared by dedupe (wp/ksm.c) */
+	PG_replicated,	/* read-only copies on other devices (replica.c) */
 	PG_NR_FLAGS
 };
 
@@ -109,6 +110,7 @@ PAGE_FLAG(active, PG_active)
 PAGE_FLAG(device, PG_device)
 PAGE_FLAG(dev_rw, PG_dev_rw)
 PAGE_FLAG(shared, PG_shared)
+PAGE_FLAG(replicated, PG_replicated)
 /* Only test-and-set exists for writeback; ending it wakes waiters. */
 PAGE_FLAG_TEST(writeback, PG_writeback)
 PAGE_FLAG_TESTSET(writeback, PG_writeback)

@@ -325,10 +325,13 @@ static void devices_print_json(const struct hmmfs_ioc_devices *d)
 
 		printf("%s{\"id\":%u,\"pages\":%llu,\"frames\":%llu,\"frames_used\":%llu,"
 		       "\"frames_hwm\":%llu,\"copies_in\":%llu,\"copies_out\":%llu,"
-		       "\"faults\":%llu}", k ? "," : "", k, (unsigned long long)x->pages,
+		       "\"faults\":%llu,\"replicas\":%llu,\"replicas_dropped\":%llu}",
+		       k ? "," : "", k, (unsigned long long)x->pages,
 		       (unsigned long long)x->frames, (unsigned long long)x->frames_used,
 		       (unsigned long long)x->frames_hwm, (unsigned long long)x->copies_in,
-		       (unsigned long long)x->copies_out, (unsigned long long)x->faults);
+		       (unsigned long long)x->copies_out, (unsigned long long)x->faults,
+		       (unsigned long long)x->replicas,
+		       (unsigned long long)x->replicas_dropped);
 	}
 	printf("]");
 }
@@ -343,12 +346,14 @@ static void devices_print_text(const struct hmmfs_ioc_devices *d, uint64_t ps)
 		char name[16];
 
 		snprintf(name, sizeof(name), "device %u", k);
-		printf("%-12s cached %s (%llu pages; frames %llu of %llu in use), "
-		       "copies in %llu, out %llu, faults %llu\n", name,
-		       human(x->pages * ps, a), (unsigned long long)x->pages,
+		printf("%-12s cached %s (%llu pages, %llu replicas; frames %llu of %llu "
+		       "in use), copies in %llu, out %llu, faults %llu, replicas "
+		       "dropped %llu\n", name, human(x->pages * ps, a),
+		       (unsigned long long)x->pages, (unsigned long long)x->replicas,
 		       (unsigned long long)x->frames_used, (unsigned long long)x->frames,
 		       (unsigned long long)x->copies_in, (unsigned long long)x->copies_out,
-		       (unsigned long long)x->faults);
+		       (unsigned long long)x->faults,
+		       (unsigned long long)x->replicas_dropped);
 	}
 }
 
@@ -724,8 +729,8 @@ struct range_args {
 	const char *path;
 	uint64_t offset, length;	/* length 0: to EOF */
 	const char *to, *op;
-	uint64_t value;
-	int have_value, json, map, human;
+	uint64_t value, device;
+	int have_value, have_device, json, map, human;
 };
 
 /*
@@ -782,6 +787,9 @@ static int range_args_parse(int argc, char **argv, struct range_args *a,
 			a->op = v;
 		else if (!strcmp(o, "--value"))
 			bad = size_parse(v, &a->value), a->have_value = 1;
+		else if (!strcmp(o, "--device"))
+			bad = size_parse(v, &a->device) || a->device >= HMMFS_MAX_DEVICES,
+			a->have_device = 1;
 		else
 			goto out_usage;
 		if (bad) {
@@ -844,15 +852,46 @@ static long to_parse(const char *to)
 	return (long)HMMFS_TO_DEVICE_UNIT(k);
 }
 
+/*
+ * Open @a->path for a range command @cmd, with its devices (bit k: device
+ * k) all on the mount, and the range's end in *@end.
+ * Return: the descriptor, or -1 after a message.
+ */
+static int range_open(const char *cmd, const struct range_args *a,
+		      uint32_t units, uint64_t *end)
+{
+	unsigned int ndev;
+	struct stat st;
+	int fd = open_file(a->path, O_RDONLY);
+
+	if (fd < 0)
+		return -1;
+	fstat(fd, &st);
+	*end = a->length ? a->offset + a->length : (uint64_t)st.st_size;
+	if (*end > (uint64_t)st.st_size)
+		*end = (uint64_t)st.st_size;
+	ndev = units ? devices_count(fd) : 0;
+	if (ndev && units >> ndev) {
+		fprintf(stderr, "hmmfsctl: %s: %s: no %s: the mount has %u device%s, "
+			"device:0 to device:%u\n", cmd, a->path, a->to, ndev,
+			ndev > 1 ? "s" : "", ndev - 1);
+		close(fd);
+		return -1;
+	}
+	if (offset_past_end(cmd, a->path, a->offset, &st)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 static int cmd_migrate(int argc, char **argv)
 {
 	static const char use[] = "migrate --to device[:K]|host PATH [--offset N] [--length N]";
-	unsigned int ndev;
 	long to;
 	struct range_args a;
 	struct hmmfs_ioc_migrate m = { .version = HMMFS_IOC_VERSION };
 	uint64_t end, moved = 0;
-	struct stat st;
 	int fd, ret = 0, bar;
 
 	ret = range_args_parse(argc, argv, &a, use);
@@ -862,25 +901,10 @@ static int cmd_migrate(int argc, char **argv)
 		fprintf(stderr, "usage: hmmfsctl %s\n", use);
 		return 2;
 	}
-	fd = open_file(a.path, O_RDONLY);
+	fd = range_open("migrate", &a, to >= (long)HMMFS_TO_DEVICE_UNIT(0) ?
+			1u << (to & HMMFS_TO_UNIT_MASK) : 0, &end);
 	if (fd < 0)
 		return 1;
-	fstat(fd, &st);
-	end = a.length ? a.offset + a.length : (uint64_t)st.st_size;
-	if (end > (uint64_t)st.st_size)
-		end = (uint64_t)st.st_size;
-	ndev = to >= (long)HMMFS_TO_DEVICE_UNIT(0) ? devices_count(fd) : 0;
-	if (ndev && (unsigned int)(to & HMMFS_TO_UNIT_MASK) >= ndev) {
-		fprintf(stderr, "hmmfsctl: migrate: %s: no %s: the mount has %u "
-			"device%s, device:0 to device:%u\n", a.path, a.to, ndev,
-			ndev > 1 ? "s" : "", ndev - 1);
-		close(fd);
-		return 1;
-	}
-	if (offset_past_end("migrate", a.path, a.offset, &st)) {
-		close(fd);
-		return 1;
-	}
 	bar = isatty(STDERR_FILENO) && end - a.offset > HMMFS_IOC_MAX_WORK;
 	m.to = (uint32_t)to;
 	for (uint64_t off = a.offset; off < end; off = m.next) {
@@ -912,10 +936,120 @@ static int cmd_migrate(int argc, char **argv)
 	return ret;
 }
 
+/* "device:K[,device:J...]" into a mask of devices; 0: not that. */
+static uint32_t units_parse(const char *to)
+{
+	char buf[256], *save = NULL;
+	uint32_t units = 0;
+
+	if (snprintf(buf, sizeof(buf), "%s", to) >= (int)sizeof(buf))
+		return 0;
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		long v = to_parse(t);
+
+		if (v < (long)HMMFS_TO_DEVICE_UNIT(0))
+			return 0;	/* "host", plain "device", or nonsense */
+		units |= 1u << (v & HMMFS_TO_UNIT_MASK);
+	}
+	return units;
+}
+
+static int cmd_replicate(int argc, char **argv)
+{
+	static const char use[] = "replicate --to device:K[,device:J...] PATH "
+				  "[--offset N] [--length N] [--json]";
+	struct hmmfs_ioc_replicate m = { .version = HMMFS_IOC_VERSION };
+	uint64_t end, copies = 0;
+	struct range_args a;
+	int fd, ret, bar;
+
+	ret = range_args_parse(argc, argv, &a, use);
+	if (ret)
+		return ret;
+	if (!a.to || !(m.units = units_parse(a.to))) {
+		fprintf(stderr, "usage: hmmfsctl %s\n", use);
+		return 2;
+	}
+	fd = range_open("replicate", &a, m.units, &end);
+	if (fd < 0)
+		return 1;
+	bar = isatty(STDERR_FILENO) && end - a.offset > HMMFS_IOC_MAX_WORK;
+	for (uint64_t off = a.offset; off < end; off = m.next) {
+		m.offset = off;
+		m.length = end - off;
+		if (ioctl(fd, HMMFS_IOC_REPLICATE, &m) < 0) {
+			if (bar)
+				fputc('\n', stderr);
+			ret = ioctl_failed("replicate", a.path);
+			break;
+		}
+		copies += m.copies;
+		if (m.next <= off || m.next > end)
+			m.next = end;	/* the file shrank meanwhile */
+		if (bar)
+			progress("replicating", m.next - a.offset, end - a.offset);
+	}
+	if (bar && !ret)
+		fputc('\n', stderr);
+	close(fd);
+	if (ret)
+		return ret;
+	if (a.json)
+		printf("{\"copies\":%llu}\n", (unsigned long long)copies);
+	else
+		printf("%llu replicas made on %s\n", (unsigned long long)copies, a.to);
+	return 0;
+}
+
+/*
+ * devop --op xxh64: the hash of the range computed on one device, printed
+ * as xxhsum -H1 prints it.  Requests go on from where the last stopped,
+ * on one open file (the daemon keeps the hash in progress with it).
+ */
+static int devop_xxh64(const struct range_args *a)
+{
+	struct hmmfs_ioc_devread d = { .version = HMMFS_IOC_VERSION,
+				       .op = HMMFS_DEVREAD_XXH64,
+				       .flags = HMMFS_DEVREAD_START,
+				       .device = (uint32_t)a->device };
+	uint64_t end, pages = 0;
+	int fd = range_open("devop", a, 1u << a->device, &end), ret = 0;
+
+	if (fd < 0)
+		return 1;
+	for (uint64_t off = a->offset;; off = d.next) {
+		d.offset = off;
+		d.length = end > off ? end - off : 0;
+		if (ioctl(fd, HMMFS_IOC_DEVREAD, &d) < 0) {
+			ret = ioctl_failed("devop", a->path);
+			break;
+		}
+		pages += d.pages;
+		d.flags = 0;
+		if (d.done || d.next <= off)
+			break;
+	}
+	close(fd);
+	if (ret)
+		return ret;
+	if (!d.done) {
+		fprintf(stderr, "hmmfsctl: devop: %s: the daemon stopped before the "
+			"end of the range\n", a->path);
+		return 1;
+	}
+	if (a->json)
+		printf("{\"xxh64\":\"%016llx\",\"device\":%llu,\"pages\":%llu}\n",
+		       (unsigned long long)d.result, (unsigned long long)a->device,
+		       (unsigned long long)pages);
+	else
+		printf("%016llx  %s\n", (unsigned long long)d.result, a->path);
+	return 0;
+}
+
 static int cmd_devop(int argc, char **argv)
 {
-	static const char use[] = "devop PATH --op fill|xor|add --value N "
-				  "[--offset N] [--length N]";
+	static const char use[] = "devop PATH --op fill|xor|add --value N | --op xxh64 "
+				  "[--device K] [--offset N] [--length N]";
 	static const char *const ops[] = { [HMMFS_DEVOP_FILL] = "fill",
 					   [HMMFS_DEVOP_XOR] = "xor",
 					   [HMMFS_DEVOP_ADD] = "add" };
@@ -928,6 +1062,18 @@ static int cmd_devop(int argc, char **argv)
 	ret = range_args_parse(argc, argv, &a, use);
 	if (ret)
 		return ret;
+	if (a.op && !strcmp(a.op, "xxh64")) {
+		if (a.have_value) {
+			fprintf(stderr, "usage: hmmfsctl %s\n", use);
+			return 2;
+		}
+		return devop_xxh64(&a);
+	}
+	if (a.have_device) {
+		fprintf(stderr, "hmmfsctl: devop: --device goes with --op xxh64 (a "
+			"write lands where the page is)\n");
+		return 2;
+	}
 	for (uint32_t i = 0; a.op && i < sizeof(ops) / sizeof(ops[0]); i++)
 		if (!strcmp(a.op, ops[i]))
 			d.op = i;
@@ -972,23 +1118,25 @@ static int cmd_devop(int argc, char **argv)
 }
 
 /*
- * "host", "device", or with several devices "device:0+2" (the devices
- * holding a copy), then ",dirty", ",writeback", ",shared".
+ * Where the copies are: "host", "device", with several devices
+ * "device:0+2" (the devices holding one), "host+device:1" for a host page
+ * with a replica; then ",dirty", ",writeback", ",shared".
  */
 static const char *res_flags_text(uint32_t f, uint32_t units, bool multi,
 				  char *buf, size_t len)
 {
-	char where[64] = "host";
+	char where[64] = "";
+	size_t at = 0;
 
-	if ((f & HMMFS_RES_DEVICE) && !(multi && units)) {
-		snprintf(where, sizeof(where), "device");
-	} else if (f & HMMFS_RES_DEVICE) {
-		size_t at = (size_t)snprintf(where, sizeof(where), "device:");
-
-		for (unsigned int k = 0; k < HMMFS_MAX_DEVICES && at < sizeof(where); k++)
-			if (units & (1u << k))
-				at += (size_t)snprintf(where + at, sizeof(where) - at, "%s%u",
-						       where[at - 1] == ':' ? "" : "+", k);
+	if (f & HMMFS_RES_HOST)
+		at = (size_t)snprintf(where, sizeof(where), "host%s", units ? "+" : "");
+	if ((f & HMMFS_RES_DEVICE) || units) {
+		at += (size_t)snprintf(where + at, sizeof(where) - at, "device%s",
+				       multi && units ? ":" : "");
+		for (unsigned int k = 0; multi && k < HMMFS_MAX_DEVICES; k++)
+			if (units & (1u << k) && at < sizeof(where))
+				at += (size_t)snprintf(where + at, sizeof(where) - at,
+						       "%s%u", where[at - 1] == ':' ? "" : "+", k);
 	}
 	snprintf(buf, len, "%s%s%s%s", where,
 		 (f & HMMFS_RES_DIRTY) ? ",dirty" : "",
@@ -1299,7 +1447,11 @@ static const struct ctl_cmd cmd_table[] = {
 	  cmd_sync },
 	{ "migrate", "migrate --to device[:K]|host PATH [--offset N] [--length N]",
 	  "move a file range between host memory and the device", cmd_migrate },
-	{ "devop", "devop PATH --op fill|xor|add --value N [--offset N] [--length N]",
+	{ "replicate", "replicate --to device:K[,device:J...] PATH [--offset N] [--length N]",
+	  "copy a file range to devices read-only, keeping it where it is",
+	  cmd_replicate },
+	{ "devop", "devop PATH --op fill|xor|add --value N | --op xxh64 [--device K] "
+	  "[--offset N] [--length N]",
 	  "run a device-side operation on a file range", cmd_devop },
 	{ "residency", "residency PATH [--offset N] [--length N] [--json | --map | --human]",
 	  "show where a file's cached pages are", cmd_residency },

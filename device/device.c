@@ -60,6 +60,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <xxhash.h>
+
 #include "device/device.h"
 #include "fault/fault.h"
 #include "log/log.h"
@@ -989,4 +991,59 @@ uint64_t dev_copy_batches(struct device *d, enum dev_copy_path path)
 	for (unsigned int k = 0; k < d->nunits; k++)
 		n += unit_copy_batches(d->unit[k], path);
 	return n;
+}
+
+/* Hash through host copies, for backends without ->xxh64. */
+static int xxh64_on_host(struct dev_unit *u, const struct dev_span *sp, size_t n,
+			 void *state)
+{
+	struct dev_fence f = DEV_FENCE_INIT;
+	int ret = 0, r;
+
+	for (size_t i = 0; i < n && !ret; i++) {
+		void *buf = malloc(sp[i].len);
+
+		if (!buf)
+			return -ENOMEM;
+		ret = unit_copy_to_host(u, buf, sp[i].addr, sp[i].len, &f);
+		r = unit_fence_wait(u, &f);
+		ret = ret ? ret : r;
+		if (!ret)
+			XXH64_update(state, buf, sp[i].len);
+		free(buf);
+	}
+	return ret;
+}
+
+int dev_xxh64(struct device *d, const struct dev_span *sp, size_t n,
+	      void *xxh64_state)
+{
+	struct dev_fence f = DEV_FENCE_INIT;
+	struct dev_span *local;
+	struct dev_unit *u;
+	int ret, r;
+
+	if (!n)
+		return 0;
+	u = unit_of(d, sp[0].addr);
+	if (!u || !(local = malloc(n * sizeof(*local))))
+		return u ? -ENOMEM : -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		local[i] = (struct dev_span){ dev_addr_offset(sp[i].addr), sp[i].len };
+		if (unit_of(d, sp[i].addr) != u || !dev_range_ok(u, local[i].addr,
+								  local[i].len)) {
+			free(local);
+			return -EINVAL;
+		}
+	}
+	ret = dev_lost_err(u);
+	if (!ret && !u->ops->xxh64) {
+		ret = xxh64_on_host(u, local, n, xxh64_state);
+	} else if (!ret) {
+		ret = u->ops->xxh64(u, local, n, xxh64_state, &f);
+		r = unit_fence_wait(u, &f);
+		ret = ret ? ret : r;
+	}
+	free(local);
+	return ret;
 }

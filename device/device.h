@@ -123,6 +123,12 @@ enum dev_op_kind {
 	DEV_OP_NR
 };
 
+/* A range of device memory. */
+struct dev_span {
+	dev_addr_t addr;
+	size_t len;
+};
+
 /* Which way a copy goes. */
 enum dev_copy_dir {
 	DEV_H2D,
@@ -200,6 +206,14 @@ struct dev_ops {
 	 */
 	int (*compare)(struct dev_unit *d, dev_addr_t a, dev_addr_t b,
 		       size_t len, struct dev_fence *f);
+	/*
+	 * Queue a read-only pass over @n spans of device memory, in order,
+	 * feeding their bytes to the XXH64 state @xxh64_state (an
+	 * XXH64_state_t of the caller's, valid until the fence is waited).
+	 * Not required: without it device.c hashes host copies.
+	 */
+	int (*xxh64)(struct dev_unit *d, const struct dev_span *sp, size_t n,
+		     void *xxh64_state, struct dev_fence *f);
 	/*
 	 * Wait for every operation queued on @f.  Required.  Return: the
 	 * fence's first error (a lost device: -ENODEV; a bad address: -EFAULT
@@ -365,6 +379,15 @@ int dev_compare(struct device *d, dev_addr_t a, dev_addr_t b, size_t len,
 		struct dev_fence *f);
 
 int dev_fence_wait(struct device *d, struct dev_fence *f);
+
+/*
+ * dev_xxh64() - a read-only device operation: feed the bytes of @n spans,
+ * all on one unit, in order, to the XXH64 state @xxh64_state (an
+ * XXH64_state_t), and wait for it.  It never faults: replicas and
+ * read-only frames are read like any other.  Return: 0 or -errno.
+ */
+int dev_xxh64(struct device *d, const struct dev_span *sp, size_t n,
+	      void *xxh64_state);
 
 /* CLOCK_MONOTONIC in nanoseconds (the backends' models and the cost model). */
 uint64_t dev_clock_ns(void);

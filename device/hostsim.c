@@ -51,6 +51,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "cache/racy.h"	/* macros only: the read-race marking */
 #include "device/device.h"
 
@@ -58,13 +60,16 @@
 #define HS_SPIN_NS 100000	/* waits shorter than this spin */
 #define HS_SLICE_NS 10000000	/* a longer wait looks every 10 ms whether to end */
 
-enum hs_kind { HS_COPY, HS_COMPUTE, HS_COMPARE };
+enum hs_kind { HS_COPY, HS_COMPUTE, HS_COMPARE, HS_XXH64 };
 
 struct hs_op {
 	enum hs_kind kind;
 	struct dev_copy cp;		/* HS_COPY */
 	enum dev_op_kind op;		/* HS_COMPUTE */
 	dev_addr_t a, b;		/* HS_COMPUTE: a; HS_COMPARE: a, b */
+	const struct dev_span *sp;	/* HS_XXH64: @n spans into @state */
+	size_t n;
+	void *state;
 	size_t len;
 	uint64_t value;
 	uint64_t queued_ns;
@@ -198,6 +203,12 @@ static void hs_run(struct hostsim *hs, const struct hs_op *o)
 	case HS_COMPARE:
 		if (memcmp(hs->mem + o->a, hs->mem + o->b, o->len))
 			atomic_store(&o->fence->result, 1);
+		break;
+	case HS_XXH64:
+		racy_read_begin();
+		for (size_t i = 0; i < o->n; i++)
+			XXH64_update(o->state, hs->mem + o->sp[i].addr, o->sp[i].len);
+		racy_read_end();
 		break;
 	}
 }
@@ -374,6 +385,18 @@ static int hostsim_compare(struct dev_unit *d, dev_addr_t a, dev_addr_t b,
 	return hostsim_queue(d, &o);
 }
 
+/* The read-only hash pass runs in the engine, charged as one read. */
+static int hostsim_xxh64(struct dev_unit *d, const struct dev_span *sp, size_t n,
+			 void *state, struct dev_fence *f)
+{
+	struct hs_op o = { .kind = HS_XXH64, .sp = sp, .n = n, .state = state,
+			   .fence = f };
+
+	for (size_t i = 0; i < n; i++)
+		o.len += sp[i].len;
+	return hostsim_queue(d, &o);
+}
+
 /*
  * Sleep until every operation of @f is done; pairs with hostsim_complete().
  * Every HS_SLICE_NS it asks whether its wait should be cut short, and if
@@ -404,5 +427,6 @@ const struct dev_ops dev_hostsim_ops = {
 	.copy_sync	= hostsim_copy_sync,
 	.compute	= hostsim_compute,
 	.compare	= hostsim_compare,
+	.xxh64		= hostsim_xxh64,
 	.fence_wait	= hostsim_fence_wait,
 };

@@ -311,10 +311,12 @@ struct hmmfs_ioc_file_stats {
 /**
  * struct hmmfs_ioc_devices - each device of the tier (-o devices=N).
  * @count:  devices (0: no device tier).
- * @dev[k]: device k: @pages cached there, its frames in all, in use and
- *          the most ever in use, copies into it and out of it (each
- *          queued copy counts once, whatever its size), and device write
- *          faults taken there.
+ * @dev[k]: device k: @pages cached there (replicas not counted), its
+ *          frames in all, in use and the most ever in use, copies into it
+ *          and out of it (each queued copy counts once, whatever its
+ *          size), device write faults taken there, @replicas held there
+ *          now, and @replicas_dropped so far (collapsed by a write or
+ *          evicted for room).
  * From any file or directory of the mount; ENODEV without a cache.
  */
 #define HMMFS_MAX_DEVICES 8
@@ -324,6 +326,7 @@ struct hmmfs_ioc_device {
 	uint64_t frames, frames_used, frames_hwm;
 	uint64_t copies_in, copies_out;
 	uint64_t faults;
+	uint64_t replicas, replicas_dropped;
 };
 
 struct hmmfs_ioc_devices {
@@ -333,5 +336,62 @@ struct hmmfs_ioc_devices {
 };
 
 #define HMMFS_IOC_DEVICES _IOR(HMMFS_IOC_MAGIC, 9, struct hmmfs_ioc_devices)
+
+/**
+ * struct hmmfs_ioc_replicate - read-only copies of a file range on
+ * devices, the pages staying where they are (-o devices=N).
+ * @units:  in: bit k: a replica on device k (EINVAL: none, or a device
+ *          the mount does not have).
+ * @copies: out: replicas made.
+ * @next:   out: as for HMMFS_IOC_MIGRATE (bounded the same way).
+ * The first write to a page, by the CPU or a device, drops its replicas.
+ * Needs the file open for reading.  ENOSPC: a device is full of pages
+ * that are not replicas.
+ */
+struct hmmfs_ioc_replicate {
+	uint32_t version;
+	uint32_t units;
+	uint64_t offset;
+	uint64_t length;
+	uint64_t copies;
+	uint64_t next;
+};
+
+#define HMMFS_IOC_REPLICATE _IOWR(HMMFS_IOC_MAGIC, 10, struct hmmfs_ioc_replicate)
+
+enum { HMMFS_DEVREAD_XXH64 = 0 };
+#define HMMFS_DEVREAD_START 1u	/* begin a new hash at @offset */
+
+/**
+ * struct hmmfs_ioc_devread - a read-only device operation on a file
+ * range: the XXH64 (seed 0) of its bytes, computed on device @device from
+ * the copies there (pages elsewhere are replicated there first; holes
+ * hash as zeros).  It never faults and changes no byte.
+ * @op:     HMMFS_DEVREAD_XXH64.
+ * @flags:  HMMFS_DEVREAD_START on the first request of a range; later
+ *          ones go on from the last @next, on the same open file.
+ * @device: the device.
+ * @pages:  out: pages hashed on the device by this request.
+ * @next:   out: bounded like HMMFS_IOC_MIGRATE (holes count here).
+ * @done:   out: 1 when the range (or the file) ended with this request;
+ *          then @result is the hash.
+ * Needs the file open for reading.  EINVAL: a device the mount lacks, or
+ * a request that does not go on from where the last one stopped.
+ */
+struct hmmfs_ioc_devread {
+	uint32_t version;
+	uint32_t op;
+	uint32_t flags;
+	uint32_t device;
+	uint64_t offset;
+	uint64_t length;
+	uint64_t pages;
+	uint64_t next;
+	uint64_t result;
+	uint32_t done;
+	uint32_t reserved;
+};
+
+#define HMMFS_IOC_DEVREAD _IOWR(HMMFS_IOC_MAGIC, 11, struct hmmfs_ioc_devread)
 
 #endif

@@ -102,6 +102,9 @@ static void fd_path(char buf[64], int fd)
  *      the daemon ends (no RELEASE will come) are closed and freed.
  * @held: the cache's state of the file, held (cache_file_hold) from the
  *      first I/O through this open file to its release; NULL before.
+ * @hash: a device XXH64 in progress over several HMMFS_IOC_DEVREAD
+ *      requests on this open file, or NULL; taken by exchange, so two
+ *      requests at once cannot share it.
  */
 struct hmm_file {
 	int fd;
@@ -110,6 +113,7 @@ struct hmm_file {
 	struct cache_ra ra;
 	struct hmm_file_link link;
 	struct cfile *_Atomic held;
+	struct cache_xxh64 *_Atomic hash;
 };
 
 static struct hmm_file *file_of(struct fuse_file_info *fi)
@@ -1127,6 +1131,7 @@ static void hmm_file_free(struct hmmfs *fs, struct hmm_file *hf)
 		cache_ra_drop(cf, &hf->ra);	/* before the file may go */
 		cache_file_unhold(cf);
 	}
+	cache_xxh64_free(atomic_exchange(&hf->hash, NULL));
 	close(hf->fd);
 	atomic_fetch_sub(&hf->inode->nopen, 1);
 	itab_fd_put(&fs->itab, hf->inode);
@@ -2509,6 +2514,89 @@ static int ioctl_migrate(fuse_req_t req, fuse_ino_t ino,
 	return 0;
 }
 
+/* Replicas of a range on devices (cache_replicate), bounded like migrate. */
+static int ioctl_replicate(fuse_req_t req, fuse_ino_t ino,
+			   struct fuse_file_info *fi, unsigned int flags,
+			   const void *in, size_t in_sz, size_t out_sz)
+{
+	struct hmmfs_ioc_replicate m;
+	struct cfile *cf;
+	off_t next = 0;
+	int ret;
+
+	if (in_sz < sizeof(m) || out_sz < sizeof(m))
+		return -EINVAL;
+	memcpy(&m, in, sizeof(m));
+	ret = ioctl_range_ok(m.version, m.offset, m.length);
+	if (!ret)
+		ret = ioctl_file(req, ino, fi, flags, O_RDONLY, &cf);
+	if (!ret) {
+		ioctl_running = req;
+		ret = cache_replicate(cf, (off_t)m.offset, (off_t)m.length, m.units,
+				      &m.copies, &next);
+		ioctl_running = NULL;
+	}
+	m.next = (uint64_t)next;
+	if (ret)
+		return ret;
+	fuse_reply_ioctl(req, 0, &m, sizeof(m));
+	return 0;
+}
+
+/*
+ * A read-only device operation (XXH64 of a range on one device), over as
+ * many requests as the range needs: HMMFS_DEVREAD_START begins a hash at
+ * @offset; each later request goes on from the @next the last returned,
+ * and the one that reaches the end gets the digest.  The hash in progress
+ * lives with the open file (hmm_file->hash), never in the caller's hands.
+ */
+static int ioctl_devread(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+			 unsigned int flags, const void *in, size_t in_sz,
+			 size_t out_sz)
+{
+	struct hmmfs_ioc_devread m;
+	struct cache_xxh64 *h = NULL;
+	struct cfile *cf;
+	off_t next = 0;
+	int ret;
+
+	if (in_sz < sizeof(m) || out_sz < sizeof(m))
+		return -EINVAL;
+	memcpy(&m, in, sizeof(m));
+	ret = ioctl_range_ok(m.version, m.offset, m.length);
+	if (!ret && (m.op != HMMFS_DEVREAD_XXH64 || m.flags & ~HMMFS_DEVREAD_START))
+		ret = -EINVAL;
+	if (!ret)
+		ret = ioctl_file(req, ino, fi, flags, O_RDONLY, &cf);
+	if (!ret) {
+		h = atomic_exchange(&file_of(fi)->hash, NULL);
+		if (m.flags & HMMFS_DEVREAD_START) {
+			cache_xxh64_free(h);
+			h = cache_xxh64_new((off_t)m.offset);
+		}
+		ret = !h ? (m.flags & HMMFS_DEVREAD_START ? -ENOMEM : -EINVAL) : 0;
+	}
+	if (!ret) {
+		ioctl_running = req;
+		ret = cache_devread_xxh64(cf, (off_t)m.offset, (off_t)m.length,
+					  m.device, h, &m.pages, &next);
+		ioctl_running = NULL;
+	}
+	m.next = (uint64_t)next;
+	m.done = !ret && m.next >= m.offset + m.length;
+	if (!ret && !m.done && m.next < (uint64_t)cache_file_size(cf))
+		h = atomic_exchange(&file_of(fi)->hash, h);	/* for the next one */
+	else if (!ret)
+		m.done = 1;	/* the file ends here */
+	if (m.done)
+		m.result = cache_xxh64_digest(h);
+	cache_xxh64_free(h);
+	if (ret)
+		return ret;
+	fuse_reply_ioctl(req, 0, &m, sizeof(m));
+	return 0;
+}
+
 static int ioctl_devop(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		       unsigned int flags, const void *in, size_t in_sz,
 		       size_t out_sz)
@@ -2640,7 +2728,8 @@ static int ioctl_devices(fuse_req_t req, size_t out_sz)
 			.pages = st.pages, .frames = st.frames,
 			.frames_used = st.frames_used, .frames_hwm = st.frames_hwm,
 			.copies_in = st.copies_in, .copies_out = st.copies_out,
-			.faults = st.faults,
+			.faults = st.faults, .replicas = st.replicas,
+			.replicas_dropped = st.replicas_dropped,
 		};
 	}
 	fuse_reply_ioctl(req, 0, &r, sizeof(r));
@@ -2781,6 +2870,12 @@ static void hmmfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		break;
 	case HMMFS_IOC_DEVICES:
 		ret = ioctl_devices(req, out_bufsz);
+		break;
+	case HMMFS_IOC_REPLICATE:
+		ret = ioctl_replicate(req, ino, fi, flags, in_buf, in_bufsz, out_bufsz);
+		break;
+	case HMMFS_IOC_DEVREAD:
+		ret = ioctl_devread(req, ino, fi, flags, in_buf, in_bufsz, out_bufsz);
 		break;
 	default:
 		ret = -ENOTTY;

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * wp/wp.c — write protection: one mechanism, three reasons.
+ * wp/wp.c — write protection: one mechanism, four reasons.
  *
  * A page must not change underneath whoever relies on its bytes:
  *   WP_SHARED     dedupe shares its frame with other pages (PG_shared);
  *   WP_WRITEBACK  BACKING is being written from it (PG_writeback);
  *   WP_DEVICE_RO  the device maps it read-only (PG_device, PG_dev_rw
- *                 clear; also the device page table's bit).
+ *                 clear; also the device page table's bit);
+ *   WP_REPLICATED read-only copies live on other devices (PG_replicated,
+ *                 cache/replica.c); a device primary is WP_DEVICE_RO too.
  * The reasons are bits of the page's one state word, so reading them is
  * one atomic snapshot, and a page can hold several at once.
  *
@@ -17,7 +19,9 @@
  *   1. writeback: wait for it to end (stable pages; the page lock keeps a
  *      new writeback from starting);
  *   2. shared: copy the frame and drop the share (ksm.c, ksm_cow_locked);
- *   3. device read-only: a device write gets the mapping upgraded and the
+ *   3. replicated: free every replica (page_collapse_locked), so no copy
+ *      elsewhere keeps the old bytes;
+ *   4. device read-only: a device write gets the mapping upgraded and the
  *      page dirtied (page_mkwrite); a CPU write through a bounce buffer
  *      instead makes the mapping read-only for the update, so a device
  *      write meanwhile would fault and wait for the page lock.
@@ -38,6 +42,8 @@ uint32_t wp_reasons(const struct cpage *p)
 		r |= WP_WRITEBACK;
 	if ((s & PG_BIT(PG_device)) && !(s & PG_BIT(PG_dev_rw)))
 		r |= WP_DEVICE_RO;
+	if (s & PG_BIT(PG_replicated))
+		r |= WP_REPLICATED;
 	return r;
 }
 
@@ -56,6 +62,11 @@ void wp_protect(struct cpage *p, enum wp_reason r)
 		page_clear_dev_rw(&p->ps);
 		dev_protect(c->dev, page_daddr(p), false);
 		break;
+	case WP_REPLICATED:
+		page_set_replicated(&p->ps);
+		if (page_test_device(&p->ps))	/* a device write must fault */
+			wp_protect(p, WP_DEVICE_RO);
+		break;
 	}
 }
 
@@ -73,6 +84,9 @@ void wp_unprotect(struct cpage *p, enum wp_reason r)
 	case WP_DEVICE_RO:
 		dev_protect(c->dev, page_daddr(p), true);
 		page_set_dev_rw(&p->ps);
+		break;
+	case WP_REPLICATED:	/* the replicas are gone (replica.c) */
+		page_clear_replicated(&p->ps);
 		break;
 	}
 }
@@ -94,6 +108,10 @@ int wp_fault_locked(struct cpage *p, enum wp_writer who)
 			ret = ksm_cow_locked(p, who == WP_DEVICE);
 			if (ret)
 				return ret;
+			continue;
+		}
+		if (r & WP_REPLICATED) {	/* the other copies go first */
+			page_collapse_locked(p);
 			continue;
 		}
 		break;

@@ -28,6 +28,7 @@ enum wp_reason {
 	WP_SHARED = 1u << 0,	/* the frame is shared by dedupe: copy on write */
 	WP_WRITEBACK = 1u << 1,	/* being written to BACKING: wait (stable pages) */
 	WP_DEVICE_RO = 1u << 2,	/* the device maps it read-only: fault to upgrade */
+	WP_REPLICATED = 1u << 3, /* read-only copies elsewhere: collapse them */
 };
 
 /* Who is writing. */
@@ -39,7 +40,8 @@ enum wp_writer {
 
 /*
  * Add or remove a reason.  Each reason is a bit of the page's state word
- * (PG_shared; PG_writeback; PG_device without PG_dev_rw), so the reasons
+ * (PG_shared; PG_writeback; PG_device without PG_dev_rw; PG_replicated),
+ * so the reasons
  * are read in one atomic snapshot.  Context: page locked, except
  * WP_WRITEBACK, which writeback ends without the page lock.
  */

@@ -725,7 +725,7 @@ static void three_devices(void)
 	IT_HAS(p.out, "{\"id\":1,\"pages\":0,");
 	IT_HAS(p.out, "{\"id\":2,\"pages\":32,");
 	IT_EQ(ctl(&p, (char *[]){ "stats", it.mnt, NULL }), 0);
-	IT_HAS(p.out, "device 2     cached 128.0 KiB (32 pages;");
+	IT_HAS(p.out, "device 2     cached 128.0 KiB (32 pages, 0 replicas;");
 	/* a device the mount does not have */
 	IT_EQ(ctl(&p, (char *[]){ "migrate", "--to", "device:3", f, NULL }), 1);
 	IT_HAS(p.err, "the mount has 3 devices, device:0 to device:2");

@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cache/replica.c — read-only replicas of a page on other device units.
+ *
+ * A page has one primary copy, the one every CPU access uses: its host
+ * frame, or its device frame (PG_device).  With several devices
+ * (-o devices=N) a page may also have replicas: copies of its current
+ * bytes in frames of other units, which device-side readers use where
+ * they live (a read-only devop on device K).  Replicas are made by
+ * hmmfsctl replicate (cache_replicate, migrate.c), clean or dirty pages
+ * alike: dirtiness is about BACKING, and a replica holds the page's
+ * current bytes.
+ *
+ * Write protection.  A replica frame is never mapped read-write.  While a
+ * page has any, it carries a write-protection reason of its own,
+ * WP_REPLICATED (PG_replicated), and a device-resident primary is mapped
+ * read-only too (WP_DEVICE_RO), so every write, by the CPU or the device,
+ * reaches wp_fault_locked(), which collapses the replicas
+ * (page_collapse_locked) before the write goes on: one write path, a new
+ * reason.  Truncate and punch-hole remove pages (page_remove_locked) or
+ * zero a tail through the same fault.  Writeback reads the primary and
+ * leaves the replicas alone: it changes no byte.
+ *
+ * States of a page's replicas (every change under the page lock):
+ *   none        @replicas NULL, PG_replicated clear;
+ *   replicated  PG_replicated, @replicas a chain of copies, at most one
+ *               per unit and none on the primary's unit.
+ * pages_replicate_locked() adds copies; page_collapse_locked() (a write,
+ * a removal) frees them all; rep_evict() frees one when its unit runs
+ * out of frames (replicas go before any primary page: they cost nothing
+ * to drop); replica_take_locked() hands one over when the primary moves
+ * to its unit, which then needs no copy.  The last one gone clears
+ * PG_replicated.
+ *
+ * Readers.  CPU reads use the primary only, without the page lock
+ * (migrate.c's RCU rule), so a replica is freed without waiting for
+ * them; device readers of a replica hold the page lock.  Residency reads
+ * @rep_units, a relaxed atomic mirror of the chain.
+ *
+ * Locking: the page lock, then cache->lru_lock for @rep_lru.  Eviction
+ * holds lru_lock and only trylocks pages, like dev_lru_evict().  A page
+ * under removal holds its lock, so an eviction that sees its replica on
+ * the list (lru_lock held) cannot lock it, and the collapse that removal
+ * runs needs lru_lock to unlist it: the page outlives the look.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+
+#include "cache/cache_int.h"
+
+uint32_t page_units(const struct cpage *p)
+{
+	struct cpage *q = (struct cpage *)p;
+	uint32_t u = atomic_load_explicit(&q->rep_units, memory_order_relaxed);
+
+	if (page_test_device(&q->ps))
+		u |= 1u << dev_addr_unit(page_daddr(q));
+	return u;
+}
+
+dev_addr_t page_addr_on_unit_locked(const struct cpage *p, unsigned int unit)
+{
+	if (page_test_device(&((struct cpage *)p)->ps) &&
+	    dev_addr_unit(page_daddr(p)) == unit)
+		return page_daddr(p);
+	for (const struct replica *r = p->replicas; r; r = r->next)
+		if (dev_addr_unit(r->addr) == unit)
+			return r->addr;
+	return DEV_ADDR_NONE;
+}
+
+/* Take @r off @p's chain.  Context: page locked (and lru_lock, or @r off
+ * its list already). */
+static void replica_unlink_locked(struct cpage *p, struct replica *r)
+{
+	struct replica **pp = &p->replicas;
+
+	while (*pp != r)
+		pp = &(*pp)->next;
+	*pp = r->next;
+	atomic_fetch_and_explicit(&p->rep_units, ~(1u << dev_addr_unit(r->addr)),
+				  memory_order_relaxed);
+	if (!p->replicas)
+		wp_unprotect(p, WP_REPLICATED);
+}
+
+/* Free an unlinked replica and its frame. */
+static void replica_free(struct cache *c, struct replica *r)
+{
+	unsigned int unit = dev_addr_unit(r->addr);
+
+	dev_frame_free(c->dev, r->addr);
+	atomic_fetch_sub(&c->nr_unit_replicas[unit], 1);
+	atomic_fetch_add(&c->unit_replica_drops[unit], 1);
+	free(r);
+}
+
+/* Link the new replica @r of @p at @a on its unit. */
+static void replica_link_locked(struct cache *c, struct cpage *p,
+				struct replica *r, dev_addr_t a)
+{
+	unsigned int unit = dev_addr_unit(a);
+
+	*r = (struct replica){ .page = p, .addr = a, .next = p->replicas };
+	pthread_mutex_lock(&c->lru_lock);
+	clist_add_head(&c->rep_lru[unit], &r->lru);
+	pthread_mutex_unlock(&c->lru_lock);
+	p->replicas = r;
+	atomic_fetch_or_explicit(&p->rep_units, 1u << unit, memory_order_relaxed);
+	atomic_fetch_add(&c->nr_unit_replicas[unit], 1);
+	wp_protect(p, WP_REPLICATED);
+}
+
+/* May @p get a replica on @unit now?  Context: page locked. */
+static bool page_may_replicate(const struct cpage *p, unsigned int unit)
+{
+	uint32_t s = page_flags(&((struct cpage *)p)->ps);
+
+	if (!(s & PG_BIT(PG_uptodate)) || (s & PG_BIT(PG_shared)))
+		return false;	/* dedupe's frames are not replicated (yet) */
+	return page_addr_on_unit_locked(p, unit) == DEV_ADDR_NONE;
+}
+
+/*
+ * Give every page of @pp a replica on @unit, one fence for all: copies
+ * from host frames, or from other units (through the host, device.c).
+ * A page with a copy there already, a shared page and one that is not
+ * uptodate are skipped.  A full unit first drops its own replicas, then
+ * its coldest pages (dev_frame_get).  Context: every page locked.
+ * Return: 0, or -errno (-ENOSPC: the unit is full of its own pages);
+ * *@made: replicas made, either way.
+ */
+int pages_replicate_locked(struct cache *c, struct cpage **pp, size_t n,
+			   unsigned int unit, size_t *made)
+{
+	struct dev_fence fence = DEV_FENCE_INIT;
+	struct replica **rv = calloc(n, sizeof(*rv));
+	dev_addr_t *to = malloc(n * sizeof(*to));
+	size_t ps = c->cfg.page_size;
+	int ret = 0, r;
+
+	*made = 0;
+	if (!rv || !to) {
+		free(rv);
+		free(to);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n && !ret; i++) {
+		struct cpage *p = pp[i];
+
+		assert(page_test_locked(&p->ps));
+		if (!page_may_replicate(p, unit))
+			continue;
+		rv[i] = malloc(sizeof(**rv));
+		if (!rv[i] || (ret = dev_frame_get(c, (int)unit, &to[i], n - i))) {
+			free(rv[i]);
+			rv[i] = NULL;
+			ret = ret ? ret : -ENOMEM;
+			break;
+		}
+		ret = page_test_device(&p->ps) ?
+		      dev_copy_on_device(c->dev, to[i], page_daddr(p), ps, &fence) :
+		      dev_copy_to_device(c->dev, to[i], page_frame(p), ps, &fence);
+		if (ret) {
+			dev_frame_free(c->dev, to[i]);
+			free(rv[i]);
+			rv[i] = NULL;
+		}
+	}
+	r = dev_fence_wait(c->dev, &fence);
+	for (size_t i = 0; i < n; i++) {
+		if (!rv[i])
+			continue;
+		if (r) {	/* the copies may be partial: none counts */
+			dev_frame_free(c->dev, to[i]);
+			free(rv[i]);
+			continue;
+		}
+		replica_link_locked(c, pp[i], rv[i], to[i]);
+		(*made)++;
+	}
+	free(rv);
+	free(to);
+	if (r)
+		ret = r;
+	return ret == -ENODEV ? -EIO : ret;
+}
+
+void page_collapse_locked(struct cpage *p)
+{
+	struct cache *c = p->file->cache;
+	struct replica *r = p->replicas, *next;
+
+	assert(page_test_locked(&p->ps));
+	if (!r)
+		return;
+	pthread_mutex_lock(&c->lru_lock);
+	for (struct replica *x = r; x; x = x->next)
+		clist_del(&x->lru);
+	pthread_mutex_unlock(&c->lru_lock);
+	p->replicas = NULL;
+	atomic_store_explicit(&p->rep_units, 0, memory_order_relaxed);
+	wp_unprotect(p, WP_REPLICATED);
+	for (; r; r = next) {
+		next = r->next;
+		replica_free(c, r);
+	}
+}
+
+dev_addr_t replica_take_locked(struct cache *c, struct cpage *p, int unit)
+{
+	struct replica *r = p->replicas;
+	dev_addr_t a;
+
+	while (r && unit != CACHE_UNIT_ANY && dev_addr_unit(r->addr) != (unsigned int)unit)
+		r = r->next;
+	if (!r)
+		return DEV_ADDR_NONE;
+	pthread_mutex_lock(&c->lru_lock);
+	clist_del(&r->lru);
+	pthread_mutex_unlock(&c->lru_lock);
+	replica_unlink_locked(p, r);
+	a = r->addr;
+	atomic_fetch_sub(&c->nr_unit_replicas[dev_addr_unit(a)], 1);
+	free(r);
+	return a;
+}
+
+size_t rep_evict(struct cache *c, unsigned int unit, size_t want)
+{
+	struct clist *lru = &c->rep_lru[unit];
+	struct replica *victims = NULL, *next;
+	size_t done = 0, scan;
+
+	pthread_mutex_lock(&c->lru_lock);
+	scan = atomic_load(&c->nr_unit_replicas[unit]) + 1;
+	while (done < want && scan-- && !clist_empty(lru)) {
+		struct replica *r = clist_entry(lru->prev, struct replica, lru);
+		struct cpage *p = r->page;
+
+		clist_del(&r->lru);
+		if (!cache_page_trylock(&p->ps)) {
+			clist_add_head(lru, &r->lru);	/* busy: look at it later */
+			continue;
+		}
+		replica_unlink_locked(p, r);
+		cache_page_unlock(&p->ps);
+		r->next = victims;
+		victims = r;
+		done++;
+	}
+	pthread_mutex_unlock(&c->lru_lock);
+	for (; victims; victims = next) {	/* unlinked: no reader finds them */
+		next = victims->next;
+		replica_free(c, victims);
+	}
+	return done;
+}
