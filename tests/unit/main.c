@@ -29,6 +29,7 @@ int main(int argc, char **argv)
 		register_cache_file,
 		register_cache_index,
 		register_cache_migrate,
+		register_cache_replica,
 		register_cache_page,
 		register_device_contract,
 		register_device_cuda,

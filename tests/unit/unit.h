@@ -14,6 +14,7 @@ int register_bounce_pool(void);
 int register_cache_file(void);
 int register_cache_index(void);
 int register_cache_migrate(void);
+int register_cache_replica(void);
 int register_cache_page(void);
 int register_device_contract(void);
 int register_device_cuda(void);
