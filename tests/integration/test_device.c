@@ -37,6 +37,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "fs/hmmfs_ioctl.h"
 #include "tests/integration/harness.h"
@@ -747,6 +748,89 @@ static void three_devices(void)
 	free(f);
 }
 
+/* "%016llx  PATH" as hmmfsctl devop --op xxh64 and xxhsum -H1 print it. */
+static bool hash_line_is(const char *out, uint64_t want)
+{
+	char hex[17];
+
+	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)want);
+	return strncmp(out, hex, 16) == 0 && out[16] == ' ';
+}
+
+/*
+ * Replicas on three devices: the XXH64 computed on each device equals the
+ * one of the bytes read through the mount; a byte written through the
+ * mount leaves its page one copy (the other devices' frames freed); a
+ * device write on device 1 drops the copies on 0 and 2, and its bytes
+ * reach BACKING.
+ */
+static void replicas_on_three_devices(void)
+{
+	char *f = strdup(MNT("rep")), *got = malloc(MiB);
+	struct hmmfs_ioc_devices dv = { .version = HMMFS_IOC_VERSION };
+	struct it_proc p;
+	uint64_t want;
+	int fd;
+
+	backing_file("rep", MiB, 11);
+	fd = IT_REQUIRE_OK(open(f, O_RDONLY));
+	IT_EQ(pread(fd, got, MiB, 0), MiB);
+	want = XXH64(got, MiB, 0);
+	IT_EQ(ctl(&p, (char *[]){ "replicate", "--to", "device:0,device:1,device:2",
+				  f, NULL }), 0);
+	IT_HAS(p.out, "768 replicas made on device:0,device:1,device:2");
+	IT_EQ(ctl(&p, (char *[]){ "residency", f, NULL }), 0);
+	IT_HAS(p.out, "           0      1048576  host+device:0+1+2\n");
+	for (int k = 0; k < 3; k++) {
+		char dev[4];
+
+		snprintf(dev, sizeof(dev), "%d", k);
+		IT_EQ(ctl(&p, (char *[]){ "devop", f, "--op", "xxh64", "--device", dev,
+					  NULL }), 0);
+		IT_TRUE(hash_line_is(p.out, want), "device %d: %s", k, p.out);
+	}
+	/* one byte through the mount: that page keeps its host copy only */
+	close(fd);
+	fd = IT_REQUIRE_OK(open(f, O_WRONLY));
+	IT_EQ(pwrite(fd, "W", 1, 5000), 1);
+	close(fd);
+	IT_EQ(ctl(&p, (char *[]){ "residency", f, "--length", "12K", NULL }), 0);
+	IT_HAS(p.out, "           0         4096  host+device:0+1+2\n"
+		      "        4096         4096  host\n"
+		      "        8192         4096  host+device:0+1+2\n");
+	IT_OK(ioctl(IT_REQUIRE_OK(fd = open(f, O_RDONLY)), HMMFS_IOC_DEVICES, &dv));
+	for (int k = 0; k < 3; k++) {
+		IT_EQ(dv.dev[k].replicas, 255);
+		IT_EQ(dv.dev[k].frames_used, 255);
+		IT_EQ(dv.dev[k].replicas_dropped, 1);
+	}
+	/* a device write on device 1: the others' copies go */
+	IT_EQ(ctl(&p, (char *[]){ "migrate", "--to", "device:1", f, "--offset", "64K",
+				  "--length", "64K", NULL }), 0);
+	IT_EQ(ctl(&p, (char *[]){ "devop", f, "--op", "fill", "--value", "66",
+				  "--offset", "64K", "--length", "64K", NULL }), 0);
+	IT_EQ(ctl(&p, (char *[]){ "residency", f, "--offset", "60K", "--length",
+				  "72K", NULL }), 0);
+	IT_HAS(p.out, "       61440         4096  host+device:0+1+2\n"
+		      "       65536        65536  device:1\n"
+		      "      131072         4096  host+device:0+1+2\n");
+	IT_EQ(ctl(&p, (char *[]){ "sync", f, NULL }), 0);
+	IT_EQ(it_get(BACK("rep"), got, MiB), MiB);
+	IT_EQ(it_first_not(got + 64 * 1024, 64 * 1024, 66), -1);
+	IT_EQ(got[5000], 'W');
+	/* and the devices agree with what the mount now reads */
+	IT_EQ(pread(fd, got, MiB, 0), MiB);
+	want = XXH64(got, MiB, 0);
+	IT_EQ(ctl(&p, (char *[]){ "devop", f, "--op", "xxh64", "--device", "2", NULL }), 0);
+	IT_TRUE(hash_line_is(p.out, want), "after the writes: %s", p.out);
+	IT_EQ(ctl(&p, (char *[]){ "replicate", "--to", "device:3", f, NULL }), 1);
+	IT_HAS(p.err, "no device:3: the mount has 3 devices");
+	IT_EQ(ctl(&p, (char *[]){ "replicate", "--to", "host", f, NULL }), 2);
+	close(fd);
+	free(got);
+	free(f);
+}
+
 /* Rules the daemon enforces on the ioctls themselves. */
 static void ioctl_checks(void)
 {
@@ -1052,6 +1136,8 @@ static const struct it_test tests[] = {
 	  "direct_io,device=hostsim,device_lat=1500ms" },
 	{ "hmmfsctl migrate, residency, devop, stats", hmmfsctl_commands, 0, NULL },
 	{ "hmmfsctl stats FILE", hmmfsctl_file_stats, 0, NULL },
+	{ "replicas on three devices", replicas_on_three_devices, 0,
+	  "device=hostsim,devices=3,device_cache=16M" },
 	{ "three devices", three_devices, 0,
 	  "device=hostsim,devices=3,device_cache=16M,nowriteback_cache,migrate=bounce" },
 	{ "ioctl argument checks", ioctl_checks, 0, NULL },
