@@ -233,6 +233,7 @@ int cache_create(const struct cache_config *cfg, struct cache **out,
 		clist_init(&c->rep_lru[k]);
 	}
 	clist_init(&c->files);
+	pthread_mutex_init(&c->rep_lock, NULL);
 	pthread_mutex_init(&c->files_lock, NULL);
 	clist_init(&c->idle_files);
 	pthread_mutex_init(&c->idle_lock, NULL);
@@ -247,6 +248,7 @@ int cache_create(const struct cache_config *cfg, struct cache **out,
 		free(c->ftab);
 		pthread_mutex_destroy(&c->files_lock);
 		pthread_mutex_destroy(&c->idle_lock);
+		pthread_mutex_destroy(&c->rep_lock);
 		io_engine_close(c->io);
 		goto out_frames;
 	}
@@ -310,6 +312,7 @@ int cache_destroy(struct cache *c)
 	pthread_mutex_destroy(&c->dirty_lock);
 	pthread_mutex_destroy(&c->files_lock);
 	pthread_mutex_destroy(&c->idle_lock);
+	pthread_mutex_destroy(&c->rep_lock);
 	free(c);
 	return lost ? -EIO : 0;
 }

@@ -303,8 +303,10 @@ enum migrate_policy {
  *               lru_lock.
  * @nr_dev_pages: pages on the device tier (atomic); @nr_unit_pages: on
  *               each unit (dev_pages_inc/_dec keep both).
+ * @rep_lock:    guards @rep_lru; a leaf (page removal, which collapses
+ *               replicas, runs with lru_lock held).
  * @rep_lru:     per unit, its replicas (struct replica), oldest at the
- *               tail, the first to go when the unit is full; lru_lock.
+ *               tail, the first to go when the unit is full; @rep_lock.
  * @nr_unit_replicas, @unit_replica_drops: per unit, replicas now, and
  *               replicas dropped (evicted or collapsed) so far (atomic).
  * @files_lock:  guards @files (every cfile, attached or detached), @ftab,
@@ -343,6 +345,7 @@ struct cache {
 	struct clist dev_lru[DEV_MAX_UNITS];
 	_Atomic size_t nr_dev_pages;
 	_Atomic size_t nr_unit_pages[DEV_MAX_UNITS];
+	pthread_mutex_t rep_lock;
 	struct clist rep_lru[DEV_MAX_UNITS];
 	_Atomic size_t nr_unit_replicas[DEV_MAX_UNITS];
 	_Atomic uint64_t unit_replica_drops[DEV_MAX_UNITS];
@@ -460,7 +463,7 @@ void file_touch_mtime(struct cfile *f);
 /* replica.c */
 /**
  * struct replica - a read-only copy of a page on another device unit.
- * @lru:  on cache->rep_lru[unit]; lru_lock.
+ * @lru:  on cache->rep_lru[unit]; cache->rep_lock.
  * @page: the page it copies.
  * @addr: its device frame (never mapped read-write).
  * @next: the page's next replica; page lock.

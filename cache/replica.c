@@ -37,11 +37,13 @@
  * them; device readers of a replica hold the page lock.  Residency reads
  * @rep_units, a relaxed atomic mirror of the chain.
  *
- * Locking: the page lock, then cache->lru_lock for @rep_lru.  Eviction
- * holds lru_lock and only trylocks pages, like dev_lru_evict().  A page
- * under removal holds its lock, so an eviction that sees its replica on
- * the list (lru_lock held) cannot lock it, and the collapse that removal
- * runs needs lru_lock to unlist it: the page outlives the look.
+ * Locking: the page lock, then cache->rep_lock for @rep_lru, a leaf lock
+ * of its own: page removal collapses replicas, and the LRU scans remove
+ * pages with lru_lock held.  Eviction holds rep_lock and only trylocks
+ * pages.  A page under removal holds its lock, so an eviction that sees
+ * its replica on the list (rep_lock held) cannot lock it, and the
+ * collapse that removal runs needs rep_lock to unlist it: the page
+ * outlives the look.
  */
 #include <assert.h>
 #include <errno.h>
@@ -70,7 +72,7 @@ dev_addr_t page_addr_on_unit_locked(const struct cpage *p, unsigned int unit)
 	return DEV_ADDR_NONE;
 }
 
-/* Take @r off @p's chain.  Context: page locked (and lru_lock, or @r off
+/* Take @r off @p's chain.  Context: page locked (and rep_lock, or @r off
  * its list already). */
 static void replica_unlink_locked(struct cpage *p, struct replica *r)
 {
@@ -103,9 +105,9 @@ static void replica_link_locked(struct cache *c, struct cpage *p,
 	unsigned int unit = dev_addr_unit(a);
 
 	*r = (struct replica){ .page = p, .addr = a, .next = p->replicas };
-	pthread_mutex_lock(&c->lru_lock);
+	pthread_mutex_lock(&c->rep_lock);
 	clist_add_head(&c->rep_lru[unit], &r->lru);
-	pthread_mutex_unlock(&c->lru_lock);
+	pthread_mutex_unlock(&c->rep_lock);
 	p->replicas = r;
 	atomic_fetch_or_explicit(&p->rep_units, 1u << unit, memory_order_relaxed);
 	atomic_fetch_add(&c->nr_unit_replicas[unit], 1);
@@ -195,10 +197,10 @@ void page_collapse_locked(struct cpage *p)
 	assert(page_test_locked(&p->ps));
 	if (!r)
 		return;
-	pthread_mutex_lock(&c->lru_lock);
+	pthread_mutex_lock(&c->rep_lock);
 	for (struct replica *x = r; x; x = x->next)
 		clist_del(&x->lru);
-	pthread_mutex_unlock(&c->lru_lock);
+	pthread_mutex_unlock(&c->rep_lock);
 	p->replicas = NULL;
 	atomic_store_explicit(&p->rep_units, 0, memory_order_relaxed);
 	wp_unprotect(p, WP_REPLICATED);
@@ -217,9 +219,9 @@ dev_addr_t replica_take_locked(struct cache *c, struct cpage *p, int unit)
 		r = r->next;
 	if (!r)
 		return DEV_ADDR_NONE;
-	pthread_mutex_lock(&c->lru_lock);
+	pthread_mutex_lock(&c->rep_lock);
 	clist_del(&r->lru);
-	pthread_mutex_unlock(&c->lru_lock);
+	pthread_mutex_unlock(&c->rep_lock);
 	replica_unlink_locked(p, r);
 	a = r->addr;
 	atomic_fetch_sub(&c->nr_unit_replicas[dev_addr_unit(a)], 1);
@@ -233,7 +235,7 @@ size_t rep_evict(struct cache *c, unsigned int unit, size_t want)
 	struct replica *victims = NULL, *next;
 	size_t done = 0, scan;
 
-	pthread_mutex_lock(&c->lru_lock);
+	pthread_mutex_lock(&c->rep_lock);
 	scan = atomic_load(&c->nr_unit_replicas[unit]) + 1;
 	while (done < want && scan-- && !clist_empty(lru)) {
 		struct replica *r = clist_entry(lru->prev, struct replica, lru);
@@ -250,7 +252,7 @@ size_t rep_evict(struct cache *c, unsigned int unit, size_t want)
 		victims = r;
 		done++;
 	}
-	pthread_mutex_unlock(&c->lru_lock);
+	pthread_mutex_unlock(&c->rep_lock);
 	for (; victims; victims = next) {	/* unlinked: no reader finds them */
 		next = victims->next;
 		replica_free(c, victims);

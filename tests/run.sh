@@ -40,7 +40,7 @@ fi
 # that evicts, with promotion on CPU access; the default (uring, large
 # cache, hostsim device) and direct_io always; dedupe at full speed over
 # data that shares pages (-K), alone and with the migrator.
-: "${HMMFSX_CONFIGS=host_cache=64K page_size=64K io_engine=aio io_engine=psync host_cache=0 device=none host_cache=256K/-M,-n,4000 host_cache=256K,device_cache=512K,migrate=promote/-M,-n,4000 ksm=on/-K,-n,8000 ksm=on,host_cache=256K/-K,-M,-n,4000 ksm=on,host_cache=256K,device_cache=512K/-K,-M,-n,4000}"
+: "${HMMFSX_CONFIGS=host_cache=64K page_size=64K io_engine=aio io_engine=psync host_cache=0 device=none host_cache=256K/-M,-n,4000 host_cache=256K,device_cache=512K,migrate=promote/-M,-n,4000 ksm=on/-K,-n,8000 ksm=on,host_cache=256K/-K,-M,-n,4000 ksm=on,host_cache=256K,device_cache=512K/-K,-M,-n,4000 devices=3,host_cache=256K,device_cache=512K/-M,-R,3,-n,4000}"
 export HMMFSX_CONFIGS
 
 run_suite unit "$unit"

@@ -58,6 +58,13 @@
  * for as long as the checkers run, so every operation also meets pages
  * that are on the device or on their way there or back.
  *
+ * With -R N as well, on a mount with N devices (-o devices=N), half of
+ * its calls place pages instead: on device K, as replicas on a random set
+ * of devices, or hash a range on device K.  At the end, with no writer
+ * left, every device's XXH64 of every file must equal the model's: a
+ * device reads the replicas it holds, so a write that left one stale
+ * shows there.
+ *
  * With -D MS, a thread writes "2" to /proc/sys/vm/drop_caches every MS ms
  * for as long as the checkers run (tests/common/dropcaches.c): the kernel
  * forgets every inode no descriptor holds (files between a reopen's close
@@ -95,6 +102,7 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "fs/hmmfs_ioctl.h"
 #include "tests/common/dropcaches.h"
@@ -169,6 +177,7 @@ struct config {
 	bool backing_on_sync;	/* -B: compare BACKINGDIR after each fsync */
 	bool quiet, verbose, keep, inject;
 	bool migrate;		/* -M: a thread migrating random ranges */
+	unsigned devices;	/* -R N: it also replicates over N devices */
 	bool dedupe;		/* -K: data that dedupes, scanner at full speed */
 	unsigned drop_ms;	/* -D: drop the kernel's inodes this often; 0 off */
 };
@@ -1455,6 +1464,61 @@ static void close_files(struct checker *c, bool remove)
 	}
 }
 
+/* ------------------------------------------------------------- replicas */
+
+static _Atomic uint64_t replica_hashes;	/* device hashes that matched */
+
+/* The XXH64 of @path computed on device @k, over as many requests as it
+ * takes.  Return: 0, or -1 with errno. */
+static int device_hash(const char *path, unsigned k, uint64_t size, uint64_t *out)
+{
+	struct hmmfs_ioc_devread d = { .version = HMMFS_IOC_VERSION,
+				       .op = HMMFS_DEVREAD_XXH64,
+				       .flags = HMMFS_DEVREAD_START, .device = k,
+				       .length = size };
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0)
+		return -1;
+	while (!(ret = ioctl(fd, HMMFS_IOC_DEVREAD, &d)) && !d.done) {
+		d.flags = 0;
+		d.length -= d.next - d.offset;
+		d.offset = d.next;
+	}
+	close(fd);
+	*out = d.result;
+	return ret;
+}
+
+/*
+ * At the end of checker @c's run, none of its files being written any
+ * more: each device's hash of each file must be the model's.  A device
+ * reads the replicas it holds, so a write that did not collapse one
+ * shows here (the migrator still places pages meanwhile, which changes
+ * no byte).
+ */
+static enum step check_replicas(struct checker *c)
+{
+	for (unsigned i = 0; i < c->nfiles; i++) {
+		struct test_file *f = &c->files[i];
+		uint64_t want = XXH64(f->data, f->size, 0), got;
+
+		for (unsigned k = 0; k < cfg.devices; k++) {
+			if (device_hash(f->path, k, f->size, &got))
+				return fail_errno(c, f, "hash on a device", errno);
+			if (got != want) {
+				fprintf(stderr, "hmmfsx: FAILED: %s: device %u hashes "
+					"%016llx, the model %016llx (a stale replica?)\n",
+					f->name, k, (unsigned long long)got,
+					(unsigned long long)want);
+				return STEP_FAIL;
+			}
+			atomic_fetch_add(&replica_hashes, 1);
+		}
+	}
+	return STEP_OK;
+}
+
 static enum step run_checker(struct checker *c)
 {
 	enum step s = create_files(c);
@@ -1463,6 +1527,8 @@ static enum step run_checker(struct checker *c)
 		s = run_ops(c);
 	if (s == STEP_OK && !atomic_load(&any_failed))
 		s = finish(c);
+	if (s == STEP_OK && cfg.devices)
+		s = check_replicas(c);
 	close_files(c, s == STEP_OK && !cfg.keep);
 	return s;
 }
@@ -1543,7 +1609,7 @@ static void usage(FILE *out)
 	fprintf(out,
 "usage: hmmfsx [-s SEED] [-n OPS | -t SECONDS] [-f NFILES] [-l MAXLEN]\n"
 "              [-o MAXOPLEN] [-i VERIFY] [-j THREADS] [-b BACKINGDIR]\n"
-"              [-B] [-k] [-q] [-v] [-M] [-K] [-D MS] [-X] DIR\n"
+"              [-B] [-k] [-q] [-v] [-M [-R N]] [-K] [-D MS] [-X] DIR\n"
 "\n"
 "fsx-style data-integrity checker: random reads, writes, mmap, truncate,\n"
 "fallocate, fsync, reopen, fadvise and O_DIRECT on NFILES files in DIR,\n"
@@ -1563,6 +1629,9 @@ static void usage(FILE *out)
 "  -q             quiet: only the summary line and failures\n"
 "  -v             log every operation\n"
 "  -M             migrate random ranges between host and device meanwhile\n"
+"  -R N           with -M, on a mount with N devices: also to device K,\n"
+"                 replicas on random devices, hashes on a device; at the\n"
+"                 end each device's XXH64 of each file must match the model\n"
 "  -K             dedupe stress: data of repeated bytes, scanner at full speed\n"
 "  -D, --drop-caches MS\n"
 "                 echo 2 > /proc/sys/vm/drop_caches every MS ms meanwhile\n"
@@ -1643,6 +1712,7 @@ static bool parse_option(int opt, const char *arg, bool *seeded)
 	case 'v': cfg.verbose = true; return true;
 	case 'X': cfg.inject = true; return true;
 	case 'M': cfg.migrate = true; return true;
+	case 'R': return parse_unsigned(arg, &cfg.devices, 1, HMMFS_MAX_DEVICES);
 	case 'K': cfg.dedupe = true; return true;
 	case 'D': return parse_unsigned(arg, &cfg.drop_ms, 0, 3600000);
 	default: return false;
@@ -1668,7 +1738,7 @@ static void parse_args(int argc, char **argv)
 	bool seeded = false;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "s:n:t:f:l:o:i:j:b:BkqvMKD:Xh",
+	while ((opt = getopt_long(argc, argv, "s:n:t:f:l:o:i:j:b:BkqvMR:KD:Xh",
 				  longopts, NULL)) != -1) {
 		if (opt == 'h') {
 			usage(stdout);
@@ -1687,6 +1757,10 @@ static void parse_args(int argc, char **argv)
 		exit(2);
 	}
 	cfg.dir = argv[optind];
+	if (cfg.devices && !cfg.migrate) {
+		fprintf(stderr, "hmmfsx: -R needs -M\n");
+		exit(2);
+	}
 	if (cfg.backing_on_sync && !cfg.backing) {
 		fprintf(stderr, "hmmfsx: -B needs -b BACKINGDIR\n");
 		exit(2);
@@ -1751,10 +1825,49 @@ static void print_start(void)
 struct migrator {
 	pthread_t tid;
 	atomic_bool stop;
-	uint64_t moved[2], calls, refused;
+	uint64_t moved[2], calls, refused, replicas, hashes;
 	struct rng rng;
 	struct checker *cs;
 };
+
+/*
+ * With -R: one of the device-placement calls on @fd instead of a plain
+ * migration: to device K, replicas on a random set of devices, or a hash
+ * of a range on device K (its value is only checked at the end, when no
+ * writer runs).  Return: 0, or -1 with errno.
+ */
+static int placement_call(struct migrator *m, int fd, uint64_t off, uint64_t len)
+{
+	unsigned k = (unsigned)(rng_next(&m->rng) % cfg.devices);
+	struct hmmfs_ioc_migrate mg = { .version = HMMFS_IOC_VERSION,
+					.to = HMMFS_TO_DEVICE_UNIT(k),
+					.offset = off, .length = len };
+	struct hmmfs_ioc_replicate rp = { .version = HMMFS_IOC_VERSION,
+					  .offset = off, .length = len };
+	struct hmmfs_ioc_devread dr = { .version = HMMFS_IOC_VERSION,
+					.op = HMMFS_DEVREAD_XXH64,
+					.flags = HMMFS_DEVREAD_START, .device = k,
+					.offset = off, .length = len };
+
+	switch (rng_next(&m->rng) % 3) {
+	case 0:
+		if (ioctl(fd, HMMFS_IOC_MIGRATE, &mg))
+			return -1;
+		m->moved[1] += mg.moved;
+		return 0;
+	case 1:
+		rp.units = 1 + (uint32_t)(rng_next(&m->rng) % ((1u << cfg.devices) - 1));
+		if (ioctl(fd, HMMFS_IOC_REPLICATE, &rp))
+			return -1;
+		m->replicas += rp.copies;
+		return 0;
+	default:
+		if (ioctl(fd, HMMFS_IOC_DEVREAD, &dr))
+			return -1;
+		m->hashes++;
+		return 0;
+	}
+}
 
 /*
  * Move a random range of a random file to the device or back, until told
@@ -1783,7 +1896,16 @@ static void *migrator_thread(void *arg)
 				      O_RDONLY | O_CLOEXEC);
 		if (fds[i] < 0)
 			continue;
-		if (ioctl(fds[i], HMMFS_IOC_MIGRATE, &mg) == 0) {
+		if (cfg.devices && rng_next(&m->rng) % 2) {
+			if (placement_call(m, fds[i], mg.offset, mg.length) < 0) {
+				if (errno == ENOTTY || errno == ENODEV) {
+					note("migrator: %s: not an hmmfs mount with "
+					     "devices\n", strerror(errno));
+					break;
+				}
+				m->refused++;	/* past EOF, device full */
+			}
+		} else if (ioctl(fds[i], HMMFS_IOC_MIGRATE, &mg) == 0) {
 			m->moved[mg.to] += mg.moved;
 		} else if (errno == ENOTTY || errno == ENODEV) {
 			note("migrator: %s: not an hmmfs mount with a device tier\n",
@@ -1878,9 +2000,13 @@ int main(int argc, char **argv)
 		atomic_store(&mig.stop, true);
 		pthread_join(mig.tid, NULL);
 		printf("hmmfsx: migrator: %" PRIu64 " calls, %" PRIu64 " pages to the "
-		       "device, %" PRIu64 " to the host, %" PRIu64 " refused\n",
-		       mig.calls, mig.moved[1], mig.moved[0], mig.refused);
+		       "device, %" PRIu64 " to the host, %" PRIu64 " replicas, %" PRIu64
+		       " hashes, %" PRIu64 " refused\n", mig.calls, mig.moved[1],
+		       mig.moved[0], mig.replicas, mig.hashes, mig.refused);
 	}
+	if (ok && cfg.devices)
+		printf("hmmfsx: replicas: %" PRIu64 " device hashes matched the model\n",
+		       atomic_load(&replica_hashes));
 	if (dropper.running) {
 		dropcaches_stop(&dropper);
 		printf("hmmfsx: drop_caches: %" PRIu64 " drops (every %u ms, and "

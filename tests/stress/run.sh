@@ -3,11 +3,13 @@
 # background migrations, the dedupe scanner at full rate, checked data,
 # bounded memory.
 #
-# Mounts "$HMMFS BACKING MNT -f -o $STRESS_OPTS" (default a 8 MiB host
-# cache, a 64 MiB hostsim device, so pages move between the tiers all the
-# time, and ksm=on), runs hmmfsx with THREADS (default 64) checkers, 2
-# files each of up to 1 MiB each, doing reads, writes, truncates,
-# fallocates, renames, mmap and O_DIRECT I/O, with its migrator (-M) and
+# Mounts "$HMMFS BACKING MNT -f -o $STRESS_OPTS,devices=$STRESS_DEVICES"
+# (default a 8 MiB host cache, three 64 MiB hostsim devices, so pages move
+# between the tiers all the time, and ksm=on), runs hmmfsx with THREADS
+# (default 64) checkers, 2 files each of up to 1 MiB each, doing reads,
+# writes, truncates, fallocates, renames, mmap and O_DIRECT I/O, with its
+# migrator (-M; with several devices -R: placement on each device,
+# replicas, device hashes checked at the end) and
 # dedupe stress (-K: data that merges, the scanner at full speed) for
 # SECONDS (default 15; the long mode is one command: tests/stress/run.sh
 # -t 3600), with the kernel's inodes dropped (echo 2 >
@@ -44,7 +46,10 @@ done
 here=$(cd "$(dirname "$0")" && pwd)
 fsx=${BUILD:-$here/../../build}/tests/hmmfsx
 race=${BUILD:-$here/../../build}/tests/hmmfsrace
-opts=${STRESS_OPTS:-host_cache=8M,device_cache=64M,ksm=on}
+devices=${STRESS_DEVICES:-3}
+opts=${STRESS_OPTS:-host_cache=8M,device_cache=64M,ksm=on},devices=$devices
+replicas=()
+[ "$devices" -gt 1 ] && replicas=(-R "$devices")
 overhead_mb=${STRESS_OVERHEAD_MB:-96}
 drop_ms=${STRESS_DROP_MS:-100}
 if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/fuse ]; then
@@ -73,8 +78,9 @@ for _ in $(seq 100); do
 done
 grep -q " $work/m " /proc/self/mounts || { echo "stress: no mount"; cat "$work/daemon.log"; exit 1; }
 
-echo "stress: $threads threads, -M -K -D $drop_ms, $secs s, -o $opts"
-timeout $((secs + 60)) "$fsx" -q -j "$threads" -f $((threads * 2)) -l 1m -o 64k -M -K -D "$drop_ms" -t "$secs" \
+echo "stress: $threads threads, -M ${replicas[*]} -K -D $drop_ms, $secs s, -o $opts"
+timeout $((secs + 60)) "$fsx" -q -j "$threads" -f $((threads * 2)) -l 1m -o 64k -M "${replicas[@]}" -K \
+	-D "$drop_ms" -t "$secs" \
 	-b "$work/b" "$work/m" &
 checker=$!
 mkdir "$work/m/race"
