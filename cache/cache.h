@@ -52,6 +52,8 @@ struct cfile;
  * @device_cache:    device memory budget in bytes.
  * @device_bw, @device_lat_ns, @gpu: passed to the backend (device.h).
  * @devices:         how many devices (hostsim), each with @device_cache.
+ * @device_no_peer:  copies between devices through host memory, even
+ *                   where the backend has a peer path.
  * @migrate:         "bounce", "promote" or "adaptive" (NULL: adaptive).
  * @device_copy:     "auto", "sync" or "async" (NULL: auto): see
  *                   dev_copy_batch() in device/device.h.
@@ -91,6 +93,7 @@ struct cache_config {
 	uint64_t device_bw;
 	uint64_t device_lat_ns;
 	unsigned int devices;
+	bool device_no_peer;
 	int gpu;
 	const char *migrate;
 	const char *device_copy;
@@ -290,6 +293,7 @@ struct cache_device_stats {
 	uint64_t pages, frames, frames_used, frames_hwm;
 	uint64_t copies_in, copies_out, faults;
 	uint64_t replicas, replicas_dropped;
+	uint64_t peer_in, staged_in;
 };
 
 /* Device units of the tier (0: none, at most CACHE_MAX_DEVICES); @st

@@ -325,13 +325,15 @@ static void devices_print_json(const struct hmmfs_ioc_devices *d)
 
 		printf("%s{\"id\":%u,\"pages\":%llu,\"frames\":%llu,\"frames_used\":%llu,"
 		       "\"frames_hwm\":%llu,\"copies_in\":%llu,\"copies_out\":%llu,"
-		       "\"faults\":%llu,\"replicas\":%llu,\"replicas_dropped\":%llu}",
+		       "\"faults\":%llu,\"replicas\":%llu,\"replicas_dropped\":%llu,"
+		       "\"peer_in\":%llu,\"staged_in\":%llu}",
 		       k ? "," : "", k, (unsigned long long)x->pages,
 		       (unsigned long long)x->frames, (unsigned long long)x->frames_used,
 		       (unsigned long long)x->frames_hwm, (unsigned long long)x->copies_in,
 		       (unsigned long long)x->copies_out, (unsigned long long)x->faults,
 		       (unsigned long long)x->replicas,
-		       (unsigned long long)x->replicas_dropped);
+		       (unsigned long long)x->replicas_dropped,
+		       (unsigned long long)x->peer_in, (unsigned long long)x->staged_in);
 	}
 	printf("]");
 }
@@ -347,11 +349,13 @@ static void devices_print_text(const struct hmmfs_ioc_devices *d, uint64_t ps)
 
 		snprintf(name, sizeof(name), "device %u", k);
 		printf("%-12s cached %s (%llu pages, %llu replicas; frames %llu of %llu "
-		       "in use), copies in %llu, out %llu, faults %llu, replicas "
-		       "dropped %llu\n", name, human(x->pages * ps, a),
+		       "in use), copies in %llu (from devices: peer %llu, via host "
+		       "%llu), out %llu, faults %llu, replicas dropped %llu\n", name,
+		       human(x->pages * ps, a),
 		       (unsigned long long)x->pages, (unsigned long long)x->replicas,
 		       (unsigned long long)x->frames_used, (unsigned long long)x->frames,
-		       (unsigned long long)x->copies_in, (unsigned long long)x->copies_out,
+		       (unsigned long long)x->copies_in, (unsigned long long)x->peer_in,
+		       (unsigned long long)x->staged_in, (unsigned long long)x->copies_out,
 		       (unsigned long long)x->faults,
 		       (unsigned long long)x->replicas_dropped);
 	}

@@ -624,6 +624,8 @@ void dev_unit_stats(const struct device *d, unsigned int k,
 	st->copies_in = atomic_load_explicit(&u->copies_in, memory_order_relaxed);
 	st->copies_out = atomic_load_explicit(&u->copies_out, memory_order_relaxed);
 	st->faults = atomic_load_explicit(&u->faults, memory_order_relaxed);
+	st->peer_in = atomic_load_explicit(&u->peer_in, memory_order_relaxed);
+	st->staged_in = atomic_load_explicit(&u->staged_in, memory_order_relaxed);
 }
 
 bool dev_lost(const struct device *d)
@@ -768,10 +770,10 @@ int dev_copy_to_host(struct device *d, void *dst, dev_addr_t src, size_t len,
 }
 
 /*
- * A copy from one unit to another, through host memory (no peer path
- * yet), done before returning: the staging buffer must outlive it.
+ * A copy from one unit to another through host memory, done before
+ * returning: the staging buffer must outlive it.
  */
-static int copy_across(struct dev_unit *to, dev_addr_t dst, struct dev_unit *from,
+static int copy_staged(struct dev_unit *to, dev_addr_t dst, struct dev_unit *from,
 		       dev_addr_t src, size_t len)
 {
 	struct dev_fence f = DEV_FENCE_INIT;
@@ -792,6 +794,32 @@ static int copy_across(struct dev_unit *to, dev_addr_t dst, struct dev_unit *fro
 	if (!ret) {
 		atomic_fetch_add_explicit(&from->copies_out, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&to->copies_in, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&to->staged_in, 1, memory_order_relaxed);
+	}
+	return ret;
+}
+
+/*
+ * A copy between units: queued on @f by the backend's peer path where
+ * there is one, else staged through the host (and done on return).
+ */
+static int copy_across(struct dev_unit *to, dev_addr_t dst, struct dev_unit *from,
+		       dev_addr_t src, size_t len, struct dev_fence *f)
+{
+	int ret;
+
+	if (!to->ops->copy_peer || to->cfg.no_peer || to->ops != from->ops)
+		return copy_staged(to, dst, from, src, len);
+	if (!dev_range_ok(to, dst, len) || !dev_range_ok(from, src, len))
+		return -EINVAL;
+	ret = dev_lost_err(to) ?: dev_lost_err(from);
+	if (!ret)
+		ret = to->ops->copy_peer(to, dst, from, src, len, f);
+	if (!ret) {
+		fence_note(f, to);
+		atomic_fetch_add_explicit(&from->copies_out, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&to->copies_in, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&to->peer_in, 1, memory_order_relaxed);
 	}
 	return ret;
 }
@@ -806,7 +834,7 @@ int dev_copy_on_device(struct device *d, dev_addr_t dst, dev_addr_t src,
 		return -EINVAL;
 	if (to != from)
 		return copy_across(to, dev_addr_offset(dst), from,
-				   dev_addr_offset(src), len);
+				   dev_addr_offset(src), len, f);
 	ret = unit_copy_on_device(to, dev_addr_offset(dst), dev_addr_offset(src),
 				  len, f);
 	if (!ret) {
@@ -963,12 +991,15 @@ int dev_copy_batch(struct device *d, const struct dev_copy *cp, size_t n)
 	}
 	for (size_t i = 0; i < n && !ret && done < n; i++) {
 		struct dev_unit *to = unit_of(d, cp[i].dst), *from = unit_of(d, cp[i].src);
+		struct dev_fence f = DEV_FENCE_INIT;
 
 		if (cp[i].dir != DEV_D2D || to == from)
 			continue;
 		ret = to && from ? copy_across(to, dev_addr_offset(cp[i].dst), from,
-					       dev_addr_offset(cp[i].src), cp[i].len)
+					       dev_addr_offset(cp[i].src), cp[i].len, &f)
 				 : -EINVAL;
+		if (!ret && atomic_load(&f.units))
+			ret = dev_fence_wait(d, &f);
 		done++;
 	}
 	if (!ret && done < n)

@@ -66,6 +66,8 @@ struct device;
  * @bw:         hostsim: copy bandwidth model in bytes/s (0: unlimited).
  * @lat_ns:     hostsim: latency added to each queued operation.
  * @units:      how many devices (0 or 1: one); each gets @mem_bytes.
+ * @no_peer:    copies between units always go through host memory, even
+ *              where the backend has a peer path (-o device_peer=off).
  * @gpu:        cuda: the GPU ordinal of unit 0; unit k takes @gpus[k]
  *              when @units > 1.
  * @cancelled:  asked by a thread waiting out a modelled delay (hostsim):
@@ -80,6 +82,7 @@ struct device_config {
 	uint64_t bw;
 	uint64_t lat_ns;
 	unsigned int units;
+	bool no_peer;
 	int gpu;
 	int gpus[DEV_MAX_UNITS];
 	bool (*cancelled)(void *arg);
@@ -215,6 +218,14 @@ struct dev_ops {
 	int (*xxh64)(struct dev_unit *d, const struct dev_span *sp, size_t n,
 		     void *xxh64_state, struct dev_fence *f);
 	/*
+	 * Queue a peer copy from unit @from (same backend) to unit @d, on
+	 * @d's engine: no staging in host memory.  Not required: without it
+	 * (or with device_config.no_peer) copies between units go through a
+	 * host buffer.
+	 */
+	int (*copy_peer)(struct dev_unit *d, dev_addr_t dst, struct dev_unit *from,
+			 dev_addr_t src, size_t len, struct dev_fence *f);
+	/*
 	 * Wait for every operation queued on @f.  Required.  Return: the
 	 * fence's first error (a lost device: -ENODEV; a bad address: -EFAULT
 	 * must never happen, since device.c checks addresses).
@@ -268,6 +279,8 @@ struct dev_path_cost {
  *             other path every DEV_PATH_PROBE-th time, to keep learning).
  * @path:      DEV_PATH_AUTO, or the path every batch takes (-o device_copy).
  * @copies_in, @copies_out, @faults: counters for dev_unit_stats().
+ * @peer_in, @staged_in: of @copies_in, those from another unit, by the
+ *             peer path or through host memory.
  */
 struct dev_unit {
 	const struct dev_ops *ops;
@@ -286,6 +299,7 @@ struct dev_unit {
 	_Atomic uint64_t choices;
 	enum dev_copy_path path;
 	_Atomic uint64_t copies_in, copies_out, faults;
+	_Atomic uint64_t peer_in, staged_in;
 };
 
 /**
@@ -302,6 +316,7 @@ struct device {
 struct dev_unit_stats {
 	uint64_t frames, frames_used, frames_hwm;
 	uint64_t copies_in, copies_out, faults;
+	uint64_t peer_in, staged_in;
 };
 
 extern const struct dev_ops dev_hostsim_ops;

@@ -385,6 +385,22 @@ static int hostsim_compare(struct dev_unit *d, dev_addr_t a, dev_addr_t b,
 	return hostsim_queue(d, &o);
 }
 
+/*
+ * The peer path: every unit's memory is in this process, so the engine
+ * of @d copies straight from @from's arena, charged like any copy.
+ */
+static int hostsim_copy_peer(struct dev_unit *d, dev_addr_t dst,
+			     struct dev_unit *from, dev_addr_t src, size_t len,
+			     struct dev_fence *f)
+{
+	struct hostsim *peer = from->priv;
+	struct hs_op o = { .kind = HS_COPY, .len = len, .fence = f,
+			   .cp = { .dir = DEV_H2D, .host = peer->mem + src,
+				   .dst = dst, .len = len } };
+
+	return hostsim_queue(d, &o);
+}
+
 /* The read-only hash pass runs in the engine, charged as one read. */
 static int hostsim_xxh64(struct dev_unit *d, const struct dev_span *sp, size_t n,
 			 void *state, struct dev_fence *f)
@@ -428,5 +444,6 @@ const struct dev_ops dev_hostsim_ops = {
 	.compute	= hostsim_compute,
 	.compare	= hostsim_compare,
 	.xxh64		= hostsim_xxh64,
+	.copy_peer	= hostsim_copy_peer,
 	.fence_wait	= hostsim_fence_wait,
 };

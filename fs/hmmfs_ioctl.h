@@ -316,7 +316,9 @@ struct hmmfs_ioc_file_stats {
  *          and out of it (each queued copy counts once, whatever its
  *          size), device write faults taken there, @replicas held there
  *          now, and @replicas_dropped so far (collapsed by a write or
- *          evicted for room).
+ *          evicted for room); of the copies in, those from another
+ *          device by the peer path (@peer_in) or through host memory
+ *          (@staged_in).
  * From any file or directory of the mount; ENODEV without a cache.
  */
 #define HMMFS_MAX_DEVICES 8
@@ -327,6 +329,7 @@ struct hmmfs_ioc_device {
 	uint64_t copies_in, copies_out;
 	uint64_t faults;
 	uint64_t replicas, replicas_dropped;
+	uint64_t peer_in, staged_in;
 };
 
 struct hmmfs_ioc_devices {

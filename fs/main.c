@@ -271,6 +271,7 @@ static int cache_setup(struct hmmfs *fs, const struct hmmfs_opts *o,
 		.device_lat_ns = o->device_lat_us * 1000,
 		.gpu = (int)o->gpu,
 		.devices = o->devices,
+		.device_no_peer = !strcmp(o->device_peer, "off"),
 		.migrate = o->migrate,
 		.device_copy = o->device_copy,
 		.bounce_buffers = o->bounce_buffers ? o->bounce_buffers :

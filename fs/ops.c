@@ -2730,6 +2730,7 @@ static int ioctl_devices(fuse_req_t req, size_t out_sz)
 			.copies_in = st.copies_in, .copies_out = st.copies_out,
 			.faults = st.faults, .replicas = st.replicas,
 			.replicas_dropped = st.replicas_dropped,
+			.peer_in = st.peer_in, .staged_in = st.staged_in,
 		};
 	}
 	fuse_reply_ioctl(req, 0, &r, sizeof(r));

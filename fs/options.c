@@ -106,6 +106,8 @@ static const struct opt_desc opt_table[] = {
 	  "=N      hostsim: N devices, each with its own device_cache (default 1)" },
 	{ "gpu", OPT_UINT, FIELD(gpu), 0, 255,
 	  "=N      cuda: the GPU to use (default 0)" },
+	{ "device_peer", OPT_CHOICE, FIELD(device_peer), 0, 0,
+	  "=on|off   copies between devices by the peer path where the backend has one (default on)" },
 	{ "device_copy", OPT_CHOICE, FIELD(device_copy), 0, 0,
 	  "=auto|sync|async   CPU access to device pages copies in the caller, by the device's engine, or the cheaper way (default auto)" },
 	{ "migrate", OPT_CHOICE, FIELD(migrate), 0, 0,
@@ -225,6 +227,7 @@ static void opts_set_defaults(struct hmmfs_opts *o)
 	o->devices = 1;
 	strcpy(o->migrate, "adaptive");
 	strcpy(o->device_copy, "auto");
+	strcpy(o->device_peer, "on");
 	o->bounce_buffers = 0;	/* main.c: 16 MiB of buffers, at least 512 */
 	strcpy(o->ksm, "off");
 	strcpy(o->ksm_scope, "uid");
@@ -284,6 +287,7 @@ static const struct {
 	{ "device", "hostsim|cuda|none" },
 	{ "migrate", "bounce|promote|adaptive" },
 	{ "device_copy", "auto|sync|async" },
+	{ "device_peer", "on|off" },
 	{ "ksm", "on|off" },
 	{ "ksm_scope", "uid|all" },
 };

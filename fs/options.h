@@ -63,6 +63,7 @@
  * @device_copy:      "auto", "sync" or "async": how reads and writes of
  *                    device pages run their copies (device.h).
  * @devices:          hostsim: how many devices (1..8).
+ * @device_peer:      "on" or "off": copies between devices by the peer path.
  * @gpu:              cuda: GPU ordinal.
  * @migrate:          "bounce", "promote" or "adaptive".
  * @bounce_buffers:   bounce buffers (one page each).
@@ -115,6 +116,7 @@ struct hmmfs_opts {
 	unsigned int devices;
 	unsigned int gpu;
 	char device_copy[16];
+	char device_peer[8];
 	char migrate[16];
 	unsigned int bounce_buffers;
 	char ksm[16];

@@ -465,11 +465,29 @@ static void test_units(void)
 	CU_ASSERT(st.copies_out >= 2);	/* to unit 0, to unit 1 */
 	dev_unit_stats(d, 0, &st);
 	CU_ASSERT_EQUAL(st.copies_in, 1);
+	CU_ASSERT_EQUAL(st.peer_in, 1);	/* hostsim has a peer path */
+	CU_ASSERT_EQUAL(st.staged_in, 0);
 	dev_frame_free(d, a0);
 	dev_frame_free(d, a2);
 	dev_frame_free(d, b1);
 	CU_ASSERT_EQUAL(dev_frames_used(d), 0);
 	dev_close(d);
+	/* without the peer path: through host memory, the same bytes */
+	cfg.no_peer = true;
+	CU_ASSERT_EQUAL_FATAL(dev_open(&cfg, &d, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(dev_frame_alloc_on(d, 0, &a0), 0);
+	CU_ASSERT_EQUAL(dev_frame_alloc_on(d, 2, &a2), 0);
+	CU_ASSERT_EQUAL(dev_copy_to_device(d, a2, src, FS, &f), 0);
+	CU_ASSERT_EQUAL(dev_copy_on_device(d, a0, a2, FS, &f), 0);
+	CU_ASSERT_EQUAL(dev_fence_wait(d, &f), 0);
+	CU_ASSERT_EQUAL(dev_copy_to_host(d, got[0], a0, FS, &f), 0);
+	CU_ASSERT_EQUAL(dev_fence_wait(d, &f), 0);
+	CU_ASSERT_EQUAL(memcmp(got[0], src, FS), 0);
+	dev_unit_stats(d, 0, &st);
+	CU_ASSERT_EQUAL(st.peer_in, 0);
+	CU_ASSERT_EQUAL(st.staged_in, 1);
+	dev_close(d);
+	cfg.no_peer = false;
 	cfg.units = DEV_MAX_UNITS + 1;
 	CU_ASSERT_EQUAL(dev_open(&cfg, &d, err, sizeof(err)), -EINVAL);
 }
