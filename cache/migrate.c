@@ -62,6 +62,7 @@
 #include <xxhash.h>
 
 #include "cache/cache_int.h"
+#include "cache/racy.h"
 #include "cache/rcu.h"
 
 #define THRASH_WINDOW_MS 2000
@@ -254,36 +255,22 @@ static int pages_move_shared_locked(struct cache *c, struct cpage **pp,
 }
 
 /*
- * Device page @p moves to unit @unit: a copy between units (through the
- * host: device.c), then the address switches under lru_lock; readers that
- * saw the old one finish before its frame goes (deferred free).  Dirty
- * pages move dirty, a page the device maps read-write stays so.
- * Context: page locked, on the device, not shared, not under writeback.
- * Return: 1 moved, 0 if @unit is full, -errno.
+ * Device page @p now lives at @to on another unit, its bytes copied there
+ * (or a replica there taken): switch the address under lru_lock; readers
+ * that saw the old one finish before its frame goes (deferred free), as
+ * after a migration.  Dirty pages stay dirty, a page the device maps
+ * read-write stays so.  Context: page locked.
  */
-static int page_to_unit_locked(struct cache *c, struct cpage *p, unsigned int unit)
+static void page_unit_switch_locked(struct cache *c, struct cpage *p, dev_addr_t to)
 {
-	dev_addr_t old = page_daddr(p), to = replica_take_locked(c, p, (int)unit);
-	struct dev_fence fence = DEV_FENCE_INIT;
-	int ret, r;
+	dev_addr_t old = page_daddr(p);
 
-	if (to == DEV_ADDR_NONE) {	/* no replica there to take: copy */
-		ret = dev_frame_get(c, (int)unit, &to, 1);
-		if (ret)
-			return ret == -ENOSPC ? 0 : ret;
-		ret = dev_copy_on_device(c->dev, to, old, c->cfg.page_size, &fence);
-		r = dev_fence_wait(c->dev, &fence);
-		if (ret || r) {
-			dev_frame_free(c->dev, to);
-			return ret ? ret : r;
-		}
-	}
 	if (page_test_dev_rw(&p->ps))
 		dev_protect(c->dev, to, true);
 	pthread_mutex_lock(&c->lru_lock);
 	atomic_store_explicit(&p->daddr, to, memory_order_release);
 	clist_del(&p->lru);
-	clist_add_head(&c->dev_lru[unit], &p->lru);
+	clist_add_head(&c->dev_lru[dev_addr_unit(to)], &p->lru);
 	dev_pages_dec(c, old);
 	dev_pages_inc(c, to);
 	pthread_mutex_unlock(&c->lru_lock);
@@ -292,30 +279,71 @@ static int page_to_unit_locked(struct cache *c, struct cpage *p, unsigned int un
 	atomic_fetch_add_explicit(&p->file->ctr.migrations_to_device, 1,
 				  memory_order_relaxed);
 	ctr_inc(c, migrations_to_device, 1);
-	return 1;
 }
 
-/* The device pages of @pp on other units than @unit move there. */
+/* May device page @p move to @unit?  Context: page locked. */
+static bool page_may_change_unit(const struct cpage *p, unsigned int unit)
+{
+	uint32_t s = page_flags(&((struct cpage *)p)->ps);
+
+	return (s & PG_BIT(PG_device)) && dev_addr_unit(page_daddr(p)) != unit &&
+	       !(s & (PG_BIT(PG_shared) | PG_BIT(PG_writeback)));
+}
+
+/*
+ * The device pages of @pp on other units than @unit move there: a
+ * replica already there is taken as the page, the rest are copied in one
+ * batch (device.c: the peer path, or staged through the host).  A full
+ * unit stops it.  Return: pages moved, or -errno if none moved.
+ */
 static int pages_to_unit_locked(struct cache *c, struct cpage **pp, size_t n,
 				unsigned int unit)
 {
+	dev_addr_t *to = malloc(n * sizeof(*to));
+	struct dev_copy *cps = malloc(n * sizeof(*cps));
+	size_t ncp = 0;
 	int moved = 0, ret = 0;
 
-	for (size_t i = 0; i < n && !ret; i++) {
+	if (!to || !cps) {
+		free(to);
+		free(cps);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
 		struct cpage *p = pp[i];
 
-		if (!page_test_device(&p->ps) || dev_addr_unit(page_daddr(p)) == unit ||
-		    page_flags(&p->ps) & (PG_BIT(PG_shared) | PG_BIT(PG_writeback)))
+		to[i] = DEV_ADDR_NONE;
+		if (ret || !page_may_change_unit(p, unit))
 			continue;
-		ret = page_to_unit_locked(c, p, unit);
-		if (ret == 1) {
-			moved++;
-			ret = 0;
-		} else if (ret == 0) {
-			break;	/* the unit is full */
+		to[i] = replica_take_locked(c, p, (int)unit);
+		if (to[i] != DEV_ADDR_NONE)
+			continue;	/* no copy needed */
+		ret = dev_frame_get(c, (int)unit, &to[i], n - i);
+		if (ret) {
+			to[i] = DEV_ADDR_NONE;
+			continue;	/* full: the rest stay */
 		}
+		cps[ncp++] = (struct dev_copy){ .dir = DEV_D2D, .dst = to[i],
+						.src = page_daddr(p),
+						.len = c->cfg.page_size };
 	}
-	return moved ? moved : ret;
+	if (ncp && (ret = dev_copy_batch(c->dev, cps, ncp)) != 0 && ret != -ENOSPC) {
+		for (size_t i = 0; i < n; i++)	/* the copies may be partial */
+			if (to[i] != DEV_ADDR_NONE)
+				dev_frame_free(c->dev, to[i]);
+		free(to);
+		free(cps);
+		return ret == -ENODEV ? -EIO : ret;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (to[i] == DEV_ADDR_NONE)
+			continue;
+		page_unit_switch_locked(c, pp[i], to[i]);
+		moved++;
+	}
+	free(to);
+	free(cps);
+	return moved ? moved : (ret == -ENOSPC ? 0 : ret);
 }
 
 /*
@@ -1055,25 +1083,31 @@ static void xxh64_zeros(struct cache_xxh64 *h, off_t to)
 }
 
 /*
- * Bytes [@from, @from + @n) of @p, which has no copy on the unit asked
- * (a page dedupe shares is not replicated), read by the CPU where they
- * are.  Context: page locked.
+ * One piece of a chunk's hash, planned with the pages locked and fed
+ * with them unlocked: a span on the device (XXH64_DEV), bytes the CPU
+ * reads from a host frame (XXH64_HOST) or from a device page on another
+ * unit (XXH64_DEVCPU: a page dedupe shares is not replicated), or zeros.
  */
-static int xxh64_page_cpu_locked(struct cache *c, struct cpage *p, size_t from,
-				 size_t n, struct cache_xxh64 *h)
+enum xxh64_kind { XXH64_DEV, XXH64_HOST, XXH64_DEVCPU, XXH64_ZEROS };
+
+struct xxh64_piece {
+	enum xxh64_kind kind;
+	dev_addr_t addr;	/* DEV, DEVCPU */
+	const char *host;	/* HOST */
+	size_t len;
+};
+
+/* Bytes of a device page on another unit, through a host copy. */
+static int xxh64_devcpu(struct cache *c, dev_addr_t a, size_t n,
+			struct cache_xxh64 *h)
 {
 	struct dev_fence f = DEV_FENCE_INIT;
-	char *buf;
+	char *buf = malloc(n);
 	int ret, r;
 
-	if (!page_test_device(&p->ps)) {
-		XXH64_update(h->st, (char *)page_frame(p) + from, n);
-		return 0;
-	}
-	buf = malloc(n);
 	if (!buf)
 		return -ENOMEM;
-	ret = dev_copy_to_host(c->dev, buf, page_daddr(p) + from, n, &f);
+	ret = dev_copy_to_host(c->dev, buf, a, n, &f);
 	r = dev_fence_wait(c->dev, &f);
 	ret = ret ? ret : r;
 	if (!ret)
@@ -1082,29 +1116,109 @@ static int xxh64_page_cpu_locked(struct cache *c, struct cpage *p, size_t from,
 	return ret;
 }
 
-/* Hash the spans gathered so far, on their device. */
-static int xxh64_flush(struct cache *c, struct dev_span *sp, size_t *ns,
-		       struct cache_xxh64 *h)
+/*
+ * Feed the planned pieces in order, consecutive device spans as one
+ * device operation.  Context: inside an RCU read-side section, the pages
+ * referenced (not locked): a replica or frame a write or a migration lets
+ * go is freed only after the section, so what is read stays allocated; a
+ * write racing the hash may or may not be in it, as for a CPU read.
+ */
+static int xxh64_feed(struct cache *c, const struct xxh64_piece *pc, size_t n,
+		      struct dev_span *sp, struct cache_xxh64 *h)
 {
-	int ret = *ns ? dev_xxh64(c->dev, sp, *ns, h->st) : 0;
+	size_t ns = 0;
+	int ret = 0;
 
-	*ns = 0;
+	for (size_t i = 0; i < n && !ret; i++) {
+		if (pc[i].kind == XXH64_DEV) {
+			sp[ns++] = (struct dev_span){ pc[i].addr, pc[i].len };
+			continue;
+		}
+		ret = ns ? dev_xxh64(c->dev, sp, ns, h->st) : 0;
+		ns = 0;
+		if (ret)
+			break;
+		if (pc[i].kind == XXH64_HOST) {
+			racy_read_begin();
+			XXH64_update(h->st, pc[i].host, pc[i].len);
+			racy_read_end();
+		} else if (pc[i].kind == XXH64_DEVCPU) {
+			ret = xxh64_devcpu(c, pc[i].addr, pc[i].len, h);
+		} else {
+			static const char zeros[4096];
+
+			for (size_t z = 0; z < pc[i].len; z += sizeof(zeros))
+				XXH64_update(h->st, zeros, pc[i].len - z < sizeof(zeros) ?
+					     pc[i].len - z : sizeof(zeros));
+		}
+	}
+	if (!ret && ns)
+		ret = dev_xxh64(c->dev, sp, ns, h->st);
 	return ret;
 }
 
 /*
+ * Plan a chunk's pieces from @h->at.  Context: pages locked.  Return:
+ * pieces, with *@cut set when a chunk of data came in short.
+ */
+static size_t xxh64_plan(struct cache *c, struct cpage **v, size_t n,
+			 unsigned int unit, bool populate, off_t end,
+			 struct cache_xxh64 *h, struct xxh64_piece *pc,
+			 uint64_t *pages, bool *cut)
+{
+	size_t ps = c->cfg.page_size, np = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct cpage *p = v[i];
+		off_t pstart = (off_t)(p->index * ps);
+		off_t from = pstart > h->at ? pstart : h->at;
+		off_t to = pstart + (off_t)ps < end ? pstart + (off_t)ps : end;
+		dev_addr_t a = page_addr_on_unit_locked(p, unit);
+		size_t in = (size_t)(from - pstart), len = (size_t)(to - from);
+
+		if (to <= from)
+			continue;
+		if (pstart > h->at && populate) {
+			*cut = true;	/* a page of data missing: stop here */
+			break;
+		}
+		if (pstart > h->at)	/* a hole between cached pages */
+			pc[np++] = (struct xxh64_piece){ .kind = XXH64_ZEROS,
+							 .len = (size_t)(pstart - h->at) };
+		if (a != DEV_ADDR_NONE) {
+			pc[np++] = (struct xxh64_piece){ .kind = XXH64_DEV,
+							 .addr = a + in, .len = len };
+			(*pages)++;
+		} else if (page_test_device(&p->ps)) {
+			pc[np++] = (struct xxh64_piece){ .kind = XXH64_DEVCPU,
+							 .addr = page_daddr(p) + in,
+							 .len = len };
+		} else {
+			pc[np++] = (struct xxh64_piece){ .kind = XXH64_HOST,
+							 .host = (char *)page_frame(p) + in,
+							 .len = len };
+		}
+		h->at = to;
+	}
+	return np;
+}
+
+/*
  * Hash one chunk: its pages on @unit (replicated there first when they
- * are elsewhere), zeros for the holes.  A chunk of data that came in
- * short (no frames to read into) sets *@cut: the request stops after
- * what was hashed.  Return: 0 or -errno.
+ * are elsewhere), zeros for the holes.  The pages are locked only to make
+ * the replicas and plan; the hashing itself runs with them unlocked, so
+ * hashes of one file on several devices run side by side.  A chunk of
+ * data that came in short (no frames to read into) sets *@cut: the
+ * request stops after what was hashed.  Return: 0 or -errno.
  */
 static int xxh64_chunk(struct cfile *f, uint64_t first, uint64_t last,
 		       bool populate, unsigned int unit, off_t end,
 		       struct cache_xxh64 *h, uint64_t *pages, bool *cut)
 {
 	struct cache *c = f->cache;
-	size_t ps = c->cfg.page_size, n, ns = 0, made;
+	size_t ps = c->cfg.page_size, n, np, made;
 	off_t chunk_end = (off_t)((last + 1) * ps) < end ? (off_t)((last + 1) * ps) : end;
+	struct xxh64_piece *pc;
 	struct dev_span *sp;
 	struct cpage **v;
 	int ret;
@@ -1113,42 +1227,26 @@ static int xxh64_chunk(struct cfile *f, uint64_t first, uint64_t last,
 	ret = chunk_get(f, first, last, populate, PG_BIT(PG_uptodate), &v, &n);
 	if (ret)
 		return ret;
+	pc = malloc((2 * n + 1) * sizeof(*pc));
+	sp = malloc((n + 1) * sizeof(*sp));
 	pages_lock_all(v, n);
 	ret = pages_replicate_locked(c, v, n, unit, &made);
 	if (ret == -ENOSPC)
 		ret = 0;	/* what did not fit is read where it is */
-	sp = malloc((n ? n : 1) * sizeof(*sp));
-	if (!sp && !ret)
+	np = !ret && pc && sp ? xxh64_plan(c, v, n, unit, populate, end, h, pc,
+					    pages, cut) : 0;
+	if (!ret && (!pc || !sp))
 		ret = -ENOMEM;
-	for (size_t i = 0; i < n && !ret && !*cut; i++) {
-		struct cpage *p = v[i];
-		off_t pstart = (off_t)(p->index * ps);
-		off_t from = pstart > h->at ? pstart : h->at;
-		off_t to = pstart + (off_t)ps < end ? pstart + (off_t)ps : end;
-		dev_addr_t a = page_addr_on_unit_locked(p, unit);
-
-		if (to <= from)
-			continue;
-		if (pstart > h->at && populate) {
-			*cut = true;	/* a page of data missing: stop here */
-			break;
-		}
-		if (pstart > h->at || a == DEV_ADDR_NONE)
-			ret = xxh64_flush(c, sp, &ns, h);
-		xxh64_zeros(h, pstart);	/* a hole between cached pages */
-		if (!ret && a != DEV_ADDR_NONE) {
-			sp[ns++] = (struct dev_span){ a + (dev_addr_t)(from - pstart),
-						      (size_t)(to - from) };
-			(*pages)++;
-		} else if (!ret) {
-			ret = xxh64_page_cpu_locked(c, p, (size_t)(from - pstart),
-						    (size_t)(to - from), h);
-		}
-		h->at = to;
-	}
+	rcu_read_lock();	/* before the pages unlock: see xxh64_feed() */
+	for (size_t i = 0; i < n; i++)
+		cache_page_unlock(&v[i]->ps);
 	if (!ret)
-		ret = xxh64_flush(c, sp, &ns, h);
-	pages_unlock_put_all(v, n);
+		ret = xxh64_feed(c, pc, np, sp, h);
+	cache_rcu_read_unlock();
+	for (size_t i = 0; i < n; i++)
+		page_put(v[i]);
+	free(v);
+	free(pc);
 	free(sp);
 	if (!ret && !*cut && h->at < chunk_end) {
 		if (populate)

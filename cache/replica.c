@@ -32,10 +32,13 @@
  * to its unit, which then needs no copy.  The last one gone clears
  * PG_replicated.
  *
- * Readers.  CPU reads use the primary only, without the page lock
- * (migrate.c's RCU rule), so a replica is freed without waiting for
- * them; device readers of a replica hold the page lock.  Residency reads
- * @rep_units, a relaxed atomic mirror of the chain.
+ * Readers.  CPU reads use the primary only.  Device readers (a hash on
+ * device K) find the copy on K with the page locked, then read it with
+ * the page unlocked inside an RCU read-side section (so that hashes of
+ * one file on several devices run side by side): a replica's frame is
+ * freed only after a grace period (frame_free_deferred), as a migrated
+ * page's old frame is.  Residency reads @rep_units, a relaxed atomic
+ * mirror of the chain.
  *
  * Locking: the page lock, then cache->rep_lock for @rep_lru, a leaf lock
  * of its own: page removal collapses replicas, and the LRU scans remove
@@ -50,6 +53,7 @@
 #include <stdlib.h>
 
 #include "cache/cache_int.h"
+#include "cache/rcu.h"
 
 uint32_t page_units(const struct cpage *p)
 {
@@ -87,12 +91,19 @@ static void replica_unlink_locked(struct cpage *p, struct replica *r)
 		wp_unprotect(p, WP_REPLICATED);
 }
 
-/* Free an unlinked replica and its frame. */
-static void replica_free(struct cache *c, struct replica *r)
+/*
+ * Free an unlinked replica; its frame after a grace period, since a
+ * device reader (xxh64_feed) may still be reading it: @now, the caller
+ * waited for one already (and needs the frame at once), else deferred.
+ */
+static void replica_free(struct cache *c, struct replica *r, bool now)
 {
 	unsigned int unit = dev_addr_unit(r->addr);
 
-	dev_frame_free(c->dev, r->addr);
+	if (now)
+		dev_frame_free(c->dev, r->addr);
+	else
+		frame_free_deferred(c, NULL, r->addr);
 	atomic_fetch_sub(&c->nr_unit_replicas[unit], 1);
 	atomic_fetch_add(&c->unit_replica_drops[unit], 1);
 	free(r);
@@ -125,8 +136,9 @@ static bool page_may_replicate(const struct cpage *p, unsigned int unit)
 }
 
 /*
- * Give every page of @pp a replica on @unit, one fence for all: copies
- * from host frames, or from other units (through the host, device.c).
+ * Give every page of @pp a replica on @unit, the copies as one batch
+ * (dev_copy_batch): from host frames, or from other units (by the peer
+ * path, or staged through the host: device.c).
  * A page with a copy there already, a shared page and one that is not
  * uptodate are skipped.  A full unit first drops its own replicas, then
  * its coldest pages (dev_frame_get).  Context: every page locked.
@@ -136,15 +148,16 @@ static bool page_may_replicate(const struct cpage *p, unsigned int unit)
 int pages_replicate_locked(struct cache *c, struct cpage **pp, size_t n,
 			   unsigned int unit, size_t *made)
 {
-	struct dev_fence fence = DEV_FENCE_INIT;
 	struct replica **rv = calloc(n, sizeof(*rv));
+	struct dev_copy *cps = malloc(n * sizeof(*cps));
 	dev_addr_t *to = malloc(n * sizeof(*to));
-	size_t ps = c->cfg.page_size;
-	int ret = 0, r;
+	size_t ps = c->cfg.page_size, ncp = 0;
+	int ret = 0, r = 0;
 
 	*made = 0;
-	if (!rv || !to) {
+	if (!rv || !cps || !to) {
 		free(rv);
+		free(cps);
 		free(to);
 		return -ENOMEM;
 	}
@@ -161,16 +174,14 @@ int pages_replicate_locked(struct cache *c, struct cpage **pp, size_t n,
 			ret = ret ? ret : -ENOMEM;
 			break;
 		}
-		ret = page_test_device(&p->ps) ?
-		      dev_copy_on_device(c->dev, to[i], page_daddr(p), ps, &fence) :
-		      dev_copy_to_device(c->dev, to[i], page_frame(p), ps, &fence);
-		if (ret) {
-			dev_frame_free(c->dev, to[i]);
-			free(rv[i]);
-			rv[i] = NULL;
-		}
+		cps[ncp++] = page_test_device(&p->ps) ?
+			(struct dev_copy){ .dir = DEV_D2D, .dst = to[i],
+					   .src = page_daddr(p), .len = ps } :
+			(struct dev_copy){ .dir = DEV_H2D, .dst = to[i],
+					   .host = page_frame(p), .len = ps };
 	}
-	r = dev_fence_wait(c->dev, &fence);
+	if (ncp)	/* one batch: per unit, and between units at once */
+		r = dev_copy_batch(c->dev, cps, ncp);
 	for (size_t i = 0; i < n; i++) {
 		if (!rv[i])
 			continue;
@@ -183,6 +194,7 @@ int pages_replicate_locked(struct cache *c, struct cpage **pp, size_t n,
 		(*made)++;
 	}
 	free(rv);
+	free(cps);
 	free(to);
 	if (r)
 		ret = r;
@@ -206,7 +218,7 @@ void page_collapse_locked(struct cpage *p)
 	wp_unprotect(p, WP_REPLICATED);
 	for (; r; r = next) {
 		next = r->next;
-		replica_free(c, r);
+		replica_free(c, r, false);
 	}
 }
 
@@ -253,9 +265,15 @@ size_t rep_evict(struct cache *c, unsigned int unit, size_t want)
 		done++;
 	}
 	pthread_mutex_unlock(&c->rep_lock);
-	for (; victims; victims = next) {	/* unlinked: no reader finds them */
+	if (!victims)
+		return 0;
+	/* unlinked: no reader finds them now; those reading wait out a grace
+	 * period, then the frames are free at once for the caller */
+	synchronize_rcu();
+	cache_rcu_reclaim();
+	for (; victims; victims = next) {
 		next = victims->next;
-		replica_free(c, victims);
+		replica_free(c, victims, true);
 	}
 	return done;
 }

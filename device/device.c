@@ -967,9 +967,100 @@ static void batch_count(struct dev_unit *u, const struct dev_copy *cp, size_t n)
 					  &u->copies_in, 1, memory_order_relaxed);
 }
 
+/* Is @cp a copy between two units? */
+static bool copy_is_across(const struct dev_copy *cp)
+{
+	return cp->dir == DEV_D2D && dev_addr_unit(cp->dst) != dev_addr_unit(cp->src);
+}
+
+/* Can every copy between units of @cp go by the peer path? */
+static bool batch_has_peer(struct device *d, const struct dev_copy *cp, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct dev_unit *to, *from;
+
+		if (!copy_is_across(&cp[i]))
+			continue;
+		to = unit_of(d, cp[i].dst);
+		from = unit_of(d, cp[i].src);
+		if (!to || !from || !to->ops->copy_peer || to->cfg.no_peer ||
+		    to->ops != from->ops)
+			return false;
+	}
+	return true;
+}
+
 /*
- * Per unit, its copies as one batch; copies between units one by one
- * through the host.  The common case, one unit, copies nothing.
+ * The copies between units of @cp through host memory, in two steps for
+ * all of them: out of their source units into one staging buffer, one
+ * wait; then into their destination units, one wait.
+ */
+static int batch_across_staged(struct device *d, const struct dev_copy *cp,
+			       size_t n, size_t bytes)
+{
+	struct dev_fence f = DEV_FENCE_INIT;
+	char *buf = malloc(bytes);
+	size_t at = 0;
+	int ret = 0, r;
+
+	if (!buf)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && !ret; i++) {
+		if (!copy_is_across(&cp[i]))
+			continue;
+		ret = dev_copy_to_host(d, buf + at, cp[i].src, cp[i].len, &f);
+		at += cp[i].len;
+	}
+	r = dev_fence_wait(d, &f);
+	ret = ret ? ret : r;
+	at = 0;
+	for (size_t i = 0; i < n && !ret; i++) {
+		struct dev_unit *to = unit_of(d, cp[i].dst);
+
+		if (!copy_is_across(&cp[i]))
+			continue;
+		ret = dev_copy_to_device(d, cp[i].dst, buf + at, cp[i].len, &f);
+		if (!ret)
+			atomic_fetch_add_explicit(&to->staged_in, 1, memory_order_relaxed);
+		at += cp[i].len;
+	}
+	r = dev_fence_wait(d, &f);
+	free(buf);
+	return ret ? ret : r;
+}
+
+/* The copies between units of @cp: all queued, one wait.  Return: how
+ * many there were in *@m, 0 or -errno. */
+static int batch_across(struct device *d, const struct dev_copy *cp, size_t n,
+			size_t *m)
+{
+	struct dev_fence f = DEV_FENCE_INIT;
+	size_t bytes = 0;
+	int ret = 0, r;
+
+	*m = 0;
+	for (size_t i = 0; i < n; i++)
+		if (copy_is_across(&cp[i])) {
+			if (!unit_of(d, cp[i].dst) || !unit_of(d, cp[i].src))
+				return -EINVAL;
+			bytes += cp[i].len;
+			(*m)++;
+		}
+	if (!*m)
+		return 0;
+	if (!batch_has_peer(d, cp, n))
+		return batch_across_staged(d, cp, n, bytes);
+	for (size_t i = 0; i < n && !ret; i++)
+		if (copy_is_across(&cp[i]))
+			ret = dev_copy_on_device(d, cp[i].dst, cp[i].src, cp[i].len, &f);
+	r = dev_fence_wait(d, &f);
+	return ret ? ret : r;
+}
+
+/*
+ * Per unit, its copies as one batch; copies between units all queued at
+ * once (peer) or staged through the host in two steps.  The common case,
+ * one unit, copies nothing.
  */
 int dev_copy_batch(struct device *d, const struct dev_copy *cp, size_t n)
 {
@@ -989,18 +1080,11 @@ int dev_copy_batch(struct device *d, const struct dev_copy *cp, size_t n)
 			batch_count(d->unit[k], mine, m);
 		done += m;
 	}
-	for (size_t i = 0; i < n && !ret && done < n; i++) {
-		struct dev_unit *to = unit_of(d, cp[i].dst), *from = unit_of(d, cp[i].src);
-		struct dev_fence f = DEV_FENCE_INIT;
+	if (!ret && done < n) {
+		size_t m;
 
-		if (cp[i].dir != DEV_D2D || to == from)
-			continue;
-		ret = to && from ? copy_across(to, dev_addr_offset(cp[i].dst), from,
-					       dev_addr_offset(cp[i].src), cp[i].len, &f)
-				 : -EINVAL;
-		if (!ret && atomic_load(&f.units))
-			ret = dev_fence_wait(d, &f);
-		done++;
+		ret = batch_across(d, cp, n, &m);
+		done += m;
 	}
 	if (!ret && done < n)
 		ret = -EINVAL;	/* an address of no unit */

@@ -19,6 +19,7 @@
 #include <xxhash.h>
 
 #include "cache/cache_int.h"
+#include "cache/rcu.h"
 #include "tests/unit/unit.h"
 
 #define PS 4096
@@ -83,6 +84,7 @@ static struct cache_device_stats dev_st(struct rfix *x, unsigned int k)
 {
 	struct cache_device_stats st;
 
+	rcu_barrier();	/* a collapsed replica's frame is freed after a grace period */
 	cache_device_get_stats(x->c, k, &st);
 	return st;
 }
