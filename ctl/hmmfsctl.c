@@ -338,12 +338,14 @@ static void devices_print_json(const struct hmmfs_ioc_devices *d)
 	printf("]");
 }
 
-/* With several devices, a line for each. */
+/* With several devices, or replicas, a line for each device. */
 static void devices_print_text(const struct hmmfs_ioc_devices *d, uint64_t ps)
 {
+	bool show = d->count > 1 || (d->count == 1 && (d->dev[0].replicas ||
+						       d->dev[0].replicas_dropped));
 	char a[24];
 
-	for (uint32_t k = 0; d->count > 1 && k < d->count && k < HMMFS_MAX_DEVICES; k++) {
+	for (uint32_t k = 0; show && k < d->count && k < HMMFS_MAX_DEVICES; k++) {
 		const struct hmmfs_ioc_device *x = &d->dev[k];
 		char name[16];
 

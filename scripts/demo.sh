@@ -46,6 +46,12 @@ step "'$ctl' residency '$mnt/random.bin'"
 step "cmp '$mnt/random.bin' '$backing/random.bin' && echo 'random.bin: same bytes, half of them read through bounce buffers'"
 step "'$ctl' devop '$mnt/random.bin' --op xor --value 255 --offset 0 --length 4096 && '$ctl' devop '$mnt/random.bin' --op xor --value 255 --offset 0 --length 4096"
 step "cmp '$mnt/random.bin' '$backing/random.bin' && echo 'random.bin: two device-side XORs cancel out'"
+# Read-only replicas: the other half gets a copy in device memory while
+# it stays on the host; the device hashes its copy, a write drops it.
+step "'$ctl' replicate --to device:0 '$mnt/random.bin' --offset 4M --length 4M"
+step "'$ctl' residency '$mnt/random.bin'"
+step "'$ctl' devop '$mnt/random.bin' --op xxh64 --device 0 && xxhsum -H1 '$backing/random.bin' 2>/dev/null"
+step "printf x | dd of='$mnt/random.bin' bs=1 seek=6000000 conv=notrunc status=none && '$ctl' residency '$mnt/random.bin' --offset 5M --length 1M"
 step "'$ctl' stats '$mnt'"
 
 cat <<MSG

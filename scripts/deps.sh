@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install, from Debian 12 packages, what hmmfs needs to build, test and
-# benchmark (bench/run.sh: python3, gnuplot; libfuse3-dev has the examples).
+# benchmark (bench/run.sh: python3, gnuplot; libfuse3-dev has the examples;
+# xxhash's xxhsum checks a device's hash in the demo; bc times bench steps).
 # OPT_PKGS serve the everyday-workload suite and bench (bench/everyday.sh:
 # rsync, git, perf): installed with the rest as root, only named without
 # root, since building does not need them.
@@ -10,7 +11,7 @@ set -eu
 
 PKGS="build-essential pkg-config fuse3 libfuse3-dev liburing-dev libaio-dev \
 libxxhash-dev libcunit1-dev liburcu-dev fio attr acl util-linux e2fsprogs \
-python3 gnuplot-nox"
+python3 gnuplot-nox xxhash bc"
 OPT_PKGS="rsync git linux-perf"
 
 missing_of() {
