@@ -86,7 +86,7 @@ FSX_BIN    := $(B)/tests/hmmfsx
 CRASH_BIN  := $(B)/tests/hmmfscrash
 RACE_BIN   := $(B)/tests/hmmfsrace
 
-.PHONY: all bench bench-everyday bench-devread demo deps check check-unit check-integration check-fsx check-crash \
+.PHONY: all bench bench-everyday bench-devread bench-replicas demo deps check check-unit check-integration check-fsx check-crash \
 	install uninstall clean
 .DEFAULT_GOAL := all
 
@@ -115,6 +115,9 @@ bench-everyday: all
 # hostsim with a PCIe-like model); results go to bench/results/DATE-devread/.
 bench-devread: all
 	$(Q)HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) bench/devread.sh
+
+bench-replicas: all
+	$(Q)HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) bench/replicas.sh
 
 $(B)/obj/%.o: %.c
 	$(quiet) CC $@
