@@ -165,7 +165,7 @@ $(FAKECUDA): tests/fakecuda/fakecuda.c
 $(CUDABW): $(B)/obj/tests/gpu/cudabw.o $(DEV_OBJS)
 	$(quiet) LD $@
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -ldl -lpthread
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -ldl -lpthread -lxxhash
 
 # Each suite reports its own summary; tests/run.sh runs them in order,
 # prints one closing line and fails if any suite failed.  The device
