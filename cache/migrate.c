@@ -829,6 +829,28 @@ static int migrate_chunk(struct cfile *f, uint64_t first, uint64_t last,
 	return ret;
 }
 
+/*
+ * Begin a bounded request on [*@off, *@off + *@len), clipped to the file:
+ * *@next (if wanted) says where the rest starts, the clipped end until
+ * the request stops early.  Return: 1 to go on, 0 when the range is
+ * empty, -ENODEV without a device tier, or -errno for the range.
+ */
+static int request_begin(struct cfile *f, off_t *off, off_t *len, off_t *next)
+{
+	int ret;
+
+	if (next)
+		*next = *off;
+	if (!f->cache->dev)
+		return -ENODEV;
+	ret = range_clip(f, off, len);
+	if (ret)
+		return ret;
+	if (next)
+		*next = *off + *len;
+	return *len ? 1 : 0;
+}
+
 int cache_migrate(struct cfile *f, off_t off, off_t len, bool to_device,
 		  int unit, uint64_t *moved, off_t *next)
 {
@@ -840,17 +862,11 @@ int cache_migrate(struct cfile *f, off_t off, off_t len, bool to_device,
 	int ret;
 
 	*moved = 0;
-	if (next)
-		*next = off;
-	if (!c->dev)
-		return -ENODEV;
+	ret = request_begin(f, &off, &len, next);
+	if (ret <= 0)
+		return ret;
 	if (unit != CACHE_UNIT_ANY && (unit < 0 || (unsigned int)unit >= dev_units(c->dev)))
 		return -EINVAL;
-	ret = range_clip(f, &off, &len);
-	if (next && !ret)
-		*next = off + len;
-	if (ret || !len)
-		return ret;
 	scan_init(&s, f, to_device ? SCAN_DATA : SCAN_CACHED,
 		  (uint64_t)off >> shift, (uint64_t)(off + len - 1) >> shift);
 	while (scan_next(&s, &first, &last, &populate)) {
@@ -897,17 +913,11 @@ int cache_replicate(struct cfile *f, off_t off, off_t len, uint32_t units,
 	int ret;
 
 	*copies = 0;
-	if (next)
-		*next = off;
-	if (!c->dev)
-		return -ENODEV;
+	ret = request_begin(f, &off, &len, next);
+	if (ret <= 0)
+		return ret;
 	if (!units || units >> dev_units(c->dev))
 		return -EINVAL;
-	ret = range_clip(f, &off, &len);
-	if (next && !ret)
-		*next = off + len;
-	if (ret || !len)
-		return ret;
 	scan_init(&s, f, SCAN_DATA, (uint64_t)off >> shift,
 		  (uint64_t)(off + len - 1) >> shift);
 	while (scan_next(&s, &first, &last, &populate)) {
@@ -992,18 +1002,13 @@ int cache_devop(struct cfile *f, off_t off, off_t len,
 	int ret;
 
 	*pages = 0;
-	if (next)
-		*next = off;
-	if (!c->dev)
-		return -ENODEV;
 	if ((unsigned int)kind >= sizeof(ops) / sizeof(ops[0]) || value > 255)
-		return -EINVAL;
+		return c->dev ? -EINVAL : -ENODEV;
 	op = ops[kind];
-	ret = range_clip(f, &off, &len);
-	if (next && !ret)
-		*next = off + len;
-	if (ret || !len)
+	ret = request_begin(f, &off, &len, next);
+	if (ret <= 0)
 		return ret;
+	ret = 0;
 	/* with value 0, every op leaves zero bytes zero: holes stay holes */
 	scan_init(&s, f, value ? SCAN_ALL : SCAN_DATA,
 		  (uint64_t)off >> shift, (uint64_t)(off + len - 1) >> shift);
