@@ -8,8 +8,9 @@
  * bytes in frames of other units, which device-side readers use where
  * they live (a read-only devop on device K).  Replicas are made by
  * hmmfsctl replicate (cache_replicate, migrate.c), clean or dirty pages
- * alike: dirtiness is about BACKING, and a replica holds the page's
- * current bytes.
+ * alike (dirtiness is about BACKING, and a replica holds the page's
+ * current bytes), and pages on frames dedupe shares too (each page gets
+ * its own replica).
  *
  * Write protection.  A replica frame is never mapped read-write.  While a
  * page has any, it carries a write-protection reason of its own,
@@ -125,13 +126,15 @@ static void replica_link_locked(struct cache *c, struct cpage *p,
 	wp_protect(p, WP_REPLICATED);
 }
 
-/* May @p get a replica on @unit now?  Context: page locked. */
+/*
+ * May @p get a replica on @unit now?  A page on a frame dedupe shares
+ * may: the replica is the page's own copy of the shared bytes (one per
+ * page, not per frame).  Context: page locked.
+ */
 static bool page_may_replicate(const struct cpage *p, unsigned int unit)
 {
-	uint32_t s = page_flags(&((struct cpage *)p)->ps);
-
-	if (!(s & PG_BIT(PG_uptodate)) || (s & PG_BIT(PG_shared)))
-		return false;	/* dedupe's frames are not replicated (yet) */
+	if (!page_test_uptodate(&((struct cpage *)p)->ps))
+		return false;
 	return page_addr_on_unit_locked(p, unit) == DEV_ADDR_NONE;
 }
 

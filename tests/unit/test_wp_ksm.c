@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "cache/cache_int.h"
 #include "fault/fault.h"
@@ -32,6 +33,7 @@
 
 static char dir[] = "/var/tmp/hmmfs-unit-ksm.XXXXXX";
 static bool dir_made;
+static unsigned int kfix_devices;	/* 0: one device */
 
 struct kfix {
 	struct cache *c;
@@ -56,6 +58,7 @@ static void kfix_open(struct kfix *x, int nfiles, size_t pages, int mode,
 		.dirty_background = host_cache / 4, .dirty_limit = host_cache / 2,
 		.dirty_expire_ms = 30000, .io_engine = "psync",
 		.device = "hostsim", .device_cache = 8 << 20, .bounce_buffers = 16,
+		.devices = kfix_devices,
 	};
 	unsigned char *b = malloc(pages * PS);
 	char err[256], path[300];
@@ -183,6 +186,62 @@ static void test_merge_and_cow(void)
 		CU_ASSERT_EQUAL(pread(x.fd[0], &b, 1, 5 * PS + 7), 1);
 		CU_ASSERT_EQUAL((unsigned char)b, kbyte(0, 0, 5 * PS + 7));
 	}
+	kfix_close(&x);
+}
+
+/* The XXH64 of file @f (@pages) computed on device @unit; 0 on error. */
+static uint64_t khash_on(struct kfix *x, int f, size_t pages, unsigned int unit)
+{
+	struct cache_xxh64 *h = cache_xxh64_new(0);
+	off_t next = 0;
+	uint64_t n, d = 0;
+
+	if (h && cache_devread_xxh64(x->f[f], 0, (off_t)(pages * PS), unit, h, &n,
+				     &next) == 0 && next == (off_t)(pages * PS))
+		d = cache_xxh64_digest(h);
+	cache_xxh64_free(h);
+	return d;
+}
+
+static uint64_t khash_want(int f, size_t pages, size_t poke_at, int poke)
+{
+	unsigned char *b = malloc(pages * PS);
+	uint64_t d;
+
+	for (size_t i = 0; i < pages * PS; i++)
+		b[i] = poke >= 0 && i == poke_at ? (unsigned char)poke : kbyte(0, f, i);
+	d = XXH64(b, pages * PS, 0);
+	free(b);
+	return d;
+}
+
+/*
+ * Sharing and replication compose: pages on shared frames get replicas
+ * of their own; a write to one copies the frame (cow), then drops that
+ * page's replicas; the other file's replicas of the same bytes stay.
+ */
+static void test_replicated_shared_pages(void)
+{
+	struct kfix x;
+	uint64_t copies;
+	char w = 'W';
+
+	kfix_devices = 3;
+	kfix_open(&x, 2, 16, 0, 1 << 20);
+	kfix_devices = 0;
+	scan_passes(&x, 3);
+	CU_ASSERT_EQUAL(kst(&x).pages_sharing, 16);
+	CU_ASSERT_EQUAL(cache_replicate(x.f[0], 0, 0, 1u << 1, &copies, NULL), 0);
+	CU_ASSERT_EQUAL(copies, 16);
+	CU_ASSERT_EQUAL(cache_replicate(x.f[1], 0, 0, 1u << 2, &copies, NULL), 0);
+	CU_ASSERT_EQUAL(copies, 16);
+	CU_ASSERT_EQUAL(cache_write(x.f[1], &w, 1, 5 * PS + 7), 1);
+	CU_ASSERT_EQUAL(kst(&x).cow_breaks, 1);
+	CU_ASSERT_TRUE(file_reads(&x, 0, 16, 0, 0, -1));
+	CU_ASSERT_TRUE(file_reads(&x, 1, 16, 0, 5 * PS + 7, 'W'));
+	/* each device hashes what its file holds now */
+	CU_ASSERT_EQUAL(khash_on(&x, 0, 16, 1), khash_want(0, 16, 0, -1));
+	CU_ASSERT_EQUAL(khash_on(&x, 1, 16, 2), khash_want(1, 16, 5 * PS + 7, 'W'));
 	kfix_close(&x);
 }
 
@@ -456,6 +515,8 @@ int register_wp_ksm(void)
 		{ "zero pages migrate to the zero frame", test_migrate_zero_pages },
 		{ "COW of a device page, the device full", test_cow_device_full },
 		{ "ksm_scope=uid: owners never share", test_scope_uid },
+		{ "shared pages replicated, a write collapses one",
+		  test_replicated_shared_pages },
 		CU_TEST_INFO_NULL,
 	};
 
