@@ -511,7 +511,8 @@ int cache_devop(struct cfile *f, off_t off, off_t len,
  * (cache/replica.c).  Works on at most CACHE_REQUEST_BYTES of the range.
  * @copies: replicas made.  @next: as for cache_migrate().
  * Return: 0; -ENODEV without a device tier; -EINVAL for a unit the tier
- * does not have; -ENOSPC if a unit filled up with its own pages; -errno.
+ * does not have; -ENOSPC if a unit is full (replicas push out only older
+ * replicas, never pages); -errno.
  */
 int cache_replicate(struct cfile *f, off_t off, off_t len, uint32_t units,
 		    uint64_t *copies, off_t *next);

@@ -305,6 +305,8 @@ enum migrate_policy {
  *               each unit (dev_pages_inc/_dec keep both).
  * @rep_lock:    guards @rep_lru; a leaf (page removal, which collapses
  *               replicas, runs with lru_lock held).
+ * @rep_seq:     numbers replicating requests (a request never evicts the
+ *               replicas it made itself).
  * @rep_lru:     per unit, its replicas (struct replica), oldest at the
  *               tail, the first to go when the unit is full; @rep_lock.
  * @nr_unit_replicas, @unit_replica_drops: per unit, replicas now, and
@@ -346,6 +348,7 @@ struct cache {
 	_Atomic size_t nr_dev_pages;
 	_Atomic size_t nr_unit_pages[DEV_MAX_UNITS];
 	pthread_mutex_t rep_lock;
+	_Atomic uint64_t rep_seq;
 	struct clist rep_lru[DEV_MAX_UNITS];
 	_Atomic size_t nr_unit_replicas[DEV_MAX_UNITS];
 	_Atomic uint64_t unit_replica_drops[DEV_MAX_UNITS];
@@ -467,20 +470,22 @@ void file_touch_mtime(struct cfile *f);
  * @page: the page it copies.
  * @addr: its device frame (never mapped read-write).
  * @next: the page's next replica; page lock.
+ * @seq:  the replicating request that made it (cache->rep_seq).
  */
 struct replica {
 	struct clist lru;
 	struct cpage *page;
 	dev_addr_t addr;
 	struct replica *next;
+	uint64_t seq;
 };
 
 int pages_replicate_locked(struct cache *c, struct cpage **pp, size_t n,
-			   unsigned int unit, size_t *made);
+			   unsigned int unit, uint64_t seq, size_t *made);
 void page_collapse_locked(struct cpage *p);
 dev_addr_t replica_take_locked(struct cache *c, struct cpage *p, int unit);
 dev_addr_t page_addr_on_unit_locked(const struct cpage *p, unsigned int unit);
-size_t rep_evict(struct cache *c, unsigned int unit, size_t want);
+size_t rep_evict(struct cache *c, unsigned int unit, size_t want, uint64_t before);
 uint32_t page_units(const struct cpage *p);
 
 /* migrate.c */

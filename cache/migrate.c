@@ -164,7 +164,7 @@ static bool page_can_demote(struct cache *c, struct cpage *p, bool automatic)
  * coldest clean pages.  Return: frames freed. */
 static size_t unit_make_room(struct cache *c, unsigned int unit, size_t want)
 {
-	size_t n = rep_evict(c, unit, want);
+	size_t n = rep_evict(c, unit, want, UINT64_MAX);
 
 	return n ? n : dev_lru_evict(c, unit, want);
 }
@@ -881,7 +881,8 @@ int cache_migrate(struct cfile *f, off_t off, off_t len, bool to_device,
 
 /* Replicate one chunk to every unit of @units, counting into *@made. */
 static int replicate_chunk(struct cfile *f, uint64_t first, uint64_t last,
-			   uint32_t units, bool populate, uint64_t *made)
+			   uint32_t units, uint64_t seq, bool populate,
+			   uint64_t *made)
 {
 	struct cache *c = f->cache;
 	struct cpage **v;
@@ -895,7 +896,7 @@ static int replicate_chunk(struct cfile *f, uint64_t first, uint64_t last,
 	for (unsigned int k = 0; k < dev_units(c->dev) && !ret; k++) {
 		if (!(units & (1u << k)))
 			continue;
-		ret = pages_replicate_locked(c, v, n, k, &m);
+		ret = pages_replicate_locked(c, v, n, k, seq, &m);
 		*made += m;
 	}
 	pages_unlock_put_all(v, n);
@@ -907,7 +908,7 @@ int cache_replicate(struct cfile *f, off_t off, off_t len, uint32_t units,
 {
 	struct cache *c = f->cache;
 	unsigned int shift = c->page_shift;
-	uint64_t first, last;
+	uint64_t first, last, seq = atomic_fetch_add(&c->rep_seq, 1);
 	struct scan s;
 	bool populate;
 	int ret;
@@ -921,7 +922,7 @@ int cache_replicate(struct cfile *f, off_t off, off_t len, uint32_t units,
 	scan_init(&s, f, SCAN_DATA, (uint64_t)off >> shift,
 		  (uint64_t)(off + len - 1) >> shift);
 	while (scan_next(&s, &first, &last, &populate)) {
-		ret = replicate_chunk(f, first, last, units, populate, copies);
+		ret = replicate_chunk(f, first, last, units, seq, populate, copies);
 		if (ret < 0)
 			return ret;
 	}
@@ -1217,7 +1218,7 @@ static size_t xxh64_plan(struct cache *c, struct cpage **v, size_t n,
  * request stops after what was hashed.  Return: 0 or -errno.
  */
 static int xxh64_chunk(struct cfile *f, uint64_t first, uint64_t last,
-		       bool populate, unsigned int unit, off_t end,
+		       bool populate, unsigned int unit, uint64_t seq, off_t end,
 		       struct cache_xxh64 *h, uint64_t *pages, bool *cut)
 {
 	struct cache *c = f->cache;
@@ -1235,7 +1236,7 @@ static int xxh64_chunk(struct cfile *f, uint64_t first, uint64_t last,
 	pc = malloc((2 * n + 1) * sizeof(*pc));
 	sp = malloc((n + 1) * sizeof(*sp));
 	pages_lock_all(v, n);
-	ret = pages_replicate_locked(c, v, n, unit, &made);
+	ret = pages_replicate_locked(c, v, n, unit, seq, &made);
 	if (ret == -ENOSPC)
 		ret = 0;	/* what did not fit is read where it is */
 	np = !ret && pc && sp ? xxh64_plan(c, v, n, unit, populate, end, h, pc,
@@ -1269,6 +1270,7 @@ int cache_devread_xxh64(struct cfile *f, off_t off, off_t len, unsigned int unit
 	unsigned int shift = c->page_shift;
 	uint64_t first, last;
 	bool populate, cut = false;
+	uint64_t seq = atomic_fetch_add(&c->rep_seq, 1);
 	struct scan s;
 	off_t end;
 	int ret;
@@ -1290,7 +1292,8 @@ int cache_devread_xxh64(struct cfile *f, off_t off, off_t len, unsigned int unit
 		return 0;
 	scan_init(&s, f, SCAN_DATA, (uint64_t)off >> shift, (uint64_t)(end - 1) >> shift);
 	while (!cut && scan_next(&s, &first, &last, &populate)) {
-		ret = xxh64_chunk(f, first, last, populate, unit, end, h, pages, &cut);
+		ret = xxh64_chunk(f, first, last, populate, unit, seq, end, h, pages,
+				  &cut);
 		if (ret)
 			return ret;
 	}

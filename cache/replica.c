@@ -28,9 +28,10 @@
  *               per unit and none on the primary's unit.
  * pages_replicate_locked() adds copies; page_collapse_locked() (a write,
  * a removal) frees them all; rep_evict() frees one when its unit runs
- * out of frames (replicas go before any primary page: they cost nothing
- * to drop); replica_take_locked() hands one over when the primary moves
- * to its unit, which then needs no copy.  The last one gone clears
+ * out of frames: for a page moving there (replicas go before any page:
+ * they cost nothing to drop), or for a newer replica (never one the same
+ * request made: that would only churn); replica_take_locked() hands one
+ * over when the primary moves to its unit, which then needs no copy.  The last one gone clears
  * PG_replicated.
  *
  * Readers.  CPU reads use the primary only.  Device readers (a hash on
@@ -142,14 +143,30 @@ static bool page_may_replicate(const struct cpage *p, unsigned int unit)
  * Give every page of @pp a replica on @unit, the copies as one batch
  * (dev_copy_batch): from host frames, or from other units (by the peer
  * path, or staged through the host: device.c).
- * A page with a copy there already, a shared page and one that is not
- * uptodate are skipped.  A full unit first drops its own replicas, then
- * its coldest pages (dev_frame_get).  Context: every page locked.
- * Return: 0, or -errno (-ENOSPC: the unit is full of its own pages);
- * *@made: replicas made, either way.
+ * A page with a copy there already and one that is not uptodate are
+ * skipped.  A full unit gives up replicas of earlier requests (@seq: this
+ * one's), never a page: a replica is a spare copy that pushes no data out
+ * (replica_frame_get).  Context: every page locked.
+ * Return: 0, or -errno (-ENOSPC: the unit is full of pages and of this
+ * request's replicas); *@made: replicas made, either way.
  */
+/*
+ * A frame on @unit for a replica of request @seq: a free one, or one an
+ * older replica gives up.  Never a page's: a replica is a spare copy and
+ * pushes no data out.
+ */
+static int replica_frame_get(struct cache *c, unsigned int unit, uint64_t seq,
+			     size_t want, dev_addr_t *a)
+{
+	int ret = dev_frame_alloc_on(c->dev, unit, a);
+
+	if (ret == -ENOSPC && rep_evict(c, unit, want, seq))
+		ret = dev_frame_alloc_on(c->dev, unit, a);
+	return ret;
+}
+
 int pages_replicate_locked(struct cache *c, struct cpage **pp, size_t n,
-			   unsigned int unit, size_t *made)
+			   unsigned int unit, uint64_t seq, size_t *made)
 {
 	struct replica **rv = calloc(n, sizeof(*rv));
 	struct dev_copy *cps = malloc(n * sizeof(*cps));
@@ -171,7 +188,7 @@ int pages_replicate_locked(struct cache *c, struct cpage **pp, size_t n,
 		if (!page_may_replicate(p, unit))
 			continue;
 		rv[i] = malloc(sizeof(**rv));
-		if (!rv[i] || (ret = dev_frame_get(c, (int)unit, &to[i], n - i))) {
+		if (!rv[i] || (ret = replica_frame_get(c, unit, seq, n - i, &to[i]))) {
 			free(rv[i]);
 			rv[i] = NULL;
 			ret = ret ? ret : -ENOMEM;
@@ -194,6 +211,7 @@ int pages_replicate_locked(struct cache *c, struct cpage **pp, size_t n,
 			continue;
 		}
 		replica_link_locked(c, pp[i], rv[i], to[i]);
+		rv[i]->seq = seq;
 		(*made)++;
 	}
 	free(rv);
@@ -244,7 +262,7 @@ dev_addr_t replica_take_locked(struct cache *c, struct cpage *p, int unit)
 	return a;
 }
 
-size_t rep_evict(struct cache *c, unsigned int unit, size_t want)
+size_t rep_evict(struct cache *c, unsigned int unit, size_t want, uint64_t before)
 {
 	struct clist *lru = &c->rep_lru[unit];
 	struct replica *victims = NULL, *next;
@@ -257,8 +275,8 @@ size_t rep_evict(struct cache *c, unsigned int unit, size_t want)
 		struct cpage *p = r->page;
 
 		clist_del(&r->lru);
-		if (!cache_page_trylock(&p->ps)) {
-			clist_add_head(lru, &r->lru);	/* busy: look at it later */
+		if (r->seq >= before || !cache_page_trylock(&p->ps)) {
+			clist_add_head(lru, &r->lru);	/* busy, or the asker's */
 			continue;
 		}
 		replica_unlink_locked(p, r);

@@ -878,9 +878,9 @@ static int range_open(const char *cmd, const struct range_args *a,
 		*end = (uint64_t)st.st_size;
 	ndev = units ? devices_count(fd) : 0;
 	if (ndev && units >> ndev) {
-		fprintf(stderr, "hmmfsctl: %s: %s: no %s: the mount has %u device%s, "
-			"device:0 to device:%u\n", cmd, a->path, a->to, ndev,
-			ndev > 1 ? "s" : "", ndev - 1);
+		fprintf(stderr, "hmmfsctl: %s: %s: no device:%d: the mount has %u "
+			"device%s, device:0 to device:%u\n", cmd, a->path,
+			31 - __builtin_clz(units), ndev, ndev > 1 ? "s" : "", ndev - 1);
 		close(fd);
 		return -1;
 	}

@@ -257,6 +257,35 @@ static void test_full_device_drops_replicas_first(void)
 	rfix_close(&x);
 }
 
+/*
+ * Replicas never push data out: on a device of 32 frames holding 8 pages,
+ * a replicate of 48 pages makes 24 and says ENOSPC, without evicting a
+ * page or a replica of its own; a later request may take older replicas.
+ */
+static void test_replicas_push_nothing_out(void)
+{
+	struct cache_stats st;
+	struct rfix x;
+	uint64_t n;
+
+	rfix_open(&x, 48, 32);
+	CU_ASSERT_EQUAL(cache_migrate(x.f, 40 * PS, 8 * PS, true, 1, &n, NULL), 0);
+	CU_ASSERT_EQUAL(n, 8);
+	CU_ASSERT_EQUAL(cache_replicate(x.f, 0, 40 * PS, 1u << 1, &n, NULL), -ENOSPC);
+	CU_ASSERT_EQUAL(n, 24);
+	CU_ASSERT_EQUAL(dev_st(&x, 1).pages, 8);
+	CU_ASSERT_EQUAL(dev_st(&x, 1).replicas, 24);
+	CU_ASSERT_EQUAL(dev_st(&x, 1).replicas_dropped, 0);
+	cache_get_stats(x.c, &st);
+	CU_ASSERT_EQUAL(st.device_evictions, 0);
+	/* a new request: the older replicas make room */
+	CU_ASSERT_EQUAL(cache_replicate(x.f, 24 * PS, 16 * PS, 1u << 1, &n, NULL), 0);
+	CU_ASSERT_EQUAL(n, 16);
+	CU_ASSERT_EQUAL(dev_st(&x, 1).replicas, 24);
+	CU_ASSERT_EQUAL(dev_st(&x, 1).replicas_dropped, 16);
+	rfix_close(&x);
+}
+
 /* The primary moving to a device with a replica takes it: no copy. */
 static void test_move_takes_replica(void)
 {
@@ -290,6 +319,7 @@ int register_cache_replica(void)
 		{ "a full device drops replicas first",
 		  test_full_device_drops_replicas_first },
 		{ "a move to a replica's device takes it", test_move_takes_replica },
+		{ "replicas push nothing out", test_replicas_push_nothing_out },
 		CU_TEST_INFO_NULL,
 	};
 
