@@ -471,6 +471,8 @@ void file_touch_mtime(struct cfile *f);
  * @addr: its device frame (never mapped read-write).
  * @next: the page's next replica; page lock.
  * @seq:  the replicating request that made it (cache->rep_seq).
+ * @cache, @rcu: for the free after a grace period (no allocation then:
+ *        page removal frees replicas with lru_lock held).
  */
 struct replica {
 	struct clist lru;
@@ -478,6 +480,8 @@ struct replica {
 	dev_addr_t addr;
 	struct replica *next;
 	uint64_t seq;
+	struct cache *cache;
+	struct rcu_head rcu;
 };
 
 int pages_replicate_locked(struct cache *c, struct cpage **pp, size_t n,

@@ -52,6 +52,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "cache/cache_int.h"
@@ -93,22 +94,33 @@ static void replica_unlink_locked(struct cpage *p, struct replica *r)
 		wp_unprotect(p, WP_REPLICATED);
 }
 
+static void replica_free_rcu(struct rcu_head *head)
+{
+	struct replica *r = (struct replica *)((char *)head - offsetof(struct replica, rcu));
+
+	cache_rcu_reclaim();
+	dev_frame_free(r->cache->dev, r->addr);
+	free(r);
+}
+
 /*
- * Free an unlinked replica; its frame after a grace period, since a
- * device reader (xxh64_feed) may still be reading it: @now, the caller
- * waited for one already (and needs the frame at once), else deferred.
+ * Free an unlinked replica and its frame after a grace period, since a
+ * device reader (xxh64_feed) may still be reading it; @now: the caller
+ * waited for one already (and needs the frame at once).
  */
 static void replica_free(struct cache *c, struct replica *r, bool now)
 {
 	unsigned int unit = dev_addr_unit(r->addr);
 
-	if (now)
-		dev_frame_free(c->dev, r->addr);
-	else
-		frame_free_deferred(c, NULL, r->addr);
 	atomic_fetch_sub(&c->nr_unit_replicas[unit], 1);
 	atomic_fetch_add(&c->unit_replica_drops[unit], 1);
-	free(r);
+	if (now) {
+		dev_frame_free(c->dev, r->addr);
+		free(r);
+		return;
+	}
+	cache_rcu_defer();
+	call_rcu(&r->rcu, replica_free_rcu);
 }
 
 /* Link the new replica @r of @p at @a on its unit. */
@@ -117,7 +129,7 @@ static void replica_link_locked(struct cache *c, struct cpage *p,
 {
 	unsigned int unit = dev_addr_unit(a);
 
-	*r = (struct replica){ .page = p, .addr = a, .next = p->replicas };
+	*r = (struct replica){ .page = p, .addr = a, .next = p->replicas, .cache = c };
 	pthread_mutex_lock(&c->rep_lock);
 	clist_add_head(&c->rep_lru[unit], &r->lru);
 	pthread_mutex_unlock(&c->rep_lock);

@@ -574,7 +574,10 @@ int dev_open(const struct device_config *cfg, struct device **out,
 			uc.gpu = cfg->gpus[k];
 		ret = unit_open(&uc, &d->unit[k], uerr, sizeof(uerr));
 		if (ret) {
-			snprintf(err, errlen, n > 1 ? "device %u: %s" : "%.0u%s", k, uerr);
+			if (n > 1)
+				snprintf(err, errlen, "device %u: %s", k, uerr);
+			else
+				snprintf(err, errlen, "%s", uerr);
 			break;
 		}
 		d->unit[k]->id = k;
