@@ -17,6 +17,12 @@
  * the driver stages it.  Every driver call is made with the context
  * current on the calling thread (cuda_enter()).
  *
+ * Several GPUs.  Each unit of the device set (-o devices=N) is one GPU
+ * with its own cuda_dev: context, allocation, streams and fence records;
+ * a unit's half of a fence is f->priv[@slot], so one fence may span GPUs
+ * (device.c waits on each).  A copy from another GPU is queued with
+ * cuMemcpyPeerAsync on this one's stream (copy_peer).
+ *
  * Streams.  CUDA_NSTREAMS non-blocking streams.  Each thread is given one
  * of them, round-robin, the first time it queues anything, and queues all
  * its work there: one thread's operations therefore run in the order it
@@ -56,7 +62,7 @@
  *
  * Locking.  The driver is thread-safe.  @pool_lock guards the fence pool;
  * each record's @lock guards its events and flags while threads queue on
- * one fence.  Attaching a record to f->priv is one compare-and-swap.
+ * one fence.  Attaching a record to f->priv[slot] is one compare-and-swap.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -187,6 +193,8 @@ struct cuda_api {
 	CUresult (*MemcpyHtoDAsync)(CUdeviceptr, const void *, size_t, CUstream);
 	CUresult (*MemcpyDtoHAsync)(void *, CUdeviceptr, size_t, CUstream);
 	CUresult (*MemcpyDtoDAsync)(CUdeviceptr, CUdeviceptr, size_t, CUstream);
+	CUresult (*MemcpyPeerAsync)(CUdeviceptr, CUcontext, CUdeviceptr, CUcontext,
+				    size_t, CUstream);
 	CUresult (*StreamCreate)(CUstream *, unsigned int);
 	CUresult (*StreamDestroy)(CUstream);
 	CUresult (*StreamSynchronize)(CUstream);
@@ -226,6 +234,7 @@ static const struct {
 	CUDA_SYM(MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2", NULL),
 	CUDA_SYM(MemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2", NULL),
 	CUDA_SYM(MemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2", NULL),
+	CUDA_SYM(MemcpyPeerAsync, "cuMemcpyPeerAsync", NULL),
 	CUDA_SYM(StreamCreate, "cuStreamCreate", NULL),
 	CUDA_SYM(StreamDestroy, "cuStreamDestroy_v2", "cuStreamDestroy"),
 	CUDA_SYM(StreamSynchronize, "cuStreamSynchronize", NULL),
@@ -272,6 +281,7 @@ struct cuda_fence {
  * @api:        the driver's entry points.
  * @lib:        the driver's path, for messages.
  * @dev, @ctx:  the GPU and its retained primary context.
+ * @slot:       its unit number: its half of a fence is f->priv[@slot].
  * @base:       device address 0.
  * @mod, @fn:   the PTX module and its kernels (by enum dev_op_kind;
  *              @fn_compare apart).
@@ -283,6 +293,7 @@ struct cuda_dev {
 	struct cuda_api api;
 	char lib[256];
 	int gpu;
+	unsigned int slot;
 	CUdevice dev;
 	CUcontext ctx;
 	CUdeviceptr base;
@@ -425,7 +436,7 @@ static unsigned int cuda_thread_stream(void)
  */
 static struct cuda_fence *cuda_fence_get(struct cuda_dev *cd, struct dev_fence *f)
 {
-	struct cuda_fence *rec = __atomic_load_n(&f->priv, __ATOMIC_ACQUIRE);
+	struct cuda_fence *rec = __atomic_load_n(&f->priv[cd->slot], __ATOMIC_ACQUIRE);
 	void *expected = NULL;
 
 	if (rec)
@@ -445,7 +456,7 @@ static struct cuda_fence *cuda_fence_get(struct cuda_dev *cd, struct dev_fence *
 	pthread_mutex_unlock(&cd->pool_lock);
 	if (!rec)
 		return NULL;
-	if (!__atomic_compare_exchange_n(&f->priv, &expected, rec, false,
+	if (!__atomic_compare_exchange_n(&f->priv[cd->slot], &expected, rec, false,
 					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 		/* another thread attached one first */
 		pthread_mutex_lock(&cd->pool_lock);
@@ -518,6 +529,35 @@ static int cuda_copy(struct dev_unit *d, const struct dev_copy *cp,
 		break;
 	}
 	ret = r ? cuda_fail_queue(cd, f, what, r)
+		: cuda_fence_record_locked(cd, rec, s, f);
+	pthread_mutex_unlock(&rec->lock);
+	return ret;
+}
+
+/*
+ * The peer path: a copy from GPU @from's memory into this one's, queued on
+ * this thread's stream of the destination (the driver uses peer access
+ * where the GPUs have it, and stages otherwise).
+ */
+static int cuda_copy_peer(struct dev_unit *d, dev_addr_t dst, struct dev_unit *from,
+			  dev_addr_t src, size_t len, struct dev_fence *f)
+{
+	struct cuda_dev *cd = d->priv, *peer = from->priv;
+	unsigned int s = cuda_thread_stream();
+	struct cuda_fence *rec;
+	CUresult r;
+	int ret;
+
+	ret = cuda_enter(cd);
+	if (ret)
+		return ret;
+	rec = cuda_fence_get(cd, f);
+	if (!rec)
+		return -ENOMEM;
+	pthread_mutex_lock(&rec->lock);
+	r = cd->api.MemcpyPeerAsync(cd->base + dst, cd->ctx, peer->base + src,
+				    peer->ctx, len, cd->stream[s]);
+	ret = r ? cuda_fail_queue(cd, f, "cuMemcpyPeerAsync", r)
 		: cuda_fence_record_locked(cd, rec, s, f);
 	pthread_mutex_unlock(&rec->lock);
 	return ret;
@@ -639,7 +679,7 @@ static int cuda_fence_wait(struct dev_unit *d, struct dev_fence *f)
 	struct cuda_fence *rec;
 	int ret = 0, first;
 
-	rec = __atomic_exchange_n(&f->priv, NULL, __ATOMIC_ACQ_REL);
+	rec = __atomic_exchange_n(&f->priv[cd->slot], NULL, __ATOMIC_ACQ_REL);
 	if (rec) {
 		pthread_mutex_lock(&rec->lock);
 		ret = cuda_enter(cd);
@@ -674,7 +714,7 @@ static int cuda_fence_wait(struct dev_unit *d, struct dev_fence *f)
 /* Poll the events of @f until they complete or CUDA_SPIN_NS pass. */
 static void cuda_fence_spin(struct cuda_dev *cd, struct dev_fence *f)
 {
-	struct cuda_fence *rec = __atomic_load_n(&f->priv, __ATOMIC_ACQUIRE);
+	struct cuda_fence *rec = __atomic_load_n(&f->priv[cd->slot], __ATOMIC_ACQUIRE);
 	uint64_t until = dev_clock_ns() + CUDA_SPIN_NS;
 
 	if (!rec)
@@ -778,6 +818,7 @@ static int cuda_open(struct dev_unit *d, const struct device_config *cfg,
 		return -ENOMEM;
 	snprintf(cd->lib, sizeof(cd->lib), "%s", env && *env ? env : "libcuda.so.1");
 	cd->gpu = cfg->gpu;
+	cd->slot = d->id;
 	lib = dlopen(cd->lib, RTLD_NOW | RTLD_LOCAL);
 	if (!lib) {
 		snprintf(err, errlen, "cuda: cannot load the CUDA driver: %s "
@@ -907,5 +948,6 @@ const struct dev_ops dev_cuda_ops = {
 	.copy_sync	 = cuda_copy_sync,
 	.compute	 = cuda_compute,
 	.compare	 = cuda_compare,
+	.copy_peer	 = cuda_copy_peer,
 	.fence_wait	 = cuda_fence_wait,
 };

@@ -81,8 +81,8 @@ static const struct dev_ops *dev_backend_find(const char *name)
 
 static void unit_protect(struct dev_unit *d, dev_addr_t a, bool rw);
 
-static int unit_open(const struct device_config *cfg, struct dev_unit **out,
-	     char *err, size_t errlen)
+static int unit_open(const struct device_config *cfg, unsigned int id,
+		     struct dev_unit **out, char *err, size_t errlen)
 {
 	const struct dev_ops *ops = dev_backend_find(cfg->backend);
 	size_t fs = cfg->frame_size, words;
@@ -108,6 +108,7 @@ static int unit_open(const struct device_config *cfg, struct dev_unit **out,
 	if (!d)
 		return -ENOMEM;
 	d->ops = ops;
+	d->id = id;
 	d->cfg = *cfg;
 	d->nframes = cfg->mem_bytes / fs;
 	d->cfg.mem_bytes = d->nframes * fs;
@@ -572,7 +573,7 @@ int dev_open(const struct device_config *cfg, struct device **out,
 
 		if (n > 1)
 			uc.gpu = cfg->gpus[k];
-		ret = unit_open(&uc, &d->unit[k], uerr, sizeof(uerr));
+		ret = unit_open(&uc, k, &d->unit[k], uerr, sizeof(uerr));
 		if (ret) {
 			if (n > 1)
 				snprintf(err, errlen, "device %u: %s", k, uerr);
@@ -580,7 +581,6 @@ int dev_open(const struct device_config *cfg, struct device **out,
 				snprintf(err, errlen, "%s", uerr);
 			break;
 		}
-		d->unit[k]->id = k;
 		d->nunits = k + 1;
 	}
 	if (ret) {
@@ -720,24 +720,19 @@ bool dev_writable(struct device *d, dev_addr_t a)
 	return u && unit_writable(u, dev_addr_offset(a));
 }
 
+/*
+ * Pinning host memory is process-wide (cuda registers it PORTABLE: every
+ * context sees it pinned), and all units share one backend: once, on the
+ * first unit.
+ */
 int dev_host_register(struct device *d, void *p, size_t len)
 {
-	for (unsigned int k = 0; k < d->nunits; k++) {
-		int ret = unit_host_register(d->unit[k], p, len);
-
-		if (ret) {
-			while (k--)
-				unit_host_unregister(d->unit[k], p);
-			return ret;
-		}
-	}
-	return 0;
+	return unit_host_register(d->unit[0], p, len);
 }
 
 void dev_host_unregister(struct device *d, void *p)
 {
-	for (unsigned int k = 0; k < d->nunits; k++)
-		unit_host_unregister(d->unit[k], p);
+	unit_host_unregister(d->unit[0], p);
 }
 
 int dev_copy_to_device(struct device *d, dev_addr_t dst, const void *src,

@@ -101,8 +101,9 @@ struct dev_unit;
  *           request was interrupted); the operations still run.
  * @units:   bit k: operations were queued on unit k since the last wait
  *           (device.c waits on each).
- * @priv:    the backend's own; zero-initialise.  cuda: while operations
- *           are queued, its per-stream event record (see cuda.c).
+ * @priv:    the backends' own, one slot per unit (a fence may span
+ *           units); zero-initialise.  cuda: while operations are queued
+ *           on that unit, its per-stream event record (see cuda.c).
  *
  * Initialise with DEV_FENCE_INIT, queue any number of operations, then
  * dev_fence_wait() once; the fence may then be reused.
@@ -113,7 +114,7 @@ struct dev_fence {
 	_Atomic int result;
 	_Atomic int hurry;
 	_Atomic uint32_t units;
-	void *priv;
+	void *priv[DEV_MAX_UNITS];
 };
 
 #define DEV_FENCE_INIT { 0 }

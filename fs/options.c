@@ -103,7 +103,7 @@ static const struct opt_desc opt_table[] = {
 	{ "device_lat", OPT_USEC, FIELD(device_lat_us), 0, 10000000,
 	  "=TIME   hostsim: latency per copy, e.g. 20us or 2ms (default 0)" },
 	{ "devices", OPT_UINT, FIELD(devices), 1, 8,
-	  "=N      hostsim: N devices, each with its own device_cache (default 1)" },
+	  "=N      N devices, each with its own device_cache (hostsim: simulated; cuda: GPUs gpu..gpu+N-1) (default 1)" },
 	{ "gpu", OPT_UINT, FIELD(gpu), 0, 255,
 	  "=N      cuda: the GPU to use (default 0)" },
 	{ "device_peer", OPT_CHOICE, FIELD(device_peer), 0, 0,
@@ -583,9 +583,12 @@ int opts_parse(int argc, char **argv, struct hmmfs_opts *o,
 			    "step (64 MiB) would take over a minute; give at least "
 			    "1M (or 0: no bandwidth model)",
 			    (unsigned long long)o->device_bw);
-	if (o->devices > 1 && strcmp(o->device, "hostsim"))
-		return fail(err, errlen, "devices=%u: only device=hostsim has several "
-			    "devices (cuda: one GPU, gpu=N)", o->devices);
+	if (o->devices > 1 && !strcmp(o->device, "none"))
+		return fail(err, errlen, "devices=%u with device=none: no device tier "
+			    "to have several of", o->devices);
+	if (o->gpu + o->devices > 256)
+		return fail(err, errlen, "gpu=%u,devices=%u: GPU numbers run past 255",
+			    o->gpu, o->devices);
 	if (o->direct_io)
 		o->writeback_cache = 0;	/* no kernel page cache to batch in */
 	if (o->allow_other && o->allow_root)

@@ -48,8 +48,12 @@ run_suite integration "$integ"
 # The device tier again on the cuda backend, over the fake driver
 # ($HMMFS_CUDA_LIB, set by the Makefile) unless a real one is named.
 if [ -n "${HMMFS_CUDA_LIB:-}" ]; then
-	run_suite integration-cuda env HMMFS_IT_OPTS=device=cuda "$integ" device
+	run_suite integration-cuda env HMMFS_IT_OPTS=device=cuda FAKECUDA_DEVICES=3 \
+		"$integ" device
 	HMMFSX_CONFIGS="$HMMFSX_CONFIGS device=cuda,host_cache=256K/-M,-n,4000"
+	# three fake GPUs where a mount asks for them (devices=3)
+	HMMFSX_CONFIGS="$HMMFSX_CONFIGS device=cuda,devices=3,host_cache=256K,device_cache=512K/-M,-R,3,-n,4000"
+	export FAKECUDA_DEVICES=3
 else
 	echo "tests: device=cuda suites not run: HMMFS_CUDA_LIB is not set" >&2
 	failed=$((failed + 1))

@@ -31,7 +31,10 @@
  *                           still be created and recorded, so where the
  *                           loss shows is deterministic)
  *   FAKECUDA_DEVICES=N      how many GPUs cuDeviceGetCount reports
- *                           (default 1; 0: cuInit says CUDA_ERROR_NO_DEVICE)
+ *                           (default 1, at most 8; 0: cuInit says
+ *                           CUDA_ERROR_NO_DEVICE).  Each has its own
+ *                           primary context; their memory is all this
+ *                           process's, so cuMemcpyPeerAsync is a copy.
  *
  * Locking: fk_lock guards the global state (allocations, registrations,
  * context refcount); each stream's lock guards its queue and counters.
@@ -102,10 +105,13 @@ struct fk_range {
 	struct fk_range *next;
 };
 
-/* The one context; its address is the CUcontext. */
+/* One primary context per GPU; its address is the CUcontext. */
+#define FK_MAX_DEVICES 8
+
 static struct fk_ctx {
 	int refs;
-} fk_ctx;
+} fk_ctx[FK_MAX_DEVICES];
+static int fk_refs_all;	/* every context's refs: 0 means a fresh start */
 
 static pthread_mutex_t fk_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fk_range *fk_allocs, *fk_registered;	/* fk_lock */
@@ -131,7 +137,7 @@ static void fk_read_env(void)
 /* Bookkeeping calls (events): the context must be current. */
 static CUresult fk_check_ctx(void)
 {
-	if (fk_current != &fk_ctx || !fk_ctx.refs)
+	if (!fk_current || !fk_current->refs)
 		return CUDA_ERROR_INVALID_CONTEXT;
 	return CUDA_SUCCESS;
 }
@@ -265,7 +271,7 @@ FK_API CUresult cuInit(unsigned int flags)
 	if (flags)
 		return CUDA_ERROR_INVALID_VALUE;
 	pthread_mutex_lock(&fk_lock);
-	if (!fk_ctx.refs)
+	if (!fk_refs_all)
 		fk_read_env();
 	pthread_mutex_unlock(&fk_lock);
 	return fk_ndevices > 0 ? CUDA_SUCCESS : CUDA_ERROR_NO_DEVICE;
@@ -279,7 +285,7 @@ FK_API CUresult cuDeviceGetCount(int *n)
 
 FK_API CUresult cuDeviceGet(CUdevice *d, int ordinal)
 {
-	if (ordinal < 0 || ordinal >= fk_ndevices)
+	if (ordinal < 0 || ordinal >= fk_ndevices || ordinal >= FK_MAX_DEVICES)
 		return CUDA_ERROR_INVALID_DEVICE;
 	*d = ordinal;
 	return CUDA_SUCCESS;
@@ -287,32 +293,46 @@ FK_API CUresult cuDeviceGet(CUdevice *d, int ordinal)
 
 FK_API CUresult cuDevicePrimaryCtxRetain(CUcontext *ctx, CUdevice d)
 {
-	(void)d;
+	if (d < 0 || d >= FK_MAX_DEVICES)
+		return CUDA_ERROR_INVALID_DEVICE;
 	pthread_mutex_lock(&fk_lock);
-	if (!fk_ctx.refs++) {
-		/* a fresh context: a fresh device, faults re-read */
+	if (!fk_refs_all++) {
+		/* a fresh start: fresh devices, faults re-read */
 		fk_read_env();
 		atomic_store(&fk_ops, 0);
 		atomic_store(&fk_lost, false);
 	}
+	fk_ctx[d].refs++;
 	pthread_mutex_unlock(&fk_lock);
-	*ctx = (CUcontext)(void *)&fk_ctx;
+	*ctx = (CUcontext)(void *)&fk_ctx[d];
 	return CUDA_SUCCESS;
 }
 
 FK_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice d)
 {
-	(void)d;
+	if (d < 0 || d >= FK_MAX_DEVICES)
+		return CUDA_ERROR_INVALID_DEVICE;
 	pthread_mutex_lock(&fk_lock);
-	if (fk_ctx.refs)
-		fk_ctx.refs--;
+	if (fk_ctx[d].refs) {
+		fk_ctx[d].refs--;
+		fk_refs_all--;
+	}
 	pthread_mutex_unlock(&fk_lock);
 	return CUDA_SUCCESS;
 }
 
+/* Is @ctx one of ours? */
+static bool fk_is_ctx(CUcontext ctx)
+{
+	uintptr_t p = (uintptr_t)(void *)ctx, lo = (uintptr_t)&fk_ctx[0];
+
+	return p >= lo && p < (uintptr_t)&fk_ctx[FK_MAX_DEVICES] &&
+	       (p - lo) % sizeof(fk_ctx[0]) == 0;
+}
+
 FK_API CUresult cuCtxSetCurrent(CUcontext ctx)
 {
-	if (ctx && (void *)ctx != (void *)&fk_ctx)
+	if (ctx && !fk_is_ctx(ctx))
 		return CUDA_ERROR_INVALID_CONTEXT;
 	fk_current = (struct fk_ctx *)(void *)ctx;
 	return CUDA_SUCCESS;
@@ -452,6 +472,25 @@ FK_API CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t le
 
 	if (r)
 		return r;
+	if (!fk_device_range(dst, len) || !fk_device_range(src, len))
+		return CUDA_ERROR_INVALID_VALUE;
+	return fk_copy((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, len, s);
+}
+
+/*
+ * A copy from one GPU's memory to another's, on @s (of the destination's
+ * context): every GPU's memory is this process's, so it is a plain copy.
+ */
+FK_API CUresult cuMemcpyPeerAsync(CUdeviceptr dst, CUcontext dst_ctx,
+				  CUdeviceptr src, CUcontext src_ctx, size_t len,
+				  CUstream s)
+{
+	CUresult r = fk_check();
+
+	if (r)
+		return r;
+	if (!fk_is_ctx(dst_ctx) || !fk_is_ctx(src_ctx))
+		return CUDA_ERROR_INVALID_CONTEXT;
 	if (!fk_device_range(dst, len) || !fk_device_range(src, len))
 		return CUDA_ERROR_INVALID_VALUE;
 	return fk_copy((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, len, s);

@@ -1144,10 +1144,11 @@ static const struct it_test tests[] = {
 	  "direct_io,device=hostsim,device_lat=1500ms" },
 	{ "hmmfsctl migrate, residency, devop, stats", hmmfsctl_commands, 0, NULL },
 	{ "hmmfsctl stats FILE", hmmfsctl_file_stats, 0, NULL },
+	/* hostsim, or cuda over three fake GPUs (tests/run.sh) */
 	{ "replicas on three devices", replicas_on_three_devices, 0,
-	  "device=hostsim,devices=3,device_cache=16M" },
+	  "devices=3,device_cache=16M" },
 	{ "three devices", three_devices, 0,
-	  "device=hostsim,devices=3,device_cache=16M,nowriteback_cache,migrate=bounce" },
+	  "devices=3,device_cache=16M,nowriteback_cache,migrate=bounce" },
 	{ "ioctl argument checks", ioctl_checks, 0, NULL },
 	{ "device=none", no_device_tier, 0, "device=none" },
 	{ "one ioctl over a sparse TiB is bounded", bounded_sparse_requests, 0,

@@ -256,13 +256,67 @@ static void test_shared_fence(void)
 	CU_ASSERT_EQUAL(dev_fence_wait(d, &f), 0);
 	memset(src, 0xc3, 64 * FS);
 	CU_ASSERT_EQUAL(memcmp(src, dst, 64 * FS), 0);
-	CU_ASSERT_PTR_NULL(f.priv);	/* nothing stays attached after a wait */
+	CU_ASSERT_PTR_NULL(f.priv[0]);	/* nothing stays attached after a wait */
 	pthread_barrier_destroy(&go);
 	dev_close(d);
 	restore_lib();
 out_free:
 	free(src);
 	free(dst);
+}
+
+/*
+ * Two GPUs behind one struct device (gpu=0,devices=2 over the fake's two
+ * contexts): a copy between them by the peer path (cuMemcpyPeerAsync) or
+ * staged through the host, one fence over both GPUs, and nothing left
+ * attached to the fence after its wait.
+ */
+static void test_two_gpus(void)
+{
+	struct device_config cfg = { .backend = "cuda", .mem_bytes = 16 * FS,
+				     .frame_size = FS, .units = 2, .gpus = { 0, 1 } };
+	struct dev_fence f = DEV_FENCE_INIT;
+	static char src[FS], got[2][FS];
+	struct dev_unit_stats st;
+	struct device *d = NULL;
+	dev_addr_t a0, a1;
+	char err[256];
+
+	if (!use_lib(NULL))
+		return;
+	setenv("FAKECUDA_DEVICES", "2", 1);
+	for (int peer = 1; peer >= 0; peer--) {
+		cfg.no_peer = !peer;
+		CU_ASSERT_EQUAL_FATAL(dev_open(&cfg, &d, err, sizeof(err)), 0);
+		CU_ASSERT_EQUAL(dev_units(d), 2);
+		CU_ASSERT_EQUAL(dev_frame_alloc_on(d, 0, &a0), 0);
+		CU_ASSERT_EQUAL(dev_frame_alloc_on(d, 1, &a1), 0);
+		memset(src, 'g' + peer, sizeof(src));
+		CU_ASSERT_EQUAL(dev_copy_to_device(d, a1, src, FS, &f), 0);
+		CU_ASSERT_EQUAL(dev_fence_wait(d, &f), 0);
+		CU_ASSERT_EQUAL(dev_copy_on_device(d, a0, a1, FS, &f), 0);
+		CU_ASSERT_EQUAL(dev_fence_wait(d, &f), 0);
+		/* one fence over both GPUs */
+		CU_ASSERT_EQUAL(dev_copy_to_host(d, got[0], a0, FS, &f), 0);
+		CU_ASSERT_EQUAL(dev_copy_to_host(d, got[1], a1, FS, &f), 0);
+		CU_ASSERT_EQUAL(dev_fence_wait(d, &f), 0);
+		CU_ASSERT_EQUAL(memcmp(got[0], src, FS), 0);
+		CU_ASSERT_EQUAL(memcmp(got[1], src, FS), 0);
+		CU_ASSERT_PTR_NULL(f.priv[0]);
+		CU_ASSERT_PTR_NULL(f.priv[1]);
+		dev_unit_stats(d, 0, &st);
+		CU_ASSERT_EQUAL(st.peer_in, (uint64_t)peer);
+		CU_ASSERT_EQUAL(st.staged_in, (uint64_t)!peer);
+		dev_frame_free(d, a0);
+		dev_frame_free(d, a1);
+		dev_close(d);
+	}
+	/* a third GPU the driver does not have */
+	cfg.units = 3;
+	cfg.gpus[2] = 2;
+	CU_ASSERT_EQUAL(dev_open(&cfg, &d, err, sizeof(err)), -ENODEV);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "device 2: "));
+	restore_lib();
 }
 
 int register_device_cuda(void)
@@ -276,6 +330,7 @@ int register_device_cuda(void)
 		{ "device lost at queue time: the fence reports it", test_lost_at_queue },
 		{ "host_register pins once; copies through it", test_host_register },
 		{ "one fence, two threads, two streams", test_shared_fence },
+		{ "two GPUs: peer and staged copies, one fence", test_two_gpus },
 		CU_TEST_INFO_NULL,
 	};
 	const char *build = getenv("BUILD");

@@ -262,7 +262,7 @@ static void test_device_bw_floor(void)
 	opts_free(&o);
 }
 
-/* devices=N: 1 to 8, hostsim only. */
+/* devices=N: 1 to 8, with a device tier. */
 static void test_devices(void)
 {
 	struct hmmfs_opts o;
@@ -277,8 +277,10 @@ static void test_devices(void)
 	opts_free(&o);
 	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "devices=0"), -EINVAL);
 	opts_free(&o);
-	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "device=cuda,devices=2"), -EINVAL);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err, "only device=hostsim"));
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "device=cuda,gpu=1,devices=2"), 0);
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "device=none,devices=2"), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "no device tier"));
 	opts_free(&o);
 }
 
