@@ -16,7 +16,12 @@
 #    direct, rand 4k direct with 1 and 4 jobs), with the device/host ratio
 #    bench/devread.sh reports for hostsim.  These steps run once the
 #    daemon has -o device=cuda and hmmfsctl has migrate; until then they
-#    say "skipped".
+#    say "skipped";
+# 5. replicas: the XXH64 computed on the GPU against xxhsum, a replica on
+#    the GPU dropped by a write, and with two GPUs or more (or
+#    FAKECUDA_DEVICES=2 over the fake driver) a mount on GPUs 0 and 1:
+#    replicas on both, the hash on GPU 1, a move GPU 0 -> GPU 1 by the
+#    peer path; with one GPU it says replicas need two.
 # Prints one table at the end, also written to $RESULTS (default
 # build/gpu-results.txt).  Exit 0 if nothing failed, 1 if something did,
 # 77 if there is no NVIDIA driver here.
@@ -210,8 +215,52 @@ replica_tests() {
 	else
 		fail "replica on the GPU" "$("$B/hmmfsctl" residency "$1/data" --length 8K 2>&1)"
 	fi
-	gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
-	row "replicas between GPUs" "not run: the cuda backend drives one GPU per mount ($gpus here)"
+	gpus=${FAKECUDA_DEVICES:-$(nvidia-smi -L 2>/dev/null | wc -l)}
+	if [ "$gpus" -lt 2 ]; then
+		row "replicas between GPUs" "not run: replicas need two GPUs ($gpus here)"
+		return
+	fi
+	two_gpu_tests "$2"
+}
+
+# two_gpu_tests BACKING: a mount on GPUs 0 and 1: replicas on both, the
+# XXH64 on GPU 1 equal to xxhsum's, a move from GPU 0 to GPU 1 by the
+# peer path (stats: peer_in).
+two_gpu_tests() {
+	local mnt2 want got
+	mnt2=$(mktemp -d)
+	if ! timeout 20 "$B/hmmfs" "$1" "$mnt2" -o "device=cuda,gpu=0,devices=2,migrate=bounce"; then
+		fail "mount -o device=cuda,devices=2"
+		rmdir "$mnt2"
+		return
+	fi
+	want=$(xxhsum -H1 "$1/data" 2>/dev/null | cut -d' ' -f1)
+	if timeout 120 "$B/hmmfsctl" migrate --to device:0 "$mnt2/data" >/dev/null &&
+	   timeout 120 "$B/hmmfsctl" replicate --to device:1 "$mnt2/data" >/dev/null &&
+	   "$B/hmmfsctl" residency "$mnt2/data" | grep -q "device:0+1"; then
+		row "replicas on GPUs 0 and 1" "ok"
+	else
+		fail "replicas on GPUs 0 and 1" "$("$B/hmmfsctl" residency "$mnt2/data" 2>&1 | tail -n 3)"
+	fi
+	got=$(timeout 120 "$B/hmmfsctl" devop "$mnt2/data" --op xxh64 --device 1 | cut -d' ' -f1)
+	if [ -n "$want" ] && [ "$got" = "$want" ]; then
+		row "xxh64 on GPU 1 = xxhsum" "$got"
+	else
+		fail "xxh64 on GPU 1" "got ${got:-nothing}, xxhsum ${want:-not installed}"
+	fi
+	"$B/hmmfsctl" migrate --to host "$mnt2/data" >/dev/null 2>&1
+	"$B/hmmfsctl" migrate --to device:0 "$mnt2/data" >/dev/null 2>&1
+	t0=$(date +%s.%N)
+	if timeout 120 "$B/hmmfsctl" migrate --to device:1 "$mnt2/data" >/dev/null; then
+		t1=$(date +%s.%N)
+		row "GPU 0 -> GPU 1 (peer path)" "$(awk -v n="$SIZE_MIB" -v a="$t0" -v b="$t1" \
+			'BEGIN { printf "%.2f GiB/s", n / 1024 / (b - a) }'), peer_in $("$B/hmmfsctl" \
+			stats "$mnt2" --json | grep -o '"id":1,[^}]*"peer_in":[0-9]*' | grep -o '[0-9]*$')"
+	else
+		fail "migrate GPU 0 -> GPU 1"
+	fi
+	fusermount3 -u "$mnt2" 2>/dev/null || umount "$mnt2"
+	rmdir "$mnt2"
 }
 mount_tests
 
