@@ -15,7 +15,9 @@
  *          the loop that livelocked page_drop (issue 13, item 1);
  *   truncator: truncate(2) to sizes around the first pages (0 .. 128 KiB);
  *   ioctls: HMMFS_IOC_MIGRATE of the first pages to the device and back,
- *          and HMMFS_IOC_RESIDENCY, on a descriptor it reopens often;
+ *          HMMFS_IOC_RESIDENCY, and (on a mount with several devices)
+ *          replicas of them and a device hash, on a descriptor it reopens
+ *          often;
  *   renamer: rename the file away and back, and now and then unlink it
  *          (the writers recreate it).
  *
@@ -143,6 +145,27 @@ static void run_truncator(struct racer *r, const char *path)
 	}
 }
 
+/*
+ * On a mount with several devices: replicas of the first pages on a few
+ * of them, and a hash of them on one (refusals are fine: one device
+ * only, the device full, the file cut meanwhile).
+ */
+static void race_replicas(int fd, uint64_t loop)
+{
+	struct hmmfs_ioc_replicate rp = {
+		.version = HMMFS_IOC_VERSION, .units = 1u + (uint32_t)(loop % 7),
+		.offset = (loop % 3) * 4096, .length = 128 * 1024,
+	};
+	struct hmmfs_ioc_devread dr = {
+		.version = HMMFS_IOC_VERSION, .op = HMMFS_DEVREAD_XXH64,
+		.flags = HMMFS_DEVREAD_START, .device = (uint32_t)(loop % 3),
+		.length = 128 * 1024,
+	};
+
+	(void)ioctl(fd, HMMFS_IOC_REPLICATE, &rp);
+	(void)ioctl(fd, HMMFS_IOC_DEVREAD, &dr);
+}
+
 static void run_ioctls(struct racer *r, const char *path)
 {
 	static struct hmmfs_ioc_residency res;
@@ -173,6 +196,8 @@ static void run_ioctls(struct racer *r, const char *path)
 		res = (struct hmmfs_ioc_residency){
 			.version = HMMFS_IOC_VERSION, .length = 256 * 1024 };
 		(void)ioctl(fd, HMMFS_IOC_RESIDENCY, &res);
+		r->step = 4;
+		race_replicas(fd, r->loops);
 		r->loops++;
 	}
 	if (fd >= 0)
