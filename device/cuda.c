@@ -469,6 +469,27 @@ static struct cuda_fence *cuda_fence_get(struct cuda_dev *cd, struct dev_fence *
 }
 
 /*
+ * Before queueing on @f: enter @cd's context, attach @f's record if it
+ * has none, lock it.  Return: the record, locked; or NULL with *@ret.
+ */
+static struct cuda_fence *cuda_queue_begin(struct cuda_dev *cd, struct dev_fence *f,
+					   int *ret)
+{
+	struct cuda_fence *rec;
+
+	*ret = cuda_enter(cd);
+	if (*ret)
+		return NULL;
+	rec = cuda_fence_get(cd, f);
+	if (!rec) {
+		*ret = -ENOMEM;
+		return NULL;
+	}
+	pthread_mutex_lock(&rec->lock);
+	return rec;
+}
+
+/*
  * An operation went on stream @s for @f: record the fence's event there.
  * If that fails the operation is still queued, so the wait falls back to
  * synchronizing the stream.  Context: @rec->lock held.
@@ -504,13 +525,9 @@ static int cuda_copy(struct dev_unit *d, const struct dev_copy *cp,
 	CUresult r;
 	int ret;
 
-	ret = cuda_enter(cd);
-	if (ret)
-		return ret;
-	rec = cuda_fence_get(cd, f);
+	rec = cuda_queue_begin(cd, f, &ret);
 	if (!rec)
-		return -ENOMEM;
-	pthread_mutex_lock(&rec->lock);
+		return ret;
 	switch (cp->dir) {
 	case DEV_H2D:
 		what = "cuMemcpyHtoDAsync";
@@ -548,13 +565,9 @@ static int cuda_copy_peer(struct dev_unit *d, dev_addr_t dst, struct dev_unit *f
 	CUresult r;
 	int ret;
 
-	ret = cuda_enter(cd);
-	if (ret)
-		return ret;
-	rec = cuda_fence_get(cd, f);
+	rec = cuda_queue_begin(cd, f, &ret);
 	if (!rec)
-		return -ENOMEM;
-	pthread_mutex_lock(&rec->lock);
+		return ret;
 	r = cd->api.MemcpyPeerAsync(cd->base + dst, cd->ctx, peer->base + src,
 				    peer->ctx, len, cd->stream[s]);
 	ret = r ? cuda_fail_queue(cd, f, "cuMemcpyPeerAsync", r)
@@ -592,13 +605,9 @@ static int cuda_compute(struct dev_unit *d, enum dev_op_kind op, dev_addr_t dst,
 	struct cuda_fence *rec;
 	int ret;
 
-	ret = cuda_enter(cd);
-	if (ret)
-		return ret;
-	rec = cuda_fence_get(cd, f);
+	rec = cuda_queue_begin(cd, f, &ret);
 	if (!rec)
-		return -ENOMEM;
-	pthread_mutex_lock(&rec->lock);
+		return ret;
 	ret = cuda_launch_locked(cd, rec, cd->fn[op], len, args, f);
 	pthread_mutex_unlock(&rec->lock);
 	return ret;
@@ -625,13 +634,9 @@ static int cuda_compare(struct dev_unit *d, dev_addr_t a, dev_addr_t b,
 	CUresult r;
 	int ret;
 
-	ret = cuda_enter(cd);
-	if (ret)
-		return ret;
-	rec = cuda_fence_get(cd, f);
+	rec = cuda_queue_begin(cd, f, &ret);
 	if (!rec)
-		return -ENOMEM;
-	pthread_mutex_lock(&rec->lock);
+		return ret;
 	if (!rec->flag) {
 		r = cd->api.MemAlloc(&rec->flag, sizeof(uint32_t));
 		if (r) {
