@@ -51,6 +51,10 @@
  * cuModuleLoadData, which JIT-compiles them for whatever GPU is present.
  * compare writes 1 to a flag word in device memory owned by the fence
  * record; fence_wait copies it back and, if set, sets the fence's result.
+ * xxh64 (the read-only device op) folds XXH64's four lanes over a list of
+ * spans, with the host keeping the rest of the hash (cuda_xxh64() below);
+ * it is checked against libxxhash before its first use and left unused
+ * if it disagrees.  ptxas of CUDA 13 assembles the module for sm_75 to sm_90.
  *
  * Errors.  Driver results become -errno (cuda_errno()): out of memory
  * -ENOMEM; the errors after which the context is unusable (lost device,
@@ -66,19 +70,30 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#define XXH_STATIC_LINKING_ONLY	/* XXH64_state_t's lanes: see cuda_xxh64() */
+#include <xxhash.h>
+
 #include "device/cuda_int.h"
 #include "device/device.h"
 #include "log/log.h"
+
+#if XXH_VERSION_NUMBER < 800
+#error "cuda_xxh64() needs the XXH64_state_t of xxHash 0.8 (lanes v[4])"
+#endif
 
 #define CUDA_NSTREAMS	8
 #define CUDA_BLOCK	256		/* threads per block */
 #define CUDA_MAX_GRID	1024		/* blocks; the loops stride */
 #define CUDA_SPIN_NS	20000		/* copy_sync polls this long, then sleeps */
+#define CUDA_XXH64_SPANS 1024		/* spans per launch of the xxh64 kernel */
+#define CUDA_XXH64_BOUNCE 65536		/* bytes hashed through the host at once */
+#define CUDA_XXH64_CHECK (3 * 4096)	/* the kernel's check hashes this much */
 
 /*
  * The kernels.  Each thread starts at byte ctaid.x * ntid.x + tid.x and
@@ -131,6 +146,10 @@
 
 #define CUDA_PTX_LOAD	"	ld.global.u8 %r6, [%rd6];\n"
 
+/* XXH64's primes 1 and 2, as PTX writes an unsigned 64-bit literal */
+#define CUDA_XXH64_P1	"0x9E3779B185EBCA87U"
+#define CUDA_XXH64_P2	"0xC2B2AE3D27D4EB4FU"
+
 static const char cuda_ptx[] =
 	".version 6.0\n"
 	".target sm_50\n"
@@ -175,6 +194,65 @@ static const char cuda_ptx[] =
 	"$L_cmp_differ:\n"
 	"	mov.u32 %r8, 1;\n"
 	"	st.global.u32 [%rd8], %r8;\n"
+	"	ret;\n"
+	"}\n\n"
+	/*
+	 * xxh64: (u64 spans, u64 nspans, u64 lanes); one block of four
+	 * threads, thread t folding word t of every 32-byte stripe of the
+	 * spans, in order, into lanes[t] (XXH64's round: acc += w * P2,
+	 * acc = rotl(acc, 31), acc *= P1).  A span is {u64 address, u64
+	 * length}: 8-byte aligned, the length a multiple of 32.
+	 */
+	".visible .entry " CUDA_KERNEL_XXH64 "(\n"
+	"	.param .u64 x_spans,\n"
+	"	.param .u64 x_nspans,\n"
+	"	.param .u64 x_lanes\n"
+	")\n"
+	"{\n"
+	"	.reg .pred %p<3>;\n"
+	"	.reg .b32 %r<2>;\n"
+	"	.reg .b64 %rd<12>;\n"
+	"\n"
+	"	ld.param.u64 %rd1, [x_spans];\n"
+	"	ld.param.u64 %rd2, [x_nspans];\n"
+	"	ld.param.u64 %rd3, [x_lanes];\n"
+	"	cvta.to.global.u64 %rd1, %rd1;\n"
+	"	cvta.to.global.u64 %rd3, %rd3;\n"
+	"	mov.u32 %r1, %tid.x;\n"
+	"	setp.ge.u32 %p1, %r1, 4;\n"
+	"	@%p1 bra $L_x_done;\n"
+	"	mul.wide.u32 %rd4, %r1, 8;\n"		/* this lane's word */
+	"	add.u64 %rd5, %rd3, %rd4;\n"
+	"	ld.global.u64 %rd6, [%rd5];\n"		/* acc */
+	"	setp.eq.u64 %p1, %rd2, 0;\n"
+	"	@%p1 bra $L_x_store;\n"
+	"$L_x_span:\n"
+	"	ld.global.u64 %rd7, [%rd1];\n"
+	"	ld.global.u64 %rd8, [%rd1+8];\n"
+	"	cvta.to.global.u64 %rd7, %rd7;\n"
+	"	add.u64 %rd8, %rd7, %rd8;\n"		/* the span's end */
+	"	add.u64 %rd7, %rd7, %rd4;\n"
+	"	setp.ge.u64 %p2, %rd7, %rd8;\n"
+	"	@%p2 bra $L_x_next;\n"
+	"$L_x_stripe:\n"
+	"	ld.global.u64 %rd9, [%rd7];\n"
+	"	mul.lo.u64 %rd9, %rd9, " CUDA_XXH64_P2 ";\n"
+	"	add.u64 %rd6, %rd6, %rd9;\n"
+	"	shl.b64 %rd10, %rd6, 31;\n"
+	"	shr.b64 %rd11, %rd6, 33;\n"
+	"	or.b64 %rd6, %rd10, %rd11;\n"
+	"	mul.lo.u64 %rd6, %rd6, " CUDA_XXH64_P1 ";\n"
+	"	add.u64 %rd7, %rd7, 32;\n"
+	"	setp.lt.u64 %p2, %rd7, %rd8;\n"
+	"	@%p2 bra $L_x_stripe;\n"
+	"$L_x_next:\n"
+	"	add.u64 %rd1, %rd1, 16;\n"
+	"	sub.u64 %rd2, %rd2, 1;\n"
+	"	setp.ne.u64 %p1, %rd2, 0;\n"
+	"	@%p1 bra $L_x_span;\n"
+	"$L_x_store:\n"
+	"	st.global.u64 [%rd5], %rd6;\n"
+	"$L_x_done:\n"
 	"	ret;\n"
 	"}\n";
 
@@ -264,6 +342,9 @@ static const struct {
  * @compared:   a compare was queued since the last wait.
  * @flag:       device word the compare kernel sets to 1; 0 until the
  *              first compare, zero whenever the record is in the pool.
+ * @xbuf:       device scratch of the xxh64 kernel (its lanes, then
+ *              CUDA_XXH64_SPANS spans); 0 until the record's first hash.
+ * @xspans:     the host side of @xbuf's spans, as they are gathered.
  * @next_free:  on cuda_dev.pool, while not attached to a fence.
  * @next_all:   on cuda_dev.all, for close.
  */
@@ -272,7 +353,8 @@ struct cuda_fence {
 	CUevent ev[CUDA_NSTREAMS];
 	uint32_t recorded, unsynced;
 	bool compared;
-	CUdeviceptr flag;
+	CUdeviceptr flag, xbuf;
+	uint64_t (*xspans)[2];
 	struct cuda_fence *next_free, *next_all;
 };
 
@@ -284,7 +366,9 @@ struct cuda_fence {
  * @slot:       its unit number: its half of a fence is f->priv[@slot].
  * @base:       device address 0.
  * @mod, @fn:   the PTX module and its kernels (by enum dev_op_kind;
- *              @fn_compare apart).
+ *              @fn_compare and @fn_xxh64 apart).
+ * @xxh64_verdict: the xxh64 kernel's check (xxh64_checked()): 0 not run
+ *              yet, 1 passed, -1 failed (hashes go through the host).
  * @stream:     the streams threads are given; @ctl is for fence_wait's
  *              own small copies.
  * @pool_lock:  guards @pool and @all.
@@ -298,7 +382,8 @@ struct cuda_dev {
 	CUcontext ctx;
 	CUdeviceptr base;
 	CUmodule mod;
-	CUfunction fn[DEV_OP_NR], fn_compare;
+	CUfunction fn[DEV_OP_NR], fn_compare, fn_xxh64;
+	_Atomic int xxh64_verdict;
 	CUstream stream[CUDA_NSTREAMS], ctl;
 	pthread_mutex_t pool_lock;
 	struct cuda_fence *pool, *all;
@@ -716,6 +801,232 @@ static int cuda_fence_wait(struct dev_unit *d, struct dev_fence *f)
 	return first ? first : ret;
 }
 
+/*
+ * XXH64 on the GPU (the xxh64 op).  XXH64 is serial within each of its
+ * four lanes, so the kernel is one block of four threads, thread t
+ * folding word t of each 32-byte stripe into lane t; it takes a list of
+ * spans, so a request's pages are one launch.  The rest of the hash stays
+ * with libxxhash on the host, in the caller's XXH64_state_t: the lanes
+ * go to the device and come back around each launch (v[], total_len),
+ * and bytes that do not make whole aligned stripes (a span's head while
+ * the state holds a partial stripe, its tail, a span not 8-byte aligned)
+ * are copied back and fed to XXH64_update(), which buffers them as for
+ * any caller.  Page-aligned ranges are therefore all kernel work.
+ *
+ * Everything runs on this thread's stream and is waited for before the
+ * op returns; the fence record only lends its scratch (@xbuf, @xspans).
+ */
+struct cuda_xxh64_run {
+	struct cuda_dev *cd;
+	struct dev_fence *f;	/* keeps a loss of the device, for its wait */
+	struct cuda_fence *rec;
+	XXH64_state_t *st;
+	CUstream s;
+	size_t n;		/* spans gathered in rec->xspans */
+	uint64_t bytes;		/* their length */
+};
+
+/* After @r, the result of queueing on x->s: wait for the stream. */
+static int xxh64_wait(struct cuda_xxh64_run *x, const char *what, CUresult r)
+{
+	if (!r)
+		r = x->cd->api.StreamSynchronize(x->s);
+	return r ? cuda_fail_queue(x->cd, x->f, what, r) : 0;
+}
+
+/* Launch the kernel over the gathered spans and take the lanes back. */
+static int xxh64_run_flush(struct cuda_xxh64_run *x)
+{
+	struct cuda_dev *cd = x->cd;
+	CUdeviceptr lanes = x->rec->xbuf, spans = lanes + sizeof(x->st->v);
+	unsigned long long n = x->n;
+	void *args[] = { &spans, &n, &lanes };
+	uint64_t v[4];
+	CUresult r;
+	int ret;
+
+	if (!x->n)
+		return 0;
+	memcpy(v, x->st->v, sizeof(v));
+	r = cd->api.MemcpyHtoDAsync(lanes, v, sizeof(v), x->s);
+	if (!r)
+		r = cd->api.MemcpyHtoDAsync(spans, x->rec->xspans,
+					    x->n * sizeof(*x->rec->xspans), x->s);
+	if (!r)
+		r = cd->api.LaunchKernel(cd->fn_xxh64, 1, 1, 1, 4, 1, 1, 0, x->s,
+					 args, NULL);
+	if (!r)
+		r = cd->api.MemcpyDtoHAsync(v, lanes, sizeof(v), x->s);
+	ret = xxh64_wait(x, "the xxh64 kernel", r);
+	if (ret)
+		return ret;
+	memcpy(x->st->v, v, sizeof(v));
+	x->st->total_len += x->bytes;
+	x->n = 0;
+	x->bytes = 0;
+	return 0;
+}
+
+/* Feed [@a, @a + @len) to the state through host copies. */
+static int xxh64_through_host(struct cuda_xxh64_run *x, CUdeviceptr a, size_t len)
+{
+	char *buf = malloc(len < CUDA_XXH64_BOUNCE ? len : CUDA_XXH64_BOUNCE);
+	int ret = xxh64_run_flush(x);	/* the kernel's bytes come first */
+
+	if (!buf)
+		return -ENOMEM;
+	while (!ret && len) {
+		size_t n = len < CUDA_XXH64_BOUNCE ? len : CUDA_XXH64_BOUNCE;
+
+		ret = xxh64_wait(x, "cuMemcpyDtoHAsync (xxh64)",
+				 x->cd->api.MemcpyDtoHAsync(buf, a, n, x->s));
+		if (!ret)
+			XXH64_update(x->st, buf, n);
+		a += n;
+		len -= n;
+	}
+	free(buf);
+	return ret;
+}
+
+/* Gather the whole stripes of one span; the rest goes through the host. */
+static int xxh64_run_span(struct cuda_xxh64_run *x, CUdeviceptr a, size_t len)
+{
+	size_t head = x->st->memsize ? 32 - x->st->memsize : 0, stripes;
+	int ret;
+
+	if (head) {
+		head = head < len ? head : len;
+		ret = xxh64_through_host(x, a, head);
+		if (ret)
+			return ret;
+		a += head;
+		len -= head;
+	}
+	stripes = a % 8 ? 0 : len & ~(size_t)31;
+	if (stripes) {
+		if (x->n == CUDA_XXH64_SPANS && (ret = xxh64_run_flush(x)))
+			return ret;
+		x->rec->xspans[x->n][0] = a;
+		x->rec->xspans[x->n][1] = stripes;
+		x->n++;
+		x->bytes += stripes;
+	}
+	return len > stripes ? xxh64_through_host(x, a + stripes, len - stripes) : 0;
+}
+
+/*
+ * The record's scratch, allocated on its first hash: the lanes, the
+ * spans, then CUDA_XXH64_CHECK bytes for the kernel's check.
+ */
+static int xxh64_scratch(struct cuda_dev *cd, struct cuda_fence *rec)
+{
+	size_t bytes = 4 * sizeof(uint64_t) + CUDA_XXH64_SPANS * sizeof(*rec->xspans) +
+		       CUDA_XXH64_CHECK;
+	CUresult r;
+
+	if (!rec->xspans && !(rec->xspans = malloc(CUDA_XXH64_SPANS *
+						   sizeof(*rec->xspans))))
+		return -ENOMEM;
+	if (rec->xbuf)
+		return 0;
+	r = cd->api.MemAlloc(&rec->xbuf, bytes);
+	if (r) {
+		rec->xbuf = 0;
+		return cuda_fail(cd, "cuMemAlloc (xxh64 scratch)", r);
+	}
+	return 0;
+}
+
+/* Hash @n spans (device offsets from @base) into @st. */
+static int xxh64_run_spans(struct cuda_xxh64_run *x, CUdeviceptr base,
+			   const struct dev_span *sp, size_t n)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < n && !ret; i++)
+		ret = xxh64_run_span(x, base + sp[i].addr, sp[i].len);
+	return ret ? ret : xxh64_run_flush(x);
+}
+
+/*
+ * Check the kernel against libxxhash, once per GPU before its first
+ * hash, on a pattern in the record's scratch: whole pages, a head and a
+ * tail, an unaligned span.  A driver that compiles the PTX differently,
+ * or a kernel bug, then costs speed (host copies) rather than wrong
+ * hashes.  Return: 0 if the kernel may be used, -EOPNOTSUPP if not, or
+ * the device's -errno (then the check runs again next time).
+ */
+static int xxh64_check(struct cuda_xxh64_run *x)
+{
+	static const struct dev_span spans[] = {
+		{ 0, 4096 }, { 4096, 4096 },	/* pages: one launch */
+		{ 8192 + 8, 104 },		/* stripes, then a tail of 8 */
+		{ 8192 + 200, 1000 },		/* a head of 24, stripes, a tail */
+		{ 8192 + 1203, 777 },		/* not aligned: all host */
+		{ 8192 + 1025, 3000 },		/* a head of 7, then aligned */
+	};
+	struct cuda_dev *cd = x->cd;
+	CUdeviceptr pat_dev = x->rec->xbuf + 4 * sizeof(uint64_t) +
+			      CUDA_XXH64_SPANS * sizeof(*x->rec->xspans);
+	struct cuda_xxh64_run check = *x;
+	unsigned char *pat;
+	XXH64_state_t dev, host;
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+	int verdict = atomic_load(&cd->xxh64_verdict), ret;
+
+	if (verdict)
+		return verdict > 0 ? 0 : -EOPNOTSUPP;
+	pat = malloc(CUDA_XXH64_CHECK);
+	if (!pat)
+		return -ENOMEM;
+	for (size_t i = 0; i < CUDA_XXH64_CHECK; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		pat[i] = (unsigned char)(seed >> 56);
+	}
+	XXH64_reset(&dev, 0);
+	XXH64_reset(&host, 0);
+	for (size_t i = 0; i < sizeof(spans) / sizeof(spans[0]); i++)
+		XXH64_update(&host, pat + spans[i].addr, spans[i].len);
+	check.st = &dev;
+	ret = xxh64_wait(x, "cuMemcpyHtoDAsync (xxh64 check)",
+			 cd->api.MemcpyHtoDAsync(pat_dev, pat, CUDA_XXH64_CHECK, x->s));
+	if (!ret)
+		ret = xxh64_run_spans(&check, pat_dev, spans,
+				      sizeof(spans) / sizeof(spans[0]));
+	free(pat);
+	if (ret)
+		return ret;	/* the device's trouble, not the kernel's */
+	verdict = XXH64_digest(&dev) == XXH64_digest(&host) ? 1 : -1;
+	atomic_store(&cd->xxh64_verdict, verdict);
+	if (verdict < 0)
+		log_warn("cuda: GPU %d: the xxh64 kernel disagrees with libxxhash; "
+			 "devop xxh64 hashes through host copies on it", cd->gpu);
+	return verdict > 0 ? 0 : -EOPNOTSUPP;
+}
+
+static int cuda_xxh64(struct dev_unit *d, const struct dev_span *sp, size_t n,
+		      void *state, struct dev_fence *f)
+{
+	struct cuda_dev *cd = d->priv;
+	struct cuda_xxh64_run x = { .cd = cd, .f = f, .st = state,
+				    .s = cd->stream[cuda_thread_stream()] };
+	int ret;
+
+	if (atomic_load(&cd->xxh64_verdict) < 0)
+		return -EOPNOTSUPP;	/* device.c hashes through host copies */
+	x.rec = cuda_queue_begin(cd, f, &ret);
+	if (!x.rec)
+		return ret;
+	ret = xxh64_scratch(cd, x.rec);
+	if (!ret)
+		ret = xxh64_check(&x);
+	if (!ret)
+		ret = xxh64_run_spans(&x, cd->base, sp, n);
+	pthread_mutex_unlock(&x.rec->lock);
+	return ret;
+}
+
 /* Poll the events of @f until they complete or CUDA_SPIN_NS pass. */
 static void cuda_fence_spin(struct cuda_dev *cd, struct dev_fence *f)
 {
@@ -882,6 +1193,11 @@ static int cuda_open(struct dev_unit *d, const struct device_config *cfg,
 		ret = cuda_open_fail(cd, CUDA_KERNEL_COMPARE, r, err, errlen);
 		goto out_unload;
 	}
+	r = cd->api.ModuleGetFunction(&cd->fn_xxh64, cd->mod, CUDA_KERNEL_XXH64);
+	if (r) {
+		ret = cuda_open_fail(cd, CUDA_KERNEL_XXH64, r, err, errlen);
+		goto out_unload;
+	}
 	r = cd->api.StreamCreate(&cd->ctl, CU_STREAM_NON_BLOCKING);
 	if (r) {
 		ret = cuda_open_fail(cd, "cuStreamCreate", r, err, errlen);
@@ -929,6 +1245,9 @@ static void cuda_close(struct dev_unit *d)
 				cd->api.EventDestroy(rec->ev[s]);
 		if (rec->flag)
 			cd->api.MemFree(rec->flag);
+		if (rec->xbuf)
+			cd->api.MemFree(rec->xbuf);
+		free(rec->xspans);
 		pthread_mutex_destroy(&rec->lock);
 		free(rec);
 	}
@@ -953,6 +1272,7 @@ const struct dev_ops dev_cuda_ops = {
 	.copy_sync	 = cuda_copy_sync,
 	.compute	 = cuda_compute,
 	.compare	 = cuda_compare,
+	.xxh64		 = cuda_xxh64,
 	.copy_peer	 = cuda_copy_peer,
 	.fence_wait	 = cuda_fence_wait,
 };

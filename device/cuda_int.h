@@ -74,10 +74,15 @@ enum {
  *   fill, xor, add:  u64 dst pointer, u64 length, u32 value (low 8 bits used)
  *   compare:         u64 a, u64 b, u64 length, u64 pointer to a u32 flag
  *                    that becomes 1 if the ranges differ (never reset)
+ *   xxh64:           u64 pointer to nspans {u64 address, u64 length}
+ *                    (address 8-byte aligned, length a multiple of 32),
+ *                    u64 nspans, u64 pointer to XXH64's four u64 lanes,
+ *                    updated in place; one block of four threads
  */
 #define CUDA_KERNEL_FILL	"hmmfs_fill"
 #define CUDA_KERNEL_XOR		"hmmfs_xor"
 #define CUDA_KERNEL_ADD		"hmmfs_add"
 #define CUDA_KERNEL_COMPARE	"hmmfs_compare"
+#define CUDA_KERNEL_XXH64	"hmmfs_xxh64"
 
 #endif

@@ -1156,6 +1156,8 @@ int dev_xxh64(struct device *d, const struct dev_span *sp, size_t n,
 		ret = u->ops->xxh64(u, local, n, xxh64_state, &f);
 		r = unit_fence_wait(u, &f);
 		ret = ret ? ret : r;
+		if (ret == -EOPNOTSUPP)
+			ret = xxh64_on_host(u, local, n, xxh64_state);
 	}
 	free(local);
 	return ret;

@@ -214,7 +214,8 @@ struct dev_ops {
 	 * Queue a read-only pass over @n spans of device memory, in order,
 	 * feeding their bytes to the XXH64 state @xxh64_state (an
 	 * XXH64_state_t of the caller's, valid until the fence is waited).
-	 * Not required: without it device.c hashes host copies.
+	 * Not required: without it, or when it returns -EOPNOTSUPP having
+	 * touched nothing, device.c hashes host copies.
 	 */
 	int (*xxh64)(struct dev_unit *d, const struct dev_span *sp, size_t n,
 		     void *xxh64_state, struct dev_fence *f);

@@ -30,11 +30,18 @@
  *                           CUDA_ERROR_DEVICE_UNAVAILABLE (events can
  *                           still be created and recorded, so where the
  *                           loss shows is deterministic)
+ *   FAKECUDA_BAD_XXH64=1    the xxh64 kernel computes wrong lanes (the
+ *                           backend's check at open must catch it)
  *   FAKECUDA_DEVICES=N      how many GPUs cuDeviceGetCount reports
  *                           (default 1, at most 8; 0: cuInit says
  *                           CUDA_ERROR_NO_DEVICE).  Each has its own
  *                           primary context; their memory is all this
  *                           process's, so cuMemcpyPeerAsync is a copy.
+ *
+ * The xxh64 kernel checks its spans as it runs: one not 8-byte aligned, of
+ * a length not a multiple of 32, or outside device memory is a fault, and
+ * the device is lost (a real GPU's misaligned-address error is sticky).
+ * fakecuda_launches(NAME) tells the tests how often a kernel ran.
  *
  * Locking: fk_lock guards the global state (allocations, registrations,
  * context refcount); each stream's lock guards its queue and counters.
@@ -52,7 +59,7 @@
 
 #define FK_API __attribute__((visibility("default")))
 
-enum fk_kind { FK_COPY, FK_FILL, FK_XOR, FK_ADD, FK_COMPARE, FK_NOP };
+enum fk_kind { FK_COPY, FK_FILL, FK_XOR, FK_ADD, FK_COMPARE, FK_XXH64, FK_NOP };
 
 struct fk_op {
 	enum fk_kind kind;
@@ -61,6 +68,7 @@ struct fk_op {
 	size_t len;
 	uint8_t value;
 	uint32_t *flag;		/* FK_COMPARE */
+	uint64_t *lanes;	/* FK_XXH64: dst is the spans, len their number */
 	struct fk_op *next;
 };
 
@@ -90,13 +98,15 @@ struct CUmod_st {
 struct CUfunc_st {
 	const char *name;
 	enum fk_kind kind;
+	_Atomic unsigned long launches;
 };
 
 static struct CUfunc_st fk_funcs[] = {
-	{ CUDA_KERNEL_FILL, FK_FILL },
-	{ CUDA_KERNEL_XOR, FK_XOR },
-	{ CUDA_KERNEL_ADD, FK_ADD },
-	{ CUDA_KERNEL_COMPARE, FK_COMPARE },
+	{ .name = CUDA_KERNEL_FILL, .kind = FK_FILL },
+	{ .name = CUDA_KERNEL_XOR, .kind = FK_XOR },
+	{ .name = CUDA_KERNEL_ADD, .kind = FK_ADD },
+	{ .name = CUDA_KERNEL_COMPARE, .kind = FK_COMPARE },
+	{ .name = CUDA_KERNEL_XXH64, .kind = FK_XXH64 },
 };
 
 struct fk_range {
@@ -116,7 +126,7 @@ static int fk_refs_all;	/* every context's refs: 0 means a fresh start */
 static pthread_mutex_t fk_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fk_range *fk_allocs, *fk_registered;	/* fk_lock */
 static int fk_ndevices = 1;
-static bool fk_fail_alloc;
+static bool fk_fail_alloc, fk_bad_xxh64;
 static long fk_lose_after = -1;
 static _Atomic long fk_ops;
 static _Atomic bool fk_lost;
@@ -130,6 +140,8 @@ static void fk_read_env(void)
 	fk_ndevices = s && *s ? atoi(s) : 1;
 	s = getenv("FAKECUDA_FAIL_ALLOC");
 	fk_fail_alloc = s && atoi(s) > 0;
+	s = getenv("FAKECUDA_BAD_XXH64");
+	fk_bad_xxh64 = s && atoi(s) > 0;
 	s = getenv("FAKECUDA_LOSE_AFTER");
 	fk_lose_after = s && *s ? atol(s) : -1;
 }
@@ -168,6 +180,41 @@ static bool fk_device_range(CUdeviceptr p, size_t len)
 	return ok;
 }
 
+static uint64_t fk_xxh64_round(uint64_t acc, uint64_t w)
+{
+	acc += w * 0xC2B2AE3D27D4EB4Full;
+	acc = acc << 31 | acc >> 33;
+	return acc * 0x9E3779B185EBCA87ull;
+}
+
+/* The xxh64 kernel: lane t folds word t of each stripe (little-endian). */
+static void fk_xxh64(struct fk_op *o)
+{
+	const uint64_t (*sp)[2] = o->dst;
+
+	for (size_t i = 0; i < o->len; i++) {
+		const unsigned char *p = (const unsigned char *)(uintptr_t)sp[i][0];
+
+		if (sp[i][0] % 8 || sp[i][1] % 32 || !fk_device_range(sp[i][0], sp[i][1])) {
+			fprintf(stderr, "fakecuda: " CUDA_KERNEL_XXH64 ": span %zu "
+				"(%#llx, %llu bytes) is not aligned or not device memory: "
+				"the device is lost\n", i, (unsigned long long)sp[i][0],
+				(unsigned long long)sp[i][1]);
+			atomic_store(&fk_lost, true);
+			return;
+		}
+		for (uint64_t s = 0; s < sp[i][1]; s += 32)
+			for (int t = 0; t < 4; t++) {
+				uint64_t w;
+
+				memcpy(&w, p + s + 8 * t, 8);
+				o->lanes[t] = fk_xxh64_round(o->lanes[t], w);
+			}
+	}
+	if (fk_bad_xxh64)
+		o->lanes[0] ^= 1;
+}
+
 static void fk_run(struct fk_op *o)
 {
 	uint8_t *p = o->dst;
@@ -190,6 +237,9 @@ static void fk_run(struct fk_op *o)
 	case FK_COMPARE:
 		if (memcmp(o->dst, o->src, o->len))
 			*o->flag = 1;
+		break;
+	case FK_XXH64:
+		fk_xxh64(o);
 		break;
 	case FK_NOP:
 		break;
@@ -673,6 +723,17 @@ FK_API CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy,
 		return CUDA_ERROR_INVALID_VALUE;
 	o.kind = f->kind;
 	o.dst = (void *)(uintptr_t)*(CUdeviceptr *)params[0];
+	atomic_fetch_add(&f->launches, 1);
+	if (f->kind == FK_XXH64) {
+		len = *(unsigned long long *)params[1];
+		o.lanes = (uint64_t *)(uintptr_t)*(CUdeviceptr *)params[2];
+		if (gx != 1 || bx * by * bz != 4 || !len ||
+		    !fk_device_range((CUdeviceptr)(uintptr_t)o.dst, len * 16) ||
+		    !fk_device_range((CUdeviceptr)(uintptr_t)o.lanes, 32))
+			return CUDA_ERROR_INVALID_VALUE;
+		o.len = len;
+		return fk_queue(s, &o);
+	}
 	if (f->kind == FK_COMPARE) {
 		o.src = (const void *)(uintptr_t)*(CUdeviceptr *)params[1];
 		len = *(unsigned long long *)params[2];
@@ -738,4 +799,13 @@ FK_API CUresult cuGetErrorString(CUresult r, const char **out)
 
 	*out = e ? e->text : NULL;
 	return e ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+/* For the tests: how many times kernel @name was launched. */
+FK_API unsigned long fakecuda_launches(const char *name)
+{
+	for (size_t i = 0; i < sizeof(fk_funcs) / sizeof(fk_funcs[0]); i++)
+		if (!strcmp(fk_funcs[i].name, name))
+			return atomic_load(&fk_funcs[i].launches);
+	return 0;
 }

@@ -6,7 +6,9 @@
 # 1. builds hmmfs (and, whatever else fails to build, build/tests/cudabw,
 #    which needs nothing but libc);
 # 2. runs the device contract suite against the real driver
-#    (HMMFS_TEST_DEVICES=cuda, HMMFS_CUDA_LIB=libcuda.so.1);
+#    (HMMFS_TEST_DEVICES=cuda, HMMFS_CUDA_LIB=libcuda.so.1), which runs
+#    the PTX xxh64 kernel over spans of every shape: a row says whether
+#    the kernel agreed with libxxhash;
 # 3. measures raw copy bandwidth through the cuda backend with cudabw:
 #    1 GiB in 1 MiB pieces, both ways, pinned (1 and 4 threads), pageable,
 #    and in 64 KiB pieces;
@@ -86,6 +88,13 @@ if [ "$have_hmmfs" = 1 ]; then
 		row "device contract (cuda, GPU 0)" "passed"
 	else
 		fail "device contract (cuda, GPU 0)" "exit $rc"
+	fi
+	# the PTX xxh64 kernel is checked against libxxhash before its first
+	# use; if it disagrees the hashes are still right (host copies)
+	if echo "$out" | grep -q "xxh64 kernel disagrees"; then
+		fail "xxh64 PTX kernel" "disagrees with libxxhash on this GPU"
+	elif echo "$out" | grep -q "xxh64 over spans.*passed"; then
+		row "xxh64 PTX kernel" "agrees with libxxhash"
 	fi
 else
 	row "device contract (cuda)" "skipped: no build"

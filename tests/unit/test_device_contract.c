@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "device/device.h"
 #include "fault/fault.h"
 #include "tests/unit/unit.h"
@@ -170,6 +172,61 @@ static void compare(const char *name)
 }
 
 static void test_compare(void) { each_backend(compare); }
+
+/*
+ * The read-only hash: spans that are whole pages, that end or begin in
+ * a stripe, and that are not aligned, in one call and split over calls,
+ * equal libxxhash over the same bytes; the bytes are left as they were.
+ */
+static void xxh64(const char *name)
+{
+	static const struct dev_span shape[] = {
+		{ 0, FS }, { FS, FS }, { 2 * FS + 8, 104 }, { 2 * FS + 200, 1000 },
+		{ 2 * FS + 1203, 777 }, { 2 * FS + 1025, 3000 }, { 3 * FS, FS },
+		{ 2 * FS + 1, 1 },
+	};
+	const size_t nspans = sizeof(shape) / sizeof(shape[0]);
+	struct device *d = open_dev(name, 8);
+	struct dev_fence f = DEV_FENCE_INIT;
+	unsigned char *pat = malloc(4 * FS), *back = malloc(4 * FS);
+	struct dev_span sp[sizeof(shape) / sizeof(shape[0])];
+	XXH64_state_t *want = XXH64_createState(), *got = XXH64_createState();
+	dev_addr_t base;
+
+	CU_ASSERT_EQUAL_FATAL(dev_frame_alloc(d, &base), 0);
+	for (int i = 1; i < 4; i++) {
+		dev_addr_t a;
+
+		CU_ASSERT_EQUAL_FATAL(dev_frame_alloc(d, &a), 0);
+		CU_ASSERT_EQUAL_FATAL(a, base + (dev_addr_t)i * FS);
+	}
+	for (int i = 0; i < 4 * FS; i++)
+		pat[i] = (unsigned char)(i * 7 + i / 251);
+	CU_ASSERT_EQUAL(dev_copy_to_device(d, base, pat, 4 * FS, &f), 0);
+	CU_ASSERT_EQUAL(dev_fence_wait(d, &f), 0);
+	XXH64_reset(want, 42);
+	for (size_t i = 0; i < nspans; i++) {
+		XXH64_update(want, pat + shape[i].addr, shape[i].len);
+		sp[i] = (struct dev_span){ base + shape[i].addr, shape[i].len };
+	}
+	XXH64_reset(got, 42);
+	CU_ASSERT_EQUAL(dev_xxh64(d, sp, nspans, got), 0);
+	CU_ASSERT_EQUAL(XXH64_digest(got), XXH64_digest(want));
+	XXH64_reset(got, 42);	/* one span per call: the state carries over */
+	for (size_t i = 0; i < nspans; i++)
+		CU_ASSERT_EQUAL(dev_xxh64(d, &sp[i], 1, got), 0);
+	CU_ASSERT_EQUAL(XXH64_digest(got), XXH64_digest(want));
+	CU_ASSERT_EQUAL(dev_copy_to_host(d, back, base, 4 * FS, &f), 0);
+	CU_ASSERT_EQUAL(dev_fence_wait(d, &f), 0);
+	CU_ASSERT_EQUAL(memcmp(back, pat, 4 * FS), 0);
+	XXH64_freeState(want);
+	XXH64_freeState(got);
+	free(pat);
+	free(back);
+	dev_close(d);
+}
+
+static void test_xxh64(void) { each_backend(xxh64); }
 
 static void ranges(const char *name)
 {
@@ -513,6 +570,7 @@ int register_device_contract(void)
 		{ "copies both ways, on the device, batched", test_copies },
 		{ "fill, compute and the device write fault", test_compute },
 		{ "compare", test_compare },
+		{ "xxh64 over spans of every shape", test_xxh64 },
 		{ "range checks", test_ranges },
 		{ "four threads", test_threads },
 		{ "copy batches: both paths, the same bytes", test_batches },

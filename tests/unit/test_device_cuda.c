@@ -10,6 +10,7 @@
  * registration; one fence shared by two threads on different streams.
  * Without the fake library (BUILD unset) each test says so and passes.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -17,6 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
+#include "device/cuda_int.h"
 #include "device/device.h"
 #include "tests/unit/unit.h"
 
@@ -28,6 +32,7 @@ static int had_lib;
 
 static const char *fault_vars[] = {
 	"FAKECUDA_FAIL_ALLOC", "FAKECUDA_LOSE_AFTER", "FAKECUDA_DEVICES",
+	"FAKECUDA_BAD_XXH64",
 };
 
 /* Point HMMFS_CUDA_LIB at @lib (NULL: the fake).  false: no fake built. */
@@ -319,6 +324,78 @@ static void test_two_gpus(void)
 	restore_lib();
 }
 
+/* The fake's count of launches of kernel @name (the backend loaded it). */
+static unsigned long launches(const char *name)
+{
+	void *lib = dlopen(fake_lib, RTLD_NOW | RTLD_NOLOAD);
+	unsigned long (*count)(const char *) = lib ? dlsym(lib, "fakecuda_launches") : NULL;
+	unsigned long n = count ? count(name) : 0;
+
+	CU_ASSERT_PTR_NOT_NULL(count);
+	if (lib)
+		dlclose(lib);
+	return n;
+}
+
+/* Hash 8 pages on the GPU; true if it equals libxxhash over them. */
+static bool hash_pages(struct device *d, unsigned long *kernel_runs)
+{
+	struct dev_fence f = DEV_FENCE_INIT;
+	static unsigned char pat[8 * FS];
+	struct dev_span sp[8];
+	XXH64_state_t *st = XXH64_createState();
+	unsigned long before;
+	bool same;
+	dev_addr_t a;
+
+	for (int i = 0; i < 8 * FS; i++)
+		pat[i] = (unsigned char)(i ^ (i >> 9));
+	for (int i = 0; i < 8; i++) {
+		CU_ASSERT_EQUAL_FATAL(dev_frame_alloc(d, &a), 0);
+		CU_ASSERT_EQUAL(dev_copy_to_device(d, a, pat + i * FS, FS, &f), 0);
+		sp[i] = (struct dev_span){ a, FS };
+	}
+	CU_ASSERT_EQUAL(dev_fence_wait(d, &f), 0);
+	XXH64_reset(st, 0);
+	before = launches(CUDA_KERNEL_XXH64);
+	CU_ASSERT_EQUAL(dev_xxh64(d, sp, 8, st), 0);
+	*kernel_runs = launches(CUDA_KERNEL_XXH64) - before;
+	for (int i = 0; i < 8; i++)
+		dev_frame_free(d, sp[i].addr);
+	same = XXH64_digest(st) == XXH64(pat, sizeof(pat), 0);
+	XXH64_freeState(st);
+	return same;
+}
+
+/*
+ * devop xxh64 runs the PTX kernel: whole pages are one launch, after the
+ * kernel's check on the first hash.  A kernel that gets the lanes wrong
+ * (FAKECUDA_BAD_XXH64) fails that check and is not used again: the hash
+ * is right, through host copies.
+ */
+static void test_xxh64_kernel(void)
+{
+	unsigned long runs;
+	struct device *d;
+	char err[256];
+
+	if (!use_lib(NULL))
+		return;
+	CU_ASSERT_EQUAL_FATAL(open_cuda(&d, 0, 16, err, sizeof(err)), 0);
+	CU_ASSERT_TRUE(hash_pages(d, &runs));	/* the check runs first */
+	CU_ASSERT_TRUE(runs > 1);
+	CU_ASSERT_TRUE(hash_pages(d, &runs));
+	CU_ASSERT_EQUAL(runs, 1);
+	dev_close(d);
+	setenv("FAKECUDA_BAD_XXH64", "1", 1);
+	CU_ASSERT_EQUAL_FATAL(open_cuda(&d, 0, 16, err, sizeof(err)), 0);
+	CU_ASSERT_TRUE(hash_pages(d, &runs));	/* the check fails */
+	CU_ASSERT_TRUE(hash_pages(d, &runs));
+	CU_ASSERT_EQUAL(runs, 0);
+	dev_close(d);
+	restore_lib();
+}
+
 int register_device_cuda(void)
 {
 	static const CU_TestInfo tests[] = {
@@ -331,6 +408,7 @@ int register_device_cuda(void)
 		{ "host_register pins once; copies through it", test_host_register },
 		{ "one fence, two threads, two streams", test_shared_fence },
 		{ "two GPUs: peer and staged copies, one fence", test_two_gpus },
+		{ "xxh64: the kernel, checked before its first use", test_xxh64_kernel },
 		CU_TEST_INFO_NULL,
 	};
 	const char *build = getenv("BUILD");
