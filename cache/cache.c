@@ -129,12 +129,13 @@ static int cache_device_open(struct cache *c, char *err, size_t errlen)
 		.cancelled = cfg->cancelled, .cancel_arg = cfg->cancel_arg,
 	};
 
-	for (unsigned int k = 0; k < cfg->devices && k < DEV_MAX_UNITS; k++)
-		dc.gpus[k] = cfg->gpu + (int)k;	/* cuda: one GPU per unit */
 	enum dev_copy_path path = DEV_PATH_AUTO;
 	size_t len;
 	void *region;
 	int ret;
+
+	for (unsigned int k = 0; k < cfg->devices && k < DEV_MAX_UNITS; k++)	/* cuda */
+		dc.gpus[k] = cfg->gpus ? (int)cfg->gpus[k] : cfg->gpu + (int)k;
 
 	ret = dev_open(&dc, &c->dev, err, errlen);
 	if (ret)

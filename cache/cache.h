@@ -51,7 +51,8 @@ struct cfile;
  *                   "none" for no device tier.
  * @device_cache:    device memory budget in bytes.
  * @device_bw, @device_lat_ns, @gpu: passed to the backend (device.h).
- * @devices:         how many devices (hostsim), each with @device_cache.
+ * @devices:         how many devices, each with @device_cache.
+ * @gpus:            cuda: the GPU of each device (NULL: @gpu, @gpu + 1...).
  * @device_no_peer:  copies between devices through host memory, even
  *                   where the backend has a peer path.
  * @migrate:         "bounce", "promote" or "adaptive" (NULL: adaptive).
@@ -95,6 +96,7 @@ struct cache_config {
 	unsigned int devices;
 	bool device_no_peer;
 	int gpu;
+	const unsigned int *gpus;
 	const char *migrate;
 	const char *device_copy;
 	size_t bounce_buffers;

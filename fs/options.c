@@ -40,6 +40,7 @@ enum opt_kind {
 	OPT_CHOICE,	/* name=one of the words in opt_choices[] */
 	OPT_USEC,	/* name=N[us|ms|s] -> uint64_t microseconds */
 	OPT_VFS,	/* per-mount flag libfuse lacks: min = set, max = clear */
+	OPT_GPUS,	/* name=N[:M...] -> the GPU list (gpus[], ngpus) */
 };
 
 struct opt_desc {
@@ -104,8 +105,8 @@ static const struct opt_desc opt_table[] = {
 	  "=TIME   hostsim: latency per copy, e.g. 20us or 2ms (default 0)" },
 	{ "devices", OPT_UINT, FIELD(devices), 1, 8,
 	  "=N      N devices, each with its own device_cache (hostsim: simulated; cuda: GPUs gpu..gpu+N-1) (default 1)" },
-	{ "gpu", OPT_UINT, FIELD(gpu), 0, 255,
-	  "=N      cuda: the GPU to use (default 0)" },
+	{ "gpu", OPT_GPUS, FIELD(gpu), 0, 255,
+	  "=N[:M...]   cuda: the GPU to use, or a list of GPUs, one device each (default 0)" },
 	{ "device_peer", OPT_CHOICE, FIELD(device_peer), 0, 0,
 	  "=on|off   copies between devices by the peer path where the backend has one (default on)" },
 	{ "device_copy", OPT_CHOICE, FIELD(device_copy), 0, 0,
@@ -279,6 +280,33 @@ static int parse_uint(const char *val, unsigned long min, unsigned long max,
 	return 0;
 }
 
+/* "N" or "N:M:..." (different GPUs, at most 8) into o->gpus, o->ngpus. */
+static int parse_gpus(const char *val, struct hmmfs_opts *o)
+{
+	char list[64], *save = NULL;
+	unsigned int n = 0;
+	unsigned long u;
+
+	if (strlen(val) >= sizeof(list))
+		return -EINVAL;
+	snprintf(list, sizeof(list), "%s", val);
+	if (!*list || list[strlen(list) - 1] == ':')
+		return -EINVAL;
+	for (char *t = strtok_r(list, ":", &save); t; t = strtok_r(NULL, ":", &save)) {
+		if (n == OPTS_MAX_GPUS || parse_uint(t, 0, 255, &u))
+			return -EINVAL;
+		for (unsigned int k = 0; k < n; k++)
+			if (o->gpus[k] == u)
+				return -EINVAL;
+		o->gpus[n++] = (unsigned int)u;
+	}
+	if (!n || strstr(val, "::") || val[0] == ':')
+		return -EINVAL;
+	o->ngpus = n;
+	o->gpu = o->gpus[0];
+	return 0;
+}
+
 /* The words each OPT_CHOICE option takes; its field is a char[16]. */
 static const struct {
 	const char *name, *words;
@@ -434,6 +462,8 @@ static int opt_apply(struct hmmfs_opts *o, const struct opt_desc *d,
 				    "option '%s' needs a whole number from %lu to %lu, got '%s'",
 				    d->name, d->min, d->max, val ? val : "");
 		*(unsigned int *)field = (unsigned int)u;
+		if (d->offset == FIELD(devices))
+			o->devices_set = 1;
 		return 0;
 	case OPT_DROP:
 		return 0;
@@ -470,6 +500,13 @@ static int opt_apply(struct hmmfs_opts *o, const struct opt_desc *d,
 			return fail(err, errlen, "option '%s' must be one of %s, got '%s'",
 				    d->name, choice_words(d->name), val ? val : "");
 		snprintf(field, 16, "%s", val);
+		return 0;
+	case OPT_GPUS:
+		if (!val || parse_gpus(val, o))
+			return fail(err, errlen,
+				    "option '%s' needs a GPU number or a list of up to 8 "
+				    "different ones, each 0 to %lu, e.g. gpu=0:2, got '%s'",
+				    d->name, d->max, val ? val : "");
 		return 0;
 	case OPT_USEC:
 		if (!val || parse_usec(val, d->max, (uint64_t *)field))
@@ -560,6 +597,28 @@ static int opt_parse_arg(struct hmmfs_opts *o, int argc, char **argv, int *i,
 	return 0;
 }
 
+/*
+ * The GPU of each device: the list gpu= gave (which sets devices=), or
+ * gpu, gpu+1, ... for devices=N.
+ */
+static int opts_gpu_list(struct hmmfs_opts *o, char *err, size_t errlen)
+{
+	if (o->ngpus > 1) {
+		if (o->devices_set && o->devices != o->ngpus)
+			return fail(err, errlen, "gpu= lists %u GPUs but devices=%u: "
+				    "give one of them", o->ngpus, o->devices);
+		o->devices = o->ngpus;
+		return 0;
+	}
+	if (o->gpu + o->devices > 256)
+		return fail(err, errlen, "gpu=%u,devices=%u: GPU numbers run past 255",
+			    o->gpu, o->devices);
+	for (unsigned int k = 0; k < o->devices; k++)
+		o->gpus[k] = o->gpu + k;
+	o->ngpus = o->devices;
+	return 0;
+}
+
 int opts_parse(int argc, char **argv, struct hmmfs_opts *o,
 	       char *err, size_t errlen)
 {
@@ -586,9 +645,9 @@ int opts_parse(int argc, char **argv, struct hmmfs_opts *o,
 	if (o->devices > 1 && !strcmp(o->device, "none"))
 		return fail(err, errlen, "devices=%u with device=none: no device tier "
 			    "to have several of", o->devices);
-	if (o->gpu + o->devices > 256)
-		return fail(err, errlen, "gpu=%u,devices=%u: GPU numbers run past 255",
-			    o->gpu, o->devices);
+	ret = opts_gpu_list(o, err, errlen);
+	if (ret)
+		return ret;
 	if (o->direct_io)
 		o->writeback_cache = 0;	/* no kernel page cache to batch in */
 	if (o->allow_other && o->allow_root)

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define OPTS_MAX_GPUS 8		/* = DEV_MAX_UNITS: one GPU per device */
+
 /**
  * struct hmmfs_opts - what the user asked for.
  * @backing:          BACKING as given (checked and resolved by main.c).
@@ -62,9 +64,11 @@
  * @device_lat_us:    hostsim latency model per operation.
  * @device_copy:      "auto", "sync" or "async": how reads and writes of
  *                    device pages run their copies (device.h).
- * @devices:          hostsim: how many devices (1..8).
+ * @devices:          how many devices (1..8); @devices_set: given.
  * @device_peer:      "on" or "off": copies between devices by the peer path.
- * @gpu:              cuda: GPU ordinal.
+ * @gpu:              cuda: GPU ordinal (of the first device).
+ * @gpus, @ngpus:     cuda: the GPU of each device, after opts_parse():
+ *                    gpu=N:M:... as given, or gpu, gpu+1, ... .
  * @migrate:          "bounce", "promote" or "adaptive".
  * @bounce_buffers:   bounce buffers (one page each).
  * @ksm:              "on" or "off": the dedupe scanner at start.
@@ -114,7 +118,9 @@ struct hmmfs_opts {
 	size_t device_bw;
 	uint64_t device_lat_us;
 	unsigned int devices;
+	int devices_set;
 	unsigned int gpu;
+	unsigned int gpus[OPTS_MAX_GPUS], ngpus;
 	char device_copy[16];
 	char device_peer[8];
 	char migrate[16];

@@ -1144,9 +1144,10 @@ static const struct it_test tests[] = {
 	  "direct_io,device=hostsim,device_lat=1500ms" },
 	{ "hmmfsctl migrate, residency, devop, stats", hmmfsctl_commands, 0, NULL },
 	{ "hmmfsctl stats FILE", hmmfsctl_file_stats, 0, NULL },
-	/* hostsim, or cuda over three fake GPUs (tests/run.sh) */
+	/* hostsim, or cuda over three fake GPUs (tests/run.sh), in the order
+	 * gpu= lists them (hostsim: the list only counts devices) */
 	{ "replicas on three devices", replicas_on_three_devices, 0,
-	  "devices=3,device_cache=16M" },
+	  "gpu=2:0:1,device_cache=16M" },
 	{ "three devices", three_devices, 0,
 	  "devices=3,device_cache=16M,nowriteback_cache,migrate=bounce" },
 	{ "ioctl argument checks", ioctl_checks, 0, NULL },

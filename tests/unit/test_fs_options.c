@@ -227,7 +227,7 @@ static void test_cache_options(void)
 
 static void test_cache_option_errors(void)
 {
-	static const char *const bad[] = {
+	static char *bad[] = {
 		"page_size=3000", "page_size=128K", "page_size=2K", "page_size=x",
 		"host_cache=lots", "host_cache=", "io_engine=spdk", "io_engine",
 		"dirty_limit=0", "dirty_limit=101%", "dirty_limit=%",
@@ -278,7 +278,32 @@ static void test_devices(void)
 	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "devices=0"), -EINVAL);
 	opts_free(&o);
 	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "device=cuda,gpu=1,devices=2"), 0);
+	CU_ASSERT_EQUAL(o.ngpus, 2);
+	CU_ASSERT_EQUAL(o.gpus[0], 1);
+	CU_ASSERT_EQUAL(o.gpus[1], 2);
 	opts_free(&o);
+	/* a list of GPUs: one device each */
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "device=cuda,gpu=3:0:5"), 0);
+	CU_ASSERT_EQUAL(o.devices, 3);
+	CU_ASSERT_EQUAL(o.gpu, 3);
+	CU_ASSERT_EQUAL(o.gpus[0], 3);
+	CU_ASSERT_EQUAL(o.gpus[1], 0);
+	CU_ASSERT_EQUAL(o.gpus[2], 5);
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "device=cuda,gpu=0:1,devices=2"), 0);
+	opts_free(&o);
+	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "device=cuda,gpu=0:1,devices=3"), -EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "lists 2 GPUs but devices=3"));
+	opts_free(&o);
+	static char *bad[] = {
+		"gpu=1:1", "gpu=0:", "gpu=:0", "gpu=0::1", "gpu=x", "gpu=256",
+		"gpu=0:1:2:3:4:5:6:7:8", "gpu=",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", bad[i]), -EINVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "gpu=0:2"));
+		opts_free(&o);
+	}
 	CU_ASSERT_EQUAL(PARSE(&o, "/b", "/m", "-o", "device=none,devices=2"), -EINVAL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "no device tier"));
 	opts_free(&o);
