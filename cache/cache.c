@@ -125,6 +125,7 @@ static int cache_device_open(struct cache *c, char *err, size_t errlen)
 		.backend = cfg->device, .mem_bytes = cfg->device_cache,
 		.frame_size = cfg->page_size, .bw = cfg->device_bw,
 		.lat_ns = cfg->device_lat_ns, .gpu = cfg->gpu,
+		.cl_platform = cfg->cl_platform,
 		.units = cfg->devices, .no_peer = cfg->device_no_peer,
 		.cancelled = cfg->cancelled, .cancel_arg = cfg->cancel_arg,
 	};
@@ -373,6 +374,7 @@ void cache_device_get_stats(struct cache *c, unsigned int k,
 	st->staged_in = u.staged_in;
 	st->replicas = atomic_load(&c->nr_unit_replicas[k]);
 	st->replicas_dropped = atomic_load(&c->unit_replica_drops[k]);
+	snprintf(st->name, sizeof(st->name), "%s", u.name);
 }
 
 #define fctr_read(f, name) \

@@ -52,7 +52,9 @@ struct cfile;
  * @device_cache:    device memory budget in bytes.
  * @device_bw, @device_lat_ns, @gpu: passed to the backend (device.h).
  * @devices:         how many devices, each with @device_cache.
- * @gpus:            cuda: the GPU of each device (NULL: @gpu, @gpu + 1...).
+ * @gpus:            cuda, opencl: the GPU of each device (NULL: @gpu,
+ *                   @gpu + 1...).
+ * @cl_platform:     opencl: the platform.
  * @device_no_peer:  copies between devices through host memory, even
  *                   where the backend has a peer path.
  * @migrate:         "bounce", "promote" or "adaptive" (NULL: adaptive).
@@ -97,6 +99,7 @@ struct cache_config {
 	bool device_no_peer;
 	int gpu;
 	const unsigned int *gpus;
+	int cl_platform;
 	const char *migrate;
 	const char *device_copy;
 	size_t bounce_buffers;
@@ -296,6 +299,7 @@ struct cache_device_stats {
 	uint64_t copies_in, copies_out, faults;
 	uint64_t replicas, replicas_dropped;
 	uint64_t peer_in, staged_in;
+	char name[96];		/* the backend's, e.g. "POCL / cpu" */
 };
 
 /* Device units of the tier (0: none, at most CACHE_MAX_DEVICES); @st

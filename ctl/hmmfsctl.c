@@ -317,6 +317,23 @@ static const char *human(uint64_t n, char buf[24])
 	return buf;
 }
 
+/* @s (at most @max bytes, maybe not NUL-terminated) as a JSON string. */
+static void json_string(const char *s, size_t max)
+{
+	putchar('"');
+	for (size_t i = 0; i < max && s[i]; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
 static void devices_print_json(const struct hmmfs_ioc_devices *d)
 {
 	printf(",\"devices\":[");
@@ -326,7 +343,7 @@ static void devices_print_json(const struct hmmfs_ioc_devices *d)
 		printf("%s{\"id\":%u,\"pages\":%llu,\"frames\":%llu,\"frames_used\":%llu,"
 		       "\"frames_hwm\":%llu,\"copies_in\":%llu,\"copies_out\":%llu,"
 		       "\"faults\":%llu,\"replicas\":%llu,\"replicas_dropped\":%llu,"
-		       "\"peer_in\":%llu,\"staged_in\":%llu}",
+		       "\"peer_in\":%llu,\"staged_in\":%llu,\"name\":",
 		       k ? "," : "", k, (unsigned long long)x->pages,
 		       (unsigned long long)x->frames, (unsigned long long)x->frames_used,
 		       (unsigned long long)x->frames_hwm, (unsigned long long)x->copies_in,
@@ -334,25 +351,30 @@ static void devices_print_json(const struct hmmfs_ioc_devices *d)
 		       (unsigned long long)x->replicas,
 		       (unsigned long long)x->replicas_dropped,
 		       (unsigned long long)x->peer_in, (unsigned long long)x->staged_in);
+		json_string(x->name, sizeof(x->name));
+		printf("}");
 	}
 	printf("]");
 }
 
-/* With several devices, or replicas, a line for each device. */
+/* Each device's name; with several devices, or replicas, its counters. */
 static void devices_print_text(const struct hmmfs_ioc_devices *d, uint64_t ps)
 {
 	bool show = d->count > 1 || (d->count == 1 && (d->dev[0].replicas ||
 						       d->dev[0].replicas_dropped));
 	char a[24];
 
-	for (uint32_t k = 0; show && k < d->count && k < HMMFS_MAX_DEVICES; k++) {
+	for (uint32_t k = 0; k < d->count && k < HMMFS_MAX_DEVICES; k++) {
 		const struct hmmfs_ioc_device *x = &d->dev[k];
 		char name[16];
 
 		snprintf(name, sizeof(name), "device %u", k);
+		printf("%-12s %.*s\n", name, (int)sizeof(x->name), x->name);
+		if (!show)
+			continue;
 		printf("%-12s cached %s (%llu pages, %llu replicas; frames %llu of %llu "
 		       "in use), copies in %llu (from devices: peer %llu, via host "
-		       "%llu), out %llu, faults %llu, replicas dropped %llu\n", name,
+		       "%llu), out %llu, faults %llu, replicas dropped %llu\n", "",
 		       human(x->pages * ps, a),
 		       (unsigned long long)x->pages, (unsigned long long)x->replicas,
 		       (unsigned long long)x->frames_used, (unsigned long long)x->frames,

@@ -69,6 +69,7 @@
 static const struct dev_ops *dev_backends[] = {
 	&dev_cuda_ops,
 	&dev_hostsim_ops,
+	&dev_opencl_ops,
 };
 
 static const struct dev_ops *dev_backend_find(const char *name)
@@ -90,7 +91,7 @@ static int unit_open(const struct device_config *cfg, unsigned int id,
 	int ret;
 
 	if (!ops) {
-		snprintf(err, errlen, "unknown device backend '%s' (hostsim, cuda or none)",
+		snprintf(err, errlen, "unknown device backend '%s' (hostsim, cuda, opencl or none)",
 			 cfg->backend);
 		return -EINVAL;
 	}
@@ -124,6 +125,9 @@ static int unit_open(const struct device_config *cfg, unsigned int id,
 	ret = ops->open(d, &d->cfg, err, errlen);
 	if (ret)
 		goto out_mutex;
+	if (!d->name[0])
+		snprintf(d->name, sizeof(d->name), "%s %d", ops->name,
+			 strcmp(ops->name, "cuda") ? (int)id : cfg->gpu);
 	d->path = DEV_PATH_AUTO;
 	*out = d;
 	return 0;
@@ -629,6 +633,7 @@ void dev_unit_stats(const struct device *d, unsigned int k,
 	st->faults = atomic_load_explicit(&u->faults, memory_order_relaxed);
 	st->peer_in = atomic_load_explicit(&u->peer_in, memory_order_relaxed);
 	st->staged_in = atomic_load_explicit(&u->staged_in, memory_order_relaxed);
+	snprintf(st->name, sizeof(st->name), "%s", u->name);
 }
 
 bool dev_lost(const struct device *d)

@@ -45,6 +45,7 @@ typedef uint64_t dev_addr_t;
  */
 #define DEV_MAX_UNITS	8
 #define DEV_UNIT_SHIFT	48
+#define DEV_NAME_MAX	96	/* a unit's name for people: "POCL / cpu" */
 
 static inline unsigned int dev_addr_unit(dev_addr_t a)
 {
@@ -68,8 +69,9 @@ struct device;
  * @units:      how many devices (0 or 1: one); each gets @mem_bytes.
  * @no_peer:    copies between units always go through host memory, even
  *              where the backend has a peer path (-o device_peer=off).
- * @gpu:        cuda: the GPU ordinal of unit 0; unit k takes @gpus[k]
- *              when @units > 1.
+ * @gpu:        cuda, opencl: the GPU (opencl: the device of the
+ *              platform) of unit 0; unit k takes @gpus[k] when @units > 1.
+ * @cl_platform: opencl: which platform.
  * @cancelled:  asked by a thread waiting out a modelled delay (hostsim):
  *              true when the request it serves was interrupted, so that
  *              the wait ends now.  May be NULL.
@@ -85,6 +87,7 @@ struct device_config {
 	bool no_peer;
 	int gpu;
 	int gpus[DEV_MAX_UNITS];
+	int cl_platform;
 	bool (*cancelled)(void *arg);
 	void *cancel_arg;
 };
@@ -283,6 +286,8 @@ struct dev_path_cost {
  * @copies_in, @copies_out, @faults: counters for dev_unit_stats().
  * @peer_in, @staged_in: of @copies_in, those from another unit, by the
  *             peer path or through host memory.
+ * @name:      for people (hmmfsctl stats): the backend may set it at
+ *             open (opencl: "platform / device"); else "BACKEND N".
  */
 struct dev_unit {
 	const struct dev_ops *ops;
@@ -302,6 +307,7 @@ struct dev_unit {
 	enum dev_copy_path path;
 	_Atomic uint64_t copies_in, copies_out, faults;
 	_Atomic uint64_t peer_in, staged_in;
+	char name[DEV_NAME_MAX];
 };
 
 /**
@@ -319,10 +325,12 @@ struct dev_unit_stats {
 	uint64_t frames, frames_used, frames_hwm;
 	uint64_t copies_in, copies_out, faults;
 	uint64_t peer_in, staged_in;
+	char name[DEV_NAME_MAX];
 };
 
 extern const struct dev_ops dev_hostsim_ops;
 extern const struct dev_ops dev_cuda_ops;
+extern const struct dev_ops dev_opencl_ops;
 
 /* Open the backend @cfg->backend.  @err gets a message on failure. */
 int dev_open(const struct device_config *cfg, struct device **out,

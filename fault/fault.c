@@ -48,6 +48,7 @@
 
 enum rule_kind {
 	RK_READ, RK_WRITE, RK_DEV_ALLOC, RK_DEV_COPY, RK_BOUNCE, RK_SLOW,
+	RK_DEV_LOST, RK_CL_BUILD,
 };
 
 /**
@@ -116,6 +117,8 @@ static const struct {
 	{ "dev_copy", RK_DEV_COPY, -EIO },
 	{ "bounce", RK_BOUNCE, FAULT_STARVE },
 	{ "slow_io", RK_SLOW, 0 },
+	{ "dev_lost", RK_DEV_LOST, -ENODEV },
+	{ "cl_build", RK_CL_BUILD, -EINVAL },
 };
 
 static uint64_t now_ns(void)
@@ -260,7 +263,7 @@ static int parse_rule(struct fault_rule *r, char *s, char *err, size_t errlen)
 			break;
 	if (i == sizeof(points) / sizeof(points[0])) {
 		snprintf(err, errlen, "unknown fault point '%s' (backing_read, "
-			 "backing_write, dev_alloc, dev_copy, bounce, slow_io)", w);
+			 "backing_write, dev_alloc, dev_copy, bounce, slow_io, dev_lost, cl_build)", w);
 		return -EINVAL;
 	}
 	r->kind = points[i].kind;
@@ -508,6 +511,10 @@ static bool rule_matches(const struct fault_rule *r, enum fault_point pt,
 		       (r->dir == FAULT_DIR_ANY || (w && w->dir == r->dir));
 	case RK_BOUNCE:
 		return pt == FAULT_BOUNCE;
+	case RK_DEV_LOST:
+		return pt == FAULT_DEV_LOST;
+	case RK_CL_BUILD:
+		return pt == FAULT_CL_BUILD;
 	}
 	return !r->name[0] || (w && fd_name_matches(w->fd, r->name));
 }

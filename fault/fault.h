@@ -23,6 +23,10 @@
  *   dev_copy[:ERR]          queueing a device copy fails (default eio)
  *   bounce:starve           the bounce pool hands out one buffer at a time
  *   slow_io:ms=N            each backing read and write waits N ms first
+ *   dev_lost                opencl: the device is lost at an operation,
+ *                           as when the runtime says so (use after=N)
+ *   cl_build                opencl: the kernels fail to compile at open
+ *                           (a real compile error, with the build log)
  *
  * ERR is eio, enospc, enomem, edquot, efbig, erofs or eagain.  Words that
  * narrow or pace a rule:
@@ -57,6 +61,8 @@ enum fault_point {
 	FAULT_DEV_ALLOC,
 	FAULT_DEV_COPY,
 	FAULT_BOUNCE,
+	FAULT_DEV_LOST,
+	FAULT_CL_BUILD,
 	FAULT_POINT_NR,
 };
 

@@ -318,7 +318,8 @@ struct hmmfs_ioc_file_stats {
  *          now, and @replicas_dropped so far (collapsed by a write or
  *          evicted for room); of the copies in, those from another
  *          device by the peer path (@peer_in) or through host memory
- *          (@staged_in).
+ *          (@staged_in); @name, the backend's name for it (opencl:
+ *          "platform / device"), NUL-terminated.
  * From any file or directory of the mount; ENODEV without a cache.
  */
 #define HMMFS_MAX_DEVICES 8
@@ -330,6 +331,7 @@ struct hmmfs_ioc_device {
 	uint64_t faults;
 	uint64_t replicas, replicas_dropped;
 	uint64_t peer_in, staged_in;
+	char name[96];
 };
 
 struct hmmfs_ioc_devices {

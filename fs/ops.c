@@ -2732,6 +2732,7 @@ static int ioctl_devices(fuse_req_t req, size_t out_sz)
 			.replicas_dropped = st.replicas_dropped,
 			.peer_in = st.peer_in, .staged_in = st.staged_in,
 		};
+		snprintf(r.dev[k].name, sizeof(r.dev[k].name), "%s", st.name);
 	}
 	fuse_reply_ioctl(req, 0, &r, sizeof(r));
 	return 0;

@@ -96,7 +96,7 @@ static const struct opt_desc opt_table[] = {
 	{ "io_engine", OPT_CHOICE, FIELD(io_engine), 0, 0,
 	  "=uring|aio|psync   backing I/O engine (default uring)" },
 	{ "device", OPT_CHOICE, FIELD(device), 0, 0,
-	  "=hostsim|cuda|none   device-memory tier backend (default hostsim)" },
+	  "=hostsim|cuda|opencl|none   device-memory tier backend (default hostsim)" },
 	{ "device_cache", OPT_SIZE, FIELD(device_cache), 65536, (unsigned long)-1,
 	  "=SIZE   device memory budget (default 1G)" },
 	{ "device_bw", OPT_SIZE, FIELD(device_bw), 0, (unsigned long)-1,
@@ -106,7 +106,9 @@ static const struct opt_desc opt_table[] = {
 	{ "devices", OPT_UINT, FIELD(devices), 1, 8,
 	  "=N      N devices, each with its own device_cache (hostsim: simulated; cuda: GPUs gpu..gpu+N-1) (default 1)" },
 	{ "gpu", OPT_GPUS, FIELD(gpu), 0, 255,
-	  "=N[:M...]   cuda: the GPU to use, or a list of GPUs, one device each (default 0)" },
+	  "=N[:M...]   cuda: the GPU to use, or a list of GPUs, one device each; opencl: the same, among the platform's devices (default 0)" },
+	{ "cl_platform", OPT_UINT, FIELD(cl_platform), 0, 63,
+	  "=N      opencl: the platform, as clinfo -l numbers them (default 0)" },
 	{ "device_peer", OPT_CHOICE, FIELD(device_peer), 0, 0,
 	  "=on|off   copies between devices by the peer path where the backend has one (default on)" },
 	{ "device_copy", OPT_CHOICE, FIELD(device_copy), 0, 0,
@@ -312,7 +314,7 @@ static const struct {
 	const char *name, *words;
 } opt_choices[] = {
 	{ "io_engine", "uring|aio|psync" },
-	{ "device", "hostsim|cuda|none" },
+	{ "device", "hostsim|cuda|opencl|none" },
 	{ "migrate", "bounce|promote|adaptive" },
 	{ "device_copy", "auto|sync|async" },
 	{ "device_peer", "on|off" },

@@ -69,6 +69,7 @@
  * @gpu:              cuda: GPU ordinal (of the first device).
  * @gpus, @ngpus:     cuda: the GPU of each device, after opts_parse():
  *                    gpu=N:M:... as given, or gpu, gpu+1, ... .
+ * @cl_platform:      opencl: the platform (its devices are @gpus).
  * @migrate:          "bounce", "promote" or "adaptive".
  * @bounce_buffers:   bounce buffers (one page each).
  * @ksm:              "on" or "off": the dedupe scanner at start.
@@ -121,6 +122,7 @@ struct hmmfs_opts {
 	int devices_set;
 	unsigned int gpu;
 	unsigned int gpus[OPTS_MAX_GPUS], ngpus;
+	unsigned int cl_platform;
 	char device_copy[16];
 	char device_peer[8];
 	char migrate[16];
