@@ -369,12 +369,13 @@ static void devices_print_text(const struct hmmfs_ioc_devices *d, uint64_t ps)
 		char name[16];
 
 		snprintf(name, sizeof(name), "device %u", k);
-		printf("%-12s %.*s\n", name, (int)sizeof(x->name), x->name);
-		if (!show)
+		if (!show) {
+			printf("%-12s on %.*s\n", name, (int)sizeof(x->name), x->name);
 			continue;
+		}
 		printf("%-12s cached %s (%llu pages, %llu replicas; frames %llu of %llu "
 		       "in use), copies in %llu (from devices: peer %llu, via host "
-		       "%llu), out %llu, faults %llu, replicas dropped %llu\n", "",
+		       "%llu), out %llu, faults %llu, replicas dropped %llu\n", name,
 		       human(x->pages * ps, a),
 		       (unsigned long long)x->pages, (unsigned long long)x->replicas,
 		       (unsigned long long)x->frames_used, (unsigned long long)x->frames,
@@ -382,6 +383,7 @@ static void devices_print_text(const struct hmmfs_ioc_devices *d, uint64_t ps)
 		       (unsigned long long)x->staged_in, (unsigned long long)x->copies_out,
 		       (unsigned long long)x->faults,
 		       (unsigned long long)x->replicas_dropped);
+		printf("%-12s on %.*s\n", "", (int)sizeof(x->name), x->name);
 	}
 }
 

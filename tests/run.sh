@@ -59,10 +59,28 @@ else
 	failed=$((failed + 1))
 	failed_names="$failed_names integration-cuda"
 fi
+# And on the opencl backend, over POCL's CPU devices: a real OpenCL
+# runtime (scripts/deps.sh installs it); three devices for the suites
+# that mount devices=3.
+if clinfo -l 2>/dev/null | grep -q "Device"; then
+	export POCL_DEVICES="pthread pthread pthread"
+	run_suite integration-opencl env HMMFS_IT_OPTS=device=opencl "$integ" device
+	HMMFSX_CONFIGS="$HMMFSX_CONFIGS device=opencl,host_cache=256K,device_cache=512K/-M,-n,4000"
+	HMMFSX_CONFIGS="$HMMFSX_CONFIGS device=opencl,devices=2,host_cache=256K,device_cache=512K/-M,-R,2,-n,4000"
+	opencl_crash=1
+else
+	echo "tests: device=opencl suites not run: no OpenCL device (clinfo -l;" \
+	     "scripts/deps.sh installs POCL)" >&2
+	failed=$((failed + 1))
+	failed_names="$failed_names integration-opencl"
+	opencl_crash=0
+fi
 run_suite fsx "$(dirname "$0")/fsx/run.sh" "$fsx"
 # SIGKILL at random moments under writers and migrations, 10 times, then
 # SIGTERM with dirty pages on both tiers (tests/crash/run.sh -n 100: long).
 run_suite crash "$(dirname "$0")/crash/run.sh" -n 10
+[ "$opencl_crash" = 0 ] || run_suite crash-opencl "$(dirname "$0")/crash/run.sh" -n 4 \
+	-o host_cache=256K,device_cache=64M,device=opencl
 # 64 threads over 128 files with migrations, daemon RSS bounded, beside
 # processes racing O_TRUNC opens, truncate, rename and the ioctls on a few
 # pages (15 s; tests/stress/run.sh -t 3600: an hour).

@@ -21,16 +21,20 @@ set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${BUILD:-$here/../../build}/tests/hmmfscrash
-n=10 seed="" drop_ms=100
-while getopts n:s:D: opt; do
+n=10 seed="" drop_ms=100 opts=""
+while getopts n:s:D:o: opt; do
 	case $opt in
 	n) n=$OPTARG ;;
 	s) seed="-s $OPTARG" ;;
 	D) drop_ms=$OPTARG ;;
-	*) echo "usage: $0 [-n ITERATIONS] [-s SEED] [-D MS]" >&2; exit 2 ;;
+	o) opts=$OPTARG ;;
+	*) echo "usage: $0 [-n ITERATIONS] [-s SEED] [-D MS] [-o OPTS]" >&2; exit 2 ;;
 	esac
 done
 [ -x "$bin" ] || { echo "crash: build $bin first (make $bin)" >&2; exit 2; }
+# -o OPTS: the crash loop alone, on those mount options (another backend)
+# shellcheck disable=SC2086
+[ -z "$opts" ] || exec "$bin" -n "$n" -D "$drop_ms" $seed -o "$opts"
 # shellcheck disable=SC2086
 "$bin" -n "$n" -D "$drop_ms" $seed
 rc=$?

@@ -563,7 +563,10 @@ static void hmmfsctl_commands(void)
 	IT_EQ(it_first_not(got, MiB, 'A'), -1);
 	IT_EQ(ctl(&p, (char *[]){ "stats", it.mnt, "--json", NULL }), 0);
 	IT_HAS(p.out, getenv("HMMFS_IT_OPTS") && strstr(getenv("HMMFS_IT_OPTS"),
-			"device=cuda") ? "\"device\":\"cuda\"" : "\"device\":\"hostsim\"");
+			"device=cuda") ? "\"device\":\"cuda\"" :
+		      getenv("HMMFS_IT_OPTS") && strstr(getenv("HMMFS_IT_OPTS"),
+			"device=opencl") ? "\"device\":\"opencl\"" : "\"device\":\"hostsim\"");
+	IT_HAS(p.out, "\"name\":\"");	/* the device's, e.g. hostsim 0 */
 	IT_HAS(p.out, "\"device_pages\":256");
 	IT_HAS(p.out, "\"device_faults\":256");
 	/* the text form: grouped, human sizes, the hit ratio worked out */
