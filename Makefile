@@ -170,8 +170,9 @@ $(CUDABW): $(B)/obj/tests/gpu/cudabw.o $(DEV_OBJS)
 # Each suite reports its own summary; tests/run.sh runs them in order,
 # prints one closing line and fails if any suite failed.  The device
 # contract runs against hostsim and against the cuda backend over the fake
-# driver; set both variables to run it on a real GPU (tests/gpu/run.sh).
-HMMFS_TEST_DEVICES ?= hostsim,cuda
+# driver, and against opencl where there is an OpenCL device (POCL in make
+# check); set both variables to run it on a real GPU (tests/gpu/run.sh).
+HMMFS_TEST_DEVICES ?= hostsim,cuda$(shell clinfo -l 2>/dev/null | grep -q Device && echo ,opencl)
 HMMFS_CUDA_LIB     ?= $(abspath $(FAKECUDA))
 TEST_ENV = HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) BUILD=$(abspath $(B)) \
 	   $(if $(SANITIZE),HMMFS_IT_SANITIZED=1) \

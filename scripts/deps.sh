@@ -1,7 +1,9 @@
 #!/bin/sh
 # Install, from Debian 12 packages, what hmmfs needs to build, test and
 # benchmark (bench/run.sh: python3, gnuplot; libfuse3-dev has the examples;
-# xxhash's xxhsum checks a device's hash in the demo; bc times bench steps).
+# xxhash's xxhsum checks a device's hash in the demo; bc times bench steps;
+# POCL, the OpenCL ICD loader and clinfo give make check a real OpenCL
+# runtime for device=opencl on the CPU).
 # OPT_PKGS serve the everyday-workload suite and bench (bench/everyday.sh:
 # rsync, git, perf): installed with the rest as root, only named without
 # root, since building does not need them.
@@ -11,7 +13,7 @@ set -eu
 
 PKGS="build-essential pkg-config fuse3 libfuse3-dev liburing-dev libaio-dev \
 libxxhash-dev libcunit1-dev liburcu-dev fio attr acl util-linux e2fsprogs \
-python3 gnuplot-nox xxhash bc"
+python3 gnuplot-nox xxhash bc pocl-opencl-icd ocl-icd-libopencl1 clinfo"
 OPT_PKGS="rsync git linux-perf"
 
 missing_of() {

@@ -29,6 +29,10 @@ run_suite() {
 	fi
 }
 
+# POCL's CPU devices for device=opencl: three, for the tests that use
+# devices=3 (the unit suites use them too).
+export POCL_DEVICES="${POCL_DEVICES:-pthread pthread pthread}"
+
 if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/fuse ]; then
 	echo "tests: the mount tests need root and /dev/fuse (uid $(id -u))" >&2
 fi
@@ -63,7 +67,6 @@ fi
 # runtime (scripts/deps.sh installs it); three devices for the suites
 # that mount devices=3.
 if clinfo -l 2>/dev/null | grep -q "Device"; then
-	export POCL_DEVICES="pthread pthread pthread"
 	run_suite integration-opencl env HMMFS_IT_OPTS=device=opencl "$integ" device
 	HMMFSX_CONFIGS="$HMMFSX_CONFIGS device=opencl,host_cache=256K,device_cache=512K/-M,-n,4000"
 	HMMFSX_CONFIGS="$HMMFSX_CONFIGS device=opencl,devices=2,host_cache=256K,device_cache=512K/-M,-R,2,-n,4000"

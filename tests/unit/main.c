@@ -33,6 +33,7 @@ int main(int argc, char **argv)
 		register_cache_page,
 		register_device_contract,
 		register_device_cuda,
+		register_device_opencl,
 		register_fs_fdcache,
 		register_fs_guard,
 		register_fs_inode,

@@ -18,6 +18,7 @@ int register_cache_replica(void);
 int register_cache_page(void);
 int register_device_contract(void);
 int register_device_cuda(void);
+int register_device_opencl(void);
 int register_fs_fdcache(void);
 int register_fs_guard(void);
 int register_fs_inode(void);
