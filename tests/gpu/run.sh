@@ -8,7 +8,8 @@
 # 2. runs the device contract suite against the real driver
 #    (HMMFS_TEST_DEVICES=cuda, HMMFS_CUDA_LIB=libcuda.so.1), which runs
 #    the PTX xxh64 kernel over spans of every shape: a row says whether
-#    the kernel agreed with libxxhash;
+#    the kernel agreed with libxxhash; then the same suite on OpenCL
+#    (device=opencl) where clinfo lists a device;
 # 3. measures raw copy bandwidth through the cuda backend with cudabw:
 #    1 GiB in 1 MiB pieces, both ways, pinned (1 and 4 threads), pageable,
 #    and in 64 KiB pieces;
@@ -98,6 +99,22 @@ if [ "$have_hmmfs" = 1 ]; then
 	fi
 else
 	row "device contract (cuda)" "skipped: no build"
+fi
+
+# --- 2b. the device contract on OpenCL (the NVIDIA driver ships an ICD) ----
+echo "== device contract, opencl"
+if [ "$have_hmmfs" = 1 ] && clinfo -l 2>/dev/null | grep -q Device; then
+	out=$(HMMFS_TEST_DEVICES=opencl timeout 120 "$B/tests/unit_tests" \
+	      device_contract 2>&1)
+	rc=$?
+	echo "$out" | grep -E 'Test:|FAIL|hmmfs:|asserts'
+	if [ "$rc" -eq 0 ]; then
+		row "device contract (opencl)" "passed on $(clinfo -l | sed -n 2p | sed 's/.*: //')"
+	else
+		fail "device contract (opencl)" "exit $rc"
+	fi
+else
+	row "device contract (opencl)" "skipped: no build or no OpenCL device (clinfo -l)"
 fi
 
 # --- 3. raw copy bandwidth -------------------------------------------------
