@@ -76,24 +76,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define XXH_STATIC_LINKING_ONLY	/* XXH64_state_t's lanes: see cuda_xxh64() */
-#include <xxhash.h>
-
 #include "device/cuda_int.h"
 #include "device/device.h"
+#include "device/xxh64_lanes.h"
 #include "log/log.h"
-
-#if XXH_VERSION_NUMBER < 800
-#error "cuda_xxh64() needs the XXH64_state_t of xxHash 0.8 (lanes v[4])"
-#endif
 
 #define CUDA_NSTREAMS	8
 #define CUDA_BLOCK	256		/* threads per block */
 #define CUDA_MAX_GRID	1024		/* blocks; the loops stride */
 #define CUDA_SPIN_NS	20000		/* copy_sync polls this long, then sleeps */
 #define CUDA_XXH64_SPANS 1024		/* spans per launch of the xxh64 kernel */
-#define CUDA_XXH64_BOUNCE 65536		/* bytes hashed through the host at once */
-#define CUDA_XXH64_CHECK (3 * 4096)	/* the kernel's check hashes this much */
 
 /*
  * The kernels.  Each thread starts at byte ctaid.x * ntid.x + tid.x and
@@ -802,127 +794,76 @@ static int cuda_fence_wait(struct dev_unit *d, struct dev_fence *f)
 }
 
 /*
- * XXH64 on the GPU (the xxh64 op).  XXH64 is serial within each of its
- * four lanes, so the kernel is one block of four threads, thread t
- * folding word t of each 32-byte stripe into lane t; it takes a list of
- * spans, so a request's pages are one launch.  The rest of the hash stays
- * with libxxhash on the host, in the caller's XXH64_state_t: the lanes
- * go to the device and come back around each launch (v[], total_len),
- * and bytes that do not make whole aligned stripes (a span's head while
- * the state holds a partial stripe, its tail, a span not 8-byte aligned)
- * are copied back and fed to XXH64_update(), which buffers them as for
- * any caller.  Page-aligned ranges are therefore all kernel work.
- *
+ * XXH64 on the GPU (the xxh64 op): the kernel folds the lanes over the
+ * whole stripes of a list of spans, device/xxh64_lanes.c does the rest.
  * Everything runs on this thread's stream and is waited for before the
- * op returns; the fence record only lends its scratch (@xbuf, @xspans).
+ * op returns; the fence record lends its scratch (@xbuf, @xspans) and
+ * keeps a loss of the device for the fence's wait.
  */
-struct cuda_xxh64_run {
+struct cuda_xxh64_ctx {
 	struct cuda_dev *cd;
-	struct dev_fence *f;	/* keeps a loss of the device, for its wait */
+	struct dev_fence *f;
 	struct cuda_fence *rec;
-	XXH64_state_t *st;
 	CUstream s;
-	size_t n;		/* spans gathered in rec->xspans */
-	uint64_t bytes;		/* their length */
 };
 
 /* After @r, the result of queueing on x->s: wait for the stream. */
-static int xxh64_wait(struct cuda_xxh64_run *x, const char *what, CUresult r)
+static int xxh64_wait(struct cuda_xxh64_ctx *x, const char *what, CUresult r)
 {
 	if (!r)
 		r = x->cd->api.StreamSynchronize(x->s);
 	return r ? cuda_fail_queue(x->cd, x->f, what, r) : 0;
 }
 
-/* Launch the kernel over the gathered spans and take the lanes back. */
-static int xxh64_run_flush(struct cuda_xxh64_run *x)
+static int cuda_xxh64_fold(void *ctx, const uint64_t (*sp)[2], size_t n,
+			   uint64_t lanes[4])
 {
+	struct cuda_xxh64_ctx *x = ctx;
 	struct cuda_dev *cd = x->cd;
-	CUdeviceptr lanes = x->rec->xbuf, spans = lanes + sizeof(x->st->v);
-	unsigned long long n = x->n;
-	void *args[] = { &spans, &n, &lanes };
-	uint64_t v[4];
+	CUdeviceptr dlanes = x->rec->xbuf, dspans = dlanes + 4 * sizeof(uint64_t);
+	unsigned long long nspans = n;
+	void *args[] = { &dspans, &nspans, &dlanes };
 	CUresult r;
-	int ret;
 
-	if (!x->n)
-		return 0;
-	memcpy(v, x->st->v, sizeof(v));
-	r = cd->api.MemcpyHtoDAsync(lanes, v, sizeof(v), x->s);
+	r = cd->api.MemcpyHtoDAsync(dlanes, lanes, 4 * sizeof(uint64_t), x->s);
 	if (!r)
-		r = cd->api.MemcpyHtoDAsync(spans, x->rec->xspans,
-					    x->n * sizeof(*x->rec->xspans), x->s);
+		r = cd->api.MemcpyHtoDAsync(dspans, sp, n * sizeof(*sp), x->s);
 	if (!r)
 		r = cd->api.LaunchKernel(cd->fn_xxh64, 1, 1, 1, 4, 1, 1, 0, x->s,
 					 args, NULL);
 	if (!r)
-		r = cd->api.MemcpyDtoHAsync(v, lanes, sizeof(v), x->s);
-	ret = xxh64_wait(x, "the xxh64 kernel", r);
-	if (ret)
-		return ret;
-	memcpy(x->st->v, v, sizeof(v));
-	x->st->total_len += x->bytes;
-	x->n = 0;
-	x->bytes = 0;
-	return 0;
+		r = cd->api.MemcpyDtoHAsync(lanes, dlanes, 4 * sizeof(uint64_t), x->s);
+	return xxh64_wait(x, "the xxh64 kernel", r);
 }
 
-/* Feed [@a, @a + @len) to the state through host copies. */
-static int xxh64_through_host(struct cuda_xxh64_run *x, CUdeviceptr a, size_t len)
+static int cuda_xxh64_read(void *ctx, uint64_t a, void *buf, size_t len)
 {
-	char *buf = malloc(len < CUDA_XXH64_BOUNCE ? len : CUDA_XXH64_BOUNCE);
-	int ret = xxh64_run_flush(x);	/* the kernel's bytes come first */
+	struct cuda_xxh64_ctx *x = ctx;
 
-	if (!buf)
-		return -ENOMEM;
-	while (!ret && len) {
-		size_t n = len < CUDA_XXH64_BOUNCE ? len : CUDA_XXH64_BOUNCE;
-
-		ret = xxh64_wait(x, "cuMemcpyDtoHAsync (xxh64)",
-				 x->cd->api.MemcpyDtoHAsync(buf, a, n, x->s));
-		if (!ret)
-			XXH64_update(x->st, buf, n);
-		a += n;
-		len -= n;
-	}
-	free(buf);
-	return ret;
+	return xxh64_wait(x, "cuMemcpyDtoHAsync (xxh64)",
+			  x->cd->api.MemcpyDtoHAsync(buf, a, len, x->s));
 }
 
-/* Gather the whole stripes of one span; the rest goes through the host. */
-static int xxh64_run_span(struct cuda_xxh64_run *x, CUdeviceptr a, size_t len)
+static int cuda_xxh64_write(void *ctx, uint64_t a, const void *buf, size_t len)
 {
-	size_t head = x->st->memsize ? 32 - x->st->memsize : 0, stripes;
-	int ret;
+	struct cuda_xxh64_ctx *x = ctx;
 
-	if (head) {
-		head = head < len ? head : len;
-		ret = xxh64_through_host(x, a, head);
-		if (ret)
-			return ret;
-		a += head;
-		len -= head;
-	}
-	stripes = a % 8 ? 0 : len & ~(size_t)31;
-	if (stripes) {
-		if (x->n == CUDA_XXH64_SPANS && (ret = xxh64_run_flush(x)))
-			return ret;
-		x->rec->xspans[x->n][0] = a;
-		x->rec->xspans[x->n][1] = stripes;
-		x->n++;
-		x->bytes += stripes;
-	}
-	return len > stripes ? xxh64_through_host(x, a + stripes, len - stripes) : 0;
+	return xxh64_wait(x, "cuMemcpyHtoDAsync (xxh64 check)",
+			  x->cd->api.MemcpyHtoDAsync(a, buf, len, x->s));
 }
+
+static const struct xl_ops cuda_xl_ops = {
+	.fold = cuda_xxh64_fold, .read = cuda_xxh64_read, .write = cuda_xxh64_write,
+};
 
 /*
  * The record's scratch, allocated on its first hash: the lanes, the
- * spans, then CUDA_XXH64_CHECK bytes for the kernel's check.
+ * spans, then XL_CHECK_BYTES for the kernel's check.
  */
 static int xxh64_scratch(struct cuda_dev *cd, struct cuda_fence *rec)
 {
 	size_t bytes = 4 * sizeof(uint64_t) + CUDA_XXH64_SPANS * sizeof(*rec->xspans) +
-		       CUDA_XXH64_CHECK;
+		       XL_CHECK_BYTES;
 	CUresult r;
 
 	if (!rec->xspans && !(rec->xspans = malloc(CUDA_XXH64_SPANS *
@@ -938,70 +879,30 @@ static int xxh64_scratch(struct cuda_dev *cd, struct cuda_fence *rec)
 	return 0;
 }
 
-/* Hash @n spans (device offsets from @base) into @st. */
-static int xxh64_run_spans(struct cuda_xxh64_run *x, CUdeviceptr base,
-			   const struct dev_span *sp, size_t n)
-{
-	int ret = 0;
-
-	for (size_t i = 0; i < n && !ret; i++)
-		ret = xxh64_run_span(x, base + sp[i].addr, sp[i].len);
-	return ret ? ret : xxh64_run_flush(x);
-}
-
 /*
- * Check the kernel against libxxhash, once per GPU before its first
- * hash, on a pattern in the record's scratch: whole pages, a head and a
- * tail, an unaligned span.  A driver that compiles the PTX differently,
- * or a kernel bug, then costs speed (host copies) rather than wrong
- * hashes.  Return: 0 if the kernel may be used, -EOPNOTSUPP if not, or
- * the device's -errno (then the check runs again next time).
+ * Before the first hash on a GPU, check the kernel against libxxhash
+ * (xl_check()); a driver that compiles the PTX differently, or a kernel
+ * bug, then costs speed (host copies) rather than wrong hashes.  Return:
+ * 0 if the kernel may be used, -EOPNOTSUPP if not, or the device's
+ * -errno (the check runs again next time).
  */
-static int xxh64_check(struct cuda_xxh64_run *x)
+static int xxh64_check(struct cuda_xxh64_ctx *x)
 {
-	static const struct dev_span spans[] = {
-		{ 0, 4096 }, { 4096, 4096 },	/* pages: one launch */
-		{ 8192 + 8, 104 },		/* stripes, then a tail of 8 */
-		{ 8192 + 200, 1000 },		/* a head of 24, stripes, a tail */
-		{ 8192 + 1203, 777 },		/* not aligned: all host */
-		{ 8192 + 1025, 3000 },		/* a head of 7, then aligned */
-	};
 	struct cuda_dev *cd = x->cd;
-	CUdeviceptr pat_dev = x->rec->xbuf + 4 * sizeof(uint64_t) +
+	CUdeviceptr pattern = x->rec->xbuf + 4 * sizeof(uint64_t) +
 			      CUDA_XXH64_SPANS * sizeof(*x->rec->xspans);
-	struct cuda_xxh64_run check = *x;
-	unsigned char *pat;
-	XXH64_state_t dev, host;
-	uint64_t seed = 0x9e3779b97f4a7c15ull;
 	int verdict = atomic_load(&cd->xxh64_verdict), ret;
 
-	if (verdict)
-		return verdict > 0 ? 0 : -EOPNOTSUPP;
-	pat = malloc(CUDA_XXH64_CHECK);
-	if (!pat)
-		return -ENOMEM;
-	for (size_t i = 0; i < CUDA_XXH64_CHECK; i++) {
-		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-		pat[i] = (unsigned char)(seed >> 56);
+	if (!verdict) {
+		ret = xl_check(&cuda_xl_ops, x, pattern, x->rec->xspans, CUDA_XXH64_SPANS);
+		if (ret < 0)
+			return ret;	/* the device's trouble, not the kernel's */
+		verdict = ret ? 1 : -1;
+		atomic_store(&cd->xxh64_verdict, verdict);
+		if (verdict < 0)
+			log_warn("cuda: GPU %d: the xxh64 kernel disagrees with libxxhash; "
+				 "devop xxh64 hashes through host copies on it", cd->gpu);
 	}
-	XXH64_reset(&dev, 0);
-	XXH64_reset(&host, 0);
-	for (size_t i = 0; i < sizeof(spans) / sizeof(spans[0]); i++)
-		XXH64_update(&host, pat + spans[i].addr, spans[i].len);
-	check.st = &dev;
-	ret = xxh64_wait(x, "cuMemcpyHtoDAsync (xxh64 check)",
-			 cd->api.MemcpyHtoDAsync(pat_dev, pat, CUDA_XXH64_CHECK, x->s));
-	if (!ret)
-		ret = xxh64_run_spans(&check, pat_dev, spans,
-				      sizeof(spans) / sizeof(spans[0]));
-	free(pat);
-	if (ret)
-		return ret;	/* the device's trouble, not the kernel's */
-	verdict = XXH64_digest(&dev) == XXH64_digest(&host) ? 1 : -1;
-	atomic_store(&cd->xxh64_verdict, verdict);
-	if (verdict < 0)
-		log_warn("cuda: GPU %d: the xxh64 kernel disagrees with libxxhash; "
-			 "devop xxh64 hashes through host copies on it", cd->gpu);
 	return verdict > 0 ? 0 : -EOPNOTSUPP;
 }
 
@@ -1009,8 +910,10 @@ static int cuda_xxh64(struct dev_unit *d, const struct dev_span *sp, size_t n,
 		      void *state, struct dev_fence *f)
 {
 	struct cuda_dev *cd = d->priv;
-	struct cuda_xxh64_run x = { .cd = cd, .f = f, .st = state,
+	struct cuda_xxh64_ctx x = { .cd = cd, .f = f,
 				    .s = cd->stream[cuda_thread_stream()] };
+	struct xl_run run = { .ops = &cuda_xl_ops, .ctx = &x, .st = state,
+			      .max = CUDA_XXH64_SPANS };
 	int ret;
 
 	if (atomic_load(&cd->xxh64_verdict) < 0)
@@ -1021,8 +924,11 @@ static int cuda_xxh64(struct dev_unit *d, const struct dev_span *sp, size_t n,
 	ret = xxh64_scratch(cd, x.rec);
 	if (!ret)
 		ret = xxh64_check(&x);
+	run.spans = x.rec->xspans;
+	for (size_t i = 0; i < n && !ret; i++)
+		ret = xl_feed(&run, cd->base + sp[i].addr, sp[i].len);
 	if (!ret)
-		ret = xxh64_run_spans(&x, cd->base, sp, n);
+		ret = xl_flush(&run);
 	pthread_mutex_unlock(&x.rec->lock);
 	return ret;
 }
