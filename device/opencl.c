@@ -56,6 +56,7 @@
 
 #include "device/device.h"
 #include "device/opencl_int.h"
+#include "device/xxh64_lanes.h"
 #include "fault/fault.h"
 #include "log/log.h"
 
@@ -92,13 +93,37 @@ static const char ocl_source[] =
 	"			*flag = 1;\n"
 	"			return;\n"
 	"		}\n"
+	"}\n"
+	/* work-item t folds word t of each 32-byte stripe into lane t */
+	"__kernel void " OCL_KERNEL_XXH64 "(__global const uchar *mem,\n"
+	"		__global const ulong *spans, ulong first, ulong n,\n"
+	"		__global ulong *lanes)\n"
+	"{\n"
+	"	uint t = get_local_id(0);\n"
+	"	ulong acc;\n"
+	"\n"
+	"	if (t >= 4)\n"
+	"		return;\n"
+	"	acc = lanes[t];\n"
+	"	for (ulong s = first; s < first + n; s++) {\n"
+	"		ulong at = spans[2 * s] & 0xFFFFFFFFFFFFUL;\n"	/* see xaddr() */
+	"		ulong end = at + spans[2 * s + 1];\n"
+	"\n"
+	"		for (ulong p = at + 8 * t; p < end; p += 32) {\n"
+	"			acc += *(__global const ulong *)(mem + p) * 0xC2B2AE3D27D4EB4FUL;\n"
+	"			acc = rotate(acc, (ulong)31) * 0x9E3779B185EBCA87UL;\n"
+	"		}\n"
+	"	}\n"
+	"	lanes[t] = acc;\n"
 	"}\n";
 
-enum ocl_kernel { OCL_K_FILL, OCL_K_XOR, OCL_K_ADD, OCL_K_COMPARE, OCL_K_NR };
+enum ocl_kernel { OCL_K_FILL, OCL_K_XOR, OCL_K_ADD, OCL_K_COMPARE, OCL_K_XXH64,
+		  OCL_K_NR };
 
 static const char *const ocl_kernel_names[OCL_K_NR] = {
 	[OCL_K_FILL] = OCL_KERNEL_FILL, [OCL_K_XOR] = OCL_KERNEL_XOR,
 	[OCL_K_ADD] = OCL_KERNEL_ADD, [OCL_K_COMPARE] = OCL_KERNEL_COMPARE,
+	[OCL_K_XXH64] = OCL_KERNEL_XXH64,
 };
 
 /* The runtime's entry points; ocl_syms[] names them. */
@@ -166,12 +191,17 @@ static const struct {
  * @compared:  a compare was queued since the last wait.
  * @flag:      the compare kernel's flag word (NULL until the first);
  *             zero whenever the record is in the pool.
+ * @xlanes, @xspans, @xpattern, @xtable: the xxh64 kernel's scratch
+ *             (device: lanes, spans, the check's pattern; host: spans),
+ *             made on the record's first hash.
  */
 struct ocl_fence {
 	pthread_mutex_t lock;
 	cl_event last[OCL_NQUEUES];
 	bool compared;
 	cl_mem flag;
+	cl_mem xlanes, xspans, xpattern;
+	uint64_t (*xtable)[2];
 	struct ocl_fence *next_free, *next_all;
 };
 
@@ -187,6 +217,8 @@ struct ocl_queue {
  * @chunk, @nbufs, @buf: device memory, @nbufs buffers of @chunk bytes.
  * @name:    "platform / device", for hmmfsctl stats.
  * @lost:    the device is gone: every call fails with -ENODEV.
+ * @xxh64_verdict: the xxh64 kernel's check: 0 not run yet, 1 passed,
+ *           -1 failed (hashes go through the host).
  */
 struct ocl_dev {
 	struct ocl_api api;
@@ -204,6 +236,7 @@ struct ocl_dev {
 	pthread_mutex_t pool_lock;
 	struct ocl_fence *pool, *all;
 	_Atomic bool lost;
+	_Atomic int xxh64_verdict;
 };
 
 /* Which queue this thread uses (index + 1; 0: none yet). */
@@ -608,6 +641,203 @@ static int ocl_copy_sync(struct dev_unit *d, const struct dev_copy *cp, size_t n
 	return ret ? ret : r;
 }
 
+/*
+ * XXH64 on the device (the xxh64 op): the kernel folds the lanes over
+ * the whole stripes of a list of spans, device/xxh64_lanes.c does the
+ * rest.  An address given to xxh64_lanes.c is a buffer number (above
+ * OCL_XADDR_SHIFT; @nbufs: the check's pattern) and an offset in it.
+ * Everything runs on this thread's queue and is waited for before the op
+ * returns; the fence record lends its scratch.
+ */
+#define OCL_XADDR_SHIFT	48
+#define OCL_XXH64_SPANS	1024
+
+struct ocl_xxh64_ctx {
+	struct ocl_dev *od;
+	struct dev_fence *f;
+	struct ocl_fence *rec;
+	cl_command_queue q;
+};
+
+static cl_mem xaddr_buf(const struct ocl_xxh64_ctx *x, uint64_t a, size_t *off)
+{
+	unsigned int b = (unsigned int)(a >> OCL_XADDR_SHIFT);
+
+	*off = a & ((1ull << OCL_XADDR_SHIFT) - 1);
+	return b < x->od->nbufs ? x->od->buf[b] : x->rec->xpattern;
+}
+
+static uint64_t xaddr(const struct ocl_dev *od, dev_addr_t a)
+{
+	return (a / od->chunk) << OCL_XADDR_SHIFT | a % od->chunk;
+}
+
+struct ocl_xxh64_args {
+	cl_mem mem, spans, lanes;
+	cl_ulong first, n;
+};
+
+static cl_int ocl_set_xxh64_args(struct ocl_dev *od, cl_kernel k, const void *p)
+{
+	const struct ocl_xxh64_args *a = p;
+	cl_int r = od->api.SetKernelArg(k, 0, sizeof(a->mem), &a->mem);
+
+	r = r ? r : od->api.SetKernelArg(k, 1, sizeof(a->spans), &a->spans);
+	r = r ? r : od->api.SetKernelArg(k, 2, sizeof(a->first), &a->first);
+	r = r ? r : od->api.SetKernelArg(k, 3, sizeof(a->n), &a->n);
+	return r ? r : od->api.SetKernelArg(k, 4, sizeof(a->lanes), &a->lanes);
+}
+
+/* One launch per run of spans in one buffer; the lanes stay on the device. */
+static int ocl_xxh64_fold(void *ctx, const uint64_t (*sp)[2], size_t n,
+			  uint64_t lanes[4])
+{
+	struct ocl_xxh64_ctx *x = ctx;
+	struct ocl_dev *od = x->od;
+	struct ocl_queue *oq = &od->queue[ocl_thread_queue()];
+	size_t global = 4, local = 4;
+	cl_int r;
+
+	r = od->api.EnqueueWriteBuffer(x->q, x->rec->xlanes, CL_FALSE, 0,
+				       4 * sizeof(uint64_t), lanes, 0, NULL, NULL);
+	if (!r)	/* as they are: the kernel drops the buffer number */
+		r = od->api.EnqueueWriteBuffer(x->q, x->rec->xspans, CL_FALSE, 0,
+					       n * sizeof(*sp), sp, 0, NULL, NULL);
+	for (size_t i = 0, j; !r && i < n; i = j) {
+		struct ocl_xxh64_args a = { .spans = x->rec->xspans,
+					    .lanes = x->rec->xlanes, .first = i };
+		size_t off;
+
+		a.mem = xaddr_buf(x, sp[i][0], &off);
+		for (j = i + 1; j < n && sp[j][0] >> OCL_XADDR_SHIFT ==
+					 sp[i][0] >> OCL_XADDR_SHIFT; j++)
+			;
+		a.n = j - i;
+		pthread_mutex_lock(&oq->klock);
+		r = ocl_set_xxh64_args(od, oq->k[OCL_K_XXH64], &a);
+		if (!r)
+			r = od->api.EnqueueNDRangeKernel(x->q, oq->k[OCL_K_XXH64], 1, NULL,
+							 &global, &local, 0, NULL, NULL);
+		pthread_mutex_unlock(&oq->klock);
+	}
+	if (!r)
+		r = od->api.EnqueueReadBuffer(x->q, x->rec->xlanes, CL_TRUE, 0,
+					      4 * sizeof(uint64_t), lanes, 0, NULL, NULL);
+
+	return r ? ocl_fail_queue(od, x->f, "the xxh64 kernel", r) : 0;
+}
+
+static int ocl_xxh64_read(void *ctx, uint64_t a, void *buf, size_t len)
+{
+	struct ocl_xxh64_ctx *x = ctx;
+	size_t off;
+	cl_mem m = xaddr_buf(x, a, &off);
+	cl_int r = x->od->api.EnqueueReadBuffer(x->q, m, CL_TRUE, off, len, buf, 0,
+						NULL, NULL);
+
+	return r ? ocl_fail_queue(x->od, x->f, "clEnqueueReadBuffer (xxh64)", r) : 0;
+}
+
+static int ocl_xxh64_write(void *ctx, uint64_t a, const void *buf, size_t len)
+{
+	struct ocl_xxh64_ctx *x = ctx;
+	size_t off;
+	cl_mem m = xaddr_buf(x, a, &off);
+	cl_int r = x->od->api.EnqueueWriteBuffer(x->q, m, CL_TRUE, off, len, buf, 0,
+						 NULL, NULL);
+
+	return r ? ocl_fail_queue(x->od, x->f, "clEnqueueWriteBuffer (xxh64)", r) : 0;
+}
+
+static const struct xl_ops ocl_xl_ops = {
+	.fold = ocl_xxh64_fold, .read = ocl_xxh64_read, .write = ocl_xxh64_write,
+};
+
+/* The record's scratch, made on its first hash. */
+static int ocl_xxh64_scratch(struct ocl_dev *od, struct ocl_fence *rec)
+{
+	const struct { cl_mem *m; size_t len; } want[] = {
+		{ &rec->xlanes, 4 * sizeof(uint64_t) },
+		{ &rec->xspans, OCL_XXH64_SPANS * 2 * sizeof(uint64_t) },
+		{ &rec->xpattern, XL_CHECK_BYTES },
+	};
+	cl_int r = CL_SUCCESS;
+
+	if (!rec->xtable &&
+	    !(rec->xtable = malloc(OCL_XXH64_SPANS * sizeof(*rec->xtable))))
+		return -ENOMEM;
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		if (*want[i].m)
+			continue;
+		*want[i].m = od->api.CreateBuffer(od->ctx, CL_MEM_READ_WRITE, want[i].len,
+						  NULL, &r);
+		if (r) {
+			*want[i].m = NULL;
+			return ocl_fail(od, "the xxh64 scratch", r);
+		}
+	}
+	return 0;
+}
+
+/*
+ * Before the first hash on a device, check the kernel against libxxhash
+ * (xl_check()).  Return: 0 if it may be used, -EOPNOTSUPP if not, or the
+ * device's -errno (the check runs again next time).
+ */
+static int ocl_xxh64_check(struct ocl_xxh64_ctx *x)
+{
+	struct ocl_dev *od = x->od;
+	int verdict = atomic_load(&od->xxh64_verdict), ret;
+
+	if (!verdict) {
+		ret = xl_check(&ocl_xl_ops, x, (uint64_t)od->nbufs << OCL_XADDR_SHIFT,
+			       x->rec->xtable, OCL_XXH64_SPANS);
+
+		if (ret < 0)
+			return ret;
+		verdict = ret ? 1 : -1;
+		atomic_store(&od->xxh64_verdict, verdict);
+		if (verdict < 0)
+			log_warn("opencl: %s: the xxh64 kernel disagrees with libxxhash; "
+				 "devop xxh64 hashes through host copies on it", od->name);
+	}
+	return verdict > 0 ? 0 : -EOPNOTSUPP;
+}
+
+static int ocl_xxh64(struct dev_unit *d, const struct dev_span *sp, size_t n,
+		     void *state, struct dev_fence *f)
+{
+	struct ocl_dev *od = d->priv;
+	struct ocl_xxh64_ctx x = { .od = od, .f = f,
+				   .q = od->queue[ocl_thread_queue()].q };
+	struct xl_run run = { .ops = &ocl_xl_ops, .ctx = &x, .st = state,
+			      .max = OCL_XXH64_SPANS };
+	int ret;
+
+	if (atomic_load(&od->xxh64_verdict) < 0)
+		return -EOPNOTSUPP;	/* device.c hashes through host copies */
+	x.rec = ocl_queue_begin(od, f, &ret);
+	if (!x.rec)
+		return ret;
+	ret = ocl_xxh64_scratch(od, x.rec);
+	if (!ret)
+		ret = ocl_xxh64_check(&x);
+	run.spans = x.rec->xtable;
+	for (size_t i = 0; i < n && !ret; i++) {
+		size_t off, piece = ocl_piece(od, sp[i].addr, sp[i].len, &(cl_mem){ 0 },
+					      &off);
+
+		ret = xl_feed(&run, xaddr(od, sp[i].addr), piece);
+		if (!ret && piece < sp[i].len)	/* the rest is in the next buffer */
+			ret = xl_feed(&run, xaddr(od, sp[i].addr + piece),
+				      sp[i].len - piece);
+	}
+	if (!ret)
+		ret = xl_flush(&run);
+	pthread_mutex_unlock(&x.rec->lock);
+	return ret;
+}
+
 /* ---- open and close ---- */
 
 static int ocl_resolve(struct ocl_dev *od, void *lib, char *err, size_t errlen)
@@ -784,6 +1014,13 @@ static void ocl_free(struct ocl_dev *od)
 				od->api.ReleaseEvent(rec->last[q]);
 		if (rec->flag)
 			od->api.ReleaseMemObject(rec->flag);
+		if (rec->xlanes)
+			od->api.ReleaseMemObject(rec->xlanes);
+		if (rec->xspans)
+			od->api.ReleaseMemObject(rec->xspans);
+		if (rec->xpattern)
+			od->api.ReleaseMemObject(rec->xpattern);
+		free(rec->xtable);
 		pthread_mutex_destroy(&rec->lock);
 		free(rec);
 	}
@@ -864,5 +1101,6 @@ const struct dev_ops dev_opencl_ops = {
 	.copy_sync	= ocl_copy_sync,
 	.compute	= ocl_compute,
 	.compare	= ocl_compare,
+	.xxh64		= ocl_xxh64,
 	.fence_wait	= ocl_fence_wait,
 };

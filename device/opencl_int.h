@@ -65,10 +65,15 @@ enum {
  *   fill, xor, add:  buffer, u64 offset, u64 length, u32 value (low 8 bits)
  *   compare:         buffer a, u64 offset, buffer b, u64 offset, u64 length,
  *                    buffer of one u32 flag, set to 1 if they differ
+ *   xxh64:           buffer, buffer of spans {u64 offset, u64 length}
+ *                    (offset 8-byte aligned, length a multiple of 32), u64
+ *                    first span, u64 spans, buffer of XXH64's four u64
+ *                    lanes, updated in place; one group of four work-items
  */
 #define OCL_KERNEL_FILL		"hmmfs_fill"
 #define OCL_KERNEL_XOR		"hmmfs_xor"
 #define OCL_KERNEL_ADD		"hmmfs_add"
 #define OCL_KERNEL_COMPARE	"hmmfs_compare"
+#define OCL_KERNEL_XXH64	"hmmfs_xxh64"
 
 #endif

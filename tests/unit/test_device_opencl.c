@@ -3,8 +3,8 @@
  * tests/unit/test_device_opencl.c — device/opencl.c on a real OpenCL
  * runtime (POCL's CPU devices in make check): what the contract suite
  * cannot reach.  Device memory in several buffers (HMMFS_OPENCL_CHUNK
- * makes them small), with copies, kernels and compares across their
- * ends; a device lost mid-run (the dev_lost fault) makes the fence wait
+ * makes them small), with copies, kernels, compares and the xxh64 kernel
+ * across their ends; a device lost mid-run (the dev_lost fault) makes the fence wait
  * return -ENODEV and marks the device lost; a loader that is not one.
  * Where no OpenCL device can be opened, each test says so and passes
  * (tests/run.sh fails make check in that case: see integration-opencl).
@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <xxhash.h>
 
 #include "device/device.h"
 #include "fault/fault.h"
@@ -87,6 +89,20 @@ static void test_buffers(void)
 	CU_ASSERT_EQUAL(dev_compare(d, FS, 9 * FS, len, &f), 0);
 	CU_ASSERT_EQUAL(dev_fence_wait(d, &f), 0);
 	CU_ASSERT_NOT_EQUAL(atomic_load(&f.result), 0);
+	/* the xxh64 kernel over spans that cross into the next buffer */
+	{
+		struct dev_span sp[] = { { FS + 8, len - 8 }, { 9 * FS, len } };
+		XXH64_state_t *st = XXH64_createState(), *want = XXH64_createState();
+
+		XXH64_reset(st, 0);
+		XXH64_reset(want, 0);
+		XXH64_update(want, src + 8, len - 8);
+		XXH64_update(want, got, len);
+		CU_ASSERT_EQUAL(dev_xxh64(d, sp, 2, st), 0);
+		CU_ASSERT_EQUAL(XXH64_digest(st), XXH64_digest(want));
+		XXH64_freeState(st);
+		XXH64_freeState(want);
+	}
 	dev_close(d);
 out:
 	unsetenv("HMMFS_OPENCL_CHUNK");
