@@ -13,6 +13,9 @@
  * Picking a device.  -o cl_platform=P picks the platform (default 0);
  * the device of unit k is gpus[k] among the platform's devices (-o gpu=,
  * as for cuda: gpu=0:1 is two devices).  Each unit has its own context.
+ * POCL's "basic" device is refused: it runs commands inline in the
+ * threads that queue them, and with several threads queueing it
+ * deadlocked inside POCL 3.1 (the daemon hung under fio with 4 jobs).
  *
  * Memory.  One context per unit; device memory is cl_mem buffers of
  * @chunk bytes each (CL_DEVICE_MAX_MEM_ALLOC_SIZE, rounded down to whole
@@ -900,6 +903,12 @@ static int ocl_pick(struct ocl_dev *od, const struct device_config *cfg,
 	od->dev = devs[cfg->gpu];
 	od->api.GetDeviceInfo(od->dev, CL_DEVICE_NAME, sizeof(dname) - 1, dname, NULL);
 	snprintf(od->name, sizeof(od->name), "%s / %s", pname, dname);
+	if (strstr(pname, "Portable Computing Language") && !strncmp(dname, "basic", 5)) {
+		snprintf(err, errlen, "opencl: POCL's basic device deadlocks when "
+			 "several threads queue at once (seen with POCL 3.1): use "
+			 "POCL_DEVICES=pthread");
+		return -ENODEV;
+	}
 	return 0;
 }
 

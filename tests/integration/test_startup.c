@@ -476,16 +476,22 @@ static void no_opencl_loader(void)
 	setenv("HMMFS_OPENCL_LIB", "/nonexistent/libOpenCL.so.1", 1);
 }
 
+static void pocl_basic_device(void)
+{
+	setenv("POCL_DEVICES", "basic", 1);
+}
+
 static void opencl_kernels_fail(void)
 {
 	setenv("HMMFS_FAULT", "cl_build", 1);
 }
 
 /*
- * device=opencl where there is no OpenCL, no platform, or the kernels do
- * not compile: the mount is refused before it is mounted, and the
- * message says what is missing and how to get it (or the compiler's
- * words).  The last two need the runtime scripts/deps.sh installs.
+ * device=opencl where there is no OpenCL, no platform, POCL's basic
+ * device (it deadlocks under concurrent queueing), or the kernels do not
+ * compile: the mount is refused before it is mounted, and the message
+ * says what is missing and how to get it (or the compiler's words).  The
+ * last three need the runtime scripts/deps.sh installs.
  */
 static void opencl_refused_clearly(void)
 {
@@ -496,6 +502,9 @@ static void opencl_refused_clearly(void)
 	run_hmmfs(no_opencl_platform, it.backing, it.mnt, "-o", "device=opencl", NULL);
 	expect_failure_naming("no OpenCL platform");
 	IT_HAS(proc.err, "pocl-opencl-icd");
+	expect_nothing_mounted();
+	run_hmmfs(pocl_basic_device, it.backing, it.mnt, "-o", "device=opencl", NULL);
+	expect_failure_naming("POCL_DEVICES=pthread");
 	expect_nothing_mounted();
 	run_hmmfs(opencl_kernels_fail, it.backing, it.mnt, "-o", "device=opencl", NULL);
 	expect_failure_naming("building the kernels failed");
@@ -636,7 +645,7 @@ static const struct it_test tests[] = {
 	{ "relative paths, a failure after the fork", relative_paths_late_failure,
 	  0, NULL },
 	{ "mountpoint inside backing", mountpoint_inside_backing, 0, NULL },
-	{ "device=opencl refused clearly (no loader, no platform, a bad build)",
+	{ "device=opencl refused clearly (no loader, no platform, POCL basic, a bad build)",
 	  opencl_refused_clearly, 0, NULL },
 	{ "background: lines to the system log", background_logs_to_syslog, 0, NULL },
 	{ "raises_fd_limit", raises_fd_limit, 0, NULL },
