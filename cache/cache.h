@@ -358,8 +358,9 @@ off_t cache_file_size(struct cfile *f);
  * fstat of the opened file): if BACKING's size or mtime differ from
  * what the cache last saw, or writeback found BACKING changed before it
  * wrote over it, and no page is dirty, drop the cached pages and take
- * BACKING's size.  Return: true if the cache was dropped (the kernel's
- * copy and attributes should go too).
+ * BACKING's size.  Return: true if the cache was dropped, now or by a
+ * getattr's check since the last open (the kernel's copy and attributes
+ * should go too).
  */
 bool cache_file_revalidate(struct cfile *f, const struct stat *st);
 

@@ -160,6 +160,9 @@ struct file_counters {
  * @outside_changed: writeback found BACKING changed by someone else
  *           before writing over it (file_note_outside_change); the next
  *           revalidation drops the clean pages and takes BACKING's size.
+ * @kernel_stale: a revalidation other than an open's (a getattr) took
+ *           an outside change: the next open must still tell the kernel,
+ *           whose copy of the file that getattr could not drop.
  * @own_changes: hmmfs's own changes of BACKING outside writeback in
  *           flight (truncate, fallocate, copy_file_range, times); while
  *           any is, BACKING's state is ours, never someone else's.
@@ -214,6 +217,7 @@ struct cfile {
 	off_t seen_size;
 	struct timespec seen_mtime;
 	bool outside_changed;
+	bool kernel_stale;
 	int own_changes;
 	uint64_t nr_dirty;
 	uint64_t nr_writeback;

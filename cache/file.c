@@ -1425,6 +1425,7 @@ static bool file_revalidate_st(struct cfile *f, const struct stat *st)
 		f->seen_size = now.st_size;
 		f->seen_mtime = now.st_mtim;
 		f->outside_changed = false;
+		f->kernel_stale = true;	/* until an open tells the kernel */
 	}
 	pthread_mutex_unlock(&f->lock);
 	if (changed)
@@ -1432,9 +1433,22 @@ static bool file_revalidate_st(struct cfile *f, const struct stat *st)
 	return changed;
 }
 
+/*
+ * An open's check: a change found now, or by a getattr since the last
+ * open (which could not make the kernel drop its copy: under the
+ * writeback cache the kernel keeps its own size of a cached file, and
+ * without it, its pages unless the open says otherwise).
+ */
 bool cache_file_revalidate(struct cfile *f, const struct stat *st)
 {
-	return file_revalidate_st(f, st);
+	bool stale;
+
+	file_revalidate_st(f, st);
+	pthread_mutex_lock(&f->lock);
+	stale = f->kernel_stale;
+	f->kernel_stale = false;
+	pthread_mutex_unlock(&f->lock);
+	return stale;
 }
 
 /*

@@ -272,6 +272,42 @@ static void outside_change_seen_after_reopen(void)
 	IT_CONTENT_STR(MNT("ext"), "changed below");
 }
 
+/*
+ * A file grown and rewritten in BACKING, its attributes asked for before
+ * the next open (a stat, or attr_timeout running out: the kernel then
+ * sends GETATTR first): that open must still see BACKING's size and
+ * bytes.  Before the fix the GETATTR took the change and the open found
+ * nothing to tell the kernel, which kept the old size and pages for
+ * good (issue 23: 20 stale reads of 20 with a 2 s pause).
+ */
+static void outside_change_seen_after_getattr(void)
+{
+	char small[1000], big[3000], got[4000];
+	struct stat st;
+	int fd;
+
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)(i * 7 + 1);
+	memset(small, 's', sizeof(small));
+	for (int round = 0; round < 3; round++) {
+		IT_REQUIRE_OK(it_put(BACK("grow"), small, sizeof(small)));
+		fd = IT_REQUIRE_OK(open(MNT("grow"), O_RDONLY));
+		IT_EQ(read(fd, got, sizeof(got)), (ssize_t)sizeof(small));	/* cached */
+		close(fd);
+		big[0] = (char)round;
+		IT_REQUIRE_OK(it_put(BACK("grow"), big, sizeof(big)));
+		/* the attribute cache runs out (attr_timeout, default 1 s) */
+		nanosleep(&(struct timespec){ .tv_sec = 1, .tv_nsec = 200000000 }, NULL);
+		IT_OK(stat(MNT("grow"), &st));	/* GETATTR, before the open */
+		fd = IT_REQUIRE_OK(open(MNT("grow"), O_RDONLY));
+		IT_OK(fstat(fd, &st));
+		IT_EQ(st.st_size, (off_t)sizeof(big));
+		IT_EQ(read(fd, got, sizeof(got)), (ssize_t)sizeof(big));
+		IT_EQ(memcmp(got, big, sizeof(big)), 0);
+		close(fd);
+	}
+}
+
 static void stats_count_hits_and_misses(void)
 {
 	struct it_proc p;
@@ -641,6 +677,11 @@ static const struct it_test tests[] = {
 	  sigterm_flushes_open_dirty_file, 0, NULL },
 	{ "close writes back", close_writes_back, 0, NULL },
 	{ "ENOSPC reaches the writer", enospc_reaches_the_writer, IT_NO_MOUNT, NULL },
+	/* the kernel caches the file: with and without the writeback cache */
+	{ "outside change seen after a getattr, at the next open",
+	  outside_change_seen_after_getattr, 0, "attr_timeout=1" },
+	{ "outside change seen after a getattr, no writeback cache",
+	  outside_change_seen_after_getattr, 0, "attr_timeout=1,nowriteback_cache" },
 	{ "outside change seen after reopen", outside_change_seen_after_reopen,
 	  0, NULL },
 	{ "stats count hits and misses", stats_count_hits_and_misses, 0, NULL },
