@@ -3,7 +3,8 @@
 # benchmark (bench/run.sh: python3, gnuplot; libfuse3-dev has the examples;
 # xxhash's xxhsum checks a device's hash in the demo; bc times bench steps;
 # POCL, the OpenCL ICD loader and clinfo give make check a real OpenCL
-# runtime for device=opencl on the CPU).
+# runtime for device=opencl on the CPU; GlusterFS and iproute2 run the
+# two-node test, tests/gluster/run.sh).
 # OPT_PKGS serve the everyday-workload suite and bench (bench/everyday.sh:
 # rsync, git, perf): installed with the rest as root, only named without
 # root, since building does not need them.
@@ -13,7 +14,8 @@ set -eu
 
 PKGS="build-essential pkg-config fuse3 libfuse3-dev liburing-dev libaio-dev \
 libxxhash-dev libcunit1-dev liburcu-dev fio attr acl util-linux e2fsprogs \
-python3 gnuplot-nox xxhash bc pocl-opencl-icd ocl-icd-libopencl1 clinfo"
+python3 gnuplot-nox xxhash bc pocl-opencl-icd ocl-icd-libopencl1 clinfo \
+glusterfs-server glusterfs-client iproute2"
 OPT_PKGS="rsync git linux-perf"
 
 missing_of() {

@@ -95,6 +95,10 @@ run_suite stress-nowriteback env STRESS_OPTS=host_cache=8M,device_cache=64M,ksm=
 # build, sqlite in both journal modes, rsync + checksum verify; with and
 # without the writeback cache.  The timed comparison: make bench-everyday.
 run_suite everyday "$(dirname "$0")/../bench/everyday.sh" -c
+# hmmfs over GlusterFS on two nodes made of network namespaces: close-to-
+# open across nodes, a writer in BACKING, hmmfsx against the gluster files
+# (about a minute; scripts/deps.sh installs gluster).
+run_suite gluster "$(dirname "$0")/gluster/run.sh"
 
 echo
 [ -n "$failed_names" ] && echo "failed suites:$failed_names"

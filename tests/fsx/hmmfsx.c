@@ -180,6 +180,7 @@ struct config {
 	unsigned devices;	/* -R N: it also replicates over N devices */
 	bool dedupe;		/* -K: data that dedupes, scanner at full speed */
 	unsigned drop_ms;	/* -D: drop the kernel's inodes this often; 0 off */
+	bool excluded[OP_KINDS];	/* -x: never chosen */
 };
 
 struct op_record {
@@ -1577,6 +1578,8 @@ static void init_checker(struct checker *c, unsigned index)
 		c->disabled[OP_DREAD] = c->disabled[OP_DWRITE] = true;
 	if (cfg.maxlen < 2 * BLOCK)
 		c->disabled[OP_COLLAPSE] = c->disabled[OP_INSERT] = true;
+	for (unsigned k = 0; k < OP_KINDS; k++)
+		c->disabled[k] |= cfg.excluded[k];
 }
 
 static void free_checker(struct checker *c)
@@ -1609,7 +1612,7 @@ static void usage(FILE *out)
 	fprintf(out,
 "usage: hmmfsx [-s SEED] [-n OPS | -t SECONDS] [-f NFILES] [-l MAXLEN]\n"
 "              [-o MAXOPLEN] [-i VERIFY] [-j THREADS] [-b BACKINGDIR]\n"
-"              [-B] [-k] [-q] [-v] [-M [-R N]] [-K] [-D MS] [-X] DIR\n"
+"              [-B] [-k] [-q] [-v] [-M [-R N]] [-K] [-D MS] [-x OPS] [-X] DIR\n"
 "\n"
 "fsx-style data-integrity checker: random reads, writes, mmap, truncate,\n"
 "fallocate, fsync, reopen, fadvise and O_DIRECT on NFILES files in DIR,\n"
@@ -1636,6 +1639,8 @@ static void usage(FILE *out)
 "  -D, --drop-caches MS\n"
 "                 echo 2 > /proc/sys/vm/drop_caches every MS ms meanwhile\n"
 "                 (0: off; needs root, else a warning and no drops)\n"
+"  -x OPS         leave out these operations (comma list of the names the\n"
+"                 summary prints, e.g. zero,rename: a file system's gaps)\n"
 "  -X             inject a model error to prove the checker catches it\n"
 "  -h, --help     this help\n"
 "\n"
@@ -1692,6 +1697,26 @@ static void bad_arg(int opt, const char *arg)
 	exit(2);
 }
 
+/* -x: "zero,rename" into cfg.excluded[]; false on an unknown name. */
+static bool parse_excluded(const char *arg)
+{
+	char list[256], *save = NULL;
+
+	if (strlen(arg) >= sizeof(list))
+		return false;
+	strcpy(list, arg);
+	for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		unsigned k = 0;
+
+		while (k < OP_KINDS && strcmp(op_table[k].name, t))
+			k++;
+		if (k == OP_KINDS)
+			return false;
+		cfg.excluded[k] = true;
+	}
+	return true;
+}
+
 static bool parse_option(int opt, const char *arg, bool *seeded)
 {
 	switch (opt) {
@@ -1715,6 +1740,7 @@ static bool parse_option(int opt, const char *arg, bool *seeded)
 	case 'R': return parse_unsigned(arg, &cfg.devices, 1, HMMFS_MAX_DEVICES);
 	case 'K': cfg.dedupe = true; return true;
 	case 'D': return parse_unsigned(arg, &cfg.drop_ms, 0, 3600000);
+	case 'x': return parse_excluded(arg);
 	default: return false;
 	}
 }
@@ -1738,7 +1764,7 @@ static void parse_args(int argc, char **argv)
 	bool seeded = false;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "s:n:t:f:l:o:i:j:b:BkqvMR:KD:Xh",
+	while ((opt = getopt_long(argc, argv, "s:n:t:f:l:o:i:j:b:BkqvMR:KD:x:Xh",
 				  longopts, NULL)) != -1) {
 		if (opt == 'h') {
 			usage(stdout);
