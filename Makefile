@@ -86,7 +86,7 @@ FSX_BIN    := $(B)/tests/hmmfsx
 CRASH_BIN  := $(B)/tests/hmmfscrash
 RACE_BIN   := $(B)/tests/hmmfsrace
 
-.PHONY: all bench bench-everyday bench-devread bench-replicas bench-opencl demo deps check check-unit check-integration check-fsx check-crash \
+.PHONY: all bench bench-everyday bench-devread bench-replicas bench-opencl bench-gluster demo deps check check-unit check-integration check-fsx check-crash \
 	install uninstall clean
 .DEFAULT_GOAL := all
 
@@ -118,6 +118,10 @@ bench-devread: all
 
 bench-replicas: all
 	$(Q)HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) bench/replicas.sh
+
+# hmmfs in front of GlusterFS on two nodes with a 1 Gbit/s link (namespaces).
+bench-gluster: all
+	$(Q)HMMFS=$(abspath $(HMMFS)) HMMFSCTL=$(abspath $(HMMFSCTL)) bench/gluster.sh
 
 # The device tier on opencl (POCL) against hostsim, the same fio jobs.
 bench-opencl: all
