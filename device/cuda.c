@@ -891,19 +891,11 @@ static int xxh64_check(struct cuda_xxh64_ctx *x)
 	struct cuda_dev *cd = x->cd;
 	CUdeviceptr pattern = x->rec->xbuf + 4 * sizeof(uint64_t) +
 			      CUDA_XXH64_SPANS * sizeof(*x->rec->xspans);
-	int verdict = atomic_load(&cd->xxh64_verdict), ret;
+	char who[32];
 
-	if (!verdict) {
-		ret = xl_check(&cuda_xl_ops, x, pattern, x->rec->xspans, CUDA_XXH64_SPANS);
-		if (ret < 0)
-			return ret;	/* the device's trouble, not the kernel's */
-		verdict = ret ? 1 : -1;
-		atomic_store(&cd->xxh64_verdict, verdict);
-		if (verdict < 0)
-			log_warn("cuda: GPU %d: the xxh64 kernel disagrees with libxxhash; "
-				 "devop xxh64 hashes through host copies on it", cd->gpu);
-	}
-	return verdict > 0 ? 0 : -EOPNOTSUPP;
+	snprintf(who, sizeof(who), "cuda: GPU %d", cd->gpu);
+	return xl_check_once(&cd->xxh64_verdict, who, &cuda_xl_ops, x, pattern,
+			     x->rec->xspans, CUDA_XXH64_SPANS);
 }
 
 static int cuda_xxh64(struct dev_unit *d, const struct dev_span *sp, size_t n,

@@ -789,22 +789,12 @@ static int ocl_xxh64_scratch(struct ocl_dev *od, struct ocl_fence *rec)
  */
 static int ocl_xxh64_check(struct ocl_xxh64_ctx *x)
 {
-	struct ocl_dev *od = x->od;
-	int verdict = atomic_load(&od->xxh64_verdict), ret;
+	char who[DEV_NAME_MAX + 16];
 
-	if (!verdict) {
-		ret = xl_check(&ocl_xl_ops, x, (uint64_t)od->nbufs << OCL_XADDR_SHIFT,
-			       x->rec->xtable, OCL_XXH64_SPANS);
-
-		if (ret < 0)
-			return ret;
-		verdict = ret ? 1 : -1;
-		atomic_store(&od->xxh64_verdict, verdict);
-		if (verdict < 0)
-			log_warn("opencl: %s: the xxh64 kernel disagrees with libxxhash; "
-				 "devop xxh64 hashes through host copies on it", od->name);
-	}
-	return verdict > 0 ? 0 : -EOPNOTSUPP;
+	snprintf(who, sizeof(who), "opencl: %s", x->od->name);
+	return xl_check_once(&x->od->xxh64_verdict, who, &ocl_xl_ops, x,
+			     (uint64_t)x->od->nbufs << OCL_XADDR_SHIFT, x->rec->xtable,
+			     OCL_XXH64_SPANS);
 }
 
 static int ocl_xxh64(struct dev_unit *d, const struct dev_span *sp, size_t n,

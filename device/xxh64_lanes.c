@@ -5,10 +5,12 @@
  * locking: a run belongs to one thread.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "device/xxh64_lanes.h"
+#include "log/log.h"
 
 #define XL_BOUNCE 65536		/* bytes read back at once */
 
@@ -112,4 +114,22 @@ int xl_check(const struct xl_ops *ops, void *ctx, uint64_t pattern,
 	if (ret)
 		return ret;
 	return XXH64_digest(&dev) == XXH64_digest(&host);
+}
+
+int xl_check_once(_Atomic int *verdict, const char *who, const struct xl_ops *ops,
+		  void *ctx, uint64_t pattern, uint64_t (*spans)[2], size_t max)
+{
+	int v = atomic_load(verdict), ret;
+
+	if (!v) {
+		ret = xl_check(ops, ctx, pattern, spans, max);
+		if (ret < 0)
+			return ret;	/* the device's trouble, not the kernel's */
+		v = ret ? 1 : -1;
+		atomic_store(verdict, v);
+		if (v < 0)
+			log_warn("%s: the xxh64 kernel disagrees with libxxhash; devop "
+				 "xxh64 hashes through host copies on it", who);
+	}
+	return v > 0 ? 0 : -EOPNOTSUPP;
 }

@@ -73,4 +73,14 @@ int xl_flush(struct xl_run *x);
 int xl_check(const struct xl_ops *ops, void *ctx, uint64_t pattern,
 	     uint64_t (*spans)[2], size_t max);
 
+/*
+ * xl_check() once per device, its answer kept in *@verdict (0: not yet,
+ * 1: the kernel agrees, -1: it does not, which is logged naming @who).
+ * Return: 0 if the kernel may be used, -EOPNOTSUPP if not (the caller's
+ * device.c hashes through host copies), or the device's -errno (the
+ * check runs again next time).
+ */
+int xl_check_once(_Atomic int *verdict, const char *who, const struct xl_ops *ops,
+		  void *ctx, uint64_t pattern, uint64_t (*spans)[2], size_t max);
+
 #endif
