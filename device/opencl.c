@@ -102,7 +102,7 @@ static const char ocl_source[] =
 	"		__global const ulong *spans, ulong first, ulong n,\n"
 	"		__global ulong *lanes)\n"
 	"{\n"
-	"	uint t = get_local_id(0);\n"
+	"	uint t = get_global_id(0);\n"
 	"	ulong acc;\n"
 	"\n"
 	"	if (t >= 4)\n"
@@ -278,6 +278,19 @@ static int ocl_fail(struct ocl_dev *od, const char *what, cl_int r)
 	return ocl_errno(od, r);
 }
 
+/*
+ * A small buffer of our own could not be made: short of memory, which
+ * the caller may survive, not a lost device.
+ */
+static int ocl_fail_alloc(struct ocl_dev *od, const char *what, cl_int r)
+{
+	log_err("opencl: %s: %s: OpenCL error %d", od->name, what, (int)r);
+	if (r == CL_MEM_OBJECT_ALLOCATION_FAILURE || r == CL_OUT_OF_RESOURCES ||
+	    r == CL_OUT_OF_HOST_MEMORY)
+		return -ENOMEM;
+	return ocl_errno(od, r);
+}
+
 /* A failure while queueing on @f: a lost device is kept for its wait. */
 static int ocl_fail_queue(struct ocl_dev *od, struct dev_fence *f,
 			  const char *what, cl_int r)
@@ -449,7 +462,7 @@ static int ocl_launch_locked(struct ocl_dev *od, struct ocl_fence *rec,
 {
 	unsigned int q = ocl_thread_queue();
 	struct ocl_queue *oq = &od->queue[q];
-	size_t groups = (len + OCL_BLOCK - 1) / OCL_BLOCK, global, local = OCL_BLOCK;
+	size_t groups = (len + OCL_BLOCK - 1) / OCL_BLOCK, global;
 	cl_event ev = NULL;
 	cl_int r;
 
@@ -460,7 +473,7 @@ static int ocl_launch_locked(struct ocl_dev *od, struct ocl_fence *rec,
 	r = set(od, oq->k[k], args);
 	if (!r)
 		r = od->api.EnqueueNDRangeKernel(oq->q, oq->k[k], 1, NULL, &global,
-						 &local, 0, NULL, &ev);
+						 NULL, 0, NULL, &ev);	/* its own group size */
 	pthread_mutex_unlock(&oq->klock);
 	if (r)
 		return ocl_fail_queue(od, f, ocl_kernel_names[k], r);
@@ -539,12 +552,14 @@ static int ocl_flag(struct ocl_dev *od, struct ocl_fence *rec)
 		return 0;
 	rec->flag = od->api.CreateBuffer(od->ctx, CL_MEM_READ_WRITE, sizeof(zero),
 					 NULL, &r);
-	if (!r)
-		r = od->api.EnqueueWriteBuffer(od->queue[0].q, rec->flag, CL_TRUE, 0,
-					       sizeof(zero), &zero, 0, NULL, NULL);
 	if (r) {
-		if (rec->flag)
-			od->api.ReleaseMemObject(rec->flag);
+		rec->flag = NULL;
+		return ocl_fail_alloc(od, "the compare flag", r);
+	}
+	r = od->api.EnqueueWriteBuffer(od->queue[0].q, rec->flag, CL_TRUE, 0,
+				       sizeof(zero), &zero, 0, NULL, NULL);
+	if (r) {
+		od->api.ReleaseMemObject(rec->flag);
 		rec->flag = NULL;
 		return ocl_fail(od, "the compare flag", r);
 	}
@@ -563,6 +578,8 @@ static int ocl_compare(struct dev_unit *d, dev_addr_t a, dev_addr_t b, size_t le
 	if (!rec)
 		return ret;
 	ret = ocl_flag(od, rec);
+	if (!ret)
+		rec->compared = true;	/* the wait reads the flag and resets it */
 	while (!ret && done < len) {
 		struct ocl_cmp_args c = { .flag = rec->flag };
 		size_t aoff, boff, n = ocl_piece(od, a + done, len - done, &c.a, &aoff);
@@ -574,8 +591,6 @@ static int ocl_compare(struct dev_unit *d, dev_addr_t a, dev_addr_t b, size_t le
 		ret = ocl_launch_locked(od, rec, OCL_K_COMPARE, n, ocl_set_cmp_args, &c, f);
 		done += n;
 	}
-	if (!ret)
-		rec->compared = true;
 	pthread_mutex_unlock(&rec->lock);
 	return ret;
 }
@@ -618,8 +633,11 @@ static int ocl_fence_wait(struct dev_unit *d, struct dev_fence *f)
 			od->api.ReleaseEvent(rec->last[q]);
 			rec->last[q] = NULL;
 		}
-		if (!ret && rec->compared)
-			ret = ocl_collect(od, rec, f);
+		if (rec->compared) {	/* also after an error: the flag goes back to 0 */
+			int c = ocl_collect(od, rec, f);
+
+			ret = ret ? ret : c;
+		}
 		rec->compared = false;
 		pthread_mutex_unlock(&rec->lock);
 		pthread_mutex_lock(&od->pool_lock);
@@ -698,7 +716,7 @@ static int ocl_xxh64_fold(void *ctx, const uint64_t (*sp)[2], size_t n,
 	struct ocl_xxh64_ctx *x = ctx;
 	struct ocl_dev *od = x->od;
 	struct ocl_queue *oq = &od->queue[ocl_thread_queue()];
-	size_t global = 4, local = 4;
+	size_t global = 4;
 	cl_int r;
 
 	r = od->api.EnqueueWriteBuffer(x->q, x->rec->xlanes, CL_FALSE, 0,
@@ -720,13 +738,14 @@ static int ocl_xxh64_fold(void *ctx, const uint64_t (*sp)[2], size_t n,
 		r = ocl_set_xxh64_args(od, oq->k[OCL_K_XXH64], &a);
 		if (!r)
 			r = od->api.EnqueueNDRangeKernel(x->q, oq->k[OCL_K_XXH64], 1, NULL,
-							 &global, &local, 0, NULL, NULL);
+							 &global, NULL, 0, NULL, NULL);
 		pthread_mutex_unlock(&oq->klock);
 	}
 	if (!r)
 		r = od->api.EnqueueReadBuffer(x->q, x->rec->xlanes, CL_TRUE, 0,
 					      4 * sizeof(uint64_t), lanes, 0, NULL, NULL);
-
+	if (r)	/* the writes queued read @lanes and the table: let them end */
+		od->api.Finish(x->q);
 	return r ? ocl_fail_queue(od, x->f, "the xxh64 kernel", r) : 0;
 }
 
@@ -776,7 +795,7 @@ static int ocl_xxh64_scratch(struct ocl_dev *od, struct ocl_fence *rec)
 						  NULL, &r);
 		if (r) {
 			*want[i].m = NULL;
-			return ocl_fail(od, "the xxh64 scratch", r);
+			return ocl_fail_alloc(od, "the xxh64 scratch", r);
 		}
 	}
 	return 0;
@@ -816,15 +835,12 @@ static int ocl_xxh64(struct dev_unit *d, const struct dev_span *sp, size_t n,
 	if (!ret)
 		ret = ocl_xxh64_check(&x);
 	run.spans = x.rec->xtable;
-	for (size_t i = 0; i < n && !ret; i++) {
-		size_t off, piece = ocl_piece(od, sp[i].addr, sp[i].len, &(cl_mem){ 0 },
-					      &off);
-
-		ret = xl_feed(&run, xaddr(od, sp[i].addr), piece);
-		if (!ret && piece < sp[i].len)	/* the rest is in the next buffer */
-			ret = xl_feed(&run, xaddr(od, sp[i].addr + piece),
-				      sp[i].len - piece);
-	}
+	for (size_t i = 0; i < n && !ret; i++)	/* a piece per buffer it is in */
+		for (size_t done = 0, piece, off; !ret && done < sp[i].len; done += piece) {
+			piece = ocl_piece(od, sp[i].addr + done, sp[i].len - done,
+					  &(cl_mem){ 0 }, &off);
+			ret = xl_feed(&run, xaddr(od, sp[i].addr + done), piece);
+		}
 	if (!ret)
 		ret = xl_flush(&run);
 	pthread_mutex_unlock(&x.rec->lock);
@@ -859,6 +875,8 @@ static int ocl_pick(struct ocl_dev *od, const struct device_config *cfg,
 	cl_int r;
 
 	r = od->api.GetPlatformIDs(16, plat, &nplat);
+	if (nplat > 16)
+		nplat = 16;	/* the rest are out of reach of cl_platform= */
 	if (r == CL_PLATFORM_NOT_FOUND_KHR || (!r && !nplat)) {
 		snprintf(err, errlen, "opencl: no OpenCL platform: the ICD loader (%s) "
 			 "found no driver in /etc/OpenCL/vendors; %s", od->lib,
@@ -878,6 +896,8 @@ static int ocl_pick(struct ocl_dev *od, const struct device_config *cfg,
 				sizeof(pname) - 1, pname, NULL);
 	r = od->api.GetDeviceIDs(plat[cfg->cl_platform], CL_DEVICE_TYPE_ALL, 64, devs,
 				 &ndev);
+	if (ndev > 64)
+		ndev = 64;
 	if (r == CL_DEVICE_NOT_FOUND)
 		ndev = 0;
 	else if (r) {
@@ -918,6 +938,11 @@ static int ocl_alloc(struct ocl_dev *od, const struct device_config *cfg,
 	if (!od->chunk) {
 		snprintf(err, errlen, "opencl: %s: allocations of at most %llu bytes, "
 			 "under one frame", od->name, (unsigned long long)max);
+		return -ENODEV;
+	}
+	if ((cfg->mem_bytes + od->chunk - 1) / od->chunk >= 1u << 15) {
+		snprintf(err, errlen, "opencl: %s: allocations of at most %llu bytes "
+			 "would take over 32768 buffers", od->name, (unsigned long long)max);
 		return -ENODEV;
 	}
 	od->nbufs = (unsigned int)((cfg->mem_bytes + od->chunk - 1) / od->chunk);

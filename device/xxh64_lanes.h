@@ -26,8 +26,8 @@
 #define XXH_STATIC_LINKING_ONLY	/* XXH64_state_t's lanes */
 #include <xxhash.h>
 
-#if XXH_VERSION_NUMBER < 800
-#error "device/xxh64_lanes.c needs the XXH64_state_t of xxHash 0.8 (lanes v[4])"
+#if XXH_VERSION_NUMBER < 801
+#error "device/xxh64_lanes.c needs the XXH64_state_t of xxHash 0.8.1 (lanes v[4])"
 #endif
 
 #define XL_CHECK_BYTES (3 * 4096)	/* the pattern xl_check() hashes */

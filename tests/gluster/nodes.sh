@@ -128,7 +128,8 @@ nodes_up() {
 }
 
 nodes_down() {
-	local m n pids
+	local - m n pids
+	set +e	# under a caller's set -e too: every step runs
 	[ -n "${W:-}" ] || return 0
 	for m in "$W"/a/h "$W"/b/h "$W"/a/mnt "$W"/b/mnt; do
 		mountpoint -q "$m" 2>/dev/null && { fusermount3 -u "$m" 2>/dev/null ||

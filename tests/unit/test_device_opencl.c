@@ -103,6 +103,20 @@ static void test_buffers(void)
 		XXH64_freeState(st);
 		XXH64_freeState(want);
 	}
+	/* one span across three buffer ends: frames 1 to 13 */
+	{
+		struct dev_span sp = { FS + 8, 12 * FS };
+		char *all = malloc(sp.len);
+		XXH64_state_t *st = XXH64_createState();
+
+		CU_ASSERT_EQUAL(dev_copy_to_host(d, all, sp.addr, sp.len, &f), 0);
+		CU_ASSERT_EQUAL(dev_fence_wait(d, &f), 0);
+		XXH64_reset(st, 7);
+		CU_ASSERT_EQUAL(dev_xxh64(d, &sp, 1, st), 0);
+		CU_ASSERT_EQUAL(XXH64_digest(st), XXH64(all, sp.len, 7));
+		XXH64_freeState(st);
+		free(all);
+	}
 	dev_close(d);
 out:
 	unsetenv("HMMFS_OPENCL_CHUNK");
