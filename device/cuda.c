@@ -64,9 +64,10 @@
  * time is also kept in the fence, so the caller's next fence_wait reports
  * the loss too.
  *
- * Locking.  The driver is thread-safe.  @pool_lock guards the fence pool;
- * each record's @lock guards its events and flags while threads queue on
- * one fence.  Attaching a record to f->priv[slot] is one compare-and-swap.
+ * Locking.  The driver is thread-safe.  Fence records come from the unit's
+ * pool (@recs: device.h's dev_rec_pool, its lock a leaf); each record's
+ * r.lock guards its events and flags while threads queue on one fence.
+ * Attaching a record to f->priv[slot] is one compare-and-swap.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -337,17 +338,15 @@ static const struct {
  * @xbuf:       device scratch of the xxh64 kernel (its lanes, then
  *              CUDA_XXH64_SPANS spans); 0 until the record's first hash.
  * @xspans:     the host side of @xbuf's spans, as they are gathered.
- * @next_free:  on cuda_dev.pool, while not attached to a fence.
- * @next_all:   on cuda_dev.all, for close.
+ * @r:          the pool's part (device.h's struct dev_rec), its lock first.
  */
 struct cuda_fence {
-	pthread_mutex_t lock;
+	struct dev_rec r;
 	CUevent ev[CUDA_NSTREAMS];
 	uint32_t recorded, unsynced;
 	bool compared;
 	CUdeviceptr flag, xbuf;
 	uint64_t (*xspans)[2];
-	struct cuda_fence *next_free, *next_all;
 };
 
 /**
@@ -363,7 +362,7 @@ struct cuda_fence {
  *              yet, 1 passed, -1 failed (hashes go through the host).
  * @stream:     the streams threads are given; @ctl is for fence_wait's
  *              own small copies.
- * @pool_lock:  guards @pool and @all.
+ * @recs:       the fence records (device.h's dev_rec_pool).
  */
 struct cuda_dev {
 	struct cuda_api api;
@@ -377,8 +376,7 @@ struct cuda_dev {
 	CUfunction fn[DEV_OP_NR], fn_compare, fn_xxh64;
 	_Atomic int xxh64_verdict;
 	CUstream stream[CUDA_NSTREAMS], ctl;
-	pthread_mutex_t pool_lock;
-	struct cuda_fence *pool, *all;
+	struct dev_rec_pool recs;
 };
 
 /* Which stream this thread uses (index + 1; 0: none yet). */
@@ -506,43 +504,10 @@ static unsigned int cuda_thread_stream(void)
 	return cuda_tls_stream - 1;
 }
 
-/*
- * The record of @f, attached now if it has none.  The release of the
- * compare-and-swap pairs with the acquire load of other threads queueing
- * on @f and with the exchange in cuda_fence_wait().
- */
+/* The record of @f, attached now if it has none. */
 static struct cuda_fence *cuda_fence_get(struct cuda_dev *cd, struct dev_fence *f)
 {
-	struct cuda_fence *rec = __atomic_load_n(&f->priv[cd->slot], __ATOMIC_ACQUIRE);
-	void *expected = NULL;
-
-	if (rec)
-		return rec;
-	pthread_mutex_lock(&cd->pool_lock);
-	rec = cd->pool;
-	if (rec) {
-		cd->pool = rec->next_free;
-	} else {
-		rec = calloc(1, sizeof(*rec));
-		if (rec) {
-			pthread_mutex_init(&rec->lock, NULL);
-			rec->next_all = cd->all;
-			cd->all = rec;
-		}
-	}
-	pthread_mutex_unlock(&cd->pool_lock);
-	if (!rec)
-		return NULL;
-	if (!__atomic_compare_exchange_n(&f->priv[cd->slot], &expected, rec, false,
-					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		/* another thread attached one first */
-		pthread_mutex_lock(&cd->pool_lock);
-		rec->next_free = cd->pool;
-		cd->pool = rec;
-		pthread_mutex_unlock(&cd->pool_lock);
-		rec = expected;
-	}
-	return rec;
+	return (struct cuda_fence *)dev_rec_get(&cd->recs, f, cd->slot);
 }
 
 /*
@@ -562,14 +527,14 @@ static struct cuda_fence *cuda_queue_begin(struct cuda_dev *cd, struct dev_fence
 		*ret = -ENOMEM;
 		return NULL;
 	}
-	pthread_mutex_lock(&rec->lock);
+	pthread_mutex_lock(&rec->r.lock);
 	return rec;
 }
 
 /*
  * An operation went on stream @s for @f: record the fence's event there.
  * If that fails the operation is still queued, so the wait falls back to
- * synchronizing the stream.  Context: @rec->lock held.
+ * synchronizing the stream.  Context: @rec->r.lock held.
  */
 static int cuda_fence_record_locked(struct cuda_dev *cd, struct cuda_fence *rec,
 				    unsigned int s, struct dev_fence *f)
@@ -624,7 +589,7 @@ static int cuda_copy(struct dev_unit *d, const struct dev_copy *cp,
 	}
 	ret = r ? cuda_fail_queue(cd, f, what, r)
 		: cuda_fence_record_locked(cd, rec, s, f);
-	pthread_mutex_unlock(&rec->lock);
+	pthread_mutex_unlock(&rec->r.lock);
 	return ret;
 }
 
@@ -649,7 +614,7 @@ static int cuda_copy_peer(struct dev_unit *d, dev_addr_t dst, struct dev_unit *f
 				    peer->ctx, len, cd->stream[s]);
 	ret = r ? cuda_fail_queue(cd, f, "cuMemcpyPeerAsync", r)
 		: cuda_fence_record_locked(cd, rec, s, f);
-	pthread_mutex_unlock(&rec->lock);
+	pthread_mutex_unlock(&rec->r.lock);
 	return ret;
 }
 
@@ -686,7 +651,7 @@ static int cuda_compute(struct dev_unit *d, enum dev_op_kind op, dev_addr_t dst,
 	if (!rec)
 		return ret;
 	ret = cuda_launch_locked(cd, rec, cd->fn[op], len, args, f);
-	pthread_mutex_unlock(&rec->lock);
+	pthread_mutex_unlock(&rec->r.lock);
 	return ret;
 }
 
@@ -733,7 +698,7 @@ static int cuda_compare(struct dev_unit *d, dev_addr_t a, dev_addr_t b,
 	if (!ret)
 		rec->compared = true;
 out_unlock:
-	pthread_mutex_unlock(&rec->lock);
+	pthread_mutex_unlock(&rec->r.lock);
 	return ret;
 }
 
@@ -761,9 +726,9 @@ static int cuda_fence_wait(struct dev_unit *d, struct dev_fence *f)
 	struct cuda_fence *rec;
 	int ret = 0, first;
 
-	rec = __atomic_exchange_n(&f->priv[cd->slot], NULL, __ATOMIC_ACQ_REL);
+	rec = (struct cuda_fence *)dev_rec_detach(f, cd->slot);
 	if (rec) {
-		pthread_mutex_lock(&rec->lock);
+		pthread_mutex_lock(&rec->r.lock);
 		ret = cuda_enter(cd);
 		for (unsigned int s = 0; !ret && s < CUDA_NSTREAMS; s++) {
 			CUresult r = CUDA_SUCCESS;
@@ -782,11 +747,8 @@ static int cuda_fence_wait(struct dev_unit *d, struct dev_fence *f)
 			ret = cuda_fence_collect(cd, rec, f);
 		rec->recorded = rec->unsynced = 0;
 		rec->compared = false;
-		pthread_mutex_unlock(&rec->lock);
-		pthread_mutex_lock(&cd->pool_lock);
-		rec->next_free = cd->pool;
-		cd->pool = rec;
-		pthread_mutex_unlock(&cd->pool_lock);
+		pthread_mutex_unlock(&rec->r.lock);
+		dev_rec_put(&cd->recs, &rec->r);
 	}
 	atomic_store_explicit(&f->pending, 0, memory_order_relaxed);
 	first = atomic_exchange(&f->error, 0);
@@ -921,19 +883,19 @@ static int cuda_xxh64(struct dev_unit *d, const struct dev_span *sp, size_t n,
 		ret = xl_feed(&run, cd->base + sp[i].addr, sp[i].len);
 	if (!ret)
 		ret = xl_flush(&run);
-	pthread_mutex_unlock(&x.rec->lock);
+	pthread_mutex_unlock(&x.rec->r.lock);
 	return ret;
 }
 
 /* Poll the events of @f until they complete or CUDA_SPIN_NS pass. */
 static void cuda_fence_spin(struct cuda_dev *cd, struct dev_fence *f)
 {
-	struct cuda_fence *rec = __atomic_load_n(&f->priv[cd->slot], __ATOMIC_ACQUIRE);
+	struct cuda_fence *rec = (struct cuda_fence *)dev_rec_peek(f, cd->slot);
 	uint64_t until = dev_clock_ns() + CUDA_SPIN_NS;
 
 	if (!rec)
 		return;
-	pthread_mutex_lock(&rec->lock);
+	pthread_mutex_lock(&rec->r.lock);
 	for (unsigned int s = 0; s < CUDA_NSTREAMS; s++) {
 		if (!(rec->recorded & (1u << s)))
 			continue;
@@ -942,7 +904,7 @@ static void cuda_fence_spin(struct cuda_dev *cd, struct dev_fence *f)
 				goto out;	/* the blocking wait takes over */
 	}
 out:
-	pthread_mutex_unlock(&rec->lock);
+	pthread_mutex_unlock(&rec->r.lock);
 }
 
 static int cuda_copy_sync(struct dev_unit *d, const struct dev_copy *cp, size_t n)
@@ -1108,7 +1070,7 @@ static int cuda_open(struct dev_unit *d, const struct device_config *cfg,
 			goto out_destroy_streams;
 		}
 	}
-	pthread_mutex_init(&cd->pool_lock, NULL);
+	dev_rec_pool_init(&cd->recs, sizeof(struct cuda_fence));
 	d->priv = cd;
 	return 0;
 
@@ -1127,35 +1089,37 @@ out_free:
 	return ret;
 }
 
+/* At close: a record's events and device words. */
+static void cuda_rec_release(struct dev_rec *r, void *arg)
+{
+	struct cuda_fence *rec = (struct cuda_fence *)r;
+	struct cuda_dev *cd = arg;
+
+	for (int s = 0; s < CUDA_NSTREAMS; s++)
+		if (rec->ev[s])
+			cd->api.EventDestroy(rec->ev[s]);
+	if (rec->flag)
+		cd->api.MemFree(rec->flag);
+	if (rec->xbuf)
+		cd->api.MemFree(rec->xbuf);
+	free(rec->xspans);
+}
+
 static void cuda_close(struct dev_unit *d)
 {
 	struct cuda_dev *cd = d->priv;
-	struct cuda_fence *rec, *next;
 
 	/* a lost device fails these; there is nothing left to wait for then */
 	if (!cuda_enter(cd))
 		for (int s = 0; s < CUDA_NSTREAMS; s++)
 			cd->api.StreamSynchronize(cd->stream[s]);
-	for (rec = cd->all; rec; rec = next) {
-		next = rec->next_all;
-		for (int s = 0; s < CUDA_NSTREAMS; s++)
-			if (rec->ev[s])
-				cd->api.EventDestroy(rec->ev[s]);
-		if (rec->flag)
-			cd->api.MemFree(rec->flag);
-		if (rec->xbuf)
-			cd->api.MemFree(rec->xbuf);
-		free(rec->xspans);
-		pthread_mutex_destroy(&rec->lock);
-		free(rec);
-	}
+	dev_rec_pool_destroy(&cd->recs, cuda_rec_release, cd);
 	for (int s = 0; s < CUDA_NSTREAMS; s++)
 		cd->api.StreamDestroy(cd->stream[s]);
 	cd->api.StreamDestroy(cd->ctl);
 	cd->api.ModuleUnload(cd->mod);
 	cd->api.MemFree(cd->base);
 	cd->api.DevicePrimaryCtxRelease(cd->dev);
-	pthread_mutex_destroy(&cd->pool_lock);
 	free(cd);
 }
 

@@ -1167,3 +1167,78 @@ int dev_xxh64(struct device *d, const struct dev_span *sp, size_t n,
 	free(local);
 	return ret;
 }
+
+/* ---- fence records of the backends that keep them (cuda, opencl) ---- */
+
+void dev_rec_pool_init(struct dev_rec_pool *p, size_t size)
+{
+	pthread_mutex_init(&p->lock, NULL);
+	p->free = p->all = NULL;
+	p->size = size;
+}
+
+void dev_rec_put(struct dev_rec_pool *p, struct dev_rec *r)
+{
+	pthread_mutex_lock(&p->lock);
+	r->next_free = p->free;
+	p->free = r;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/*
+ * The release of the compare-and-swap pairs with the acquire loads of
+ * other threads queueing on @f (dev_rec_peek) and with the exchange of
+ * the wait (dev_rec_detach).
+ */
+struct dev_rec *dev_rec_get(struct dev_rec_pool *p, struct dev_fence *f,
+			    unsigned int slot)
+{
+	struct dev_rec *r = dev_rec_peek(f, slot);
+	void *expected = NULL;
+
+	if (r)
+		return r;
+	pthread_mutex_lock(&p->lock);
+	r = p->free;
+	if (r) {
+		p->free = r->next_free;
+	} else if ((r = calloc(1, p->size))) {
+		pthread_mutex_init(&r->lock, NULL);
+		r->next_all = p->all;
+		p->all = r;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (!r)
+		return NULL;
+	if (!__atomic_compare_exchange_n(&f->priv[slot], &expected, r, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		dev_rec_put(p, r);	/* another thread attached one first */
+		r = expected;
+	}
+	return r;
+}
+
+struct dev_rec *dev_rec_peek(struct dev_fence *f, unsigned int slot)
+{
+	return __atomic_load_n(&f->priv[slot], __ATOMIC_ACQUIRE);
+}
+
+struct dev_rec *dev_rec_detach(struct dev_fence *f, unsigned int slot)
+{
+	return __atomic_exchange_n(&f->priv[slot], NULL, __ATOMIC_ACQ_REL);
+}
+
+void dev_rec_pool_destroy(struct dev_rec_pool *p,
+			  void (*release)(struct dev_rec *r, void *arg), void *arg)
+{
+	struct dev_rec *r, *next;
+
+	for (r = p->all; r; r = next) {
+		next = r->next_all;
+		release(r, arg);
+		pthread_mutex_destroy(&r->lock);
+		free(r);
+	}
+	p->all = p->free = NULL;
+	pthread_mutex_destroy(&p->lock);
+}

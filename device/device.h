@@ -241,6 +241,40 @@ struct dev_ops {
 #define DEV_OPS_VERSION 1
 
 /*
+ * Fence records, for backends that keep state per fence (cuda, opencl):
+ * a record is the backend's half of a dev_fence, f->priv[unit], from the
+ * first operation queued on the fence to its wait, and then goes back to
+ * its unit's pool.  The backend's record type begins with a struct
+ * dev_rec, whose @lock guards the backend's fields while threads queue
+ * on the fence.  Records are freed only by dev_rec_pool_destroy(), at
+ * close, so a record loaded from f->priv stays valid.
+ */
+struct dev_rec {
+	pthread_mutex_t lock;
+	struct dev_rec *next_free, *next_all;
+};
+
+/* A unit's records: @lock guards @free and @all (a leaf). */
+struct dev_rec_pool {
+	pthread_mutex_t lock;
+	struct dev_rec *free, *all;
+	size_t size;		/* of the backend's record type */
+};
+
+void dev_rec_pool_init(struct dev_rec_pool *p, size_t size);
+/* @f's record for unit @slot, attached (made zeroed, or reused) if none. */
+struct dev_rec *dev_rec_get(struct dev_rec_pool *p, struct dev_fence *f,
+			    unsigned int slot);
+/* @f's record for @slot, or NULL; it stays attached. */
+struct dev_rec *dev_rec_peek(struct dev_fence *f, unsigned int slot);
+/* Detach @f's record for @slot (the wait's); NULL if none. */
+struct dev_rec *dev_rec_detach(struct dev_fence *f, unsigned int slot);
+void dev_rec_put(struct dev_rec_pool *p, struct dev_rec *r);
+/* At close: @release frees each record's backend resources, then the record goes. */
+void dev_rec_pool_destroy(struct dev_rec_pool *p,
+			  void (*release)(struct dev_rec *r, void *arg), void *arg);
+
+/*
  * The two ways dev_copy_batch() runs a batch: the backend's synchronous
  * fast path, or queued to its engine with one fence wait.
  */

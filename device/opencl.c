@@ -44,10 +44,11 @@
  * work (@lost).  The fault point dev_lost makes that happen on purpose.
  * Each failure is logged with the runtime's error code.
  *
- * Locking.  The runtime is thread-safe.  @pool_lock guards the fence
- * pool; each record's @lock guards its events while threads queue on one
- * fence; a queue's @klock guards its kernel objects.  Order: record lock,
- * then klock; @pool_lock alone.
+ * Locking.  The runtime is thread-safe.  Fence records come from the
+ * unit's pool (@recs: device.h's dev_rec_pool, its lock a leaf); each
+ * record's r.lock guards its events while threads queue on one fence; a
+ * queue's @klock guards its kernel objects.  Order: record lock, then
+ * klock.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -189,7 +190,8 @@ static const struct {
 
 /**
  * struct ocl_fence - this unit's half of a dev_fence (its priv[slot]).
- * @lock:      guards the rest while threads queue on the fence.
+ * @r:         the pool's part (device.h's struct dev_rec): r.lock guards
+ *             the rest while threads queue on the fence.
  * @last:      per queue: the event of the fence's latest operation there.
  * @compared:  a compare was queued since the last wait.
  * @flag:      the compare kernel's flag word (NULL until the first);
@@ -199,13 +201,12 @@ static const struct {
  *             made on the record's first hash.
  */
 struct ocl_fence {
-	pthread_mutex_t lock;
+	struct dev_rec r;
 	cl_event last[OCL_NQUEUES];
 	bool compared;
 	cl_mem flag;
 	cl_mem xlanes, xspans, xpattern;
 	uint64_t (*xtable)[2];
-	struct ocl_fence *next_free, *next_all;
 };
 
 /* A queue and the kernel objects only it uses (@klock). */
@@ -236,8 +237,7 @@ struct ocl_dev {
 	size_t chunk;
 	unsigned int nbufs;
 	cl_mem *buf;
-	pthread_mutex_t pool_lock;
-	struct ocl_fence *pool, *all;
+	struct dev_rec_pool recs;
 	_Atomic bool lost;
 	_Atomic int xxh64_verdict;
 };
@@ -322,32 +322,7 @@ static int ocl_usable(struct ocl_dev *od, struct dev_fence *f)
 /* @f's record for this unit, attached on first use. */
 static struct ocl_fence *ocl_fence_get(struct ocl_dev *od, struct dev_fence *f)
 {
-	struct ocl_fence *rec = __atomic_load_n(&f->priv[od->slot], __ATOMIC_ACQUIRE);
-	void *expected = NULL;
-
-	if (rec)
-		return rec;
-	pthread_mutex_lock(&od->pool_lock);
-	rec = od->pool;
-	if (rec) {
-		od->pool = rec->next_free;
-	} else if ((rec = calloc(1, sizeof(*rec)))) {
-		pthread_mutex_init(&rec->lock, NULL);
-		rec->next_all = od->all;
-		od->all = rec;
-	}
-	pthread_mutex_unlock(&od->pool_lock);
-	if (!rec)
-		return NULL;
-	if (!__atomic_compare_exchange_n(&f->priv[od->slot], &expected, rec, false,
-					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		pthread_mutex_lock(&od->pool_lock);	/* another thread was first */
-		rec->next_free = od->pool;
-		od->pool = rec;
-		pthread_mutex_unlock(&od->pool_lock);
-		rec = expected;
-	}
-	return rec;
+	return (struct ocl_fence *)dev_rec_get(&od->recs, f, od->slot);
 }
 
 /* Before queueing on @f: the record, locked; or NULL with *@ret. */
@@ -364,7 +339,7 @@ static struct ocl_fence *ocl_queue_begin(struct ocl_dev *od, struct dev_fence *f
 		*ret = -ENOMEM;
 		return NULL;
 	}
-	pthread_mutex_lock(&rec->lock);
+	pthread_mutex_lock(&rec->r.lock);
 	return rec;
 }
 
@@ -447,7 +422,7 @@ static int ocl_copy(struct dev_unit *d, const struct dev_copy *cp,
 	if (!rec)
 		return ret;
 	ret = ocl_copy_locked(od, rec, cp, f);
-	pthread_mutex_unlock(&rec->lock);
+	pthread_mutex_unlock(&rec->r.lock);
 	return ret;
 }
 
@@ -521,7 +496,7 @@ static int ocl_compute(struct dev_unit *d, enum dev_op_kind op, dev_addr_t dst,
 		ret = ocl_launch_locked(od, rec, kernel[op], n, ocl_set_byte_args, &a, f);
 		done += n;
 	}
-	pthread_mutex_unlock(&rec->lock);
+	pthread_mutex_unlock(&rec->r.lock);
 	return ret;
 }
 
@@ -591,7 +566,7 @@ static int ocl_compare(struct dev_unit *d, dev_addr_t a, dev_addr_t b, size_t le
 		ret = ocl_launch_locked(od, rec, OCL_K_COMPARE, n, ocl_set_cmp_args, &c, f);
 		done += n;
 	}
-	pthread_mutex_unlock(&rec->lock);
+	pthread_mutex_unlock(&rec->r.lock);
 	return ret;
 }
 
@@ -619,9 +594,9 @@ static int ocl_fence_wait(struct dev_unit *d, struct dev_fence *f)
 	struct ocl_fence *rec;
 	int ret = 0, first;
 
-	rec = __atomic_exchange_n(&f->priv[od->slot], NULL, __ATOMIC_ACQ_REL);
+	rec = (struct ocl_fence *)dev_rec_detach(f, od->slot);
 	if (rec) {
-		pthread_mutex_lock(&rec->lock);
+		pthread_mutex_lock(&rec->r.lock);
 		for (unsigned int q = 0; q < OCL_NQUEUES; q++) {
 			cl_int r;
 
@@ -639,11 +614,8 @@ static int ocl_fence_wait(struct dev_unit *d, struct dev_fence *f)
 			ret = ret ? ret : c;
 		}
 		rec->compared = false;
-		pthread_mutex_unlock(&rec->lock);
-		pthread_mutex_lock(&od->pool_lock);
-		rec->next_free = od->pool;
-		od->pool = rec;
-		pthread_mutex_unlock(&od->pool_lock);
+		pthread_mutex_unlock(&rec->r.lock);
+		dev_rec_put(&od->recs, &rec->r);
 	}
 	atomic_store_explicit(&f->pending, 0, memory_order_relaxed);
 	first = atomic_exchange(&f->error, 0);
@@ -843,7 +815,7 @@ static int ocl_xxh64(struct dev_unit *d, const struct dev_span *sp, size_t n,
 		}
 	if (!ret)
 		ret = xl_flush(&run);
-	pthread_mutex_unlock(&x.rec->lock);
+	pthread_mutex_unlock(&x.rec->r.lock);
 	return ret;
 }
 
@@ -1017,10 +989,24 @@ static int ocl_queues(struct ocl_dev *od, char *err, size_t errlen)
 	return 0;
 }
 
+/* At close: a record's events and buffers. */
+static void ocl_rec_release(struct dev_rec *r, void *arg)
+{
+	struct ocl_fence *rec = (struct ocl_fence *)r;
+	struct ocl_dev *od = arg;
+	cl_mem mems[] = { rec->flag, rec->xlanes, rec->xspans, rec->xpattern };
+
+	for (int q = 0; q < OCL_NQUEUES; q++)
+		if (rec->last[q])
+			od->api.ReleaseEvent(rec->last[q]);
+	for (size_t i = 0; i < sizeof(mems) / sizeof(mems[0]); i++)
+		if (mems[i])
+			od->api.ReleaseMemObject(mems[i]);
+	free(rec->xtable);
+}
+
 static void ocl_free(struct ocl_dev *od)
 {
-	struct ocl_fence *rec, *next;
-
 	for (unsigned int i = 0; i < od->nqueues; i++) {
 		struct ocl_queue *oq = &od->queue[i];
 
@@ -1031,23 +1017,7 @@ static void ocl_free(struct ocl_dev *od)
 		od->api.ReleaseCommandQueue(oq->q);
 		pthread_mutex_destroy(&oq->klock);
 	}
-	for (rec = od->all; rec; rec = next) {
-		next = rec->next_all;
-		for (int q = 0; q < OCL_NQUEUES; q++)
-			if (rec->last[q])
-				od->api.ReleaseEvent(rec->last[q]);
-		if (rec->flag)
-			od->api.ReleaseMemObject(rec->flag);
-		if (rec->xlanes)
-			od->api.ReleaseMemObject(rec->xlanes);
-		if (rec->xspans)
-			od->api.ReleaseMemObject(rec->xspans);
-		if (rec->xpattern)
-			od->api.ReleaseMemObject(rec->xpattern);
-		free(rec->xtable);
-		pthread_mutex_destroy(&rec->lock);
-		free(rec);
-	}
+	dev_rec_pool_destroy(&od->recs, ocl_rec_release, od);
 	for (unsigned int i = 0; od->buf && i < od->nbufs; i++)
 		if (od->buf[i])
 			od->api.ReleaseMemObject(od->buf[i]);
@@ -1056,7 +1026,6 @@ static void ocl_free(struct ocl_dev *od)
 		od->api.ReleaseProgram(od->prog);
 	if (od->ctx)
 		od->api.ReleaseContext(od->ctx);
-	pthread_mutex_destroy(&od->pool_lock);
 	free(od);
 }
 
@@ -1071,7 +1040,7 @@ static int ocl_open(struct dev_unit *d, const struct device_config *cfg,
 
 	if (!od)
 		return -ENOMEM;
-	pthread_mutex_init(&od->pool_lock, NULL);
+	dev_rec_pool_init(&od->recs, sizeof(struct ocl_fence));
 	snprintf(od->lib, sizeof(od->lib), "%s", env && *env ? env : "libOpenCL.so.1");
 	snprintf(od->name, sizeof(od->name), "device %d", cfg->gpu);
 	od->slot = d->id;
