@@ -54,26 +54,10 @@ static void mfix_open(struct mfix *x, size_t pages, size_t host_cache,
 		.device = "hostsim", .device_cache = device_cache,
 		.migrate = policy, .bounce_buffers = bounce,
 	};
-	char err[256], path[300];
-	unsigned char *b = malloc(pages * PS);
-	int pfd;
 
-	if (!dir_made) {	/* once: the name made may itself end in X */
-		CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
-		dir_made = true;
-	}
-	snprintf(path, sizeof(path), "%s/f", dir);
-	x->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	CU_ASSERT_FATAL(x->fd >= 0 && b);
-	for (size_t i = 0; i < pages * PS; i++)
-		b[i] = pat(i);
-	CU_ASSERT_FATAL(pwrite(x->fd, b, pages * PS, 0) == (ssize_t)(pages * PS));
-	free(b);
-	CU_ASSERT_FATAL(cache_create(&cfg, &x->c, err, sizeof(err)) == 0);
-	CU_ASSERT_FATAL(cache_start(x->c, err, sizeof(err)) == 0);
-	pfd = open(path, O_PATH | O_CLOEXEC);
-	CU_ASSERT_FATAL(cache_file_open(x->c, pfd, &x->f) == 0);
-	close(pfd);
+	x->fd = unit_backing_file(dir, &dir_made, "f", pages * PS, pat);
+	x->c = unit_cache(&cfg);
+	x->f = unit_cache_file(x->c, dir, "f");
 }
 
 static void mfix_close(struct mfix *x)

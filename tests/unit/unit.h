@@ -8,6 +8,10 @@
 #define HMMFS_TESTS_UNIT_H
 
 #include <CUnit/CUnit.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cache/cache.h"
 
 int register_bounce_io(void);
 int register_bounce_pool(void);
@@ -29,5 +33,18 @@ int register_wp_ksm(void);
 
 /* Add @tests (NULL-name terminated) as suite @name; 0 or a CUnit error. */
 int unit_add_suite(const char *name, const CU_TestInfo *tests);
+
+/* fixture.c: what the cache suites set up alike (failing the test if not) */
+
+/*
+ * @name in the suite's temp dir @dir (a mkdtemp template, made on first
+ * use, *@made), @len bytes of @pat(i): its descriptor, read-write.
+ */
+int unit_backing_file(char *dir, bool *made, const char *name, size_t len,
+		      unsigned char (*pat)(size_t i));
+/* A cache made with @cfg and started. */
+struct cache *unit_cache(const struct cache_config *cfg);
+/* The cache's file for @dir/@name. */
+struct cfile *unit_cache_file(struct cache *c, const char *dir, const char *name);
 
 #endif
