@@ -458,6 +458,26 @@ void fdc_keep(struct fdcache *c, struct fdc_entry *e, int fd)
 		close(fd);
 }
 
+bool fdc_let_go(struct fdcache *c, struct fdc_entry *e)
+{
+	int fd = -1;
+	bool ok;
+
+	pthread_mutex_lock(&c->lock);
+	ok = e->fh && !e->kept;
+	if (ok && e->fd >= 0 && !e->refs) {
+		if (on_lru(e))
+			lru_del_locked(e);
+		fd = e->fd;
+		e->fd = -1;
+		c->open--;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
 size_t fdc_open_count(struct fdcache *c)
 {
 	size_t n;

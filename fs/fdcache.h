@@ -152,6 +152,15 @@ void fdc_put(struct fdcache *c, struct fdc_entry *e);
 void fdc_keep(struct fdcache *c, struct fdc_entry *e, int fd);
 
 /*
+ * fdc_let_go() - @e's inode was forgotten and is to be kept dormant: close
+ * its descriptor unless it is in use, so a dormant inode holds none (nor
+ * a removed file's space).  Return: false if @e cannot be reopened by
+ * handle (it has none, or is kept: its object lost its last name), and
+ * so must not be kept.
+ */
+bool fdc_let_go(struct fdcache *c, struct fdc_entry *e);
+
+/*
  * fdc_offer() - @fd, a fresh O_PATH descriptor of @e's object (a lookup
  * opened it by name), is consumed: it becomes @e's cached descriptor if
  * @e has none open, saving a reopen by handle, else it is closed.

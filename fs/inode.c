@@ -18,6 +18,18 @@
  * A new inode is made outside t->lock (taking its file handle is a
  * syscall), then the table is searched again under it: if another lookup
  * inserted the same object meanwhile, ours is thrown away.
+ *
+ * Dormant inodes (inode.h).  Every inode in the (dev, ino) chains is also
+ * in a second hash keyed by its address, the node id, so that a node id
+ * the kernel resolves from a file handle after forgetting it is checked
+ * before it is used.  When a count drops to zero, the inode leaves both
+ * chains, the release hook (the cache's state) and the descriptor go
+ * outside the lock, and it comes back in as dormant, at the end of the
+ * dormant list; if the list is over its bound the oldest is freed.  While
+ * it is out, a lookup of its object makes a new inode, and the forgotten
+ * one is then freed instead (a file handle of it gets ESTALE).  Any
+ * lookup that raises a dormant inode's count from zero takes it off the
+ * list.
  */
 #include "fs/inode.h"
 #include "log/log.h"
@@ -40,6 +52,13 @@ static size_t itab_hash(dev_t dev, ino_t ino, size_t nbuckets)
 	return (size_t)(h & (nbuckets - 1));
 }
 
+static size_t itab_id_hash(uint64_t id, size_t nbuckets)
+{
+	uint64_t h = (id >> 4) * 0x9e3779b97f4a7c15ull;
+
+	return (size_t)((h ^ h >> 31) & (nbuckets - 1));
+}
+
 /* Held by someone, at least; trylock has no side effect when it fails. */
 #define itab_assert_locked(t) assert(pthread_mutex_trylock(&(t)->lock) == EBUSY)
 
@@ -50,7 +69,10 @@ int itab_init(struct itab *t, int root_fd, const struct stat *st)
 	if (ret)
 		return ret;
 	t->buckets = calloc(ITAB_MIN_BUCKETS, sizeof(*t->buckets));
-	if (!t->buckets) {
+	t->ids = calloc(ITAB_MIN_BUCKETS, sizeof(*t->ids));
+	if (!t->buckets || !t->ids) {
+		free(t->buckets);
+		free(t->ids);
 		fdc_destroy(&t->fdc);
 		return -ENOMEM;
 	}
@@ -63,6 +85,9 @@ int itab_init(struct itab *t, int root_fd, const struct stat *st)
 	t->devs = NULL;
 	t->ndevs = t->devs_cap = 0;
 	t->wide_logged = 0;
+	t->dormant_first = t->dormant_last = NULL;
+	t->ndormant = t->dormant_max = 0;
+	t->next_gen = 1;
 	t->root = (struct hmm_inode){
 		.dev = st->st_dev, .ino = st->st_ino,
 		.fino = st->st_ino,
@@ -101,6 +126,8 @@ void itab_destroy(struct itab *t)
 	}
 	free(t->buckets);
 	t->buckets = NULL;
+	free(t->ids);
+	t->ids = NULL;
 	free(t->devs);
 	t->devs = NULL;
 	if (t->release)
@@ -111,29 +138,90 @@ void itab_destroy(struct itab *t)
 	pthread_mutex_destroy(&t->lock);
 }
 
-/* Double the bucket array; on ENOMEM keep the old one (only slower). */
+/* Double both bucket arrays; on ENOMEM keep the old ones (only slower). */
 static void itab_grow_locked(struct itab *t)
 {
 	size_t n = t->nbuckets * 2;
-	struct hmm_inode **b = calloc(n, sizeof(*b));
+	struct hmm_inode **b = calloc(n, sizeof(*b)), **ids = calloc(n, sizeof(*ids));
 
 	itab_assert_locked(t);
-	if (!b)
+	if (!b || !ids) {
+		free(b);
+		free(ids);
 		return;
+	}
 	for (size_t i = 0; i < t->nbuckets; i++) {
 		struct hmm_inode *in = t->buckets[i], *next;
 
 		for (; in; in = next) {
 			size_t h = itab_hash(in->dev, in->ino, n);
+			size_t k = itab_id_hash((uintptr_t)in, n);
 
 			next = in->next;
 			in->next = b[h];
 			b[h] = in;
+			in->next_id = ids[k];
+			ids[k] = in;
 		}
 	}
 	free(t->buckets);
+	free(t->ids);
 	t->buckets = b;
+	t->ids = ids;
 	t->nbuckets = n;
+}
+
+/* Put @in in both chains.  Context: t->lock; @in in neither. */
+static void itab_link_locked(struct itab *t, struct hmm_inode *in)
+{
+	size_t h, k;
+
+	itab_assert_locked(t);
+	if (t->count >= t->nbuckets)
+		itab_grow_locked(t);
+	h = itab_hash(in->dev, in->ino, t->nbuckets);
+	k = itab_id_hash((uintptr_t)in, t->nbuckets);
+	in->next = t->buckets[h];
+	t->buckets[h] = in;
+	in->next_id = t->ids[k];
+	t->ids[k] = in;
+	t->count++;
+}
+
+static void dormant_add_locked(struct itab *t, struct hmm_inode *in)
+{
+	in->dormant = true;
+	in->dnext = NULL;
+	in->dprev = t->dormant_last;
+	if (t->dormant_last)
+		t->dormant_last->dnext = in;
+	else
+		t->dormant_first = in;
+	t->dormant_last = in;
+	t->ndormant++;
+}
+
+static void dormant_del_locked(struct itab *t, struct hmm_inode *in)
+{
+	if (in->dprev)
+		in->dprev->dnext = in->dnext;
+	else
+		t->dormant_first = in->dnext;
+	if (in->dnext)
+		in->dnext->dprev = in->dprev;
+	else
+		t->dormant_last = in->dprev;
+	in->dprev = in->dnext = NULL;
+	in->dormant = false;
+	t->ndormant--;
+}
+
+/* Count a lookup of @in; a dormant one wakes.  Context: t->lock. */
+static void inode_raise_locked(struct itab *t, struct hmm_inode *in)
+{
+	if (in->dormant)
+		dormant_del_locked(t, in);
+	in->nlookup++;
 }
 
 static struct hmm_inode *itab_find_locked(struct itab *t, dev_t dev, ino_t ino)
@@ -241,7 +329,7 @@ static struct hmm_inode *itab_find_get_locked(struct itab *t,
 	struct hmm_inode *in = itab_find_locked(t, st->st_dev, st->st_ino);
 
 	if (in)
-		in->nlookup++;
+		inode_raise_locked(t, in);
 	return in;
 }
 
@@ -301,7 +389,6 @@ int itab_lookup_insert(struct itab *t, int fd, const struct stat *st,
 		       struct hmm_inode **out)
 {
 	struct hmm_inode *in, *new;
-	size_t h;
 
 	pthread_mutex_lock(&t->lock);
 	in = itab_find_get_locked(t, st);
@@ -338,37 +425,84 @@ int itab_lookup_insert(struct itab *t, int fd, const struct stat *st,
 	in = new;
 	in->nlookup = 1;
 	in->fino = itab_ino_locked(t, in->dev, in->ino);
-	if (t->count >= t->nbuckets)
-		itab_grow_locked(t);
-	h = itab_hash(in->dev, in->ino, t->nbuckets);
-	in->next = t->buckets[h];
-	t->buckets[h] = in;
-	t->count++;
+	in->gen = t->next_gen++;
+	itab_link_locked(t, in);
 	pthread_mutex_unlock(&t->lock);
 	*out = in;
 	return 0;
 }
 
+static void itab_id_unlink_locked(struct itab *t, struct hmm_inode *inode)
+{
+	struct hmm_inode **pp = &t->ids[itab_id_hash((uintptr_t)inode, t->nbuckets)];
+
+	for (; *pp; pp = &(*pp)->next_id) {
+		if (*pp == inode) {
+			*pp = inode->next_id;
+			return;
+		}
+	}
+}
+
+/* Take @inode out of its chains (or the retired list, or the dormant list). */
 static void itab_unlink_locked(struct itab *t, struct hmm_inode *inode)
 {
 	struct hmm_inode **pp = &t->buckets[itab_hash(inode->dev, inode->ino,
 						      t->nbuckets)];
 
 	itab_assert_locked(t);
+	if (inode->dormant)
+		dormant_del_locked(t, inode);
 	if (inode->retired)
 		pp = &t->retired;
 	for (; *pp; pp = &(*pp)->next) {
 		if (*pp == inode) {
 			*pp = inode->next;
-			if (!inode->retired)
+			if (!inode->retired) {
 				t->count--;
+				itab_id_unlink_locked(t, inode);
+			}
 			return;
 		}
 	}
 }
 
+/*
+ * @inode, forgotten and out of the table, with no cache state or
+ * descriptor left: back in as dormant, unless it cannot be reopened by
+ * handle or a lookup made a new inode for its object meanwhile.
+ */
+static void inode_sleep(struct itab *t, struct hmm_inode *inode)
+{
+	struct hmm_inode *oldest = NULL;
+
+	if (t->release)
+		t->release(t->release_arg, inode);	/* then a no-op at free */
+	if (!fdc_let_go(&t->fdc, &inode->fde)) {
+		inode_free(t, inode);
+		return;
+	}
+	pthread_mutex_lock(&t->lock);
+	if (itab_find_locked(t, inode->dev, inode->ino)) {
+		pthread_mutex_unlock(&t->lock);
+		inode_free(t, inode);
+		return;
+	}
+	itab_link_locked(t, inode);
+	dormant_add_locked(t, inode);
+	if (t->ndormant > t->dormant_max) {
+		oldest = t->dormant_first;
+		itab_unlink_locked(t, oldest);
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (oldest)
+		inode_free(t, oldest);
+}
+
 void itab_forget(struct itab *t, struct hmm_inode *inode, uint64_t n)
 {
+	bool keep;
+
 	if (inode == &t->root)
 		return;
 	pthread_mutex_lock(&t->lock);
@@ -382,9 +516,59 @@ void itab_forget(struct itab *t, struct hmm_inode *inode, uint64_t n)
 		pthread_mutex_unlock(&t->lock);
 		return;
 	}
+	keep = t->dormant_max && !inode->retired && !inode->dormant;
 	itab_unlink_locked(t, inode);
 	pthread_mutex_unlock(&t->lock);
-	inode_free(t, inode);
+	if (keep)
+		inode_sleep(t, inode);
+	else
+		inode_free(t, inode);
+}
+
+void itab_set_dormant_max(struct itab *t, size_t max)
+{
+	struct hmm_inode *gone = NULL;
+
+	pthread_mutex_lock(&t->lock);
+	t->dormant_max = max;
+	while (t->ndormant > max) {	/* freed below, chained through ->next */
+		struct hmm_inode *in = t->dormant_first;
+
+		itab_unlink_locked(t, in);
+		in->next = gone;
+		gone = in;
+	}
+	pthread_mutex_unlock(&t->lock);
+	while (gone) {
+		struct hmm_inode *in = gone;
+
+		gone = in->next;
+		inode_free(t, in);
+	}
+}
+
+struct hmm_inode *itab_get_by_id(struct itab *t, uint64_t id)
+{
+	struct hmm_inode *in;
+
+	pthread_mutex_lock(&t->lock);
+	in = t->ids[itab_id_hash(id, t->nbuckets)];
+	while (in && (uintptr_t)in != id)
+		in = in->next_id;
+	if (in)
+		inode_raise_locked(t, in);
+	pthread_mutex_unlock(&t->lock);
+	return in;
+}
+
+size_t itab_dormant_count(struct itab *t)
+{
+	size_t n;
+
+	pthread_mutex_lock(&t->lock);
+	n = t->ndormant;
+	pthread_mutex_unlock(&t->lock);
+	return n;
 }
 
 size_t itab_count(struct itab *t)

@@ -10,6 +10,8 @@
  * is FUSE_ROOT_ID); it stays valid until the kernel's lookup count drops to
  * zero through forget, which is exact: every reply that hands out an entry
  * adds one (itab_lookup_insert), every forget subtracts what it names.
+ * After that it may stay valid as a dormant inode (itab_forget), for the
+ * kernel's file handles.
  *
  * Inode numbers: all of the mount is one st_dev to its users, but BACKING
  * may hold other file systems mounted inside it (and btrfs subvolumes are
@@ -53,6 +55,14 @@
  *             one the kernel must look up afresh (ops.c, open_kernel_stale);
  *             itab->lock.
  * @lock:      guards the cache_* fields.
+ * @gen:       generation, sent with the node id in every entry: the
+ *             kernel's file handles carry both, and a node id (an address)
+ *             that malloc() gave again to another object has another
+ *             generation; immutable.
+ * @dormant:   forgotten by the kernel and kept for its file handles (see
+ *             itab_forget()); itab->lock.
+ * @next_id:   chain of the node-id hash (itab->ids); itab->lock.
+ * @dprev, @dnext: the dormant list, oldest first; itab->lock.
  * @cache_mtime, @cache_size, @cache_valid: backing mtime and size when the
  *             file was last closed, to decide whether the kernel's page cache
  *             of it is still good at the next open (close-to-open); used
@@ -72,6 +82,10 @@ struct hmm_inode {
 	uint64_t nlookup;
 	struct hmm_inode *next;
 	bool retired;
+	uint32_t gen;
+	bool dormant;
+	struct hmm_inode *next_id;
+	struct hmm_inode *dprev, *dnext;
 	pthread_mutex_t lock;
 	struct timespec cache_mtime;
 	off_t cache_size;
@@ -86,6 +100,12 @@ struct hmm_inode {
  * @lock:    guards @buckets, @nbuckets, @count and every inode's
  *           ->nlookup and ->next.
  * @buckets: hash chains, keyed by (dev, ino).
+ * @ids:     the same inodes, chained by node id (address), @nbuckets
+ *           chains: a node id the kernel forgot is checked here before it
+ *           is used (itab_get_by_id).
+ * @dormant_first, @dormant_last, @ndormant: the dormant inodes, oldest
+ *           first, and how many; at most @dormant_max (0: none are kept).
+ * @next_gen: the generation of the next new inode.
  * @count:   inodes in the table, the root excluded.
  * @root:    the root inode: never in a chain, never freed by forget.
  * @devs:    devices other than the root's seen so far, for inode numbers;
@@ -102,7 +122,11 @@ struct itab {
 	pthread_mutex_t lock;
 	struct hmm_inode *retired;
 	struct hmm_inode **buckets;
+	struct hmm_inode **ids;
 	size_t nbuckets;
+	struct hmm_inode *dormant_first, *dormant_last;
+	size_t ndormant, dormant_max;
+	uint32_t next_gen;
 	size_t count;
 	struct hmm_inode root;
 	dev_t *devs;
@@ -146,11 +170,36 @@ int itab_lookup_insert(struct itab *t, int fd, const struct stat *st,
 		       struct hmm_inode **out);
 
 /**
- * itab_forget() - drop @n kernel lookups; free the inode at zero.
+ * itab_forget() - drop @n kernel lookups; at zero the inode goes dormant
+ * (see below) or is freed.
  * Context: takes and releases t->lock.  Forgetting more than was looked up
  * is a kernel bug; it is logged and the count clamps at zero.
  */
 void itab_forget(struct itab *t, struct hmm_inode *inode, uint64_t n);
+
+/*
+ * Dormant inodes.  The kernel forgets inodes whenever it likes, but file
+ * handles it gave out (name_to_handle_at, NFS export) name the node id and
+ * generation, and after a forget it resolves one by looking up "." in
+ * that node id.  So an inode whose count drops to zero keeps its address
+ * (node id), generation and backing file handle, with no descriptor and
+ * no cache state (the release hook runs), while its object can be
+ * reopened by handle: up to @max of them, the oldest freed first.  An
+ * inode without a handle, or kept for an object that lost its last name,
+ * is freed as before.  A lookup of a dormant inode's object wakes it.
+ * @max 0 (the default) keeps none.
+ */
+void itab_set_dormant_max(struct itab *t, size_t max);
+
+/*
+ * itab_get_by_id() - the inode whose node id is @id, dormant or not, with
+ * ->nlookup raised by one; NULL if there is none (freed, or never made).
+ * Context: takes and releases t->lock.
+ */
+struct hmm_inode *itab_get_by_id(struct itab *t, uint64_t id);
+
+/* Dormant inodes now (for tests and statistics). */
+size_t itab_dormant_count(struct itab *t);
 
 /**
  * itab_ino() - the inode number reported for backing object (@dev, @ino).

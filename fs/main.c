@@ -41,6 +41,12 @@
 #include "fs/guard.h"
 #include "log/log.h"
 
+/*
+ * Forgotten inodes kept for the kernel's file handles (inode.h, "Dormant
+ * inodes"): about 250 bytes each with the handle, 16 MiB at most.
+ */
+#define DORMANT_INODES	65536
+
 static int check_backing(const char *backing, char real[PATH_MAX])
 {
 	struct stat st;
@@ -218,6 +224,7 @@ static int fs_init(struct hmmfs *fs, const struct hmmfs_opts *o,
 		return -1;
 	}
 	fdc_set_max(&fs->itab.fdc, o->max_fds);
+	itab_set_dormant_max(&fs->itab, DORMANT_INODES);
 	notice_no_handles(fs);
 	fs->max_size = backing_max_size(backing);
 	return 0;

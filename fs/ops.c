@@ -290,6 +290,47 @@ static int do_lookup(struct hmmfs *fs, struct hmm_inode *dir, const char *name,
 	if (cf)
 		cache_file_fix_attr(cf, &e->attr);
 	e->ino = node_id(fs, inode);
+	e->generation = inode->gen;
+	return 0;
+}
+
+/*
+ * "." in node id @id: the kernel resolving a file handle (open_by_handle_at,
+ * an NFS export) whose inode it forgot.  The node id may be one the table
+ * no longer has, so it is looked up, not dereferenced; a dormant inode
+ * (inode.h) wakes.  An object that lost its last name is stale, as on a
+ * local file system, even if a descriptor still reaches it.  The kernel
+ * checks the generation itself.  Return: 0 with @e, or -errno (-ESTALE).
+ */
+static int lookup_self(struct hmmfs *fs, uint64_t id, struct fuse_entry_param *e)
+{
+	struct hmm_inode *inode = itab_get_by_id(&fs->itab, id);
+	struct cfile *cf;
+	int fd, ret = 0;
+
+	entry_init(fs, e);
+	if (!inode)
+		return -ESTALE;
+	fd = itab_fd_get(&fs->itab, inode);
+	if (fd < 0)
+		ret = fd;
+	else if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		ret = -errno;
+	else if (e->attr.st_nlink == 0)
+		ret = -ESTALE;
+	if (fd >= 0)
+		itab_fd_put(&fs->itab, inode);
+	if (!ret)
+		ret = inode_cfile_attach(fs, inode, &e->attr, false, &cf);
+	if (ret) {
+		itab_forget(&fs->itab, inode, 1);
+		return ret == -ENOENT ? -ESTALE : ret;
+	}
+	if (cf)
+		cache_file_fix_attr(cf, &e->attr);
+	e->attr.st_ino = inode->fino;
+	e->ino = node_id(fs, inode);
+	e->generation = inode->gen;
 	return 0;
 }
 
@@ -297,7 +338,9 @@ static void hmmfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct hmmfs *fs = fs_of(req);
 	struct fuse_entry_param e;
-	int ret = do_lookup(fs, inode_of(req, parent), name, &e);
+	int ret = parent != FUSE_ROOT_ID && strcmp(name, ".") == 0 ?
+		  lookup_self(fs, parent, &e) :
+		  do_lookup(fs, inode_of(req, parent), name, &e);
 
 	if (ret == -ENOENT && fs->opts->negative_timeout > 0) {
 		entry_init(fs, &e);
@@ -2962,6 +3005,14 @@ static void hmmfs_init(void *userdata, struct fuse_conn_info *conn)
 	 */
 	if ((conn->capable & FUSE_CAP_CACHE_SYMLINKS) && !fdc_no_handles(&fs->itab.fdc))
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	/*
+	 * File handles of the mount (name_to_handle_at, NFS export) outlive
+	 * the kernel's inodes: it looks "." up in the node id of a handle
+	 * whose inode it forgot (lookup_self), which dormant inodes keep
+	 * valid; they need BACKING's own handles.
+	 */
+	if ((conn->capable & FUSE_CAP_EXPORT_SUPPORT) && !fdc_no_handles(&fs->itab.fdc))
+		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
 	acl_init(fs, conn);
 	if (conn->max_write > MAX_IO)
 		conn->max_write = MAX_IO;

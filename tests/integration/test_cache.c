@@ -596,6 +596,83 @@ static void rename_in_backing_keeps_the_cache(void)
 	IT_EQ(it_stats()->files_cached, 1);
 }
 
+union it_handle {
+	struct file_handle fh;
+	char space[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+};
+
+static void handle_of(const char *path, union it_handle *h)
+{
+	int mnt_id;
+
+	h->fh.handle_bytes = MAX_HANDLE_SZ;
+	IT_REQUIRE_OK(name_to_handle_at(AT_FDCWD, path, &h->fh, &mnt_id, 0));
+}
+
+/* open_by_handle_at() on the mount: the descriptor, or -errno. */
+static int open_handle(union it_handle *h, int flags)
+{
+	int mfd = open(it.mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC), fd;
+
+	IT_REQUIRE(mfd >= 0, "open %s: %s", it.mnt, it_errname(errno));
+	fd = open_by_handle_at(mfd, &h->fh, flags | O_CLOEXEC);
+	if (fd < 0)
+		fd = -errno;
+	close(mfd);
+	return fd;
+}
+
+/*
+ * File handles of the mount outlive the kernel's inodes (fs/inode.h,
+ * "Dormant inodes"): after the kernel forgot them, open_by_handle_at()
+ * opens a file (its data intact) and its directory; the handle of a file
+ * removed through the mount or in BACKING is stale, also once BACKING gave
+ * its inode number to a new file.
+ */
+static void file_handles_survive_forget(void)
+{
+	union it_handle f, d, m, b;
+	struct stat old, st;
+	char name[32], buf[32] = "";
+	int fd;
+
+	IT_OK(mkdir(MNT("hd"), 0755));
+	IT_REQUIRE_OK(it_put_str(MNT("hd/f"), "kept by handle"));
+	IT_REQUIRE_OK(it_put_str(MNT("hd/m"), "removed through the mount"));
+	IT_REQUIRE_OK(it_put_str(MNT("hd/b"), "removed in BACKING"));
+	handle_of(MNT("hd/f"), &f);
+	handle_of(MNT("hd"), &d);
+	handle_of(MNT("hd/m"), &m);
+	handle_of(MNT("hd/b"), &b);
+	IT_REQUIRE_OK(stat(BACK("hd/b"), &old));
+	IT_OK(unlink(MNT("hd/m")));
+	it_kernel_forgets(2);	/* f and b, which had cache state */
+	IT_REQUIRE_OK(unlink(BACK("hd/b")));
+
+	fd = open_handle(&f, O_RDONLY);
+	IT_REQUIRE(fd >= 0, "open_by_handle_at(hd/f): %s", it_errname(-fd));
+	IT_EQ(pread(fd, buf, sizeof(buf) - 1, 0), 14);
+	IT_STR_EQ(buf, "kept by handle");
+	close(fd);
+	fd = open_handle(&d, O_RDONLY | O_DIRECTORY);
+	IT_REQUIRE(fd >= 0, "open_by_handle_at(hd): %s", it_errname(-fd));
+	IT_OK(fstat(fd, &st));
+	IT_TRUE(S_ISDIR(st.st_mode), "hd's handle opened mode %o", st.st_mode);
+	close(fd);
+	/* the kernel opens what it still holds: wait until it forgot m too */
+	for (int i = 0; i < 50 && (fd = open_handle(&m, O_RDONLY)) >= 0; i++) {
+		close(fd);
+		IT_REQUIRE_OK(it_put_str("/proc/sys/vm/drop_caches", "2"));
+		usleep(100 * 1000);
+	}
+	IT_EQ(fd, -ESTALE);
+	IT_EQ(open_handle(&b, O_RDONLY), -ESTALE);
+	if (it_backing_reuse(&old, "NEW DATA", name)) {
+		IT_CONTENT_STR(MNT(name), "NEW DATA");
+		IT_EQ(open_handle(&b, O_RDONLY), -ESTALE);
+	}
+}
+
 /* Unlinked through the mount and forgotten: nothing of it stays cached. */
 static void unlinked_file_leaves_the_cache(void)
 {
@@ -713,6 +790,8 @@ static const struct it_test tests[] = {
 	{ "a rename in BACKING keeps the cache", rename_in_backing_keeps_the_cache,
 	  0, NULL },
 	{ "an unlinked file leaves the cache", unlinked_file_leaves_the_cache,
+	  0, NULL },
+	{ "file handles survive the kernel forgetting", file_handles_survive_forget,
 	  0, NULL },
 	{ NULL, NULL, 0, NULL },
 };

@@ -2,13 +2,14 @@
 /*
  * tests/unit/test_fs_inode.c — fs/inode.c: one inode per (dev, ino), exact
  * lookup counts, forget freeing at zero (and closing the O_PATH fd), the
- * root never freed, growth past the initial bucket count, and concurrent
- * lookup/forget on shared and distinct objects.
+ * root never freed, growth past the initial bucket count, concurrent
+ * lookup/forget on shared and distinct objects, and dormant inodes.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -190,6 +191,100 @@ static void test_inode_numbers_unique_across_devices(void)
 	itab_destroy(&t);
 }
 
+/*
+ * A table over a real directory (file handles work there) holding @n
+ * files f0..: their inodes in @in, one lookup each.  Return: 1 when the
+ * file system has no handles (nothing to check), 0, or -1.
+ */
+static int real_table(struct itab *t, char dir[64], struct hmm_inode **in, int n)
+{
+	struct stat st;
+	int dfd;
+
+	snprintf(dir, 64, "/tmp/hmmfs-itab.XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fstat(dfd, &st) < 0 || itab_init(t, dfd, &st))
+		return -1;
+	if (fdc_no_handles(&t->fdc)) {
+		fprintf(stderr, "(no file handles here) ");
+		return 1;
+	}
+	for (int i = 0; i < n; i++) {
+		char name[16];
+		int fd;
+
+		snprintf(name, sizeof(name), "f%d", i);
+		close(openat(dfd, name, O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+		fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) < 0 || itab_lookup_insert(t, fd, &st, &in[i]))
+			return -1;
+	}
+	return 0;
+}
+
+static void real_table_destroy(struct itab *t, const char *dir, int n)
+{
+	char path[96];
+
+	itab_destroy(t);
+	for (int i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/f%d", dir, i);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+/*
+ * Forgotten inodes stay dormant, up to the bound, with their node id:
+ * found by it (and woken) or by a lookup of their object (the same
+ * inode), the oldest freed first, and none with a descriptor open.
+ */
+static void test_dormant_inodes(void)
+{
+	struct itab t_dormant;
+	struct hmm_inode *in[3], *again;
+	struct stat st;
+	char dir[64], path[96];
+	int r, fd;
+
+	r = real_table(&t_dormant, dir, in, 3);
+	CU_ASSERT_FATAL(r >= 0);
+	if (r > 0) {
+		itab_destroy(&t_dormant);
+		return;
+	}
+	itab_set_dormant_max(&t_dormant, 2);
+	CU_ASSERT_NOT_EQUAL(in[0]->gen, in[1]->gen);
+	itab_forget(&t_dormant, in[0], 1);
+	CU_ASSERT_EQUAL(itab_dormant_count(&t_dormant), 1);
+	CU_ASSERT_EQUAL(in[0]->fde.fd, -1);	/* no descriptor while dormant */
+	again = itab_get_by_id(&t_dormant, (uintptr_t)in[0]);
+	CU_ASSERT_PTR_EQUAL(again, in[0]);
+	CU_ASSERT_EQUAL(in[0]->nlookup, 1);
+	CU_ASSERT_EQUAL(itab_dormant_count(&t_dormant), 0);
+	CU_ASSERT_PTR_NULL(itab_get_by_id(&t_dormant, (uintptr_t)in[0] + 8));
+
+	itab_forget(&t_dormant, in[0], 1);
+	itab_forget(&t_dormant, in[1], 1);
+	snprintf(path, sizeof(path), "%s/f1", dir);	/* f1 looked up again */
+	fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	CU_ASSERT_FATAL(fd >= 0 && fstat(fd, &st) == 0);
+	CU_ASSERT_EQUAL(itab_lookup_insert(&t_dormant, fd, &st, &again), 0);
+	CU_ASSERT_PTR_EQUAL(again, in[1]);
+	CU_ASSERT_EQUAL(itab_dormant_count(&t_dormant), 1);
+	itab_forget(&t_dormant, in[1], 1);
+	itab_forget(&t_dormant, in[2], 1);	/* a third: f0, the oldest, goes */
+	CU_ASSERT_EQUAL(itab_dormant_count(&t_dormant), 2);
+	CU_ASSERT_PTR_NULL(itab_get_by_id(&t_dormant, (uintptr_t)in[0]));
+	CU_ASSERT_EQUAL(itab_count(&t_dormant), 2);
+	itab_set_dormant_max(&t_dormant, 0);	/* frees the rest */
+	CU_ASSERT_EQUAL(itab_dormant_count(&t_dormant), 0);
+	CU_ASSERT_EQUAL(itab_count(&t_dormant), 0);
+	real_table_destroy(&t_dormant, dir, 3);
+}
+
 int register_fs_inode(void)
 {
 	static const CU_TestInfo tests[] = {
@@ -200,6 +295,7 @@ int register_fs_inode(void)
 		{ "concurrent lookup and forget", test_concurrent_lookup_forget },
 		{ "inode numbers unique across devices",
 		  test_inode_numbers_unique_across_devices },
+		{ "forgotten inodes stay dormant, bounded", test_dormant_inodes },
 		CU_TEST_INFO_NULL,
 	};
 
