@@ -14,9 +14,17 @@
 #   HMMFS_XFS_BASE      state directory (default /var/tmp/hmmfs-xfstests):
 #                       mount points, backing directories, results, mount.log
 #   HMMFS_XFS_TIMEOUT   give up on the whole run after this many seconds
+#   HMMFS_XFS_IMAGE     size of the XFS image the backing directories live
+#                       on (default 8G); 0: plain directories on the disk
+#                       of HMMFS_XFS_BASE (the enospc tests then fill it)
 #
 # Before the run, the backing directories and this file system's results
-# directory are emptied.  After it, every mount under $HMMFS_XFS_BASE/mnt is
+# directory are emptied.  By default they live on an XFS image of their
+# own, loop-mounted at $HMMFS_XFS_BASE/backing and removed after the run:
+# the enospc tests (generic/103 fills all but 512 KiB) fill the image, not
+# the disk, and XFS holds the extended attributes generic/020 expects of
+# FSTYP=fuse (1,000 of them, 64 KiB values), which ext4's single xattr
+# block does not.  After it, every mount under $HMMFS_XFS_BASE/mnt is
 # unmounted and daemons that the mount wrapper started and that are still
 # running are stopped.  It prints the pass/fail/notrun counts and exits 0
 # only if no test failed.
@@ -70,6 +78,11 @@ passthrough_ll)
 *)	die "unknown file system '$HMMFS_XFS_FS' (hmmfs or passthrough_ll)" ;;
 esac
 
+# Backing directories named by the caller are used as they are.
+own_backing=${HMMFS_XFS_TEST_BACKING:-}${HMMFS_XFS_SCRATCH_BACKING:-}
+image_size=${HMMFS_XFS_IMAGE:-8G}
+[ -z "$own_backing" ] || image_size=0
+
 # The same settings xfstests will see.
 config=$here/local.config
 # shellcheck source=local.config
@@ -109,8 +122,8 @@ our_daemons()
 {
 	local p args
 	for p in /proc/[0-9]*; do
-		[ -r "$p/cmdline" ] || continue
-		args=$(tr '\0' '\n' <"$p/cmdline" 2>/dev/null) || continue
+		# quiet: the process may exit at any point of this
+		{ args=$(tr '\0' '\n' <"$p/cmdline"); } 2>/dev/null || continue
 		[ "$(printf '%s\n' "$args" | head -1)" = "$daemon" ] || continue
 		if printf '%s\n' "$args" | grep -qE "(^|source=)($HMMFS_XFS_TEST_BACKING|$HMMFS_XFS_SCRATCH_BACKING)(,|\$)"; then
 			echo "${p#/proc/}"
@@ -133,6 +146,33 @@ stop_daemons()
 	[ -z "$pids" ] || kill -9 $pids 2>/dev/null
 }
 
+image=$HMMFS_XFS_BASE/backing.img
+image_mnt=$HMMFS_XFS_BASE/backing
+
+image_down()
+{
+	[ "$image_size" != 0 ] || return 0
+	if mountpoint -q "$image_mnt"; then
+		umount "$image_mnt" 2>/dev/null || umount -l "$image_mnt"
+	fi
+	rm -f "$image"
+}
+
+# A fresh XFS image at $image_mnt, with empty backing directories on it.
+image_up()
+{
+	[ "$image_size" != 0 ] || return 0
+	command -v mkfs.xfs >/dev/null ||
+		die "mkfs.xfs not found (apt install xfsprogs), or set HMMFS_XFS_IMAGE=0"
+	image_down
+	truncate -s "$image_size" "$image" || die "cannot make $image"
+	mkfs.xfs -q -f "$image" >/dev/null || die "mkfs.xfs $image failed"
+	mkdir -p "$image_mnt"
+	mount -o loop "$image" "$image_mnt" ||
+		die "cannot loop-mount $image (no loop devices?): set HMMFS_XFS_IMAGE=0"
+	mkdir -p "$HMMFS_XFS_TEST_BACKING" "$HMMFS_XFS_SCRATCH_BACKING"
+}
+
 cleanup()
 {
 	unmount_all
@@ -149,12 +189,13 @@ wipe()
 
 # A clean start: nothing mounted, empty backing directories and results.
 cleanup
+image_up
 wipe "$HMMFS_XFS_TEST_BACKING"
 wipe "$HMMFS_XFS_SCRATCH_BACKING"
 wipe "$RESULT_BASE"
 : >"$HMMFS_XFS_BASE/mount.log"
 
-trap 'cleanup; exit 130' INT TERM
+trap 'cleanup; image_down; exit 130' INT TERM
 
 out=$RESULT_BASE/check.out
 echo "== xfstests on $HMMFS_XFS_FS ($daemon): $*"
@@ -171,6 +212,7 @@ rc=${PIPESTATUS[0]}
 
 trap - INT TERM
 cleanup
+image_down
 
 # Counts, from the last summary xfstests wrote to check.log.
 log=$RESULT_BASE/check.log
