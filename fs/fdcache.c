@@ -87,11 +87,6 @@
 
 #define FDC_OPEN_FLAGS (O_PATH | O_NOFOLLOW | O_CLOEXEC)
 
-union fdc_handle_buf {
-	struct file_handle fh;
-	char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
-};
-
 size_t fdc_default_max(void)
 {
 	struct rlimit rl;
@@ -456,6 +451,21 @@ void fdc_keep(struct fdcache *c, struct fdc_entry *e, int fd)
 	pthread_mutex_unlock(&c->lock);
 	if (fd >= 0)
 		close(fd);
+}
+
+int fdc_open_handle(struct fdcache *c, dev_t dev, struct file_handle *fh)
+{
+	int mnt = -1, fd;
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->nmounts; i++)
+		if (c->mounts[i].dev == dev)
+			mnt = c->mounts[i].fd;
+	pthread_mutex_unlock(&c->lock);	/* mount descriptors live to the end */
+	if (mnt < 0)
+		return -ESTALE;
+	fd = open_by_handle_at(mnt, fh, FDC_OPEN_FLAGS);
+	return fd < 0 ? -errno : fd;
 }
 
 bool fdc_let_go(struct fdcache *c, struct fdc_entry *e)

@@ -160,6 +160,19 @@ void fdc_keep(struct fdcache *c, struct fdc_entry *e, int fd);
  */
 bool fdc_let_go(struct fdcache *c, struct fdc_entry *e);
 
+/* Room for any file handle. */
+union fdc_handle_buf {
+	struct file_handle fh;
+	char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+};
+
+/*
+ * fdc_open_handle() - open @fh, a handle of an object on device @dev, as
+ * an O_PATH descriptor.  Return: the descriptor, or -errno (-ESTALE: no
+ * such object, or handles do not work on @dev).
+ */
+int fdc_open_handle(struct fdcache *c, dev_t dev, struct file_handle *fh);
+
 /*
  * fdc_offer() - @fd, a fresh O_PATH descriptor of @e's object (a lookup
  * opened it by name), is consumed: it becomes @e's cached descriptor if

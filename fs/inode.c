@@ -54,9 +54,22 @@ static size_t itab_hash(dev_t dev, ino_t ino, size_t nbuckets)
 
 static size_t itab_id_hash(uint64_t id, size_t nbuckets)
 {
-	uint64_t h = (id >> 4) * 0x9e3779b97f4a7c15ull;
+	uint64_t h = id * 0x9e3779b97f4a7c15ull;
 
-	return (size_t)((h ^ h >> 31) & (nbuckets - 1));
+	return (size_t)((h ^ h >> 29) & (nbuckets - 1));
+}
+
+/*
+ * A number that differs per daemon: the first counter generation, so a
+ * node id from a counter that a later daemon gives again never matches an
+ * old file handle's generation.
+ */
+static uint32_t itab_seed(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint32_t)(ts.tv_nsec ^ ts.tv_sec * 2654435761u ^ (uint32_t)getpid() << 16);
 }
 
 /* Held by someone, at least; trylock has no side effect when it fails. */
@@ -70,6 +83,8 @@ int itab_init(struct itab *t, int root_fd, const struct stat *st)
 		return ret;
 	t->buckets = calloc(ITAB_MIN_BUCKETS, sizeof(*t->buckets));
 	t->ids = calloc(ITAB_MIN_BUCKETS, sizeof(*t->ids));
+	t->nid_buckets = ITAB_MIN_BUCKETS;
+	t->nids = 0;
 	if (!t->buckets || !t->ids) {
 		free(t->buckets);
 		free(t->ids);
@@ -87,7 +102,10 @@ int itab_init(struct itab *t, int root_fd, const struct stat *st)
 	t->wide_logged = 0;
 	t->dormant_first = t->dormant_last = NULL;
 	t->ndormant = t->dormant_max = 0;
-	t->next_gen = 1;
+	t->next_gen = itab_seed();
+	t->next_key = (uint64_t)itab_seed() << 32 | 2;
+	t->key_type = 0;
+	t->key_len = 0;
 	t->root = (struct hmm_inode){
 		.dev = st->st_dev, .ino = st->st_ino,
 		.fino = st->st_ino,
@@ -138,54 +156,190 @@ void itab_destroy(struct itab *t)
 	pthread_mutex_destroy(&t->lock);
 }
 
-/* Double both bucket arrays; on ENOMEM keep the old ones (only slower). */
+/* Double the bucket array; on ENOMEM keep the old one (only slower). */
 static void itab_grow_locked(struct itab *t)
 {
 	size_t n = t->nbuckets * 2;
-	struct hmm_inode **b = calloc(n, sizeof(*b)), **ids = calloc(n, sizeof(*ids));
+	struct hmm_inode **b = calloc(n, sizeof(*b));
 
 	itab_assert_locked(t);
-	if (!b || !ids) {
-		free(b);
-		free(ids);
+	if (!b)
 		return;
-	}
 	for (size_t i = 0; i < t->nbuckets; i++) {
 		struct hmm_inode *in = t->buckets[i], *next;
 
 		for (; in; in = next) {
 			size_t h = itab_hash(in->dev, in->ino, n);
-			size_t k = itab_id_hash((uintptr_t)in, n);
 
 			next = in->next;
 			in->next = b[h];
 			b[h] = in;
+		}
+	}
+	free(t->buckets);
+	t->buckets = b;
+	t->nbuckets = n;
+}
+
+/* The same for the node-id hash. */
+static void itab_ids_grow_locked(struct itab *t)
+{
+	size_t n = t->nid_buckets * 2;
+	struct hmm_inode **ids = calloc(n, sizeof(*ids));
+
+	if (!ids)
+		return;
+	for (size_t i = 0; i < t->nid_buckets; i++) {
+		struct hmm_inode *in = t->ids[i], *next;
+
+		for (; in; in = next) {
+			size_t k = itab_id_hash(in->nodeid, n);
+
+			next = in->next_id;
 			in->next_id = ids[k];
 			ids[k] = in;
 		}
 	}
-	free(t->buckets);
 	free(t->ids);
-	t->buckets = b;
 	t->ids = ids;
-	t->nbuckets = n;
+	t->nid_buckets = n;
 }
 
-/* Put @in in both chains.  Context: t->lock; @in in neither. */
+static struct hmm_inode *itab_by_nodeid_locked(struct itab *t, uint64_t id)
+{
+	struct hmm_inode *in = t->ids[itab_id_hash(id, t->nid_buckets)];
+
+	while (in && in->nodeid != id)
+		in = in->next_id;
+	return in;
+}
+
+static void itab_ids_add_locked(struct itab *t, struct hmm_inode *in)
+{
+	size_t k;
+
+	if (t->nids >= t->nid_buckets)
+		itab_ids_grow_locked(t);
+	k = itab_id_hash(in->nodeid, t->nid_buckets);
+	in->next_id = t->ids[k];
+	t->ids[k] = in;
+	t->nids++;
+}
+
+static void itab_ids_del_locked(struct itab *t, struct hmm_inode *inode)
+{
+	struct hmm_inode **pp = &t->ids[itab_id_hash(inode->nodeid, t->nid_buckets)];
+
+	for (; *pp; pp = &(*pp)->next_id) {
+		if (*pp == inode) {
+			*pp = inode->next_id;
+			t->nids--;
+			return;
+		}
+	}
+}
+
+/* Put @in in the (dev, ino) chains.  Context: t->lock; @in not in them. */
 static void itab_link_locked(struct itab *t, struct hmm_inode *in)
 {
-	size_t h, k;
+	size_t h;
 
 	itab_assert_locked(t);
 	if (t->count >= t->nbuckets)
 		itab_grow_locked(t);
 	h = itab_hash(in->dev, in->ino, t->nbuckets);
-	k = itab_id_hash((uintptr_t)in, t->nbuckets);
 	in->next = t->buckets[h];
 	t->buckets[h] = in;
-	in->next_id = t->ids[k];
-	t->ids[k] = in;
 	t->count++;
+}
+
+/*
+ * Handle layouts a persistent node id is made from, told apart by type
+ * and length: FILEID_INO32_GEN of ext4 and XFS (1, 8 bytes: number,
+ * generation), XFS's 64-bit kind (0x81, 12: number as 64 bits,
+ * generation) and tmpfs's (1, 12: generation, number low, number high),
+ * each only with a number below 2^32.  The node id is generation << 32 |
+ * number.  A node id is used only if the handle made back from it is the
+ * very handle the file system gave (key_ok()), so a layout guessed wrong
+ * costs persistence, never the wrong object.
+ */
+static bool key_of_handle(const struct file_handle *fh, uint64_t *key)
+{
+	uint32_t w[3];
+	uint64_t ino64;
+
+	if (fh->handle_bytes != 8 && fh->handle_bytes != 12)
+		return false;
+	memcpy(w, fh->f_handle, fh->handle_bytes);
+	if (fh->handle_type == ITAB_FH_INO32_GEN && fh->handle_bytes == 8) {
+		*key = (uint64_t)w[1] << 32 | w[0];
+	} else if (fh->handle_type == ITAB_FH_XFS_INO64_GEN && fh->handle_bytes == 12) {
+		memcpy(&ino64, fh->f_handle, 8);
+		if (ino64 >> 32)
+			return false;
+		*key = (uint64_t)w[2] << 32 | ino64;
+	} else if (fh->handle_type == ITAB_FH_INO32_GEN && fh->handle_bytes == 12) {
+		if (w[2])
+			return false;
+		*key = (uint64_t)w[0] << 32 | w[1];
+	} else {
+		return false;
+	}
+	return *key > 1;	/* 0 is no node, 1 the root */
+}
+
+/* The handle of layout (@type, @len) that @key came from; @fh has room. */
+static void handle_of_key(uint64_t key, int type, unsigned int len,
+			  struct file_handle *fh)
+{
+	uint32_t ino = (uint32_t)key, gen = (uint32_t)(key >> 32);
+	uint32_t w[3] = { ino, gen, 0 };
+	uint64_t ino64 = ino;
+
+	if (type == ITAB_FH_XFS_INO64_GEN) {
+		memcpy(w, &ino64, 8);
+		w[2] = gen;
+	} else if (len == 12) {	/* tmpfs */
+		w[0] = gen;
+		w[1] = ino;
+	}
+	fh->handle_type = type;
+	fh->handle_bytes = len;
+	memcpy(fh->f_handle, w, len);
+}
+
+/* @fh's persistent node id, if it has one that gives @fh back. */
+static bool key_ok(const struct file_handle *fh, uint64_t *key)
+{
+	union fdc_handle_buf back;
+
+	if (!fh || !key_of_handle(fh, key))
+		return false;
+	handle_of_key(*key, fh->handle_type, fh->handle_bytes, &back.fh);
+	return memcmp(back.fh.f_handle, fh->f_handle, fh->handle_bytes) == 0;
+}
+
+/*
+ * Give new inode @in its node id and generation: the persistent ones if
+ * it can have them (inode.h), else from the counters, never one in use.
+ */
+static void itab_name_locked(struct itab *t, struct hmm_inode *in)
+{
+	uint64_t key;
+
+	if (t->key_type && in->dev == t->root.dev && in->fde.fh &&
+	    in->fde.fh->handle_type == t->key_type &&
+	    in->fde.fh->handle_bytes == t->key_len && key_ok(in->fde.fh, &key) &&
+	    !itab_by_nodeid_locked(t, key)) {
+		in->nodeid = key;
+		in->gen = (uint32_t)(key >> 32);
+		return;
+	}
+	do
+		key = t->next_key++;
+	while (key <= 1 || itab_by_nodeid_locked(t, key));
+	in->nodeid = key;
+	in->gen = t->next_gen++;
 }
 
 static void dormant_add_locked(struct itab *t, struct hmm_inode *in)
@@ -425,26 +579,18 @@ int itab_lookup_insert(struct itab *t, int fd, const struct stat *st,
 	in = new;
 	in->nlookup = 1;
 	in->fino = itab_ino_locked(t, in->dev, in->ino);
-	in->gen = t->next_gen++;
+	itab_name_locked(t, in);
+	itab_ids_add_locked(t, in);
 	itab_link_locked(t, in);
 	pthread_mutex_unlock(&t->lock);
 	*out = in;
 	return 0;
 }
 
-static void itab_id_unlink_locked(struct itab *t, struct hmm_inode *inode)
-{
-	struct hmm_inode **pp = &t->ids[itab_id_hash((uintptr_t)inode, t->nbuckets)];
-
-	for (; *pp; pp = &(*pp)->next_id) {
-		if (*pp == inode) {
-			*pp = inode->next_id;
-			return;
-		}
-	}
-}
-
-/* Take @inode out of its chains (or the retired list, or the dormant list). */
+/*
+ * Take @inode out of its (dev, ino) chain or the retired list, and the
+ * dormant list; not out of the node-id hash (itab_remove_locked()).
+ */
 static void itab_unlink_locked(struct itab *t, struct hmm_inode *inode)
 {
 	struct hmm_inode **pp = &t->buckets[itab_hash(inode->dev, inode->ino,
@@ -458,13 +604,18 @@ static void itab_unlink_locked(struct itab *t, struct hmm_inode *inode)
 	for (; *pp; pp = &(*pp)->next) {
 		if (*pp == inode) {
 			*pp = inode->next;
-			if (!inode->retired) {
+			if (!inode->retired)
 				t->count--;
-				itab_id_unlink_locked(t, inode);
-			}
 			return;
 		}
 	}
+}
+
+/* Take @inode out of the table altogether. */
+static void itab_remove_locked(struct itab *t, struct hmm_inode *inode)
+{
+	itab_unlink_locked(t, inode);
+	itab_ids_del_locked(t, inode);
 }
 
 /*
@@ -488,11 +639,12 @@ static void inode_sleep(struct itab *t, struct hmm_inode *inode)
 		inode_free(t, inode);
 		return;
 	}
+	itab_ids_add_locked(t, inode);
 	itab_link_locked(t, inode);
 	dormant_add_locked(t, inode);
 	if (t->ndormant > t->dormant_max) {
 		oldest = t->dormant_first;
-		itab_unlink_locked(t, oldest);
+		itab_remove_locked(t, oldest);
 	}
 	pthread_mutex_unlock(&t->lock);
 	if (oldest)
@@ -517,7 +669,7 @@ void itab_forget(struct itab *t, struct hmm_inode *inode, uint64_t n)
 		return;
 	}
 	keep = t->dormant_max && !inode->retired && !inode->dormant;
-	itab_unlink_locked(t, inode);
+	itab_remove_locked(t, inode);
 	pthread_mutex_unlock(&t->lock);
 	if (keep)
 		inode_sleep(t, inode);
@@ -534,7 +686,7 @@ void itab_set_dormant_max(struct itab *t, size_t max)
 	while (t->ndormant > max) {	/* freed below, chained through ->next */
 		struct hmm_inode *in = t->dormant_first;
 
-		itab_unlink_locked(t, in);
+		itab_remove_locked(t, in);
 		in->next = gone;
 		gone = in;
 	}
@@ -552,13 +704,55 @@ struct hmm_inode *itab_get_by_id(struct itab *t, uint64_t id)
 	struct hmm_inode *in;
 
 	pthread_mutex_lock(&t->lock);
-	in = t->ids[itab_id_hash(id, t->nbuckets)];
-	while (in && (uintptr_t)in != id)
-		in = in->next_id;
+	in = itab_by_nodeid_locked(t, id);
 	if (in)
 		inode_raise_locked(t, in);
 	pthread_mutex_unlock(&t->lock);
 	return in;
+}
+
+struct hmm_inode *itab_by_nodeid(struct itab *t, uint64_t id)
+{
+	struct hmm_inode *in;
+
+	pthread_mutex_lock(&t->lock);
+	in = itab_by_nodeid_locked(t, id);
+	pthread_mutex_unlock(&t->lock);
+	return in;
+}
+
+bool itab_persist(struct itab *t)
+{
+	union fdc_handle_buf h;
+	int mnt_id;
+	uint64_t key;
+
+	h.fh.handle_bytes = MAX_HANDLE_SZ;
+	if (fdc_no_handles(&t->fdc) ||
+	    name_to_handle_at(itab_root_fd(t), "", &h.fh, &mnt_id, AT_EMPTY_PATH) < 0 ||
+	    !key_ok(&h.fh, &key))
+		return false;
+	pthread_mutex_lock(&t->lock);
+	t->key_type = h.fh.handle_type;
+	t->key_len = h.fh.handle_bytes;
+	pthread_mutex_unlock(&t->lock);
+	return true;
+}
+
+int itab_open_key(struct itab *t, uint64_t key)
+{
+	union fdc_handle_buf h;
+	unsigned int len;
+	int type;
+
+	pthread_mutex_lock(&t->lock);
+	type = t->key_type;
+	len = t->key_len;
+	pthread_mutex_unlock(&t->lock);
+	if (!type || key <= 1)
+		return -ESTALE;
+	handle_of_key(key, type, len, &h.fh);
+	return fdc_open_handle(&t->fdc, t->root.dev, &h.fh);
 }
 
 size_t itab_dormant_count(struct itab *t)

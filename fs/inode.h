@@ -6,12 +6,24 @@
  * the backing (st_dev, st_ino) and reaching it through an O_PATH descriptor,
  * never a path.  The descriptors live in a bounded cache (fdcache.h, in the
  * table): take one with itab_fd_get() around each use, put it back with
- * itab_fd_put(); a closed one is reopened by the object's file handle.  The node id handed to the kernel is the inode's address (the root
- * is FUSE_ROOT_ID); it stays valid until the kernel's lookup count drops to
- * zero through forget, which is exact: every reply that hands out an entry
- * adds one (itab_lookup_insert), every forget subtracts what it names.
- * After that it may stay valid as a dormant inode (itab_forget), for the
- * kernel's file handles.
+ * itab_fd_put(); a closed one is reopened by the object's file handle.
+ *
+ * Node ids.  Each inode has one (->nodeid; the root is FUSE_ROOT_ID), the
+ * key of a second hash through which requests find it (itab_by_nodeid).
+ * It stays valid until the kernel's lookup count drops to zero through
+ * forget, which is exact: every reply that hands out an entry adds one
+ * (itab_lookup_insert), every forget subtracts what it names; after that
+ * it may stay valid as a dormant inode (itab_forget), for the kernel's
+ * file handles, which name a node id and a generation.  Where BACKING is
+ * the root of its file system and its handles are (inode number,
+ * generation) with a 32-bit number (ext4, XFS, tmpfs), an object on it
+ * gets the persistent node id generation << 32 | number and that
+ * generation: a daemon mounted later gives it the same ones and can
+ * reopen it from the node id alone (itab_open_key), so file handles
+ * survive an unmount.
+ * Other objects, and one whose persistent id is taken (a retired inode of
+ * the same object), get a node id from a counter and a generation from
+ * another, seeded per daemon so that an old handle never matches.
  *
  * Inode numbers: all of the mount is one st_dev to its users, but BACKING
  * may hold other file systems mounted inside it (and btrfs subvolumes are
@@ -55,10 +67,10 @@
  *             one the kernel must look up afresh (ops.c, open_kernel_stale);
  *             itab->lock.
  * @lock:      guards the cache_* fields.
+ * @nodeid:    the node id handed to the kernel (see "Node ids" above);
+ *             immutable once the inode is in the table.
  * @gen:       generation, sent with the node id in every entry: the
- *             kernel's file handles carry both, and a node id (an address)
- *             that malloc() gave again to another object has another
- *             generation; immutable.
+ *             kernel's file handles carry both; immutable likewise.
  * @dormant:   forgotten by the kernel and kept for its file handles (see
  *             itab_forget()); itab->lock.
  * @next_id:   chain of the node-id hash (itab->ids); itab->lock.
@@ -82,6 +94,7 @@ struct hmm_inode {
 	uint64_t nlookup;
 	struct hmm_inode *next;
 	bool retired;
+	uint64_t nodeid;
 	uint32_t gen;
 	bool dormant;
 	struct hmm_inode *next_id;
@@ -100,12 +113,13 @@ struct hmm_inode {
  * @lock:    guards @buckets, @nbuckets, @count and every inode's
  *           ->nlookup and ->next.
  * @buckets: hash chains, keyed by (dev, ino).
- * @ids:     the same inodes, chained by node id (address), @nbuckets
- *           chains: a node id the kernel forgot is checked here before it
- *           is used (itab_get_by_id).
+ * @ids:     every inode but the root, retired ones too, chained by node
+ *           id in @nid_buckets chains; @nids of them.
  * @dormant_first, @dormant_last, @ndormant: the dormant inodes, oldest
  *           first, and how many; at most @dormant_max (0: none are kept).
- * @next_gen: the generation of the next new inode.
+ * @next_gen, @next_key: the next counter generation and node id.
+ * @key_type, @key_len: the handle layout persistent node ids are made
+ *           from (BACKING root's); type 0: none.
  * @count:   inodes in the table, the root excluded.
  * @root:    the root inode: never in a chain, never freed by forget.
  * @devs:    devices other than the root's seen so far, for inode numbers;
@@ -123,10 +137,13 @@ struct itab {
 	struct hmm_inode *retired;
 	struct hmm_inode **buckets;
 	struct hmm_inode **ids;
-	size_t nbuckets;
+	size_t nbuckets, nid_buckets, nids;
 	struct hmm_inode *dormant_first, *dormant_last;
 	size_t ndormant, dormant_max;
 	uint32_t next_gen;
+	uint64_t next_key;
+	int key_type;
+	unsigned int key_len;
 	size_t count;
 	struct hmm_inode root;
 	dev_t *devs;
@@ -136,6 +153,10 @@ struct itab {
 	void *release_arg;
 	struct fdcache fdc;
 };
+
+/* Handle kinds a persistent node id is made from (see "Node ids"). */
+#define ITAB_FH_INO32_GEN	1	/* FILEID_INO32_GEN: ext4, XFS; tmpfs */
+#define ITAB_FH_XFS_INO64_GEN	0x81	/* XFS with 64-bit numbers */
 
 /*
  * Take ownership of @root_fd (an O_PATH fd of BACKING); the descriptor
@@ -200,6 +221,28 @@ struct hmm_inode *itab_get_by_id(struct itab *t, uint64_t id);
 
 /* Dormant inodes now (for tests and statistics). */
 size_t itab_dormant_count(struct itab *t);
+
+/*
+ * itab_by_nodeid() - the inode of node id @id (not the root's), or NULL;
+ * no count is raised: for requests on node ids the kernel holds.
+ * Context: takes and releases t->lock.
+ */
+struct hmm_inode *itab_by_nodeid(struct itab *t, uint64_t id);
+
+/*
+ * itab_persist() - give objects on BACKING's device persistent node ids
+ * from now on, if its handles are of a kind they can be made from.  Only
+ * where BACKING is the root of its file system: a node id opens any
+ * object of it (itab_open_key).  Return: whether they are given.
+ */
+bool itab_persist(struct itab *t);
+
+/*
+ * itab_open_key() - open the object whose persistent node id is @key (an
+ * O_PATH descriptor), with no inode in the table.  Return: the descriptor
+ * or -errno (-ESTALE: no such object, or no persistent node ids).
+ */
+int itab_open_key(struct itab *t, uint64_t key);
 
 /**
  * itab_ino() - the inode number reported for backing object (@dev, @ino).

@@ -193,6 +193,32 @@ static void notice_no_handles(struct hmmfs *fs)
 			strerror(err));
 }
 
+/*
+ * Is BACKING the root of its file system: the mount point of a mount of
+ * the whole file system (root "/" in mountinfo), not a directory in it or
+ * a bind mount of one?  Only then may a node id open any object of its
+ * device (persistent node ids, inode.h).  A path with characters that
+ * mountinfo escapes is not matched: the answer is then no.
+ */
+static bool backing_is_fs_root(const char *backing, const struct stat *st)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], root[PATH_MAX], mnt[PATH_MAX];
+	unsigned int maj, min;
+	bool yes = false;
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*u %*u %u:%u %4095s %4095s", &maj, &min, root, mnt) != 4)
+			continue;
+		if (strcmp(mnt, backing) == 0 && makedev(maj, min) == st->st_dev)
+			yes = strcmp(root, "/") == 0;	/* the last mount there wins */
+	}
+	fclose(f);
+	return yes;
+}
+
 static int fs_init(struct hmmfs *fs, const struct hmmfs_opts *o,
 		   const char *backing)
 {
@@ -225,6 +251,9 @@ static int fs_init(struct hmmfs *fs, const struct hmmfs_opts *o,
 	}
 	fdc_set_max(&fs->itab.fdc, o->max_fds);
 	itab_set_dormant_max(&fs->itab, DORMANT_INODES);
+	if (backing_is_fs_root(backing, &st) && itab_persist(&fs->itab))
+		log_info("BACKING is the root of its file system: node ids "
+			 "are persistent, file handles survive a remount");
 	notice_no_handles(fs);
 	fs->max_size = backing_max_size(backing);
 	return 0;

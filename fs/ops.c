@@ -74,16 +74,30 @@ static struct hmmfs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+/*
+ * The inode of a node id the kernel holds (every request but the "."
+ * lookup of a file handle, lookup_self()): it has one while it holds it,
+ * so none is a broken invariant, which stops the daemon with a message
+ * rather than work on the wrong object.
+ */
 static struct hmm_inode *inode_of(fuse_req_t req, fuse_ino_t ino)
 {
+	struct hmm_inode *inode;
+
 	if (ino == FUSE_ROOT_ID)
 		return &fs_of(req)->itab.root;
-	return (struct hmm_inode *)(uintptr_t)ino;
+	inode = itab_by_nodeid(&fs_of(req)->itab, ino);
+	if (!inode) {
+		log_err("a request on node id %#llx, which no inode has",
+			(unsigned long long)ino);
+		abort();
+	}
+	return inode;
 }
 
 static fuse_ino_t node_id(struct hmmfs *fs, struct hmm_inode *inode)
 {
-	return inode == &fs->itab.root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)inode;
+	return inode == &fs->itab.root ? FUSE_ROOT_ID : inode->nodeid;
 }
 
 /* "/proc/self/fd/N": the backing object of an O_PATH descriptor. */
@@ -295,12 +309,39 @@ static int do_lookup(struct hmmfs *fs, struct hmm_inode *dir, const char *name,
 }
 
 /*
+ * A persistent node id (inode.h) the table does not hold: a file handle
+ * from before a remount.  Its object, if it still exists, is opened from
+ * the node id and looked up; it must get that node id again.  Return: 0
+ * and the inode (one lookup counted), or -errno.
+ */
+static int lookup_key(struct hmmfs *fs, uint64_t id, struct hmm_inode **out)
+{
+	int fd = itab_open_key(&fs->itab, id), ret;
+	struct stat st;
+
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	ret = itab_lookup_insert(&fs->itab, fd, &st, out);
+	if (!ret && (*out)->nodeid != id) {
+		itab_forget(&fs->itab, *out, 1);
+		ret = -ESTALE;
+	}
+	return ret;
+}
+
+/*
  * "." in node id @id: the kernel resolving a file handle (open_by_handle_at,
  * an NFS export) whose inode it forgot.  The node id may be one the table
  * no longer has, so it is looked up, not dereferenced; a dormant inode
- * (inode.h) wakes.  An object that lost its last name is stale, as on a
- * local file system, even if a descriptor still reaches it.  The kernel
- * checks the generation itself.  Return: 0 with @e, or -errno (-ESTALE).
+ * (inode.h) wakes, a persistent one is reopened.  An object that lost its
+ * last name is stale, as on a local file system, even if a descriptor
+ * still reaches it.  The kernel checks the generation itself.
+ * Return: 0 with @e, or -errno (-ESTALE).
  */
 static int lookup_self(struct hmmfs *fs, uint64_t id, struct fuse_entry_param *e)
 {
@@ -309,8 +350,11 @@ static int lookup_self(struct hmmfs *fs, uint64_t id, struct fuse_entry_param *e
 	int fd, ret = 0;
 
 	entry_init(fs, e);
-	if (!inode)
-		return -ESTALE;
+	if (!inode) {
+		ret = lookup_key(fs, id, &inode);
+		if (ret)
+			return ret == -ENOENT ? -ESTALE : ret;
+	}
 	fd = itab_fd_get(&fs->itab, inode);
 	if (fd < 0)
 		ret = fd;
@@ -1462,12 +1506,13 @@ static bool read_reply_vec(fuse_req_t req, struct cfile *cf, size_t size,
 static void hmmfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	struct hmm_inode *inode = inode_of(req, ino);
+	struct hmm_inode *inode = file_of(fi)->inode;	/* no table lookup */
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	struct cfile *cf;
 	ssize_t n;
 	int ret = file_cfile(fs_of(req), inode, fi, true, &cf);
 
+	(void)ino;	/* the open file's inode */
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
@@ -1606,7 +1651,7 @@ static void hmmfs_write_buf(fuse_req_t req, fuse_ino_t ino,
 			    struct fuse_bufvec *in, off_t off,
 			    struct fuse_file_info *fi)
 {
-	struct hmm_inode *inode = inode_of(req, ino);
+	struct hmm_inode *inode = file_of(fi)->inode;	/* no table lookup */
 	struct cfile *cf;
 	ssize_t n;
 	int ret = write_limit(fs_of(req), in, off);

@@ -673,6 +673,53 @@ static void file_handles_survive_forget(void)
 	}
 }
 
+static void mount_over(const char *backing)
+{
+	char err[2048];
+
+	IT_REQUIRE(it_mount_start(&it.mount, backing, it.mnt, "direct_io", false,
+				  err, sizeof(err)) == 0, "mount hmmfs: %s", err);
+}
+
+/*
+ * With BACKING the root of its file system (a tmpfs here), node ids are
+ * persistent (fs/inode.h, "Node ids"): handles taken before an unmount
+ * open the same file and directory through the next mount, and the
+ * handle of a file removed in between is stale.
+ */
+static void file_handles_survive_remount(void)
+{
+	const char *fsroot = it_path(it.root, "fsroot");
+	union it_handle f, d, gone;
+	char buf[32] = "";
+	int status, fd;
+
+	IT_REQUIRE_OK(mkdir(fsroot, 0755));
+	IT_REQUIRE_OK(mount("hmmfs-it", fsroot, "tmpfs", 0, "size=16m"));
+	mount_over(fsroot);
+	IT_OK(mkdir(MNT("d"), 0755));
+	IT_REQUIRE_OK(it_put_str(MNT("d/f"), "across a remount"));
+	IT_REQUIRE_OK(it_put_str(MNT("d/gone"), "removed meanwhile"));
+	handle_of(MNT("d/f"), &f);
+	handle_of(MNT("d"), &d);
+	handle_of(MNT("d/gone"), &gone);
+	IT_OK(it_mount_stop(&it.mount, &status));
+	IT_OK(unlink(it_path(fsroot, "d/gone")));
+
+	mount_over(fsroot);
+	fd = open_handle(&f, O_RDONLY);
+	IT_REQUIRE(fd >= 0, "open_by_handle_at(d/f): %s", it_errname(-fd));
+	IT_EQ(pread(fd, buf, sizeof(buf) - 1, 0), 16);
+	IT_STR_EQ(buf, "across a remount");
+	close(fd);
+	fd = open_handle(&d, O_RDONLY | O_DIRECTORY);
+	IT_REQUIRE(fd >= 0, "open_by_handle_at(d): %s", it_errname(-fd));
+	close(fd);
+	IT_EQ(open_handle(&gone, O_RDONLY), -ESTALE);
+	IT_OK(it_mount_stop(&it.mount, &status));
+	IT_OK(umount2(fsroot, 0));
+}
+
 /* Unlinked through the mount and forgotten: nothing of it stays cached. */
 static void unlinked_file_leaves_the_cache(void)
 {
@@ -793,6 +840,8 @@ static const struct it_test tests[] = {
 	  0, NULL },
 	{ "file handles survive the kernel forgetting", file_handles_survive_forget,
 	  0, NULL },
+	{ "file handles survive a remount", file_handles_survive_remount,
+	  IT_NO_MOUNT, NULL },
 	{ NULL, NULL, 0, NULL },
 };
 

@@ -247,6 +247,7 @@ static void test_dormant_inodes(void)
 	struct hmm_inode *in[3], *again;
 	struct stat st;
 	char dir[64], path[96];
+	uint64_t id0;
 	int r, fd;
 
 	r = real_table(&t_dormant, dir, in, 3);
@@ -260,12 +261,13 @@ static void test_dormant_inodes(void)
 	itab_forget(&t_dormant, in[0], 1);
 	CU_ASSERT_EQUAL(itab_dormant_count(&t_dormant), 1);
 	CU_ASSERT_EQUAL(in[0]->fde.fd, -1);	/* no descriptor while dormant */
-	again = itab_get_by_id(&t_dormant, (uintptr_t)in[0]);
+	again = itab_get_by_id(&t_dormant, in[0]->nodeid);
 	CU_ASSERT_PTR_EQUAL(again, in[0]);
 	CU_ASSERT_EQUAL(in[0]->nlookup, 1);
 	CU_ASSERT_EQUAL(itab_dormant_count(&t_dormant), 0);
-	CU_ASSERT_PTR_NULL(itab_get_by_id(&t_dormant, (uintptr_t)in[0] + 8));
+	CU_ASSERT_PTR_NULL(itab_get_by_id(&t_dormant, ~0ull));
 
+	id0 = in[0]->nodeid;
 	itab_forget(&t_dormant, in[0], 1);
 	itab_forget(&t_dormant, in[1], 1);
 	snprintf(path, sizeof(path), "%s/f1", dir);	/* f1 looked up again */
@@ -277,12 +279,72 @@ static void test_dormant_inodes(void)
 	itab_forget(&t_dormant, in[1], 1);
 	itab_forget(&t_dormant, in[2], 1);	/* a third: f0, the oldest, goes */
 	CU_ASSERT_EQUAL(itab_dormant_count(&t_dormant), 2);
-	CU_ASSERT_PTR_NULL(itab_get_by_id(&t_dormant, (uintptr_t)in[0]));
+	CU_ASSERT_PTR_NULL(itab_get_by_id(&t_dormant, id0));
 	CU_ASSERT_EQUAL(itab_count(&t_dormant), 2);
 	itab_set_dormant_max(&t_dormant, 0);	/* frees the rest */
 	CU_ASSERT_EQUAL(itab_dormant_count(&t_dormant), 0);
 	CU_ASSERT_EQUAL(itab_count(&t_dormant), 0);
 	real_table_destroy(&t_dormant, dir, 3);
+}
+
+/*
+ * Persistent node ids: generation << 32 | inode number where the handles
+ * allow it, the same in a second table (a later daemon), and enough to
+ * reopen the object; a removed object's node id opens nothing.
+ */
+static void test_persistent_node_ids(void)
+{
+	struct itab t1, t2;
+	struct hmm_inode *a[2], *b[2];
+	char dir1[64], path[96];
+	struct stat st;
+	uint64_t id1;
+	int r, fd;
+
+	r = real_table(&t1, dir1, a, 2);
+	CU_ASSERT_FATAL(r >= 0);
+	if (r > 0 || !itab_persist(&t1)) {
+		fprintf(stderr, "(no persistent node ids on this file system) ");
+		itab_destroy(&t1);
+		return;
+	}
+	itab_forget(&t1, a[0], 1);	/* made before itab_persist(): again */
+	itab_forget(&t1, a[1], 1);
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/f%d", dir1, i);
+		fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		CU_ASSERT_FATAL(fd >= 0 && fstat(fd, &st) == 0);
+		CU_ASSERT_EQUAL_FATAL(itab_lookup_insert(&t1, fd, &st, &a[i]), 0);
+		CU_ASSERT_EQUAL(a[i]->nodeid & 0xffffffffu, st.st_ino);
+		CU_ASSERT_EQUAL(a[i]->gen, a[i]->nodeid >> 32);
+	}
+	fd = itab_open_key(&t1, a[1]->nodeid);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(fstat(fd, &st), 0);
+	CU_ASSERT_EQUAL(st.st_ino, a[1]->ino);
+	close(fd);
+
+	/* a second table over the same directory: the same node ids */
+	fd = open(dir1, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	CU_ASSERT_FATAL(fd >= 0 && fstat(fd, &st) == 0);
+	CU_ASSERT_FATAL(itab_init(&t2, fd, &st) == 0);
+	CU_ASSERT_FATAL(itab_persist(&t2));
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/f%d", dir1, i);
+		fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		CU_ASSERT_FATAL(fd >= 0 && fstat(fd, &st) == 0);
+		CU_ASSERT_EQUAL_FATAL(itab_lookup_insert(&t2, fd, &st, &b[i]), 0);
+		CU_ASSERT_EQUAL(b[i]->nodeid, a[i]->nodeid);
+		CU_ASSERT_EQUAL(b[i]->gen, a[i]->gen);
+	}
+	itab_destroy(&t2);
+	id1 = a[1]->nodeid;
+	itab_forget(&t1, a[1], 1);	/* freed: its descriptor closed */
+	snprintf(path, sizeof(path), "%s/f1", dir1);
+	CU_ASSERT_EQUAL(unlink(path), 0);
+	CU_ASSERT_EQUAL(itab_open_key(&t1, id1), -ESTALE);
+	CU_ASSERT_EQUAL(itab_open_key(&t1, 1), -ESTALE);
+	real_table_destroy(&t1, dir1, 2);
 }
 
 int register_fs_inode(void)
@@ -296,6 +358,7 @@ int register_fs_inode(void)
 		{ "inode numbers unique across devices",
 		  test_inode_numbers_unique_across_devices },
 		{ "forgotten inodes stay dormant, bounded", test_dormant_inodes },
+		{ "persistent node ids", test_persistent_node_ids },
 		CU_TEST_INFO_NULL,
 	};
 
