@@ -252,6 +252,16 @@ int page_runs_alloc(struct page_runs *r, size_t n)
 	return 0;
 }
 
+/*
+ * The bytes of the page at @off a backing call may cover: none past the
+ * largest offset a file can have (2^63 - 1), which the kernel refuses
+ * (EINVAL) even where the file is that large.
+ */
+static size_t page_io_len(off_t off, size_t ps)
+{
+	return off > INT64_MAX - (off_t)ps ? (size_t)(INT64_MAX - off) : ps;
+}
+
 int page_runs_build(struct cfile *f, struct cpage **pp, void *const *data,
 		    size_t n, int op, struct page_runs *r)
 {
@@ -266,13 +276,14 @@ int page_runs_build(struct cfile *f, struct cpage **pp, void *const *data,
 			    j + 1 - i < CACHE_MAX_RUN; j++)
 			;
 		for (size_t k = i; k <= j; k++)
-			r->iovs[k] = (struct iovec){ data[k], ps };
+			r->iovs[k] = (struct iovec){
+				data[k], page_io_len((off_t)(pp[k]->index * ps), ps) };
 		*q = (struct io_req){ .fd = f->fd, .op = op,
 				      .off = (off_t)(pp[i]->index * ps),
 				      .priv = (void *)(uintptr_t)i };
 		if (j == i) {
 			q->buf = data[i];
-			q->len = ps;
+			q->len = r->iovs[i].iov_len;
 		} else {
 			q->iov = &r->iovs[i];
 			q->iovcnt = (unsigned int)(j - i + 1);
@@ -294,6 +305,28 @@ size_t page_run_len(const struct io_req *req)
 	return req->iovcnt ? req->iovcnt : 1;
 }
 
+/*
+ * The last page a file can have (at 2^63 - page size) is read short
+ * (page_io_len()), which O_DIRECT refuses: then @r's last request goes
+ * through a buffered descriptor opened for it.  Return: that descriptor
+ * (the caller closes it), or -1.
+ */
+static int last_page_fd(struct cfile *f, struct cpage **pp, size_t n,
+			struct page_runs *r)
+{
+	size_t ps = f->cache->cfg.page_size;
+	char path[64];
+	int fd;
+
+	if (!f->direct || !n || (off_t)(pp[n - 1]->index * ps) <= INT64_MAX - (off_t)ps)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+		r->reqs[r->nreqs - 1].fd = fd;
+	return fd;
+}
+
 /* Read the pages in @pp (locked, not uptodate, in index order). */
 static int pages_read(struct cfile *f, struct cpage **pp, size_t n)
 {
@@ -301,7 +334,7 @@ static int pages_read(struct cfile *f, struct cpage **pp, size_t n)
 	size_t ps = c->cfg.page_size;
 	struct page_runs r;
 	void **data;
-	int ret;
+	int ret, tail;
 
 	if (!n)
 		return 0;
@@ -315,7 +348,10 @@ static int pages_read(struct cfile *f, struct cpage **pp, size_t n)
 		free(data);
 		return ret;
 	}
+	tail = last_page_fd(f, pp, n, &r);
 	ret = io_submit_wait(c->io, r.reqs, (unsigned int)r.nreqs);
+	if (tail >= 0)
+		close(tail);
 	ctr_inc(c, backing_reads, r.nreqs);
 	for (size_t q = 0; q < r.nreqs && !ret; q++) {
 		size_t first = (uintptr_t)r.reqs[q].priv, len = page_run_len(&r.reqs[q]);

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <linux/fuse.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -720,6 +721,33 @@ static void file_handles_survive_remount(void)
 	IT_OK(umount2(fsroot, 0));
 }
 
+/*
+ * The last byte a file can have (offset 2^63 - 2 of a 2^63 - 1 byte file,
+ * which tmpfs allows): read through the cache, cold, it is there.  The
+ * page holding it ends past the largest offset, which the kernel refuses
+ * in a read of BACKING (xfstests generic/525).
+ */
+static void last_possible_byte_reads_back(void)
+{
+	const char *fsroot = it_path(it.root, "bigfs");
+	const off_t at = INT64_MAX - 1;
+	char c = 0;
+	int fd;
+
+	IT_REQUIRE_OK(mkdir(fsroot, 0755));
+	IT_REQUIRE_OK(mount("hmmfs-it", fsroot, "tmpfs", 0, "size=16m"));
+	fd = IT_REQUIRE_OK(open(it_path(fsroot, "big"), O_CREAT | O_WRONLY, 0644));
+	IT_REQUIRE_EQ(pwrite(fd, "a", 1, at), 1);
+	close(fd);
+	mount_over(fsroot);
+	fd = IT_REQUIRE_OK(open(MNT("big"), O_RDONLY));
+	IT_EQ(pread(fd, &c, 1, at), 1);
+	IT_EQ(c, 'a');
+	close(fd);
+	IT_OK(it_mount_stop(&it.mount, &fd));
+	IT_OK(umount2(fsroot, 0));
+}
+
 /* Unlinked through the mount and forgotten: nothing of it stays cached. */
 static void unlinked_file_leaves_the_cache(void)
 {
@@ -841,6 +869,8 @@ static const struct it_test tests[] = {
 	{ "file handles survive the kernel forgetting", file_handles_survive_forget,
 	  0, NULL },
 	{ "file handles survive a remount", file_handles_survive_remount,
+	  IT_NO_MOUNT, NULL },
+	{ "the last byte a file can have reads back", last_possible_byte_reads_back,
 	  IT_NO_MOUNT, NULL },
 	{ NULL, NULL, 0, NULL },
 };
