@@ -251,9 +251,8 @@ static int fs_init(struct hmmfs *fs, const struct hmmfs_opts *o,
 	}
 	fdc_set_max(&fs->itab.fdc, o->max_fds);
 	itab_set_dormant_max(&fs->itab, DORMANT_INODES);
-	if (backing_is_fs_root(backing, &st) && itab_persist(&fs->itab))
-		log_info("BACKING is the root of its file system: node ids "
-			 "are persistent, file handles survive a remount");
+	if (backing_is_fs_root(backing, &st))
+		itab_persist(&fs->itab);	/* quiet: the usual case */
 	notice_no_handles(fs);
 	fs->max_size = backing_max_size(backing);
 	return 0;

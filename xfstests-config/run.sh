@@ -14,13 +14,15 @@
 #   HMMFS_XFS_BASE      state directory (default /var/tmp/hmmfs-xfstests):
 #                       mount points, backing directories, results, mount.log
 #   HMMFS_XFS_TIMEOUT   give up on the whole run after this many seconds
-#   HMMFS_XFS_IMAGE     size of the XFS image the backing directories live
-#                       on (default 8G); 0: plain directories on the disk
-#                       of HMMFS_XFS_BASE (the enospc tests then fill it)
+#   HMMFS_XFS_IMAGE     size of the XFS image made for each backing
+#                       directory (default 8G, sparse); 0: plain directories
+#                       on the disk of HMMFS_XFS_BASE (the enospc tests
+#                       then fill it)
 #
 # Before the run, the backing directories and this file system's results
-# directory are emptied.  By default they live on an XFS image of their
-# own, loop-mounted at $HMMFS_XFS_BASE/backing and removed after the run:
+# directory are emptied.  By default each backing directory is the root
+# of an XFS image of its own (DIR.img beside it, loop-mounted on DIR and
+# removed after the run; hmmfs's node ids then persist across a remount):
 # the enospc tests (generic/103 fills all but 512 KiB) fill the image, not
 # the disk, and XFS holds the extended attributes generic/020 expects of
 # FSTYP=fuse (1,000 of them, 64 KiB values), which ext4's single xattr
@@ -146,31 +148,38 @@ stop_daemons()
 	[ -z "$pids" ] || kill -9 $pids 2>/dev/null
 }
 
-image=$HMMFS_XFS_BASE/backing.img
-image_mnt=$HMMFS_XFS_BASE/backing
+# One image per backing directory, mounted on it: BACKING is then the root
+# of its file system, where hmmfs's node ids persist across a remount
+# (file handles: generic/477, 777).
+images="$HMMFS_XFS_TEST_BACKING $HMMFS_XFS_SCRATCH_BACKING"
 
 image_down()
 {
+	local d
 	[ "$image_size" != 0 ] || return 0
-	if mountpoint -q "$image_mnt"; then
-		umount "$image_mnt" 2>/dev/null || umount -l "$image_mnt"
-	fi
-	rm -f "$image"
+	for d in $images; do
+		if mountpoint -q "$d"; then
+			umount "$d" 2>/dev/null || umount -l "$d"
+		fi
+		rm -f "$d.img"
+	done
 }
 
-# A fresh XFS image at $image_mnt, with empty backing directories on it.
+# A fresh XFS image on each backing directory.
 image_up()
 {
+	local d
 	[ "$image_size" != 0 ] || return 0
 	command -v mkfs.xfs >/dev/null ||
 		die "mkfs.xfs not found (apt install xfsprogs), or set HMMFS_XFS_IMAGE=0"
 	image_down
-	truncate -s "$image_size" "$image" || die "cannot make $image"
-	mkfs.xfs -q -f "$image" >/dev/null || die "mkfs.xfs $image failed"
-	mkdir -p "$image_mnt"
-	mount -o loop "$image" "$image_mnt" ||
-		die "cannot loop-mount $image (no loop devices?): set HMMFS_XFS_IMAGE=0"
-	mkdir -p "$HMMFS_XFS_TEST_BACKING" "$HMMFS_XFS_SCRATCH_BACKING"
+	for d in $images; do
+		mkdir -p "$d"
+		truncate -s "$image_size" "$d.img" || die "cannot make $d.img"
+		mkfs.xfs -q -f "$d.img" >/dev/null || die "mkfs.xfs $d.img failed"
+		mount -o loop "$d.img" "$d" ||
+			die "cannot loop-mount $d.img (no loop devices?): set HMMFS_XFS_IMAGE=0"
+	done
 }
 
 cleanup()
@@ -189,9 +198,12 @@ wipe()
 
 # A clean start: nothing mounted, empty backing directories and results.
 cleanup
-image_up
-wipe "$HMMFS_XFS_TEST_BACKING"
-wipe "$HMMFS_XFS_SCRATCH_BACKING"
+if [ "$image_size" = 0 ]; then
+	wipe "$HMMFS_XFS_TEST_BACKING"
+	wipe "$HMMFS_XFS_SCRATCH_BACKING"
+else
+	image_up
+fi
 wipe "$RESULT_BASE"
 : >"$HMMFS_XFS_BASE/mount.log"
 
