@@ -2,11 +2,11 @@
 /*
  * fs/inode.c — the inode table (see inode.h for the contract).
  *
- * A chained hash table under one mutex.  Lookups and forgets are short
+ * Chained hash tables under one mutex.  Lookups and forgets are short
  * (a hash, a chain walk of about one element, a counter update), so one
- * mutex has not shown up in profiles; the file-data path never takes it,
- * because node ids are inode addresses.  The table doubles when the load
- * factor passes 1, under the same mutex.
+ * mutex has not shown up in profiles; the file-data path never takes it
+ * (reads and writes find their inode through the open file).  Each table
+ * doubles when its load factor passes 1, under the same mutex.
  *
  * Why forget cannot race with use: the kernel sends FORGET for a node id
  * only after dropping its own inode, and it holds that inode for every
@@ -19,17 +19,19 @@
  * syscall), then the table is searched again under it: if another lookup
  * inserted the same object meanwhile, ours is thrown away.
  *
- * Dormant inodes (inode.h).  Every inode in the (dev, ino) chains is also
- * in a second hash keyed by its address, the node id, so that a node id
- * the kernel resolves from a file handle after forgetting it is checked
- * before it is used.  When a count drops to zero, the inode leaves both
- * chains, the release hook (the cache's state) and the descriptor go
- * outside the lock, and it comes back in as dormant, at the end of the
- * dormant list; if the list is over its bound the oldest is freed.  While
- * it is out, a lookup of its object makes a new inode, and the forgotten
- * one is then freed instead (a file handle of it gets ESTALE).  Any
- * lookup that raises a dormant inode's count from zero takes it off the
- * list.
+ * Node ids (inode.h).  Every inode in the (dev, ino) chains, and every
+ * retired one, is also in a second hash keyed by its node id, through
+ * which requests find it.  A persistent node id comes from the object's
+ * file handle; any other from a counter, skipping ids in use.
+ *
+ * Dormant inodes (inode.h).  When a count drops to zero, the inode is
+ * marked sleeping, the release hook (the cache's state) and the
+ * descriptor go outside the lock, and it becomes dormant, at the end of
+ * the dormant list; if the list is over its bound the oldest is freed.
+ * A lookup that finds a sleeping inode, by object or node id, waits on
+ * @slept until it is dormant (or freed), so no object ever has two
+ * inodes and no node id two objects.  Any lookup that raises a dormant
+ * inode's count from zero takes it off the list.
  */
 #include "fs/inode.h"
 #include "log/log.h"
@@ -39,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -67,7 +70,10 @@ static size_t itab_id_hash(uint64_t id, size_t nbuckets)
 static uint32_t itab_seed(void)
 {
 	struct timespec ts;
+	uint32_t r;
 
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) == sizeof(r))
+		return r;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint32_t)(ts.tv_nsec ^ ts.tv_sec * 2654435761u ^ (uint32_t)getpid() << 16);
 }
@@ -97,6 +103,7 @@ int itab_init(struct itab *t, int root_fd, const struct stat *st)
 	t->release = NULL;
 	t->release_arg = NULL;
 	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->slept, NULL);
 	t->devs = NULL;
 	t->ndevs = t->devs_cap = 0;
 	t->wide_logged = 0;
@@ -153,6 +160,7 @@ void itab_destroy(struct itab *t)
 	fdc_entry_destroy(&t->fdc, &t->root.fde);
 	fdc_destroy(&t->fdc);
 	pthread_mutex_destroy(&t->root.lock);
+	pthread_cond_destroy(&t->slept);
 	pthread_mutex_destroy(&t->lock);
 }
 
@@ -480,8 +488,10 @@ static void inode_discard(struct itab *t, struct hmm_inode *in)
 static struct hmm_inode *itab_find_get_locked(struct itab *t,
 					      const struct stat *st)
 {
-	struct hmm_inode *in = itab_find_locked(t, st->st_dev, st->st_ino);
+	struct hmm_inode *in;
 
+	while ((in = itab_find_locked(t, st->st_dev, st->st_ino)) && in->sleeping)
+		pthread_cond_wait(&t->slept, &t->lock);
 	if (in)
 		inode_raise_locked(t, in);
 	return in;
@@ -539,52 +549,58 @@ static void itab_retire(struct itab *t, struct hmm_inode *in)
 	itab_forget(t, in, 1);	/* our raise */
 }
 
-int itab_lookup_insert(struct itab *t, int fd, const struct stat *st,
-		       struct hmm_inode **out)
+/* Add @in, new, to the table with one lookup.  Context: t->lock. */
+static void itab_insert_locked(struct itab *t, struct hmm_inode *in)
 {
-	struct hmm_inode *in, *new;
-
-	pthread_mutex_lock(&t->lock);
-	in = itab_find_get_locked(t, st);
-	pthread_mutex_unlock(&t->lock);
-	/*
-	 * An open descriptor keeps its object alive, and two live objects
-	 * never share a number: only a closed one needs the handle check
-	 * (a syscall, on the path of every lookup of a known inode).
-	 */
-	if (in && in != &t->root && !fdc_is_open(&t->fdc, &in->fde) &&
-	    !inode_is_object(in, fd)) {
-		itab_retire(t, in);
-		in = NULL;
-	}
-	if (in) {
-		/* the lookup just raised keeps @in from being freed meanwhile */
-		fdc_offer(&t->fdc, &in->fde, fd);
-		*out = in;
-		return 0;
-	}
-	new = inode_new(t, fd, st);	/* takes the handle: not under t->lock */
-	if (!new) {
-		close(fd);
-		return -ENOMEM;
-	}
-	pthread_mutex_lock(&t->lock);
-	in = itab_find_get_locked(t, st);
-	if (in) {	/* a racing lookup inserted it first */
-		pthread_mutex_unlock(&t->lock);
-		inode_discard(t, new);
-		*out = in;
-		return 0;
-	}
-	in = new;
 	in->nlookup = 1;
 	in->fino = itab_ino_locked(t, in->dev, in->ino);
 	itab_name_locked(t, in);
 	itab_ids_add_locked(t, in);
 	itab_link_locked(t, in);
-	pthread_mutex_unlock(&t->lock);
-	*out = in;
-	return 0;
+}
+
+int itab_lookup_insert(struct itab *t, int fd, const struct stat *st,
+		       struct hmm_inode **out)
+{
+	struct hmm_inode *in, *new = NULL;
+
+	for (;;) {
+		pthread_mutex_lock(&t->lock);
+		in = itab_find_get_locked(t, st);
+		if (!in && new) {
+			itab_insert_locked(t, new);
+			pthread_mutex_unlock(&t->lock);
+			*out = new;
+			return 0;
+		}
+		pthread_mutex_unlock(&t->lock);
+		/*
+		 * An open descriptor keeps its object alive, and two live
+		 * objects never share a number: only a closed one needs the
+		 * handle check (a syscall, on the path of every lookup of a
+		 * known inode; a dormant one is always closed).  Then look
+		 * again: the retired inode is out of the chains.
+		 */
+		if (in && in != &t->root && !fdc_is_open(&t->fdc, &in->fde) &&
+		    !inode_is_object(in, fd)) {
+			itab_retire(t, in);
+			continue;
+		}
+		if (in) {
+			/* the lookup just raised keeps @in from being freed */
+			if (new)
+				inode_discard(t, new);	/* a racing lookup was first */
+			else
+				fdc_offer(&t->fdc, &in->fde, fd);
+			*out = in;
+			return 0;
+		}
+		new = inode_new(t, fd, st);	/* takes the handle: not under t->lock */
+		if (!new) {
+			close(fd);
+			return -ENOMEM;
+		}
+	}
 }
 
 /*
@@ -619,42 +635,41 @@ static void itab_remove_locked(struct itab *t, struct hmm_inode *inode)
 }
 
 /*
- * @inode, forgotten and out of the table, with no cache state or
- * descriptor left: back in as dormant, unless it cannot be reopened by
- * handle or a lookup made a new inode for its object meanwhile.
+ * @inode's count dropped to zero and it is marked sleeping, still in
+ * both hashes, so that lookups of its object or node id wait for it
+ * (itab_find_get_locked(), itab_get_by_id()) instead of making a second
+ * inode or missing the node id.  Its cache state and descriptor go
+ * outside the lock; then it becomes dormant, unless it cannot be
+ * reopened by handle, and the oldest dormant inode beyond the bound is
+ * freed.
  */
 static void inode_sleep(struct itab *t, struct hmm_inode *inode)
 {
-	struct hmm_inode *oldest = NULL;
+	struct hmm_inode *gone = NULL;
+	bool keep;
 
 	if (t->release)
 		t->release(t->release_arg, inode);	/* then a no-op at free */
-	if (!fdc_let_go(&t->fdc, &inode->fde)) {
-		inode_free(t, inode);
-		return;
-	}
+	keep = fdc_let_go(&t->fdc, &inode->fde);
 	pthread_mutex_lock(&t->lock);
-	if (itab_find_locked(t, inode->dev, inode->ino)) {
-		pthread_mutex_unlock(&t->lock);
-		inode_free(t, inode);
-		return;
+	inode->sleeping = false;
+	if (!keep) {
+		gone = inode;
+	} else {
+		dormant_add_locked(t, inode);
+		if (t->ndormant > t->dormant_max)
+			gone = t->dormant_first;
 	}
-	itab_ids_add_locked(t, inode);
-	itab_link_locked(t, inode);
-	dormant_add_locked(t, inode);
-	if (t->ndormant > t->dormant_max) {
-		oldest = t->dormant_first;
-		itab_remove_locked(t, oldest);
-	}
+	if (gone)
+		itab_remove_locked(t, gone);
+	pthread_cond_broadcast(&t->slept);
 	pthread_mutex_unlock(&t->lock);
-	if (oldest)
-		inode_free(t, oldest);
+	if (gone)
+		inode_free(t, gone);
 }
 
 void itab_forget(struct itab *t, struct hmm_inode *inode, uint64_t n)
 {
-	bool keep;
-
 	if (inode == &t->root)
 		return;
 	pthread_mutex_lock(&t->lock);
@@ -664,17 +679,19 @@ void itab_forget(struct itab *t, struct hmm_inode *inode, uint64_t n)
 		n = inode->nlookup;
 	}
 	inode->nlookup -= n;
-	if (inode->nlookup) {
+	if (inode->nlookup || inode->sleeping || inode->dormant) {
 		pthread_mutex_unlock(&t->lock);
 		return;
 	}
-	keep = t->dormant_max && !inode->retired && !inode->dormant;
+	if (t->dormant_max && !inode->retired) {
+		inode->sleeping = true;
+		pthread_mutex_unlock(&t->lock);
+		inode_sleep(t, inode);
+		return;
+	}
 	itab_remove_locked(t, inode);
 	pthread_mutex_unlock(&t->lock);
-	if (keep)
-		inode_sleep(t, inode);
-	else
-		inode_free(t, inode);
+	inode_free(t, inode);
 }
 
 void itab_set_dormant_max(struct itab *t, size_t max)
@@ -704,7 +721,8 @@ struct hmm_inode *itab_get_by_id(struct itab *t, uint64_t id)
 	struct hmm_inode *in;
 
 	pthread_mutex_lock(&t->lock);
-	in = itab_by_nodeid_locked(t, id);
+	while ((in = itab_by_nodeid_locked(t, id)) && in->sleeping)
+		pthread_cond_wait(&t->slept, &t->lock);
 	if (in)
 		inode_raise_locked(t, in);
 	pthread_mutex_unlock(&t->lock);

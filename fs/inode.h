@@ -73,6 +73,8 @@
  *             kernel's file handles carry both; immutable likewise.
  * @dormant:   forgotten by the kernel and kept for its file handles (see
  *             itab_forget()); itab->lock.
+ * @sleeping:  on its way to dormant: lookups wait (itab->slept);
+ *             itab->lock.
  * @next_id:   chain of the node-id hash (itab->ids); itab->lock.
  * @dprev, @dnext: the dormant list, oldest first; itab->lock.
  * @cache_mtime, @cache_size, @cache_valid: backing mtime and size when the
@@ -96,7 +98,7 @@ struct hmm_inode {
 	bool retired;
 	uint64_t nodeid;
 	uint32_t gen;
-	bool dormant;
+	bool dormant, sleeping;
 	struct hmm_inode *next_id;
 	struct hmm_inode *dprev, *dnext;
 	pthread_mutex_t lock;
@@ -112,6 +114,7 @@ struct hmm_inode {
  * struct itab - the table.
  * @lock:    guards @buckets, @nbuckets, @count and every inode's
  *           ->nlookup and ->next.
+ * @slept:   broadcast when a sleeping inode is dormant or freed.
  * @buckets: hash chains, keyed by (dev, ino).
  * @ids:     every inode but the root, retired ones too, chained by node
  *           id in @nid_buckets chains; @nids of them.
@@ -134,6 +137,7 @@ struct hmm_inode {
  */
 struct itab {
 	pthread_mutex_t lock;
+	pthread_cond_t slept;
 	struct hmm_inode *retired;
 	struct hmm_inode **buckets;
 	struct hmm_inode **ids;

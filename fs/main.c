@@ -194,27 +194,34 @@ static void notice_no_handles(struct hmmfs *fs)
 }
 
 /*
- * Is BACKING the root of its file system: the mount point of a mount of
- * the whole file system (root "/" in mountinfo), not a directory in it or
- * a bind mount of one?  Only then may a node id open any object of its
- * device (persistent node ids, inode.h).  A path with characters that
- * mountinfo escapes is not matched: the answer is then no.
+ * Is BACKING (@fd) the root of its file system: the root of a mount
+ * (statx) whose mountinfo line (found by mount id, not by path) mounts
+ * the whole file system (root "/"), not a directory of it?  Only then
+ * may a node id open any object of its device (persistent node ids,
+ * inode.h).  Any doubt is a no.
  */
-static bool backing_is_fs_root(const char *backing, const struct stat *st)
+static bool backing_is_fs_root(int fd)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[4096], root[PATH_MAX], mnt[PATH_MAX];
-	unsigned int maj, min;
+	struct statx stx;
+	char *line = NULL, root[8];
+	unsigned long long id;
+	size_t cap = 0;
 	bool yes = false;
+	FILE *f;
 
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) < 0 ||
+	    !(stx.stx_mask & STATX_MNT_ID) ||
+	    !(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) ||
+	    !(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
+		return false;
+	f = fopen("/proc/self/mountinfo", "re");
 	if (!f)
 		return false;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%*u %*u %u:%u %4095s %4095s", &maj, &min, root, mnt) != 4)
-			continue;
-		if (strcmp(mnt, backing) == 0 && makedev(maj, min) == st->st_dev)
-			yes = strcmp(root, "/") == 0;	/* the last mount there wins */
-	}
+	while (getline(&line, &cap, f) > 0)
+		if (sscanf(line, "%llu %*u %*u:%*u %7s ", &id, root) == 2 &&
+		    id == stx.stx_mnt_id)
+			yes = strcmp(root, "/") == 0;
+	free(line);
 	fclose(f);
 	return yes;
 }
@@ -251,7 +258,7 @@ static int fs_init(struct hmmfs *fs, const struct hmmfs_opts *o,
 	}
 	fdc_set_max(&fs->itab.fdc, o->max_fds);
 	itab_set_dormant_max(&fs->itab, DORMANT_INODES);
-	if (backing_is_fs_root(backing, &st))
+	if (backing_is_fs_root(fd))
 		itab_persist(&fs->itab);	/* quiet: the usual case */
 	notice_no_handles(fs);
 	fs->max_size = backing_max_size(backing);

@@ -398,9 +398,22 @@ static void hmmfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_entry(req, &e);
 }
 
+/* A forget of a node id no inode has is logged and dropped. */
+static void forget_one(struct hmmfs *fs, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct hmm_inode *inode = ino == FUSE_ROOT_ID ? &fs->itab.root :
+				  itab_by_nodeid(&fs->itab, ino);
+
+	if (inode)
+		itab_forget(&fs->itab, inode, nlookup);
+	else
+		log_err("forget of node id %#llx, which no inode has",
+			(unsigned long long)ino);
+}
+
 static void hmmfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	itab_forget(&fs_of(req)->itab, inode_of(req, ino), nlookup);
+	forget_one(fs_of(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
@@ -408,8 +421,7 @@ static void hmmfs_forget_multi(fuse_req_t req, size_t count,
 			       struct fuse_forget_data *forgets)
 {
 	for (size_t i = 0; i < count; i++)
-		itab_forget(&fs_of(req)->itab, inode_of(req, forgets[i].ino),
-			    forgets[i].nlookup);
+		forget_one(fs_of(req), forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 

@@ -632,6 +632,7 @@ static int open_handle(union it_handle *h, int flags)
  */
 static void file_handles_survive_forget(void)
 {
+	static struct hmmfs_ioc_ops before, after;
 	union it_handle f, d, m, b;
 	struct stat old, st;
 	char name[32], buf[32] = "";
@@ -650,8 +651,13 @@ static void file_handles_survive_forget(void)
 	it_kernel_forgets(2);	/* f and b, which had cache state */
 	IT_REQUIRE_OK(unlink(BACK("hd/b")));
 
+	it_ops(&before);
 	fd = open_handle(&f, O_RDONLY);
+	it_ops(&after);
 	IT_REQUIRE(fd >= 0, "open_by_handle_at(hd/f): %s", it_errname(-fd));
+	/* the kernel forgot f: it asked the daemon (a lookup of ".") */
+	IT_TRUE(after.op[FUSE_LOOKUP].count > before.op[FUSE_LOOKUP].count,
+		"no LOOKUP reached the daemon for hd/f's handle");
 	IT_EQ(pread(fd, buf, sizeof(buf) - 1, 0), 14);
 	IT_STR_EQ(buf, "kept by handle");
 	close(fd);
@@ -744,6 +750,7 @@ static void last_possible_byte_reads_back(void)
 	IT_EQ(pread(fd, &c, 1, at), 1);
 	IT_EQ(c, 'a');
 	close(fd);
+	IT_TRUE(it_stats()->backing_reads > 0, "read without the cache");
 	IT_OK(it_mount_stop(&it.mount, &fd));
 	IT_OK(umount2(fsroot, 0));
 }

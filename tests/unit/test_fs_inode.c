@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -347,6 +348,81 @@ static void test_persistent_node_ids(void)
 	real_table_destroy(&t1, dir1, 2);
 }
 
+/*
+ * A lookup racing with the forget that puts an inode to sleep waits for
+ * it and finds the same inode, with the same node id, dormant no more:
+ * never a second inode for the object, nor a node id missing meanwhile.
+ * The release hook (the cache's state, outside the lock) is where the
+ * race is: it starts the racing lookups and checks they wait.
+ */
+struct sleep_race {
+	struct itab *t;
+	char path[96];
+	uint64_t id;
+	struct hmm_inode *by_name, *by_id;
+	_Atomic int done;
+};
+
+static struct sleep_race race;
+
+static void *race_lookup(void *arg)
+{
+	struct stat st;
+	int fd = open(race.path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+	(void)arg;
+	if (fd >= 0 && fstat(fd, &st) == 0 &&
+	    itab_lookup_insert(race.t, fd, &st, &race.by_name) == 0)
+		race.by_id = itab_get_by_id(race.t, race.id);
+	atomic_store(&race.done, 1);
+	return NULL;
+}
+
+static void race_release(void *arg, struct hmm_inode *in)
+{
+	pthread_t th;
+
+	(void)in;
+	if (arg != &race || race.by_name)
+		return;	/* only the first sleep, not the frees at the end */
+	CU_ASSERT_FATAL(pthread_create(&th, NULL, race_lookup, NULL) == 0);
+	usleep(100 * 1000);
+	CU_ASSERT_EQUAL(atomic_load(&race.done), 0);	/* it waits */
+	pthread_detach(th);
+	race.by_name = (struct hmm_inode *)1;	/* no second thread */
+}
+
+static void test_lookup_waits_for_sleep(void)
+{
+	struct itab t;
+	struct hmm_inode *in[1];
+	char dir[64];
+	int r;
+
+	r = real_table(&t, dir, in, 1);
+	CU_ASSERT_FATAL(r >= 0);
+	if (r > 0) {
+		itab_destroy(&t);
+		return;
+	}
+	itab_set_dormant_max(&t, 8);
+	race = (struct sleep_race){ .t = &t, .id = in[0]->nodeid };
+	snprintf(race.path, sizeof(race.path), "%s/f0", dir);
+	t.release = race_release;
+	t.release_arg = &race;
+	itab_forget(&t, in[0], 1);
+	for (int i = 0; i < 200 && !atomic_load(&race.done); i++)
+		usleep(10 * 1000);
+	CU_ASSERT_FATAL(atomic_load(&race.done));
+	CU_ASSERT_PTR_EQUAL(race.by_name, in[0]);
+	CU_ASSERT_PTR_EQUAL(race.by_id, in[0]);
+	CU_ASSERT_EQUAL(in[0]->nlookup, 2);
+	CU_ASSERT_EQUAL(itab_dormant_count(&t), 0);
+	CU_ASSERT_EQUAL(itab_count(&t), 1);
+	t.release = NULL;
+	real_table_destroy(&t, dir, 1);
+}
+
 int register_fs_inode(void)
 {
 	static const CU_TestInfo tests[] = {
@@ -359,6 +435,7 @@ int register_fs_inode(void)
 		  test_inode_numbers_unique_across_devices },
 		{ "forgotten inodes stay dormant, bounded", test_dormant_inodes },
 		{ "persistent node ids", test_persistent_node_ids },
+		{ "a lookup waits for a forget's sleep", test_lookup_waits_for_sleep },
 		CU_TEST_INFO_NULL,
 	};
 
