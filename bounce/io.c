@@ -319,6 +319,11 @@ static const struct io_engine_ops *engine_for(const struct io_engine *e,
 	return total <= e->inline_max ? &io_engine_psync : e->ops;
 }
 
+bool io_engine_parallel(const struct io_engine *e)
+{
+	return e->ops == &io_engine_uring;
+}
+
 void io_engine_set_inline_max(struct io_engine *e, size_t bytes)
 {
 	e->inline_max = bytes;

@@ -14,6 +14,7 @@
 #ifndef HMMFS_BOUNCE_IO_H
 #define HMMFS_BOUNCE_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -76,6 +77,14 @@ extern const struct io_engine_ops io_engine_uring, io_engine_aio,
 int io_engine_open(const char *name, unsigned int depth, struct io_engine **out);
 void io_engine_close(struct io_engine *e);
 const char *io_engine_name(const struct io_engine *e);
+
+/*
+ * Do the requests of one batch run at the same time even where each
+ * blocks in the kernel (a FUSE O_DIRECT read)?  io_uring: yes, it hands
+ * them to its workers; aio's io_submit() blocks on such a read, and psync
+ * runs them in turn.
+ */
+bool io_engine_parallel(const struct io_engine *e);
 
 /* Issue @n requests and wait for all.  Return: 0 (results in ->res). */
 int io_submit_wait(struct io_engine *e, struct io_req *reqs, unsigned int n);

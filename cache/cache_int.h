@@ -136,6 +136,8 @@ struct file_counters {
  *           and clean (lifetime.c): it changes only then, when no I/O on
  *           the file can be in flight.
  * @direct:  @fd is O_DIRECT.
+ * @read_run: the most pages one backing read of a miss may cover
+ *           (file.c, page_runs_build()); set with @fd.
  * @bfd:     a buffered descriptor of the same file when @fd is O_DIRECT,
  *           for writes of part of a page and small batches (writeback.c),
  *           opened on first use under @lock, closed with @fd; or -1.
@@ -209,6 +211,7 @@ struct cfile {
 	_Atomic(void *) root;
 	int fd;
 	int direct;
+	unsigned int read_run;
 	int bfd;
 	pthread_mutex_t lock;
 	pthread_rwlock_t trunc_lock;

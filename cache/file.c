@@ -266,6 +266,7 @@ int page_runs_build(struct cfile *f, struct cpage **pp, void *const *data,
 		    size_t n, int op, struct page_runs *r)
 {
 	size_t ps = f->cache->cfg.page_size;
+	size_t max_run = op == IO_READ && f->read_run ? f->read_run : CACHE_MAX_RUN;
 
 	if (page_runs_alloc(r, n))
 		return -ENOMEM;
@@ -273,7 +274,7 @@ int page_runs_build(struct cfile *f, struct cpage **pp, void *const *data,
 		struct io_req *q = &r->reqs[r->nreqs++];
 
 		for (j = i; j + 1 < n && pp[j + 1]->index == pp[j]->index + 1 &&
-			    j + 1 - i < CACHE_MAX_RUN; j++)
+			    j + 1 - i < max_run; j++)
 			;
 		for (size_t k = i; k <= j; k++)
 			r->iovs[k] = (struct iovec){

@@ -755,6 +755,37 @@ static void last_possible_byte_reads_back(void)
 	IT_OK(umount2(fsroot, 0));
 }
 
+/*
+ * Over a FUSE BACKING (hmmfs itself here), a cold read is cut into 32 KiB
+ * backing reads that the engine runs at once (cache/lifetime.c,
+ * read_run_for()): 1 MiB read through the outer mount costs at least 32
+ * backing reads there, and reads back right.
+ */
+static void fuse_backing_read_in_pieces(void)
+{
+	const char *lower = it_path(it.root, "lower"), *mid = it_path(it.root, "mid");
+	struct it_mount inner = { 0 };
+	char err[2048];
+	uint64_t reads;
+	int fd, status;
+
+	IT_REQUIRE_OK(mkdir(lower, 0755));
+	IT_REQUIRE_OK(mkdir(mid, 0755));
+	fd = IT_REQUIRE_OK(open(it_path(lower, "f"), O_CREAT | O_WRONLY, 0644));
+	IT_REQUIRE_OK(it_pwrite_pattern(fd, 0, MiB, MiB / 16, 31));
+	close(fd);
+	IT_REQUIRE(it_mount_start(&inner, lower, mid, "direct_io", false, err,
+				  sizeof(err)) == 0, "inner mount: %s", err);
+	mount_over(mid);
+	reads = it_stats()->backing_reads;
+	IT_EQ(it_file_check(MNT("f"), 0, MiB, 31), -1);
+	IT_TRUE(it_stats()->backing_reads - reads >= 32,
+		"%llu backing reads for 1 MiB, want 32 or more",
+		(unsigned long long)(it_stats()->backing_reads - reads));
+	IT_OK(it_mount_stop(&it.mount, &status));
+	IT_OK(it_mount_stop(&inner, &status));
+}
+
 /* Unlinked through the mount and forgotten: nothing of it stays cached. */
 static void unlinked_file_leaves_the_cache(void)
 {
@@ -878,6 +909,8 @@ static const struct it_test tests[] = {
 	{ "file handles survive a remount", file_handles_survive_remount,
 	  IT_NO_MOUNT, NULL },
 	{ "the last byte a file can have reads back", last_possible_byte_reads_back,
+	  IT_NO_MOUNT, NULL },
+	{ "a FUSE BACKING is read in pieces", fuse_backing_read_in_pieces,
 	  IT_NO_MOUNT, NULL },
 	{ NULL, NULL, 0, NULL },
 };
