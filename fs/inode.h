@@ -34,9 +34,12 @@
  * logged once when they do not, and the same for the daemon's lifetime,
  * across forget and lookup, since device numbers are never forgotten.
  *
- * Locking: one mutex, itab->lock, guards the hash chains and every
- * ->nlookup.  Inode fields other than those are set before the inode is
- * published and never change, except ->cache_*, which ->lock guards.
+ * Locking: one mutex, itab->lock, guards the hash chains, the dormant
+ * list and every ->nlookup, ->dormant and ->sleeping; lookups wait for a
+ * sleeping inode on itab->slept (with itab->lock).  Inode fields other
+ * than those are set before the inode is published and never change,
+ * except ->cache_*, which ->lock guards.  The release hook runs with no
+ * table lock held.
  * Lock order: itab->lock, then hmm_inode->lock (never the other way round);
  * itab->lock, then itab->fdc.lock.
  */
