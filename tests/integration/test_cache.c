@@ -21,7 +21,11 @@
  */
 #include <fcntl.h>
 #include <linux/fuse.h>
+#include <limits.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -786,6 +790,134 @@ static void fuse_backing_read_in_pieces(void)
 	IT_OK(it_mount_stop(&inner, &status));
 }
 
+/*
+ * File handles under pressure: 4 workers create, rewrite, rename and
+ * unlink their own files and reopen them by the handles they took, while
+ * the kernel drops its inodes every 50 ms.  A handle opens its own file
+ * (its worker's contents) or gives ESTALE, never another file (BACKING
+ * reuses inode numbers quickly) and never another error; the daemon lives.
+ */
+#define HS_WORKERS	4
+#define HS_HANDLES	16
+
+struct hs_result {
+	int id;
+	long opened, stale, other, wrong;
+};
+
+static _Atomic int hs_stop;
+
+static void *hs_dropper(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&hs_stop)) {
+		it_put_str("/proc/sys/vm/drop_caches", "2");
+		usleep(50 * 1000);
+	}
+	return NULL;
+}
+
+/* (Re)write @path with this worker's mark; its handle into @h. */
+static void hs_take(const char *path, int id, unsigned int *seed, union it_handle *h,
+		    int *nh)
+{
+	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644), mnt_id;
+	char tag[32];
+	bool ok;
+
+	if (fd < 0)
+		return;
+	snprintf(tag, sizeof(tag), "w%d-%u", id, rand_r(seed));
+	ok = write(fd, tag, strlen(tag) + 1) > 0;
+	close(fd);
+	h->fh.handle_bytes = MAX_HANDLE_SZ;
+	if (ok && name_to_handle_at(AT_FDCWD, path, &h->fh, &mnt_id, 0) == 0)
+		(*nh)++;
+}
+
+static void hs_reopen(union it_handle *h, int id, struct hs_result *r, bool *drop)
+{
+	char buf[32] = "", mine[8];
+	int fd = open_handle(h, O_RDONLY);
+
+	*drop = fd < 0;
+	if (fd == -ESTALE) {
+		r->stale++;
+		return;
+	}
+	if (fd < 0) {
+		r->other++;
+		return;
+	}
+	if (pread(fd, buf, sizeof(buf) - 1, 0) < 0)
+		r->other++;
+	close(fd);
+	r->opened++;
+	snprintf(mine, sizeof(mine), "w%d-", id);
+	if (buf[0] && strncmp(buf, mine, strlen(mine)) != 0)
+		r->wrong++;	/* another worker's file */
+}
+
+static void *hs_worker(void *arg)
+{
+	struct hs_result *r = arg;
+	int id = r->id, nh = 0;
+	union it_handle h[HS_HANDLES];
+	char path[PATH_MAX + 32], to[PATH_MAX + 32];
+	unsigned int seed = (unsigned int)id * 7919u + 1;
+
+	while (!atomic_load(&hs_stop)) {
+		int k = rand_r(&seed) % 8, op = rand_r(&seed) % 5;
+		bool drop;
+
+		snprintf(path, sizeof(path), "%s/w%d_%d", it.mnt, id, k);
+		if (op == 0 && nh < HS_HANDLES) {
+			hs_take(path, id, &seed, &h[nh], &nh);
+		} else if (op == 1) {
+			unlink(path);
+		} else if (op == 2) {
+			snprintf(to, sizeof(to), "%s/w%d_%d", it.mnt, id, rand_r(&seed) % 8);
+			rename(path, to);
+		} else if (nh) {
+			int i = rand_r(&seed) % nh;
+
+			hs_reopen(&h[i], id, r, &drop);
+			if (drop)
+				h[i] = h[--nh];
+		}
+	}
+	return NULL;
+}
+
+static void file_handles_under_pressure(void)
+{
+	struct hs_result r[HS_WORKERS] = { 0 };
+	pthread_t t[HS_WORKERS], dropper;
+	long opened = 0, stale = 0;
+
+	atomic_store(&hs_stop, 0);
+	IT_REQUIRE_OK(pthread_create(&dropper, NULL, hs_dropper, NULL));
+	for (int i = 0; i < HS_WORKERS; i++) {
+		r[i].id = i;
+		IT_REQUIRE_OK(pthread_create(&t[i], NULL, hs_worker, &r[i]));
+	}
+	sleep(5);
+	atomic_store(&hs_stop, 1);
+	for (int i = 0; i < HS_WORKERS; i++)
+		pthread_join(t[i], NULL);
+	pthread_join(dropper, NULL);
+	for (int i = 0; i < HS_WORKERS; i++) {
+		IT_EQ(r[i].wrong, 0);
+		IT_EQ(r[i].other, 0);
+		opened += r[i].opened;
+		stale += r[i].stale;
+	}
+	printf("  (%ld opened by handle, %ld stale) ", opened, stale);
+	IT_TRUE(opened > 100, "only %ld handles opened", opened);
+	IT_REQUIRE_OK(it_put_str(MNT("alive"), "yes"));	/* the daemon serves */
+	IT_CONTENT_STR(MNT("alive"), "yes");
+}
+
 /* Unlinked through the mount and forgotten: nothing of it stays cached. */
 static void unlinked_file_leaves_the_cache(void)
 {
@@ -912,6 +1044,8 @@ static const struct it_test tests[] = {
 	  IT_NO_MOUNT, NULL },
 	{ "a FUSE BACKING is read in pieces", fuse_backing_read_in_pieces,
 	  IT_NO_MOUNT, NULL },
+	{ "file handles under drop_caches, renames and unlinks",
+	  file_handles_under_pressure, 0, NULL },
 	{ NULL, NULL, 0, NULL },
 };
 
