@@ -209,12 +209,13 @@ void itab_forget(struct itab *t, struct hmm_inode *inode, uint64_t n);
  * Dormant inodes.  The kernel forgets inodes whenever it likes, but file
  * handles it gave out (name_to_handle_at, NFS export) name the node id and
  * generation, and after a forget it resolves one by looking up "." in
- * that node id.  So an inode whose count drops to zero keeps its address
- * (node id), generation and backing file handle, with no descriptor and
- * no cache state (the release hook runs), while its object can be
- * reopened by handle: up to @max of them, the oldest freed first.  An
- * inode without a handle, or kept for an object that lost its last name,
- * is freed as before.  A lookup of a dormant inode's object wakes it.
+ * that node id.  So an inode whose count drops to zero keeps its node
+ * id, generation and backing file handle, with no descriptor and no cache
+ * state (the release hook runs), while its object can be reopened by
+ * handle: up to @max of them, the oldest freed first.  An inode without a
+ * handle, or kept for an object that lost its last name, is freed as
+ * before.  A lookup of a dormant inode's object wakes it; one that comes
+ * while the inode is on its way (->sleeping) waits for it.
  * @max 0 (the default) keeps none.
  */
 void itab_set_dormant_max(struct itab *t, size_t max);
@@ -222,7 +223,7 @@ void itab_set_dormant_max(struct itab *t, size_t max);
 /*
  * itab_get_by_id() - the inode whose node id is @id, dormant or not, with
  * ->nlookup raised by one; NULL if there is none (freed, or never made).
- * Context: takes and releases t->lock.
+ * Context: takes and releases t->lock; waits while the inode sleeps.
  */
 struct hmm_inode *itab_get_by_id(struct itab *t, uint64_t id);
 
