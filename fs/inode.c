@@ -11,9 +11,11 @@
  * Why forget cannot race with use: the kernel sends FORGET for a node id
  * only after dropping its own inode, and it holds that inode for every
  * request in flight on it, so no request can name a node id whose count
- * reached zero.  A lookup racing with the forget of the same object either
- * finds the inode before the count drops (and raises it again) or after it
- * was unlinked from the table (and makes a fresh one): both under t->lock.
+ * reached zero (but for the "." lookup of a file handle, which finds its
+ * node id in the table first).  A lookup racing with the forget of the
+ * same object finds the inode before the count drops (and raises it
+ * again), or while it sleeps (and waits, below), or after it was freed
+ * (and makes a fresh one): all under t->lock.
  *
  * A new inode is made outside t->lock (taking its file handle is a
  * syscall), then the table is searched again under it: if another lookup
