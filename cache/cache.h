@@ -358,18 +358,21 @@ off_t cache_file_size(struct cfile *f);
  * fstat of the opened file): if BACKING's size or mtime differ from
  * what the cache last saw, or writeback found BACKING changed before it
  * wrote over it, and no page is dirty, drop the cached pages and take
- * BACKING's size.  Return: true if the cache was dropped, now or by a
- * getattr's check since the last open (the kernel's copy and attributes
- * should go too).
+ * BACKING's size.  @fd is a descriptor of the backing file (O_PATH will
+ * do), or -1: a change seen in @st is looked at again through it, because
+ * @st may have been taken in the middle of a change of ours (a truncate,
+ * then the times the kernel sends with it) that has ended since.
+ * Return: true if the cache was dropped, now or by a getattr's check
+ * since the last open (the kernel's copy and attributes should go too).
  */
-bool cache_file_revalidate(struct cfile *f, const struct stat *st);
+bool cache_file_revalidate(struct cfile *f, int fd, const struct stat *st);
 
 /*
  * Put the cache's size, mtime (if newer) and the blocks its dirty pages
  * will take into BACKING's attributes @st, after the same check as
- * cache_file_revalidate() against @st.
+ * cache_file_revalidate() against @st and @fd.
  */
-void cache_file_fix_attr(struct cfile *f, struct stat *st);
+void cache_file_fix_attr(struct cfile *f, int fd, struct stat *st);
 
 /*
  * Times were set explicitly (utimensat): the cache's own mtime must no

@@ -1424,18 +1424,22 @@ static bool file_quiet_locked(const struct cfile *f)
 }
 
 /*
- * BACKING's attributes now, in @now.  Without a descriptor (the file is
- * neither held nor dirty: none of our changes can be in flight) the
- * caller's @st is as good.  Context: @f->lock held.
+ * BACKING's attributes now, in @now: through the cache's descriptor, or
+ * else the caller's @fd.  With neither, the caller's @st: the file is
+ * then neither held nor dirty, but a change of ours may have ended since
+ * @st was taken, so callers should pass a descriptor.  Context: @f->lock
+ * held.
  */
-static bool file_fstat_locked(struct cfile *f, const struct stat *st,
+static bool file_fstat_locked(struct cfile *f, int fd, const struct stat *st,
 			      struct stat *now)
 {
-	if (f->fd < 0) {
+	if (f->fd >= 0)
+		fd = f->fd;
+	if (fd < 0) {
 		*now = *st;
 		return true;
 	}
-	return fstat(f->fd, now) == 0;
+	return fstat(fd, now) == 0;
 }
 
 /*
@@ -1447,7 +1451,7 @@ static bool file_fstat_locked(struct cfile *f, const struct stat *st,
  * racing a write-back or truncate), so BACKING is looked at again under
  * the lock, where none of ours is in flight, before anything is taken.
  */
-static bool file_revalidate_st(struct cfile *f, const struct stat *st)
+static bool file_revalidate_st(struct cfile *f, int fd, const struct stat *st)
 {
 	struct stat now;
 	bool changed;
@@ -1455,7 +1459,7 @@ static bool file_revalidate_st(struct cfile *f, const struct stat *st)
 	pthread_mutex_lock(&f->lock);
 	changed = file_quiet_locked(f) &&
 		  (f->outside_changed || backing_changed_locked(f, st)) &&
-		  file_fstat_locked(f, st, &now) &&
+		  file_fstat_locked(f, fd, st, &now) &&
 		  (f->outside_changed || backing_changed_locked(f, &now));
 	if (changed) {
 		f->size = now.st_size;
@@ -1476,11 +1480,11 @@ static bool file_revalidate_st(struct cfile *f, const struct stat *st)
  * writeback cache the kernel keeps its own size of a cached file, and
  * without it, its pages unless the open says otherwise).
  */
-bool cache_file_revalidate(struct cfile *f, const struct stat *st)
+bool cache_file_revalidate(struct cfile *f, int fd, const struct stat *st)
 {
 	bool stale;
 
-	file_revalidate_st(f, st);
+	file_revalidate_st(f, fd, st);
 	pthread_mutex_lock(&f->lock);
 	stale = f->kernel_stale;
 	f->kernel_stale = false;
@@ -1493,9 +1497,9 @@ bool cache_file_revalidate(struct cfile *f, const struct stat *st)
  * BACKING has not seen yet; each time only ever moves forward (a rename
  * or chmod in BACKING after the write has the later ctime).
  */
-void cache_file_fix_attr(struct cfile *f, struct stat *st)
+void cache_file_fix_attr(struct cfile *f, int fd, struct stat *st)
 {
-	file_revalidate_st(f, st);
+	file_revalidate_st(f, fd, st);
 	pthread_mutex_lock(&f->lock);
 	st->st_size = f->size;
 	cfile_fix_blocks_locked(f, st);

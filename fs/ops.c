@@ -169,6 +169,17 @@ static int openat_retry(struct hmmfs *fs, int dirfd, const char *name,
 	return fd < 0 ? -errno : fd;
 }
 
+/* cache_file_fix_attr() for an entry reply, through @inode's descriptor. */
+static void inode_fix_attr(struct hmmfs *fs, struct hmm_inode *inode,
+			   struct cfile *cf, struct stat *st)
+{
+	int fd = itab_fd_get(&fs->itab, inode);
+
+	cache_file_fix_attr(cf, fd < 0 ? -1 : fd, st);
+	if (fd >= 0)
+		itab_fd_put(&fs->itab, inode);
+}
+
 static int inode_stat(struct hmmfs *fs, struct hmm_inode *inode,
 		      struct stat *st)
 {
@@ -179,13 +190,11 @@ static int inode_stat(struct hmmfs *fs, struct hmm_inode *inode,
 		return fd;
 	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		ret = -errno;
+	else if (cf)
+		cache_file_fix_attr(cf, fd, st);
 	itab_fd_put(&fs->itab, inode);
-	if (ret)
-		return ret;
 	st->st_ino = inode->fino;
-	if (cf)
-		cache_file_fix_attr(cf, st);
-	return 0;
+	return ret;
 }
 
 /* ---- credentials of the caller, for creating objects ---------------- */
@@ -302,7 +311,7 @@ static int do_lookup(struct hmmfs *fs, struct hmm_inode *dir, const char *name,
 		return ret;
 	}
 	if (cf)
-		cache_file_fix_attr(cf, &e->attr);
+		inode_fix_attr(fs, inode, cf, &e->attr);
 	e->ino = node_id(fs, inode);
 	e->generation = inode->gen;
 	return 0;
@@ -371,7 +380,7 @@ static int lookup_self(struct hmmfs *fs, uint64_t id, struct fuse_entry_param *e
 		return ret == -ENOENT ? -ESTALE : ret;
 	}
 	if (cf)
-		cache_file_fix_attr(cf, &e->attr);
+		inode_fix_attr(fs, inode, cf, &e->attr);
 	e->attr.st_ino = inode->fino;
 	e->ino = node_id(fs, inode);
 	e->generation = inode->gen;
@@ -1174,7 +1183,7 @@ static int file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
 	open_list_add(fs, &fs->open_files, &hf->link);
 	if (cf)
 		fresh = !(changed = fstat(fd, &st) == 0 &&
-				    cache_file_revalidate(cf, &st));
+				    cache_file_revalidate(cf, fd, &st));
 	else
 		fresh = cache_still_good(inode, fd, &changed);
 	if (changed)

@@ -630,11 +630,11 @@ static void test_revalidate_after_outside_change(void)
 	fixture_open(&x, "c2o", 100, 64 * PS, 16 * PS);
 	CU_ASSERT_EQUAL(cache_read(x.f, r, 8, 0, NULL), 8);
 	CU_ASSERT_FATAL(fstat(x.fd, &st) == 0);
-	CU_ASSERT_FALSE(cache_file_revalidate(x.f, &st));	/* nothing changed */
+	CU_ASSERT_FALSE(cache_file_revalidate(x.f, -1, &st));	/* nothing changed */
 	CU_ASSERT_EQUAL(pwrite(x.fd, "OUTSIDE!", 8, 0), 8);
 	CU_ASSERT_EQUAL(pwrite(x.fd, "x", 1, 200), 1);	/* size changes too */
 	CU_ASSERT_FATAL(fstat(x.fd, &st) == 0);
-	CU_ASSERT_TRUE(cache_file_revalidate(x.f, &st));
+	CU_ASSERT_TRUE(cache_file_revalidate(x.f, -1, &st));
 	CU_ASSERT_EQUAL(cache_file_size(x.f), 201);
 	CU_ASSERT_EQUAL(cache_read(x.f, r, 8, 0, NULL), 8);
 	CU_ASSERT_EQUAL(memcmp(r, "OUTSIDE!", 8), 0);
