@@ -3058,8 +3058,21 @@ static void hmmfs_init(void *userdata, struct fuse_conn_info *conn)
 	else
 		conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE |
 				FUSE_CAP_SPLICE_READ);
-	if (fs->opts->writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+	if (fs->opts->writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+		/*
+		 * Under the writeback cache an atomic O_TRUNC open loses a
+		 * truncate racing with it: the kernel truncates in OPEN,
+		 * under the inode lock, then takes the lock again and sets
+		 * its own size to 0 (ATTR_OPEN in fuse_do_setattr) without
+		 * asking us, and it never takes our size after that.  A
+		 * truncate(2) between the two leaves the kernel's size at 0
+		 * (or at what the opener writes next) and BACKING's at the
+		 * truncate's.  Without the capability the kernel opens, then
+		 * truncates with a SETATTR of its own, under one lock.
+		 */
+		conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+	}
 	if (conn->capable & FUSE_CAP_IOCTL_DIR)
 		conn->want |= FUSE_CAP_IOCTL_DIR;	/* hmmfsctl on the mount root */
 	/*
