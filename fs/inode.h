@@ -84,6 +84,9 @@
  *             file was last closed, to decide whether the kernel's page cache
  *             of it is still good at the next open (close-to-open); used
  *             when hmmfs runs without its own cache.
+ * @own_changes: SETATTRs of ours changing BACKING's size or mtime now
+ *             (ops.c): an open meanwhile must not take them for someone
+ *             else's; @lock.
  * @cfile:     the page cache's state for this file (struct cfile), set once
  *             under @lock at the first open, freed with the inode through
  *             itab->release.  Load with acquire.
@@ -108,6 +111,7 @@ struct hmm_inode {
 	struct timespec cache_mtime;
 	off_t cache_size;
 	int cache_valid;
+	int own_changes;
 	void *_Atomic cfile;
 	_Atomic int atime_due;
 	_Atomic int nopen;

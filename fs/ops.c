@@ -651,12 +651,20 @@ static int inode_kill_setid(fuse_req_t req, struct hmm_inode *inode)
 	return ret;
 }
 
+static void own_change_begin(struct hmm_inode *inode);
+static void own_change_end(struct hmmfs *fs, struct hmm_inode *inode, bool done);
+
 static void hmmfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			  int valid, struct fuse_file_info *fi)
 {
 	struct hmm_inode *inode = inode_of(req, ino);
+	bool moves = inode->type == S_IFREG &&
+		     (valid & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME |
+			       FUSE_SET_ATTR_MTIME_NOW));
 	int ret = 0;
 
+	if (moves)
+		own_change_begin(inode);
 	if (valid & FUSE_SET_ATTR_MODE)
 		ret = set_mode(fs_of(req), inode, fi, attr->st_mode);
 	if (!ret && (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
@@ -673,6 +681,8 @@ static void hmmfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (!ret && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 			      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
 		ret = set_times(fs_of(req), inode, fi, valid, attr);
+	if (moves)
+		own_change_end(fs_of(req), inode, !ret);
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
@@ -947,22 +957,30 @@ static int backing_flags(struct hmmfs *fs, int flags)
 }
 
 /*
- * Did the backing file change since it was last closed through us?
- * Return: 1 if it is as we left it, else 0, with *@changed set if we had
- * seen it before (an outside change, not a first open).
+ * Did the backing file change since it was last closed through us?  A
+ * change of our own in flight (->own_changes) is not someone else's, and
+ * BACKING is looked at under the lock, after any that ended (see
+ * cache_remember_own()).  Return: 1 if it is as we left it, else 0, with
+ * *@changed set if we had seen it before (an outside change, not a first
+ * open).
  */
 static int cache_still_good(struct hmm_inode *inode, int fd, int *changed)
 {
 	struct stat st;
 	int good;
 
-	if (fstat(fd, &st) < 0)
-		return 0;
 	pthread_mutex_lock(&inode->lock);
-	good = inode->cache_valid && inode->cache_size == st.st_size &&
-	       inode->cache_mtime.tv_sec == st.st_mtim.tv_sec &&
-	       inode->cache_mtime.tv_nsec == st.st_mtim.tv_nsec;
-	*changed = inode->cache_valid && !good;
+	if (inode->own_changes) {
+		good = inode->cache_valid;
+		*changed = 0;
+	} else if (fstat(fd, &st) < 0) {
+		good = *changed = 0;
+	} else {
+		good = inode->cache_valid && inode->cache_size == st.st_size &&
+		       inode->cache_mtime.tv_sec == st.st_mtim.tv_sec &&
+		       inode->cache_mtime.tv_nsec == st.st_mtim.tv_nsec;
+		*changed = inode->cache_valid && !good;
+	}
 	pthread_mutex_unlock(&inode->lock);
 	return good;
 }
@@ -978,6 +996,38 @@ static void cache_remember(struct hmm_inode *inode, int fd)
 	inode->cache_size = st.st_size;
 	inode->cache_mtime = st.st_mtim;
 	pthread_mutex_unlock(&inode->lock);
+}
+
+/*
+ * A SETATTR of ours that moves BACKING's size or mtime, without the
+ * cache: between _begin and _end an open does not compare (->own_changes),
+ * and _end takes BACKING's new state as the one the next open compares
+ * with, as a close does.  Else an open would take our own truncate(2) for
+ * an outside change and retire the node id while other callers still
+ * truncate through the old one (the new kernel inode never learns their
+ * sizes).
+ */
+static void own_change_begin(struct hmm_inode *inode)
+{
+	pthread_mutex_lock(&inode->lock);
+	inode->own_changes++;
+	pthread_mutex_unlock(&inode->lock);
+}
+
+static void own_change_end(struct hmmfs *fs, struct hmm_inode *inode, bool done)
+{
+	int fd = done ? itab_fd_get(&fs->itab, inode) : -1;
+	struct stat st;
+
+	pthread_mutex_lock(&inode->lock);
+	if (fd >= 0 && inode->cache_valid && fstat(fd, &st) == 0) {
+		inode->cache_size = st.st_size;
+		inode->cache_mtime = st.st_mtim;
+	}
+	inode->own_changes--;
+	pthread_mutex_unlock(&inode->lock);
+	if (fd >= 0)
+		itab_fd_put(&fs->itab, inode);
 }
 
 /*
