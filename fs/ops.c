@@ -960,7 +960,7 @@ static int backing_flags(struct hmmfs *fs, int flags)
  * Did the backing file change since it was last closed through us?  A
  * change of our own in flight (->own_changes) is not someone else's, and
  * BACKING is looked at under the lock, after any that ended (see
- * cache_remember_own()).  Return: 1 if it is as we left it, else 0, with
+ * own_change_begin()).  Return: 1 if it is as we left it, else 0, with
  * *@changed set if we had seen it before (an outside change, not a first
  * open).
  */
