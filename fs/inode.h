@@ -38,8 +38,8 @@
  * list and every ->nlookup, ->dormant and ->sleeping; lookups wait for a
  * sleeping inode on itab->slept (with itab->lock).  Inode fields other
  * than those are set before the inode is published and never change,
- * except ->cache_*, which ->lock guards.  The release hook runs with no
- * table lock held.
+ * except ->cache_* and ->own_changes, which ->lock guards.  The release
+ * hook runs with no table lock held.
  * Lock order: itab->lock, then hmm_inode->lock (never the other way round);
  * itab->lock, then itab->fdc.lock.
  */
@@ -69,7 +69,7 @@
  *             number BACKING gave to another (itab_lookup_insert), or
  *             one the kernel must look up afresh (ops.c, open_kernel_stale);
  *             itab->lock.
- * @lock:      guards the cache_* fields.
+ * @lock:      guards the cache_* fields and @own_changes.
  * @nodeid:    the node id handed to the kernel (see "Node ids" above);
  *             immutable once the inode is in the table.
  * @gen:       generation, sent with the node id in every entry: the

@@ -557,6 +557,22 @@ static int utimens_path(int fd, const struct timespec tv[2])
 	return utimensat(AT_FDCWD, path, tv, 0) < 0 ? -errno : 0;
 }
 
+/* utimensat() on @inode, through the open file @fi if there is one. */
+static int set_times_to(struct hmmfs *fs, struct hmm_inode *inode,
+			struct fuse_file_info *fi, const struct timespec tv[2])
+{
+	int fd, ret;
+
+	if (fi && inode->type == S_IFREG)
+		return futimens(fh_fd(fi), tv) < 0 ? -errno : 0;
+	fd = itab_fd_get(&fs->itab, inode);
+	if (fd < 0)
+		return fd;
+	ret = utimens_path(fd, tv);
+	itab_fd_put(&fs->itab, inode);
+	return ret;
+}
+
 static int set_times(struct hmmfs *fs, struct hmm_inode *inode,
 		     struct fuse_file_info *fi, int valid, struct stat *attr)
 {
@@ -567,7 +583,7 @@ static int set_times(struct hmmfs *fs, struct hmm_inode *inode,
 			 &attr->st_mtim),
 	};
 	struct cfile *cf;
-	int fd, ret;
+	int ret;
 
 	ret = inode_cfile_hold(fs, inode, false, &cf);
 	if (ret)
@@ -582,13 +598,20 @@ static int set_times(struct hmmfs *fs, struct hmm_inode *inode,
 		cache_file_times_set(cf);
 		cache_file_change_begin(cf);
 	}
-	if (fi && inode->type == S_IFREG) {
-		ret = futimens(fh_fd(fi), tv) < 0 ? -errno : 0;
-	} else if ((fd = itab_fd_get(&fs->itab, inode)) < 0) {
-		ret = fd;
-	} else {
-		ret = utimens_path(fd, tv);
-		itab_fd_put(&fs->itab, inode);
+	ret = set_times_to(fs, inode, fi, tv);
+	/*
+	 * The mtime the kernel sends with a truncate (or an O_TRUNC open's
+	 * SETATTR) is its own clock's, since the writeback cache keeps times.
+	 * An explicit time needs the owner, a truncate only write access:
+	 * where BACKING refuses the time (an NFS BACKING with root_squash),
+	 * take "now" rather than fail a truncate already done.
+	 */
+	if ((ret == -EPERM || ret == -EACCES) && (valid & FUSE_SET_ATTR_SIZE)) {
+		if (valid & FUSE_SET_ATTR_MTIME)
+			tv[1].tv_nsec = UTIME_NOW;
+		if (valid & FUSE_SET_ATTR_ATIME)
+			tv[0].tv_nsec = UTIME_NOW;
+		ret = set_times_to(fs, inode, fi, tv);
 	}
 	if (cf) {
 		cache_file_change_end(cf, -1);
@@ -652,13 +675,13 @@ static int inode_kill_setid(fuse_req_t req, struct hmm_inode *inode)
 }
 
 static void own_change_begin(struct hmm_inode *inode);
-static void own_change_end(struct hmmfs *fs, struct hmm_inode *inode, bool done);
+static void own_change_end(struct hmmfs *fs, struct hmm_inode *inode);
 
 static void hmmfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			  int valid, struct fuse_file_info *fi)
 {
 	struct hmm_inode *inode = inode_of(req, ino);
-	bool moves = inode->type == S_IFREG &&
+	bool moves = inode->type == S_IFREG && !inode_cfile(inode) &&
 		     (valid & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME |
 			       FUSE_SET_ATTR_MTIME_NOW));
 	int ret = 0;
@@ -681,8 +704,8 @@ static void hmmfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (!ret && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 			      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)))
 		ret = set_times(fs_of(req), inode, fi, valid, attr);
-	if (moves)
-		own_change_end(fs_of(req), inode, !ret);
+	if (moves)	/* also after a failure: what changed was ours */
+		own_change_end(fs_of(req), inode);
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
@@ -956,6 +979,16 @@ static int backing_flags(struct hmmfs *fs, int flags)
 	return flags | O_CLOEXEC;
 }
 
+/* Context: inode->lock held.  Is BACKING (@fd) as last recorded? */
+static bool cache_same_locked(struct hmm_inode *inode, int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && inode->cache_size == st.st_size &&
+	       inode->cache_mtime.tv_sec == st.st_mtim.tv_sec &&
+	       inode->cache_mtime.tv_nsec == st.st_mtim.tv_nsec;
+}
+
 /*
  * Did the backing file change since it was last closed through us?  A
  * change of our own in flight (->own_changes) is not someone else's, and
@@ -966,46 +999,45 @@ static int backing_flags(struct hmmfs *fs, int flags)
  */
 static int cache_still_good(struct hmm_inode *inode, int fd, int *changed)
 {
-	struct stat st;
 	int good;
 
 	pthread_mutex_lock(&inode->lock);
 	if (inode->own_changes) {
 		good = inode->cache_valid;
 		*changed = 0;
-	} else if (fstat(fd, &st) < 0) {
-		good = *changed = 0;
 	} else {
-		good = inode->cache_valid && inode->cache_size == st.st_size &&
-		       inode->cache_mtime.tv_sec == st.st_mtim.tv_sec &&
-		       inode->cache_mtime.tv_nsec == st.st_mtim.tv_nsec;
+		good = inode->cache_valid && cache_same_locked(inode, fd);
 		*changed = inode->cache_valid && !good;
 	}
 	pthread_mutex_unlock(&inode->lock);
 	return good;
 }
 
+/* BACKING's state at a close, for the next open.  fstat under the lock:
+ * an older one must not overwrite what own_change_end() recorded. */
 static void cache_remember(struct hmm_inode *inode, int fd)
 {
 	struct stat st;
 
-	if (fstat(fd, &st) < 0)
-		return;
 	pthread_mutex_lock(&inode->lock);
-	inode->cache_valid = 1;
-	inode->cache_size = st.st_size;
-	inode->cache_mtime = st.st_mtim;
+	if (fstat(fd, &st) == 0) {
+		inode->cache_valid = 1;
+		inode->cache_size = st.st_size;
+		inode->cache_mtime = st.st_mtim;
+	}
 	pthread_mutex_unlock(&inode->lock);
 }
 
 /*
- * A SETATTR of ours that moves BACKING's size or mtime, without the
- * cache: between _begin and _end an open does not compare (->own_changes),
- * and _end takes BACKING's new state as the one the next open compares
- * with, as a close does.  Else an open would take our own truncate(2) for
- * an outside change and retire the node id while other callers still
- * truncate through the old one (the new kernel inode never learns their
- * sizes).
+ * A SETATTR of ours that moves BACKING's size or mtime (the state is
+ * used without the cache): between _begin and _end an open does not
+ * compare (->own_changes), and _end takes BACKING's new state as the one
+ * the next open compares with, as a close does.  Else an open would take
+ * our own truncate(2) for an outside change and retire the node id while
+ * other callers still truncate through the old one (the new kernel inode
+ * never learns their sizes).  Like a close, it takes an outside change
+ * made just before as its own: BACKING cannot tell them apart from our
+ * writes through a file still open, which only its close records.
  */
 static void own_change_begin(struct hmm_inode *inode)
 {
@@ -1014,9 +1046,9 @@ static void own_change_begin(struct hmm_inode *inode)
 	pthread_mutex_unlock(&inode->lock);
 }
 
-static void own_change_end(struct hmmfs *fs, struct hmm_inode *inode, bool done)
+static void own_change_end(struct hmmfs *fs, struct hmm_inode *inode)
 {
-	int fd = done ? itab_fd_get(&fs->itab, inode) : -1;
+	int fd = itab_fd_get(&fs->itab, inode);
 	struct stat st;
 
 	pthread_mutex_lock(&inode->lock);
