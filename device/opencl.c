@@ -369,71 +369,41 @@ static size_t ocl_piece(const struct ocl_dev *od, dev_addr_t a, size_t len,
 	return len < room ? len : room;
 }
 
-/* The length of the piece of @cp that starts @done bytes in. */
-static size_t ocl_piece_len(const struct ocl_dev *od, const struct dev_copy *cp,
-			    size_t done)
-{
-	size_t n = cp->len - done, off;
-	cl_mem buf;
-
-	if (cp->dir != DEV_H2D)
-		n = ocl_piece(od, cp->src + done, n, &buf, &off);
-	if (cp->dir != DEV_D2H)
-		n = ocl_piece(od, cp->dst + done, n, &buf, &off);
-	return n;
-}
-
-/*
- * Queue the piece of @cp that starts @done bytes in (a copy is split where
- * it crosses from one buffer into the next: ocl_piece()) on @cq; reads and
- * writes wait for it when @blocking.  @ev gets its event (NULL: none).
- * Return: the piece's length, or 0 with the runtime's result in *@r and
- * the call that failed in *@what.
- */
-static size_t ocl_enqueue_piece(struct ocl_dev *od, cl_command_queue cq,
-				const struct dev_copy *cp, size_t done,
-				bool blocking, cl_event *ev, cl_int *r,
-				const char **what)
-{
-	size_t n = cp->len - done, doff, soff;
-	cl_uint block = blocking ? CL_TRUE : CL_FALSE;
-	cl_mem dbuf, sbuf;
-
-	if (cp->dir == DEV_H2D) {
-		*what = "clEnqueueWriteBuffer";
-		n = ocl_piece(od, cp->dst + done, n, &dbuf, &doff);
-		*r = od->api.EnqueueWriteBuffer(cq, dbuf, block, doff, n,
-						(char *)cp->host + done, 0, NULL, ev);
-	} else if (cp->dir == DEV_D2H) {
-		*what = "clEnqueueReadBuffer";
-		n = ocl_piece(od, cp->src + done, n, &sbuf, &soff);
-		*r = od->api.EnqueueReadBuffer(cq, sbuf, block, soff, n,
-					       (char *)cp->host + done, 0, NULL, ev);
-	} else {
-		*what = "clEnqueueCopyBuffer";
-		n = ocl_piece(od, cp->src + done, n, &sbuf, &soff);
-		n = ocl_piece(od, cp->dst + done, n, &dbuf, &doff);
-		*r = od->api.EnqueueCopyBuffer(cq, sbuf, dbuf, soff, doff, n, 0,
-					       NULL, ev);
-	}
-	return *r ? 0 : n;
-}
-
-/* Queue one copy, each piece with an event.  Context: rec locked. */
+/* Queue one copy, split at buffer boundaries.  Context: rec locked. */
 static int ocl_copy_locked(struct ocl_dev *od, struct ocl_fence *rec,
 			   const struct dev_copy *cp, struct dev_fence *f)
 {
 	unsigned int q = ocl_thread_queue();
+	cl_command_queue cq = od->queue[q].q;
 	size_t done = 0;
 
 	while (done < cp->len) {
+		size_t n = cp->len - done, doff, soff;
+		cl_mem dbuf, sbuf;
 		const char *what;
 		cl_event ev = NULL;
 		cl_int r;
-		size_t n = ocl_enqueue_piece(od, od->queue[q].q, cp, done, false,
-					     &ev, &r, &what);
 
-		if (!n)
+		if (cp->dir == DEV_H2D) {
+			what = "clEnqueueWriteBuffer";
+			n = ocl_piece(od, cp->dst + done, n, &dbuf, &doff);
+			r = od->api.EnqueueWriteBuffer(cq, dbuf, CL_FALSE, doff, n,
+						       (char *)cp->host + done, 0,
+						       NULL, &ev);
+		} else if (cp->dir == DEV_D2H) {
+			what = "clEnqueueReadBuffer";
+			n = ocl_piece(od, cp->src + done, n, &sbuf, &soff);
+			r = od->api.EnqueueReadBuffer(cq, sbuf, CL_FALSE, soff, n,
+						      (char *)cp->host + done, 0,
+						      NULL, &ev);
+		} else {
+			what = "clEnqueueCopyBuffer";
+			n = ocl_piece(od, cp->src + done, n, &sbuf, &soff);
+			n = ocl_piece(od, cp->dst + done, n, &dbuf, &doff);
+			r = od->api.EnqueueCopyBuffer(cq, sbuf, dbuf, soff, doff, n, 0,
+						      NULL, &ev);
+		}
+		if (r)
 			return ocl_fail_queue(od, f, what, r);
 		ocl_note(od, rec, q, ev, f);
 		done += n;
@@ -652,47 +622,16 @@ static int ocl_fence_wait(struct dev_unit *d, struct dev_fence *f)
 	return first ? first : ret;
 }
 
-/*
- * The synchronous path: the copies go on this thread's queue without
- * events, and the last piece waits (an in-order queue finishes in order;
- * after a device-to-device copy, which cannot block, clFinish does).  On
- * POCL's pthread device a blocking 4 KiB read costs a fraction of the CPU
- * of a read with an event to create, wait for and release
- * (docs/performance.md).  A failure to queue still waits for what was
- * queued: those copies use the caller's buffers.
- */
+/* The synchronous path: queued on this thread's queue, waited at once. */
 static int ocl_copy_sync(struct dev_unit *d, const struct dev_copy *cp, size_t n)
 {
-	struct ocl_dev *od = d->priv;
-	cl_command_queue cq = od->queue[ocl_thread_queue()].q;
-	int ret = ocl_usable(od, NULL);
-	bool queued = false, waited = false;
+	struct dev_fence f = DEV_FENCE_INIT;
+	int ret = 0, r;
 
-	for (size_t i = 0; i < n && !ret; i++) {
-		for (size_t done = 0; done < cp[i].len && !ret;) {
-			const char *what;
-			cl_int r;
-			size_t len;
-
-			waited = i == n - 1 && cp[i].dir != DEV_D2D &&
-				 done + ocl_piece_len(od, &cp[i], done) == cp[i].len;
-			len = ocl_enqueue_piece(od, cq, &cp[i], done, waited, NULL,
-						&r, &what);
-			if (!len) {
-				ret = ocl_fail(od, what, r);
-				waited = false;
-			}
-			queued = true;
-			done += len;
-		}
-	}
-	if (queued && !waited) {
-		cl_int r = od->api.Finish(cq);
-
-		if (r && !ret)
-			ret = ocl_fail(od, "clFinish", r);
-	}
-	return ret;
+	for (size_t i = 0; i < n && !ret; i++)
+		ret = ocl_copy(d, &cp[i], &f);
+	r = ocl_fence_wait(d, &f);
+	return ret ? ret : r;
 }
 
 /*
