@@ -850,8 +850,11 @@ static int ocl_pick(struct ocl_dev *od, const struct device_config *cfg,
 	if (nplat > 16)
 		nplat = 16;	/* the rest are out of reach of cl_platform= */
 	if (r == CL_PLATFORM_NOT_FOUND_KHR || (!r && !nplat)) {
+		const char *vendors = getenv("OCL_ICD_VENDORS");	/* the loader's */
+
 		snprintf(err, errlen, "opencl: no OpenCL platform: the ICD loader (%s) "
-			 "found no driver in /etc/OpenCL/vendors; %s", od->lib,
+			 "found no driver in %s; %s", od->lib,
+			 vendors && *vendors ? vendors : "/etc/OpenCL/vendors",
 			 OCL_INSTALL);
 		return -ENODEV;
 	}
