@@ -510,6 +510,7 @@ int dev_frame_get(struct cache *c, int unit, dev_addr_t *a, size_t want);
 void frame_free_deferred(struct cache *c, void *frame, dev_addr_t daddr);
 void page_switch_tier_locked(struct cache *c, struct cpage *p, void *frame,
 			     dev_addr_t daddr);
+void page_daddr_switch_locked(struct cache *c, struct cpage *p, dev_addr_t to);
 bool page_thrash_hold(struct cache *c, struct cpage *p);
 void pages_promote_hot(struct cache *c, struct cpage **pp, size_t n);
 void cache_inval(struct cache *c, struct cfile *f, uint64_t first, uint64_t n);

@@ -510,6 +510,28 @@ int pages_to_host_locked(struct cache *c, struct cpage **pp, size_t n,
 }
 
 /*
+ * Point device page @p at device frame @to, which already holds its bytes
+ * (dedupe's shared frame, or a private copy of it): if @to lies on another
+ * unit, the page's place on the per-unit lists and counts goes with it,
+ * so that unit's eviction and budget see it.  The caller frees the old
+ * frame after a grace period.  Context: page locked, on the device.
+ */
+void page_daddr_switch_locked(struct cache *c, struct cpage *p, dev_addr_t to)
+{
+	dev_addr_t old = page_daddr(p);
+
+	pthread_mutex_lock(&c->lru_lock);
+	atomic_store_explicit(&p->daddr, to, memory_order_release);
+	if (dev_addr_unit(to) != dev_addr_unit(old)) {
+		clist_del(&p->lru);
+		clist_add_head(&c->dev_lru[dev_addr_unit(to)], &p->lru);
+		dev_pages_dec(c, old);
+		dev_pages_inc(c, to);
+	}
+	pthread_mutex_unlock(&c->lru_lock);
+}
+
+/*
  * Move @p to the other tier without copying: its bytes are already in
  * @frame (to the host) or @daddr (to the device), a frame dedupe shares.
  * The caller frees the old frame after a grace period.  Context: page

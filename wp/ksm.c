@@ -291,8 +291,8 @@ static void page_join_locked(struct ksm *k, struct cpage *p, struct ksm_frame *s
 	p->shared = s;
 	wp_protect(p, WP_SHARED);
 	if (was_dev == to_dev) {
-		if (to_dev)
-			atomic_store_explicit(&p->daddr, s->daddr, memory_order_relaxed);
+		if (to_dev)	/* @s may lie on another unit */
+			page_daddr_switch_locked(c, p, s->daddr);
 		else
 			atomic_store_explicit(&p->frame, s->frame, memory_order_relaxed);
 	} else {
@@ -551,13 +551,19 @@ out_unlock:
 
 /* ---- copy on write -------------------------------------------------------- */
 
-/* A private copy of shared device page @p on the device.  Return 0/-errno. */
+/*
+ * A private copy of shared device page @p on the device: on the shared
+ * frame's unit (where @p is counted) if it has room, else on any.
+ * Return 0/-errno.
+ */
 static int cow_on_device(struct cache *c, struct cpage *p, struct ksm_frame *s)
 {
 	struct dev_fence fence = DEV_FENCE_INIT;
 	dev_addr_t a;
-	int ret = dev_frame_get(c, CACHE_UNIT_ANY, &a, 1);
+	int ret = dev_frame_get(c, (int)dev_addr_unit(s->daddr), &a, 1);
 
+	if (ret == -ENOSPC)
+		ret = dev_frame_get(c, CACHE_UNIT_ANY, &a, 1);
 	if (ret)
 		return ret;
 	ret = dev_copy_on_device(c->dev, a, s->daddr, c->cfg.page_size, &fence);
@@ -567,7 +573,7 @@ static int cow_on_device(struct cache *c, struct cpage *p, struct ksm_frame *s)
 		dev_frame_free(c->dev, a);
 		return ret == -ENODEV ? -EIO : ret;
 	}
-	atomic_store_explicit(&p->daddr, a, memory_order_relaxed);
+	page_daddr_switch_locked(c, p, a);
 	return 0;
 }
 

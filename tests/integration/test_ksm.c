@@ -9,7 +9,8 @@
  * and pages_shared/pages_sharing say so.  A write to one copy afterwards
  * never shows in the others, in the mount or in BACKING, and all of it
  * survives fsync and unmount.  Merged device-resident pages serve bounce
- * reads.  Only the mount's owner (or root) may change the knobs, and
+ * reads, and pages merged across two devices are counted on the device
+ * of their frame.  Only the mount's owner (or root) may change the knobs, and
  * knobs out of range are refused.  Dedupe is no content oracle: with
  * ksm_scope=uid a user's right guess of root's 0600 page never merges
  * with it, a chown unshares, and with either scope a user sees sharing
@@ -199,6 +200,77 @@ static void device_pages_merge(void)
 	IT_EQ(stats().device_frames_used, 1024);
 	IT_EQ(it_file_check(MNT("d0"), 0, 4 * MiB, 5), -1);	/* bounce reads */
 	IT_EQ(it_file_check(MNT("d1"), 0, 4 * MiB, 5), -1);
+}
+
+static struct hmmfs_ioc_devices devices(void)
+{
+	struct hmmfs_ioc_devices d = { .version = HMMFS_IOC_VERSION };
+	int fd = open(it.mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	IT_REQUIRE(fd >= 0, "open %s", it.mnt);
+	IT_OK(ioctl(fd, HMMFS_IOC_DEVICES, &d));
+	close(fd);
+	return d;
+}
+
+static void migrate_to_unit(const char *rel, unsigned int unit, uint64_t pages)
+{
+	struct hmmfs_ioc_migrate m = { .version = HMMFS_IOC_VERSION,
+				       .to = HMMFS_TO_DEVICE_UNIT(unit) };
+	int fd = IT_REQUIRE_OK(open(MNT(rel), O_RDONLY));
+
+	IT_OK(ioctl(fd, HMMFS_IOC_MIGRATE, &m));
+	IT_EQ(m.moved, pages);
+	close(fd);
+}
+
+/*
+ * Equal pages on two devices merge onto one frame, on either device: each
+ * page is then counted on its frame's device (a unit with no frame in use
+ * holds no page), and once the files are gone both counts are 0.  (They
+ * once stayed on the old unit: one count went below zero and that unit's
+ * eviction spun forever.)
+ */
+static void merge_across_devices(void)
+{
+	uint32_t stop[HMMFS_KSM_NR_KNOBS] = { [HMMFS_KSM_RUN] = 0 };
+	struct hmmfs_ioc_devices d;
+	int err;
+
+	ksm_ioctl(1u << HMMFS_KSM_RUN, stop, &err);
+	IT_EQ(err, 0);
+	copy_of("u0", MiB, 31);
+	copy_of("u1", MiB, 31);
+	migrate_to_unit("u0", 0, 256);
+	migrate_to_unit("u1", 1, 256);
+	ksm_fast();
+	wait_scans(3);
+	IT_EQ(ksm_stats().pages_shared, 256);
+	/* merged pages' old frames are freed after an RCU grace period */
+	for (int i = 0; i < 100; i++) {
+		d = devices();
+		if (d.dev[0].frames_used + d.dev[1].frames_used == 256)
+			break;
+		usleep(50 * 1000);
+	}
+	IT_EQ(d.count, 2);
+	IT_EQ(d.dev[0].frames_used + d.dev[1].frames_used, 256);
+	IT_EQ(d.dev[0].pages + d.dev[1].pages, 512);
+	for (int k = 0; k < 2; k++)
+		IT_TRUE(d.dev[k].frames_used || !d.dev[k].pages,
+			"device %d: %llu pages on no frame", k,
+			(unsigned long long)d.dev[k].pages);
+	IT_EQ(it_file_check(MNT("u1"), 0, MiB, 31), -1);
+	IT_OK(unlink(MNT("u0")));
+	IT_OK(unlink(MNT("u1")));
+	for (int i = 0; i < 100; i++) {	/* freed when the kernel forgets them */
+		d = devices();
+		if (!d.dev[0].pages && !d.dev[1].pages)
+			break;
+		usleep(50 * 1000);
+	}
+	IT_EQ(d.dev[0].pages, 0);
+	IT_EQ(d.dev[1].pages, 0);
 }
 
 static int set_as_other_user(void *arg, void *out)
@@ -400,6 +472,8 @@ static void scope_all(void)
 static const struct it_test tests[] = {
 	{ "four copies share one frame per page", four_copies, 0, NULL },
 	{ "merged device pages serve bounce reads", device_pages_merge, 0, NULL },
+	{ "merged across devices: pages counted where their frame is",
+	  merge_across_devices, 0, "ksm=on,direct_io,devices=2,device_cache=8M" },
 	{ "knobs: owner only, in range", knob_rules, 0, "ksm=on,allow_other" },
 	{ "ksm_scope=uid: no merge or sharing shown across owners", scope_uid, 0,
 	  "ksm=on,allow_other" },
