@@ -37,6 +37,10 @@
  * race a write of the same page by design (cache/racy.h); they are marked
  * so for ThreadSanitizer.
  *
+ * Loss.  The dev_lost fault makes the simulated device go away as a real
+ * one can: from then on every operation fails with -ENODEV (hs_usable()),
+ * so the cache's lost-device path runs on the default backend too.
+ *
  * Locking: q_lock guards the ring, @stop and @busy_until.  The fence
  * protocol is lock-free: see hostsim_complete() and hostsim_fence_wait().
  */
@@ -55,6 +59,8 @@
 
 #include "cache/racy.h"	/* macros only: the read-race marking */
 #include "device/device.h"
+#include "fault/fault.h"
+#include "log/log.h"
 
 #define HS_RING 4096
 #define HS_SPIN_NS 100000	/* waits shorter than this spin */
@@ -96,6 +102,7 @@ struct hostsim {
 	size_t head, count;
 	int stop;
 	uint64_t busy_until;
+	_Atomic bool lost;
 };
 
 static inline void hs_cpu_relax(void)
@@ -266,9 +273,32 @@ static void *hostsim_engine(void *arg)
 	return NULL;
 }
 
+/*
+ * Before any work: is the "device" still there?  Only the dev_lost fault
+ * takes it away, as a runtime reporting a lost GPU would; then every
+ * operation fails with -ENODEV, and a fence queued on keeps the loss for
+ * its wait.
+ */
+static int hs_usable(struct hostsim *hs, struct dev_fence *f)
+{
+	int none = 0;
+
+	if (fault_hit(FAULT_DEV_LOST, NULL) && !atomic_exchange(&hs->lost, true))
+		log_err("hostsim: lost (dev_lost fault injected)");
+	if (!atomic_load(&hs->lost))
+		return 0;
+	if (f)
+		atomic_compare_exchange_strong(&f->error, &none, -ENODEV);
+	return -ENODEV;
+}
+
 static int hostsim_queue(struct dev_unit *d, struct hs_op *o)
 {
 	struct hostsim *hs = d->priv;
+	int ret = hs_usable(hs, o->fence);
+
+	if (ret)
+		return ret;
 
 	o->queued_ns = hs->lat_ns ? dev_clock_ns() : 0;
 	atomic_fetch_add_explicit(&o->fence->pending, 1, memory_order_relaxed);
@@ -352,7 +382,10 @@ static int hostsim_copy_sync(struct dev_unit *d, const struct dev_copy *cp,
 	struct hostsim *hs = d->priv;
 	uint64_t done = 0;
 	size_t bytes = 0;
+	int ret = hs_usable(hs, NULL);
 
+	if (ret)
+		return ret;
 	if (hs->bw || hs->lat_ns) {
 		for (size_t i = 0; i < n; i++)
 			bytes += cp[i].len;

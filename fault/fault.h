@@ -23,8 +23,9 @@
  *   dev_copy[:ERR]          queueing a device copy fails (default eio)
  *   bounce:starve           the bounce pool hands out one buffer at a time
  *   slow_io:ms=N            each backing read and write waits N ms first
- *   dev_lost                opencl: the device is lost at an operation,
- *                           as when the runtime says so (use after=N)
+ *   dev_lost                hostsim, opencl: the device is lost at an
+ *                           operation, as when the runtime says so (use
+ *                           after=N)
  *   cl_build                opencl: the kernels fail to compile at open
  *                           (a real compile error, with the build log)
  *
