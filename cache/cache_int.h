@@ -457,6 +457,20 @@ void index_destroy(struct cfile *f);
 
 /* file.c */
 struct cpage *page_lookup_get(struct cfile *f, uint64_t index);
+/*
+ * Pages of [@first, @last] on a lost device: clean ones go (BACKING has
+ * their bytes, and the access reads them again), dirty ones stay (their
+ * bytes went with the device: reads fail with EIO, close reports them).
+ * A page others hold is tried a few times.  Call only once
+ * cache_dev_lost().
+ */
+void file_drop_lost_pages(struct cfile *f, uint64_t first, uint64_t last);
+
+/* Has a device of the tier been lost? */
+static inline bool cache_dev_lost(const struct cache *c)
+{
+	return c->dev && dev_lost(c->dev);
+}
 void page_put(struct cpage *p);
 int page_remove_locked(struct cpage *p);
 void page_free_deferred(struct cpage *p);

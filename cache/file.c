@@ -672,6 +672,7 @@ ssize_t cache_read(struct cfile *f, void *buf, size_t len, off_t off,
 	off_t size = cache_file_size(f);
 	unsigned int window;
 	uint64_t last_page;
+	bool retried = false;
 
 	if (off < 0)
 		return -EINVAL;
@@ -684,6 +685,9 @@ ssize_t cache_read(struct cfile *f, void *buf, size_t len, off_t off,
 		window = ra_context(f, ra, (uint64_t)off >> c->page_shift,
 				    (uint64_t)(off + (off_t)len - 1) >> c->page_shift);
 	last_page = (uint64_t)(size - 1) >> c->page_shift;
+	if (cache_dev_lost(c))
+		file_drop_lost_pages(f, (uint64_t)off >> c->page_shift,
+				     (uint64_t)(off + (off_t)len - 1) >> c->page_shift);
 	/* hold at most a quarter of the cache at once */
 	chunk = (c->frames.max_frames / 4 + 1) * ps;
 	while (done < len) {
@@ -699,6 +703,11 @@ ssize_t cache_read(struct cfile *f, void *buf, size_t len, off_t off,
 				ra_last = last_page;
 		}
 		got = read_chunk(f, (char *)buf + done, o, n, ra_last);
+		if (got == -EIO && !retried && cache_dev_lost(c)) {
+			retried = true;	/* lost meanwhile: BACKING has them */
+			file_drop_lost_pages(f, (uint64_t)o >> c->page_shift, end);
+			continue;
+		}
 		if (got < 0)
 			return done ? (ssize_t)done : got;
 		done += (size_t)got;
@@ -840,7 +849,8 @@ out_again:
 	bounce_put(c->bounce, v->bufs, v->nbufs);
 	v->nbufs = 0;
 	v->n = 0;
-	return ret == -ENODEV ? -EIO : ret ? ret : -EAGAIN;
+	/* a lost device: the copying path reads BACKING again */
+	return ret && ret != -ENODEV ? ret : -EAGAIN;
 }
 
 ssize_t cache_read_vec(struct cfile *f, size_t len, off_t off,
@@ -868,8 +878,9 @@ ssize_t cache_read_vec(struct cfile *f, size_t len, off_t off,
 	first = (uint64_t)off >> shift;
 	last = (uint64_t)(off + (off_t)len - 1) >> shift;
 	if (last - first + 1 > CACHE_READ_VEC_MAX ||
-	    last - first + 1 > c->frames.max_frames / 4)
-		return -EAGAIN;	/* long reads take the copying path */
+	    last - first + 1 > c->frames.max_frames / 4 || cache_dev_lost(c))
+		return -EAGAIN;	/* long reads, and all once a device is lost,
+				   take the copying path */
 	window = seq = ra_update(c, ra, off, len);
 	ret = devra_serve(f, ra, off, len, v);
 	if (ret > 0) {	/* copied ahead: the next one goes now */
@@ -970,6 +981,7 @@ ssize_t cache_write(struct cfile *f, const void *buf, size_t len, off_t off)
 {
 	struct cache *c = f->cache;
 	size_t ps = c->cfg.page_size, done = 0;
+	bool retried = false;
 	off_t size;
 	int ret;
 
@@ -980,6 +992,9 @@ ssize_t cache_write(struct cfile *f, const void *buf, size_t len, off_t off)
 		return ret;
 	pthread_rwlock_rdlock(&f->trunc_lock);	/* wholly before or after one */
 	size = cache_file_size(f);
+	if (cache_dev_lost(c) && len)
+		file_drop_lost_pages(f, (uint64_t)off >> c->page_shift,
+				     (uint64_t)(off + (off_t)len - 1) >> c->page_shift);
 	while (done < len) {
 		off_t o = off + (off_t)done;
 		uint64_t index = (uint64_t)o >> c->page_shift;
@@ -987,6 +1002,12 @@ ssize_t cache_write(struct cfile *f, const void *buf, size_t len, off_t off)
 		size_t to = from + (len - done) < ps ? from + (len - done) : ps;
 
 		ret = write_page(f, index, from, to, (const char *)buf + done, size);
+		if (ret == -EIO && !retried && cache_dev_lost(c)) {
+			retried = true;	/* lost meanwhile: clean pages go */
+			file_drop_lost_pages(f, index, (uint64_t)(off + (off_t)len - 1) >>
+						       c->page_shift);
+			continue;
+		}
 		if (ret)
 			break;
 		done += to - from;
@@ -1189,6 +1210,38 @@ static bool file_next_index(struct cfile *f, uint64_t first, uint64_t last,
 	found = index_for_each(f, first, last, first_index, index);
 	cache_rcu_read_unlock();
 	return found > 0;
+}
+
+/* Is page @i of @f on a device that is gone? */
+static bool page_on_lost_unit(struct cfile *f, uint64_t i)
+{
+	struct cpage *p = page_lookup_get(f, i);
+	bool lost;
+
+	if (!p)
+		return false;
+	lost = page_test_device(&p->ps) &&
+	       dev_unit_lost(f->cache->dev, dev_addr_unit(page_daddr(p)));
+	page_put(p);
+	return lost;
+}
+
+#define DROP_LOST_TRIES 16	/* then the access fails with EIO */
+
+void file_drop_lost_pages(struct cfile *f, uint64_t first, uint64_t last)
+{
+	uint64_t i = first;
+
+	while (file_next_index(f, i, last, &i)) {
+		unsigned int backoff_us = DROP_BACKOFF_MIN_US;
+
+		for (int t = 0; t < DROP_LOST_TRIES && page_on_lost_unit(f, i) &&
+				page_drop_index(f, i, false) == -EAGAIN; t++)
+			drop_backoff(&backoff_us);
+		if (i == last)
+			break;
+		i++;
+	}
 }
 
 /*

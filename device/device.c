@@ -636,6 +636,11 @@ void dev_unit_stats(const struct device *d, unsigned int k,
 	snprintf(st->name, sizeof(st->name), "%s", u->name);
 }
 
+bool dev_unit_lost(const struct device *d, unsigned int k)
+{
+	return k < d->nunits && atomic_load(&d->unit[k]->lost);
+}
+
 bool dev_lost(const struct device *d)
 {
 	for (unsigned int k = 0; k < d->nunits; k++)

@@ -386,6 +386,8 @@ void dev_unit_stats(const struct device *d, unsigned int unit,
 		    struct dev_unit_stats *st);
 /* Has a unit been reported gone? */
 bool dev_lost(const struct device *d);
+/* Has unit @k been reported gone? */
+bool dev_unit_lost(const struct device *d, unsigned int k);
 
 /*
  * A free frame (mapped read-only) on @unit, or on the unit with the most

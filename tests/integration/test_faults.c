@@ -21,10 +21,14 @@
  *    pages stay on the host; copies back failing: migrate to the host and
  *    fsync of dirty device pages fail with EIO, and after clearing fsync
  *    writes the bytes;
+ *  - the device lost: its clean pages are read again from BACKING, so
+ *    reads and writes go on (also the kernel's write-back of bytes written
+ *    before the loss); its dirty pages fail fsync with EIO;
  *  - slow backing I/O and a starved bounce pool: slower, still correct;
  *  - a bad HMMFS_FAULT stops the daemon at start with a message.
  *
- * The mounts use direct_io so every read and write reaches the daemon.
+ * The mounts use direct_io so every read and write reaches the daemon
+ * (but those about the kernel's writeback cache).
  * Each test runs in a few seconds at most.
  */
 #include <fcntl.h>
@@ -64,17 +68,23 @@ static void faults_set(const char *spec)
 	sleep_ms(30);
 }
 
+/* Mount with options @all and an empty rules file. */
+static void fault_mount_with(const char *all)
+{
+	strcpy(rules_path, it_path(it.root, "faults"));
+	IT_REQUIRE_OK(it_put_str(rules_path, ""));
+	setenv("HMMFS_FAULT_FILE", rules_path, 1);
+	it_mount_default(all, false);
+	unsetenv("HMMFS_FAULT_FILE");
+}
+
 /* Mount with an empty rules file; the test turns faults on with faults_set(). */
 static void fault_mount(const char *opts)
 {
 	char all[256];
 
 	snprintf(all, sizeof(all), "direct_io%s%s", opts ? "," : "", opts ? opts : "");
-	strcpy(rules_path, it_path(it.root, "faults"));
-	IT_REQUIRE_OK(it_put_str(rules_path, ""));
-	setenv("HMMFS_FAULT_FILE", rules_path, 1);
-	it_mount_default(all, false);
-	unsetenv("HMMFS_FAULT_FILE");
+	fault_mount_with(all);
 }
 
 static struct hmmfs_ioc_stats stats(void)
@@ -385,6 +395,75 @@ static void dev_copy_failure(void)
 	IT_OK(close(fd));
 }
 
+/*
+ * The device lost (dev_lost: hostsim and opencl honour it): pages that
+ * were clean on it are read again from BACKING, so reads and writes of
+ * them go on and writes reach BACKING; pages dirty only on it fail fsync
+ * with EIO (their bytes went with the device) until a truncate drops
+ * them; other files are untouched.
+ */
+static void dev_lost_clean_pages_come_back(void)
+{
+	uint64_t moved;
+	int fd, fd2;
+
+	fault_mount("host_cache=16M");
+	backing_file("c", MiB, 71);
+	backing_file("d", MiB, 72);
+	fd = IT_REQUIRE_OK(open(MNT("c"), O_RDWR));
+	fd2 = IT_REQUIRE_OK(open(MNT("d"), O_RDWR));
+	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, &moved));
+	IT_EQ(moved, 256);
+	IT_OK(it_migrate(fd2, HMMFS_TO_DEVICE, 0, 0, &moved));
+	IT_EQ(moved, 256);
+	IT_OK(it_pwrite_pattern(fd2, 0, MiB, 64 * KiB, 73));	/* dirty there */
+	faults_set("dev_lost");
+	IT_EQ(it_pread_check(fd, 0, MiB, 64 * KiB, 71), -1);
+	IT_OK(it_pwrite_pattern(fd, 4000, 300 * KiB, 64 * KiB, 74));
+	IT_OK(fsync(fd));
+	IT_EQ(it_file_check(BACK("c"), 0, 4000, 71), -1);
+	IT_EQ(it_file_check(BACK("c"), 4000, 300 * KiB, 74), -1);
+	IT_EQ(it_file_check(BACK("c"), 4000 + 300 * KiB, MiB - 4000 - 300 * KiB, 71), -1);
+	IT_EQ(it_residency(fd)->device, 0);
+	IT_ERRNO(fsync(fd2), EIO);
+	IT_ERRNO(pread(fd2, (char[16]){ 0 }, 16, 0), EIO);
+	other_file_works(75);
+	IT_OK(ftruncate(fd2, 0));	/* the lost bytes go with it */
+	IT_OK(fsync(fd2));
+	IT_OK(close(fd));
+	IT_OK(close(fd2));
+	IT_TRUE(it_log_count("lost") >= 1, "no line says the device is lost: %s",
+		it_log_tail(500));
+}
+
+/*
+ * The same loss under the kernel's writeback cache (no direct_io): bytes
+ * written before the loss sit in the kernel, and its write-back lands on
+ * pages that were on the lost device.  fsync succeeds and BACKING has
+ * every byte.  (A write-back once failed on the first such page and was
+ * answered with a short count, which the kernel takes as all of it: fsync
+ * said 0 and BACKING missed the rest.)
+ */
+static void dev_lost_under_writeback_cache(void)
+{
+	uint64_t moved;
+	int fd;
+
+	fault_mount_with("host_cache=16M");
+	backing_file("c", MiB, 81);
+	fd = IT_REQUIRE_OK(open(MNT("c"), O_RDWR));
+	IT_EQ(it_pread_check(fd, 0, MiB, 64 * KiB, 81), -1);
+	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, &moved));
+	IT_EQ(moved, 256);
+	IT_OK(it_pwrite_pattern(fd, 5000, 400 * KiB, 64 * KiB, 82));
+	faults_set("dev_lost");
+	IT_OK(fsync(fd));
+	IT_EQ(it_file_check(BACK("c"), 0, 5000, 81), -1);
+	IT_EQ(it_file_check(BACK("c"), 5000, 400 * KiB, 82), -1);
+	IT_EQ(it_file_check(BACK("c"), 5000 + 400 * KiB, MiB - 5000 - 400 * KiB, 81), -1);
+	IT_OK(close(fd));
+}
+
 static long long now_ms(void)
 {
 	struct timespec ts;
@@ -485,6 +564,10 @@ static const struct it_test tests[] = {
 	{ "device alloc ENOMEM: migrate fails, data readable", dev_alloc_enomem,
 	  0, NULL },
 	{ "device copy EIO both ways", dev_copy_failure, 0, NULL },
+	{ "device lost: clean pages come back from BACKING",
+	  dev_lost_clean_pages_come_back, 0, NULL },
+	{ "device lost under the writeback cache: fsync, every byte in BACKING",
+	  dev_lost_under_writeback_cache, 0, NULL },
 	{ "slow backing I/O", slow_io_is_slow_and_correct, 0, NULL },
 	{ "bounce pool starved", bounce_starved, 0, NULL },
 	{ "bad HMMFS_FAULT refused at start", bad_spec_refused, 0, NULL },
