@@ -417,8 +417,20 @@ void cache_read_vec_done(struct cfile *f, struct cache_read_vec *v);
 /* The open file of @ra is closing: free what its readahead holds. */
 void cache_ra_drop(struct cfile *f, struct cache_ra *ra);
 
-/* Write @len bytes at @off into the cache.  Return: @len or -errno. */
+/*
+ * Write @len bytes at @off into the cache.  Return: @len, fewer when an
+ * error stopped it after some (as write(2)), or -errno.
+ */
 ssize_t cache_write(struct cfile *f, const void *buf, size_t len, off_t off);
+
+/*
+ * cache_write() for the kernel's write-back (FUSE_WRITE_CACHE): all of it
+ * or an error.  The kernel takes any count in the reply to a write-back
+ * as all of it (seen: fsync returned 0 and BACKING missed the rest), so a
+ * short one would lose the rest without a word; when
+ * only part was taken, the file and the bytes not taken are logged.
+ */
+ssize_t cache_write_all(struct cfile *f, const void *buf, size_t len, off_t off);
 
 /* Change the file size in the cache and in BACKING. */
 int cache_truncate(struct cfile *f, off_t size);

@@ -1017,6 +1017,28 @@ ssize_t cache_write(struct cfile *f, const void *buf, size_t len, off_t off)
 	return done ? (ssize_t)done : ret;
 }
 
+ssize_t cache_write_all(struct cfile *f, const void *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+	ssize_t n = 0;
+
+	while (done < len) {
+		n = cache_write(f, (const char *)buf + done, len - done, off + (off_t)done);
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	if (done == len)
+		return (ssize_t)len;
+	if (!n)
+		n = -EIO;
+	if (done)	/* else the error alone says it: nothing was taken */
+		cache_log_file(f, "%s: write-back from the kernel: %s after part of "
+			       "it; %llu bytes not taken (the kernel is told the error)",
+			       strerror((int)-n), len - done);
+	return n;
+}
+
 /*
  * Bring pages [@first, @last] into the cache (reading those not cached)
  * and return them referenced and uptodate, in index order: at most the

@@ -1646,9 +1646,13 @@ static void hmmfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
-/* Write through the cache: the data must be in memory.  Return: bytes. */
+/*
+ * Write through the cache: the data must be in memory.  @all: the
+ * kernel's write-back, all of it or an error (cache_write_all()).
+ * Return: bytes.
+ */
 static ssize_t write_cached(struct cfile *cf, struct fuse_bufvec *in,
-			    off_t off)
+			    off_t off, bool all)
 {
 	size_t len = fuse_buf_size(in);
 	struct fuse_bufvec tmp = FUSE_BUFVEC_INIT(len);
@@ -1669,7 +1673,7 @@ static ssize_t write_cached(struct cfile *cf, struct fuse_bufvec *in,
 		len = (size_t)n;
 		data = tmp.buf[0].mem;
 	}
-	n = cache_write(cf, data, len, off);
+	n = all ? cache_write_all(cf, data, len, off) : cache_write(cf, data, len, off);
 	free(tmp.buf[0].mem);
 	return n;
 }
@@ -1773,7 +1777,14 @@ static void hmmfs_write_buf(fuse_req_t req, fuse_ino_t ino,
 		}
 	}
 	atime_written(inode);
-	n = cf ? write_cached(cf, in, off) : write_backing(in, off, fi);
+	n = cf ? write_cached(cf, in, off, fi->writepage) : write_backing(in, off, fi);
+	if (!cf && fi->writepage && n >= 0 && (size_t)n < fuse_buf_size(in)) {
+		/* a short reply to a write-back counts as all of it (see cache.h) */
+		log_err("write-back from the kernel to node id %#llx: %zd of %zu bytes "
+			"at %lld reached BACKING; the kernel is told EIO",
+			(unsigned long long)ino, n, fuse_buf_size(in), (long long)off);
+		n = -EIO;
+	}
 	if (n > 0 && (fi->flags & O_DIRECT))
 		direct_write_inval(req, ino, off, (size_t)n);
 	if (n < 0)

@@ -24,6 +24,8 @@
  *  - the device lost: its clean pages are read again from BACKING, so
  *    reads and writes go on (also the kernel's write-back of bytes written
  *    before the loss); its dirty pages fail fsync with EIO;
+ *  - a write-back the cache takes only part of fails (fsync: EIO) and
+ *    is logged, never answered with a short count;
  *  - slow backing I/O and a starved bounce pool: slower, still correct;
  *  - a bad HMMFS_FAULT stops the daemon at start with a message.
  *
@@ -464,6 +466,32 @@ static void dev_lost_under_writeback_cache(void)
 	IT_OK(close(fd));
 }
 
+/*
+ * A write-back the cache can take only part of (its second half lands on
+ * device pages whose copies fail) is answered with the error, not a short
+ * count the kernel would take as all of it: fsync fails, and the log
+ * names the file and the bytes not taken.
+ */
+static void short_write_back_is_an_error(void)
+{
+	uint64_t moved;
+	int fd;
+
+	fault_mount_with("host_cache=16M");
+	backing_file("h", MiB, 91);
+	fd = IT_REQUIRE_OK(open(MNT("h"), O_RDWR));
+	IT_EQ(it_pread_check(fd, 0, MiB, 64 * KiB, 91), -1);
+	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE, 512 * KiB, 512 * KiB, &moved));
+	IT_EQ(moved, 128);
+	IT_OK(it_pwrite_pattern(fd, 0, MiB, MiB, 92));
+	faults_set("dev_copy:eio:dir=h2d");
+	IT_ERRNO(fsync(fd), EIO);
+	faults_set("");
+	close(fd);
+	IT_TRUE(it_log_count("not taken") >= 1, "no line names the bytes not taken: %s",
+		it_log_tail(500));
+}
+
 static long long now_ms(void)
 {
 	struct timespec ts;
@@ -568,6 +596,7 @@ static const struct it_test tests[] = {
 	  dev_lost_clean_pages_come_back, 0, NULL },
 	{ "device lost under the writeback cache: fsync, every byte in BACKING",
 	  dev_lost_under_writeback_cache, 0, NULL },
+	{ "a short write-back is an error", short_write_back_is_an_error, 0, NULL },
 	{ "slow backing I/O", slow_io_is_slow_and_correct, 0, NULL },
 	{ "bounce pool starved", bounce_starved, 0, NULL },
 	{ "bad HMMFS_FAULT refused at start", bad_spec_refused, 0, NULL },
