@@ -552,18 +552,15 @@ out_unlock:
 /* ---- copy on write -------------------------------------------------------- */
 
 /*
- * A private copy of shared device page @p on the device: on the shared
- * frame's unit (where @p is counted) if it has room, else on any.
- * Return 0/-errno.
+ * A private copy of shared device page @p on the device (on any unit:
+ * @p is counted where the copy lands).  Return 0/-errno.
  */
 static int cow_on_device(struct cache *c, struct cpage *p, struct ksm_frame *s)
 {
 	struct dev_fence fence = DEV_FENCE_INIT;
 	dev_addr_t a;
-	int ret = dev_frame_get(c, (int)dev_addr_unit(s->daddr), &a, 1);
+	int ret = dev_frame_get(c, CACHE_UNIT_ANY, &a, 1);
 
-	if (ret == -ENOSPC)
-		ret = dev_frame_get(c, CACHE_UNIT_ANY, &a, 1);
 	if (ret)
 		return ret;
 	ret = dev_copy_on_device(c->dev, a, s->daddr, c->cfg.page_size, &fence);
