@@ -108,8 +108,10 @@ static void migrate_and_read_back(void)
 /*
  * Reads of device pages through a real mount on the copy path the mount
  * was given (-o device_copy=): 4 KiB and 1 MiB reads return BACKING's
- * bytes, and the batches are counted on that path (auto: mostly the fast
- * path, with the engine probed now and then).  The reads go backwards:
+ * bytes, and the batches are counted on that path (auto: both paths, the
+ * one not chosen probed every 64th batch; which one wins is timing, left
+ * out of the test: on this shared machine either won, on hostsim 131 to
+ * 901 one run and 1,012 to 20 the next).  The reads go backwards:
  * sequential ones would be served by readahead from the device instead.
  */
 enum copy_path { PATH_SYNC, PATH_ASYNC, PATH_AUTO };
@@ -149,8 +151,9 @@ static void read_device_pages_on(enum copy_path want)
 		IT_EQ(async, 0);
 	else if (want == PATH_ASYNC)
 		IT_EQ(sync, 0);
-	else
-		IT_TRUE(sync > async && async > 0, "auto: %llu sync, %llu async",
+	else	/* each path at least its probes' share (1 in 64; half of it) */
+		IT_TRUE(sync >= (sync + async) / 128 && async >= (sync + async) / 128,
+			"auto: %llu sync, %llu async",
 			(unsigned long long)sync, (unsigned long long)async);
 	close(fd);
 }
