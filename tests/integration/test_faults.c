@@ -439,6 +439,26 @@ static void dev_lost_clean_pages_come_back(void)
 }
 
 /*
+ * Mount without direct_io (the kernel's writeback cache), make @rel a
+ * 1 MiB file of pattern @seed, read it, move [@off, @off + @len) to the
+ * device.  Return: its descriptor, read-write.
+ */
+static int writeback_mount_on_device(const char *rel, uint32_t seed,
+				     uint64_t off, uint64_t len)
+{
+	uint64_t moved;
+	int fd;
+
+	fault_mount_with("host_cache=16M");
+	backing_file(rel, MiB, seed);
+	fd = IT_REQUIRE_OK(open(MNT(rel), O_RDWR));
+	IT_EQ(it_pread_check(fd, 0, MiB, 64 * KiB, seed), -1);
+	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE, off, len, &moved));
+	IT_EQ(moved, len / (4 * KiB));
+	return fd;
+}
+
+/*
  * The same loss under the kernel's writeback cache (no direct_io): bytes
  * written before the loss sit in the kernel, and its write-back lands on
  * pages that were on the lost device.  fsync succeeds and BACKING has
@@ -448,15 +468,8 @@ static void dev_lost_clean_pages_come_back(void)
  */
 static void dev_lost_under_writeback_cache(void)
 {
-	uint64_t moved;
-	int fd;
+	int fd = writeback_mount_on_device("c", 81, 0, MiB);
 
-	fault_mount_with("host_cache=16M");
-	backing_file("c", MiB, 81);
-	fd = IT_REQUIRE_OK(open(MNT("c"), O_RDWR));
-	IT_EQ(it_pread_check(fd, 0, MiB, 64 * KiB, 81), -1);
-	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, &moved));
-	IT_EQ(moved, 256);
 	IT_OK(it_pwrite_pattern(fd, 5000, 400 * KiB, 64 * KiB, 82));
 	faults_set("dev_lost");
 	IT_OK(fsync(fd));
@@ -474,15 +487,8 @@ static void dev_lost_under_writeback_cache(void)
  */
 static void short_write_back_is_an_error(void)
 {
-	uint64_t moved;
-	int fd;
+	int fd = writeback_mount_on_device("h", 91, 512 * KiB, 512 * KiB);
 
-	fault_mount_with("host_cache=16M");
-	backing_file("h", MiB, 91);
-	fd = IT_REQUIRE_OK(open(MNT("h"), O_RDWR));
-	IT_EQ(it_pread_check(fd, 0, MiB, 64 * KiB, 91), -1);
-	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE, 512 * KiB, 512 * KiB, &moved));
-	IT_EQ(moved, 128);
 	IT_OK(it_pwrite_pattern(fd, 0, MiB, MiB, 92));
 	faults_set("dev_copy:eio:dir=h2d");
 	IT_ERRNO(fsync(fd), EIO);
