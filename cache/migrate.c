@@ -838,10 +838,10 @@ static int migrate_chunk(struct cfile *f, uint64_t first, uint64_t last,
 	if (ret)
 		return ret;
 	pages_lock_all(v, n);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++)	/* dedupe's frames stay on their unit */
 		if (page_test_device(&v[i]->ps) != to_device ||
 		    (to_device && unit != CACHE_UNIT_ANY &&
-		     dev_addr_unit(page_daddr(v[i])) != (unsigned int)unit))
+		     page_may_change_unit(v[i], (unsigned int)unit)))
 			want++;
 	ret = to_device ? pages_to_device_locked(c, v, n, false, unit) :
 			  pages_to_host_locked(c, v, n, false);
