@@ -462,14 +462,18 @@ struct cpage *page_lookup_get(struct cfile *f, uint64_t index);
  * their bytes, and the access reads them again), dirty ones stay (their
  * bytes went with the device: reads fail with EIO, close reports them).
  * A page others hold is tried a few times.  Call only once
- * cache_dev_lost().
+ * cache_lost_units() is not 0.
  */
 void file_drop_lost_pages(struct cfile *f, uint64_t first, uint64_t last);
 
-/* Has a device of the tier been lost? */
-static inline bool cache_dev_lost(const struct cache *c)
+/*
+ * The tier's lost units, bit k for unit k (0: none, or no tier).  An
+ * access that failed retries once more only when this grew meanwhile, so
+ * its retries are bounded by the units.
+ */
+static inline uint32_t cache_lost_units(const struct cache *c)
 {
-	return c->dev && dev_lost(c->dev);
+	return c->dev ? dev_lost_units(c->dev) : 0;
 }
 void page_put(struct cpage *p);
 int page_remove_locked(struct cpage *p);

@@ -672,7 +672,7 @@ ssize_t cache_read(struct cfile *f, void *buf, size_t len, off_t off,
 	off_t size = cache_file_size(f);
 	unsigned int window;
 	uint64_t last_page;
-	bool retried = false;
+	uint32_t lost;
 
 	if (off < 0)
 		return -EINVAL;
@@ -685,7 +685,8 @@ ssize_t cache_read(struct cfile *f, void *buf, size_t len, off_t off,
 		window = ra_context(f, ra, (uint64_t)off >> c->page_shift,
 				    (uint64_t)(off + (off_t)len - 1) >> c->page_shift);
 	last_page = (uint64_t)(size - 1) >> c->page_shift;
-	if (cache_dev_lost(c))
+	lost = cache_lost_units(c);
+	if (lost)
 		file_drop_lost_pages(f, (uint64_t)off >> c->page_shift,
 				     (uint64_t)(off + (off_t)len - 1) >> c->page_shift);
 	/* hold at most a quarter of the cache at once */
@@ -703,8 +704,8 @@ ssize_t cache_read(struct cfile *f, void *buf, size_t len, off_t off,
 				ra_last = last_page;
 		}
 		got = read_chunk(f, (char *)buf + done, o, n, ra_last);
-		if (got == -EIO && !retried && cache_dev_lost(c)) {
-			retried = true;	/* lost meanwhile: BACKING has them */
+		if (got == -EIO && cache_lost_units(c) != lost) {
+			lost = cache_lost_units(c);	/* lost meanwhile */
 			file_drop_lost_pages(f, (uint64_t)o >> c->page_shift, end);
 			continue;
 		}
@@ -878,7 +879,7 @@ ssize_t cache_read_vec(struct cfile *f, size_t len, off_t off,
 	first = (uint64_t)off >> shift;
 	last = (uint64_t)(off + (off_t)len - 1) >> shift;
 	if (last - first + 1 > CACHE_READ_VEC_MAX ||
-	    last - first + 1 > c->frames.max_frames / 4 || cache_dev_lost(c))
+	    last - first + 1 > c->frames.max_frames / 4 || cache_lost_units(c))
 		return -EAGAIN;	/* long reads, and all once a device is lost,
 				   take the copying path */
 	window = seq = ra_update(c, ra, off, len);
@@ -981,7 +982,7 @@ ssize_t cache_write(struct cfile *f, const void *buf, size_t len, off_t off)
 {
 	struct cache *c = f->cache;
 	size_t ps = c->cfg.page_size, done = 0;
-	bool retried = false;
+	uint32_t lost;
 	off_t size;
 	int ret;
 
@@ -992,7 +993,8 @@ ssize_t cache_write(struct cfile *f, const void *buf, size_t len, off_t off)
 		return ret;
 	pthread_rwlock_rdlock(&f->trunc_lock);	/* wholly before or after one */
 	size = cache_file_size(f);
-	if (cache_dev_lost(c) && len)
+	lost = cache_lost_units(c);
+	if (lost && len)
 		file_drop_lost_pages(f, (uint64_t)off >> c->page_shift,
 				     (uint64_t)(off + (off_t)len - 1) >> c->page_shift);
 	while (done < len) {
@@ -1002,8 +1004,8 @@ ssize_t cache_write(struct cfile *f, const void *buf, size_t len, off_t off)
 		size_t to = from + (len - done) < ps ? from + (len - done) : ps;
 
 		ret = write_page(f, index, from, to, (const char *)buf + done, size);
-		if (ret == -EIO && !retried && cache_dev_lost(c)) {
-			retried = true;	/* lost meanwhile: clean pages go */
+		if (ret == -EIO && cache_lost_units(c) != lost) {
+			lost = cache_lost_units(c);	/* lost meanwhile */
 			file_drop_lost_pages(f, index, (uint64_t)(off + (off_t)len - 1) >>
 						       c->page_shift);
 			continue;

@@ -892,7 +892,16 @@ int cache_migrate(struct cfile *f, off_t off, off_t len, bool to_device,
 	scan_init(&s, f, to_device ? SCAN_DATA : SCAN_CACHED,
 		  (uint64_t)off >> shift, (uint64_t)(off + len - 1) >> shift);
 	while (scan_next(&s, &first, &last, &populate)) {
+		uint32_t lost = cache_lost_units(c);
+
+		if (lost)	/* clean pages there: BACKING has them */
+			file_drop_lost_pages(f, first, last);
 		ret = migrate_chunk(f, first, last, to_device, unit, populate);
+		while (ret < 0 && cache_lost_units(c) != lost) {	/* lost meanwhile */
+			lost = cache_lost_units(c);
+			file_drop_lost_pages(f, first, last);
+			ret = migrate_chunk(f, first, last, to_device, unit, populate);
+		}
 		if (ret < 0)
 			return ret;
 		*moved += (uint64_t)ret;

@@ -262,6 +262,16 @@ static void unit_host_unregister(struct dev_unit *d, void *p)
 		d->ops->host_unregister(d, p);
 }
 
+/* @ret is a backend's answer: -ENODEV means unit @d is gone (said once). */
+static int unit_lost_note(struct dev_unit *d, int ret)
+{
+	if (ret == -ENODEV && !atomic_exchange(&d->lost, 1))
+		log_err("device %u (%s: %s) lost: its clean pages are read again "
+			"from BACKING, its dirty ones are reported as lost",
+			d->id, d->ops->name, d->name);
+	return ret;
+}
+
 static int dev_queue_copy(struct dev_unit *d, const struct dev_copy *cp,
 			  struct dev_fence *f)
 {
@@ -276,7 +286,7 @@ static int dev_queue_copy(struct dev_unit *d, const struct dev_copy *cp,
 				&(struct fault_where){ .fd = -1, .dir = dirs[cp->dir] });
 		ret = ret < 0 ? ret : 0;
 	}
-	return ret ? ret : d->ops->copy(d, cp, f);
+	return ret ? ret : unit_lost_note(d, d->ops->copy(d, cp, f));
 }
 
 /* Are the device ranges of @cp inside device memory? */
@@ -333,7 +343,8 @@ static int unit_fill(struct dev_unit *d, dev_addr_t dst, uint8_t byte, size_t le
 	if (!dev_range_ok(d, dst, len))
 		return -EINVAL;
 	ret = dev_lost_err(d);
-	return ret ? ret : d->ops->compute(d, DEV_OP_FILL, dst, len, byte, f);
+	return ret ? ret : unit_lost_note(d, d->ops->compute(d, DEV_OP_FILL, dst, len,
+							     byte, f));
 }
 
 static int unit_compute(struct dev_unit *d, enum dev_op_kind op, dev_addr_t dst,
@@ -348,7 +359,7 @@ static int unit_compute(struct dev_unit *d, enum dev_op_kind op, dev_addr_t dst,
 		if (!unit_writable(d, a))
 			return -EFAULT;	/* the device write fault */
 	ret = dev_lost_err(d);
-	return ret ? ret : d->ops->compute(d, op, dst, len, value, f);
+	return ret ? ret : unit_lost_note(d, d->ops->compute(d, op, dst, len, value, f));
 }
 
 /* Compare through two host copies, for backends without ->compare. */
@@ -387,16 +398,12 @@ static int unit_compare(struct dev_unit *d, dev_addr_t a, dev_addr_t b, size_t l
 		return ret;
 	if (!d->ops->compare)
 		return dev_compare_on_host(d, a, b, len, f);
-	return d->ops->compare(d, a, b, len, f);
+	return unit_lost_note(d, d->ops->compare(d, a, b, len, f));
 }
 
 static int unit_fence_wait(struct dev_unit *d, struct dev_fence *f)
 {
-	int ret = d->ops->fence_wait(d, f);
-
-	if (ret == -ENODEV && !atomic_exchange(&d->lost, 1))
-		log_err("device %s lost", d->ops->name);
-	return ret;
+	return unit_lost_note(d, d->ops->fence_wait(d, f));
 }
 
 /* ---- copy batches: the synchronous fast path or the engine ---------- */
@@ -497,9 +504,7 @@ static int dev_copy_run(struct dev_unit *d, enum dev_copy_path path,
 
 	if (!ret)
 		dev_cost_learn(&d->cost[path], bytes, dev_clock_ns() - t0);
-	if (ret == -ENODEV && !atomic_exchange(&d->lost, 1))
-		log_err("device %s lost", d->ops->name);
-	return ret;
+	return unit_lost_note(d, ret);
 }
 
 static int unit_copy_batch(struct dev_unit *d, const struct dev_copy *cp, size_t n)
@@ -639,6 +644,16 @@ void dev_unit_stats(const struct device *d, unsigned int k,
 bool dev_unit_lost(const struct device *d, unsigned int k)
 {
 	return k < d->nunits && atomic_load(&d->unit[k]->lost);
+}
+
+uint32_t dev_lost_units(const struct device *d)
+{
+	uint32_t mask = 0;
+
+	for (unsigned int k = 0; k < d->nunits; k++)
+		if (atomic_load(&d->unit[k]->lost))
+			mask |= 1u << k;
+	return mask;
 }
 
 bool dev_lost(const struct device *d)

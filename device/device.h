@@ -388,6 +388,8 @@ void dev_unit_stats(const struct device *d, unsigned int unit,
 bool dev_lost(const struct device *d);
 /* Has unit @k been reported gone? */
 bool dev_unit_lost(const struct device *d, unsigned int k);
+/* The units reported gone, bit k for unit k. */
+uint32_t dev_lost_units(const struct device *d);
 
 /*
  * A free frame (mapped read-only) on @unit, or on the unit with the most

@@ -399,27 +399,36 @@ static void dev_copy_failure(void)
 
 /*
  * The device lost (dev_lost: hostsim and opencl honour it): pages that
- * were clean on it are read again from BACKING, so reads and writes of
- * them go on and writes reach BACKING; pages dirty only on it fail fsync
- * with EIO (their bytes went with the device) until a truncate drops
- * them; other files are untouched.
+ * were clean on it are read again from BACKING, so moves home, reads and
+ * writes of them go on and writes reach BACKING; pages dirty only on it
+ * fail fsync with EIO (their bytes went with the device) until a truncate
+ * drops them; other files are untouched.
  */
-static void dev_lost_clean_pages_come_back(void)
+static void dev_lost_case(const char *opts)
 {
 	uint64_t moved;
-	int fd, fd2;
+	int fd, fd2, fd3;
 
-	fault_mount("host_cache=16M");
+	fault_mount(opts);
 	backing_file("c", MiB, 71);
 	backing_file("d", MiB, 72);
+	backing_file("e", MiB, 76);
 	fd = IT_REQUIRE_OK(open(MNT("c"), O_RDWR));
 	fd2 = IT_REQUIRE_OK(open(MNT("d"), O_RDWR));
+	fd3 = IT_REQUIRE_OK(open(MNT("e"), O_RDONLY));
 	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, &moved));
 	IT_EQ(moved, 256);
 	IT_OK(it_migrate(fd2, HMMFS_TO_DEVICE, 0, 0, &moved));
 	IT_EQ(moved, 256);
+	IT_OK(it_migrate(fd3, HMMFS_TO_DEVICE, 0, 0, &moved));
+	IT_EQ(moved, 256);
 	IT_OK(it_pwrite_pattern(fd2, 0, MiB, 64 * KiB, 73));	/* dirty there */
 	faults_set("dev_lost");
+	/* first after the loss: a move home, which finds nothing to copy */
+	IT_OK(it_migrate(fd3, HMMFS_TO_HOST, 0, 0, &moved));
+	IT_EQ(it_residency(fd3)->device, 0);
+	IT_EQ(it_pread_check(fd3, 0, MiB, 64 * KiB, 76), -1);
+	IT_OK(close(fd3));
 	IT_EQ(it_pread_check(fd, 0, MiB, 64 * KiB, 71), -1);
 	IT_OK(it_pwrite_pattern(fd, 4000, 300 * KiB, 64 * KiB, 74));
 	IT_OK(fsync(fd));
@@ -437,6 +446,11 @@ static void dev_lost_clean_pages_come_back(void)
 	IT_TRUE(it_log_count("lost") >= 1, "no line says the device is lost: %s",
 		it_log_tail(500));
 }
+
+static void dev_lost_clean_pages_come_back(void) { dev_lost_case("host_cache=16M"); }
+
+/* The same with two devices, both lost (the fault takes every unit). */
+static void dev_lost_two_devices(void) { dev_lost_case("host_cache=16M,devices=2"); }
 
 /*
  * Mount without direct_io (the kernel's writeback cache), make @rel a
@@ -600,6 +614,7 @@ static const struct it_test tests[] = {
 	{ "device copy EIO both ways", dev_copy_failure, 0, NULL },
 	{ "device lost: clean pages come back from BACKING",
 	  dev_lost_clean_pages_come_back, 0, NULL },
+	{ "device lost, two devices: the same", dev_lost_two_devices, 0, NULL },
 	{ "device lost under the writeback cache: fsync, every byte in BACKING",
 	  dev_lost_under_writeback_cache, 0, NULL },
 	{ "a short write-back is an error", short_write_back_is_an_error, 0, NULL },
