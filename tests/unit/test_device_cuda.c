@@ -6,7 +6,8 @@
  * the contract suite cannot reach.  Open fails cleanly without a driver,
  * with a library that is not a driver, without a GPU, with a GPU ordinal
  * too high, and when device memory runs out; a device lost mid-run makes
- * dev_fence_wait() return -ENODEV and marks the device lost; host
+ * dev_fence_wait() return -ENODEV and marks the device lost (a call the
+ * driver refuses marks it at once); host
  * registration; one fence shared by two threads on different streams.
  * Without the fake library (BUILD unset) each test says so and passes.
  */
@@ -176,9 +177,9 @@ static void test_lost_at_queue(void)
 	CU_ASSERT_EQUAL_FATAL(dev_frame_alloc(d, &a), 0);
 	memset(buf, 0x22, FS);
 	CU_ASSERT_EQUAL(dev_copy_to_device(d, a, buf, FS, &f), 0);
-	/* the driver refuses the next call: the fence keeps the loss */
+	/* the driver refuses the next call: lost now, and the fence keeps it */
 	CU_ASSERT_EQUAL(dev_copy_to_device(d, a, buf, FS, &f), -ENODEV);
-	CU_ASSERT_FALSE(dev_lost(d));
+	CU_ASSERT_TRUE(dev_lost(d));
 	CU_ASSERT_EQUAL(dev_fence_wait(d, &f), -ENODEV);
 	CU_ASSERT_TRUE(dev_lost(d));
 	dev_close(d);
