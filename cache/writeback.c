@@ -590,13 +590,24 @@ static int wb_flush(struct cfile *f, struct wb_batch *b)
 
 /*
  * Add @p (just taken for writeback) to the batch.  A device page needs a
- * bounce buffer: without a free one, write the batch so far first.
+ * bounce buffer: without a free one, write the batch so far first.  A
+ * page on a lost device is not added: its writeback fails at once (-EIO),
+ * so that it does not fail the pages batched with it.
  */
 static int wb_add(struct cfile *f, struct wb_batch *b, struct cpage *p)
 {
 	struct cache *c = f->cache;
 	int err = 0;
 
+	if (page_test_device(&p->ps) &&
+	    dev_unit_lost(c->dev, dev_addr_unit(page_daddr(p)))) {
+		/* its bytes went with the device: it stays dirty (close and
+		   unmount report it), and the rest of the batch goes on */
+		err = page_end_io(p, -EIO);
+		file_after_writeback(f, 0, 1);	/* one page ended, none written */
+		page_put(p);
+		return err;
+	}
 	if (page_test_device(&p->ps)) {	/* stable: we hold it under writeback */
 		void *bb;
 

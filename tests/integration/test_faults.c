@@ -402,7 +402,8 @@ static void dev_copy_failure(void)
  * were clean on it are read again from BACKING, so moves home, reads and
  * writes of them go on and writes reach BACKING; pages dirty only on it
  * fail fsync with EIO (their bytes went with the device) until a truncate
- * drops them; other files are untouched.
+ * drops them, while the file's other dirty pages are still written back;
+ * other files are untouched.
  */
 static void dev_lost_case(const char *opts)
 {
@@ -438,6 +439,11 @@ static void dev_lost_case(const char *opts)
 	IT_EQ(it_residency(fd)->device, 0);
 	IT_ERRNO(fsync(fd2), EIO);
 	IT_ERRNO(pread(fd2, (char[16]){ 0 }, 16, 0), EIO);
+	/* new bytes of that file still reach BACKING; only the lost stay */
+	IT_OK(it_pwrite_pattern(fd2, MiB, 256 * KiB, 64 * KiB, 77));
+	IT_ERRNO(fsync(fd2), EIO);
+	IT_EQ(it_file_check(BACK("d"), MiB, 256 * KiB, 77), -1);
+	IT_EQ(stats().dirty_pages, 256);
 	other_file_works(75);
 	IT_OK(ftruncate(fd2, 0));	/* the lost bytes go with it */
 	IT_OK(fsync(fd2));
