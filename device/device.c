@@ -658,10 +658,7 @@ uint32_t dev_lost_units(const struct device *d)
 
 bool dev_lost(const struct device *d)
 {
-	for (unsigned int k = 0; k < d->nunits; k++)
-		if (atomic_load(&d->unit[k]->lost))
-			return true;
-	return false;
+	return dev_lost_units(d) != 0;
 }
 
 int dev_frame_alloc_on(struct device *d, unsigned int k, dev_addr_t *out)
