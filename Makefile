@@ -63,14 +63,16 @@ IT_SRCS    := $(sort $(wildcard tests/integration/*.c))
 FSX_SRCS   := $(sort $(wildcard tests/fsx/*.c))
 CRASH_SRCS := $(sort $(wildcard tests/crash/*.c))
 RACE_SRCS  := $(sort $(wildcard tests/stress/*.c))
-# helpers shared by the checkers (the drop_caches thread of -D)
-TCOMMON_SRCS := $(sort $(wildcard tests/common/*.c))
+# helpers shared by the checkers (the drop_caches thread of -D), and the
+# CUnit runners' closing list of failures
+TCOMMON_SRCS := tests/common/dropcaches.c
+CUREPORT_OBJ := $(B)/obj/tests/common/cunit_report.o
 
 FS_OBJS    := $(FS_SRCS:%.c=$(B)/obj/%.o)
 ALL_OBJS   := $(FS_OBJS) $(DAEMON_SRC:%.c=$(B)/obj/%.o) $(CTL_SRCS:%.c=$(B)/obj/%.o) \
 	      $(UNIT_SRCS:%.c=$(B)/obj/%.o) $(IT_SRCS:%.c=$(B)/obj/%.o) \
 	      $(FSX_SRCS:%.c=$(B)/obj/%.o) $(CRASH_SRCS:%.c=$(B)/obj/%.o) \
-	      $(RACE_SRCS:%.c=$(B)/obj/%.o) $(TCOMMON_SRCS:%.c=$(B)/obj/%.o) \
+	      $(RACE_SRCS:%.c=$(B)/obj/%.o) $(TCOMMON_SRCS:%.c=$(B)/obj/%.o) $(CUREPORT_OBJ) \
 	      $(B)/obj/tests/gpu/cudabw.o
 
 HMMFS      := $(B)/hmmfs
@@ -140,12 +142,12 @@ $(HMMFSCTL): $(CTL_SRCS:%.c=$(B)/obj/%.o)
 	$(quiet) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(UNIT_BIN): $(FS_OBJS) $(UNIT_SRCS:%.c=$(B)/obj/%.o)
+$(UNIT_BIN): $(FS_OBJS) $(UNIT_SRCS:%.c=$(B)/obj/%.o) $(CUREPORT_OBJ)
 	$(quiet) LD $@
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcunit
 
-$(IT_BIN): $(IT_SRCS:%.c=$(B)/obj/%.o)
+$(IT_BIN): $(IT_SRCS:%.c=$(B)/obj/%.o) $(CUREPORT_OBJ)
 	$(quiet) LD $@
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcunit

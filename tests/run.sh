@@ -6,10 +6,17 @@
 # here unless HMMFS_ALLOW_SKIP=1, so CI never passes on tests that did not
 # run.  Ends with one line "tests: N passed, M failed" and a non-zero exit
 # if any suite failed.  Needs root and /dev/fuse for the mounting suites.
+#
+# A CI log may keep only its tail, so what failed is repeated after that
+# line: the CUnit runners append one line per failed assertion to
+# $HMMFS_TEST_FAILURES (tests/common/cunit_report.c).
 set -u
 
 unit=$1 integ=$2 fsx=$3
 passed=0 failed=0 failed_names=""
+HMMFS_TEST_FAILURES=$(mktemp "${TMPDIR:-/tmp}/hmmfs-failures.XXXXXX") || exit 1
+export HMMFS_TEST_FAILURES
+trap 'rm -f "$HMMFS_TEST_FAILURES"' EXIT
 
 run_suite() {
 	name=$1
@@ -26,6 +33,7 @@ run_suite() {
 	else
 		failed=$((failed + 1))
 		failed_names="$failed_names $name"
+		echo "FAILED: suite $name, exit $rc" >>"$HMMFS_TEST_FAILURES"
 	fi
 }
 
@@ -59,7 +67,8 @@ if [ -n "${HMMFS_CUDA_LIB:-}" ]; then
 	HMMFSX_CONFIGS="$HMMFSX_CONFIGS device=cuda,devices=3,host_cache=256K,device_cache=512K/-M,-R,3,-n,4000"
 	export FAKECUDA_DEVICES=3
 else
-	echo "tests: device=cuda suites not run: HMMFS_CUDA_LIB is not set" >&2
+	echo "tests: device=cuda suites not run: HMMFS_CUDA_LIB is not set" |
+		tee -a "$HMMFS_TEST_FAILURES" >&2
 	failed=$((failed + 1))
 	failed_names="$failed_names integration-cuda"
 fi
@@ -73,7 +82,7 @@ if clinfo -l 2>/dev/null | grep -q "Device"; then
 	opencl_crash=1
 else
 	echo "tests: device=opencl suites not run: no OpenCL device (clinfo -l;" \
-	     "scripts/deps.sh installs POCL)" >&2
+	     "scripts/deps.sh installs POCL)" | tee -a "$HMMFS_TEST_FAILURES" >&2
 	failed=$((failed + 1))
 	failed_names="$failed_names integration-opencl"
 	opencl_crash=0
@@ -103,4 +112,5 @@ run_suite gluster "$(dirname "$0")/gluster/run.sh"
 echo
 [ -n "$failed_names" ] && echo "failed suites:$failed_names"
 echo "tests: $passed passed, $failed failed"
+cat "$HMMFS_TEST_FAILURES"
 [ "$failed" -eq 0 ]

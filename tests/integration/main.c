@@ -26,6 +26,7 @@
 
 #include <CUnit/Basic.h>
 
+#include "tests/common/cunit_report.h"
 #include "tests/integration/harness.h"
 
 static const struct it_suite *const all_suites[] = {
@@ -241,6 +242,7 @@ static int run(int nsel, char **sel)
 	sum = CU_get_run_summary();
 	failed = sum->nTestsFailed || sum->nSuitesFailed || sum->nAssertsFailed ||
 		 CU_get_error() != CUE_SUCCESS;
+	cunit_report_failures("integration");
 	CU_cleanup_registry();
 	free(registry);
 	return failed ? 1 : 0;

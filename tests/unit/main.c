@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tests/common/cunit_report.h"
 #include "tests/unit/unit.h"
 
 int unit_add_suite(const char *name, const CU_TestInfo *tests)
@@ -64,6 +65,7 @@ int main(int argc, char **argv)
 		CU_basic_run_tests();
 	}
 	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	cunit_report_failures("unit");
 	CU_cleanup_registry();
 	return failed ? 1 : 0;
 }
