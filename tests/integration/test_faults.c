@@ -509,8 +509,9 @@ static void short_write_back_is_an_error(void)
 {
 	int fd = writeback_mount_on_device("h", 91, 512 * KiB, 512 * KiB);
 
-	IT_OK(it_pwrite_pattern(fd, 0, MiB, MiB, 92));
+	/* before the write: the kernel may write back at once, not at fsync */
 	faults_set("dev_copy:eio:dir=h2d");
+	IT_OK(it_pwrite_pattern(fd, 0, MiB, MiB, 92));
 	IT_ERRNO(fsync(fd), EIO);
 	faults_set("");
 	close(fd);
