@@ -338,14 +338,32 @@ static void umount_ends_daemon(void)
 	IT_CONTENT_STR(BACK("f"), "data");
 }
 
-/* Pid of a process whose command line mentions @mnt, or 0. */
+/*
+ * Does the command line @cmd (@n bytes, arguments NUL-separated) run the
+ * hmmfs under test with @mnt as one whole argument?  (A substring match
+ * once took another test's daemon, whose absolute mountpoint ends in the
+ * same "m/mnt", for this one.)
+ */
+static bool cmdline_mounts(const char *cmd, ssize_t n, const char *mnt)
+{
+	const char *arg = cmd, *end = cmd + n;
+
+	if (n <= 0 || strcmp(cmd, it.hmmfs) != 0)
+		return false;
+	for (arg += strlen(arg) + 1; arg < end; arg += strlen(arg) + 1)
+		if (strcmp(arg, mnt) == 0)
+			return true;
+	return false;
+}
+
+/* Pid of the hmmfs process given @mnt as its mountpoint, or 0. */
 static pid_t find_daemon_for(const char *mnt)
 {
 	char path[300], cmd[4096];
 	struct dirent *e;
 	DIR *d = opendir("/proc");
 	pid_t found = 0;
-	ssize_t n, i;
+	ssize_t n;
 
 	while (d && !found && (e = readdir(d))) {
 		int fd;
@@ -358,10 +376,7 @@ static pid_t find_daemon_for(const char *mnt)
 			continue;
 		n = read(fd, cmd, sizeof(cmd) - 1);
 		close(fd);
-		for (i = 0; i < n; i++)
-			if (cmd[i] == '\0')
-				cmd[i] = ' ';
-		if (n > 0 && (cmd[n] = '\0', strstr(cmd, mnt)))
+		if (n > 0 && (cmd[n] = '\0', cmdline_mounts(cmd, n, mnt)))
 			found = atoi(e->d_name);
 	}
 	if (d)
