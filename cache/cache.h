@@ -34,7 +34,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include "wp/wp.h"
+#include "cache/wp.h"
 
 struct cache;
 struct cfile;

@@ -10,10 +10,10 @@
 #include <stdatomic.h>
 #include <urcu-bp.h>
 
-#include "bounce/io.h"
+#include "io/io.h"
 #include "bounce/pool.h"
 #include "device/device.h"
-#include "wp/wp.h"
+#include "cache/wp.h"
 #include "cache/cache.h"
 #include "cache/page.h"
 
@@ -72,7 +72,7 @@ static inline void clist_add_head(struct clist *h, struct clist *n)
  * @migrations: tier changes in the current thrash window; page lock.
  * @cpu_reads: CPU accesses (reads served by bounce, writes) since it
  *            reached the device (adaptive promotion); relaxed atomic.
- * @shared:   the frame shared by dedupe while PG_shared (wp/ksm.c);
+ * @shared:   the frame shared by dedupe while PG_shared (cache/ksm.c);
  *            page lock.
  * @shared_link: on @shared's list of pages; ksm->lock.
  * @ksm_hash: the hash the dedupe scanner last saw; @ksm_pass: it saw one.
@@ -328,7 +328,7 @@ enum migrate_policy {
  *               (cache_files_sweep).
  * @nr_stuck:    sum of every file's ->stuck (atomic).
  * @nr_fds:      files' backing descriptors open now (atomic).
- * @ksm:         the dedupe scanner (wp/ksm.c).
+ * @ksm:         the dedupe scanner (cache/ksm.c).
  */
 struct cache {
 	struct cache_config cfg;

@@ -46,7 +46,7 @@
 #include <unistd.h>
 
 #include "cache/cache_int.h"
-#include "cache/racy.h"
+#include "lib/racy.h"
 #include "cache/rcu.h"
 
 #define RA_MIN_PAGES 8
@@ -1085,7 +1085,7 @@ void cache_file_set_owner(struct cfile *f, uint64_t owner)
 	f->owner = owner;
 }
 
-/* The store comes before ksm_unshare_file() locks each page: see wp/ksm.c. */
+/* The store comes before ksm_unshare_file() locks each page: see cache/ksm.c. */
 int cache_file_set_uid(struct cfile *f, uint32_t uid)
 {
 	if (atomic_exchange(&f->uid, uid) == uid || f->cache->cfg.ksm_scope_all)

@@ -42,7 +42,7 @@
  *
  * The device write fault.  A device page is mapped read-only on the
  * device until a device-side write faults (dev_compute returns -EFAULT);
- * wp_fault_locked(WP_DEVICE) (wp/wp.c) then does what page_mkwrite does:
+ * wp_fault_locked(WP_DEVICE) (cache/wp.c) then does what page_mkwrite does:
  * waits for writeback of the page, copies it if dedupe shares it, marks it
  * dirty, maps it read-write.  Taking the page for writeback maps it
  * read-only again (writeback.c).
@@ -62,7 +62,7 @@
 #include <xxhash.h>
 
 #include "cache/cache_int.h"
-#include "cache/racy.h"
+#include "lib/racy.h"
 #include "cache/rcu.h"
 
 #define THRASH_WINDOW_MS 2000
@@ -231,7 +231,7 @@ static void pages_commit_to_device(struct cache *c, struct cpage **pp,
 
 /*
  * The shared pages of @pp move with their frame and every other page on
- * it (wp/ksm.c).  Return: pages moved, or -errno if none moved.
+ * it (cache/ksm.c).  Return: pages moved, or -errno if none moved.
  */
 static int pages_move_shared_locked(struct cache *c, struct cpage **pp,
 				    size_t n, bool to_dev, bool automatic)

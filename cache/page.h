@@ -33,7 +33,7 @@ enum page_flag {
 	/* room for the device tier and write protection */
 	PG_device,	/* the only copy lives in device memory */
 	PG_dev_rw,	/* the device maps it read-write */
-	PG_shared,	/* frame shared by dedupe (wp/ksm.c) */
+	PG_shared,	/* frame shared by dedupe (cache/ksm.c) */
 	PG_replicated,	/* read-only copies on other devices (replica.c) */
 	PG_NR_FLAGS
 };

@@ -34,7 +34,7 @@
  * still moved, only the modelled time is skipped.
  *
  * Device-to-host copies are the device's side of a CPU read, which may
- * race a write of the same page by design (cache/racy.h); they are marked
+ * race a write of the same page by design (lib/racy.h); they are marked
  * so for ThreadSanitizer.
  *
  * Loss.  The dev_lost fault makes the simulated device go away as a real
@@ -57,7 +57,7 @@
 
 #include <xxhash.h>
 
-#include "cache/racy.h"	/* macros only: the read-race marking */
+#include "lib/racy.h"	/* macros only: the read-race marking */
 #include "device/device.h"
 #include "fault/fault.h"
 #include "log/log.h"

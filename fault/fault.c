@@ -3,7 +3,7 @@
  * fault/fault.c — the fault-injection rules: one parser, one matcher.
  *
  * The grammar and the hooks are described in fault.h.  Hooks sit in
- * bounce/io.c (backing reads and writes, slow I/O, short writes),
+ * io/io.c (backing reads and writes, slow I/O, short writes),
  * bounce/pool.c (bounce:starve) and device/device.c (frame allocation,
  * copies); each calls fault_hit(), which costs one relaxed load while
  * fault injection is off.

@@ -18,7 +18,7 @@
  *   backing_read[:ERR]      a read of a backing file fails (default eio)
  *   backing_write[:ERR]     a write of a backing file fails (default eio)
  *   backing_write:short     the engine stops a write half way (on a 4 KiB
- *                           boundary); bounce/io.c must finish it
+ *                           boundary); io/io.c must finish it
  *   dev_alloc[:ERR]         device frame allocation fails (default enospc)
  *   dev_copy[:ERR]          queueing a device copy fails (default eio)
  *   bounce:starve           the bounce pool hands out one buffer at a time

@@ -226,7 +226,7 @@ enum {
  * @set_mask: in: bit i set: knobs[i] is a new value (the mount's owner or
  *            root only; EPERM otherwise, ERANGE for a value out of range).
  * @knobs:    in: new values; out: the values now.
- * The counters (out) are named as Linux KSM's; see wp/wp.h.
+ * The counters (out) are named as Linux KSM's; see cache/wp.h.
  */
 struct hmmfs_ioc_ksm {
 	uint32_t version;

@@ -59,7 +59,7 @@
 #include <unistd.h>
 
 #include "cache/cache.h"
-#include "cache/racy.h"
+#include "lib/racy.h"
 #include "fs/devio.h"
 #include "fs/guard.h"
 #include "fs/hmmfs_ioctl.h"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/unit/test_bounce_io.c — bounce/: every engine against the same
+ * tests/unit/test_bounce_io.c — io/: every engine against the same
  * expectations, on a temporary file under /var/tmp (O_DIRECT where ext4
  * allows it): aligned reads and writes, a vectored run, a batch of 64, a
  * short read at EOF and none past it, a bad descriptor failing only its
@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bounce/io.h"
+#include "io/io.h"
 #include "tests/unit/unit.h"
 
 #define BS 4096

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/unit/test_wp_ksm.c — wp/ksm.c and wp/wp.c on a real cache (hostsim
+ * tests/unit/test_wp_ksm.c — cache/ksm.c and cache/wp.c on a real cache (hostsim
  * device) over backing files under /var/tmp, driving the scanner by hand
  * (ksm_scan) with the scanner thread idle.
  *

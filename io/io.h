@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bounce/io.h — backing-file I/O: engines behind one ops table.
+ * io/io.h — backing-file I/O: engines behind one ops table.
  *
  * The cache hands batches of requests to io_submit_wait(), which submits
  * them together and returns when all are complete.  Engines: "uring"
@@ -11,8 +11,8 @@
  * Thread safety: any thread may call io_submit_wait() at any time; each
  * thread gets its own engine context (ring, AIO context) on first use.
  */
-#ifndef HMMFS_BOUNCE_IO_H
-#define HMMFS_BOUNCE_IO_H
+#ifndef HMMFS_IO_IO_H
+#define HMMFS_IO_IO_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bounce/eng_aio.c — the "aio" engine: Linux native AIO through libaio.
+ * io/eng_aio.c — the "aio" engine: Linux native AIO through libaio.
  *
  * One io_context per thread with room for the engine's depth.  A batch is
  * one io_submit() of all its iocbs and io_getevents() until every one has
@@ -12,7 +12,7 @@
 #include <libaio.h>
 #include <stdlib.h>
 
-#include "bounce/io.h"
+#include "io/io.h"
 
 struct aio_ctx {
 	io_context_t ctx;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bounce/io.c — the engine front end: per-thread contexts, faults, counts.
+ * io/io.c — the engine front end: per-thread contexts, faults, counts.
  *
  * Engine contexts (an io_uring ring, an AIO context) are not thread-safe,
  * and a lock around one shared context would serialise every worker of
@@ -29,7 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bounce/io.h"
+#include "io/io.h"
 #include "fault/fault.h"
 
 struct io_ctx_link {

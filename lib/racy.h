@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cache/racy.h — marking reads of page bytes that race with writers on
+ * lib/racy.h — marking reads of page bytes that race with writers on
  * purpose.
  *
  * A page's bytes are read without its page lock, as Linux's filemap_read()
@@ -11,8 +11,8 @@
  * accesses between racy_read_begin() and racy_read_end(): keep that span
  * to the copy of page bytes alone.
  */
-#ifndef HMMFS_CACHE_RACY_H
-#define HMMFS_CACHE_RACY_H
+#ifndef HMMFS_LIB_RACY_H
+#define HMMFS_LIB_RACY_H
 
 #if defined(__SANITIZE_THREAD__)
 void __tsan_ignore_thread_begin(void);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * wp/wp.h — write protection of cached pages, and KSM-style dedupe.
+ * cache/wp.h — write protection of cached pages, and KSM-style dedupe.
  *
  * A page is write-protected for one or more reasons (enum wp_reason):
  * its frame is shared by dedupe, it is being written back, or the device
@@ -11,10 +11,11 @@
  * device write the device mapping is made read-write (and the page
  * dirty, like page_mkwrite).  See wp.c.
  *
- * wp/ sits beside cache/: it works on struct cpage (cache/cache_int.h).
+ * Part of the cache layer (as Linux's mm/ksm.c is part of mm/): it works
+ * on struct cpage (cache/cache_int.h), and the rest of cache/ calls it.
  */
-#ifndef HMMFS_WP_WP_H
-#define HMMFS_WP_WP_H
+#ifndef HMMFS_CACHE_WP_H
+#define HMMFS_CACHE_WP_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * wp/wp.c — write protection: one mechanism, four reasons.
+ * cache/wp.c — write protection: one mechanism, four reasons.
  *
  * A page must not change underneath whoever relies on its bytes:
  *   WP_SHARED     dedupe shares its frame with other pages (PG_shared);
@@ -30,7 +30,7 @@
  * when the write ends.
  */
 #include "cache/cache_int.h"
-#include "wp/ksm_int.h"
+#include "cache/ksm_int.h"
 
 uint32_t wp_reasons(const struct cpage *p)
 {

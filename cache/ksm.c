@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * wp/ksm.c — merging identical cached pages across files, as Linux KSM
+ * cache/ksm.c — merging identical cached pages across files, as Linux KSM
  * merges identical anonymous pages.
  *
  * DOC: Overview
@@ -84,7 +84,7 @@
 #include <xxhash.h>
 
 #include "cache/rcu.h"
-#include "wp/ksm_int.h"
+#include "cache/ksm_int.h"
 
 #define KSM_BUCKETS 65536	/* per table; chains stay short up to millions */
 #define KSM_WINDOW 256		/* page indexes looked at per collect */

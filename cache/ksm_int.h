@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * wp/ksm_int.h — dedupe internals shared by wp/ and cache/.
+ * cache/ksm_int.h — dedupe internals shared by ksm.c, wp.c and the rest
+ * of the cache (as Linux keeps mm/ksm.c beside mm/filemap.c, sharing
+ * mm/internal.h).
  */
-#ifndef HMMFS_WP_KSM_INT_H
-#define HMMFS_WP_KSM_INT_H
+#ifndef HMMFS_CACHE_KSM_INT_H
+#define HMMFS_CACHE_KSM_INT_H
 
 #include "cache/cache_int.h"
-#include "wp/wp.h"
+#include "cache/wp.h"
 
 /**
  * struct ksm_frame - a frame shared by merged pages (a stable-tree node).

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bounce/eng_uring.c — the "uring" engine (default): io_uring.
+ * io/eng_uring.c — the "uring" engine (default): io_uring.
  *
  * One ring per thread, sized to the engine's depth.  A batch fills one SQE
  * per request, is submitted with one io_uring_submit_and_wait() for all of
@@ -12,7 +12,7 @@
 #include <liburing.h>
 #include <stdlib.h>
 
-#include "bounce/io.h"
+#include "io/io.h"
 
 static void *uring_ctx_new(unsigned int depth)
 {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bounce/eng_psync.c — the "psync" engine: preadv/pwritev in the caller.
+ * io/eng_psync.c — the "psync" engine: preadv/pwritev in the caller.
  *
  * No context and no queue: each request is one system call (two or more
  * only when interrupted), done one after the other.  The baseline the
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "bounce/io.h"
+#include "io/io.h"
 
 static void *psync_ctx_new(unsigned int depth)
 {
