@@ -55,6 +55,9 @@ fi
 : "${HMMFSX_CONFIGS=host_cache=64K page_size=64K io_engine=aio io_engine=psync host_cache=0 device=none host_cache=256K/-M,-n,4000 host_cache=256K,device_cache=512K,migrate=promote/-M,-n,4000 ksm=on/-K,-n,8000 ksm=on,host_cache=256K/-K,-M,-n,4000 ksm=on,host_cache=256K,device_cache=512K/-K,-M,-n,4000 devices=3,host_cache=256K,device_cache=512K/-M,-R,3,-n,4000}"
 export HMMFSX_CONFIGS
 
+# The include graph between directories is the one docs/ARCHITECTURE.md
+# draws (a second, no mount).
+run_suite layers "$(dirname "$0")/layers.sh" "$(dirname "$0")/.."
 run_suite unit "$unit"
 run_suite integration "$integ"
 # The device tier again on the cuda backend, over the fake driver
