@@ -42,6 +42,9 @@
 /* Test flags. */
 #define IT_NO_MOUNT	0x1	/* create the tree only; the test mounts if it wants */
 #define IT_DEBUG	0x2	/* run the daemon with -d (requests logged) */
+/* moves a GiB or more: the watchdog waits IT_LONG_FACTOR times longer */
+#define IT_LONG		0x4
+#define IT_LONG_FACTOR	6
 
 struct it_test {
 	const char *name;

@@ -15,13 +15,16 @@
  *
  * HMMFS_IT_NOMOUNT=1 runs the tests against BACKING itself, to check the
  * tests' own logic without a daemon (mount-specific tests then fail).
- * HMMFS_IT_TIMEOUT=SECS changes the per-test watchdog (default 30).
+ * HMMFS_IT_TIMEOUT=SECS changes the per-test watchdog (default 30; a
+ * test flagged IT_LONG, one that moves a GiB or more, gets IT_LONG_FACTOR
+ * times that: on a loaded 2-core machine it took over 30 s).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <CUnit/Basic.h>
@@ -71,8 +74,9 @@ static void finish_test(void)
 	int status, ret;
 
 	it_watchdog(0);
-	IT_TRUE(!it.timed_out, "the test hung for %u s; the daemon was killed",
-		test_timeout_s);
+	IT_TRUE(!it.timed_out, "the test ran past its watchdog (%u s, %u s for "
+		"a long one); the daemon was killed", test_timeout_s,
+		test_timeout_s * IT_LONG_FACTOR);
 	if (!it.mount.live)
 		return;
 	ret = it_mount_stop(&it.mount, &status);
@@ -82,9 +86,32 @@ static void finish_test(void)
 		(unsigned int)status, it_log_tail(1500));
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * A test that took a while says how long, before CUnit's verdict: one
+ * that nears its watchdog on a loaded machine shows up in the log.
+ */
+static void say_if_slow(double start)
+{
+	double took = now_s() - start;
+
+	if (took >= 5.0) {
+		printf("[%.1f s] ", took);
+		fflush(stdout);
+	}
+}
+
 static void run_current_test(void)
 {
 	const struct registered *r = current();
+	double start = now_s();
 	unsigned int flags;
 	const char *opts;
 	char err[1024];
@@ -93,11 +120,12 @@ static void run_current_test(void)
 	IT_REQUIRE(it_env_create(err, sizeof(err)) == 0, "%s", err);
 	flags = r->suite->flags | r->test->flags;
 	opts = r->test->opts ? r->test->opts : r->suite->opts;
-	it_watchdog(test_timeout_s);
+	it_watchdog(test_timeout_s * (flags & IT_LONG ? IT_LONG_FACTOR : 1));
 	if (!(flags & IT_NO_MOUNT))
 		it_mount_default(opts, flags & IT_DEBUG);
 	r->test->fn();
 	finish_test();
+	say_if_slow(start);
 }
 
 static void teardown(void)

@@ -479,7 +479,7 @@ static void scope_all(void)
 }
 
 static const struct it_test tests[] = {
-	{ "four copies share one frame per page", four_copies, 0, NULL },
+	{ "four copies share one frame per page", four_copies, IT_LONG, NULL },
 	{ "merged device pages serve bounce reads", device_pages_merge, 0, NULL },
 	{ "merged across devices: pages counted where their frame is",
 	  merge_across_devices, 0, "ksm=on,direct_io,devices=2,device_cache=8M" },
