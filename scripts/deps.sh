@@ -9,7 +9,8 @@
 # rsync, git, perf): installed with the rest as root, only named without
 # root, since building does not need them.
 # Fast when everything is there (one dpkg-query); otherwise apt-get installs
-# the missing packages, which needs root.  Run by `make` before each build.
+# the missing packages, which needs root.  Run by the README's two commands
+# and by `make deps`; `make` itself does not run it.
 set -eu
 
 PKGS="build-essential pkg-config fuse3 libfuse3-dev liburing-dev libaio-dev \
