@@ -8,18 +8,9 @@
  * copy_file_range, fsync).  Pages are written back to BACKING later, by a
  * flusher thread, by fsync, or before their frames are reused.
  *
- * Lock order (outermost first; see docs/ARCHITECTURE.md):
- *   1. page lock          (PG_locked in the page's state word; one at a
- *                          time, except a reader's batch of new pages)
- *   2. cfile->lock        (a file's size, dirty bookkeeping, latched error)
- *   3. cache->lru_lock    (active/inactive lists)
- *   4. cache->dirty_lock  (the list of files with dirty pages)
- *   5. frame pool lock
- * cache->files_lock (every file's identity and attach count, lifetime.c)
- * is taken with no page lock held, before cfile->lock; cache->idle_lock
- * is a leaf.  Eviction holds lru_lock and only *tries* page locks, so it
- * never waits against this order.  The page index is read under RCU
- * without locks.
+ * Lock order: the one list is at the top of cache/cache_int.h (fs/ takes
+ * its own locks before any of the cache's; the cache's functions take
+ * theirs inside).
  *
  * Every function returns 0 (or a count) on success and -errno on failure.
  */

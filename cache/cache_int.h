@@ -1,6 +1,72 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cache/cache_int.h — structures shared by the files of cache/.
+ * cache/cache_int.h — structures shared by the files of cache/, and the
+ * one lock-order list of hmmfs.
+ *
+ * Lock order (outermost first), with who takes each lock.  fs/ and the
+ * device backends keep the same list: this is the only copy, and
+ * docs/ARCHITECTURE.md points here.
+ *
+ *  fs/ (before any lock of the cache's)
+ *    itab->lock          the inode table (fs/inode.c)
+ *      hmm_inode->lock   an inode's close-to-open fields and the attach of
+ *                        its cfile (fs/ops.c); the cache's locks come after
+ *                        it (attach takes files_lock)
+ *        fdc->lock       the descriptor cache (fs/fdcache.c), innermost:
+ *                        under itab->lock in itab_keep(), under
+ *                        hmm_inode->lock when a cfile is attached
+ *
+ *  cache/
+ *    cache->files_lock   every cfile, attached or detached: the list, the
+ *                        identity table, attach counts, the dedupe cursor
+ *                        (lifetime.c, ksm.c); taken with no page lock held;
+ *                        inside it only cfile->lock and idle_lock
+ *    0. cfile->trunc_lock  writer-preferring rwlock: cache_truncate()
+ *                        exclusive; cache_write() and
+ *                        cache_file_change_begin().._end() shared (file.c);
+ *                        nothing that holds a page lock or another lock
+ *                        takes it
+ *    1. page lock        PG_locked: cache_page_lock(), cache_page_trylock()
+ *                        (page.h); one at a time, except a reader's batch of
+ *                        fresh pages and migration/devop batches, which lock
+ *                        in ascending index order (migrate.c), and a shared
+ *                        frame's move, which holds its batch and only tries
+ *                        the frame's other pages (ksm.c)
+ *    2. cfile->lock      a file's size, mtime, dirty and writeback counts,
+ *                        latched error (file.c, writeback.c, lifetime.c)
+ *    3. cache->lru_lock  the active, inactive and device lists (lru.c,
+ *                        migrate.c); eviction holds it and only tries page
+ *                        locks, so it never waits against this order
+ *    4. cache->dirty_lock  the list of files with dirty pages, the
+ *                        flusher's conditions (writeback.c)
+ *    5. ksm->lock        dedupe tables and counts; only page trylocks
+ *                        inside (ksm.c)
+ *    6. leaves, nothing taken inside them: the frame pool's lock
+ *                        (frame.c), each device unit's frame lock
+ *                        (device/device.c), the bounce pool's per-CPU shard
+ *                        locks (bounce/pool.c; alone, or under its wait_lock
+ *                        by a caller about to sleep), hostsim's queue lock,
+ *                        devra->lock (devra.c), cache->rep_lock (replica.c;
+ *                        page removal collapses replicas with lru_lock held;
+ *                        replica eviction holds it and only tries page
+ *                        locks), cache->idle_lock (lifetime.c; page removal
+ *                        queues a file with the page locked and lru_lock
+ *                        held), log_lock (log/log.c)
+ *    7. inside device/ backends, under nothing of the cache's but the page
+ *                        locks a copy's caller holds: a fence record's lock
+ *                        (cuda.c, opencl.c; held while queueing on the
+ *                        fence, and by the xxh64 op across its own waits),
+ *                        then opencl's per-queue klock (a queue's kernel
+ *                        objects, from setting their arguments to the
+ *                        enqueue); a unit's dev_rec_pool lock (device.c) is
+ *                        a leaf
+ *
+ * A thread that waits for a frame holds no page lock it could be waited on
+ * for (readers hold only fresh, not-yet-read pages, which no writer or
+ * writeback waits for).  The bounce pool is a resource, not a lock:
+ * buffers are taken after any wait for a page lock or writeback and never
+ * while holding other buffers.  The page index is read under RCU without
+ * locks.
  */
 #ifndef HMMFS_CACHE_CACHE_INT_H
 #define HMMFS_CACHE_CACHE_INT_H

@@ -40,7 +40,8 @@
  * than those are set before the inode is published and never change,
  * except ->cache_* and ->own_changes, which ->lock guards.  The release
  * hook runs with no table lock held.
- * Lock order: itab->lock, then hmm_inode->lock (never the other way round);
+ * Lock order (the full list: cache/cache_int.h): itab->lock, then
+ * hmm_inode->lock (never the other way round);
  * itab->lock, then itab->fdc.lock.
  */
 #ifndef HMMFS_FS_INODE_H
