@@ -1083,16 +1083,14 @@ void ksm_get(struct ksm *k, struct ksm_knobs *kn, struct ksm_stats *st)
 
 int ksm_set(struct ksm *k, const struct ksm_knobs *kn, uint32_t mask)
 {
-	const uint32_t *src = (const uint32_t *)kn;
-	struct ksm_knobs next;
-	uint32_t *dst = (uint32_t *)&next;
+	struct ksm_knobs in = *kn, next;
 	int ret;
 
 	pthread_mutex_lock(&k->lock);
 	next = k->knobs;
-	for (size_t i = 0; i < sizeof(next) / sizeof(uint32_t); i++)
+	for (unsigned int i = 0; i < KSM_NR_KNOBS; i++)
 		if (mask & (1u << i))
-			dst[i] = src[i];
+			*ksm_knob_ref(&next, i) = *ksm_knob_ref(&in, i);
 	ret = knobs_check(&next);
 	if (!ret) {
 		k->knobs = next;

@@ -69,6 +69,27 @@ struct ksm_knobs {
 	uint32_t merge_across_tiers;	/* host and device pages may share */
 };
 
+/* The knobs by number: bit i of ksm_set()'s mask names knob i. */
+enum ksm_knob {
+	KSM_KNOB_RUN, KSM_KNOB_PAGES_TO_SCAN, KSM_KNOB_SLEEP_MILLISECS,
+	KSM_KNOB_MAX_PAGE_SHARING, KSM_KNOB_USE_ZERO_PAGES,
+	KSM_KNOB_MERGE_ACROSS_TIERS, KSM_NR_KNOBS
+};
+
+/* Knob @i of @k, or NULL for a number that names none. */
+static inline uint32_t *ksm_knob_ref(struct ksm_knobs *k, unsigned int i)
+{
+	switch (i) {
+	case KSM_KNOB_RUN: return &k->run;
+	case KSM_KNOB_PAGES_TO_SCAN: return &k->pages_to_scan;
+	case KSM_KNOB_SLEEP_MILLISECS: return &k->sleep_millisecs;
+	case KSM_KNOB_MAX_PAGE_SHARING: return &k->max_page_sharing;
+	case KSM_KNOB_USE_ZERO_PAGES: return &k->use_zero_pages;
+	case KSM_KNOB_MERGE_ACROSS_TIERS: return &k->merge_across_tiers;
+	}
+	return NULL;
+}
+
 /* Statistics, named as Linux KSM's where they mean the same. */
 struct ksm_stats {
 	uint64_t pages_shared;		/* shared frames in use */
@@ -90,7 +111,7 @@ int ksm_start(struct ksm *k);		/* the scanner thread (after fork) */
 void ksm_stop(struct ksm *k);		/* stop the scanner thread */
 void ksm_destroy(struct ksm *k);	/* after every file is closed */
 void ksm_get(struct ksm *k, struct ksm_knobs *knobs, struct ksm_stats *st);
-/* Change knobs; @mask says which (1 << field order above). */
+/* Change knobs; @mask says which (bit 1 << enum ksm_knob). */
 int ksm_set(struct ksm *k, const struct ksm_knobs *knobs, uint32_t mask);
 /* One scanner step of up to @pages pages (tests; the thread does this). */
 size_t ksm_scan(struct ksm *k, size_t pages);
