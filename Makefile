@@ -18,6 +18,8 @@
 #   V=1                      show full compiler command lines
 #   WERROR=1                 warnings are errors (CI sets it; off by default so a
 #                            newer compiler's new warnings do not stop a build)
+#   DEBUG=1                  check that each *_locked function's lock is held
+#                            (lib/lockcheck.h; CI sets it); builds in build-debug/
 #
 # Users may tune CFLAGS; the warning flags are always added.
 
@@ -51,6 +53,11 @@ else
 B := build-san-$(subst $(comma),-,$(SANITIZE))
 override CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
 override LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+# DEBUG=1: the lock assertions of lib/lockcheck.h (CI), in a build of its own
+ifeq ($(DEBUG),1)
+B := $(B)-debug
+override CFLAGS += -DHMMFS_DEBUG
 endif
 ifeq ($(V),1)
 Q :=
@@ -234,6 +241,6 @@ uninstall:
 	@if [ -L /usr/sbin/hmmfs ] && [ -z "$(DESTDIR)" ]; then rm -f /usr/sbin/hmmfs; fi
 
 clean:
-	rm -rf build build-san-*
+	rm -rf build build-debug build-san-*
 
 -include $(ALL_OBJS:.o=.d) $(FAKECUDA:.so=.d)

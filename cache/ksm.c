@@ -85,6 +85,7 @@
 
 #include "cache/rcu.h"
 #include "cache/ksm_int.h"
+#include "lib/lockcheck.h"
 
 #define KSM_BUCKETS 65536	/* per table; chains stay short up to millions */
 #define KSM_WINDOW 256		/* page indexes looked at per collect */
@@ -173,6 +174,7 @@ static void ksm_frame_leave_locked(struct ksm *k, struct cpage *p)
 {
 	struct ksm_frame *s = p->shared, **pp;
 
+	mutex_assert_held(&k->lock);
 	clist_del(&p->shared_link);
 	k->sharers[tier(s)]--;
 	if (s->zero)
@@ -223,6 +225,8 @@ void ksm_forget_file(struct ksm *k, struct cfile *f)
 
 static void unstable_clear_locked(struct ksm *k)
 {
+	mutex_assert_held(&k->lock);
+
 	for (size_t b = 0; b < KSM_BUCKETS; b++)
 		while (k->unstable[b]) {
 			struct ksm_unstable *u = k->unstable[b];
@@ -288,6 +292,7 @@ static void page_join_locked(struct ksm *k, struct cpage *p, struct ksm_frame *s
 	void *old_frame = was_dev ? NULL : page_frame(p);
 	dev_addr_t old_daddr = was_dev ? page_daddr(p) : DEV_ADDR_NONE;
 
+	lock_assert(page_test_locked(&p->ps));
 	p->shared = s;
 	wp_protect(p, WP_SHARED);
 	if (was_dev == to_dev) {
@@ -335,6 +340,7 @@ static struct ksm_frame *zero_frame_locked(struct ksm *k, bool dev)
 	struct ksm_frame *z = k->zero[dev];
 	struct dev_fence fence = DEV_FENCE_INIT;
 
+	mutex_assert_held(&k->lock);
 	if (z)
 		return z;
 	z = calloc(1, sizeof(*z));
@@ -389,6 +395,7 @@ static struct cpage *unstable_match_locked(struct ksm *k, struct cpage *p,
 {
 	bool dev = page_test_device(&p->ps);
 
+	mutex_assert_held(&k->lock);
 	for (struct ksm_unstable **pp = &k->unstable[bucket(h)]; *pp;) {
 		struct ksm_unstable *u = *pp;
 		struct cpage *q;
@@ -434,6 +441,8 @@ static struct ksm_frame *stable_new_locked(struct ksm *k, struct cpage *q,
 	struct ksm_frame *s = calloc(1, sizeof(*s));
 	bool dev = page_test_device(&q->ps);
 
+	mutex_assert_held(&k->lock);
+	lock_assert(page_test_locked(&q->ps) && page_test_locked(&p->ps));
 	if (!s)
 		return NULL;
 	s->hash = h;
@@ -457,6 +466,7 @@ static void unstable_insert_locked(struct ksm *k, struct cpage *p, uint64_t h)
 {
 	struct ksm_unstable *u = malloc(sizeof(*u));
 
+	mutex_assert_held(&k->lock);
 	if (!u)
 		return;
 	*u = (struct ksm_unstable){ .next = k->unstable[bucket(h)], .hash = h,
@@ -668,6 +678,7 @@ static int ksm_move_zero_locked(struct ksm *k, struct cpage *p, bool to_dev)
 	struct cache *c = k->c;
 	struct ksm_frame *z;
 
+	lock_assert(page_test_locked(&p->ps));
 	pthread_mutex_lock(&k->lock);
 	z = zero_frame_locked(k, to_dev);
 	if (z) {
@@ -857,6 +868,7 @@ static bool ksm_cursor_next_locked(struct ksm *k, struct cfile *f)
 	struct cache *c = k->c;
 	struct clist *next = f->file_link.next;
 
+	mutex_assert_held(&k->c->files_lock);
 	k->cur_index = 0;
 	if (next == &c->files || next == &f->file_link) {
 		k->cur = NULL;	/* the end of the list: a full scan is done */
@@ -1035,7 +1047,9 @@ void ksm_destroy(struct ksm *k)
 	if (!k)
 		return;
 	ksm_stop(k);
+	pthread_mutex_lock(&k->lock);	/* alone now; for the assertion */
 	unstable_clear_locked(k);
+	pthread_mutex_unlock(&k->lock);
 	for (int t = 0; t < 2; t++)
 		if (k->zero[t]) {	/* every page left it: files are closed */
 			if (k->zero[t]->frame)

@@ -69,6 +69,7 @@
 #include "cache/cache_int.h"
 #include "cache/rcu.h"
 #include "log/log.h"
+#include "lib/lockcheck.h"
 
 #define FTAB_MIN_SIZE 1024
 
@@ -101,6 +102,7 @@ static struct cfile *ftab_find_locked(struct cache *c, dev_t dev, ino_t ino)
 {
 	struct cfile *f = c->ftab[ftab_hash(dev, ino, c->ftab_size)];
 
+	mutex_assert_held(&c->files_lock);
 	for (; f; f = f->hnext)
 		if (f->dev == dev && f->ino == ino)
 			return f;
@@ -113,6 +115,7 @@ static void ftab_grow_locked(struct cache *c)
 	size_t n = c->ftab_size * 2;
 	struct cfile **t = calloc(n, sizeof(*t));
 
+	mutex_assert_held(&c->files_lock);
 	if (!t)
 		return;
 	for (size_t i = 0; i < c->ftab_size; i++) {
@@ -136,6 +139,7 @@ static void ftab_add_locked(struct cache *c, struct cfile *f)
 {
 	size_t h;
 
+	mutex_assert_held(&c->files_lock);
 	if (c->nr_files >= c->ftab_size)
 		ftab_grow_locked(c);
 	h = ftab_hash(f->dev, f->ino, c->ftab_size);
@@ -154,6 +158,7 @@ static void ftab_del_locked(struct cache *c, struct cfile *f)
 {
 	struct cfile **pp = &c->ftab[ftab_hash(f->dev, f->ino, c->ftab_size)];
 
+	mutex_assert_held(&c->files_lock);
 	for (; *pp; pp = &(*pp)->hnext) {
 		if (*pp == f) {
 			*pp = f->hnext;
@@ -342,6 +347,7 @@ static bool file_still_good_locked(struct cfile *f, const struct stat *st,
 {
 	bool good;
 
+	mutex_assert_held(&f->cache->files_lock);
 	if (!same_handle(f, h, hlen))
 		return false;
 	pthread_mutex_lock(&f->lock);

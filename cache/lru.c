@@ -32,6 +32,7 @@
  * take lru_lock (lru_add) — the order is page lock, then lru_lock.
  */
 #include "cache/cache_int.h"
+#include "lib/lockcheck.h"
 
 void lru_add(struct cache *c, struct cpage *p)
 {
@@ -42,6 +43,8 @@ void lru_add(struct cache *c, struct cpage *p)
 
 void lru_del_locked(struct cache *c, struct cpage *p)
 {
+	mutex_assert_held(&c->lru_lock);
+
 	if (page_test_clear_active(&p->ps))
 		c->nr_active--;
 	clist_del(&p->lru);
@@ -58,6 +61,7 @@ static void lru_balance_locked(struct cache *c)
 {
 	size_t limit = atomic_load(&c->nr_pages) / 2, budget = c->nr_active;
 
+	mutex_assert_held(&c->lru_lock);
 	while (c->nr_active > limit && budget--) {
 		struct cpage *p = clist_entry(c->active.prev, struct cpage, lru);
 
@@ -76,6 +80,7 @@ static int lru_try_drop_locked(struct cache *c, struct cpage *p)
 {
 	uint32_t s;
 
+	mutex_assert_held(&c->lru_lock);
 	if (page_test_clear_referenced(&p->ps)) {
 		page_set_active(&p->ps);
 		c->nr_active++;
@@ -130,6 +135,7 @@ static size_t lru_isolate_locked(struct cache *c, struct cpage **out,
 {
 	size_t n = 0, scan = 2 * atomic_load(&c->nr_pages) + 2;
 
+	mutex_assert_held(&c->lru_lock);
 	lru_balance_locked(c);
 	while (n < want && scan-- && !clist_empty(&c->inactive)) {
 		struct cpage *p = clist_entry(c->inactive.prev, struct cpage, lru);

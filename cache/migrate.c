@@ -64,6 +64,7 @@
 #include "cache/cache_int.h"
 #include "lib/racy.h"
 #include "cache/rcu.h"
+#include "lib/lockcheck.h"
 
 #define THRASH_WINDOW_MS 2000
 #define THRASH_MOVES 4
@@ -265,6 +266,7 @@ static void page_unit_switch_locked(struct cache *c, struct cpage *p, dev_addr_t
 {
 	dev_addr_t old = page_daddr(p);
 
+	lock_assert(page_test_locked(&p->ps));
 	if (page_test_dev_rw(&p->ps))
 		dev_protect(c->dev, to, true);
 	pthread_mutex_lock(&c->lru_lock);
@@ -520,6 +522,7 @@ void page_daddr_switch_locked(struct cache *c, struct cpage *p, dev_addr_t to)
 {
 	dev_addr_t old = page_daddr(p);
 
+	lock_assert(page_test_locked(&p->ps));
 	pthread_mutex_lock(&c->lru_lock);
 	atomic_store_explicit(&p->daddr, to, memory_order_release);
 	if (dev_addr_unit(to) != dev_addr_unit(old)) {
@@ -542,6 +545,7 @@ void page_switch_tier_locked(struct cache *c, struct cpage *p, void *frame,
 {
 	bool to_dev = frame == NULL;
 
+	lock_assert(page_test_locked(&p->ps));
 	pthread_mutex_lock(&c->lru_lock);
 	lru_del_locked(c, p);
 	if (to_dev) {
@@ -972,6 +976,7 @@ static int devop_page_locked(struct cache *c, struct cpage *p, int op,
 	size_t to = end < pstart + (off_t)ps ? (size_t)(end - pstart) : ps;
 	int ret;
 
+	lock_assert(page_test_locked(&p->ps));
 	if (!page_test_device(&p->ps))
 		return -ENOSPC;	/* the device had no room for it */
 	ret = dev_compute(c->dev, op, page_daddr(p) + from, to - from, value, fence);

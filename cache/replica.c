@@ -57,6 +57,7 @@
 
 #include "cache/cache_int.h"
 #include "cache/rcu.h"
+#include "lib/lockcheck.h"
 
 uint32_t page_units(const struct cpage *p)
 {
@@ -85,6 +86,7 @@ static void replica_unlink_locked(struct cpage *p, struct replica *r)
 {
 	struct replica **pp = &p->replicas;
 
+	lock_assert(page_test_locked(&p->ps));
 	while (*pp != r)
 		pp = &(*pp)->next;
 	*pp = r->next;
@@ -129,6 +131,7 @@ static void replica_link_locked(struct cache *c, struct cpage *p,
 {
 	unsigned int unit = dev_addr_unit(a);
 
+	lock_assert(page_test_locked(&p->ps));
 	*r = (struct replica){ .page = p, .addr = a, .next = p->replicas, .cache = c };
 	pthread_mutex_lock(&c->rep_lock);
 	clist_add_head(&c->rep_lru[unit], &r->lru);
@@ -239,6 +242,7 @@ void page_collapse_locked(struct cpage *p)
 	struct cache *c = p->file->cache;
 	struct replica *r = p->replicas, *next;
 
+	lock_assert(page_test_locked(&p->ps));
 	assert(page_test_locked(&p->ps));
 	if (!r)
 		return;
@@ -260,6 +264,7 @@ dev_addr_t replica_take_locked(struct cache *c, struct cpage *p, int unit)
 	struct replica *r = p->replicas;
 	dev_addr_t a;
 
+	lock_assert(page_test_locked(&p->ps));
 	while (r && unit != CACHE_UNIT_ANY && dev_addr_unit(r->addr) != (unsigned int)unit)
 		r = r->next;
 	if (!r)

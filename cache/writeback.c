@@ -61,6 +61,7 @@
 #include <unistd.h>
 
 #include "cache/cache_int.h"
+#include "lib/lockcheck.h"
 
 #define WB_BATCH (8 * CACHE_MAX_RUN)	/* pages per batch: see the top */
 #define WB_BUFFERED_MAX (64u << 10)	/* bytes: see wb_runs_build() */
@@ -77,6 +78,7 @@ void page_mark_dirty_locked(struct cpage *p)
 	uint64_t now;
 	size_t dirty;
 
+	lock_assert(page_test_locked(&p->ps) || page_test_writeback(&p->ps));
 	if (page_test_set_dirty(&p->ps))
 		return;
 	now = cache_now_ms();
@@ -117,6 +119,8 @@ static void file_dirty_dec(struct cfile *f, bool to_writeback)
 /* Context: page locked; discards the page's dirty state (truncate). */
 void page_cancel_dirty_locked(struct cpage *p)
 {
+	lock_assert(page_test_locked(&p->ps));
+
 	if (page_test_clear_dirty(&p->ps)) {
 		file_dirty_dec(p->file, false);
 		pthread_cond_broadcast(&p->file->cache->clean_cond);
@@ -131,6 +135,8 @@ void page_cancel_dirty_locked(struct cpage *p)
  */
 void page_mark_dirty_range_locked(struct cpage *p, size_t from, size_t to)
 {
+	lock_assert(page_test_locked(&p->ps));
+
 	if (!page_test_dirty(&p->ps) || p->dirty_from >= p->dirty_to) {
 		p->dirty_from = (uint32_t)from;
 		p->dirty_to = (uint32_t)to;
