@@ -13,7 +13,7 @@
  * fsync; BACKING holds the expected bytes and residency still says device.
  * SIGTERM writes back dirty device pages of an open file.  A host cache of
  * 64 pages demotes a 4 MiB write to the device, and everything reaches
- * BACKING.  Readers of pages under a long migration (device_lat=1500ms)
+ * BACKING.  Readers of pages under a long migration (device_lat=3s)
  * finish before it does.  Back and forth: migrate to the host again.
  * hmmfsctl: residency --json, migrate, devop, stats --json, and its errors
  * (no device tier, a directory, a read-only fd for devop, past EOF).
@@ -517,7 +517,7 @@ static void readers_not_blocked_by_migration(void)
 	IT_EQ(it_pread_check(fd, 0, 64 * PS, 64 * PS, 6), -1);	/* on the host */
 	r.fd = fd;
 	IT_REQUIRE_OK(-pthread_create(&th, NULL, reader_main, &r));
-	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, NULL));	/* >= 1.5 s */
+	IT_OK(it_migrate(fd, HMMFS_TO_DEVICE, 0, 0, NULL));	/* >= 3 s */
 	atomic_store(&migrating, 0);
 	pthread_join(th, NULL);
 	IT_EQ(r.bad, 0);
@@ -806,7 +806,7 @@ static void replicas_on_three_devices(void)
 		      "        8192         4096  host+device:0+1+2\n");
 	/* the frames go after a grace period: a moment, not a call, later */
 	fd = IT_REQUIRE_OK(open(f, O_RDONLY));
-	for (int tries = 0; tries < 200; tries++) {
+	for (int tries = 0; tries < 2000; tries++) {
 		IT_OK(ioctl(fd, HMMFS_IOC_DEVICES, &dv));
 		if (dv.dev[0].frames_used + dv.dev[1].frames_used +
 		    dv.dev[2].frames_used == 3 * 255)
@@ -1147,7 +1147,7 @@ static const struct it_test tests[] = {
 	  "nowriteback_cache,device=hostsim,device_lat=10s" },
 	{ "readers are not blocked by a migration",
 	  readers_not_blocked_by_migration, 0,
-	  "direct_io,device=hostsim,device_lat=1500ms" },
+	  "direct_io,device=hostsim,device_lat=3s" },
 	{ "hmmfsctl migrate, residency, devop, stats", hmmfsctl_commands, 0, NULL },
 	{ "hmmfsctl stats FILE", hmmfsctl_file_stats, 0, NULL },
 	/* hostsim, or cuda over three fake GPUs (tests/run.sh), in the order

@@ -33,7 +33,7 @@ static void reads_reach_backing(void)
 static const struct it_test tests[] = {
 	{ "open_trunc", rw_open_trunc, 0, NULL },
 	{ "open_append", rw_open_append, 0, NULL },
-	{ "read_write_contents", rw_read_write_contents, 0, NULL },
+	{ "read_write_contents", rw_read_write_contents, IT_LONG, NULL },	/* ~100k requests */
 	{ "read_backing_written", rw_read_backing_written, 0, NULL },
 	{ "write_past_eof_hole", rw_write_past_eof_hole, 0, NULL },
 	{ "read_at_eof", rw_read_at_eof, 0, NULL },

@@ -195,7 +195,7 @@ static void device_pages_merge(void)
 	IT_EQ(k.pages_shared, 1024);
 	IT_EQ(k.saved_device_bytes, 4 * MiB);
 	/* merged pages' old frames are freed after an RCU grace period */
-	for (int i = 0; i < 100 && stats().device_frames_used != 1024; i++)
+	for (int i = 0; i < 400 && stats().device_frames_used != 1024; i++)
 		usleep(50 * 1000);
 	IT_EQ(stats().device_frames_used, 1024);
 	IT_EQ(it_file_check(MNT("d0"), 0, 4 * MiB, 5), -1);	/* bounce reads */
@@ -248,7 +248,7 @@ static void merge_across_devices(void)
 	wait_scans(3);
 	IT_EQ(ksm_stats().pages_shared, 256);
 	/* merged pages' old frames are freed after an RCU grace period */
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0; i < 400; i++) {
 		d = devices();
 		if (d.dev[0].frames_used + d.dev[1].frames_used == 256)
 			break;
@@ -272,7 +272,7 @@ static void merge_across_devices(void)
 	}
 	IT_OK(unlink(MNT("u0")));
 	IT_OK(unlink(MNT("u1")));
-	for (int i = 0; i < 100; i++) {	/* freed when the kernel forgets them */
+	for (int i = 0; i < 400; i++) {	/* freed when the kernel forgets them */
 		d = devices();
 		if (!d.dev[0].pages && !d.dev[1].pages)
 			break;
