@@ -509,9 +509,6 @@ int page_runs_build(struct cfile *f, struct cpage **pp, void *const *data,
 		    size_t n, int op, struct page_runs *r);
 void page_runs_free(struct page_runs *r);
 size_t page_run_len(const struct io_req *req);
-size_t read_copies_add(struct dev_copy *cps, size_t n, dev_addr_t src,
-		       char *dst, size_t len);
-void read_vec_iov_add(struct cache_read_vec *v, char *p, size_t n);
 
 /* index.c */
 struct cpage *index_lookup(struct cfile *f, uint64_t index);
@@ -523,6 +520,52 @@ void index_destroy(struct cfile *f);
 
 /* file.c */
 struct cpage *page_lookup_get(struct cfile *f, uint64_t index);
+void page_put(struct cpage *p);
+int page_remove_locked(struct cpage *p);
+void page_free_deferred(struct cpage *p);
+int file_collect_pages(struct cfile *f, uint64_t first, uint64_t last,
+		       uint32_t need_flags, struct cpage ***out, size_t *count);
+bool page_get_unless_zero(struct cpage *p);
+void *cache_frame_get(struct cache *c, bool may_wait);
+/*
+ * Find page @index of @f, or insert a new one (locked, not uptodate,
+ * *@created set); either way referenced.  Without @may_wait, NULL rather
+ * than wait for a frame.  Used by the read and write paths.
+ */
+struct cpage *page_find_or_create(struct cfile *f, uint64_t index,
+				  bool *created, bool may_wait);
+/*
+ * Read pages @pp (locked, not uptodate, in index order) from BACKING in
+ * one batch; bytes past EOF read as zeros.  The caller marks them
+ * uptodate and unlocks them.  Return: 0 or -errno.
+ */
+int pages_read(struct cfile *f, struct cpage **pp, size_t n);
+void file_touch_mtime(struct cfile *f);
+
+/* read.c */
+size_t read_copies_add(struct dev_copy *cps, size_t n, dev_addr_t src,
+		       char *dst, size_t len);
+void read_vec_iov_add(struct cache_read_vec *v, char *p, size_t n);
+int file_populate(struct cfile *f, uint64_t first, uint64_t last,
+		  struct cpage ***out, size_t *count);
+
+/* readahead.c */
+/*
+ * The readahead window, in pages, of a read of [@off, @off + @len) on the
+ * open file of @ra: doubled (up to 1 MiB) if it starts where the last
+ * read ended, else reset to 0.  0 without @ra.
+ */
+unsigned int ra_update(struct cache *c, struct cache_ra *ra, off_t off,
+		       size_t len);
+/*
+ * Readahead, in pages, for a miss at @first (a request to @last) that
+ * follows a run of cached pages at least as long as the request: that
+ * run's length (capped); else 0, and 0 without @ra.
+ */
+unsigned int ra_context(struct cfile *f, struct cache_ra *ra,
+			uint64_t first, uint64_t last);
+
+/* truncate.c */
 /*
  * Pages of [@first, @last] on a lost device: clean ones go (BACKING has
  * their bytes, and the access reads them again), dirty ones stay (their
@@ -541,18 +584,8 @@ static inline uint32_t cache_lost_units(const struct cache *c)
 {
 	return c->dev ? dev_lost_units(c->dev) : 0;
 }
-void page_put(struct cpage *p);
-int page_remove_locked(struct cpage *p);
-void page_free_deferred(struct cpage *p);
-int file_collect_pages(struct cfile *f, uint64_t first, uint64_t last,
-		       uint32_t need_flags, struct cpage ***out, size_t *count);
 void file_drop_range(struct cfile *f, uint64_t first, uint64_t last,
 		     bool discard);
-bool page_get_unless_zero(struct cpage *p);
-void *cache_frame_get(struct cache *c, bool may_wait);
-int file_populate(struct cfile *f, uint64_t first, uint64_t last,
-		  struct cpage ***out, size_t *count);
-void file_touch_mtime(struct cfile *f);
 
 /* replica.c */
 /**
@@ -608,16 +641,6 @@ void page_mark_dirty_range_locked(struct cpage *p, size_t from, size_t to);
 void page_clip_dirty_locked(struct cpage *p, size_t end);
 void page_cancel_dirty_locked(struct cpage *p);
 int file_writeback(struct cfile *f, uint64_t first, uint64_t last, bool wait);
-
-/*
- * Writeback is about to write @n pages of @f to BACKING: if BACKING
- * changed since the cache last looked, note it in @outside_changed, since
- * after the write its size and mtime are the cache's own again.  Judged
- * only when these @n pages are the file's only writeback in flight.
- */
-void file_note_outside_change(struct cfile *f, size_t n);
-/* Remember BACKING's size and mtime as ours.  Context: @f->lock held. */
-void file_note_backing_locked(struct cfile *f);
 int cache_throttle(struct cache *c);
 int cache_reclaim_dirty(struct cache *c);
 void file_wait_unused(struct cfile *f);
@@ -631,6 +654,17 @@ static inline void file_content_changed(struct cfile *f)
 {
 	atomic_fetch_add_explicit(&f->content_gen, 1, memory_order_release);
 }
+
+/* coherence.c */
+/*
+ * Writeback is about to write @n pages of @f to BACKING: if BACKING
+ * changed since the cache last looked, note it in @outside_changed, since
+ * after the write its size and mtime are the cache's own again.  Judged
+ * only when these @n pages are the file's only writeback in flight.
+ */
+void file_note_outside_change(struct cfile *f, size_t n);
+/* Remember BACKING's size and mtime as ours.  Context: @f->lock held. */
+void file_note_backing_locked(struct cfile *f);
 
 /* devra.c */
 ssize_t devra_serve(struct cfile *f, struct cache_ra *ra, off_t off,
