@@ -25,8 +25,8 @@
  * sleeps in bounce_get() while holding buffers itself.  So every holder
  * can finish with the buffers it has: holders wait only for device copies
  * and backing I/O, never for a page lock, another buffer or writeback
- * (the cache takes its buffers after any such wait; see cache/file.c and
- * cache/writeback.c).  Writeback, which also needs buffers to clean
+ * (the cache takes its buffers after any such wait; see cache/read.c,
+ * cache/write.c and cache/writeback.c).  Writeback, which also needs buffers to clean
  * device pages, obeys the same rules, so memory pressure cannot starve
  * it of buffers forever.
  *

@@ -23,7 +23,8 @@
  *                        inside it only cfile->lock and idle_lock
  *    0. cfile->trunc_lock  writer-preferring rwlock: cache_truncate()
  *                        exclusive; cache_write() and
- *                        cache_file_change_begin().._end() shared (file.c);
+ *                        cache_file_change_begin().._end() shared
+ *                        (truncate.c, write.c, coherence.c);
  *                        nothing that holds a page lock or another lock
  *                        takes it
  *    1. page lock        PG_locked: cache_page_lock(), cache_page_trylock()
@@ -33,7 +34,8 @@
  *                        frame's move, which holds its batch and only tries
  *                        the frame's other pages (ksm.c)
  *    2. cfile->lock      a file's size, mtime, dirty and writeback counts,
- *                        latched error (file.c, writeback.c, lifetime.c)
+ *                        latched error (coherence.c, truncate.c, file.c,
+ *                        write.c, writeback.c, lifetime.c)
  *    3. cache->lru_lock  the active, inactive and device lists (lru.c,
  *                        migrate.c); eviction holds it and only tries page
  *                        locks, so it never waits against this order

@@ -39,6 +39,7 @@
 #include <time.h>
 
 #include "cache/cache_int.h"
+#include "lib/lockcheck.h"
 
 int cache_writeback_range(struct cfile *f, off_t start, off_t end, bool drop)
 {
@@ -68,6 +69,7 @@ void file_note_backing_locked(struct cfile *f)
 {
 	struct stat st;
 
+	mutex_assert_held(&f->lock);
 	if (f->fd < 0 || fstat(f->fd, &st) < 0)
 		return;
 	f->seen_size = st.st_size;
@@ -107,6 +109,7 @@ static void cfile_fix_blocks_locked(struct cfile *f, struct stat *st)
 	uint64_t cap = ((uint64_t)f->size + ps - 1) / ps * (ps / 512);
 	uint64_t have = (uint64_t)st->st_blocks;
 
+	mutex_assert_held(&f->lock);
 	if (!pending || have >= cap)
 		return;
 	st->st_blocks = (blkcnt_t)(have + pending < cap ? have + pending : cap);
@@ -124,6 +127,7 @@ static bool backing_changed_locked(struct cfile *f, const struct stat *st)
 {
 	bool older = ts_after(&f->seen_mtime, &st->st_mtim);
 
+	mutex_assert_held(&f->lock);
 	return ts_after(&st->st_mtim, &f->seen_mtime) ||
 	       (st->st_size != f->seen_size && !older);
 }
@@ -144,6 +148,8 @@ void file_note_outside_change(struct cfile *f, size_t n)
 /* Context: @f->lock held. */
 static bool file_quiet_locked(const struct cfile *f)
 {
+	mutex_assert_held((pthread_mutex_t *)&f->lock);
+
 	return !f->nr_dirty && !f->nr_writeback && !f->own_changes;
 }
 
@@ -157,6 +163,8 @@ static bool file_quiet_locked(const struct cfile *f)
 static bool file_fstat_locked(struct cfile *f, int fd, const struct stat *st,
 			      struct stat *now)
 {
+	mutex_assert_held(&f->lock);
+
 	if (f->fd >= 0)
 		fd = f->fd;
 	if (fd < 0) {

@@ -31,7 +31,7 @@
  * Merging a page: its frame pointer (or device address) is switched to the
  * shared frame, it is write-protected (WP_SHARED), and its own frame is
  * freed after an RCU grace period (call_rcu), since a reader without the
- * page lock may still be copying from it (cache/file.c reads inside RCU
+ * page lock may still be copying from it (cache/read.c reads inside RCU
  * read-side sections).  Both frames hold the same bytes, so a reader sees
  * the same data whichever it got.  With use_zero_pages, an all-zero page
  * (checked byte for byte, not by hash) joins its tier's one zero frame.

@@ -11,7 +11,7 @@
  *   host -> device: copy the frame to a new device frame; store the
  *   device address, then set PG_device (release); wait for an RCU grace
  *   period; only then free the host frame.  A reader checks PG_device
- *   (acquire) inside an RCU read-side section (cache/file.c): if it saw
+ *   (acquire) inside an RCU read-side section (cache/read.c): if it saw
  *   the page on the host it copies from the old frame, which lives until
  *   its section ends; if it saw PG_device it finds the device address.
  *

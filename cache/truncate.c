@@ -38,6 +38,7 @@
 
 #include "cache/cache_int.h"
 #include "cache/rcu.h"
+#include "lib/lockcheck.h"
 
 /*
  * Backoff of a dropper that found a page in use: 50 us, doubling to 5 ms,
@@ -191,6 +192,7 @@ static void page_zero_device_tail_locked(struct cpage *p, size_t from)
 	struct cache *c = p->file->cache;
 	struct dev_fence fence = DEV_FENCE_INIT;
 
+	lock_assert(page_test_locked(&p->ps));
 	if (!dev_fill(c->dev, page_daddr(p) + from, 0, c->cfg.page_size - from,
 		      &fence))
 		dev_fence_wait(c->dev, &fence);

@@ -13,8 +13,8 @@
  * one atomic snapshot, and a page can hold several at once.
  *
  * Every writer takes the page lock and calls wp_fault_locked() before it
- * changes a byte: the CPU write path (cache/file.c), the bounce path for
- * device pages (file.c), device operations (cache/migrate.c), and truncate
+ * changes a byte: the CPU write path (cache/write.c), the bounce path for
+ * device pages (write.c), device operations (cache/migrate.c), and truncate
  * zeroing a page's tail.  The fault resolves the reasons in a fixed order:
  *   1. writeback: wait for it to end (stable pages; the page lock keeps a
  *      new writeback from starting);

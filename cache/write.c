@@ -34,6 +34,7 @@
 #include <time.h>
 
 #include "cache/cache_int.h"
+#include "lib/lockcheck.h"
 
 /*
  * The CPU writes [@from, @to) of a device-resident page: the device
@@ -50,6 +51,7 @@ static int write_device_page_locked(struct cpage *p, size_t from, size_t to,
 	void *bb;
 	int ret = wp_fault_locked(p, WP_BOUNCE);	/* read-only for the update */
 
+	lock_assert(page_test_locked(&p->ps));
 	if (ret)
 		return ret;
 	bounce_get(c->bounce, &bb, 1, true);
@@ -86,6 +88,7 @@ static int write_host_page_locked(struct cfile *f, struct cpage *p,
 	size_t ps = f->cache->cfg.page_size;
 	int ret = 0;
 
+	lock_assert(page_test_locked(&p->ps));
 	if (!page_test_uptodate(&p->ps) && (from || to < ps)) {
 		if ((off_t)(p->index * ps) >= size)
 			memset(page_frame(p), 0, ps);	/* wholly past EOF */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/unit/test_cache_file.c — cache/file.c, lru.c, writeback.c against
- * real backing files in a temporary directory (under /var/tmp, so O_DIRECT
- * works where the file system allows it).
+ * tests/unit/test_cache_file.c — cache/file.c, read.c, write.c, truncate.c,
+ * coherence.c, lru.c, writeback.c against real backing files in a
+ * temporary directory (under /var/tmp, so O_DIRECT works where the file
+ * system allows it).
  *
  * Covered: round trips at odd offsets; a hit does not touch BACKING;
  * concurrent misses on one page share one backing read (the read is slowed

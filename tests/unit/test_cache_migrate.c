@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tests/unit/test_cache_migrate.c — cache/migrate.c and the device paths
- * of file.c and writeback.c, on the hostsim device, against real backing
- * files under /var/tmp.
+ * of read.c, write.c and writeback.c, on the hostsim device, against real
+ * backing files under /var/tmp.
  *
  * Covered: the migration state machine (host -> device -> host, flags,
  * frames freed in each tier, counters); reads of device pages through
