@@ -162,21 +162,26 @@ void page_clip_dirty_locked(struct cpage *p, size_t end)
 
 /*
  * Take @p for writeback: lock, clean, mark under writeback, unlock.
- * Return: true if it is now ours to write.
+ * With @wait, sleep for its lock and for a writeback in flight; without,
+ * give up on either.
+ * Return: 1 if it is now ours to write, 0 if there is nothing to write,
+ * -EBUSY (only without @wait) if it would have had to sleep for that.
  */
-static bool page_start_writeback(struct cpage *p, bool wait)
+static int page_start_writeback(struct cpage *p, bool wait)
 {
 	struct cache *c = p->file->cache;
 
 	if (wait)
 		cache_page_lock(&p->ps);
 	else if (!cache_page_trylock(&p->ps))
-		return false;
+		return -EBUSY;
 	if (wait)
 		cache_page_wait_writeback(&p->ps);
 	if (page_test_writeback(&p->ps) || !page_test_dirty(&p->ps)) {
+		bool busy = page_test_writeback(&p->ps) && page_test_dirty(&p->ps);
+
 		cache_page_unlock(&p->ps);
-		return false;
+		return busy ? -EBUSY : 0;
 	}
 	page_test_clear_dirty(&p->ps);
 	wp_protect(p, WP_WRITEBACK);
@@ -185,7 +190,7 @@ static bool page_start_writeback(struct cpage *p, bool wait)
 	atomic_fetch_add(&c->nr_writeback, 1);
 	file_dirty_dec(p->file, true);
 	cache_page_unlock(&p->ps);
-	return true;
+	return 1;
 }
 
 /* The write of @p finished with @res (bytes or -errno). */
@@ -664,11 +669,28 @@ int file_writeback(struct cfile *f, uint64_t first, uint64_t last, bool wait)
 	b->n = b->nbufs = 0;
 	file_collect_pages(f, first, last, PG_BIT(PG_dirty), &v, &n);	/* in order */
 	for (size_t i = 0; i < n; i++) {
+		int started = page_start_writeback(v[i], false);
+
 		e = 0;
-		if (page_start_writeback(v[i], wait))
-			e = wb_add(f, b, v[i]);
-		else
+		if (started == -EBUSY && wait) {
+			/*
+			 * Sleep for its lock or writeback with nothing of ours
+			 * held: the batch's bounce buffers and pages under
+			 * writeback go first.  (Holding them, this waited on a
+			 * page that another writeback held while it waited for
+			 * a buffer this batch held.)
+			 */
+			e = wb_flush(f, b);
+			started = page_start_writeback(v[i], true);
+		}
+		if (started > 0) {
+			int ea = wb_add(f, b, v[i]);
+
+			if (ea && !e)
+				e = ea;
+		} else {
 			page_put(v[i]);
+		}
 		if (!e && (b->n == WB_BATCH || (b->n && i + 1 == n)))
 			e = wb_flush(f, b);
 		if (e && !err)
