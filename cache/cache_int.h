@@ -320,19 +320,26 @@ struct cfile {
 /**
  * struct frame_pool - host page frames, carved from one arena.
  * @base:    the arena, max_frames * page_size bytes, mapped lazily.
- * @lock:    guards @free and @nfree and @bump.
+ * @lock:    guards @free, @nfree, @bump, @frees and @waiters.
+ * @freed:   signalled by frame_free() when someone waits (CLOCK_MONOTONIC).
  * @free:    stack of free frame numbers.
  * @bump:    frames never handed out yet start here (untouched memory
  *           costs no RSS).
+ * @frees:   frames freed so far (frame_wait_freed() compares it); changed
+ *           under @lock, read without it by frame_frees().
+ * @waiters: threads in frame_wait_freed().
  */
 struct frame_pool {
 	char *base;
 	size_t page_size;
 	size_t max_frames;
 	pthread_mutex_t lock;
+	pthread_cond_t freed;
 	uint32_t *free;
 	size_t nfree;
 	size_t bump;
+	_Atomic uint64_t frees;
+	unsigned int waiters;
 };
 
 /* Counters; relaxed atomics, read by cache_get_stats(). */
@@ -475,6 +482,10 @@ int frame_pool_init(struct frame_pool *fp, size_t page_size, size_t max_frames);
 void frame_pool_destroy(struct frame_pool *fp);
 void *frame_alloc(struct frame_pool *fp);
 void frame_free(struct frame_pool *fp, void *frame);
+/* How many frames were freed so far: the @seen of frame_wait_freed(). */
+uint64_t frame_frees(struct frame_pool *fp);
+/* Sleep until a frame is freed after @seen was read, or @ms pass. */
+void frame_wait_freed(struct frame_pool *fp, uint64_t seen, unsigned int ms);
 
 /* lru.c */
 void lru_add(struct cache *c, struct cpage *p);

@@ -142,16 +142,21 @@ void page_free_deferred(struct cpage *p)
  * shares leaves the frame in use), so even then the caller sleeps now
  * and then, and gives up after FRAME_WAIT_MS of trying (a caller that
  * may not wait, after FRAME_SPINS tries).  Counting tries alone let a
- * loop of such progress end in ENOMEM within milliseconds.
+ * loop of such progress end in ENOMEM within milliseconds.  The sleep
+ * ends when a frame is freed (frame_wait_freed()), or after FRAME_NAP_MS
+ * to try eviction again: pages unlocked or written back meanwhile free no
+ * frame by themselves.
  */
 #define FRAME_SPINS 64
 #define FRAME_WAIT_MS 20000
+#define FRAME_NAP_MS 5
 
 void *cache_frame_get(struct cache *c, bool may_wait)
 {
 	uint64_t deadline = 0;
 
 	for (unsigned int tries = 1;; tries++) {
+		uint64_t seen = frame_frees(&c->frames);
 		void *frame = frame_alloc(&c->frames);
 		bool progress;
 
@@ -168,7 +173,7 @@ void *cache_frame_get(struct cache *c, bool may_wait)
 			deadline = cache_now_ms() + FRAME_WAIT_MS;
 		else if (cache_now_ms() > deadline)
 			return NULL;	/* every page pinned, for this long */
-		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+		frame_wait_freed(&c->frames, seen, FRAME_NAP_MS);
 	}
 }
 

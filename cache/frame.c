@@ -11,10 +11,17 @@
  * device.  Freed frames go on a stack and are reused first; frames never
  * handed out are taken from the "bump" end.  A mutex guards both; it is
  * held for a few instructions per page allocated or freed.
+ *
+ * A thread that finds no frame and cannot make one (cache_frame_get())
+ * sleeps on @freed until a frame is freed, with a timeout, instead of
+ * polling: frame_free() counts every free and signals when someone waits.
+ * The caller reads the count before it tries to allocate, so a frame
+ * freed between its failed try and its sleep ends the sleep at once.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "cache/cache_int.h"
 
@@ -35,7 +42,15 @@ int frame_pool_init(struct frame_pool *fp, size_t page_size, size_t max_frames)
 		free(fp->free);
 		return err;
 	}
+	pthread_condattr_t ca;
+
 	pthread_mutex_init(&fp->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&fp->freed, &ca);
+	pthread_condattr_destroy(&ca);
+	atomic_init(&fp->frees, 0);
+	fp->waiters = 0;
 	return 0;
 }
 
@@ -43,6 +58,7 @@ void frame_pool_destroy(struct frame_pool *fp)
 {
 	munmap(fp->base, fp->max_frames * fp->page_size);
 	free(fp->free);
+	pthread_cond_destroy(&fp->freed);
 	pthread_mutex_destroy(&fp->lock);
 }
 
@@ -66,5 +82,34 @@ void frame_free(struct frame_pool *fp, void *frame)
 
 	pthread_mutex_lock(&fp->lock);
 	fp->free[fp->nfree++] = (uint32_t)n;
+	atomic_fetch_add_explicit(&fp->frees, 1, memory_order_relaxed);
+	if (fp->waiters)
+		pthread_cond_signal(&fp->freed);
+	pthread_mutex_unlock(&fp->lock);
+}
+
+uint64_t frame_frees(struct frame_pool *fp)
+{
+	/* no lock: frame_wait_freed() looks again under it */
+	return atomic_load_explicit(&fp->frees, memory_order_relaxed);
+}
+
+void frame_wait_freed(struct frame_pool *fp, uint64_t seen, unsigned int ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&fp->lock);
+	fp->waiters++;
+	while (atomic_load_explicit(&fp->frees, memory_order_relaxed) == seen &&
+	       pthread_cond_timedwait(&fp->freed, &fp->lock, &until) == 0)
+		;
+	fp->waiters--;
 	pthread_mutex_unlock(&fp->lock);
 }
