@@ -69,7 +69,9 @@ endif
 
 # Sources, sorted.  fs/main.c is the daemon's entry point; everything else
 # in FS_SRCS is linked into the unit tests too.
-FS_SRCS    := fs/atime.c fs/bdi.c fs/devio.c fs/fdcache.c fs/guard.c fs/inode.c fs/notify.c fs/ops.c fs/opstat.c fs/options.c \
+FS_SRCS    := fs/atime.c fs/bdi.c fs/devio.c fs/fdcache.c fs/guard.c fs/inode.c fs/notify.c fs/ops.c \
+	      fs/ops_attr.c fs/ops_cred.c fs/ops_data.c fs/ops_dir.c fs/ops_entry.c fs/ops_file.c \
+	      fs/ops_ioctl.c fs/ops_xattr.c fs/opstat.c fs/options.c \
 	      $(sort $(wildcard bounce/*.c cache/*.c device/*.c fault/*.c io/*.c log/*.c util/*.c))
 DAEMON_SRC := fs/main.c
 CTL_SRCS   := ctl/hmmfsctl.c util/size.c
