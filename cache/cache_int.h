@@ -10,7 +10,7 @@
  *  fs/ (before any lock of the cache's)
  *    itab->lock          the inode table (fs/inode.c)
  *      hmm_inode->lock   an inode's close-to-open fields and the attach of
- *                        its cfile (fs/ops.c); the cache's locks come after
+ *                        its cfile (fs/ops_file.c); the cache's locks come after
  *                        it (attach takes files_lock)
  *        fdc->lock       the descriptor cache (fs/fdcache.c), innermost:
  *                        under itab->lock in itab_keep(), under

@@ -27,7 +27,7 @@
  * are never spliced in (libfuse only splices them in when asked to).
  * Both ends of every request also feed the per-opcode counters and
  * latencies of opstat.c (hmmfsctl stats).
- * ops.c asks devio_kill_suidgid() and clears the bits (kill_setid()).
+ * ops_attr.c asks devio_kill_suidgid() and clears the bits (kill_setid()).
  *
  * Locking: INIT is the first request and is served before any other is
  * read; its fields are atomics anyway.  The rest is thread-local.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fs/fs.h — the daemon's state shared by main.c and ops.c.
+ * fs/fs.h — the daemon's state shared by main.c and the ops*.c files.
  */
 #ifndef HMMFS_FS_FS_H
 #define HMMFS_FS_FS_H
@@ -18,7 +18,7 @@ struct notifier;
 #include "fs/inode.h"
 #include "fs/options.h"
 
-/* A doubly linked list node (ops.c's open files). */
+/* A doubly linked list node (the open files and directories, ops.c). */
 struct hmm_file_link {
 	struct hmm_file_link *prev, *next;
 };
@@ -52,12 +52,12 @@ struct hmm_atime {
  * @se:       the libfuse session.
  * @cache:    the page cache, or NULL with host_cache=0 (passthrough).
  * @uid, @gid: the daemon's own effective ids; callers with other ids get
- *            new files made under their own (see ops.c, creds_*).
+ *            new files made under their own (see ops_cred.c, creds_*).
  * @ngroups, @groups: the daemon's supplementary groups, restored after
  *            creating a file for another user.
  * @files_lock: guards @open_files and @open_dirs.
- * @open_files: every open regular file (ops.c, struct hmm_file).
- * @open_dirs: every open directory (ops.c, struct hmm_dir).
+ * @open_files: every open regular file (ops_file.c, struct hmm_file).
+ * @open_dirs: every open directory (ops_dir.c, struct hmm_dir).
  * @notifier: sends kernel cache invalidations (notify.c); NULL before the
  *            session serves and after it ended.
  * @atime:    the mount's atime policy (atime.c).
@@ -93,9 +93,10 @@ void atime_read(struct hmmfs *fs, struct hmm_inode *inode);
 void atime_written(struct hmm_inode *inode);
 
 /*
- * ops.c: the cache's cancelled hook (@arg is the struct hmmfs): has the
- * caller of the migrate or devop this thread runs gone (a FUSE INTERRUPT
- * came for it: the caller was killed), or is the daemon ending?
+ * ops_ioctl.c: the cache's cancelled hook (@arg is the struct hmmfs): has
+ * the caller of the migrate, devop, replicate or devread this thread runs
+ * gone (a FUSE INTERRUPT came for it: the caller was killed), or is the
+ * daemon ending?
  */
 bool ioctl_cancelled(void *arg);
 

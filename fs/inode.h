@@ -68,7 +68,7 @@
  * @next:      hash chain, or the retired list; itab->lock.
  * @retired:   on itab->retired, not in a chain: a removed object whose
  *             number BACKING gave to another (itab_lookup_insert), or
- *             one the kernel must look up afresh (ops.c, open_kernel_stale);
+ *             one the kernel must look up afresh (ops_file.c, open_kernel_stale);
  *             itab->lock.
  * @lock:      guards the cache_* fields and @own_changes.
  * @nodeid:    the node id handed to the kernel (see "Node ids" above);
@@ -86,7 +86,7 @@
  *             of it is still good at the next open (close-to-open); used
  *             when hmmfs runs without its own cache.
  * @own_changes: SETATTRs of ours changing BACKING's size or mtime now
- *             (ops.c): an open meanwhile must not take them for someone
+ *             (ops_file.c): an open meanwhile must not take them for someone
  *             else's; @lock.
  * @cfile:     the page cache's state for this file (struct cfile), set once
  *             under @lock at the first open, freed with the inode through

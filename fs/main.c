@@ -150,7 +150,7 @@ static int check_fuse_device(void)
  * with 4 KiB blocks 16 TiB - 4 KiB, xfs and tmpfs 2^63 - 1), found once by
  * binary search with ftruncate() of an unnamed temporary file: truncating
  * to N succeeds iff N is within the limit (EFBIG past it) and allocates
- * nothing.  Writes are checked against it (ops.c), because the cache
+ * nothing.  Writes are checked against it (ops_data.c), because the cache
  * acknowledges a write long before BACKING sees it: past the limit the
  * writeback would fail and leave the mount showing a size BACKING cannot
  * hold.  Without O_TMPFILE or write access to BACKING's root the limit is

@@ -17,7 +17,7 @@
  * notify_flush() lets a control ioctl wait until what it queued was sent,
  * so `hmmfsctl migrate` returns with the kernel cache already dropped, and
  * an O_DIRECT write reply only once the kernel's stale copy of the written
- * range is gone (ops.c, direct_write_inval).  The notifier runs with or
+ * range is gone (ops_data.c, direct_write_inval).  The notifier runs with or
  * without the page cache.
  *
  * Locking: n->lock guards the queue and the counters.

@@ -234,10 +234,10 @@ static void ioctl_wait_inval(struct hmmfs *fs)
 }
 
 /*
- * The migrate or devop request this thread is running, for
- * ioctl_cancelled(): libfuse marks it when the kernel sends an INTERRUPT
- * for it (the caller got a signal; after SIGKILL the caller cannot go
- * before the reply comes).
+ * The range request (migrate, devop, replicate, devread) this thread is
+ * running, for ioctl_cancelled(): libfuse marks it when the kernel sends
+ * an INTERRUPT for it (the caller got a signal; after SIGKILL the caller
+ * cannot go before the reply comes).
  */
 static __thread fuse_req_t ioctl_running;
 
