@@ -74,6 +74,7 @@
  */
 #include "fs/fdcache.h"
 #include "log/log.h"
+#include "lib/lockcheck.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -154,6 +155,7 @@ static int mount_add_locked(struct fdcache *c, dev_t dev, int fd)
 	struct fdc_mount *m;
 	size_t cap;
 
+	mutex_assert_held(&c->lock);
 	if (c->nmounts == c->mounts_cap) {
 		cap = c->mounts_cap ? c->mounts_cap * 2 : 4;
 		m = realloc(c->mounts, cap * sizeof(*m));
@@ -168,7 +170,7 @@ static int mount_add_locked(struct fdcache *c, dev_t dev, int fd)
 
 int fdc_init(struct fdcache *c, size_t max, int root_fd, dev_t root_dev)
 {
-	int mnt;
+	int mnt, ret;
 
 	memset(c, 0, sizeof(*c));
 	pthread_mutex_init(&c->lock, NULL);
@@ -178,7 +180,10 @@ int fdc_init(struct fdcache *c, size_t max, int root_fd, dev_t root_dev)
 	c->no_handles = handles_probe(root_fd, &mnt);
 	if (c->no_handles)
 		return 0;
-	if (mount_add_locked(c, root_dev, mnt)) {	/* not shared yet */
+	pthread_mutex_lock(&c->lock);	/* not shared yet; for the assertion */
+	ret = mount_add_locked(c, root_dev, mnt);
+	pthread_mutex_unlock(&c->lock);
+	if (ret) {
 		close(mnt);
 		pthread_mutex_destroy(&c->lock);
 		return -ENOMEM;
@@ -209,6 +214,8 @@ static bool on_lru(const struct fdc_entry *e)
 
 static void lru_add_locked(struct fdcache *c, struct fdc_entry *e)
 {
+	mutex_assert_held(&c->lock);
+
 	e->prev = &c->lru;
 	e->next = c->lru.next;
 	e->next->prev = e;
@@ -225,6 +232,8 @@ static void lru_del_locked(struct fdc_entry *e)
 /* Close cached descriptors from the LRU's tail down to the bound. */
 static void evict_locked(struct fdcache *c)
 {
+	mutex_assert_held(&c->lock);
+
 	while (c->open > c->max && c->lru.prev != &c->lru) {
 		struct fdc_entry *e = c->lru.prev;
 

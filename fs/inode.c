@@ -37,6 +37,7 @@
  */
 #include "fs/inode.h"
 #include "log/log.h"
+#include "lib/lockcheck.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -81,8 +82,6 @@ static uint32_t itab_seed(void)
 }
 
 /* Held by someone, at least; trylock has no side effect when it fails. */
-#define itab_assert_locked(t) assert(pthread_mutex_trylock(&(t)->lock) == EBUSY)
-
 int itab_init(struct itab *t, int root_fd, const struct stat *st)
 {
 	int ret = fdc_init(&t->fdc, 0, root_fd, st->st_dev);
@@ -172,7 +171,7 @@ static void itab_grow_locked(struct itab *t)
 	size_t n = t->nbuckets * 2;
 	struct hmm_inode **b = calloc(n, sizeof(*b));
 
-	itab_assert_locked(t);
+	mutex_assert_held(&t->lock);
 	if (!b)
 		return;
 	for (size_t i = 0; i < t->nbuckets; i++) {
@@ -197,6 +196,7 @@ static void itab_ids_grow_locked(struct itab *t)
 	size_t n = t->nid_buckets * 2;
 	struct hmm_inode **ids = calloc(n, sizeof(*ids));
 
+	mutex_assert_held(&t->lock);
 	if (!ids)
 		return;
 	for (size_t i = 0; i < t->nid_buckets; i++) {
@@ -219,6 +219,7 @@ static struct hmm_inode *itab_by_nodeid_locked(struct itab *t, uint64_t id)
 {
 	struct hmm_inode *in = t->ids[itab_id_hash(id, t->nid_buckets)];
 
+	mutex_assert_held(&t->lock);
 	while (in && in->nodeid != id)
 		in = in->next_id;
 	return in;
@@ -228,6 +229,7 @@ static void itab_ids_add_locked(struct itab *t, struct hmm_inode *in)
 {
 	size_t k;
 
+	mutex_assert_held(&t->lock);
 	if (t->nids >= t->nid_buckets)
 		itab_ids_grow_locked(t);
 	k = itab_id_hash(in->nodeid, t->nid_buckets);
@@ -240,6 +242,7 @@ static void itab_ids_del_locked(struct itab *t, struct hmm_inode *inode)
 {
 	struct hmm_inode **pp = &t->ids[itab_id_hash(inode->nodeid, t->nid_buckets)];
 
+	mutex_assert_held(&t->lock);
 	for (; *pp; pp = &(*pp)->next_id) {
 		if (*pp == inode) {
 			*pp = inode->next_id;
@@ -254,7 +257,7 @@ static void itab_link_locked(struct itab *t, struct hmm_inode *in)
 {
 	size_t h;
 
-	itab_assert_locked(t);
+	mutex_assert_held(&t->lock);
 	if (t->count >= t->nbuckets)
 		itab_grow_locked(t);
 	h = itab_hash(in->dev, in->ino, t->nbuckets);
@@ -337,6 +340,7 @@ static void itab_name_locked(struct itab *t, struct hmm_inode *in)
 {
 	uint64_t key;
 
+	mutex_assert_held(&t->lock);
 	if (t->key_type && in->dev == t->root.dev && in->fde.fh &&
 	    in->fde.fh->handle_type == t->key_type &&
 	    in->fde.fh->handle_bytes == t->key_len && key_ok(in->fde.fh, &key) &&
@@ -354,6 +358,8 @@ static void itab_name_locked(struct itab *t, struct hmm_inode *in)
 
 static void dormant_add_locked(struct itab *t, struct hmm_inode *in)
 {
+	mutex_assert_held(&t->lock);
+
 	in->dormant = true;
 	in->dnext = NULL;
 	in->dprev = t->dormant_last;
@@ -367,6 +373,8 @@ static void dormant_add_locked(struct itab *t, struct hmm_inode *in)
 
 static void dormant_del_locked(struct itab *t, struct hmm_inode *in)
 {
+	mutex_assert_held(&t->lock);
+
 	if (in->dprev)
 		in->dprev->dnext = in->dnext;
 	else
@@ -383,6 +391,8 @@ static void dormant_del_locked(struct itab *t, struct hmm_inode *in)
 /* Count a lookup of @in; a dormant one wakes.  Context: t->lock. */
 static void inode_raise_locked(struct itab *t, struct hmm_inode *in)
 {
+	mutex_assert_held(&t->lock);
+
 	if (in->dormant)
 		dormant_del_locked(t, in);
 	in->nlookup++;
@@ -392,7 +402,7 @@ static struct hmm_inode *itab_find_locked(struct itab *t, dev_t dev, ino_t ino)
 {
 	struct hmm_inode *in;
 
-	itab_assert_locked(t);
+	mutex_assert_held(&t->lock);
 	if (dev == t->root.dev && ino == t->root.ino)
 		return &t->root;
 	in = t->buckets[itab_hash(dev, ino, t->nbuckets)];
@@ -413,7 +423,7 @@ static int64_t itab_dev_prefix_locked(struct itab *t, dev_t dev)
 	dev_t *devs;
 	size_t cap;
 
-	itab_assert_locked(t);
+	mutex_assert_held(&t->lock);
 	if (dev == t->root.dev)
 		return 0;
 	for (size_t i = 0; i < t->ndevs; i++)
@@ -437,6 +447,7 @@ static ino_t itab_ino_locked(struct itab *t, dev_t dev, ino_t ino)
 {
 	int64_t prefix = itab_dev_prefix_locked(t, dev);
 
+	mutex_assert_held(&t->lock);
 	if (prefix == 0)
 		return ino;
 	if ((prefix < 0 || ((uint64_t)ino & ~ITAB_INO_MASK)) && !t->wide_logged) {
@@ -492,6 +503,7 @@ static struct hmm_inode *itab_find_get_locked(struct itab *t,
 {
 	struct hmm_inode *in;
 
+	mutex_assert_held(&t->lock);
 	while ((in = itab_find_locked(t, st->st_dev, st->st_ino)) && in->sleeping)
 		pthread_cond_wait(&t->slept, &t->lock);
 	if (in)
@@ -554,6 +566,8 @@ static void itab_retire(struct itab *t, struct hmm_inode *in)
 /* Add @in, new, to the table with one lookup.  Context: t->lock. */
 static void itab_insert_locked(struct itab *t, struct hmm_inode *in)
 {
+	mutex_assert_held(&t->lock);
+
 	in->nlookup = 1;
 	in->fino = itab_ino_locked(t, in->dev, in->ino);
 	itab_name_locked(t, in);
@@ -614,7 +628,7 @@ static void itab_unlink_locked(struct itab *t, struct hmm_inode *inode)
 	struct hmm_inode **pp = &t->buckets[itab_hash(inode->dev, inode->ino,
 						      t->nbuckets)];
 
-	itab_assert_locked(t);
+	mutex_assert_held(&t->lock);
 	if (inode->dormant)
 		dormant_del_locked(t, inode);
 	if (inode->retired)
@@ -632,6 +646,8 @@ static void itab_unlink_locked(struct itab *t, struct hmm_inode *inode)
 /* Take @inode out of the table altogether. */
 static void itab_remove_locked(struct itab *t, struct hmm_inode *inode)
 {
+	mutex_assert_held(&t->lock);
+
 	itab_unlink_locked(t, inode);
 	itab_ids_del_locked(t, inode);
 }

@@ -38,7 +38,7 @@
  * list and every ->nlookup, ->dormant and ->sleeping; lookups wait for a
  * sleeping inode on itab->slept (with itab->lock).  Inode fields other
  * than those are set before the inode is published and never change,
- * except ->cache_* and ->own_changes, which ->lock guards.  The release
+ * except ->kcache_* and ->own_changes, which ->lock guards.  The release
  * hook runs with no table lock held.
  * Lock order (the full list: cache/cache_int.h): itab->lock, then
  * hmm_inode->lock (never the other way round);
@@ -81,7 +81,7 @@
  *             itab->lock.
  * @next_id:   chain of the node-id hash (itab->ids); itab->lock.
  * @dprev, @dnext: the dormant list, oldest first; itab->lock.
- * @cache_mtime, @cache_size, @cache_valid: backing mtime and size when the
+ * @kcache_mtime, @kcache_size, @kcache_valid: backing mtime and size when the
  *             file was last closed, to decide whether the kernel's page cache
  *             of it is still good at the next open (close-to-open); used
  *             when hmmfs runs without its own cache.
@@ -109,9 +109,9 @@ struct hmm_inode {
 	struct hmm_inode *next_id;
 	struct hmm_inode *dprev, *dnext;
 	pthread_mutex_t lock;
-	struct timespec cache_mtime;
-	off_t cache_size;
-	int cache_valid;
+	struct timespec kcache_mtime;
+	off_t kcache_size;
+	int kcache_valid;
 	int own_changes;
 	void *_Atomic cfile;
 	_Atomic int atime_due;

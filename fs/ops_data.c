@@ -314,7 +314,7 @@ void hmmfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (close(fd) < 0)
 		ret = -errno;
 	if (!cf)	/* here, not at release: that comes after close returns */
-		cache_remember(inode_of(req, ino), fh_fd(fi));
+		kcache_remember(inode_of(req, ino), fh_fd(fi));
 	if (cf) {
 		/*
 		 * close-to-open, as NFS does it: what was written through

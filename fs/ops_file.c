@@ -13,7 +13,7 @@
  * kernel keeps its page cache of the file (keep_cache) only if BACKING did
  * not change since we last saw it, as the cache judges when it has the
  * file (cache_file_revalidate), else by the size and mtime recorded at the
- * last close (cache_still_good, cache_remember) and after our own SETATTRs
+ * last close (kcache_still_good, kcache_remember) and after our own SETATTRs
  * (own_change_begin/_end).  A change seen drops the kernel's attributes
  * (open_inval_kernel) and, under the writeback cache, retires the node id
  * (open_kernel_stale).  A create makes the file as the caller (ops_cred.c),
@@ -48,6 +48,7 @@
 #include "cache/cache.h"
 #include "fs/devio.h"
 #include "fs/guard.h"
+#include "lib/lockcheck.h"
 
 /* The page cache's state of @inode, or NULL (no cache, or not opened yet). */
 struct cfile *inode_cfile(struct hmm_inode *inode)
@@ -78,13 +79,14 @@ static int backing_flags(struct hmmfs *fs, int flags)
 }
 
 /* Context: inode->lock held.  Is BACKING (@fd) as last recorded? */
-static bool cache_same_locked(struct hmm_inode *inode, int fd)
+static bool kcache_same_locked(struct hmm_inode *inode, int fd)
 {
 	struct stat st;
 
-	return fstat(fd, &st) == 0 && inode->cache_size == st.st_size &&
-	       inode->cache_mtime.tv_sec == st.st_mtim.tv_sec &&
-	       inode->cache_mtime.tv_nsec == st.st_mtim.tv_nsec;
+	mutex_assert_held(&inode->lock);
+	return fstat(fd, &st) == 0 && inode->kcache_size == st.st_size &&
+	       inode->kcache_mtime.tv_sec == st.st_mtim.tv_sec &&
+	       inode->kcache_mtime.tv_nsec == st.st_mtim.tv_nsec;
 }
 
 /*
@@ -95,17 +97,17 @@ static bool cache_same_locked(struct hmm_inode *inode, int fd)
  * *@changed set if we had seen it before (an outside change, not a first
  * open).
  */
-static int cache_still_good(struct hmm_inode *inode, int fd, int *changed)
+static int kcache_still_good(struct hmm_inode *inode, int fd, int *changed)
 {
 	int good;
 
 	pthread_mutex_lock(&inode->lock);
 	if (inode->own_changes) {
-		good = inode->cache_valid;
+		good = inode->kcache_valid;
 		*changed = 0;
 	} else {
-		good = inode->cache_valid && cache_same_locked(inode, fd);
-		*changed = inode->cache_valid && !good;
+		good = inode->kcache_valid && kcache_same_locked(inode, fd);
+		*changed = inode->kcache_valid && !good;
 	}
 	pthread_mutex_unlock(&inode->lock);
 	return good;
@@ -113,15 +115,15 @@ static int cache_still_good(struct hmm_inode *inode, int fd, int *changed)
 
 /* BACKING's state at a close, for the next open.  fstat under the lock:
  * an older one must not overwrite what own_change_end() recorded. */
-void cache_remember(struct hmm_inode *inode, int fd)
+void kcache_remember(struct hmm_inode *inode, int fd)
 {
 	struct stat st;
 
 	pthread_mutex_lock(&inode->lock);
 	if (fstat(fd, &st) == 0) {
-		inode->cache_valid = 1;
-		inode->cache_size = st.st_size;
-		inode->cache_mtime = st.st_mtim;
+		inode->kcache_valid = 1;
+		inode->kcache_size = st.st_size;
+		inode->kcache_mtime = st.st_mtim;
 	}
 	pthread_mutex_unlock(&inode->lock);
 }
@@ -150,9 +152,9 @@ void own_change_end(struct hmmfs *fs, struct hmm_inode *inode)
 	struct stat st;
 
 	pthread_mutex_lock(&inode->lock);
-	if (fd >= 0 && inode->cache_valid && fstat(fd, &st) == 0) {
-		inode->cache_size = st.st_size;
-		inode->cache_mtime = st.st_mtim;
+	if (fd >= 0 && inode->kcache_valid && fstat(fd, &st) == 0) {
+		inode->kcache_size = st.st_size;
+		inode->kcache_mtime = st.st_mtim;
 	}
 	inode->own_changes--;
 	pthread_mutex_unlock(&inode->lock);
@@ -354,7 +356,7 @@ static int file_info_fill(struct hmmfs *fs, struct hmm_inode *inode,
 		fresh = !(changed = fstat(fd, &st) == 0 &&
 				    cache_file_revalidate(cf, fd, &st));
 	else
-		fresh = cache_still_good(inode, fd, &changed);
+		fresh = kcache_still_good(inode, fd, &changed);
 	if (changed)
 		open_inval_kernel(fs, inode);
 	if (changed_out)

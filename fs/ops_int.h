@@ -139,7 +139,7 @@ int kill_setid(fuse_req_t req, int fd, fuse_ino_t ino);
 /* The page cache's state of @inode, or NULL (no cache, or none yet). */
 struct cfile *inode_cfile(struct hmm_inode *inode);
 /* Record BACKING's size and mtime at a close, for the next open to compare. */
-void cache_remember(struct hmm_inode *inode, int fd);
+void kcache_remember(struct hmm_inode *inode, int fd);
 /* Bracket a SETATTR of ours that moves BACKING's size or mtime. */
 void own_change_begin(struct hmm_inode *inode);
 void own_change_end(struct hmmfs *fs, struct hmm_inode *inode);
