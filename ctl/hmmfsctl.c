@@ -4,7 +4,7 @@
  *
  * Commands are rows of cmd_table[]: a name, a usage line and a handler.
  * Each command opens a file or directory of the mount and issues one of
- * the ioctls of fs/hmmfs_ioctl.h; FUSE forwards it to the daemon.  Errors
+ * the ioctls of include/hmmfs_ioctl.h; FUSE forwards it to the daemon.  Errors
  * are printed with what was being done and exit with 1; bad usage exits 2.
  * Range commands (migrate, devop, residency) take --offset and --length
  * as sizes (util/size.h), the value after a space or an '='.  "hmmfsctl
@@ -27,8 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs/hmmfs_ioctl.h"
-#include "fs/opnames.h"
+#include "include/hmmfs_ioctl.h"
+#include "include/opnames.h"
 #include "util/size.h"
 
 struct ctl_cmd {

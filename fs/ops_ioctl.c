@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fs/ops_ioctl.c — the control ioctls of fs/hmmfs_ioctl.h (HMMFS_IOC_*),
+ * fs/ops_ioctl.c — the control ioctls of include/hmmfs_ioctl.h (HMMFS_IOC_*),
  * which hmmfsctl sends: statistics (STATS, OPS, DEVICES, FILE_STATS), SYNC,
  * the range requests (MIGRATE, REPLICATE, DEVOP, DEVREAD, RESIDENCY) and
  * dedupe (KSM).
@@ -40,9 +40,32 @@
 #include <unistd.h>
 
 #include "cache/cache.h"
-#include "fs/hmmfs_ioctl.h"
+#include "include/hmmfs_ioctl.h"
 #include "fs/opstat.h"
 #include "log/log.h"
+
+/*
+ * Values the ABI (include/hmmfs_ioctl.h) mirrors from cache/, which the
+ * replies below pass through unchanged: checked here, where both are
+ * seen, instead of kept equal by a comment (as numbers: the enums are of
+ * different types).
+ */
+#define SAME(a, b) ((long long)(a) == (long long)(b))
+_Static_assert(SAME(HMMFS_RES_HOST, CACHE_RES_HOST) &&
+	       SAME(HMMFS_RES_DEVICE, CACHE_RES_DEVICE) &&
+	       SAME(HMMFS_RES_DIRTY, CACHE_RES_DIRTY) &&
+	       SAME(HMMFS_RES_WRITEBACK, CACHE_RES_WRITEBACK) &&
+	       SAME(HMMFS_RES_SHARED, CACHE_RES_SHARED),
+	       "HMMFS_RES_* are the cache's CACHE_RES_*");
+_Static_assert(SAME(HMMFS_KSM_RUN, KSM_KNOB_RUN) &&
+	       SAME(HMMFS_KSM_PAGES_TO_SCAN, KSM_KNOB_PAGES_TO_SCAN) &&
+	       SAME(HMMFS_KSM_SLEEP_MILLISECS, KSM_KNOB_SLEEP_MILLISECS) &&
+	       SAME(HMMFS_KSM_MAX_PAGE_SHARING, KSM_KNOB_MAX_PAGE_SHARING) &&
+	       SAME(HMMFS_KSM_USE_ZERO_PAGES, KSM_KNOB_USE_ZERO_PAGES) &&
+	       SAME(HMMFS_KSM_MERGE_ACROSS_TIERS, KSM_KNOB_MERGE_ACROSS_TIERS) &&
+	       SAME(HMMFS_KSM_NR_KNOBS, KSM_NR_KNOBS),
+	       "HMMFS_KSM_* number the knobs as enum ksm_knob does");
+#undef SAME
 
 static void stats_fill_device(struct hmmfs *fs, const struct cache_stats *cs,
 			      struct hmmfs_ioc_stats *st)
@@ -477,7 +500,7 @@ static int ioctl_residency(fuse_req_t req, fuse_ino_t ino,
 		r->writeback = cnt.writeback;
 		r->shared = cnt.shared;
 		memset(r->ext, 0, sizeof(r->ext));
-		for (size_t i = 0; i < n; i++)	/* CACHE_RES_* == HMMFS_RES_* */
+		for (size_t i = 0; i < n; i++)	/* flags: asserted equal above */
 			r->ext[i] = (struct hmmfs_ioc_extent){ ext[i].first,
 							       ext[i].count,
 							       ext[i].flags,
@@ -570,7 +593,6 @@ static int ioctl_ksm(fuse_req_t req, const void *in, size_t in_sz,
 	struct ksm_stats st;
 	int ret;
 
-	_Static_assert(sizeof(kn) == sizeof(k.knobs), "knobs match ksm_knobs");
 	if (in_sz < sizeof(k) || out_sz < sizeof(k))
 		return -EINVAL;
 	memcpy(&k, in, sizeof(k));
@@ -583,13 +605,15 @@ static int ioctl_ksm(fuse_req_t req, const void *in, size_t in_sz,
 	    (k.set_mask || strcmp(fs->opts->ksm_scope, "uid")))
 		return -EPERM;
 	if (k.set_mask) {
-		memcpy(&kn, k.knobs, sizeof(kn));
+		for (unsigned int i = 0; i < KSM_NR_KNOBS; i++)
+			*ksm_knob_ref(&kn, i) = k.knobs[i];
 		ret = cache_ksm_set(fs->cache, &kn, k.set_mask);
 		if (ret)
 			return ret;
 	}
 	cache_ksm_get(fs->cache, &kn, &st);
-	memcpy(k.knobs, &kn, sizeof(kn));
+	for (unsigned int i = 0; i < KSM_NR_KNOBS; i++)
+		k.knobs[i] = *ksm_knob_ref(&kn, i);
 	k.pages_shared = st.pages_shared;
 	k.pages_sharing = st.pages_sharing;
 	k.pages_unshared = st.pages_unshared;

@@ -29,7 +29,7 @@
  * after (opstat_reply_sent()), so the log never delays the reply.
  */
 #include "fs/opstat.h"
-#include "fs/opnames.h"
+#include "include/opnames.h"
 #include "log/log.h"
 
 #include <errno.h>

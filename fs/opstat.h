@@ -3,7 +3,7 @@
 #ifndef HMMFS_FS_OPSTAT_H
 #define HMMFS_FS_OPSTAT_H
 
-#include "fs/hmmfs_ioctl.h"
+#include "include/hmmfs_ioctl.h"
 #include <stdbool.h>
 #include <stdint.h>
 

@@ -637,7 +637,7 @@ int opts_parse(int argc, char **argv, struct hmmfs_opts *o,
 		o->foreground = 1;
 	/*
 	 * Every modelled copy must end soon: one bounded request (64 MiB of
-	 * migration, fs/hmmfs_ioctl.h) within about a minute.
+	 * migration, include/hmmfs_ioctl.h) within about a minute.
 	 */
 	if (o->device_bw && o->device_bw < DEVICE_BW_MIN)
 		return fail(err, errlen, "device_bw=%llu: under 1 MiB/s one migrate "

@@ -68,7 +68,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs/hmmfs_ioctl.h"
+#include "include/hmmfs_ioctl.h"
 #include "tests/common/dropcaches.h"
 
 #define NFILES		8

@@ -104,7 +104,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "fs/hmmfs_ioctl.h"
+#include "include/hmmfs_ioctl.h"
 #include "tests/common/dropcaches.h"
 
 #define RING_SIZE		64

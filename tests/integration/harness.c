@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs/hmmfs_ioctl.h"
+#include "include/hmmfs_ioctl.h"
 #include "tests/integration/harness.h"
 
 struct it_env it;

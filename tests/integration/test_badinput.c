@@ -35,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs/hmmfs_ioctl.h"
+#include "include/hmmfs_ioctl.h"
 #include "tests/integration/harness.h"
 
 #define KiB 1024

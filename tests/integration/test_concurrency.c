@@ -52,7 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs/hmmfs_ioctl.h"
+#include "include/hmmfs_ioctl.h"
 
 #include "tests/integration/harness.h"
 #include "tests/integration/rw_tests.h"

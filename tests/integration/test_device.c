@@ -39,7 +39,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "fs/hmmfs_ioctl.h"
+#include "include/hmmfs_ioctl.h"
 #include "tests/integration/harness.h"
 
 #define MiB (1024 * 1024)

@@ -20,7 +20,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "fs/hmmfs_ioctl.h"
+#include "include/hmmfs_ioctl.h"
 #include "tests/integration/harness.h"
 
 static void expect_type(const char *path, mode_t type_and_mode)

@@ -50,7 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs/hmmfs_ioctl.h"
+#include "include/hmmfs_ioctl.h"
 
 #define WLEN (64 * 1024)
 #define MAX_FILES 16

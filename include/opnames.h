@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fs/opnames.h — FUSE opcode names by number (linux/fuse.h; the protocol
+ * include/opnames.h — FUSE opcode names by number (linux/fuse.h; the protocol
  * fixes them), for hmmfsctl stats and the daemon's log.  A static table:
  * each user gets its own copy of a few hundred bytes.
  */
-#ifndef HMMFS_FS_OPNAMES_H
-#define HMMFS_FS_OPNAMES_H
+#ifndef HMMFS_INCLUDE_OPNAMES_H
+#define HMMFS_INCLUDE_OPNAMES_H
 
-#include "fs/hmmfs_ioctl.h"
+#include "include/hmmfs_ioctl.h"
 
 static const char *const hmmfs_op_names[HMMFS_OPS_MAX] = {
 	[1] = "lookup", [2] = "forget", [3] = "getattr", [4] = "setattr",

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fs/hmmfs_ioctl.h — the control ioctls, shared by the daemon and hmmfsctl.
+ * include/hmmfs_ioctl.h — the control ioctls, shared by the daemon and
+ * hmmfsctl: the ABI.  Values it mirrors from cache/ are checked equal at
+ * compile time (fs/ops_ioctl.c).
  *
  * hmmfsctl opens a file or directory of the mount and issues these; FUSE
  * forwards them to the daemon.  Every structure has a fixed size (FUSE
  * copies _IOC_SIZE bytes each way) and a version field first, so a newer
  * daemon can refuse an older tool with EINVAL instead of misreading it.
  */
-#ifndef HMMFS_FS_IOCTL_H
-#define HMMFS_FS_IOCTL_H
+#ifndef HMMFS_INCLUDE_HMMFS_IOCTL_H
+#define HMMFS_INCLUDE_HMMFS_IOCTL_H
 
 #include <linux/ioctl.h>
 #include <stdint.h>
