@@ -53,7 +53,8 @@ struct hmm_atime {
  * @cache:    the page cache, or NULL with host_cache=0 (passthrough).
  * @uid, @gid: the daemon's own effective ids; callers with other ids get
  *            new files made under their own (see ops_cred.c, creds_*).
- * @ngroups, @groups: the daemon's supplementary groups, restored after
+ * @ngroups, @groups: the daemon's supplementary groups, all of them
+ *            (malloc'd once, for the daemon's life), restored after
  *            creating a file for another user.
  * @files_lock: guards @open_files and @open_dirs.
  * @open_files: every open regular file (ops_file.c, struct hmm_file).
@@ -70,7 +71,7 @@ struct hmmfs {
 	uid_t uid;
 	gid_t gid;
 	int ngroups;
-	gid_t groups[64];
+	gid_t *groups;
 	pthread_mutex_t files_lock;
 	struct hmm_file_link open_files;
 	struct hmm_file_link open_dirs;

@@ -226,6 +226,30 @@ static bool backing_is_fs_root(int fd)
 	return yes;
 }
 
+/*
+ * The daemon's supplementary groups, all of them, to restore after
+ * acting as a caller (creds_restore()).  Kept for the daemon's life.
+ * Return: 0 or -errno.
+ */
+static int own_groups(struct hmmfs *fs)
+{
+	for (;;) {
+		int n = getgroups(0, NULL);
+
+		if (n < 0)
+			return -errno;
+		free(fs->groups);
+		fs->groups = malloc(((size_t)n + 1) * sizeof(gid_t));
+		if (!fs->groups)
+			return -ENOMEM;
+		fs->ngroups = getgroups(n, fs->groups);
+		if (fs->ngroups >= 0)
+			return 0;
+		if (errno != EINVAL)	/* EINVAL: they grew meanwhile */
+			return -errno;
+	}
+}
+
 static int fs_init(struct hmmfs *fs, const struct hmmfs_opts *o,
 		   const char *backing)
 {
@@ -240,9 +264,12 @@ static int fs_init(struct hmmfs *fs, const struct hmmfs_opts *o,
 	fs->open_dirs.prev = fs->open_dirs.next = &fs->open_dirs;
 	fs->uid = geteuid();
 	fs->gid = getegid();
-	fs->ngroups = getgroups(64, fs->groups);
-	if (fs->ngroups < 0)
-		fs->ngroups = 0;
+	ret = own_groups(fs);
+	if (ret) {
+		fprintf(stderr, "hmmfs: cannot read the daemon's groups: %s\n",
+			strerror(-ret));
+		return ret;
+	}
 	fd = open(backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		fprintf(stderr, "hmmfs: BACKING '%s': %s\n", backing, strerror(errno));

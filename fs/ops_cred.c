@@ -23,27 +23,67 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+/* Supplementary groups that fit on the stack; more go to the heap. */
+#define GROUPS_ON_STACK 64
+
+/*
+ * All the caller's supplementary groups (libfuse reads them from
+ * /proc/PID/task/TID/status): into @buf when they fit, else into a list
+ * *@list the caller frees when it is not @buf.  (They were once cut to
+ * 64 without a word: a member of a 65th group was refused.)
+ * Return: how many (0 when the kernel does not say), or -ENOMEM.
+ */
+static int caller_groups(fuse_req_t req, gid_t *buf, gid_t **list)
+{
+	int cap = GROUPS_ON_STACK, n = fuse_req_getgroups(req, cap, buf);
+
+	*list = buf;
+	while (n > cap) {	/* a larger list, read again: it may change */
+		gid_t *big = realloc(*list == buf ? NULL : *list,
+				     (size_t)n * sizeof(gid_t));
+
+		if (!big) {
+			if (*list != buf)
+				free(*list);
+			*list = buf;
+			return -ENOMEM;
+		}
+		*list = big;
+		cap = n;
+		n = fuse_req_getgroups(req, cap, big);
+	}
+	return n < 0 ? 0 : n;	/* no groups file: the primary gid only */
+}
+
+static void groups_free(gid_t *buf, gid_t *list)
+{
+	if (list != buf)
+		free(list);
+}
+
 int creds_become(struct hmmfs *fs, fuse_req_t req, struct creds *c)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	gid_t groups[64];
-	int n;
+	gid_t buf[GROUPS_ON_STACK], *groups;
+	int n, err = 0;
 
 	c->switched = 0;
 	c->umask_set = 0;
 	if (fs->uid != 0 || (ctx->uid == fs->uid && ctx->gid == fs->gid))
 		return 0;
-	n = fuse_req_getgroups(req, 64, groups);
+	n = caller_groups(req, buf, &groups);
 	if (n < 0)
-		n = 0;	/* kernel without the groups file: primary gid only */
-	if (n > 64)
-		n = 64;
+		return n;
 	if (syscall(SYS_setgroups, n, groups) < 0)
-		return -errno;
+		err = -errno;
+	groups_free(buf, groups);
+	if (err)
+		return err;
 	syscall(SYS_setfsgid, ctx->gid);
 	syscall(SYS_setfsuid, ctx->uid);
 	c->switched = 1;
@@ -91,11 +131,11 @@ void umask_become(fuse_req_t req, mode_t *mode, struct creds *c)
 
 int in_groups(fuse_req_t req, gid_t gid)
 {
-	gid_t groups[64];
-	int n = fuse_req_getgroups(req, 64, groups);
+	gid_t buf[GROUPS_ON_STACK], *groups;
+	int n = caller_groups(req, buf, &groups), found = 0;
 
-	for (int i = 0; i < n && i < 64; i++)
-		if (groups[i] == gid)
-			return 1;
-	return 0;
+	for (int i = 0; i < n && !found; i++)
+		found = groups[i] == gid;
+	groups_free(buf, groups);
+	return found;
 }

@@ -24,6 +24,7 @@
  */
 #include <endian.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/posix_acl.h>
 #include <pthread.h>
 #include <linux/posix_acl_xattr.h>
@@ -165,6 +166,45 @@ static void user_creates_own_file(void)
 	IT_EQ(st.st_gid, NOBODY);
 	IT_EQ_OCT(st.st_mode, S_IFREG | 0640);
 	IT_OK(stat(MNT("pub/mine"), &st));
+	IT_EQ(st.st_uid, NOBODY);
+}
+
+/* A caller in more supplementary groups than fit on the daemon's stack. */
+#define MANY_GROUPS 70
+#define FIRST_GROUP 61000
+
+/* In the child: uid NOBODY in groups FIRST_GROUP.., then create @arg. */
+static int create_in_many_groups(void *arg, void *out)
+{
+	gid_t g[MANY_GROUPS];
+
+	for (int i = 0; i < MANY_GROUPS; i++)
+		g[i] = FIRST_GROUP + i;
+	if (setgroups(MANY_GROUPS, g) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+		return 254;
+	return create_as_user(arg, out);
+}
+
+/*
+ * A directory only the caller's 70th supplementary group may write: a
+ * create there succeeds, as in BACKING.  (The daemon once passed only
+ * the first 64 groups on to BACKING: EACCES.)
+ */
+static void user_in_many_groups_creates(void)
+{
+	const gid_t last = FIRST_GROUP + MANY_GROUPS - 1;
+	struct stat st;
+	int ret;
+
+	IT_REQUIRE_OK(mkdir(BACK("grp"), 0770));
+	IT_REQUIRE_OK(chown(BACK("grp"), 0, last));
+	IT_REQUIRE_OK(chmod(BACK("grp"), 0770));
+	ret = it_child(create_in_many_groups, (void *)MNT("grp/f"), NULL, 0,
+		       (uid_t)-1, (gid_t)-1);
+	IT_REQUIRE(ret == 0, "create as uid %d in %d groups: %s", NOBODY,
+		   MANY_GROUPS, ret < 0 ? "child failed" :
+		   ret == 254 ? "setgroups" : it_errname(ret));
+	IT_OK(stat(BACK("grp/f"), &st));
 	IT_EQ(st.st_uid, NOBODY);
 }
 
@@ -482,6 +522,8 @@ static const struct it_test tests[] = {
 	{ "user_denied_0600", user_denied_0600, 0, "allow_other" },
 	{ "user_reads_0644", user_reads_0644, 0, "allow_other" },
 	{ "user_creates_own_file", user_creates_own_file, 0, "allow_other" },
+	{ "user in 70 groups creates where the 70th may",
+	  user_in_many_groups_creates, 0, "allow_other" },
 	{ "user_without_allow_other_denied", user_without_allow_other_denied, 0,
 	  NULL },
 	{ "user_with_allow_root_denied", user_with_allow_root_denied, 0, "allow_root" },
