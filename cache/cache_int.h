@@ -84,39 +84,7 @@
 #include "cache/wp.h"
 #include "cache/cache.h"
 #include "cache/page.h"
-
-/* A doubly linked list node (lists are circular with a head node). */
-struct clist {
-	struct clist *prev, *next;
-};
-
-static inline void clist_init(struct clist *h)
-{
-	h->prev = h->next = h;
-}
-
-static inline bool clist_empty(const struct clist *h)
-{
-	return h->next == h;
-}
-
-static inline void clist_del(struct clist *n)
-{
-	n->prev->next = n->next;
-	n->next->prev = n->prev;
-	n->prev = n->next = n;
-}
-
-static inline void clist_add_head(struct clist *h, struct clist *n)
-{
-	n->next = h->next;
-	n->prev = h;
-	h->next->prev = n;
-	h->next = n;
-}
-
-#define clist_entry(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
+#include "lib/list.h"
 
 /**
  * struct cpage - one cached page.

@@ -86,7 +86,7 @@ void page_put(struct cpage *p)
 static void page_free_rcu(struct rcu_head *head)
 {
 	cache_rcu_reclaim();
-	free((char *)head - offsetof(struct cpage, rcu));
+	free(container_of(head, struct cpage, rcu));
 }
 
 /*

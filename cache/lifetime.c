@@ -288,7 +288,7 @@ static struct cfile *cfile_new(struct cache *c, const struct stat *st,
 /* After a grace period no lookup can still walk the file's index. */
 static void cfile_free_rcu(struct rcu_head *head)
 {
-	struct cfile *f = (struct cfile *)((char *)head - offsetof(struct cfile, rcu));
+	struct cfile *f = container_of(head, struct cfile, rcu);
 
 	cache_rcu_reclaim();
 	index_destroy(f);

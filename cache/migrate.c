@@ -65,6 +65,7 @@
 #include "lib/racy.h"
 #include "cache/rcu.h"
 #include "lib/lockcheck.h"
+#include "lib/compiler.h"
 
 #define THRASH_WINDOW_MS 2000
 #define THRASH_MOVES 4
@@ -1039,7 +1040,7 @@ int cache_devop(struct cfile *f, off_t off, off_t len,
 	int ret;
 
 	*pages = 0;
-	if ((unsigned int)kind >= sizeof(ops) / sizeof(ops[0]) || value > 255)
+	if ((unsigned int)kind >= ARRAY_SIZE(ops) || value > 255)
 		return c->dev ? -EINVAL : -ENODEV;
 	op = ops[kind];
 	ret = request_begin(f, &off, &len, next);

@@ -98,7 +98,7 @@ static void replica_unlink_locked(struct cpage *p, struct replica *r)
 
 static void replica_free_rcu(struct rcu_head *head)
 {
-	struct replica *r = (struct replica *)((char *)head - offsetof(struct replica, rcu));
+	struct replica *r = container_of(head, struct replica, rcu);
 
 	cache_rcu_reclaim();
 	dev_frame_free(r->cache->dev, r->addr);

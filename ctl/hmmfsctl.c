@@ -30,6 +30,7 @@
 #include "include/hmmfs_ioctl.h"
 #include "include/opnames.h"
 #include "util/size.h"
+#include "lib/compiler.h"
 
 struct ctl_cmd {
 	const char *name;
@@ -189,7 +190,7 @@ static void ksm_print_json(const struct hmmfs_ioc_ksm *k)
 	printf("{");
 	for (size_t i = 0; i < HMMFS_KSM_NR_KNOBS; i++)
 		printf("%s\"%s\":%u", i ? "," : "", ksm_knob_names[i], k->knobs[i]);
-	for (size_t i = 0; i < sizeof(ksm_fields) / sizeof(ksm_fields[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(ksm_fields); i++)
 		printf(",\"%s\":%llu", ksm_fields[i].name, ksm_value(k, i));
 	printf("}");
 }
@@ -308,7 +309,7 @@ static const char *human(uint64_t n, char buf[24])
 	double v = (double)n;
 	unsigned int u = 0;
 
-	while (v >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0]))
+	while (v >= 1024 && u + 1 < ARRAY_SIZE(unit))
 		v /= 1024, u++;
 	if (u)
 		snprintf(buf, 24, "%.1f %s", v, unit[u]);
@@ -395,7 +396,7 @@ static void stats_print_json(const struct hmmfs_ioc_stats *s,
 	printf("{\"io_engine\":\"%s\",\"cache\":%s,\"device\":\"%s\","
 	       "\"migrate\":\"%s\"", s->io_engine, s->cache_on ? "true" : "false",
 	       s->device, s->migrate);
-	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(stat_fields); i++)
 		printf(",\"%s\":%llu", stat_fields[i].name, stat_value(s, i));
 	if (k) {
 		printf(",\"ksm\":");
@@ -1104,7 +1105,7 @@ static int cmd_devop(int argc, char **argv)
 			"write lands where the page is)\n");
 		return 2;
 	}
-	for (uint32_t i = 0; a.op && i < sizeof(ops) / sizeof(ops[0]); i++)
+	for (uint32_t i = 0; a.op && i < ARRAY_SIZE(ops); i++)
 		if (!strcmp(a.op, ops[i]))
 			d.op = i;
 	if (d.op == UINT32_MAX || !a.have_value) {
@@ -1464,7 +1465,7 @@ static int cmd_ksm(int argc, char **argv)
 	}
 	for (size_t i = 0; i < HMMFS_KSM_NR_KNOBS; i++)
 		printf("%-21s %u\n", ksm_knob_names[i], k.knobs[i]);
-	for (size_t i = 0; i < sizeof(ksm_fields) / sizeof(ksm_fields[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(ksm_fields); i++)
 		printf("%-21s %llu\n", ksm_fields[i].name, ksm_value(&k, i));
 	return 0;
 }

@@ -81,6 +81,7 @@
 #include "device/device.h"
 #include "device/xxh64_lanes.h"
 #include "log/log.h"
+#include "lib/compiler.h"
 
 #define CUDA_NSTREAMS	8
 #define CUDA_BLOCK	256		/* threads per block */
@@ -948,7 +949,7 @@ static void cuda_host_unregister(struct dev_unit *d, void *p)
 /* Look up every entry point in @lib.  Return: 0, or -ENOSYS with @err. */
 static int cuda_resolve(struct cuda_dev *cd, void *lib, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < sizeof(cuda_syms) / sizeof(cuda_syms[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(cuda_syms); i++) {
 		void *sym = dlsym(lib, cuda_syms[i].name);
 
 		if (!sym && cuda_syms[i].alt)

@@ -65,6 +65,7 @@
 #include "device/device.h"
 #include "fault/fault.h"
 #include "log/log.h"
+#include "lib/compiler.h"
 
 static const struct dev_ops *dev_backends[] = {
 	&dev_cuda_ops,
@@ -74,7 +75,7 @@ static const struct dev_ops *dev_backends[] = {
 
 static const struct dev_ops *dev_backend_find(const char *name)
 {
-	for (size_t i = 0; i < sizeof(dev_backends) / sizeof(dev_backends[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(dev_backends); i++)
 		if (!strcmp(dev_backends[i]->name, name))
 			return dev_backends[i];
 	return NULL;

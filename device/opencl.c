@@ -63,6 +63,7 @@
 #include "device/xxh64_lanes.h"
 #include "fault/fault.h"
 #include "log/log.h"
+#include "lib/compiler.h"
 
 #define OCL_NQUEUES	4
 #define OCL_BLOCK	256		/* work-items per group */
@@ -760,7 +761,7 @@ static int ocl_xxh64_scratch(struct ocl_dev *od, struct ocl_fence *rec)
 	if (!rec->xtable &&
 	    !(rec->xtable = malloc(OCL_XXH64_SPANS * sizeof(*rec->xtable))))
 		return -ENOMEM;
-	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
 		if (*want[i].m)
 			continue;
 		*want[i].m = od->api.CreateBuffer(od->ctx, CL_MEM_READ_WRITE, want[i].len,
@@ -823,7 +824,7 @@ static int ocl_xxh64(struct dev_unit *d, const struct dev_span *sp, size_t n,
 
 static int ocl_resolve(struct ocl_dev *od, void *lib, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < sizeof(ocl_syms) / sizeof(ocl_syms[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(ocl_syms); i++) {
 		void *p = dlsym(lib, ocl_syms[i].name);
 
 		if (!p) {
@@ -1002,7 +1003,7 @@ static void ocl_rec_release(struct dev_rec *r, void *arg)
 	for (int q = 0; q < OCL_NQUEUES; q++)
 		if (rec->last[q])
 			od->api.ReleaseEvent(rec->last[q]);
-	for (size_t i = 0; i < sizeof(mems) / sizeof(mems[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(mems); i++)
 		if (mems[i])
 			od->api.ReleaseMemObject(mems[i]);
 	free(rec->xtable);

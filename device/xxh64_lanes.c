@@ -11,6 +11,7 @@
 
 #include "device/xxh64_lanes.h"
 #include "log/log.h"
+#include "lib/compiler.h"
 
 #define XL_BOUNCE 65536		/* bytes read back at once */
 
@@ -104,7 +105,7 @@ int xl_check(const struct xl_ops *ops, void *ctx, uint64_t pattern,
 	XXH64_reset(&dev, 0);
 	XXH64_reset(&host, 0);
 	ret = ops->write(ctx, pattern, pat, XL_CHECK_BYTES);
-	for (size_t i = 0; i < sizeof(shape) / sizeof(shape[0]) && !ret; i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(shape) && !ret; i++) {
 		XXH64_update(&host, pat + shape[i].at, shape[i].len);
 		ret = xl_feed(&x, pattern + shape[i].at, shape[i].len);
 	}

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "fault/fault.h"
+#include "lib/compiler.h"
 
 #define FAULT_MAX_RULES	32
 #define FAULT_NAME_MAX	128
@@ -160,7 +161,7 @@ static int parse_word(struct fault_rule *r, const char *w, char *err,
 	uint64_t v;
 	char *end;
 
-	for (size_t i = 0; !eq && i < sizeof(errnames) / sizeof(errnames[0]); i++) {
+	for (size_t i = 0; !eq && i < ARRAY_SIZE(errnames); i++) {
 		if (strcmp(w, errnames[i].name))
 			continue;
 		if (r->kind == RK_BOUNCE || r->kind == RK_SLOW)
@@ -258,10 +259,10 @@ static int parse_rule(struct fault_rule *r, char *s, char *err, size_t errlen)
 	size_t i;
 	int ret;
 
-	for (i = 0; i < sizeof(points) / sizeof(points[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(points); i++)
 		if (!strcmp(w, points[i].name))
 			break;
-	if (i == sizeof(points) / sizeof(points[0])) {
+	if (i == ARRAY_SIZE(points)) {
 		snprintf(err, errlen, "unknown fault point '%s' (backing_read, "
 			 "backing_write, dev_alloc, dev_copy, bounce, slow_io, dev_lost, cl_build)", w);
 		return -EINVAL;

@@ -34,6 +34,7 @@
  */
 #include "fs/devio.h"
 #include "fs/opstat.h"
+#include "lib/compiler.h"
 
 #include <errno.h>
 #include <linux/fuse.h>
@@ -68,7 +69,7 @@ static const struct kill_field {
 /* The kill bit of one request, from its argument after the header. */
 static bool request_kill(uint32_t opcode, const char *arg, size_t len)
 {
-	for (size_t i = 0; i < sizeof(kill_fields) / sizeof(kill_fields[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(kill_fields); i++) {
 		const struct kill_field *k = &kill_fields[i];
 		uint32_t v;
 

@@ -17,11 +17,8 @@ struct notifier;
 
 #include "fs/inode.h"
 #include "fs/options.h"
+#include "lib/list.h"
 
-/* A doubly linked list node (the open files and directories, ops.c). */
-struct hmm_file_link {
-	struct hmm_file_link *prev, *next;
-};
 
 /* When reads set atime (atime.c): the mount's atime flags. */
 enum atime_mode {
@@ -73,8 +70,8 @@ struct hmmfs {
 	int ngroups;
 	gid_t *groups;
 	pthread_mutex_t files_lock;
-	struct hmm_file_link open_files;
-	struct hmm_file_link open_dirs;
+	struct clist open_files;
+	struct clist open_dirs;
 	struct notifier *_Atomic notifier;
 	struct hmm_atime atime;
 	off_t max_size;		/* BACKING's largest file size; set at mount */

@@ -40,6 +40,7 @@
 #include "fs/devio.h"
 #include "fs/guard.h"
 #include "log/log.h"
+#include "lib/compiler.h"
 
 /*
  * Forgotten inodes kept for the kernel's file handles (inode.h, "Dormant
@@ -260,8 +261,8 @@ static int fs_init(struct hmmfs *fs, const struct hmmfs_opts *o,
 	fs->opts = o;
 	fs->atime.mnt = -1;
 	pthread_mutex_init(&fs->files_lock, NULL);
-	fs->open_files.prev = fs->open_files.next = &fs->open_files;
-	fs->open_dirs.prev = fs->open_dirs.next = &fs->open_dirs;
+	clist_init(&fs->open_files);
+	clist_init(&fs->open_dirs);
 	fs->uid = geteuid();
 	fs->gid = getegid();
 	ret = own_groups(fs);
@@ -396,7 +397,7 @@ static int apply_vfs_flags(const char *mnt, const struct hmmfs_opts *o)
 		return ret;
 	for (char *save = NULL, *t = strtok_r(opts, ",", &save); t;
 	     t = strtok_r(NULL, ",", &save))
-		for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		for (size_t i = 0; i < ARRAY_SIZE(keep); i++)
 			if (strcmp(t, keep[i].name) == 0)
 				flags |= keep[i].ms;
 	flags = (flags & ~o->vfs_clear) | o->vfs_set;

@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "fs/fs.h"
+#include "lib/compiler.h"
 
 struct inval_req {
 	struct inval_req *next;
@@ -85,8 +86,7 @@ void notify_inval(void *arg, uint64_t ino, off_t off, off_t len)
 	if (!n)
 		return;
 	pthread_mutex_lock(&n->lock);
-	last = n->head ? (struct inval_req *)((char *)n->tail -
-					      offsetof(struct inval_req, next)) : NULL;
+	last = n->head ? container_of(n->tail, struct inval_req, next) : NULL;
 	if (last && last->ino == ino && last->off + last->len == off) {
 		last->len += len;	/* merge with the newest request */
 		pthread_mutex_unlock(&n->lock);

@@ -128,22 +128,18 @@ void reply_status(fuse_req_t req, int ret)
 	fuse_reply_err(req, ret < 0 ? -ret : 0);
 }
 
-void open_list_add(struct hmmfs *fs, struct hmm_file_link *head,
-			  struct hmm_file_link *l)
+void open_list_add(struct hmmfs *fs, struct clist *head,
+			  struct clist *l)
 {
 	pthread_mutex_lock(&fs->files_lock);
-	l->prev = head;
-	l->next = head->next;
-	l->next->prev = l;
-	head->next = l;
+	clist_add_head(head, l);
 	pthread_mutex_unlock(&fs->files_lock);
 }
 
-void open_files_del(struct hmmfs *fs, struct hmm_file_link *l)
+void open_files_del(struct hmmfs *fs, struct clist *l)
 {
 	pthread_mutex_lock(&fs->files_lock);
-	l->prev->next = l->next;
-	l->next->prev = l->prev;
+	clist_del(l);
 	pthread_mutex_unlock(&fs->files_lock);
 }
 
@@ -298,14 +294,12 @@ const struct fuse_lowlevel_ops hmmfs_ops = {
 /* At the end of the session: no RELEASE or RELEASEDIR will come. */
 void hmmfs_open_files_free(struct hmmfs *fs)
 {
-	while (fs->open_dirs.next != &fs->open_dirs)
-		dir_free(fs, (struct hmm_dir *)((char *)fs->open_dirs.next -
-						offsetof(struct hmm_dir, link)));
-	while (fs->open_files.next != &fs->open_files) {
-		struct hmm_file_link *l = fs->open_files.next;
+	while (!clist_empty(&fs->open_dirs))
+		dir_free(fs, clist_entry(fs->open_dirs.next, struct hmm_dir, link));
+	while (!clist_empty(&fs->open_files)) {
+		struct clist *l = fs->open_files.next;
 
 		open_files_del(fs, l);
-		hmm_file_free(fs, (struct hmm_file *)((char *)l -
-						      offsetof(struct hmm_file, link)));
+		hmm_file_free(fs, clist_entry(l, struct hmm_file, link));
 	}
 }

@@ -42,7 +42,7 @@ struct hmm_file {
 	struct hmm_inode *inode;
 	int accmode;	/* O_RDONLY, O_WRONLY or O_RDWR, from open */
 	struct cache_ra ra;
-	struct hmm_file_link link;
+	struct clist link;
 	struct cfile *_Atomic held;
 	struct cache_xxh64 *_Atomic hash;
 };
@@ -58,7 +58,7 @@ struct hmm_dir {
 	struct hmm_inode *inode;	/* referenced descriptor, as hmm_file's */
 	off_t offset;
 	struct dirent *entry;
-	struct hmm_file_link link;	/* on fs->open_dirs (files_lock) */
+	struct clist link;	/* on fs->open_dirs (files_lock) */
 };
 
 /**
@@ -94,10 +94,10 @@ int openat_retry(struct hmmfs *fs, int dirfd, const char *name, int flags,
 /* Reply to @req with 0 or the error of @ret (-errno). */
 void reply_status(fuse_req_t req, int ret);
 /* Add @l to the open-handle list @head.  Context: takes fs->files_lock. */
-void open_list_add(struct hmmfs *fs, struct hmm_file_link *head,
-		   struct hmm_file_link *l);
+void open_list_add(struct hmmfs *fs, struct clist *head,
+		   struct clist *l);
 /* Take @l off its open-handle list.  Context: takes fs->files_lock. */
-void open_files_del(struct hmmfs *fs, struct hmm_file_link *l);
+void open_files_del(struct hmmfs *fs, struct clist *l);
 
 /* ---- ops_cred.c: the caller's credentials ---------------------------- */
 

@@ -43,6 +43,7 @@
 #include "include/hmmfs_ioctl.h"
 #include "fs/opstat.h"
 #include "log/log.h"
+#include "lib/compiler.h"
 
 /*
  * Values the ABI (include/hmmfs_ioctl.h) mirrors from cache/, which the
@@ -419,7 +420,7 @@ static int ioctl_devop(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return -EINVAL;
 	memcpy(&d, in, sizeof(d));
 	ret = ioctl_range_ok(d.version, d.offset, d.length);
-	if (!ret && (d.op >= sizeof(ops) / sizeof(ops[0]) || d.value > 255))
+	if (!ret && (d.op >= ARRAY_SIZE(ops) || d.value > 255))
 		ret = -EINVAL;
 	if (!ret)
 		ret = ioctl_file(req, ino, fi, flags, O_WRONLY, &cf);

@@ -31,6 +31,7 @@
 #include "fs/opstat.h"
 #include "include/opnames.h"
 #include "log/log.h"
+#include "lib/compiler.h"
 
 #include <errno.h>
 #include <linux/fuse.h>
@@ -98,7 +99,7 @@ void opstat_request(uint32_t opcode, uint64_t unique)
 
 /* The errors logged once each: running out of something, or BACKING failing. */
 static const int logged_errors[] = { EMFILE, ENFILE, ENOMEM, ENOSPC, EDQUOT, EIO };
-static atomic_bool logged[sizeof(logged_errors) / sizeof(logged_errors[0])];
+static atomic_bool logged[ARRAY_SIZE(logged_errors)];
 
 /*
  * Log @err answered to @opcode if it is the first of its kind (log/log.h
@@ -109,7 +110,7 @@ static void log_first_failure(uint32_t opcode, int err)
 	const char *op = hmmfs_op_names[opcode] ? hmmfs_op_names[opcode] : "request";
 	char msg[256];
 
-	for (size_t i = 0; i < sizeof(logged_errors) / sizeof(logged_errors[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(logged_errors); i++) {
 		if (logged_errors[i] != err || atomic_exchange(&logged[i], true))
 			continue;
 		snprintf(msg, sizeof(msg), "a %s failed with %s (%s), the first "

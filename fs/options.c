@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "util/size.h"
+#include "lib/compiler.h"
 
 #define DEVICE_BW_MIN ((size_t)1 << 20)	/* bytes per second */
 
@@ -245,7 +246,7 @@ static void opts_set_defaults(struct hmmfs_opts *o)
 
 static const struct opt_desc *opt_find(const char *name, size_t len)
 {
-	for (size_t i = 0; i < sizeof(opt_table) / sizeof(opt_table[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(opt_table); i++) {
 		if (strlen(opt_table[i].name) == len &&
 		    memcmp(opt_table[i].name, name, len) == 0)
 			return &opt_table[i];
@@ -324,7 +325,7 @@ static const struct {
 
 static const char *choice_words(const char *name)
 {
-	for (size_t i = 0; i < sizeof(opt_choices) / sizeof(opt_choices[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(opt_choices); i++)
 		if (!strcmp(opt_choices[i].name, name))
 			return opt_choices[i].words;
 	return "";
@@ -360,7 +361,7 @@ static int parse_usec(const char *val, unsigned long max, uint64_t *out)
 	v = strtoull(val, &end, 10);
 	if (errno)
 		return -EINVAL;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++)
 		if (!strcmp(end, units[i].sfx)) {
 			if (v > max / units[i].mult)
 				return -ERANGE;
@@ -754,7 +755,7 @@ void opts_print_help(const char *progname)
 	       "  -V, --version   print the version\n"
 	       "\n"
 	       "Options (-o):\n", progname);
-	for (size_t i = 0; i < sizeof(opt_table) / sizeof(opt_table[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(opt_table); i++) {
 		const struct opt_desc *d = &opt_table[i];
 
 		if (!d->help)

@@ -31,6 +31,7 @@
 
 #include "io/io.h"
 #include "fault/fault.h"
+#include "lib/compiler.h"
 
 struct io_ctx_link {
 	void *ctx;
@@ -84,7 +85,7 @@ int io_engine_open(const char *name, unsigned int depth, struct io_engine **out)
 	struct io_engine *e;
 	void *probe;
 
-	for (size_t i = 0; i < sizeof(engines) / sizeof(engines[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(engines); i++)
 		if (strcmp(engines[i]->name, name) == 0)
 			ops = engines[i];
 	if (!ops)
