@@ -85,6 +85,7 @@
 #include "cache/cache.h"
 #include "cache/page.h"
 #include "lib/list.h"
+#include "lib/time.h"
 
 /**
  * struct cpage - one cached page.
@@ -417,10 +418,7 @@ struct cache {
 
 static inline uint64_t cache_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return mono_ms();
 }
 
 /* A page now lives at device address @a, or no longer does. */

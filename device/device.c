@@ -66,6 +66,7 @@
 #include "fault/fault.h"
 #include "log/log.h"
 #include "lib/compiler.h"
+#include "lib/time.h"
 
 static const struct dev_ops *dev_backends[] = {
 	&dev_cuda_ops,
@@ -415,10 +416,7 @@ static int unit_fence_wait(struct dev_unit *d, struct dev_fence *f)
 
 uint64_t dev_clock_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return mono_ns();
 }
 
 /*

@@ -41,6 +41,7 @@
 
 #include "fault/fault.h"
 #include "lib/compiler.h"
+#include "lib/time.h"
 
 #define FAULT_MAX_RULES	32
 #define FAULT_NAME_MAX	128
@@ -124,10 +125,7 @@ static const struct {
 
 static uint64_t now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return mono_coarse_ns();
 }
 
 /* splitmix64 over a shared counter: threads draw distinct numbers. */

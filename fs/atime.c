@@ -45,16 +45,14 @@
 #include "fs/fs.h"
 #include "fs/guard.h"
 #include "log/log.h"
+#include "lib/time.h"
 
 #define ATIME_RECHECK_MS 1000	/* how stale the mount's flags may be */
 #define RELATIME_MAX_AGE (24 * 60 * 60)
 
 static int64_t now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)mono_coarse_ms();
 }
 
 /* The policy named by per-mount options "rw,nosuid,relatime,...". */

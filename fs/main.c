@@ -41,6 +41,7 @@
 #include "fs/guard.h"
 #include "log/log.h"
 #include "lib/compiler.h"
+#include "lib/time.h"
 
 /*
  * Forgotten inodes kept for the kernel's file handles (inode.h, "Dormant
@@ -541,10 +542,7 @@ static struct stopper {
 
 static long long now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (long long)mono_ms();
 }
 
 static void stop_handler(int sig)

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "log/log.h"
+#include "lib/time.h"
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *log_mnt;	/* the mount point, for every line */
@@ -44,10 +45,7 @@ static uint64_t log_dropped;	/* lines the log's full queue refused */
 
 static int64_t now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)mono_ms();
 }
 
 /* Connect to the syslog socket.  Context: log_lock held. */
