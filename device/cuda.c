@@ -82,6 +82,7 @@
 #include "device/xxh64_lanes.h"
 #include "log/log.h"
 #include "lib/compiler.h"
+#include "lib/lockcheck.h"
 
 #define CUDA_NSTREAMS	8
 #define CUDA_BLOCK	256		/* threads per block */
@@ -540,6 +541,8 @@ static struct cuda_fence *cuda_queue_begin(struct cuda_dev *cd, struct dev_fence
 static int cuda_fence_record_locked(struct cuda_dev *cd, struct cuda_fence *rec,
 				    unsigned int s, struct dev_fence *f)
 {
+	mutex_assert_held(&rec->r.lock);
+
 	CUresult r = CUDA_SUCCESS;
 	const char *what = "cuEventCreate";
 
@@ -624,6 +627,8 @@ static int cuda_launch_locked(struct cuda_dev *cd, struct cuda_fence *rec,
 			      CUfunction fn, size_t len, void **args,
 			      struct dev_fence *f)
 {
+	mutex_assert_held(&rec->r.lock);
+
 	size_t blocks = (len + CUDA_BLOCK - 1) / CUDA_BLOCK;
 	unsigned int s = cuda_thread_stream();
 	CUresult r;

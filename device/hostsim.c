@@ -61,6 +61,7 @@
 #include "device/device.h"
 #include "fault/fault.h"
 #include "log/log.h"
+#include "lib/lockcheck.h"
 
 #define HS_RING 4096
 #define HS_SPIN_NS 100000	/* waits shorter than this spin */
@@ -228,6 +229,7 @@ static uint64_t hs_model_locked(struct hostsim *hs, uint64_t queued_ns, size_t l
 {
 	uint64_t now = dev_clock_ns(), start, done;
 
+	mutex_assert_held(&hs->q_lock);
 	if (!hs->bw && !hs->lat_ns)
 		return 0;
 	start = hs->busy_until > now ? hs->busy_until : now;

@@ -64,6 +64,7 @@
 #include "fault/fault.h"
 #include "log/log.h"
 #include "lib/compiler.h"
+#include "lib/lockcheck.h"
 
 #define OCL_NQUEUES	4
 #define OCL_BLOCK	256		/* work-items per group */
@@ -378,6 +379,7 @@ static int ocl_copy_locked(struct ocl_dev *od, struct ocl_fence *rec,
 	cl_command_queue cq = od->queue[q].q;
 	size_t done = 0;
 
+	mutex_assert_held(&rec->r.lock);
 	while (done < cp->len) {
 		size_t n = cp->len - done, doff, soff;
 		cl_mem dbuf, sbuf;
@@ -442,6 +444,7 @@ static int ocl_launch_locked(struct ocl_dev *od, struct ocl_fence *rec,
 	cl_event ev = NULL;
 	cl_int r;
 
+	mutex_assert_held(&rec->r.lock);
 	if (groups > OCL_MAX_GROUPS)
 		groups = OCL_MAX_GROUPS;
 	global = (groups ? groups : 1) * OCL_BLOCK;
