@@ -1007,12 +1007,18 @@ int main(int argc, char **argv)
 	o.mountpoint = mountpoint;	/* absolute from here on */
 	log_init(mountpoint);
 	fuse_set_log_func(libfuse_log);
-	if (check_fuse_device() || fs_init(&fs, &o, backing)) {
+	if (check_fuse_device()) {
+		opts_free(&o);
+		return 1;
+	}
+	if (fs_init(&fs, &o, backing)) {
+		free(fs.groups);	/* fs_init() zeroes fs first */
 		opts_free(&o);
 		return 1;
 	}
 	if (cache_setup(&fs, &o, backing)) {
 		itab_destroy(&fs.itab);
+		free(fs.groups);
 		opts_free(&o);
 		return 1;
 	}
@@ -1022,6 +1028,7 @@ int main(int argc, char **argv)
 	/* then whatever is left; data it could not write makes the exit fail */
 	if (fs.cache && cache_destroy(fs.cache) && !ret)
 		ret = 1;
+	free(fs.groups);
 	if (!o.foreground || ret)
 		log_print(ret ? LOG_ERR : LOG_INFO, "ended with exit status %d", ret);
 	log_close();
