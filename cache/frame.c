@@ -27,6 +27,8 @@
 
 int frame_pool_init(struct frame_pool *fp, size_t page_size, size_t max_frames)
 {
+	pthread_condattr_t ca;
+
 	fp->page_size = page_size;
 	fp->max_frames = max_frames;
 	fp->nfree = 0;
@@ -42,8 +44,6 @@ int frame_pool_init(struct frame_pool *fp, size_t page_size, size_t max_frames)
 		free(fp->free);
 		return err;
 	}
-	pthread_condattr_t ca;
-
 	pthread_mutex_init(&fp->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -33,14 +33,13 @@
  * Pinned entries: a reference that lives long.
  *   - The root: pinned at init, forever.
  *   - An inode with open files or directories: ops_file.c and ops_dir.c
- *     take one reference
- *     per open (open, create, opendir) and drops it at release: an open
- *     file may be unlinked (nlink 0), and some file systems refuse to
- *     decode the handle of an unlinked inode (ESTALE), while the kernel
- *     still sends getattr, setattr, xattr calls for it.
+ *     take one reference per open (open, create, opendir) and drop it at
+ *     release: an open file may be unlinked (nlink 0), and some file
+ *     systems refuse to decode the handle of an unlinked inode (ESTALE),
+ *     while the kernel still sends getattr, setattr, xattr calls for it.
  *   - An object whose last name went away through the mount (unlink or
- *     rmdir, or the target of a rename that replaced it): ops_file.c opens it
- *     by name before, and after the call, if its link count is 0 and the
+ *     rmdir, or the target of a rename that replaced it): ops_entry.c opens
+ *     it by name before, and after the call, if its link count is 0 and the
  *     kernel still knows its inode, hands that descriptor to fdc_keep(),
  *     which keeps it until the inode is freed (a removed directory that
  *     is some process's working directory still gets getattr).
