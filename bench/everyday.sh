@@ -140,10 +140,12 @@ s_git_status() {
 	git -C "$1/repo" gc -q
 }
 s_build() {
+	# a plain build in build/, whatever DEBUG or SANITIZE the caller's
+	# make check runs with (they would build elsewhere)
 	if [ "$build_what" = all ]; then
-		make -C "$1/repo" -s -j2 all
+		env -u DEBUG -u SANITIZE make -C "$1/repo" -s -j2 DEBUG= SANITIZE= all
 	else
-		make -C "$1/repo" -s -j2 build/hmmfsctl
+		env -u DEBUG -u SANITIZE make -C "$1/repo" -s -j2 DEBUG= SANITIZE= build/hmmfsctl
 	fi
 	if [ "$build_what" = all ]; then "$1/repo/build/hmmfs" --version; else "$1/repo/build/hmmfsctl" --help; fi >/dev/null
 }
