@@ -506,12 +506,13 @@ static int crash_loop(int iterations, uint64_t seed, const char *opts, int max_m
 		atomic_store(&stop, true);
 		/*
 		 * The dead daemon's connection should fail every waiting request
-		 * at once.  About once in 40 kills it does not: the daemon's
-		 * notifier thread was inside a kernel cache invalidation,
-		 * waiting (uninterruptibly) for a page locked by a read that
-		 * only the connection's abort can end, so the daemon cannot
-		 * finish dying and /dev/fuse stays open (docs/reliability.md).
-		 * Say so and abort the connection by hand, so the loop goes on.
+		 * at once.  Sometimes it does not (once in 40 kills when found,
+		 * half of them on a later machine): the daemon's notifier
+		 * thread was inside a kernel cache invalidation, waiting
+		 * (uninterruptibly) for a page locked by a read that only the
+		 * connection's abort can end, so the daemon cannot finish dying
+		 * and /dev/fuse stays open (docs/reliability.md).  Say so and
+		 * abort the connection by hand, so the loop goes on.
 		 */
 		for (int i = 0; i < 1000; i++) {
 			if (!reaped && waitpid(pid, &status, WNOHANG) == pid)
